@@ -1,0 +1,78 @@
+/**
+ * The contract between policy (controllers/) and mechanism (src/): what the controller may
+ * observe and ask of a backend. controllers/ never spawns a process or touches fs itself; it
+ * receives a `Backend` (QEMU today; libvirt or KubeVirt export later).
+ */
+import type { Project, VmSpec } from '../schemas/model.js';
+
+/** What is really there for one VM, observed now (never a saved belief about the process). */
+export interface ObservedVm {
+  name: string;
+  /** the VM's disk exists (it was prepared at least once) */
+  exists: boolean;
+  /**
+   * running/paused: our QEMU is alive (pid alive, cmdline is this VM's, QMP answers).
+   * stopped: no process. unknown: a process but QMP does not answer (hung).
+   */
+  power: 'running' | 'paused' | 'stopped' | 'unknown';
+  pid: number | null;
+  /** the spec the VM was last prepared/started with (recorded by the backend), null if none */
+  applied: VmSpec | null;
+  /** the image (identity: resolved path + checksum) the disk was created from */
+  diskImage: string | null;
+  /** accelerator the running process uses */
+  accel: 'kvm' | 'tcg' | null;
+  /** host ports in use: guest "port/proto" -> "addr:port"; ssh under "ssh" */
+  ports: Record<string, string>;
+  sshPort: number | null;
+  /** imperative intent recorded by `tend stop` (honoured until `tend start` / `tend up` clears it) */
+  intent: 'stopped' | null;
+  /** hashes of provision steps recorded as succeeded, in order */
+  provisioned: string[];
+  /** when the process started (ms since epoch), null if not running */
+  startedAt: number | null;
+  /** state files that were corrupt and will be rebuilt */
+  corrupt: string[];
+}
+
+export interface Observed {
+  /** VMs tend has state for in this project, by name (including orphans) */
+  vms: Record<string, ObservedVm>;
+}
+
+export interface StartResult {
+  pid: number;
+  accel: 'kvm' | 'tcg';
+  sshPort: number;
+  ports: Record<string, string>;
+}
+
+export interface StopOptions {
+  /** seconds to wait after ACPI powerdown before SIGTERM (then SIGKILL) */
+  timeout: number;
+}
+
+export interface PrepareOptions {
+  /** replace the VM's disk (recreate): the old overlay is deleted, a new one made */
+  recreateDisk: boolean;
+  /** progress lines for humans (downloads, image conversion) */
+  onProgress?: (message: string) => void;
+}
+
+/** A VM backend. Every method is idempotent and honours `signal`. */
+export interface Backend {
+  /** Observe every VM the state dir knows for this project (plus the given names). */
+  observe(project: Project, signal?: AbortSignal): Promise<Observed>;
+  /** Resolve the image, create/resize the disk overlay, keys, seed ISO, volumes. No process. */
+  prepare(project: Project, vm: VmSpec, opts: PrepareOptions, signal?: AbortSignal): Promise<void>;
+  /** Start QEMU detached with the prepared disk; resolves once QMP reports running. */
+  start(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult>;
+  /** ACPI powerdown, wait, SIGTERM, SIGKILL. No-op if not running. */
+  stop(project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<void>;
+  suspend(project: Project, name: string, signal?: AbortSignal): Promise<void>;
+  resume(project: Project, name: string, signal?: AbortSignal): Promise<void>;
+  /** Stop if needed and delete the VM's folder (disk, seed, keys). Named volumes are kept. */
+  destroy(project: Project, name: string, signal?: AbortSignal): Promise<void>;
+  /** Record (or clear, with null) an imperative intent for a VM. */
+  setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void>;
+}

@@ -1,0 +1,265 @@
+/**
+ * The canonical model: what every dialect loader produces, and the only shape that
+ * anything after loading sees. JSON Schema 2020-12; the TypeScript types below are derived
+ * from these same schemas (json-schema-to-ts), never written twice.
+ *
+ * Units are fixed here: memory in MiB, disk and volume sizes in GiB, durations in seconds.
+ * Paths are absolute (loaders resolve them relative to the file and expand `~`).
+ * Defaults are applied in one place: `applyDefaults` in `schemas/defaults.ts`.
+ */
+import type { FromSchema } from 'json-schema-to-ts';
+
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+
+export const imageSourceSchema = {
+  $id: 'tend:image-source',
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind', 'ref'],
+  properties: {
+    /** path: a local file; url: downloaded; catalog: a built-in name such as debian:12 */
+    kind: { enum: ['path', 'url', 'catalog'] },
+    /** absolute path, URL, or catalog name */
+    ref: { type: 'string', minLength: 1 },
+    /** disk format of the image file; null = detect (qemu-img info) */
+    format: { enum: ['qcow2', 'raw', 'vmdk', 'vdi', 'vhdx', null] },
+    /** "sha256:<hex>" or "sha512:<hex>"; null = none declared (sidecar or catalog may supply one) */
+    checksum: { type: ['string', 'null'], pattern: '^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$' },
+    /** OS family hint (holos image_os): picks the default SSH user */
+    os: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const portSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['hostAddress', 'hostPort', 'guestPort', 'protocol'],
+  properties: {
+    hostAddress: { type: 'string' },
+    /** null = allocate a free port, persisted so it stays stable */
+    hostPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
+    guestPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    protocol: { enum: ['tcp', 'udp'] },
+  },
+} as const;
+
+export const writeFileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path', 'content'],
+  properties: {
+    path: { type: 'string' },
+    content: { type: 'string' },
+    permissions: { type: ['string', 'null'] },
+    owner: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const cloudInitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['hostname', 'user', 'sshAuthorizedKeys', 'userData', 'packages', 'writeFiles', 'runcmd', 'bootcmd'],
+  properties: {
+    /** null = the VM's name */
+    hostname: { type: ['string', 'null'] },
+    /** the login user cloud-init creates (passwordless sudo); null = the SSH user */
+    user: { type: ['string', 'null'] },
+    /** public keys (contents, not paths) */
+    sshAuthorizedKeys: { type: 'array', items: { type: 'string' } },
+    /** absolute path of a raw user-data file given as is; when set, the fields below are not used */
+    userData: { type: ['string', 'null'] },
+    packages: { type: 'array', items: { type: 'string' } },
+    writeFiles: { type: 'array', items: writeFileSchema },
+    runcmd: { type: 'array', items: { type: 'string' } },
+    bootcmd: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+export const sshSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['user', 'privateKey', 'port'],
+  properties: {
+    /** null = from the image's convention, then a default (docs/ssh.md) */
+    user: { type: ['string', 'null'] },
+    /** absolute path of a private key; null = tend generates one per VM */
+    privateKey: { type: ['string', 'null'] },
+    /** the guest's sshd port */
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+  },
+} as const;
+
+export const provisionStepSchema = {
+  oneOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'inline'],
+      properties: { kind: { const: 'shell' }, inline: { type: 'array', items: { type: 'string' }, minItems: 1 } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'script'],
+      properties: { kind: { const: 'shell' }, script: { type: 'string' } },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'source', 'destination'],
+      properties: { kind: { const: 'file' }, source: { type: 'string' }, destination: { type: 'string' } },
+    },
+  ],
+} as const;
+
+export const volumeMountSchema = {
+  oneOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'name', 'target', 'readOnly'],
+      properties: {
+        kind: { const: 'named' },
+        name: { type: 'string' },
+        target: { type: 'string' },
+        readOnly: { type: 'boolean' },
+      },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'source', 'target', 'readOnly'],
+      properties: {
+        kind: { const: 'host' },
+        /** absolute host path */
+        source: { type: 'string' },
+        target: { type: 'string' },
+        readOnly: { type: 'boolean' },
+      },
+    },
+  ],
+} as const;
+
+export const healthcheckSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['test', 'interval', 'retries', 'startPeriod', 'timeout'],
+  properties: {
+    /** argv; ["sh", "-c", "..."] for the string form */
+    test: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    interval: { type: 'number', exclusiveMinimum: 0 },
+    retries: { type: 'integer', minimum: 1 },
+    startPeriod: { type: 'number', minimum: 0 },
+    timeout: { type: 'number', exclusiveMinimum: 0 },
+  },
+} as const;
+
+export const vmSpecSchema = {
+  $id: 'tend:vm-spec',
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'name', 'service', 'image', 'cpus', 'memory', 'disk', 'machine', 'cpuModel', 'firmware', 'accel',
+    'network', 'ports', 'cloudInit', 'ssh', 'provision', 'volumes', 'devices', 'extraArgs', 'dependsOn',
+    'healthcheck', 'restart', 'runState', 'disposable', 'stopGracePeriod',
+  ],
+  properties: {
+    /** instance name: a file name and a host name */
+    name: { type: 'string', pattern: NAME_PATTERN },
+    /** compose service this instance belongs to (replicas share it); the VM name otherwise */
+    service: { type: 'string' },
+    image: imageSourceSchema,
+    cpus: { type: 'integer', minimum: 1, maximum: 512 },
+    /** MiB */
+    memory: { type: 'integer', minimum: 64 },
+    /** GiB; null = the base image's own size */
+    disk: { type: ['integer', 'null'], minimum: 1 },
+    machine: { type: 'string' },
+    /** null = the backend picks (host under KVM, max under TCG) */
+    cpuModel: { type: ['string', 'null'] },
+    firmware: { enum: ['bios', 'uefi', 'uefi-secure'] },
+    accel: { enum: ['auto', 'kvm', 'tcg'] },
+    network: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode', 'bridge'],
+      properties: {
+        mode: { enum: ['user', 'tap', 'none'] },
+        bridge: { type: ['string', 'null'] },
+      },
+    },
+    ports: { type: 'array', items: portSchema },
+    cloudInit: { oneOf: [cloudInitSchema, { type: 'null' }] },
+    ssh: sshSchema,
+    provision: { type: 'array', items: provisionStepSchema },
+    volumes: { type: 'array', items: volumeMountSchema },
+    devices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['pci', 'romFile'],
+        properties: {
+          pci: { type: 'string', pattern: '^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$' },
+          romFile: { type: ['string', 'null'] },
+        },
+      },
+    },
+    /** extra QEMU arguments, passed as argv, never through a shell */
+    extraArgs: { type: 'array', items: { type: 'string' } },
+    /** VM names (replicated services are expanded to their instances) */
+    dependsOn: { type: 'array', items: { type: 'string' } },
+    healthcheck: { oneOf: [healthcheckSchema, { type: 'null' }] },
+    restart: { enum: ['always', 'on-failure', 'no'] },
+    /** desired run state */
+    runState: { enum: ['running', 'stopped'] },
+    /** true: image changes and disk shrinks recreate the disk without --recreate */
+    disposable: { type: 'boolean' },
+    /** seconds between ACPI powerdown and SIGTERM */
+    stopGracePeriod: { type: 'number', minimum: 0 },
+  },
+} as const;
+
+export const projectSchema = {
+  $id: 'tend:project',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'dir', 'files', 'vms', 'volumes'],
+  properties: {
+    /** project name: the `name` key, else the directory's base name (normalised) */
+    name: { type: 'string', pattern: NAME_PATTERN },
+    /** absolute directory of the (first) project file */
+    dir: { type: 'string' },
+    /** absolute paths of the files it was loaded from */
+    files: { type: 'array', items: { type: 'string' } },
+    vms: { type: 'array', items: vmSpecSchema },
+    /** named volumes: name -> size in GiB */
+    volumes: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['size'],
+        properties: { size: { type: 'integer', minimum: 1 } },
+      },
+    },
+  },
+} as const;
+
+export type ImageSource = FromSchema<typeof imageSourceSchema>;
+export type PortSpec = FromSchema<typeof portSchema>;
+export type WriteFile = FromSchema<typeof writeFileSchema>;
+export type CloudInitSpec = FromSchema<typeof cloudInitSchema>;
+export type SshSpec = FromSchema<typeof sshSchema>;
+export type ProvisionStep = FromSchema<typeof provisionStepSchema>;
+export type VolumeMount = FromSchema<typeof volumeMountSchema>;
+export type HealthcheckSpec = FromSchema<typeof healthcheckSchema>;
+export type VmSpec = FromSchema<typeof vmSpecSchema>;
+export type Project = FromSchema<typeof projectSchema>;
+
+/** Where a VM (or one of its fields) was declared: for error messages and `plan` output. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+}

@@ -1,0 +1,92 @@
+/**
+ * Atomic, owner-only state files: written to a temp file in the same folder, fsynced, renamed.
+ * Reads are defensive: a missing file is `undefined`, a corrupt one is reported (`CorruptStateFile`)
+ * through the `onCorrupt` callback and treated as missing, so the caller rebuilds from observation.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+
+export async function ensureDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+}
+
+function tempName(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await ensureDir(dirname(path));
+  const tmp = tempName(path);
+  const fh = await open(tmp, 'w', FILE_MODE);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+  const tmp = tempName(path);
+  const fd = openSync(tmp, 'w', FILE_MODE);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+}
+
+export interface CorruptFile {
+  path: string;
+  error: string;
+}
+
+/** Read a JSON state file. Missing → undefined. Corrupt → onCorrupt(...) and undefined. */
+export async function readJson<T>(path: string, onCorrupt?: (c: CorruptFile) => void): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return parseJson<T>(path, text, onCorrupt);
+}
+
+export function readJsonSync<T>(path: string, onCorrupt?: (c: CorruptFile) => void): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return parseJson<T>(path, text, onCorrupt);
+}
+
+function parseJson<T>(path: string, text: string, onCorrupt?: (c: CorruptFile) => void): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    onCorrupt?.({ path, error: (err as Error).message });
+    return undefined;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Where state lives. Every file name tend writes is a named constant here, and every path is
+ * built by these functions, so nothing else spells a state path.
+ *
+ * $TEND_STATE_DIR (default $XDG_DATA_HOME/tend, i.e. ~/.local/share/tend)
+ *   images/                     base images (never written after promotion) + catalog.json
+ *   projects/<name>-<hash>/     one folder per project (hash of its directory)
+ *     lock, events.jsonl, intents.json
+ *     vms/<vm>/                 one folder per VM: FILES below
+ *     volumes/<volume>.qcow2    named volumes (outlive VMs)
+ */
+import { createHash } from 'node:crypto';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const FILES = {
+  disk: 'disk.qcow2',
+  seed: 'seed.iso',
+  privateKey: 'id_ed25519',
+  publicKey: 'id_ed25519.pub',
+  pid: 'qemu.pid',
+  qmp: 'qmp.sock',
+  serial: 'serial.sock',
+  consoleLog: 'console.log',
+  qemuStderr: 'qemu.stderr.log',
+  applied: 'applied.json',
+  ports: 'ports.json',
+  provision: 'provision.json',
+  provisionLog: 'provision.log',
+  knownHosts: 'known_hosts',
+  instanceId: 'instance-id',
+  status: 'status.json',
+  intent: 'intent.json',
+} as const;
+
+export const PROJECT_FILES = {
+  lock: 'project.lock',
+  events: 'events.jsonl',
+  spec: 'project.json',
+} as const;
+
+/** Linux's sun_path is 108 bytes including the terminating NUL. */
+export const UNIX_SOCKET_PATH_MAX = 107;
+
+export function stateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.TEND_STATE_DIR) return env.TEND_STATE_DIR;
+  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
+  return join(data, 'tend');
+}
+
+export function shortHash(s: string, n = 8): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, n);
+}
+
+export function imagesDir(root: string): string {
+  return join(root, 'images');
+}
+
+export function projectsDir(root: string): string {
+  return join(root, 'projects');
+}
+
+/** One folder per project: its name plus a hash of its directory, so two checkouts never collide. */
+export function projectDir(root: string, projectName: string, projectPath: string): string {
+  return join(projectsDir(root), `${projectName}-${shortHash(projectPath)}`);
+}
+
+export function vmsDir(projDir: string): string {
+  return join(projDir, 'vms');
+}
+
+export function vmDir(projDir: string, vm: string): string {
+  return join(vmsDir(projDir), vm);
+}
+
+export function volumesDir(projDir: string): string {
+  return join(projDir, 'volumes');
+}
+
+export function volumePath(projDir: string, volume: string): string {
+  return join(volumesDir(projDir), `${volume}.qcow2`);
+}
+
+export function vmFile(projDir: string, vm: string, file: keyof typeof FILES): string {
+  return join(vmDir(projDir, vm), FILES[file]);
+}
+
+/**
+ * Path for a unix socket of a VM. When the natural path (in the VM's folder) is longer than the
+ * kernel allows, the socket lives in a short per-user runtime folder named by a hash of the
+ * natural path instead, so it is still unique and stable.
+ */
+export function socketPath(projDir: string, vm: string, file: 'qmp' | 'serial', env: NodeJS.ProcessEnv = process.env): string {
+  const natural = vmFile(projDir, vm, file);
+  if (Buffer.byteLength(natural) <= UNIX_SOCKET_PATH_MAX) return natural;
+  return join(shortRuntimeDir(env), `${shortHash(natural, 16)}.${file === 'qmp' ? 'qmp' : 'ser'}`);
+}
+
+export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const base = env.XDG_RUNTIME_DIR && Buffer.byteLength(env.XDG_RUNTIME_DIR) < 60 ? env.XDG_RUNTIME_DIR : tmpdir();
+  return join(base.length < 60 ? base : '/tmp', `tend-${uid}`);
+}
