@@ -76,3 +76,26 @@ export interface Backend {
   /** Record (or clear, with null) an imperative intent for a VM. */
   setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void>;
 }
+
+/** Access to a running guest (SSH). Readiness is staged; provisioning is the last reconcile step. */
+export interface Guest {
+  /** Resolve once the guest is reachable over SSH and cloud-init (when used) has finished. */
+  waitReady(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<void>;
+  /** Run the VM's provision steps that are not already recorded as done (layer cache). */
+  provision(project: Project, vm: VmSpec, opts: { force: boolean }, signal?: AbortSignal): Promise<void>;
+}
+
+/** Injected time source, so timeouts and backoff are testable without sleeping. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Something that happened, for `tend events` and watch output. Reasons are UpperCamelCase. */
+export interface TendEvent {
+  time: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  vm?: string;
+  message: string;
+}

@@ -1,0 +1,239 @@
+/**
+ * Loading a project: discover its files, hand each to its dialect loader, then run the checks
+ * that span VMs and files (duplicate names, depends_on targets and cycles, undeclared volumes),
+ * apply defaults in one place and validate the canonical model. One invalid file means no
+ * project at all: the caller gets diagnostics and `project: null`, and never acts on a VM.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { vmSpecSchema, type Project, type SourceLocation, type VmSpec } from '../../schemas/model.js';
+import { applyDefaults } from '../../schemas/defaults.js';
+import { UsageError } from '../errors.js';
+import { didYouMean, locateField, nameProblem, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
+import type { Diagnostic } from './diagnostic.js';
+import { loadKdl } from './kdl.js';
+import { loadCompose } from './compose.js';
+import { loadVmsYml } from './vms-yml.js';
+
+/** Project file names looked for in the working directory, in this order. */
+export const PROJECT_FILE_NAMES = ['tend.yaml', 'tend.yml', 'holos.yaml', 'holos.yml', 'VMFile.kdl', 'vms.yml', 'vms.yaml'] as const;
+
+export interface LoadResult {
+  project: Project | null;
+  diagnostics: Diagnostic[];
+  /** where each VM is declared */
+  origins: Record<string, SourceLocation>;
+}
+
+export function discoverProjectFiles(cwd: string): string[] {
+  const found = PROJECT_FILE_NAMES.map((n) => resolve(cwd, n)).filter((p) => existsSync(p));
+  if (found.length === 0) {
+    throw new UsageError(
+      `no project file in ${cwd}: create tend.yaml or VMFile.kdl (or holos.yaml, vms.yml), or pass -f FILE`,
+      'NoProjectFile',
+    );
+  }
+  return found;
+}
+
+/** Which loader reads a file, by its name. */
+export function dialectOf(file: string): { name: 'kdl' | 'compose' | 'vms-yml'; load: DialectLoader } {
+  const base = basename(file).toLowerCase();
+  if (base.endsWith('.kdl')) return { name: 'kdl', load: loadKdl };
+  if (base === 'vms.yml' || base === 'vms.yaml') return { name: 'vms-yml', load: loadVmsYml };
+  return { name: 'compose', load: loadCompose };
+}
+
+export function loadProject(files: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadResult {
+  const cwd = opts.cwd ?? process.cwd();
+  const diagnostics: Diagnostic[] = [];
+  const loaded: LoadedVm[] = [];
+  const volumes: Project['volumes'] = {};
+  const volumeLocs: Record<string, SourceLocation> = {};
+  const absFiles = files.map((f) => resolve(cwd, f));
+  let projectName: string | undefined;
+
+  for (const file of absFiles) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      diagnostics.push(at(file, 1, 1, code === 'ENOENT' ? 'the file does not exist' : `the file cannot be read (${code ?? String(err)})`));
+      continue;
+    }
+    let result: DialectResult;
+    try {
+      result = dialectOf(file).load(file, text, opts.env);
+    } catch (err) {
+      // A loader must never throw on bad input; if one does, it is still the user's file we report on.
+      diagnostics.push(at(file, 1, 1, `tend could not read this file: ${(err as Error).message}`));
+      continue;
+    }
+    diagnostics.push(...result.diagnostics);
+    projectName ??= result.name;
+    loaded.push(...result.vms);
+    for (const [name, vol] of Object.entries(result.volumes)) {
+      if (volumes[name]) {
+        const first = volumeLocs[name];
+        diagnostics.push(at(result.volumeLocs[name]?.file ?? file, result.volumeLocs[name]?.line ?? 1, result.volumeLocs[name]?.column ?? 1,
+          `volume "${name}" is declared twice (first at ${first.file}:${first.line}:${first.column})`));
+        continue;
+      }
+      volumes[name] = vol;
+      volumeLocs[name] = result.volumeLocs[name] ?? { file, line: 1, column: 1 };
+    }
+  }
+
+  const parsedOk = !diagnostics.some((d) => d.severity === 'error');
+  if (parsedOk && loaded.length === 0 && absFiles.length > 0) {
+    diagnostics.push(at(absFiles[0], 1, 1, 'the project declares no VMs', 'declare at least one: `vm "web" { ... }` in VMFile.kdl, or `services: { web: { image: debian:12 } }` in tend.yaml'));
+  }
+
+  diagnostics.push(...crossChecks(loaded, volumes));
+
+  const specs: VmSpec[] = [];
+  const origins: Record<string, SourceLocation> = {};
+  for (const vm of loaded) {
+    origins[vm.draft.name] = vm.loc;
+    const spec = applyDefaults(vm.draft);
+    diagnostics.push(...schemaCheck(vm, spec));
+    specs.push(spec);
+  }
+
+  if (diagnostics.some((d) => d.severity === 'error')) {
+    return { project: null, diagnostics: sortDiagnostics(diagnostics), origins };
+  }
+  const dir = absFiles.length > 0 ? dirname(absFiles[0]) : cwd;
+  return {
+    project: { name: projectName ?? projectNameFromDir(dir), dir, files: absFiles, vms: specs, volumes },
+    diagnostics: sortDiagnostics(diagnostics),
+    origins,
+  };
+}
+
+/** A directory's base name made into a valid project name ("My Project" → "my-project"). */
+export function projectNameFromDir(dir: string): string {
+  const n = basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  return n && nameProblem(n) === null ? n : 'project';
+}
+
+function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const byName = new Map<string, LoadedVm>();
+  for (const vm of vms) {
+    const prev = byName.get(vm.draft.name);
+    if (prev) {
+      out.push(at(vm.loc.file, vm.loc.line, vm.loc.column,
+        `VM name "${vm.draft.name}" is already used at ${prev.loc.file}:${prev.loc.line}:${prev.loc.column}`,
+        'every VM needs its own name: rename one of them'));
+      continue;
+    }
+    byName.set(vm.draft.name, vm);
+  }
+  const names = [...byName.keys()];
+  for (const vm of byName.values()) {
+    (vm.draft.dependsOn ?? []).forEach((dep, i) => {
+      const loc = locateField(vm, `/dependsOn/${i}`);
+      if (dep === vm.draft.name) {
+        out.push(at(loc.file, loc.line, loc.column, `"${vm.draft.name}" depends on itself`));
+      } else if (!byName.has(dep)) {
+        const guess = didYouMean(dep, names);
+        out.push(at(loc.file, loc.line, loc.column, `depends_on names "${dep}", which is not a VM of this project`,
+          guess ? `did you mean "${guess}"?` : `known VMs: ${names.join(', ')}`));
+      }
+    });
+    (vm.draft.volumes ?? []).forEach((v, i) => {
+      if (v.kind === 'named' && v.name && !volumes[v.name]) {
+        const loc = locateField(vm, `/volumes/${i}`);
+        const guess = didYouMean(v.name, Object.keys(volumes));
+        out.push(at(loc.file, loc.line, loc.column, `volume "${v.name}" is not declared in the top-level volumes`,
+          guess ? `did you mean "${guess}"?` : `declare it: volumes: { ${v.name}: { size: 10 } } (tend.yaml) or volume "${v.name}" { size 10 } (VMFile.kdl)`));
+      }
+    });
+  }
+  out.push(...cycleDiagnostics(byName));
+  return out;
+}
+
+function cycleDiagnostics(byName: Map<string, LoadedVm>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const reported = new Set<string>();
+  const visit = (name: string): void => {
+    state.set(name, 'visiting');
+    stack.push(name);
+    const vm = byName.get(name);
+    for (const dep of vm?.draft.dependsOn ?? []) {
+      if (!byName.has(dep) || dep === name) continue;
+      if (state.get(dep) === 'visiting') {
+        const cycle = [...stack.slice(stack.indexOf(dep)), dep];
+        const key = [...cycle].sort().join(',');
+        if (!reported.has(key) && vm) {
+          reported.add(key);
+          const i = (vm.draft.dependsOn ?? []).indexOf(dep);
+          const loc = locateField(vm, `/dependsOn/${i}`);
+          out.push(at(loc.file, loc.line, loc.column, `depends_on forms a cycle: ${cycle.join(' → ')}`, 'remove one of these dependencies'));
+        }
+      } else if (!state.has(dep)) {
+        visit(dep);
+      }
+    }
+    stack.pop();
+    state.set(name, 'done');
+  };
+  for (const name of byName.keys()) if (!state.has(name)) visit(name);
+  return out;
+}
+
+let validateVm: ValidateFunction | undefined;
+
+/** The canonical model's own schema: catches whatever a loader let through, placed via fieldLocs. */
+function schemaCheck(vm: LoadedVm, spec: VmSpec): Diagnostic[] {
+  validateVm ??= new Ajv2020({ allErrors: true, strict: false }).compile(vmSpecSchema);
+  if (validateVm(spec)) return [];
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const e of validateVm.errors ?? []) {
+    if (e.keyword === 'oneOf' || e.keyword === 'if') continue;
+    const loc = locateField(vm, e.instancePath);
+    const message = `${fieldName(e.instancePath)} ${plainAjvMessage(e)}`;
+    const key = `${loc.line}:${loc.column}:${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(at(loc.file, loc.line, loc.column, message));
+  }
+  return out;
+}
+
+function fieldName(pointer: string): string {
+  return pointer ? pointer.slice(1).replace(/\//g, '.') : 'the VM';
+}
+
+function plainAjvMessage(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'minimum':
+      return `must be at least ${String((e.params as { limit: number }).limit)}`;
+    case 'maximum':
+      return `must be at most ${String((e.params as { limit: number }).limit)}`;
+    case 'pattern':
+      return 'has an invalid form';
+    case 'enum':
+      return `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).filter((v) => v !== null).join(', ')}`;
+    case 'type':
+      return `must be ${String((e.params as { type: string }).type).replace(',', ' or ')}`;
+    default:
+      return e.message ?? 'is invalid';
+  }
+}
+
+function at(file: string, line: number, column: number, message: string, hint?: string): Diagnostic {
+  return { file, line, column, message, ...(hint ? { hint } : {}), severity: 'error' };
+}
+
+function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return [...ds].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
+}
