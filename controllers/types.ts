@@ -75,6 +75,11 @@ export interface Backend {
   destroy(project: Project, name: string, signal?: AbortSignal): Promise<void>;
   /** Record (or clear, with null) an imperative intent for a VM. */
   setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void>;
+  /**
+   * Delete named volumes of the project (`tend down --volumes`); never called by converge.
+   * Optional: a backend without it cannot delete volumes (the caller reports that).
+   */
+  removeVolumes?(project: Project, names: string[], signal?: AbortSignal): Promise<void>;
 }
 
 /** Access to a running guest (SSH). Readiness is staged; provisioning is the last reconcile step. */
@@ -83,6 +88,13 @@ export interface Guest {
   waitReady(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<void>;
   /** Run the VM's provision steps that are not already recorded as done (layer cache). */
   provision(project: Project, vm: VmSpec, opts: { force: boolean }, signal?: AbortSignal): Promise<void>;
+  /**
+   * True when some provision step's identity (hash of definition and content) is not among
+   * `recorded`. Local only (hashes files on the host), never touches the guest: this is what lets
+   * converge skip the SSH round trip for a VM that is already running and provisioned.
+   * Optional: without it the controller compares step counts with the record.
+   */
+  provisionPending?(project: Project, vm: VmSpec, recorded: readonly string[], signal?: AbortSignal): Promise<boolean>;
 }
 
 /** Injected time source, so timeouts and backoff are testable without sleeping. */

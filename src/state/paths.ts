@@ -39,6 +39,11 @@ export const PROJECT_FILES = {
   spec: 'project.json',
 } as const;
 
+/** Files in imagesDir(): the store's index of named images (src/images/store.ts). */
+export const IMAGE_FILES = {
+  index: 'catalog.json',
+} as const;
+
 /** Linux's sun_path is 108 bytes including the terminating NUL. */
 export const UNIX_SOCKET_PATH_MAX = 107;
 

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Build a Debian 12 (bookworm) cloud image for tend from Debian packages.
+#
+#   scripts/build-debian-image.sh [--out FILE] [--force]
+#
+# The image is cached outside the repo in ${TEND_IMAGE_CACHE:-/var/cache/tend}
+# as debian-12-<recipe-hash>.qcow2, where the hash covers this script. It is
+# rebuilt only when the recipe changes (or with --force). With --out, the
+# result is also copied to FILE. All progress goes to stderr; the last line on
+# stdout is the path of the image. Needs root (debootstrap, loop devices).
+set -euo pipefail
+
+OUT=""
+FORCE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="${2:?--out needs a file}"; shift 2 ;;
+    --out=*) OUT="${1#--out=}"; shift ;;
+    --force) FORCE=1; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "build-debian-image: unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '[build-debian-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, loop devices and mounts need it)"
+for tool in debootstrap qemu-img losetup partx parted mkfs.ext4 sha256sum flock; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install debootstrap qemu-utils parted e2fsprogs util-linux)"
+done
+
+SCRIPT_PATH="$(readlink -f "$0")"
+RECIPE_HASH="$(sha256sum "$SCRIPT_PATH" | cut -c1-16)"
+CACHE_DIR="${TEND_IMAGE_CACHE:-/var/cache/tend}"
+IMAGE="$CACHE_DIR/debian-12-$RECIPE_HASH.qcow2"
+SUITE=bookworm
+DISK_SIZE=3G
+LABEL=tendroot
+PACKAGES="linux-image-cloud-amd64 grub-pc cloud-init cloud-guest-utils openssh-server locales sudo \
+systemd-sysv udev dbus ifupdown isc-dhcp-client iproute2 netbase ca-certificates util-linux"
+
+mkdir -p "$CACHE_DIR"
+
+finish() {
+  if [ -n "$OUT" ]; then
+    mkdir -p "$(dirname "$OUT")"
+    if [ "$(readlink -f "$OUT")" != "$(readlink -f "$IMAGE")" ]; then
+      cp --reflink=auto "$IMAGE" "$OUT.tmp.$$" && mv -f "$OUT.tmp.$$" "$OUT"
+    fi
+    echo "$OUT"
+  else
+    echo "$IMAGE"
+  fi
+}
+
+# One build at a time per cache dir; a second caller waits, then reuses.
+exec 9>"$CACHE_DIR/.build.lock"
+flock 9
+
+if [ "$FORCE" = 0 ] && [ -s "$IMAGE" ]; then
+  log "cached: $IMAGE (recipe $RECIPE_HASH)"
+  finish
+  exit 0
+fi
+
+# Mirror: the one apt already uses (deb822 or one-line format), else deb.debian.org.
+MIRROR=""
+for f in /etc/apt/sources.list.d/*.sources; do
+  [ -e "$f" ] || continue
+  MIRROR="$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")"
+  [ -n "$MIRROR" ] && break
+done
+if [ -z "$MIRROR" ]; then
+  MIRROR="$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+    | awk '$0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' | head -n1)"
+fi
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+
+START=$(date +%s)
+WORK="$(mktemp -d "$CACHE_DIR/.build.XXXXXX")"
+RAW="$WORK/disk.raw"
+ROOT="$WORK/root"
+LOOP=""
+MADE_NODE=""
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -d "$ROOT" ]; then
+    for m in dev/pts dev proc sys run; do
+      mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"
+    done
+    mountpoint -q "$ROOT" && { sync; umount "$ROOT" || umount -l "$ROOT"; }
+  fi
+  if [ -n "$LOOP" ]; then
+    partx -d "$LOOP" >/dev/null 2>&1
+    losetup -d "$LOOP"
+  fi
+  [ -n "$MADE_NODE" ] && rm -f "$MADE_NODE"
+  rm -rf "$WORK"
+  [ $rc -ne 0 ] && log "failed (exit $rc) after $(( $(date +%s) - START ))s"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "recipe $RECIPE_HASH, mirror $MIRROR, work dir $WORK"
+
+truncate -s "$DISK_SIZE" "$RAW"
+parted -s "$RAW" mklabel msdos mkpart primary ext4 1MiB 100% set 1 boot on
+LOOP="$(losetup -f --show -P "$RAW")"
+partx -a "$LOOP" >/dev/null 2>&1 || true
+PART="${LOOP}p1"
+if [ ! -b "$PART" ]; then
+  name="$(basename "$LOOP")"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/block/$name/${name}p1/dev" ] && break; sleep 0.2; done
+  devno="$(cat "/sys/block/$name/${name}p1/dev" 2>/dev/null)" || die "kernel did not create partition 1 of $LOOP"
+  mknod "$PART" b "${devno%%:*}" "${devno##*:}"
+  MADE_NODE="$PART"
+fi
+log "disk $RAW on $LOOP, root partition $PART"
+
+mkfs.ext4 -q -L "$LABEL" -O ^metadata_csum_seed "$PART"
+mkdir -p "$ROOT"
+mount "$PART" "$ROOT"
+
+log "debootstrap $SUITE (minbase)"
+debootstrap --variant=minbase --components=main "$SUITE" "$ROOT" "$MIRROR" >&2
+
+mount --bind /dev "$ROOT/dev"
+mount --bind /dev/pts "$ROOT/dev/pts"
+mount -t proc proc "$ROOT/proc"
+mount -t sysfs sys "$ROOT/sys"
+mount -t tmpfs tmpfs "$ROOT/run"
+
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
+
+# No docs, man pages or info in the image.
+cat > "$ROOT/etc/dpkg/dpkg.cfg.d/01-tend-nodoc" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+CFG
+cat > "$ROOT/etc/apt/apt.conf.d/90-tend" <<'CFG'
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+Acquire::Languages "none";
+CFG
+cat > "$ROOT/etc/apt/sources.list" <<CFG
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb http://deb.debian.org/debian-security $SUITE-security main
+CFG
+# Keep the host name lookups working inside the chroot.
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+
+# Boot by filesystem label: the loop device names seen here never exist in the guest.
+cat > "$ROOT/etc/fstab" <<CFG
+LABEL=$LABEL / ext4 defaults,errors=remount-ro 0 1
+CFG
+mkdir -p "$ROOT/etc/default"
+cat > "$ROOT/etc/default/grub" <<CFG
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=0
+GRUB_TIMEOUT_STYLE=hidden
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200 net.ifnames=0"
+GRUB_TERMINAL="console serial"
+GRUB_SERIAL_COMMAND="serial --speed=115200"
+GRUB_DISABLE_LINUX_UUID=true
+GRUB_DISABLE_OS_PROBER=true
+GRUB_DISABLE_RECOVERY=true
+CFG
+echo "grub-pc grub-pc/install_devices multiselect" | in_root debconf-set-selections
+echo "grub-pc grub-pc/install_devices_empty boolean true" | in_root debconf-set-selections
+
+log "installing: $PACKAGES"
+in_root apt-get update -qq >&2
+# shellcheck disable=SC2086
+in_root apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $PACKAGES >&2
+
+log "locales"
+echo "en_US.UTF-8 UTF-8" > "$ROOT/etc/locale.gen"
+in_root locale-gen >&2
+echo "LANG=C.UTF-8" > "$ROOT/etc/default/locale"
+
+log "cloud-init: NoCloud datasource"
+cat > "$ROOT/etc/cloud/cloud.cfg.d/90-tend-datasource.cfg" <<'CFG'
+# Written by tend's scripts/build-debian-image.sh
+datasource_list: [ NoCloud, None ]
+CFG
+
+# Network: loopback here; cloud-init renders the NIC config (DHCP fallback).
+cat > "$ROOT/etc/network/interfaces" <<'CFG'
+auto lo
+iface lo inet loopback
+
+source /etc/network/interfaces.d/*
+CFG
+echo localhost > "$ROOT/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
+
+log "grub"
+in_root grub-install --target=i386-pc --boot-directory=/boot --modules="part_msdos ext2" "$LOOP" >&2
+in_root grub-mkconfig -o /boot/grub/grub.cfg >&2
+# grub-mkconfig in a chroot names the loop partition; boot by label instead.
+sed -i -E "s#root=/dev/[^ ]+#root=LABEL=$LABEL#g" "$ROOT/boot/grub/grub.cfg"
+grep -q "root=LABEL=$LABEL" "$ROOT/boot/grub/grub.cfg" || die "grub.cfg has no root=LABEL=$LABEL"
+if grep -q '/dev/loop' "$ROOT/boot/grub/grub.cfg"; then die "grub.cfg still mentions /dev/loop"; fi
+
+log "first-boot identity: empty machine-id, no SSH host keys"
+rm -f "$ROOT"/etc/ssh/ssh_host_*
+: > "$ROOT/etc/machine-id"
+rm -f "$ROOT/var/lib/dbus/machine-id"
+ln -sf /etc/machine-id "$ROOT/var/lib/dbus/machine-id"
+rm -rf "$ROOT/var/lib/cloud"/*
+
+log "cleaning"
+in_root apt-get clean
+rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/debconf/*-old \
+  "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* \
+  "$ROOT"/tmp/* "$ROOT"/var/tmp/*
+find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+rm -f "$ROOT/etc/resolv.conf"
+sync
+# Give freed blocks (apt's downloaded .debs) back so the image stays small.
+fstrim "$ROOT" 2>/dev/null || {
+  dd if=/dev/zero of="$ROOT/zero.fill" bs=4M status=none 2>/dev/null || true
+  rm -f "$ROOT/zero.fill"; sync
+}
+
+for m in dev/pts dev proc sys run; do umount -l "$ROOT/$m"; done
+umount "$ROOT"
+partx -d "$LOOP" >/dev/null 2>&1 || true
+losetup -d "$LOOP"; LOOP=""
+
+log "qemu-img convert -O qcow2 -c"
+qemu-img convert -O qcow2 -c "$RAW" "$WORK/image.qcow2"
+mv -f "$WORK/image.qcow2" "$IMAGE"
+# Older recipes' images are garbage now.
+find "$CACHE_DIR" -maxdepth 1 -name 'debian-12-*.qcow2' ! -name "$(basename "$IMAGE")" -delete 2>/dev/null || true
+
+log "done in $(( $(date +%s) - START ))s: $IMAGE ($(du -h "$IMAGE" | cut -f1))"
+finish

@@ -1,0 +1,53 @@
+/**
+ * `tend converge` (alias `tend up`): make every declared VM (or the named ones) real, then exit.
+ * An explicit converge clears `tend stop` intents of the VMs it targets (design §3): that is
+ * how `tend up` undoes `tend stop` and `tend down`.
+ */
+import type { PlanEntry } from '../../../controllers/plan.js';
+import type { TendEvent } from '../../../controllers/types.js';
+import { checkVmNames, type GlobalOptions } from '../context.js';
+import { withDeps } from './lifecycle.js';
+
+export interface ConvergeCommandOptions extends GlobalOptions {
+  names?: string[];
+  recreate?: boolean;
+  prune?: boolean;
+  /** false with --no-provision */
+  provision?: boolean;
+  onEvent?: (e: TendEvent) => void;
+}
+
+export interface ConvergeCommandResult {
+  ok: boolean;
+  project: string;
+  entries: PlanEntry[];
+  vms: Record<string, { state: string; error?: string; conditions: string[] }>;
+}
+
+export async function convergeCommand(o: ConvergeCommandOptions, commandName = 'converge'): Promise<ConvergeCommandResult> {
+  const names = o.names && o.names.length > 0 ? o.names : undefined;
+  return withDeps(o, commandName, async (ctx, deps, run) => {
+    if (names) checkVmNames(ctx.project, names);
+    const observed = await deps.backend.observe(ctx.project, o.signal);
+    for (const n of names ?? ctx.project.vms.map((v) => v.name)) {
+      if (observed.vms[n]?.intent) await deps.backend.setIntent(ctx.project, n, null);
+    }
+    const { converge } = await import('../../../controllers/reconciler.js');
+    const r = await converge(ctx.project, deps, {
+      recreate: o.recreate ?? false,
+      prune: o.prune ?? false,
+      provision: o.provision ?? true,
+      ...(names ? { names } : {}),
+      ...run,
+    });
+    return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
+  });
+}
+
+export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms'] }): string {
+  const lines = Object.entries(r.vms).map(
+    ([vm, s]) => `${vm}: ${s.state}${s.error ? ` — ${s.error}` : ''}${s.conditions.length ? ` [${s.conditions.join(', ')}]` : ''}`,
+  );
+  if (lines.length === 0) lines.push('nothing to do');
+  return lines.join('\n');
+}

@@ -1,0 +1,97 @@
+/** `tend image pull|list|inspect|verify|rm|build`: thin wrappers over the image store. */
+import { UsageError, NotFoundError } from '../../errors.js';
+import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import { table } from '../output.js';
+
+export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build';
+
+export interface ImageCommandOptions extends GlobalOptions {
+  verb: string;
+  ref?: string;
+  onProgress?: (message: string) => void;
+}
+
+export type ImageResult =
+  | { verb: 'list'; images: StoredImageView[] }
+  | { verb: 'pull' | 'inspect' | 'build'; image: StoredImageView }
+  | { verb: 'verify'; ref: string; ok: boolean; expected: string; actual: string }
+  | { verb: 'rm'; ref: string; removed: boolean };
+
+export interface StoredImageView {
+  name: string;
+  path: string;
+  format: string;
+  checksum: string;
+  size: number;
+  source: string;
+  addedAt: string;
+}
+
+function imageSourceOf(ref: string): { kind: 'path' | 'url' | 'catalog'; ref: string; format: null; checksum: null; os: null } {
+  const kind = /^https?:\/\//.test(ref) ? 'url' : ref.startsWith('/') || ref.startsWith('.') ? 'path' : 'catalog';
+  return { kind, ref, format: null, checksum: null, os: null };
+}
+
+export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult> {
+  const root = resolveStateRoot(o);
+  const need = (): string => {
+    if (!o.ref) throw new UsageError(`tend image ${o.verb} needs an image name`, 'NoImage');
+    return o.ref;
+  };
+  const store = await import('../../images/store.js');
+  switch (o.verb) {
+    case 'list':
+      return { verb: 'list', images: await store.listImages(root) };
+    case 'pull': {
+      const progress = o.onProgress;
+      const image = await store.pullImage(root, imageSourceOf(need()), {
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(progress ? { onProgress: (p: unknown) => progress(typeof p === 'string' ? p : JSON.stringify(p)) } : {}),
+      });
+      return { verb: 'pull', image };
+    }
+    case 'inspect': {
+      const image = await store.inspectImage(root, need());
+      if (!image) throw new NotFoundError('ImageNotFound', `no stored image "${o.ref}": \`tend image list\` shows them, \`tend image pull ${o.ref}\` adds it`);
+      return { verb: 'inspect', image };
+    }
+    case 'verify': {
+      const v = await store.verifyImage(root, need());
+      return { verb: 'verify', ref: need(), ...v };
+    }
+    case 'rm':
+      return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need()) };
+    case 'build': {
+      const { buildImage } = await import('../../images/build.js');
+      const image = await buildImage(root, need(), { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      return { verb: 'build', image };
+    }
+    default:
+      throw new UsageError(`unknown image command "${o.verb}": use pull, list, inspect, verify, rm or build`);
+  }
+}
+
+function human(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${u[i]}`;
+}
+
+export function renderImage(r: ImageResult): string {
+  switch (r.verb) {
+    case 'list':
+      return r.images.length === 0
+        ? 'no images stored (tend image pull debian:12)'
+        : table(['NAME', 'FORMAT', 'SIZE', 'CHECKSUM', 'ADDED'], r.images.map((i) => [i.name, i.format, human(i.size), i.checksum.slice(0, 19), i.addedAt]));
+    case 'verify':
+      return r.ok ? `${r.ref}: ok (${r.actual})` : `${r.ref}: MISMATCH\n  expected ${r.expected}\n  actual   ${r.actual}`;
+    case 'rm':
+      return r.removed ? `${r.ref}: removed` : `${r.ref}: not stored`;
+    default:
+      return Object.entries(r.image).map(([k, v]) => `${k}: ${k === 'size' ? human(Number(v)) : String(v)}`).join('\n');
+  }
+}

@@ -1,0 +1,57 @@
+/** Shared by the imperative one-VM commands: load, check the name, take the lock, build the deps. */
+import type { ControllerDeps, RunOptions } from '../../../controllers/reconciler.js';
+import type { TendEvent } from '../../../controllers/types.js';
+import { appendEvent } from '../../state/events.js';
+import { withProjectLock } from '../../state/lock.js';
+import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
+
+export interface VmCommandOptions extends GlobalOptions {
+  name: string;
+  onEvent?: (e: TendEvent) => void;
+}
+
+/** What a one-VM command reports (the reconciler's VmStatus plus names). */
+export interface VmCommandResult {
+  project: string;
+  vm: string;
+  state: string;
+  error?: string;
+  conditions: string[];
+}
+
+/**
+ * Run `fn` under the project lock with the controller's deps; events go to the project's
+ * events.jsonl and to `onEvent`. Name checks (declared or orphan) are the reconciler's.
+ */
+export async function withDeps<T>(
+  o: GlobalOptions & { onEvent?: (e: TendEvent) => void },
+  command: string,
+  fn: (ctx: Context, deps: ControllerDeps, run: RunOptions) => Promise<T>,
+): Promise<T> {
+  const ctx = loadContext(o);
+  return withProjectLock(ctx.projDir, lockOptions(ctx, command), async () => {
+    const deps = await depsFor(ctx);
+    const pending: Promise<void>[] = [];
+    const run: RunOptions = {
+      ...(o.signal ? { signal: o.signal } : {}),
+      onEvent: (e) => {
+        pending.push(appendEvent(ctx.projDir, e).catch((err: unknown) => ctx.opts.log?.warn({ err }, 'cannot record event')));
+        o.onEvent?.(e);
+      },
+    };
+    try {
+      return await fn(ctx, deps, run);
+    } finally {
+      await Promise.all(pending);
+    }
+  });
+}
+
+export function renderVmResult(r: VmCommandResult): string {
+  return `${r.vm}: ${r.state}${r.error ? ` — ${r.error}` : ''}${r.conditions.length ? ` [${r.conditions.join(', ')}]` : ''}`;
+}
+
+/** A VM result is a failure when the VM failed or was blocked. */
+export function vmResultOk(r: VmCommandResult): boolean {
+  return r.state !== 'Failed' && r.state !== 'Blocked' && !r.error;
+}

@@ -1,0 +1,81 @@
+/** `tend status NAME`: everything known about one VM: spec, observation, plan, state paths. */
+import { planVm, type PlanEntry } from '../../../controllers/plan.js';
+import type { ObservedVm } from '../../../controllers/types.js';
+import type { VmSpec } from '../../../schemas/model.js';
+import { FILES, socketPath, vmDir, vmFile } from '../../state/paths.js';
+import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
+import { formatDuration } from '../output.js';
+import { planConditions, readStatus } from './ps.js';
+
+export interface StatusCommandOptions extends GlobalOptions {
+  name: string;
+}
+
+export interface StatusResult {
+  project: string;
+  name: string;
+  declared: boolean;
+  spec: VmSpec | null;
+  observed: ObservedVm | null;
+  plan: PlanEntry | null;
+  conditions: string[];
+  /** the controller's last status record (status.json), when there is one */
+  status: unknown;
+  paths: Record<string, string>;
+}
+
+export async function statusCommand(o: StatusCommandOptions): Promise<StatusResult> {
+  const ctx = loadContext(o);
+  const backend = await backendFor(ctx);
+  const observed = await backend.observe(ctx.project, o.signal);
+  checkVmNames(ctx.project, [o.name], Object.keys(observed.vms));
+  const spec = ctx.project.vms.find((v) => v.name === o.name) ?? null;
+  const obs = observed.vms[o.name] ?? null;
+  const entry: PlanEntry | null = spec
+    ? planVm(spec, obs ?? undefined, { recreate: false })
+    : { vm: o.name, action: 'orphan', changed: [], notes: ['no longer declared: `tend up --prune` deletes it'] };
+  const paths: Record<string, string> = { dir: vmDir(ctx.projDir, o.name) };
+  for (const key of Object.keys(FILES) as (keyof typeof FILES)[]) {
+    paths[key] = key === 'qmp' || key === 'serial' ? socketPath(ctx.projDir, o.name, key, ctx.env) : vmFile(ctx.projDir, o.name, key);
+  }
+  return {
+    project: ctx.project.name,
+    name: o.name,
+    declared: spec !== null,
+    spec,
+    observed: obs,
+    plan: entry,
+    conditions: planConditions(entry, obs ?? undefined),
+    status: (await readStatus(ctx, o.name)) ?? null,
+    paths,
+  };
+}
+
+export function renderStatus(r: StatusResult, now: number = Date.now()): string {
+  const o = r.observed;
+  const lines: [string, string][] = [
+    ['Name', r.name],
+    ['Project', r.project],
+    ['Declared', r.declared ? 'yes' : 'no (orphan)'],
+    ['Power', o ? o.power : 'not created'],
+    ['Disk', o?.exists ? 'exists' : 'none'],
+    ['PID', o?.pid ? String(o.pid) : '-'],
+    ['Accel', o?.accel ?? '-'],
+    ['Up', o?.startedAt ? formatDuration(now - o.startedAt) : '-'],
+    ['SSH', o?.sshPort ? `127.0.0.1:${o.sshPort}` : '-'],
+    ['Ports', o && Object.keys(o.ports).length ? Object.entries(o.ports).map(([g, h]) => `${h}->${g}`).join(', ') : '-'],
+    ['Intent', o?.intent ?? '-'],
+    ['Image', r.spec ? `${r.spec.image.kind}:${r.spec.image.ref}` : (o?.diskImage ?? '-')],
+    ['CPUs/Memory', r.spec ? `${r.spec.cpus} / ${r.spec.memory} MiB` : '-'],
+    ['Provisioned', o ? `${o.provisioned.length} of ${r.spec?.provision.length ?? '?'} steps` : '-'],
+    ['Plan', r.plan ? `${r.plan.action}${r.plan.changed.length ? ` (${r.plan.changed.join('; ')})` : ''}` : '-'],
+    ['Notes', r.plan?.notes.join('; ') || '-'],
+    ['Conditions', r.conditions.join(', ') || '-'],
+  ];
+  if (o?.corrupt.length) lines.push(['Corrupt state', o.corrupt.join(', ')]);
+  const w = Math.max(...lines.map(([k]) => k.length), ...Object.keys(r.paths).map((k) => k.length + 2));
+  const out = lines.map(([k, v]) => `${(k + ':').padEnd(w + 1)} ${v}`);
+  out.push('Paths:');
+  for (const [k, v] of Object.entries(r.paths)) out.push(`  ${(k + ':').padEnd(w - 1)} ${v}`);
+  return out.join('\n');
+}

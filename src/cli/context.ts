@@ -1,0 +1,151 @@
+/**
+ * The one place a command turns global options into what it works on: the project files
+ * (discovered or -f), the loaded project (or a ValidationError), the state root and the
+ * project's state folder, the backend, and the lock options. Commands get a Context and never
+ * resolve any of these themselves.
+ */
+import { resolve } from 'node:path';
+import type { Project, SourceLocation } from '../../schemas/model.js';
+import type { Backend, Guest } from '../../controllers/types.js';
+import type { ControllerDeps } from '../../controllers/reconciler.js';
+import { BackendError } from '../errors.js';
+import { UsageError, ValidationError } from '../errors.js';
+import { didYouMean } from '../load/common.js';
+import type { Diagnostic } from '../load/diagnostic.js';
+import { discoverProjectFiles, loadProject } from '../load/project.js';
+import { projectDir, stateRoot } from '../state/paths.js';
+import type { LockOptions } from '../state/lock.js';
+import type { Logger } from '../log.js';
+import { parseDuration } from './output.js';
+
+/** Options every command accepts (main.ts fills them from the global flags). */
+export interface GlobalOptions {
+  /** -f FILE, repeatable; none = discover in cwd */
+  file?: string[];
+  json?: boolean;
+  stateDir?: string;
+  /** "5m", "30s", ... */
+  lockTimeout?: string;
+  /** false with --no-wait */
+  wait?: boolean;
+  verbose?: boolean;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+export interface Loaded {
+  files: string[];
+  project: Project | null;
+  diagnostics: Diagnostic[];
+  origins: Record<string, SourceLocation>;
+}
+
+export interface Context {
+  project: Project;
+  /** warnings (errors make loading throw) */
+  diagnostics: Diagnostic[];
+  origins: Record<string, SourceLocation>;
+  stateRoot: string;
+  /** this project's state folder */
+  projDir: string;
+  env: NodeJS.ProcessEnv;
+  opts: GlobalOptions;
+}
+
+export function projectFiles(g: GlobalOptions): string[] {
+  const cwd = g.cwd ?? process.cwd();
+  return g.file && g.file.length > 0 ? g.file.map((f) => resolve(cwd, f)) : discoverProjectFiles(cwd);
+}
+
+/** Load without throwing on invalid files (validate reports them itself). */
+export function loadFiles(g: GlobalOptions): Loaded {
+  const files = projectFiles(g);
+  const r = loadProject(files, { env: g.env ?? process.env, cwd: g.cwd ?? process.cwd() });
+  return { files, ...r };
+}
+
+export function resolveStateRoot(g: GlobalOptions): string {
+  const env = g.env ?? process.env;
+  return resolve(g.cwd ?? process.cwd(), g.stateDir ?? stateRoot(env));
+}
+
+/** Load the project; any error diagnostic throws ValidationError (no VM is touched). */
+export function loadContext(g: GlobalOptions): Context {
+  const r = loadFiles(g);
+  if (!r.project) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
+  const root = resolveStateRoot(g);
+  return {
+    project: r.project,
+    diagnostics: r.diagnostics,
+    origins: r.origins,
+    stateRoot: root,
+    projDir: projectDir(root, r.project.name, r.project.dir),
+    env: g.env ?? process.env,
+    opts: g,
+  };
+}
+
+/** The backend for this context; imported lazily so read-only commands start fast. */
+export async function backendFor(ctx: Context): Promise<Backend> {
+  const { createQemuBackend } = await import('../qemu/backend.js');
+  return createQemuBackend({ stateRoot: ctx.stateRoot, env: ctx.env, ...(ctx.opts.log ? { log: ctx.opts.log } : {}) });
+}
+
+/** Module that provides the SSH-based Guest (readiness + provisioning); loaded at run time. */
+export const GUEST_MODULE = '../ssh/guest.js';
+
+interface GuestModule {
+  createSshGuest(opts: { stateRoot: string; env?: NodeJS.ProcessEnv; log?: Logger }): Guest;
+}
+
+/**
+ * Backend, guest access and clock for the reconciler. The guest module (ssh2) is only loaded
+ * when a guest method is first called, so stop/suspend/destroy never load it.
+ */
+export async function depsFor(ctx: Context): Promise<ControllerDeps> {
+  const [backend, { systemClock }] = await Promise.all([backendFor(ctx), import('../../controllers/clock.js')]);
+  let real: Promise<Guest> | undefined;
+  const guest = (): Promise<Guest> =>
+    (real ??= (import(GUEST_MODULE) as Promise<GuestModule>).then(
+      (mod) => mod.createSshGuest({ stateRoot: ctx.stateRoot, env: ctx.env, ...(ctx.opts.log ? { log: ctx.opts.log } : {}) }),
+      (err: unknown) => {
+        throw new BackendError('NoGuestAccess', 'this build of tend has no guest access module (src/ssh/guest.ts): cannot wait for SSH or provision', { cause: err });
+      },
+    ));
+  return {
+    backend,
+    clock: systemClock,
+    guest: {
+      waitReady: async (project, vm, signal) => (await guest()).waitReady(project, vm, signal),
+      provision: async (project, vm, opts, signal) => (await guest()).provision(project, vm, opts, signal),
+    },
+  };
+}
+
+export function lockOptions(ctx: Context, command: string): LockOptions {
+  return {
+    command: `tend ${command}`,
+    timeoutMs: parseDuration(ctx.opts.lockTimeout ?? '5m', '--lock-timeout'),
+    wait: ctx.opts.wait ?? true,
+  };
+}
+
+/** Check that every name is a VM of the project (or one of `extra`, e.g. orphans); UsageError otherwise. */
+export function checkVmNames(project: Project, names: string[], extra: string[] = []): void {
+  const known = [...project.vms.map((v) => v.name), ...extra];
+  for (const n of names) {
+    if (known.includes(n)) continue;
+    const guess = didYouMean(n, known);
+    throw new UsageError(
+      `no VM named "${n}" in project "${project.name}"${guess ? `: did you mean "${guess}"?` : `; its VMs are: ${known.join(', ') || '(none)'}`}`,
+      'UnknownVm',
+    );
+  }
+}
+
+export function vmSpec(project: Project, name: string): Project['vms'][number] {
+  checkVmNames(project, [name]);
+  return project.vms.find((v) => v.name === name) as Project['vms'][number];
+}

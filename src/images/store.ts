@@ -1,0 +1,251 @@
+/**
+ * The image store: base images under imagesDir(stateRoot), content-addressed
+ * (`sha256-<hex>`), plus an index (IMAGE_FILES.index) mapping names — catalog names such as
+ * `debian:12`, URLs, or names given to `importImage` — to files. Base images are never written
+ * after promotion: VM disks are overlays that read them. The index is written atomically and
+ * read defensively (a corrupt index reads as empty; the files stay and can be re-registered).
+ */
+import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { BackendError, NotFoundError, UsageError } from '../errors.js';
+import type { ImageSource } from '../../schemas/model.js';
+import { ensureDir, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
+import { blobPath, tempPath } from './blob.js';
+import { catalogEntry, type CatalogEntry } from './catalog.js';
+import { hashFile } from './checksum.js';
+import { downloadImage, type DownloadProgress } from './download.js';
+import { withStoreLock } from './lock.js';
+import { qemuImgInfo } from './qemu-img.js';
+
+export interface StoredImage {
+  name: string;
+  path: string;
+  format: string;
+  /** "sha256:<hex>" of the stored file */
+  checksum: string;
+  /** bytes on disk */
+  size: number;
+  /** where it came from: a URL, or "file:<path>" for an import */
+  source: string;
+  /** ISO time */
+  addedAt: string;
+  /** the publisher's checksum the download was verified against (may be sha512), if any */
+  verifiedAgainst?: string | null;
+}
+
+export interface PullOptions {
+  signal?: AbortSignal;
+  /** human progress lines */
+  onProgress?: (msg: string) => void;
+  /** raw byte progress, for a progress bar */
+  onDownload?: (p: DownloadProgress) => void;
+  /** catalog lookup (default: the built-in catalog); tests inject their own */
+  catalog?: (name: string) => CatalogEntry | undefined;
+}
+
+interface IndexFile {
+  version: 1;
+  images: Record<string, StoredImage>;
+}
+
+function indexPath(root: string): string {
+  return join(imagesDir(root), IMAGE_FILES.index);
+}
+
+async function readIndex(root: string): Promise<IndexFile> {
+  const j = await readJson<IndexFile>(indexPath(root));
+  if (!j || typeof j !== 'object' || typeof j.images !== 'object' || j.images === null) return { version: 1, images: {} };
+  return j;
+}
+
+async function updateIndex(root: string, fn: (idx: IndexFile) => void): Promise<void> {
+  await withStoreLock(`${indexPath(root)}.lock`, async () => {
+    const idx = await readIndex(root);
+    fn(idx);
+    await writeJsonAtomic(indexPath(root), idx);
+  });
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The canonical store name: catalog aliases map to their entry's name. */
+function canonicalName(nameOrUrl: string): string {
+  return catalogEntry(nameOrUrl)?.name ?? nameOrUrl;
+}
+
+/** Copy (or move) a built image into the store and register it under `name`. */
+export async function importImage(stateRoot: string, name: string, file: string, opts: { move?: boolean } = {}): Promise<StoredImage> {
+  const src = resolvePath(file);
+  if (!(await exists(src))) throw new NotFoundError('ImageNotFound', `cannot import ${src}: no such file`);
+  const info = await qemuImgInfo(src);
+  const dir = imagesDir(stateRoot);
+  await ensureDir(dir);
+  const tmp = tempPath(dir, 'import');
+  try {
+    if (opts.move) {
+      try {
+        await rename(src, tmp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        await copyFile(src, tmp);
+        await rm(src, { force: true });
+      }
+    } else {
+      await copyFile(src, tmp);
+    }
+    const sha = await hashFile(tmp, 'sha256');
+    const dest = blobPath(dir, sha);
+    await rename(tmp, dest);
+    const img: StoredImage = {
+      name: canonicalName(name),
+      path: dest,
+      format: info.format,
+      checksum: `sha256:${sha}`,
+      size: (await stat(dest)).size,
+      source: `file:${src}`,
+      addedAt: new Date().toISOString(),
+      verifiedAgainst: null,
+    };
+    await updateIndex(stateRoot, (idx) => {
+      idx.images[img.name] = img;
+    });
+    return img;
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function listImages(stateRoot: string): Promise<StoredImage[]> {
+  const idx = await readIndex(stateRoot);
+  return Object.values(idx.images).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The stored image for a name, alias or URL; null when absent (or its file has gone). */
+export async function inspectImage(stateRoot: string, nameOrUrl: string): Promise<StoredImage | null> {
+  const idx = await readIndex(stateRoot);
+  const img = idx.images[nameOrUrl] ?? idx.images[canonicalName(nameOrUrl)];
+  if (!img || !(await exists(img.path))) return null;
+  return img;
+}
+
+/** Re-hash the stored file and compare with the recorded checksum. */
+export async function verifyImage(stateRoot: string, name: string): Promise<{ ok: boolean; expected: string; actual: string }> {
+  const idx = await readIndex(stateRoot);
+  const img = idx.images[name] ?? idx.images[canonicalName(name)];
+  if (!img) throw new NotFoundError('ImageNotFound', `no image named "${name}" in the store (tend image ls)`);
+  if (!(await exists(img.path))) return { ok: false, expected: img.checksum, actual: 'missing' };
+  const actual = `sha256:${await hashFile(img.path, 'sha256')}`;
+  return { ok: actual === img.checksum, expected: img.checksum, actual };
+}
+
+/** VM disks (overlays) in any project whose backing file is `path`. */
+export async function overlayUsers(stateRoot: string, path: string): Promise<string[]> {
+  const users: string[] = [];
+  const projects = await readdir(projectsDir(stateRoot)).catch(() => [] as string[]);
+  for (const p of projects) {
+    const vmsRoot = join(projectsDir(stateRoot), p, 'vms');
+    const vms = await readdir(vmsRoot).catch(() => [] as string[]);
+    for (const vm of vms) {
+      const disk = join(vmsRoot, vm, FILES.disk);
+      if (!(await exists(disk))) continue;
+      const info = await qemuImgInfo(disk).catch(() => null);
+      if (info?.backingFile && resolvePath(join(vmsRoot, vm), info.backingFile) === path) users.push(disk);
+    }
+  }
+  return users;
+}
+
+/**
+ * Unregister `name`; delete its file unless another name shares it. Refused (ImageInUse) while
+ * a VM disk still uses the file as its base, unless `force` (those VMs' disks then break).
+ */
+export async function removeImage(stateRoot: string, name: string, opts: { force?: boolean } = {}): Promise<boolean> {
+  const idx = await readIndex(stateRoot);
+  const key = idx.images[name] ? name : canonicalName(name);
+  const img = idx.images[key];
+  if (!img) return false;
+  const shared = Object.values(idx.images).some((o) => o.name !== key && o.path === img.path);
+  if (!shared && !opts.force) {
+    const users = await overlayUsers(stateRoot, img.path);
+    if (users.length > 0) {
+      throw new BackendError('ImageInUse', `image "${key}" is the base of ${users.length} VM disk(s): ${users.join(', ')}; destroy those VMs first (or pass --force)`);
+    }
+  }
+  await updateIndex(stateRoot, (i) => {
+    delete i.images[key];
+  });
+  if (!shared) await rm(img.path, { force: true });
+  return true;
+}
+
+const inflight = new Map<string, Promise<StoredImage>>();
+
+/**
+ * Download (url, catalog) or import (path) an image into the store. Concurrent pulls of one
+ * name in this process share one download; a lock file keeps two processes from racing, and a
+ * process that waited for another's download uses its result.
+ */
+export function pullImage(stateRoot: string, src: ImageSource, opts: PullOptions = {}): Promise<StoredImage> {
+  if (src.kind === 'path') return importImage(stateRoot, src.ref, src.ref);
+  const entry = src.kind === 'catalog' ? (opts.catalog ?? catalogEntry)(src.ref) : undefined;
+  if (src.kind === 'catalog' && !entry) throw new UsageError(`"${src.ref}" is not in the image catalog`, 'UnknownImage');
+  const name = entry?.name ?? src.ref;
+  const key = `${stateRoot}\0${name}`;
+  const running = inflight.get(key);
+  if (running) return running;
+  const p = doPull(stateRoot, name, src, entry, opts).finally(() => inflight.delete(key));
+  inflight.set(key, p);
+  return p;
+}
+
+async function doPull(stateRoot: string, name: string, src: ImageSource, entry: CatalogEntry | undefined, opts: PullOptions): Promise<StoredImage> {
+  const url = entry?.url ?? src.ref;
+  const started = new Date().toISOString();
+  const dir = imagesDir(stateRoot);
+  return withStoreLock(join(dir, `.pull-${shortHash(name, 16)}.lock`), async () => {
+    const already = await inspectImage(stateRoot, name);
+    if (already && already.addedAt >= started) return already; // another process pulled it while we waited
+    opts.onProgress?.(`downloading ${name === url ? url : `${name} from ${url}`}`);
+    let lastPct = -1;
+    const res = await downloadImage(url, dir, {
+      checksum: src.checksum ?? entry?.checksum ?? null,
+      checksumUrl: src.checksum ? null : (entry?.checksumUrl ?? null),
+      signal: opts.signal,
+      onMessage: opts.onProgress,
+      onProgress: (p) => {
+        opts.onDownload?.(p);
+        if (p.total) {
+          const pct = Math.floor((p.received / p.total) * 10) * 10;
+          if (pct > lastPct) {
+            lastPct = pct;
+            opts.onProgress?.(`${name}: ${pct}% of ${(p.total / 1024 ** 2).toFixed(1)} MiB`);
+          }
+        }
+      },
+    });
+    const format = src.format ?? (await qemuImgInfo(res.path)).format;
+    const img: StoredImage = {
+      name,
+      path: res.path,
+      format,
+      checksum: res.sha256,
+      size: res.size,
+      source: url,
+      addedAt: new Date().toISOString(),
+      verifiedAgainst: res.verifiedAgainst,
+    };
+    await updateIndex(stateRoot, (idx) => {
+      idx.images[name] = img;
+    });
+    return img;
+  }, opts.signal);
+}

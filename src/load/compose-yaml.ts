@@ -1,0 +1,119 @@
+/**
+ * YAML plumbing for the compose loader: parse with positions, turn YAML syntax errors into
+ * diagnostics at the right place, and find the line:column of any path in the document.
+ */
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import type { SourceLocation } from '../../schemas/model.js';
+import type { Diagnostic } from './diagnostic.js';
+
+export type YamlPath = readonly (string | number)[];
+
+export interface ParsedYaml {
+  doc: Document;
+  locator: YamlLocator;
+  diagnostics: Diagnostic[];
+}
+
+export function parseYaml(file: string, text: string): ParsedYaml {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, merge: true, logLevel: 'error' });
+  const locator = new YamlLocator(file, doc, lineCounter);
+  const diagnostics = doc.errors.map((e) => syntaxDiagnostic(file, text, lineCounter, e.code, e.message, e.pos[0]));
+  return { doc, locator, diagnostics };
+}
+
+function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: string, raw: string, pos: number): Diagnostic {
+  const at = (offset: number, message: string, hint?: string): Diagnostic => {
+    const { line, col } = lc.linePos(offset);
+    return { file, line, column: col, message, ...(hint ? { hint } : {}), severity: 'error' };
+  };
+  switch (code) {
+    case 'TAB_AS_INDENT': {
+      const tab = text.indexOf('\t', pos);
+      return at(tab >= 0 && tab - pos < 200 ? tab : pos, 'a tab is used for indentation; YAML indents with spaces only', 'replace the tab with spaces');
+    }
+    case 'DUPLICATE_KEY': {
+      const key = /^["']?([^:"'\n]*)/.exec(text.slice(pos))?.[1]?.trim() ?? '';
+      return at(pos, `the key \`${key}\` appears twice in the same map`, 'keep one of them (YAML keys must be unique)');
+    }
+    case 'MISSING_CHAR':
+      if (/quote/i.test(raw)) {
+        const q = raw.includes("'") ? "'" : '"';
+        const open = text.lastIndexOf(q, Math.max(0, pos - 1));
+        return at(open >= 0 ? open : pos, `this ${q === '"' ? 'double' : 'single'}-quoted string is never closed`, `add the closing ${q}`);
+      }
+      break;
+    case 'BAD_INDENT':
+      if (/^Flow (sequence|map)/.test(raw)) {
+        const seq = raw.startsWith('Flow sequence');
+        const ch = seq ? '[' : '{';
+        const open = text.lastIndexOf(ch, Math.max(0, pos - 1));
+        return at(open >= 0 ? open : pos, `this ${seq ? 'list' : 'map'} opened with "${ch}" is never closed`, `add the closing "${seq ? ']' : '}'}" on the same line`);
+      }
+      return at(pos + (/^ */.exec(text.slice(pos))?.[0].length ?? 0), 'this line is indented differently from the keys around it', 'keys of one map must start at the same column');
+    default:
+      break;
+  }
+  return at(pos, `YAML syntax error: ${raw.replace(/\.$/, '').replace(/^./, (c) => c.toLowerCase())}`);
+}
+
+/** Finds where a path of keys/indices sits in the document. */
+export class YamlLocator {
+  constructor(
+    private readonly file: string,
+    private readonly doc: Document,
+    private readonly lc: LineCounter,
+  ) {}
+
+  private walk(path: YamlPath): { node: Node | null; pair: Pair | null; lastNode: Node | null; lastPair: Pair | null } {
+    let node: unknown = this.doc.contents;
+    let pair: Pair | null = null;
+    let lastNode: Node | null = (node as Node | null) ?? null;
+    let lastPair: Pair | null = null;
+    for (const seg of path) {
+      pair = null;
+      if (isMap(node)) {
+        const found = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!found) return { node: null, pair: null, lastNode, lastPair };
+        pair = found as Pair;
+        node = found.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        node = node.items[seg];
+        if (node === undefined) return { node: null, pair: null, lastNode, lastPair };
+      } else {
+        return { node: null, pair: null, lastNode, lastPair };
+      }
+      lastPair = pair ?? lastPair;
+      if (node && (node as Node).range) lastNode = node as Node;
+    }
+    return { node: (node as Node | null) ?? null, pair, lastNode, lastPair };
+  }
+
+  private pos(offset: number): SourceLocation {
+    const { line, col } = this.lc.linePos(offset);
+    return { file: this.file, line, column: col };
+  }
+
+  /** Where the value at `path` starts (falls back to its key, then to the nearest ancestor). */
+  value(path: YamlPath): SourceLocation {
+    const w = this.walk(path);
+    const v = w.node;
+    if (v && v.range && !(isScalar(v) && v.value === null && w.pair)) return this.pos(v.range[0]);
+    if (w.pair && isScalar(w.pair.key) && w.pair.key.range) return this.pos(w.pair.key.range[0]);
+    return this.ancestor(w);
+  }
+
+  /** Where the key of the map entry at `path` starts (for unknown keys and missing fields). */
+  key(path: YamlPath): SourceLocation {
+    const w = this.walk(path);
+    if (w.pair && isScalar(w.pair.key) && w.pair.key.range) return this.pos(w.pair.key.range[0]);
+    if (w.node?.range) return this.pos(w.node.range[0]);
+    return this.ancestor(w);
+  }
+
+  private ancestor(w: { lastNode: Node | null; lastPair: Pair | null }): SourceLocation {
+    if (w.lastPair && isScalar(w.lastPair.key) && w.lastPair.key.range) return this.pos(w.lastPair.key.range[0]);
+    if (w.lastNode?.range) return this.pos(w.lastNode.range[0]);
+    return { file: this.file, line: 1, column: 1 };
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * Types for kdljs's own lexer (the module has no declarations). tend uses it to find the
+ * line:column of every node and value, because kdljs's parse output carries no positions.
+ */
+declare module 'kdljs/src/parser/kdl.js' {
+  export interface KdlToken {
+    image: string;
+    startOffset: number;
+    endOffset?: number;
+    startLine?: number;
+    startColumn?: number;
+    endLine?: number;
+    endColumn?: number;
+    tokenType: { name: string };
+  }
+  export interface KdlLexError {
+    offset: number;
+    length: number;
+    line?: number;
+    column?: number;
+    message: string;
+  }
+  export const lexer: { tokenize(text: string): { tokens: KdlToken[]; errors: KdlLexError[] } };
+}

@@ -1,0 +1,68 @@
+/**
+ * Is this VM's QEMU alive? The pidfile alone is not proof: a pid can be reused by any other
+ * process after QEMU died. A pid counts only when the process is alive AND its
+ * /proc/<pid>/cmdline is a qemu whose argv names this VM's own pidfile.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+/** The pid in a pidfile; null when missing or not a pid. */
+export async function readPidfile(path: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : null;
+}
+
+/** The argv of a live process (NUL-separated /proc/<pid>/cmdline); null when it is gone or a zombie. */
+export async function processArgv(pid: number): Promise<string[] | null> {
+  try {
+    const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw.length === 0) return null; // zombie or kernel thread
+    const parts = raw.split('\0');
+    if (parts[parts.length - 1] === '') parts.pop();
+    return parts;
+  } catch {
+    return null;
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * True when `argv` is a QEMU (the program, or for a script its interpreter's first argument, is
+ * named qemu-system-*) whose `-pidfile` is `pidfile`.
+ */
+export function isQemuFor(argv: readonly string[], pidfile: string): boolean {
+  const prog = argv.slice(0, 2).some((a) => basename(a).startsWith('qemu-system'));
+  if (!prog) return false;
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] === '-pidfile' && argv[i + 1] === pidfile) return true;
+  }
+  return false;
+}
+
+export interface Liveness {
+  pid: number;
+  argv: string[];
+}
+
+/** The live QEMU of the VM whose pidfile is `pidfile`, or null (no pidfile, dead, or not ours). */
+export async function liveQemu(pidfile: string): Promise<Liveness | null> {
+  const pid = await readPidfile(pidfile);
+  if (pid === null || !pidAlive(pid)) return null;
+  const argv = await processArgv(pid);
+  if (!argv || !isQemuFor(argv, pidfile)) return null;
+  return { pid, argv };
+}

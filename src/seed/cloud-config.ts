@@ -1,0 +1,70 @@
+/**
+ * NoCloud seed contents. user-data is a `#cloud-config` document built from the VM's
+ * cloudInit fields — or, when cloudInit.userData names a file, that file's content as is.
+ * meta-data carries the instance-id (stable for the VM's lifetime) and the host name.
+ * network-config is not written: with one NIC every supported image configures it by DHCP
+ * (cloud-init's fallback), which is what tend wants; it becomes necessary only for static
+ * addresses or a second NIC, which the model cannot express yet (docs/images.md).
+ */
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import type { VmSpec } from '../../schemas/model.js';
+import { defaultCloudInit } from '../../schemas/defaults.js';
+import { NotFoundError } from '../errors.js';
+import { imageOs } from '../ssh/user.js';
+
+export const SUDO_NOPASSWD = 'ALL=(ALL) NOPASSWD:ALL';
+
+export function hostnameOf(vm: VmSpec): string {
+  return vm.cloudInit?.hostname ?? vm.name;
+}
+
+/** Alpine's cloud images have no bash: the login shell must exist or SSH logins fail. */
+function loginShell(vm: VmSpec): string {
+  return imageOs(vm) === 'alpine' ? '/bin/sh' : '/bin/bash';
+}
+
+export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: string }): string {
+  const ci = vm.cloudInit ?? defaultCloudInit();
+  if (ci.userData) {
+    try {
+      return readFileSync(ci.userData, 'utf8');
+    } catch (err) {
+      throw new NotFoundError('UserDataNotFound', `cannot read the user-data file ${ci.userData}: ${(err as Error).message}`);
+    }
+  }
+  const keys = [opts.publicKey, ...ci.sshAuthorizedKeys].map((k) => k.trim()).filter((k, i, a) => k && a.indexOf(k) === i);
+  const doc: Record<string, unknown> = {
+    hostname: hostnameOf(vm),
+    preserve_hostname: false,
+    users: [
+      {
+        name: opts.user,
+        sudo: SUDO_NOPASSWD,
+        shell: loginShell(vm),
+        lock_passwd: true,
+        ssh_authorized_keys: keys,
+      },
+    ],
+    ssh_pwauth: false,
+  };
+  if (ci.packages.length > 0) {
+    doc.package_update = true;
+    doc.packages = [...ci.packages];
+  }
+  if (ci.writeFiles.length > 0) {
+    doc.write_files = ci.writeFiles.map((f) => ({
+      path: f.path,
+      content: f.content,
+      ...(f.permissions ? { permissions: f.permissions } : {}),
+      ...(f.owner ? { owner: f.owner } : {}),
+    }));
+  }
+  if (ci.bootcmd.length > 0) doc.bootcmd = [...ci.bootcmd];
+  if (ci.runcmd.length > 0) doc.runcmd = [...ci.runcmd];
+  return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+export function renderMetaData(vm: VmSpec, instanceId: string): string {
+  return stringify({ 'instance-id': instanceId, 'local-hostname': hostnameOf(vm) }, { lineWidth: 0 });
+}

@@ -1,0 +1,223 @@
+/**
+ * Staged SSH readiness of a guest: SSH banner → login → `cloud-init status --wait`.
+ *
+ * Each stage retries until the overall deadline and fails with a message that says which
+ * stage did not pass and what to check:
+ *   SshBannerTimeout   nothing answered with an SSH banner on host:port
+ *   SshLoginFailed     a banner was seen but login never worked (user/key)
+ *   CloudInitTimeout   cloud-init did not finish in time
+ *   CloudInitFailed    cloud-init finished with errors (exit 1) or recoverable errors (exit 2);
+ *                      the message carries `cloud-init status --long`
+ *   CloudInitMissing   cloud-init is not installed in the guest but `cloudInit` was requested
+ * A session dropped during the cloud-init wait (cloud-init restarts sshd after regenerating
+ * host keys) is retried, not failed. An aborted `signal` rejects with `signal.reason`.
+ */
+import { connect as netConnect } from 'node:net';
+import type { Client } from 'ssh2';
+import { systemClock } from '../../controllers/clock.js';
+import type { Clock } from '../../controllers/types.js';
+import { BackendError, TendError } from '../errors.js';
+import { execOnClient, sshConnect, type SshTarget } from './exec.js';
+
+export type SshStage = 'banner' | 'login' | 'cloud-init';
+
+export interface WaitForSshOptions extends SshTarget {
+  signal?: AbortSignal;
+  /** overall deadline for all stages */
+  timeoutMs: number;
+  /** also wait for `cloud-init status --wait` to succeed */
+  cloudInit: boolean;
+  /** called when a stage starts */
+  onStage?: (stage: SshStage) => void;
+  /** time source (tests); defaults to the system clock */
+  clock?: Clock;
+  /** pause between attempts (default 1000 ms) */
+  retryDelayMs?: number;
+}
+
+/** Connects over TCP and resolves with the server's identification line ("SSH-2.0-..."). */
+export function readSshBanner(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const sock = netConnect({ host, port });
+    let buf = '';
+    let settled = false;
+    const onAbort = (): void => done(signal?.reason ?? new Error('aborted'));
+    const timer = setTimeout(() => done(new Error(`no SSH banner within ${timeoutMs} ms`)), timeoutMs);
+    const done = (err: unknown, banner?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(banner ?? '');
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    sock.setEncoding('latin1');
+    sock.on('error', (e) => done(e));
+    // QEMU's user-mode hostfwd accepts the TCP connection even when nothing listens in the
+    // guest, then closes it: that is "no banner", not "up".
+    sock.on('close', () => done(new Error('connection closed before an SSH banner')));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      for (const line of buf.split('\n')) {
+        if (line.startsWith('SSH-')) return done(null, line.trim());
+      }
+      if (buf.length > 8192) done(new Error('no SSH banner in the first 8 KiB'));
+    });
+  });
+}
+
+function remaining(clock: Clock, deadline: number): number {
+  return Math.max(0, deadline - clock.now());
+}
+
+function isTransient(err: unknown): boolean {
+  return err instanceof TendError && ['SshConnectFailed', 'SshSessionLost', 'SshTimeout'].includes(err.reason);
+}
+
+/** Waits until the guest accepts an SSH login (and cloud-init is done, when asked). */
+export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
+  const clock = opts.clock ?? systemClock;
+  const retry = opts.retryDelayMs ?? 1000;
+  const deadline = clock.now() + opts.timeoutMs;
+  const where = `${opts.host}:${opts.port}`;
+  const target: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
+  const { signal } = opts;
+  signal?.throwIfAborted();
+
+  // Stage 1: TCP + SSH banner.
+  opts.onStage?.('banner');
+  let lastBannerError = '';
+  for (;;) {
+    try {
+      await readSshBanner(opts.host, opts.port, Math.min(10_000, Math.max(1000, remaining(clock, deadline))), signal);
+      break;
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      lastBannerError = (err as Error).message;
+    }
+    if (remaining(clock, deadline) <= 0) {
+      throw new BackendError(
+        'SshBannerTimeout',
+        `no SSH server answered on ${where} within ${Math.round(opts.timeoutMs / 1000)} s (last: ${lastBannerError}): ` +
+          `is the guest booting (see its serial console log) and is port ${opts.port} forwarded to the guest's port 22?`,
+      );
+    }
+    await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+  }
+
+  // Stage 2: login.
+  opts.onStage?.('login');
+  let client: Client | undefined;
+  let lastLoginError: unknown;
+  const login = async (): Promise<Client> => {
+    for (;;) {
+      try {
+        return await sshConnect(target, { signal, readyTimeoutMs: Math.min(20_000, Math.max(1000, remaining(clock, deadline))) });
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (err instanceof TendError && err.reason === 'SshKeyUnreadable') throw err;
+        lastLoginError = err;
+      }
+      if (remaining(clock, deadline) <= 0) {
+        const e = lastLoginError;
+        if (e instanceof TendError && e.reason === 'SshAuthFailed') {
+          throw new BackendError(
+            'SshLoginFailed',
+            `SSH banner seen on ${where} but login refused for user ${opts.user} with key ${opts.privateKey}: ` +
+              `does the image's cloud-init create that user with that key (${opts.privateKey}.pub in ssh_authorized_keys)?`,
+            { cause: e },
+          );
+        }
+        throw new BackendError(
+          'SshLoginFailed',
+          `SSH banner seen on ${where} but login as ${opts.user} did not succeed in time: ${(e as Error | undefined)?.message ?? 'unknown error'}`,
+          { cause: e },
+        );
+      }
+      await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+    }
+  };
+  client = await login();
+  try {
+    if (!opts.cloudInit) return;
+
+    // Stage 3: cloud-init.
+    opts.onStage?.('cloud-init');
+    for (;;) {
+      try {
+        const res = await withDeadline(
+          execOnClient(client, target, 'cloud-init status --wait >/dev/null 2>&1; rc=$?; echo "rc=$rc"; exit $rc', { signal }),
+          remaining(clock, deadline),
+          clock,
+          signal,
+        );
+        if (res.code === 0) return;
+        if (res.code === 127) {
+          throw new BackendError('CloudInitMissing', `cloud-init is not installed in the guest on ${where}, but the VM uses a cloud-init seed: use a cloud image`);
+        }
+        if (res.code === 1 || res.code === 2) {
+          const long = await execOnClient(client, target, 'cloud-init status --long', { signal }).catch((e: Error) => ({
+            code: -1,
+            stdout: '',
+            stderr: e.message,
+          }));
+          const kind = res.code === 2 ? 'finished with recoverable errors' : 'failed';
+          throw new BackendError(
+            'CloudInitFailed',
+            `cloud-init ${kind} in the guest on ${where} (cloud-init status exit ${res.code}); ` +
+              `see /var/log/cloud-init.log in the guest:\n${(long.stdout + long.stderr).trimEnd()}`,
+          );
+        }
+        // Any other exit (sshd killed the session with a signal, ...): retry.
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (!isTransient(err)) throw err;
+        // The session or connection dropped (sshd restarted): reconnect and wait again.
+      }
+      if (remaining(clock, deadline) <= 0) {
+        throw new BackendError(
+          'CloudInitTimeout',
+          `SSH login on ${where} works but cloud-init did not finish within ${Math.round(opts.timeoutMs / 1000)} s: ` +
+            `run "cloud-init status --long" in the guest (tend ssh) or read its serial console log`,
+        );
+      }
+      await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+      client.on('error', () => {});
+      client.end();
+      client = await login().catch((err: unknown) => {
+        if (err instanceof TendError && err.reason === 'SshLoginFailed') {
+          throw new BackendError(
+            'CloudInitTimeout',
+            `SSH on ${where} went away while waiting for cloud-init and did not come back in time: ${err.message}`,
+            { cause: err },
+          );
+        }
+        throw err;
+      });
+    }
+  } finally {
+    client.on('error', () => {});
+    client.end();
+  }
+}
+
+/** Races `p` against the deadline; a timeout rejects with a transient SshTimeout. */
+async function withDeadline<T>(p: Promise<T>, ms: number, clock: Clock, signal?: AbortSignal): Promise<T> {
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await Promise.race([
+      p,
+      clock.sleep(ms, ctl.signal).then(() => {
+        throw new BackendError('SshTimeout', `no answer within ${ms} ms`);
+      }),
+    ]);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    ctl.abort();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The guest image itself, without tend: boot it with a hand-written QEMU command line
+ * (rawQemuArgv) and a NoCloud seed, and prove real cloud-init and sshd work in it.
+ */
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { sshExec } from '../../src/ssh/exec.js';
+import { waitForSsh, type SshStage } from '../../src/ssh/ready.js';
+import { bootRaw, findImage, freePort, generateKey, makeOverlay, makeSeedIso, tempProject } from './helpers.js';
+
+test('the Debian 12 image boots under TCG, runs cloud-init from a NoCloud seed and accepts SSH', { timeout: 900_000 }, async (t) => {
+  const image = await findImage();
+  const before = await stat(image);
+  const proj = await tempProject();
+  t.after(() => proj.cleanup());
+
+  const key = join(proj.scratch, 'id_ed25519');
+  const pub = await generateKey(key);
+  const hostname = 'tend-e2e-raw';
+  const seed = join(proj.scratch, 'seed.iso');
+  const seedTool = await makeSeedIso(seed, {
+    metaData: `instance-id: iid-${hostname}\nlocal-hostname: ${hostname}\n`,
+    userData: [
+      '#cloud-config',
+      `hostname: ${hostname}`,
+      'users:',
+      '  - name: tester',
+      '    shell: /bin/bash',
+      "    sudo: 'ALL=(ALL) NOPASSWD:ALL'",
+      '    ssh_authorized_keys:',
+      `      - ${pub}`,
+      '',
+    ].join('\n'),
+  });
+  t.diagnostic(`seed built with ${seedTool}`);
+  const disk = join(proj.scratch, 'disk.qcow2');
+  await makeOverlay(image, disk, '4G');
+  const sshPort = await freePort();
+  const serialLog = join(proj.scratch, 'serial.log');
+  const started = Date.now();
+  const qemu = bootRaw({ disk, seed, sshPort, serialLog });
+  let qemuErr = '';
+  qemu.stderr?.on('data', (s: string) => (qemuErr += s));
+  const exited = new Promise<never>((_, reject) =>
+    qemu.on('exit', (code) => reject(new Error(`qemu exited early (code ${code}): ${qemuErr}`))),
+  );
+  t.after(() => {
+    qemu.kill('SIGKILL');
+  });
+
+  const stages: SshStage[] = [];
+  const target = { host: '127.0.0.1', port: sshPort, user: 'tester', privateKey: key };
+  await Promise.race([waitForSsh({ ...target, timeoutMs: 600_000, cloudInit: true, onStage: (s) => stages.push(s) }), exited]);
+  t.diagnostic(`SSH + cloud-init ready after ${Math.round((Date.now() - started) / 1000)} s`);
+  assert.deepEqual(stages, ['banner', 'login', 'cloud-init']);
+
+  const hn = await sshExec({ ...target, command: 'hostname', timeoutMs: 30_000 });
+  assert.equal(hn.code, 0);
+  assert.equal(hn.stdout.trim(), hostname);
+
+  const ci = await sshExec({ ...target, command: 'cloud-init status', timeoutMs: 30_000 });
+  assert.equal(ci.code, 0, ci.stdout + ci.stderr);
+  assert.match(ci.stdout, /status: done/);
+
+  const root = await sshExec({ ...target, command: 'sudo -n id -u && findmnt -no SOURCE,FSTYPE / && cat /etc/machine-id', timeoutMs: 30_000 });
+  assert.equal(root.code, 0, root.stderr);
+  const [uid, mount, machineId] = root.stdout.trim().split('\n');
+  assert.equal(uid, '0', 'the cloud-init user has passwordless sudo');
+  assert.match(mount ?? '', /ext4/);
+  assert.match(machineId ?? '', /^[0-9a-f]{32}$/, 'a fresh machine-id is generated on first boot');
+
+  const after = await stat(image);
+  assert.equal(after.mtimeMs, before.mtimeMs, 'the base image is never written');
+});

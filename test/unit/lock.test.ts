@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LockError } from '../../src/errors.js';
+import { holderPath, lockPath, readHolder, withProjectLock } from '../../src/state/lock.js';
+
+function tempProject(): string {
+  return mkdtempSync(join(tmpdir(), 'tend-lock-'));
+}
+
+/** A pid that certainly belongs to no process now: a child that has already exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+test('a second holder is refused with --no-wait, and the error names pid, command and time', async () => {
+  const dir = tempProject();
+  try {
+    await withProjectLock(dir, { command: 'tend watch', timeoutMs: 1000, wait: true }, async () => {
+      assert.equal(readHolder(dir)?.command, 'tend watch');
+      await assert.rejects(
+        withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false }, async () => 'never'),
+        (e: unknown) => {
+          assert.ok(e instanceof LockError);
+          assert.equal(e.exitCode, 4);
+          assert.match(e.message, new RegExp(`project locked by pid ${process.pid} \\(tend watch\\) since \\d\\d:\\d\\d:\\d\\d`));
+          return true;
+        },
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a waiting holder gets the lock once the first releases it', async () => {
+  const dir = tempProject();
+  try {
+    const order: string[] = [];
+    let releaseFirst!: () => void;
+    const first = withProjectLock(dir, { command: 'tend up', timeoutMs: 1000, wait: true }, async () => {
+      order.push('first in');
+      await new Promise<void>((r) => (releaseFirst = r));
+      order.push('first out');
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const second = withProjectLock(dir, { command: 'tend stop web', timeoutMs: 5000, wait: true, pollMs: 20 }, async () => {
+      order.push('second in');
+      return readHolder(dir)?.command;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(order, ['first in'], 'the second must wait while the first holds the lock');
+    releaseFirst();
+    await first;
+    assert.equal(await second, 'tend stop web');
+    assert.deepEqual(order, ['first in', 'first out', 'second in']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('waiting gives up after the timeout with a LockError naming the holder', async () => {
+  const dir = tempProject();
+  try {
+    await withProjectLock(dir, { command: 'tend converge', timeoutMs: 1000, wait: true }, async () => {
+      const t0 = Date.now();
+      await assert.rejects(
+        withProjectLock(dir, { command: 'tend down', timeoutMs: 300, wait: true, pollMs: 50 }, async () => 'never'),
+        (e: unknown) => e instanceof LockError && /tend converge/.test(e.message) && /gave up/.test(e.message),
+      );
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 250 && waited < 3000, `waited ${waited} ms`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lock left by a dead process is taken over at once', async () => {
+  const dir = tempProject();
+  try {
+    mkdirSync(lockPath(dir)); // what proper-lockfile leaves behind, fresh mtime
+    writeFileSync(holderPath(dir), JSON.stringify({ pid: deadPid(), command: 'tend watch', since: new Date().toISOString() }));
+    const got = await withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false }, async () => readHolder(dir));
+    assert.equal(got?.pid, process.pid);
+    assert.equal(got?.command, 'tend up');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the lock is released when the function throws', async () => {
+  const dir = tempProject();
+  try {
+    await assert.rejects(
+      withProjectLock(dir, { command: 'tend up', timeoutMs: 1000, wait: true }, async () => {
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    assert.equal(existsSync(lockPath(dir)), false);
+    assert.equal(existsSync(holderPath(dir)), false);
+    const again = await withProjectLock(dir, { command: 'tend up', timeoutMs: 1000, wait: false }, async () => 'again');
+    assert.equal(again, 'again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('another live process holding the lock blocks us (cross-process)', async () => {
+  const dir = tempProject();
+  try {
+    mkdirSync(lockPath(dir));
+    // pid 1 is always alive: the lock must be respected, not taken over
+    writeFileSync(holderPath(dir), JSON.stringify({ pid: 1, command: 'tend watch', since: '2026-01-01T19:42:03.000Z' }));
+    await assert.rejects(
+      withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false }, async () => 'never'),
+      (e: unknown) => e instanceof LockError && /pid 1 \(tend watch\)/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
