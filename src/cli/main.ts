@@ -305,7 +305,8 @@ function registerExtra(program: Command, rt: Runtime): void {
     const g = await globals(cmd, rt);
     const { imageCommand, renderImage } = await import('./commands/image.js');
     const ref = typeof args[0] === 'string' ? args[0] : undefined;
-    const r = await imageCommand({ ...g, verb, ...(ref ? { ref } : {}), onProgress: (m: string) => err(m) });
+    const opts = cmd.opts<{ force?: boolean }>();
+    const r = await imageCommand({ ...g, verb, ...(ref ? { ref } : {}), force: opts.force ?? false, onProgress: (m: string) => err(m), onDownload: progressBar() });
     if (g.json) printJson(r);
     else out(renderImage(r));
     if (r.verb === 'verify' && !r.ok) rt.exitCode = EXIT.failure;
@@ -314,9 +315,30 @@ function registerExtra(program: Command, rt: Runtime): void {
   image.command('list').alias('ls').description('list stored images').addHelpText('after', examples('tend image list')).action(imageAction('list'));
   image.command('inspect').argument('<ref>', 'image').description('show an image: path, format, size, checksum').addHelpText('after', examples('tend image inspect debian:12')).action(imageAction('inspect'));
   image.command('verify').argument('<ref>', 'image').description('re-hash a stored image against its checksum').addHelpText('after', examples('tend image verify debian:12')).action(imageAction('verify'));
-  image.command('rm').argument('<ref>', 'image').description('delete a stored image (refused while a VM disk uses it)').addHelpText('after', examples('tend image rm debian:12')).action(imageAction('rm'));
+  image.command('rm').argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)').description('delete a stored image (refused while a VM disk uses it)').addHelpText('after', examples('tend image rm debian:12')).action(imageAction('rm'));
   image.command('build').argument('<name>', 'buildable catalog name').description('build a catalog image locally (no network)').addHelpText('after', examples('tend image build debian:12')).action(imageAction('build'));
 
+}
+
+/** A one-line download progress bar on a TTY; nothing otherwise (progress lines still print). */
+function progressBar(): ((p: { received: number; total: number | null }) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    const done = p.total !== null && p.received >= p.total;
+    if (now - last < 100 && !done) return;
+    last = now;
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
+    if (p.total) {
+      const frac = Math.min(1, p.received / p.total);
+      const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.');
+      process.stderr.write(`\r[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(p.received)}/${mib(p.total)} MiB`);
+    } else {
+      process.stderr.write(`\r${mib(p.received)} MiB`);
+    }
+    if (done) process.stderr.write('\n');
+  };
 }
 
 function printError(e: unknown, verbose: boolean): number {

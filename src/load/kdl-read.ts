@@ -105,7 +105,7 @@ export class KdlReader {
   one(node: KNode): KValue | undefined {
     this.noProps(node);
     if (node.args.length === 0) {
-      this.error(node.loc, `${node.name} needs a value`, example(node.name));
+      if (node.props.length === 0) this.error(node.loc, `${node.name} needs a value`, example(node.name));
       return undefined;
     }
     if (node.args.length > 1) {
@@ -136,7 +136,7 @@ export class KdlReader {
     if (!this.noBlock(node)) return [];
     this.noProps(node);
     if (node.args.length === 0) {
-      this.error(node.loc, `${node.name} needs a value`, example(node.name));
+      if (node.props.length === 0) this.error(node.loc, `${node.name} needs a value`, example(node.name));
       return [];
     }
     const out: { value: string; loc: SourceLocation }[] = [];

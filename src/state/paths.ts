@@ -31,6 +31,7 @@ export const FILES = {
   instanceId: 'instance-id',
   status: 'status.json',
   intent: 'intent.json',
+  efiVars: 'efi-vars.fd',
 } as const;
 
 export const PROJECT_FILES = {

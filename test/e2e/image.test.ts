@@ -3,9 +3,13 @@
  * (rawQemuArgv) and a NoCloud seed, and prove real cloud-init and sshd work in it.
  */
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { TendError } from '../../src/errors.js';
+import { buildImage } from '../../src/images/build.js';
+import { inspectImage } from '../../src/images/store.js';
 import { sshExec } from '../../src/ssh/exec.js';
 import { waitForSsh, type SshStage } from '../../src/ssh/ready.js';
 import { bootRaw, findImage, freePort, generateKey, makeOverlay, makeSeedIso, tempProject } from './helpers.js';
@@ -73,4 +77,34 @@ test('the Debian 12 image boots under TCG, runs cloud-init from a NoCloud seed a
 
   const after = await stat(image);
   assert.equal(after.mtimeMs, before.mtimeMs, 'the base image is never written');
+});
+
+test('tend image build debian:bookworm registers the built image as debian:12 in the store', { timeout: 900_000 }, async (t) => {
+  if (!process.env.TEND_E2E_IMAGE) await findImage(); // build (or reuse) the cached image first
+  const proj = await tempProject();
+  t.after(() => proj.cleanup());
+  const lines: string[] = [];
+  const img = await buildImage(proj.stateDir, 'debian:bookworm', { onProgress: (l) => lines.push(l) });
+  assert.equal(img.name, 'debian:12');
+  assert.equal(img.format, 'qcow2');
+  assert.ok(img.path.startsWith(proj.stateDir), `stored under the state dir: ${img.path}`);
+  const sha = createHash('sha256').update(await readFile(img.path)).digest('hex');
+  assert.equal(img.checksum, `sha256:${sha}`);
+  const found = await inspectImage(proj.stateDir, 'debian:12');
+  assert.equal(found?.path, img.path, 'image: debian:12 now resolves from the store, offline');
+  assert.ok(lines.some((l) => l.includes('registering')), lines.join('\n'));
+});
+
+test('tend image build refuses names it has no recipe for', async () => {
+  const proj = await tempProject();
+  try {
+    await assert.rejects(buildImage(proj.stateDir, 'ubuntu:noble'), (err: unknown) => {
+      assert.ok(err instanceof TendError);
+      assert.equal(err.reason, 'ImageNotBuildable');
+      assert.match(err.message, /debian:12/);
+      return true;
+    });
+  } finally {
+    await proj.cleanup();
+  }
 });

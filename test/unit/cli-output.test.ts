@@ -41,7 +41,7 @@ test('logger writes JSON lines off a TTY and short human lines on one', () => {
   assert.equal(json.msg, 'started (pid 42)');
   assert.equal(json.vm, 'web');
   assert.equal(json.level, 30);
-  assert.match(lines(true), /^\d\d:\d\d:\d\d INFO  web: started \(pid 42\) reason=VmStarted\n$/);
+  assert.match(lines(true), /^\d\d:\d\d:\d\d INFO {2}web: started \(pid 42\) reason=VmStarted\n$/);
   assert.doesNotThrow(() => JSON.parse(lines(true, true)), '--json wins over a TTY');
   assert.equal(formatHumanLine('plain text'), 'plain text\n');
 });

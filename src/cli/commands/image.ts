@@ -9,6 +9,10 @@ export interface ImageCommandOptions extends GlobalOptions {
   verb: string;
   ref?: string;
   onProgress?: (message: string) => void;
+  /** byte progress of a download (a progress bar on a TTY) */
+  onDownload?: (p: { received: number; total: number | null }) => void;
+  /** rm: delete even while VM disks use the image */
+  force?: boolean;
 }
 
 export type ImageResult =
@@ -43,10 +47,10 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
     case 'list':
       return { verb: 'list', images: await store.listImages(root) };
     case 'pull': {
-      const progress = o.onProgress;
       const image = await store.pullImage(root, imageSourceOf(need()), {
         ...(o.signal ? { signal: o.signal } : {}),
-        ...(progress ? { onProgress: (p: unknown) => progress(typeof p === 'string' ? p : JSON.stringify(p)) } : {}),
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        ...(o.onDownload ? { onDownload: o.onDownload } : {}),
       });
       return { verb: 'pull', image };
     }
@@ -60,7 +64,7 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
       return { verb: 'verify', ref: need(), ...v };
     }
     case 'rm':
-      return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need()) };
+      return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need(), { force: o.force ?? false }) };
     case 'build': {
       const { buildImage } = await import('../../images/build.js');
       const image = await buildImage(root, need(), { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.signal ? { signal: o.signal } : {}) });

@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# The system packages tend needs, shared by .ci/run and scripts/setup.sh so they never drift.
+# Source this file, then call `tend_install_deps`. Debian 12, as root.
+
+# Runtime: QEMU, qemu-img, and what scripts/build-debian-image.sh uses to build the guest image.
+TEND_APT_PACKAGES=(
+  qemu-system-x86 qemu-utils ovmf
+  debootstrap grub-pc-bin parted dosfstools e2fsprogs fdisk util-linux
+  openssh-server openssh-client
+  xz-utils zstd ca-certificates
+)
+
+# ---- TEST TOOLS: packages only the test suites need. Engineers: add yours here. ----
+TEND_APT_TEST_PACKAGES=(
+  cloud-image-utils   # cloud-localds: e2e seed ISOs when src/seed/iso9660.ts is absent
+  procps              # ps, used by the fake cloud-init of test/integration/ssh-exec.test.ts
+)
+# ---- end of test tools ----
+
+tend_install_deps() {
+  local with_tests="${1:-}"
+  local pkgs=("${TEND_APT_PACKAGES[@]}")
+  [ "$with_tests" = "--with-tests" ] && pkgs+=("${TEND_APT_TEST_PACKAGES[@]}")
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep postinst scripts from starting services (the system sshd on :22): tests start their
+  # own sshd on free loopback ports, so a running one would not matter, but none is needed.
+  local made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  apt-get update -q || rc=$?
+  [ $rc -eq 0 ] && { apt-get install -y -q --no-install-recommends "${pkgs[@]}" || rc=$?; }
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
+# Node 20+ is required (Debian 12's own nodejs is 18).
+tend_check_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "tend needs Node.js >= 20 with npm on PATH" >&2
+    return 1
+  fi
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt 20 ]; then
+    echo "tend needs Node.js >= 20 (found $(node --version))" >&2
+    return 1
+  fi
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# First command of the README: installs what tend needs on Debian 12 (as root), builds tend,
+# puts `tend` on PATH, builds the debian:12 guest image from Debian packages, and brings up
+# examples/quickstart.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh installs packages and builds a disk image: run it as root (sudo bash scripts/setup.sh)" >&2
+  exit 1
+fi
+
+# shellcheck source=deps.sh
+. scripts/deps.sh
+
+say "installing system packages: ${TEND_APT_PACKAGES[*]}"
+tend_install_deps
+tend_check_node
+
+say "installing npm dependencies"
+npm ci --no-audit --no-fund
+
+say "building tend"
+npm run build
+
+say "putting tend on PATH (npm link)"
+npm link --no-audit --no-fund
+command -v tend >/dev/null || { echo "npm link did not put tend on PATH (npm prefix: $(npm prefix -g))" >&2; exit 1; }
+
+say "building the debian:12 guest image (first time: a few minutes; then cached)"
+tend image build debian:12
+
+if ! tend up --help >/dev/null 2>&1; then
+  say "this tend has no 'up' command yet: stopping after the image build"
+  exit 0
+fi
+if [ ! -d examples/quickstart ]; then
+  say "examples/quickstart is missing: stopping after the image build"
+  exit 0
+fi
+
+say "bringing up examples/quickstart (boots a VM under QEMU; ~1-2 minutes without KVM)"
+cd examples/quickstart
+tend up
+tend ps || true
+say "done. Try: cd examples/quickstart && tend exec <vm> -- uname -a; tend down"
