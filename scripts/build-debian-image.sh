@@ -102,9 +102,28 @@ cleanup() {
   [ $rc -ne 0 ] && log "failed (exit $rc) after $(( $(date +%s) - START ))s"
   exit $rc
 }
+# Long steps run in their own process group (run ...), so a signal reaches the trap at once
+# (bash defers traps until a foreground child exits) and the whole step is killed with it.
+CHILD=""
+run() {
+  setsid "$@" &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  return $rc
+}
+on_signal() {
+  if [ -n "$CHILD" ]; then
+    kill -TERM -- "-$CHILD" 2>/dev/null || kill -TERM "$CHILD" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+  fi
+  exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 log "recipe $RECIPE_HASH, mirror $MIRROR, work dir $WORK"
 
@@ -127,7 +146,7 @@ mkdir -p "$ROOT"
 mount "$PART" "$ROOT"
 
 log "debootstrap $SUITE (minbase)"
-debootstrap --variant=minbase --components=main "$SUITE" "$ROOT" "$MIRROR" >&2
+run debootstrap --variant=minbase --components=main "$SUITE" "$ROOT" "$MIRROR" >&2
 
 mount --bind /dev "$ROOT/dev"
 mount --bind /dev/pts "$ROOT/dev/pts"
@@ -135,7 +154,8 @@ mount -t proc proc "$ROOT/proc"
 mount -t sysfs sys "$ROOT/sys"
 mount -t tmpfs tmpfs "$ROOT/run"
 
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
+IN_ROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8)
+in_root() { "${IN_ROOT[@]}" "$@"; }
 
 # No docs, man pages or info in the image.
 cat > "$ROOT/etc/dpkg/dpkg.cfg.d/01-tend-nodoc" <<'CFG'
@@ -180,13 +200,13 @@ echo "grub-pc grub-pc/install_devices multiselect" | in_root debconf-set-selecti
 echo "grub-pc grub-pc/install_devices_empty boolean true" | in_root debconf-set-selections
 
 log "installing: $PACKAGES"
-in_root apt-get update -qq >&2
+run "${IN_ROOT[@]}" apt-get update -qq >&2
 # shellcheck disable=SC2086
-in_root apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $PACKAGES >&2
+run "${IN_ROOT[@]}" apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $PACKAGES >&2
 
 log "locales"
 echo "en_US.UTF-8 UTF-8" > "$ROOT/etc/locale.gen"
-in_root locale-gen >&2
+run "${IN_ROOT[@]}" locale-gen >&2
 echo "LANG=C.UTF-8" > "$ROOT/etc/default/locale"
 
 log "cloud-init: NoCloud datasource"
@@ -206,8 +226,8 @@ echo localhost > "$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 
 log "grub"
-in_root grub-install --target=i386-pc --boot-directory=/boot --modules="part_msdos ext2" "$LOOP" >&2
-in_root grub-mkconfig -o /boot/grub/grub.cfg >&2
+run "${IN_ROOT[@]}" grub-install --target=i386-pc --boot-directory=/boot --modules="part_msdos ext2" "$LOOP" >&2
+run "${IN_ROOT[@]}" grub-mkconfig -o /boot/grub/grub.cfg >&2
 # grub-mkconfig in a chroot names the loop partition; boot by label instead.
 sed -i -E "s#root=/dev/[^ ]+#root=LABEL=$LABEL#g" "$ROOT/boot/grub/grub.cfg"
 grep -q "root=LABEL=$LABEL" "$ROOT/boot/grub/grub.cfg" || die "grub.cfg has no root=LABEL=$LABEL"
@@ -240,7 +260,7 @@ partx -d "$LOOP" >/dev/null 2>&1 || true
 losetup -d "$LOOP"; LOOP=""
 
 log "qemu-img convert -O qcow2 -c"
-qemu-img convert -O qcow2 -c "$RAW" "$WORK/image.qcow2"
+run qemu-img convert -O qcow2 -c "$RAW" "$WORK/image.qcow2"
 mv -f "$WORK/image.qcow2" "$IMAGE"
 # Older recipes' images are garbage now.
 find "$CACHE_DIR" -maxdepth 1 -name 'debian-12-*.qcow2' ! -name "$(basename "$IMAGE")" -delete 2>/dev/null || true

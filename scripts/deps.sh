@@ -20,6 +20,7 @@ TEND_APT_TEST_PACKAGES=(
 tend_install_deps() {
   local with_tests="${1:-}"
   local pkgs=("${TEND_APT_PACKAGES[@]}")
+  # usage: tend_install_deps --with-tests | --runtime-only
   [ "$with_tests" = "--with-tests" ] && pkgs+=("${TEND_APT_TEST_PACKAGES[@]}")
   export DEBIAN_FRONTEND=noninteractive
   # Keep postinst scripts from starting services (the system sshd on :22): tests start their

@@ -12,11 +12,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# shellcheck source=deps.sh
+# shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
 say "installing system packages: ${TEND_APT_PACKAGES[*]}"
-tend_install_deps
+tend_install_deps --runtime-only
 tend_check_node
 
 say "installing npm dependencies"

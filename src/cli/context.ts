@@ -6,9 +6,8 @@
  */
 import { resolve } from 'node:path';
 import type { Project, SourceLocation } from '../../schemas/model.js';
-import type { Backend, Guest } from '../../controllers/types.js';
+import type { Backend, Clock, Guest } from '../../controllers/types.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
-import { BackendError } from '../errors.js';
 import { UsageError, ValidationError } from '../errors.js';
 import { didYouMean } from '../load/common.js';
 import type { Diagnostic } from '../load/diagnostic.js';
@@ -33,6 +32,12 @@ export interface GlobalOptions {
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   log?: Logger;
+  /** live guest output (provisioning, readiness stages), one line at a time */
+  onGuestOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
+  /** test seams: use these instead of the QEMU backend, the SSH guest and the wall clock */
+  backend?: Backend;
+  guest?: Guest;
+  clock?: Clock;
 }
 
 export interface Loaded {
@@ -89,15 +94,9 @@ export function loadContext(g: GlobalOptions): Context {
 
 /** The backend for this context; imported lazily so read-only commands start fast. */
 export async function backendFor(ctx: Context): Promise<Backend> {
+  if (ctx.opts.backend) return ctx.opts.backend;
   const { createQemuBackend } = await import('../qemu/backend.js');
   return createQemuBackend({ stateRoot: ctx.stateRoot, env: ctx.env, ...(ctx.opts.log ? { log: ctx.opts.log } : {}) });
-}
-
-/** Module that provides the SSH-based Guest (readiness + provisioning); loaded at run time. */
-export const GUEST_MODULE = '../ssh/guest.js';
-
-interface GuestModule {
-  createSshGuest(opts: { stateRoot: string; env?: NodeJS.ProcessEnv; log?: Logger }): Guest;
 }
 
 /**
@@ -105,18 +104,21 @@ interface GuestModule {
  * when a guest method is first called, so stop/suspend/destroy never load it.
  */
 export async function depsFor(ctx: Context): Promise<ControllerDeps> {
-  const [backend, { systemClock }] = await Promise.all([backendFor(ctx), import('../../controllers/clock.js')]);
+  const backend = await backendFor(ctx);
+  const clock = ctx.opts.clock ?? (await import('../../controllers/clock.js')).systemClock;
+  if (ctx.opts.guest) return { backend, guest: ctx.opts.guest, clock };
   let real: Promise<Guest> | undefined;
   const guest = (): Promise<Guest> =>
-    (real ??= (import(GUEST_MODULE) as Promise<GuestModule>).then(
-      (mod) => mod.createSshGuest({ stateRoot: ctx.stateRoot, env: ctx.env, ...(ctx.opts.log ? { log: ctx.opts.log } : {}) }),
-      (err: unknown) => {
-        throw new BackendError('NoGuestAccess', 'this build of tend has no guest access module (src/ssh/guest.ts): cannot wait for SSH or provision', { cause: err });
-      },
+    (real ??= import('../ssh/guest.js').then((mod) =>
+      mod.createSshGuest({
+        stateRoot: ctx.stateRoot,
+        env: ctx.env,
+        ...(ctx.opts.onGuestOutput ? { onOutput: ctx.opts.onGuestOutput } : {}),
+      }),
     ));
   return {
     backend,
-    clock: systemClock,
+    clock,
     guest: {
       waitReady: async (project, vm, signal) => (await guest()).waitReady(project, vm, signal),
       provision: async (project, vm, opts, signal) => (await guest()).provision(project, vm, opts, signal),

@@ -67,7 +67,14 @@ async function globals(cmd: Command, rt: Runtime, withLog = false): Promise<Glob
   };
   if (withLog) {
     const { createLogger } = await import('../log.js');
-    g.log = createLogger({ json: g.json ?? false, verbose: g.verbose ?? false });
+    const log = createLogger({ json: g.json ?? false, verbose: g.verbose ?? false });
+    g.log = log;
+    // provisioning output streams live: "web | line" on a terminal, a log record with --json
+    g.onGuestOutput = (vm, line, stream) => {
+      if (g.json) log.info({ vm, stream }, line);
+      else if (stream === 'status') log.info({ vm }, line);
+      else err(`${vm} | ${line}`);
+    };
   }
   return g;
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { BackendError } from '../errors.js';
 import { ensureDir } from '../state/atomic.js';
-import { blobPath, tempPath } from './blob.js';
+import { blobPath, sweepTemps, tempPath } from './blob.js';
 import { findInSumsFile, formatChecksum, hashFile, parseChecksum, type Checksum } from './checksum.js';
 import { downloadTo, fetchText, type DownloadProgress } from './http.js';
 
@@ -102,6 +102,7 @@ async function expectedChecksum(url: string, opts: DownloadOptions): Promise<Che
 
 export async function downloadImage(url: string, imagesDir: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
   await ensureDir(imagesDir);
+  await sweepTemps(imagesDir);
   const expected = await expectedChecksum(url, opts);
   if (!expected) opts.onMessage?.(`no checksum declared or published for ${url}: the download is not verified`);
   const raw = tempPath(imagesDir, 'download');

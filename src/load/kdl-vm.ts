@@ -28,8 +28,8 @@ export const VM_NODES = [
   'stop-grace-period', 'extra-args', 'device', 'healthcheck',
 ] as const;
 const VM_REPEATABLE = ['provision', 'port', 'volume', 'depends-on', 'extra-args', 'device'];
-const CLOUD_INIT_NODES = ['hostname', 'ssh-key', 'user-data', 'user', 'package', 'runcmd', 'bootcmd'];
-const CLOUD_INIT_REPEATABLE = ['ssh-key', 'package', 'runcmd', 'bootcmd'];
+const CLOUD_INIT_NODES = ['hostname', 'ssh-key', 'user-data', 'user', 'package', 'runcmd', 'bootcmd', 'write-file'];
+const CLOUD_INIT_REPEATABLE = ['ssh-key', 'package', 'runcmd', 'bootcmd', 'write-file'];
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/;
 const PCI_RE = /^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/;
 
@@ -343,6 +343,14 @@ class VmReader {
           }
           break;
         }
+        case 'write-file': {
+          const wf = this.writeFile(c);
+          if (!wf) break;
+          ci.writeFiles ??= [];
+          this.at(`/cloudInit/writeFiles/${ci.writeFiles.length}`, c.args[0]?.loc ?? c.loc);
+          ci.writeFiles.push(wf);
+          break;
+        }
         case 'package':
         case 'runcmd':
         case 'bootcmd': {
@@ -357,6 +365,41 @@ class VmReader {
       }
     }
     this.draft.cloudInit = ci;
+  }
+
+  /** write-file "/guest/path" { content "..."; permissions "0644"; owner "root:root" } */
+  private writeFile(n: KNode): NonNullable<NonNullable<VmDraft['cloudInit']>['writeFiles']>[number] | undefined {
+    const path = this.r.string(n, true);
+    if (!path) return undefined;
+    if (!path.value.startsWith('/')) {
+      this.r.error(path.loc, `write-file "${path.value}" is not an absolute path in the guest`, `write write-file "/${path.value.replace(/^\.?\/*/, '')}" { content "..." }`);
+      return undefined;
+    }
+    const kids = this.r.block(n);
+    if (!kids) return undefined;
+    let content: string | undefined;
+    let permissions: string | null = null;
+    let owner: string | null = null;
+    for (const c of this.r.children('write-file', kids, ['content', 'permissions', 'owner'])) {
+      if (c.name === 'content') {
+        if (!this.r.noBlock(c)) continue;
+        const v = this.r.one(c);
+        if (v && typeof v.value === 'string') content = v.value;
+        else if (v) this.r.error(v.loc, `content must be a string, not ${quote(v.value)}`, 'write content "..."');
+        continue;
+      }
+      const v = this.r.string(c);
+      if (!v) continue;
+      if (c.name === 'permissions') {
+        if (!/^0?[0-7]{3,4}$/.test(v.value)) this.r.error(v.loc, `permissions "${v.value}" is not an octal mode`, 'write permissions "0644"');
+        else permissions = v.value;
+      } else owner = v.value;
+    }
+    if (content === undefined) {
+      if (!kids.some((k) => k.name === 'content')) this.r.error(n.loc, `write-file "${path.value}" has no content`, 'add content "..." inside its block');
+      return undefined;
+    }
+    return { path: path.value, content, permissions, owner };
   }
 
   /** ssh-key: a path to a public key file (its content is used), or the key itself. */

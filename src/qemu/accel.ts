@@ -157,10 +157,10 @@ export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {})
  * (TCG: a tenth of that) and real guests then hang, so a KVM that is slower than TCG (with a
  * 1 s floor) counts as not working.
  */
-export async function judgeKvm(opts: ProbeOptions = {}): Promise<ProbeResult> {
+export async function judgeKvm(opts: ProbeOptions = {}, tcgResult?: ProbeResult): Promise<ProbeResult> {
   const kvm = await probeAccel('kvm', opts);
   if (!kvm.ok) return kvm;
-  const tcg = await probeAccel('tcg', opts);
+  const tcg = tcgResult ?? (await probeAccel('tcg', opts));
   const limit = Math.max(1000, 3 * (tcg.ok ? tcg.ms : 1000));
   if (kvm.ms <= limit) return kvm;
   return {

@@ -30,6 +30,7 @@ test('the Debian 12 image boots under TCG, runs cloud-init from a NoCloud seed a
       '#cloud-config',
       `hostname: ${hostname}`,
       'users:',
+      '  - default',
       '  - name: tester',
       '    shell: /bin/bash',
       "    sudo: 'ALL=(ALL) NOPASSWD:ALL'",
@@ -74,6 +75,10 @@ test('the Debian 12 image boots under TCG, runs cloud-init from a NoCloud seed a
   assert.equal(uid, '0', 'the cloud-init user has passwordless sudo');
   assert.match(mount ?? '', /ext4/);
   assert.match(machineId ?? '', /^[0-9a-f]{32}$/, 'a fresh machine-id is generated on first boot');
+
+  const def = await sshExec({ ...target, command: 'getent passwd debian && sudo -n -l -U debian', timeoutMs: 30_000 });
+  assert.equal(def.code, 0, `the image's default cloud-init user is "debian" with sudo, as the catalog says: ${def.stderr}`);
+  assert.match(def.stdout, /NOPASSWD: ALL/);
 
   const after = await stat(image);
   assert.equal(after.mtimeMs, before.mtimeMs, 'the base image is never written');

@@ -37,6 +37,7 @@ const files = new Map<string, Buffer>([
   ['/d/drop.img', image],
   ['/d/drop-norange.img', image],
   ['/e/slow.img', image],
+  ['/e/slower.img', image],
 ]);
 const requests: string[] = [];
 const dropped = new Set<string>();
@@ -67,8 +68,8 @@ before(async () => {
       res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => req.socket.destroy(), 20));
       return;
     }
-    if (path === '/e/slow.img') {
-      setTimeout(() => res.end(body), 300);
+    if (path === '/e/slow.img' || path === '/e/slower.img') {
+      setTimeout(() => res.end(body), path === '/e/slow.img' ? 300 : 2500);
       return;
     }
     res.end(body);
@@ -215,4 +216,32 @@ test('catalog name: downloaded via its sidecar; an unreachable buildable image s
     (e: unknown) => e instanceof BackendError && e.reason === 'ImageUnavailable' && e.message.includes('tend image build debian:12'),
   );
   assert.deepEqual(leftovers(other), []);
+});
+
+test('temp files of a tend process that died mid-download are swept; a live one is kept', async () => {
+  const root = freshStore();
+  const dir = imagesDir(root);
+  execFileSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, '.tmp-download-4194000-deadbeef'), 'partial');
+  writeFileSync(join(dir, `.tmp-download-${process.ppid}-cafe0001`), 'someone else, alive');
+  await downloadImage(`${base}/a/disk.qcow2`, dir, { checksum: `sha256:${sha256(image)}` });
+  assert.deepEqual(leftovers(root), [`.tmp-download-${process.ppid}-cafe0001`]);
+});
+
+test('two tend processes resolving one URL download it once (lock file in the store)', async () => {
+  const root = freshStore();
+  const url = `${base}/e/slower.img`;
+  const before = requests.length;
+  const mod = new URL('../../src/images/resolve.js', import.meta.url).href;
+  const code = `import { resolveImage } from ${JSON.stringify(mod)};
+const r = await resolveImage(${JSON.stringify(root)}, { kind: 'url', ref: ${JSON.stringify(url)}, format: null, checksum: ${JSON.stringify(`sha256:${sha256(image)}`)}, os: null });
+process.stdout.write(r.path);`;
+  const { execFile } = await import('node:child_process');
+  const runOne = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)));
+    });
+  const [a, b] = await Promise.all([runOne(), runOne()]);
+  assert.equal(a, b);
+  assert.equal(requests.slice(before).filter((l) => l.startsWith('GET /e/slower.img')).length, 1);
 });

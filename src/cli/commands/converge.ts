@@ -6,7 +6,7 @@
 import type { PlanEntry } from '../../../controllers/plan.js';
 import type { TendEvent } from '../../../controllers/types.js';
 import { checkVmNames, type GlobalOptions } from '../context.js';
-import { withDeps } from './lifecycle.js';
+import { recordStatus, withDeps } from './lifecycle.js';
 
 export interface ConvergeCommandOptions extends GlobalOptions {
   names?: string[];
@@ -40,6 +40,7 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
       ...(names ? { names } : {}),
       ...run,
     });
+    await recordStatus(ctx, r.vms);
     return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
   });
 }

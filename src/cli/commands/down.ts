@@ -3,7 +3,7 @@
  * `--volumes` (implies --destroy) also deletes named volumes. The next `tend up` starts them again.
  */
 import type { ConvergeCommandResult } from './converge.js';
-import { withDeps } from './lifecycle.js';
+import { recordStatus, withDeps } from './lifecycle.js';
 import type { GlobalOptions } from '../context.js';
 import type { TendEvent } from '../../../controllers/types.js';
 
@@ -23,6 +23,7 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
       ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
       ...run,
     });
+    await recordStatus(ctx, r.vms);
     return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
   });
 }

@@ -2,7 +2,9 @@
 import type { ControllerDeps, RunOptions } from '../../../controllers/reconciler.js';
 import type { TendEvent } from '../../../controllers/types.js';
 import { appendEvent } from '../../state/events.js';
+import { writeJsonAtomic } from '../../state/atomic.js';
 import { withProjectLock } from '../../state/lock.js';
+import { vmFile } from '../../state/paths.js';
 import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
 
 export interface VmCommandOptions extends GlobalOptions {
@@ -54,4 +56,28 @@ export function renderVmResult(r: VmCommandResult): string {
 /** A VM result is a failure when the VM failed or was blocked. */
 export function vmResultOk(r: VmCommandResult): boolean {
   return r.state !== 'Failed' && r.state !== 'Blocked' && !r.error;
+}
+
+/** What `ps`/`status` show as READY and conditions: the controller's last verdict per VM. */
+export interface StatusRecord {
+  state: string;
+  conditions: string[];
+  error?: string;
+  /** ms since epoch when it was recorded; a verdict older than the running process is stale */
+  at: number;
+}
+
+/**
+ * Record each VM's last reconcile verdict (status.json). Display only: `ps` trusts it only when
+ * it is newer than the running process; nothing decides from it. Destroyed VMs have no folder.
+ */
+export async function recordStatus(ctx: Context, vms: Record<string, { state: string; error?: string; conditions: string[] }>, now = Date.now()): Promise<void> {
+  await Promise.all(
+    Object.entries(vms)
+      .filter(([, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked')
+      .map(([vm, s]) => {
+        const rec: StatusRecord = { state: s.state, conditions: s.conditions, ...(s.error ? { error: s.error } : {}), at: now };
+        return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));
+      }),
+  );
 }

@@ -33,11 +33,11 @@ export interface PsResult {
   vms: PsRow[];
 }
 
-/** What the controller records per VM (status.json); read loosely, it may be absent or older. */
+/** The last reconcile verdict (status.json, written by the CLI's lifecycle commands); read loosely. */
 interface StatusRecord {
   state?: string;
-  ready?: boolean;
-  conditions?: Array<string | { type?: string; status?: string | boolean }>;
+  conditions?: unknown[];
+  at?: number;
 }
 
 export async function readStatus(ctx: Context, vm: string): Promise<StatusRecord | undefined> {
@@ -46,10 +46,7 @@ export async function readStatus(ctx: Context, vm: string): Promise<StatusRecord
 
 function statusConditions(s: StatusRecord | undefined): string[] {
   const out: string[] = [];
-  for (const c of s?.conditions ?? []) {
-    if (typeof c === 'string') out.push(c);
-    else if (c && typeof c.type === 'string' && (c.status === undefined || c.status === true || c.status === 'True')) out.push(c.type);
-  }
+  for (const c of s?.conditions ?? []) if (typeof c === 'string') out.push(c);
   return out;
 }
 
@@ -73,14 +70,16 @@ export async function psCommand(o: GlobalOptions): Promise<PsResult> {
   for (const name of names) {
     const spec = ctx.project.vms.find((v) => v.name === name);
     const obs = observed.vms[name];
-    const status = await readStatus(ctx, name);
     const alive = obs !== undefined && obs.power !== 'stopped';
+    // a verdict recorded before the running process started is about an earlier run: ignore it
+    const recorded = await readStatus(ctx, name);
+    const status = alive && recorded && (recorded.at ?? 0) >= (obs.startedAt ?? Infinity) ? recorded : undefined;
     const conditions = [...new Set([...statusConditions(status), ...planConditions(entries.get(name), obs)])];
     const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power;
     rows.push({
       name,
       state,
-      ready: alive && (status?.ready ?? (status?.state === 'Ready' || conditions.includes('Ready'))),
+      ready: alive && obs.power === 'running' && (status?.state === 'Ready' || conditions.includes('Ready')),
       accel: alive ? obs.accel : null,
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,

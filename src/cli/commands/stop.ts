@@ -1,6 +1,6 @@
 /** `tend stop NAME`: record the stop intent (so watch does not undo it), then stop the VM. */
 import type { Project } from '../../../schemas/model.js';
-import { withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
+import { recordStatus, withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
 
 export interface StopCommandOptions extends VmCommandOptions {
   /** seconds between ACPI powerdown and SIGTERM; default the VM's stop_grace_period */
@@ -17,6 +17,7 @@ export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResul
   return withDeps(o, `stop ${o.name}`, async (ctx, deps, run) => {
     const { stopVm } = await import('../../../controllers/reconciler.js');
     const r = await stopVm(withGrace(ctx.project, o.name, o.timeout), deps, o.name, run);
+    await recordStatus(ctx, { [o.name]: r });
     return { project: ctx.project.name, vm: o.name, ...r };
   });
 }

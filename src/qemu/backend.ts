@@ -1,0 +1,294 @@
+/**
+ * The QEMU backend: the Backend interface (controllers/types.ts) over the state dir, qemu-img,
+ * and detached QEMU processes. Every method is idempotent: prepare twice changes nothing the
+ * second time, start of a running VM returns what runs, stop of a stopped VM is a no-op.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, readFile, rm, stat, unlink } from 'node:fs/promises';
+import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
+import { systemClock } from '../../controllers/clock.js';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../errors.js';
+import { resolveImage } from '../images/resolve.js';
+import { createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
+import { writeSeed } from '../seed/seed.js';
+import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
+import { sshUser } from '../ssh/user.js';
+import type { Logger } from '../log.js';
+import { ensureDir, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { FILES, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
+import { chooseAccel } from './accel.js';
+import { accelOf, buildArgv, type Firmware } from './argv.js';
+import { findOvmf } from './firmware.js';
+import { isQemuFor, liveQemu, pidAlive, processArgv } from './liveness.js';
+import { observeVm, vmFolders, type AppliedRecord, type IntentRecord } from './observe.js';
+import { allocatePorts, type PortRecord } from './ports.js';
+import { spawnQemu, waitExit } from './process.js';
+import { qmpOnce } from './qmp.js';
+
+export interface QemuBackendOptions {
+  stateRoot: string;
+  env?: NodeJS.ProcessEnv;
+  clock?: Clock;
+  /** default: qemu-system-x86_64 from PATH (of `env`) */
+  qemuBinary?: string;
+  log?: Logger;
+  /** how long QEMU may take to answer QMP at start (default 30 s) */
+  startTimeoutMs?: number;
+  /** grace after SIGTERM before SIGKILL (default 10 s) */
+  termGraceMs?: number;
+}
+
+/** Default size of a named volume the project declares without one. */
+const DEFAULT_VOLUME_GIB = 10;
+
+function abortIf(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function createQemuBackend(opts: QemuBackendOptions): Backend {
+  const env = opts.env ?? process.env;
+  const clock = opts.clock ?? systemClock;
+  const binary = opts.qemuBinary ?? 'qemu-system-x86_64';
+  const log = opts.log;
+  const pdir = (p: Project): string => projectDir(opts.stateRoot, p.name, p.dir);
+  const file = (p: Project, vm: string, k: keyof typeof FILES): string => vmFile(pdir(p), vm, k);
+
+  async function readApplied(p: Project, vm: string): Promise<AppliedRecord | undefined> {
+    const r = await readJson<AppliedRecord>(file(p, vm, 'applied'));
+    return r && typeof r === 'object' && r.spec ? r : undefined;
+  }
+
+  async function prepare(project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> {
+    abortIf(signal);
+    const pd = pdir(project);
+    const dir = vmDir(pd, vm.name);
+    await ensureDir(pd);
+    await ensureDir(vmsDir(pd));
+    await ensureDir(dir);
+    const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
+    const live = await liveQemu(f('pid'));
+
+    if (o.recreateDisk) {
+      if (live) throw new BackendError('VmRunning', `${vm.name}: cannot replace the disk of a running VM (stop it first)`);
+      await rm(f('disk'), { force: true });
+      await rm(f('provision'), { force: true });
+      await rm(f('instanceId'), { force: true });
+      await rm(f('efiVars'), { force: true });
+    }
+
+    // instance-id: created once, kept for the disk's life
+    let instanceId = (await readFile(f('instanceId'), 'utf8').catch(() => '')).trim();
+    if (!instanceId) {
+      instanceId = `i-${randomBytes(8).toString('hex')}`;
+      await writeFileAtomic(f('instanceId'), instanceId + '\n');
+    }
+
+    let publicKey: string;
+    if (vm.ssh.privateKey === null) {
+      publicKey = (await ensureKeypair(dir)).publicKey;
+    } else {
+      const pub = await readFile(`${vm.ssh.privateKey}.pub`, 'utf8').catch(() => '');
+      publicKey = pub.trim() || publicKeyOf(await readFile(vm.ssh.privateKey, 'utf8'), `tend@${vm.name}`);
+    }
+    abortIf(signal);
+
+    const image = await resolveImage(opts.stateRoot, vm.image, { signal, onProgress: o.onProgress });
+    abortIf(signal);
+    const previous = await readApplied(project, vm.name);
+    let diskImage = previous?.diskImage ?? null;
+    if (!(await exists(f('disk')))) {
+      o.onProgress?.(`${vm.name}: creating disk over ${image.path}`);
+      await createOverlay(image, f('disk'), vm.disk);
+      await rm(f('provision'), { force: true });
+      diskImage = image.id;
+    } else if (vm.disk !== null) {
+      if (await resizeImage(f('disk'), vm.disk)) o.onProgress?.(`${vm.name}: disk grown to ${vm.disk} GiB`);
+    }
+
+    for (const v of vm.volumes) {
+      if (v.kind !== 'named') continue;
+      const p = volumePath(pd, v.name);
+      if (await exists(p)) continue;
+      await ensureDir(volumesDir(pd));
+      await createVolume(p, project.volumes[v.name]?.size ?? DEFAULT_VOLUME_GIB);
+    }
+
+    if (vm.firmware !== 'bios' && !(await exists(f('efiVars')))) {
+      const fw = await findOvmf(vm.firmware);
+      if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
+      await copyFile(fw.varsTemplate, f('efiVars'));
+    }
+
+    if (vm.cloudInit !== null) {
+      await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm) });
+    } else {
+      await rm(f('seed'), { force: true });
+    }
+    await writeJsonAtomic(f('applied'), { spec: vm, diskImage } satisfies AppliedRecord);
+  }
+
+  async function runningResult(project: Project, vm: string, pid: number, argv: string[]): Promise<StartResult> {
+    const ports = (await readJson<PortRecord>(file(project, vm, 'ports'))) ?? {};
+    const ssh = ports.ssh ? Number(ports.ssh.slice(ports.ssh.lastIndexOf(':') + 1)) : 0;
+    return { pid, accel: accelOf(argv) ?? 'tcg', sshPort: ssh, ports };
+  }
+
+  async function start(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult> {
+    abortIf(signal);
+    const pd = pdir(project);
+    const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
+    const live = await liveQemu(f('pid'));
+    if (live) return runningResult(project, vm.name, live.pid, live.argv);
+    if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
+
+    const { accel, reason } = await chooseAccel(vm.accel, { binary, env });
+    if (reason) log?.info({ vm: vm.name, accel }, reason);
+    abortIf(signal);
+
+    const previous = await readJson<PortRecord>(f('ports'));
+    const user = vm.network.mode === 'user';
+    const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user });
+    await writeJsonAtomic(f('ports'), alloc.record);
+
+    let firmware: Firmware | null = null;
+    if (vm.firmware !== 'bios') {
+      const fw = await findOvmf(vm.firmware);
+      if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
+      firmware = { code: fw.code, vars: f('efiVars'), secure: vm.firmware === 'uefi-secure' };
+    }
+    const qmp = socketPath(pd, vm.name, 'qmp', env);
+    const serial = socketPath(pd, vm.name, 'serial', env);
+    await ensureDir(socketDir(qmp));
+    for (const p of [qmp, serial, f('pid')]) await rm(p, { force: true });
+    const volumes: Record<string, string> = {};
+    for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
+    const argv = buildArgv({
+      vm,
+      accel,
+      paths: {
+        disk: f('disk'),
+        seed: vm.cloudInit !== null ? f('seed') : null,
+        pidfile: f('pid'),
+        qmp,
+        serial,
+        consoleLog: f('consoleLog'),
+        volumes,
+      },
+      ports: alloc.forwards,
+      sshPort: alloc.sshPort,
+      sshAddress: alloc.sshAddress,
+      firmware,
+    });
+    const pid = await spawnQemu({
+      binary, argv, env, stderrPath: f('qemuStderr'), qmpPath: qmp, clock, vmName: vm.name, timeoutMs: opts.startTimeoutMs, signal,
+    });
+    const prev = await readApplied(project, vm.name);
+    await writeJsonAtomic(f('applied'), { spec: vm, diskImage: prev?.diskImage ?? null } satisfies AppliedRecord);
+    log?.debug({ vm: vm.name, pid, accel }, 'QEMU started');
+    return { pid, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record };
+  }
+
+  async function stop(project: Project, name: string, o: StopOptions, signal?: AbortSignal): Promise<void> {
+    abortIf(signal);
+    const pd = pdir(project);
+    const pidfile = vmFile(pd, name, 'pid');
+    const live = await liveQemu(pidfile);
+    if (!live) return;
+    const ours = async (): Promise<boolean> => {
+      const argv = await processArgv(live.pid);
+      return argv !== null && isQemuFor(argv, pidfile);
+    };
+    try {
+      await qmpOnce(socketPath(pd, name, 'qmp', env), 'system_powerdown', undefined, 1000);
+    } catch (err) {
+      log?.debug({ vm: name, err }, 'ACPI powerdown over QMP failed; falling back to signals');
+    }
+    if (!(await waitExit(live.pid, o.timeout * 1000, clock, ours, signal))) {
+      log?.info({ vm: name }, `did not power off within ${o.timeout} s: sending SIGTERM`);
+      signalPid(live.pid, 'SIGTERM');
+      if (!(await waitExit(live.pid, opts.termGraceMs ?? 10000, clock, ours, signal))) {
+        log?.warn({ vm: name }, 'still running after SIGTERM: sending SIGKILL');
+        signalPid(live.pid, 'SIGKILL');
+        if (!(await waitExit(live.pid, 5000, clock, ours, signal))) {
+          throw new BackendError('QemuStopFailed', `${name}: QEMU (pid ${live.pid}) survived SIGKILL`);
+        }
+      }
+    }
+    await cleanupRuntime(pd, name);
+  }
+
+  async function cleanupRuntime(pd: string, name: string): Promise<void> {
+    for (const p of [socketPath(pd, name, 'qmp', env), socketPath(pd, name, 'serial', env), vmFile(pd, name, 'pid')]) {
+      await unlink(p).catch(() => undefined);
+    }
+  }
+
+  async function qmpCommand(project: Project, name: string, command: 'stop' | 'cont', signal?: AbortSignal): Promise<void> {
+    abortIf(signal);
+    const pd = pdir(project);
+    const live = await liveQemu(vmFile(pd, name, 'pid'));
+    if (!live) throw new BackendError('VmNotRunning', `${name}: is not running`);
+    await qmpOnce(socketPath(pd, name, 'qmp', env), command, undefined, 2000);
+  }
+
+  return {
+    async observe(project: Project, signal?: AbortSignal): Promise<Observed> {
+      abortIf(signal);
+      const pd = pdir(project);
+      const names = await vmFolders(pd);
+      const list = await Promise.all(names.map((n) => observeVm(pd, n, env)));
+      const vms: Record<string, ObservedVm> = {};
+      for (const o of list) {
+        // a folder with nothing in it worth reporting (no disk, no process, no intent) is not a VM
+        if (!o.exists && o.pid === null && o.intent === null && o.applied === null) continue;
+        vms[o.name] = o;
+      }
+      return { vms };
+    },
+    prepare,
+    start,
+    stop,
+    suspend: (p, n, s) => qmpCommand(p, n, 'stop', s),
+    resume: (p, n, s) => qmpCommand(p, n, 'cont', s),
+    async destroy(project: Project, name: string, signal?: AbortSignal): Promise<void> {
+      const applied = await readApplied(project, name).catch(() => undefined);
+      await stop(project, name, { timeout: applied?.spec.stopGracePeriod ?? 30 }, signal);
+      await cleanupRuntime(pdir(project), name);
+      await rm(vmDir(pdir(project), name), { recursive: true, force: true });
+    },
+    async setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void> {
+      const p = file(project, name, 'intent');
+      if (intent === null) await rm(p, { force: true });
+      else await writeJsonAtomic(p, { intent } satisfies IntentRecord);
+    },
+    async removeVolumes(project: Project, names: string[], signal?: AbortSignal): Promise<void> {
+      for (const n of names) {
+        abortIf(signal);
+        await rm(volumePath(pdir(project), n), { force: true });
+      }
+    },
+  };
+}
+
+function socketDir(p: string): string {
+  return p.slice(0, p.lastIndexOf('/'));
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): void {
+  if (!pidAlive(pid)) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone meanwhile
+  }
+}
