@@ -207,6 +207,15 @@ function parseProblem(
   if (n === 'Identifier' && ['inf', '-inf', 'nan'].includes(tok.image)) {
     return at(p, `"${tok.image}" is a reserved word in KDL`, `quote it: "${tok.image}"`);
   }
+  if ((n === 'OpenQuote' || n === 'MultiLineOpenQuote') && srcTok) {
+    const close = n === 'OpenQuote' ? 'CloseQuote' : 'MultiLineCloseQuote';
+    if (!tokens.slice(idx + 1).some((t) => t.tokenType.name === close)) {
+      return at(p, 'this string is not closed: the closing " is missing', 'end the string with " on the same line');
+    }
+  }
+  if (prev && srcTok && prev.startOffset + prev.image.length === srcTok.startOffset && !['WhiteSpace', 'NewLine'].includes(prev.tokenType.name)) {
+    return at(p, `a space is needed before ${describe(tok)}`, n === 'LeftBrace' ? 'write vm "web" { ... }, with a space before "{"' : 'separate values with a space');
+  }
   if (n === 'Equals') return at(p, 'unexpected "=": a property needs a name before "=" and a value after it', 'VMFile.kdl nodes take values, e.g. memory 2048');
   return at(p, `unexpected ${describe(tok)}`, 'each node is a name followed by its values on one line, e.g. memory 2048; blocks are written { ... }');
 }

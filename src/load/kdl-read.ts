@@ -113,7 +113,10 @@ export class KdlReader {
       return undefined;
     }
     if (node.args.length > 1) {
-      this.error(node.args[1].loc, `${node.name} takes one value, not ${node.args.length}`, example(node.name));
+      const next = node.args[1].value;
+      const glued = typeof next === 'string' && EXAMPLES[next] !== undefined;
+      this.error(node.args[1].loc, `${node.name} takes one value, not ${node.args.length}`,
+        glued ? `is a line break missing before ${next}? Put each node on its own line, or separate them with ";"` : example(node.name));
       return undefined;
     }
     return node.args[0];

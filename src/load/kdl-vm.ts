@@ -267,6 +267,11 @@ class VmReader {
   }
 
   network(n: KNode): void {
+    const first = n.args[0];
+    if (n.args.length === 1 && (first.value === 'bridge' || first.value === 'bridged')) {
+      this.r.error(first.loc, `network must be one of "user", "tap", "none", not "${first.value}"`, 'to join a bridge write network "tap" { bridge "br0" }');
+      return;
+    }
     const mode = this.r.choice(n, ['user', 'tap', 'none'] as const, true);
     if (!mode) return;
     this.at('/network', mode.loc);

@@ -263,3 +263,24 @@ test('an empty file is an error at 1:1, not a crash', () => {
   assert.equal(r.vms.length, 0);
   assert.deepEqual([r.diagnostics[0].line, r.diagnostics[0].column, r.diagnostics[0].message], [1, 1, 'the file declares no VM']);
 });
+
+test('a damaged file never throws and never yields a VM alongside errors', () => {
+  const file = join(fullDir, 'VMFile.kdl');
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n').length;
+  let damaged = 0;
+  for (let i = 0; i < text.length; i += 11) {
+    for (const variant of [text.slice(0, i), text.slice(0, i) + text.slice(i + 1), `${text.slice(0, i)}"${text.slice(i)}`, `${text.slice(0, i)}}${text.slice(i)}`]) {
+      const r = loadKdl(file, variant, ENV);
+      if (r.diagnostics.length > 0) {
+        damaged++;
+        assert.equal(r.vms.length, 0);
+      }
+      for (const d of r.diagnostics) {
+        assert.ok(d.line >= 1 && d.line <= lines + 1 && d.column >= 1, `${d.line}:${d.column} ${d.message}`);
+        assert.doesNotMatch(`${d.message} ${d.hint ?? ''}`, /undefined|NaN|Exception/);
+      }
+    }
+  }
+  assert.ok(damaged > 100, `only ${damaged} damaged variants were reported`);
+});

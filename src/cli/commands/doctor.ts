@@ -1,41 +1,38 @@
-/** `tend doctor`: check the host (QEMU, qemu-img, which accelerator really works, state dir). */
+/** `tend doctor`: check the host (QEMU, qemu-img, which accelerator really works, SSH, state dir). */
+import type { DoctorReport, ToolReport } from '../../qemu/doctor.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 
 export interface DoctorResult {
   ok: boolean;
-  /** the backend's report, as is (JSON-serialisable) */
-  report: Record<string, unknown>;
-  problems: string[];
+  report: DoctorReport;
 }
 
 export async function doctorCommand(g: GlobalOptions): Promise<DoctorResult> {
   const { doctor } = await import('../../qemu/doctor.js');
-  const report = (await doctor({ stateRoot: resolveStateRoot(g), env: g.env ?? process.env })) as unknown as Record<string, unknown>;
-  const problems = Array.isArray(report.problems) ? (report.problems as unknown[]).map(String) : [];
-  return { ok: problems.length === 0, report, problems };
+  const report = await doctor({ stateRoot: resolveStateRoot(g), env: g.env ?? process.env });
+  return { ok: report.problems.length === 0, report };
 }
 
-function show(v: unknown): string {
-  if (v === null || v === undefined) return '-';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return JSON.stringify(v);
+function tool(t: ToolReport): string {
+  if (!t.found) return 'not found';
+  return [t.version, t.path].filter((x): x is string => Boolean(x)).join(' — ') || 'found';
 }
 
 export function renderDoctor(r: DoctorResult): string {
-  const lines: string[] = [];
-  const walk = (obj: Record<string, unknown>, indent: string): void => {
-    for (const [k, v] of Object.entries(obj)) {
-      if (k === 'problems') continue;
-      if (v && typeof v === 'object' && !Array.isArray(v)) {
-        lines.push(`${indent}${k}:`);
-        walk(v as Record<string, unknown>, indent + '  ');
-      } else {
-        lines.push(`${indent}${k}: ${show(v)}`);
-      }
-    }
-  };
-  walk(r.report, '');
-  lines.push(r.problems.length === 0 ? 'no problems found' : `problems:\n${r.problems.map((p) => `  - ${p}`).join('\n')}`);
+  const d = r.report;
+  const accel = (a: { works: boolean; reason: string | null; ms: number }): string =>
+    a.works ? `works (test guest ran in ${Math.round(a.ms)} ms)` : `does not work${a.reason ? `: ${a.reason}` : ''}`;
+  const lines = [
+    `QEMU:        ${tool(d.qemu)}`,
+    `qemu-img:    ${tool(d.qemuImg)}`,
+    `KVM:         ${accel(d.accel.kvm)}`,
+    `TCG:         ${accel(d.accel.tcg)}`,
+    `accel auto:  ${d.accel.auto ?? 'none works'}`,
+    `seed ISO:    ${d.seed.how}`,
+    `UEFI:        ${d.uefi.available ? (d.uefi.code ?? 'available') : 'no OVMF firmware found (firmware: uefi unavailable)'}`,
+    `ssh client:  ${tool(d.ssh)}`,
+    `state dir:   ${d.stateDir.path} (${d.stateDir.writable ? 'writable' : `NOT writable${d.stateDir.error ? `: ${d.stateDir.error}` : ''}`})`,
+  ];
+  lines.push(d.problems.length === 0 ? 'no problems found' : `problems:\n${d.problems.map((p) => `  - ${p}`).join('\n')}`);
   return lines.join('\n');
 }
