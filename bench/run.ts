@@ -8,6 +8,7 @@ import type { Bench, BenchRow } from './lib.js';
 const MODULES: Record<string, () => Promise<{ bench: Bench }>> = {
   'load-plan': () => import('./load-plan.js'),
   'cli-plan': () => import('./cli-plan.js'),
+  boot: () => import('./boot.js'),
 };
 
 function args(argv: string[]): { only: string[] } {

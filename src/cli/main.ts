@@ -67,7 +67,8 @@ async function globals(cmd: Command, rt: Runtime, withLog = false): Promise<Glob
   };
   if (withLog) {
     const { createLogger } = await import('../log.js');
-    const log = createLogger({ json: g.json ?? false, verbose: g.verbose ?? false });
+    // one-shot commands log human lines unless --json (CI logs read better); `watch` decides by TTY
+    const log = createLogger({ json: g.json ?? false, verbose: g.verbose ?? false, tty: true });
     g.log = log;
     // provisioning output streams live: "web | line" on a terminal, a log record with --json
     g.onGuestOutput = (vm, line, stream) => {

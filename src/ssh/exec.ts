@@ -71,7 +71,7 @@ export function describeSshError(err: Error & { level?: string; code?: string },
 /** Opens an authenticated ssh2 connection. The caller owns the returned client and must `end()` it. */
 export async function sshConnect(
   t: SshTarget,
-  opts: { signal?: AbortSignal; readyTimeoutMs?: number } = {},
+  opts: { signal?: AbortSignal; readyTimeoutMs?: number; hostVerifier?: (key: Buffer) => boolean } = {},
 ): Promise<Client> {
   opts.signal?.throwIfAborted();
   const key = await readPrivateKey(t.privateKey);
@@ -107,7 +107,8 @@ export async function sshConnect(
       keepaliveInterval: 5_000,
       keepaliveCountMax: 3,
       // Guests regenerate host keys on first boot; tend trusts the port it forwarded itself.
-      hostVerifier: () => true,
+      // Callers that pin host keys (src/ssh/known-hosts.ts) pass their own verifier.
+      hostVerifier: opts.hostVerifier ?? (() => true),
     };
     try {
       client.connect(config);

@@ -269,7 +269,7 @@ test('a damaged file never throws and never yields a VM alongside errors', () =>
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n').length;
   let damaged = 0;
-  for (let i = 0; i < text.length; i += 11) {
+  for (let i = 0; i < text.length; i += 17) {
     for (const variant of [text.slice(0, i), text.slice(0, i) + text.slice(i + 1), `${text.slice(0, i)}"${text.slice(i)}`, `${text.slice(0, i)}}${text.slice(i)}`]) {
       const r = loadKdl(file, variant, ENV);
       if (r.diagnostics.length > 0) {
@@ -282,5 +282,5 @@ test('a damaged file never throws and never yields a VM alongside errors', () =>
       }
     }
   }
-  assert.ok(damaged > 100, `only ${damaged} damaged variants were reported`);
+  assert.ok(damaged > 60, `only ${damaged} damaged variants were reported`);
 });

@@ -6,7 +6,7 @@
 import type { PlanEntry } from '../../../controllers/plan.js';
 import type { TendEvent } from '../../../controllers/types.js';
 import { checkVmNames, type GlobalOptions } from '../context.js';
-import { recordStatus, withDeps } from './lifecycle.js';
+import { recordStatus, renderVmLine, withDeps } from './lifecycle.js';
 
 export interface ConvergeCommandOptions extends GlobalOptions {
   names?: string[];
@@ -46,9 +46,7 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
 }
 
 export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms'] }): string {
-  const lines = Object.entries(r.vms).map(
-    ([vm, s]) => `${vm}: ${s.state}${s.error ? ` — ${s.error}` : ''}${s.conditions.length ? ` [${s.conditions.join(', ')}]` : ''}`,
-  );
+  const lines = Object.entries(r.vms).map(([vm, s]) => renderVmLine(vm, s));
   if (lines.length === 0) lines.push('nothing to do');
   return lines.join('\n');
 }

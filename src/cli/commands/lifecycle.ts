@@ -4,7 +4,8 @@ import type { TendEvent } from '../../../controllers/types.js';
 import { appendEvent } from '../../state/events.js';
 import { writeJsonAtomic } from '../../state/atomic.js';
 import { withProjectLock } from '../../state/lock.js';
-import { vmFile } from '../../state/paths.js';
+import { vmDir, vmFile } from '../../state/paths.js';
+import { existsSync } from 'node:fs';
 import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
 
 export interface VmCommandOptions extends GlobalOptions {
@@ -49,8 +50,14 @@ export async function withDeps<T>(
   });
 }
 
+/** "web: Ready [RecreateRequired]"; conditions that only repeat the error are left out. */
+export function renderVmLine(vm: string, s: { state: string; error?: string; conditions: string[] }): string {
+  const conditions = s.conditions.filter((c) => !(s.error && c.includes(s.error)));
+  return `${vm}: ${s.state}${s.error ? ` — ${s.error}` : ''}${conditions.length ? ` [${conditions.join(', ')}]` : ''}`;
+}
+
 export function renderVmResult(r: VmCommandResult): string {
-  return `${r.vm}: ${r.state}${r.error ? ` — ${r.error}` : ''}${r.conditions.length ? ` [${r.conditions.join(', ')}]` : ''}`;
+  return renderVmLine(r.vm, r);
 }
 
 /** A VM result is a failure when the VM failed or was blocked. */
@@ -74,7 +81,8 @@ export interface StatusRecord {
 export async function recordStatus(ctx: Context, vms: Record<string, { state: string; error?: string; conditions: string[] }>, now = Date.now()): Promise<void> {
   await Promise.all(
     Object.entries(vms)
-      .filter(([, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked')
+      // only for VMs that have a folder: writing one would make a never-prepared VM look known
+      .filter(([vm, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked' && existsSync(vmDir(ctx.projDir, vm)))
       .map(([vm, s]) => {
         const rec: StatusRecord = { state: s.state, conditions: s.conditions, ...(s.error ? { error: s.error } : {}), at: now };
         return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));
