@@ -80,6 +80,20 @@ export interface Backend {
    * Optional: a backend without it cannot delete volumes (the caller reports that).
    */
   removeVolumes?(project: Project, names: string[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Call `onExit` (once) as soon as the VM's process `pid` ends (`tend watch`: crash detection
+   * within a second, event-driven). Returns a function that stops watching. Optional: without it
+   * `tend watch` notices exits at its periodic resync only.
+   */
+  watchExit?(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void;
+}
+
+/** A VM's process ended (reported by Backend.watchExit). */
+export interface VmExit {
+  vm: string;
+  pid: number;
+  /** failure: killed or crashed; clean: it ended normally (guest poweroff, QEMU quitting on SIGTERM) */
+  kind: 'failure' | 'clean';
 }
 
 /** Access to a running guest (SSH). Readiness is staged; provisioning is the last reconcile step. */

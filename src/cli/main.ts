@@ -95,6 +95,7 @@ export function buildProgram(rt: Runtime): Command {
     .option('--lock-timeout <duration>', 'how long mutating commands wait for the project lock', '5m')
     .option('--no-wait', 'fail at once when the project lock is held')
     .option('-v, --verbose', 'debug logs; stack traces on unexpected errors')
+    .addHelpText('after', examples('tend validate', 'tend plan', 'tend up', 'tend ps', 'tend exec web -- uname -a', 'tend help up'))
     .showHelpAfterError('(run `tend help` for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -159,7 +160,7 @@ export function buildProgram(rt: Runtime): Command {
 
   program
     .command('down')
-    .description('stop every VM of the project (they stay stopped until `tend up`)')
+    .description('stop every VM of the project, dependents first (`tend up` starts them again)')
     .option('--destroy', 'also delete the VMs (disks, seeds, keys)')
     .option('--volumes', 'also delete named volumes (implies --destroy)')
     .addHelpText('after', examples('tend down', 'tend down --destroy --volumes'))
@@ -269,6 +270,20 @@ export function buildProgram(rt: Runtime): Command {
     });
 
   program
+    .command('events')
+    .description('what happened in this project (VmStarted, VmFailed, ...), oldest first')
+    .option('--vm <name>', 'only this VM')
+    .option('--tail <n>', 'only the last N events', (v: string) => Number.parseInt(v, 10))
+    .addHelpText('after', examples('tend events', 'tend events --vm web --tail 20', 'tend events --json'))
+    .action(async (o: { vm?: string; tail?: number }, cmd: Command) => {
+      const g = await globals(cmd, rt);
+      const { eventsCommand, renderEvents } = await import('./commands/events.js');
+      const r = await eventsCommand({ ...g, ...(o.vm ? { vm: o.vm } : {}), ...(o.tail !== undefined && Number.isFinite(o.tail) ? { tail: o.tail } : {}) });
+      if (g.json) printJson(r);
+      else out(renderEvents(r));
+    });
+
+  program
     .command('exec')
     .argument('<name>', 'VM name')
     .argument('<command...>', 'command and arguments (after --)')
@@ -352,7 +367,6 @@ function progressBar(): ((p: { received: number; total: number | null }) => void
 function printError(e: unknown, verbose: boolean): number {
   if (e instanceof CommanderError) {
     // commander printed its own message already
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (e instanceof ValidationError) {

@@ -5,20 +5,28 @@
  * The provisioning record (`provision.json`) names the disk it belongs to (the VM's instance-id,
  * which changes only with a new disk), so a new disk resets it. A step is recorded only after it
  * succeeded.
+ *
+ * Readiness ends with two steps after waitForSsh (banner, login, cloud-init): the guest's host
+ * key is pinned (src/ssh/known-hosts.ts; every later connection of tend must present it), then
+ * the healthcheck, when declared, runs with compose semantics (src/ssh/healthcheck.ts). So Ready
+ * means healthy, which is what depends_on waits for.
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { basename, posix } from 'node:path';
 import { statSync, readdirSync } from 'node:fs';
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { Project, ProvisionStep, VmSpec } from '../../schemas/model.js';
-import type { Guest } from '../../controllers/types.js';
-import { BackendError } from '../errors.js';
+import type { Clock, Guest } from '../../controllers/types.js';
+import { systemClock } from '../../controllers/clock.js';
+import { BackendError, TendError } from '../errors.js';
 import { projectDir, vmDir, vmFile } from '../state/paths.js';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { firstStepToRun, stepHashes } from '../provision/cache.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
 import { waitForSsh, type SshStage } from './ready.js';
 import { sshUser } from './user.js';
+import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
+import { hostAlias, hostKeyCheck } from './known-hosts.js';
 
 export interface SshGuestOptions {
   stateRoot: string;
@@ -27,6 +35,8 @@ export interface SshGuestOptions {
   onOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
   /** overall readiness timeout in ms (default: $TEND_READY_TIMEOUT seconds, else 600 s) */
   readyTimeoutMs?: number;
+  /** time source for the healthcheck's interval and start period (tests) */
+  clock?: Clock;
 }
 
 interface ProvisionRecord {
@@ -67,6 +77,34 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         onStage: (s) => say(vm.name, stageText[s]),
         ...(signal ? { signal } : {}),
       });
+      // The guest is up and cloud-init is done: pin (or check) its host key.
+      const pinned = await connectGuest(opts.stateRoot, project, vm, signal);
+      pinned.on('error', () => {});
+      pinned.end();
+      const hc = vm.healthcheck;
+      if (!hc) return;
+      say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
+      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, signal), target);
+      try {
+        await waitHealthy(hc, probe.run, {
+          clock: opts.clock ?? systemClock,
+          ...(signal ? { signal } : {}),
+          onAttempt: (a) => {
+            if (a.ok) say(vm.name, 'healthy');
+            else {
+              const why = a.code === null ? 'no result' : `exit status ${a.code}`;
+              say(vm.name, `healthcheck attempt ${a.attempt} failed (${why})${a.counted ? `, ${a.failures}/${hc.retries}` : ', within start_period'}`);
+            }
+          },
+        });
+      } catch (err) {
+        if (err instanceof BackendError && err.reason === 'HealthcheckFailed') {
+          throw new BackendError('HealthcheckFailed', `${vm.name}: ${err.message.replace('<vm>', vm.name)}`, { cause: err });
+        }
+        throw err;
+      } finally {
+        probe.close();
+      }
     },
 
     // Host-side check (no SSH): is any step new or changed since the recorded successes?
@@ -87,7 +125,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       }
       await writeJsonAtomic(recordPath, record);
       const target = await sshTarget(opts.stateRoot, project, vm);
-      const client = await sshConnect(target, signal ? { signal } : {});
+      const client = await connectGuest(opts.stateRoot, project, vm, signal);
       const log = (line: string) => appendFile(logPath, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
       try {
         for (let i = start; i < vm.provision.length; i++) {
@@ -124,11 +162,83 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
   };
 }
 
+async function readInstanceId(projDir: string, vm: string): Promise<string> {
+  return (await readFile(vmFile(projDir, vm, 'instanceId'), 'utf8').catch(() => '')).trim();
+}
+
+/**
+ * An authenticated connection to a ready guest whose host key matches the pin (a first key, or
+ * the first after a new disk, is pinned). HostKeyChanged when it does not match.
+ */
+export async function connectGuest(stateRoot: string, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<Client> {
+  const projDir = projectDir(stateRoot, project.name, project.dir);
+  const target = await sshTarget(stateRoot, project, vm);
+  const check = await hostKeyCheck(vmFile(projDir, vm.name, 'knownHosts'), await readInstanceId(projDir, vm.name), hostAlias(project.name, vm.name), {
+    pinNew: true,
+    where: `${vm.name} (${target.host}:${target.port})`,
+  });
+  let client: Client;
+  try {
+    client = await sshConnect(target, { ...(signal ? { signal } : {}), hostVerifier: check.verifier });
+  } catch (err) {
+    await check.settle();
+    throw err;
+  }
+  try {
+    await check.settle();
+  } catch (err) {
+    client.on('error', () => {});
+    client.end();
+    throw err;
+  }
+  return client;
+}
+
+const TRANSIENT = new Set(['SshConnectFailed', 'SshSessionLost', 'SshTimeout']);
+
+/** Healthcheck runs on one connection, reopened after a timeout or a drop. */
+function guestProbe(connect: () => Promise<Client>, target: SshTarget): { run: HealthProbe; close: () => void } {
+  let client: Client | undefined;
+  const drop = (): void => {
+    client?.on('error', () => {});
+    client?.end();
+    client = undefined;
+  };
+  const run: HealthProbe = async (command, timeoutMs, signal) => {
+    try {
+      client ??= await connect();
+    } catch (err) {
+      if (signal?.aborted || !(err instanceof TendError) || !TRANSIENT.has(err.reason)) throw err;
+      return { code: null, output: err.message };
+    }
+    const output: Buffer[] = [];
+    const ctl = new AbortController();
+    const timedOut = new Error('healthcheck timed out');
+    const timer = setTimeout(() => ctl.abort(timedOut), timeoutMs);
+    const onAbort = (): void => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await execOnClient(client, target, command, { signal: ctl.signal, onStdout: (b) => output.push(b), onStderr: (b) => output.push(b) });
+      return { code: r.code, output: Buffer.concat(output).toString('utf8') };
+    } catch (err) {
+      // the session may be stuck (timeout) or gone: start from a fresh connection next time
+      drop();
+      if (ctl.signal.reason === timedOut) return { code: null, output: Buffer.concat(output).toString('utf8') };
+      if (signal?.aborted || !(err instanceof TendError) || !TRANSIENT.has(err.reason)) throw err;
+      return { code: null, output: err.message };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  };
+  return { run, close: drop };
+}
+
 /** The step identities and the record that applies to the VM's current disk. */
 async function provisionState(stateRoot: string, project: Project, vm: VmSpec, force: boolean) {
   const projDir = projectDir(stateRoot, project.name, project.dir);
   const recordPath = vmFile(projDir, vm.name, 'provision');
-  const instanceId = (await readFile(vmFile(projDir, vm.name, 'instanceId'), 'utf8').catch(() => '')).trim();
+  const instanceId = await readInstanceId(projDir, vm.name);
   const hashes = stepHashes(vm.provision);
   const old = await readJson<ProvisionRecord>(recordPath);
   const valid = old && old.instanceId === instanceId && Array.isArray(old.steps);

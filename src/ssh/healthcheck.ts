@@ -21,7 +21,10 @@ export interface ProbeResult {
   output: string;
 }
 
-/** Runs one shell command in the guest within `timeoutMs`. A timeout resolves with code null. */
+/**
+ * Runs one shell command in the guest within `timeoutMs`. A timeout or a lost connection
+ * resolves with code null; errors that retrying cannot fix (wrong key, changed host key) reject.
+ */
 export type HealthProbe = (command: string, timeoutMs: number, signal?: AbortSignal) => Promise<ProbeResult>;
 
 export interface HealthAttempt {
@@ -68,13 +71,8 @@ export async function waitHealthy(hc: HealthcheckSpec, probe: HealthProbe, opts:
   let failures = 0;
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
-    let r: ProbeResult;
-    try {
-      r = await probe(command, hc.timeout * 1000, signal);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      r = { code: null, output: (err as Error).message };
-    }
+    // a probe error (wrong key, changed host key, abort) is not a health verdict: it propagates
+    const r = await probe(command, hc.timeout * 1000, signal);
     if (r.code === 0) {
       opts.onAttempt?.({ attempt, ok: true, code: 0, counted: false, failures, output: r.output });
       return { attempts: attempt };
