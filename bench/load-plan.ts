@@ -1,4 +1,5 @@
 /** Issue-2 bar (a): load + validate + plan of a generated 500-VM project, in-process (< 200 ms). */
+import { rmSync } from 'node:fs';
 import { plan } from '../controllers/plan.js';
 import { loadProject } from '../src/load/project.js';
 import { generateProject, median, timeRuns, type Bench } from './lib.js';
@@ -12,11 +13,16 @@ export const bench: Bench = {
   async run() {
     const { file, dir } = generateProject(VMS);
     let vms = 0;
-    const times = await timeRuns(RUNS, () => {
-      const r = loadProject([file], { cwd: dir });
-      if (!r.project) throw new Error(`generated project is invalid: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-      vms = plan(r.project, { vms: {} }, { recreate: false, prune: false }).length;
-    });
+    let times: number[];
+    try {
+      times = await timeRuns(RUNS, () => {
+        const r = loadProject([file], { cwd: dir });
+        if (!r.project) throw new Error(`generated project is invalid: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+        vms = plan(r.project, { vms: {} }, { recreate: false, prune: false }).length;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     if (vms !== VMS) throw new Error(`plan has ${vms} entries, expected ${VMS}`);
     return [{ name: `load+validate+plan ${VMS} VMs`, measuredMs: median(times), targetMs: 200, runs: RUNS }];
   },

@@ -248,7 +248,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
 
   async function pass(work: Pending): Promise<void> {
     const triggers: PassReport['triggers'] = [];
-    let targets: Set<string> | 'all' = new Set();
+    let targets = new Set<string>() as Set<string> | 'all';
     const add = (t: Set<string> | 'all'): void => {
       if (targets === 'all') return;
       if (t === 'all') targets = 'all';
@@ -273,7 +273,8 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
       add(work.due);
     }
     if (work.exits.length > 0) triggers.push('exit');
-    const quiet = targets !== 'all' && targets.size === 0 && work.exits.length === 0;
+    const t = targets as Set<string> | 'all';
+    const quiet = t !== 'all' && t.size === 0 && work.exits.length === 0;
     if (quiet) return;
 
     let report: PassReport = { triggers, names: [], result: null };

@@ -4,18 +4,15 @@
  * position. Pattern errors are left to the semantic checks in compose-service.ts, which can
  * say what exactly is wrong with a port, a duration or a name.
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import tendSchema from '../../schemas/tend.schema.json' with { type: 'json' };
+import type { ErrorObject } from 'ajv';
+import { validateTendFile, type GeneratedValidator } from '../../schemas/validators.generated.js';
 import { didYouMean, memoryWithUnitToMiB } from './common.js';
 import type { Diagnostic } from './diagnostic.js';
 import type { YamlLocator, YamlPath } from './compose-yaml.js';
 
-let validator: ValidateFunction | undefined;
-
-function validate(): ValidateFunction {
-  validator ??= new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true }).compile(tendSchema);
-  return validator;
+// Precompiled by scripts/gen-validators.ts: compiling the schema at start-up costs ~200 ms.
+function validate(): GeneratedValidator {
+  return validateTendFile;
 }
 
 /** Where a path is, in words: "service web", "vm of service web", "the top level". */

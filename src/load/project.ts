@@ -6,9 +6,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import { vmSpecSchema, type Project, type SourceLocation, type VmSpec } from '../../schemas/model.js';
+import type { ErrorObject } from 'ajv';
+import type { Project, SourceLocation, VmSpec } from '../../schemas/model.js';
+import { validateVmSpec } from '../../schemas/validators.generated.js';
 import { applyDefaults } from '../../schemas/defaults.js';
 import { UsageError } from '../errors.js';
 import { didYouMean, locateField, nameProblem, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
@@ -189,15 +189,12 @@ function cycleDiagnostics(byName: Map<string, LoadedVm>): Diagnostic[] {
   return out;
 }
 
-let validateVm: ValidateFunction | undefined;
-
 /** The canonical model's own schema: catches whatever a loader let through, placed via fieldLocs. */
 function schemaCheck(vm: LoadedVm, spec: VmSpec): Diagnostic[] {
-  validateVm ??= new Ajv2020({ allErrors: true, strict: false }).compile(vmSpecSchema);
-  if (validateVm(spec)) return [];
+  if (validateVmSpec(spec)) return [];
   const seen = new Set<string>();
   const out: Diagnostic[] = [];
-  for (const e of validateVm.errors ?? []) {
+  for (const e of validateVmSpec.errors ?? []) {
     if (e.keyword === 'oneOf' || e.keyword === 'if') continue;
     const loc = locateField(vm, e.instancePath);
     const message = `${fieldName(e.instancePath)} ${plainAjvMessage(e)}`;

@@ -14,6 +14,8 @@ export interface VmPaths {
   seed: string | null;
   pidfile: string;
   qmp: string;
+  /** second QMP monitor for a long-lived event listener (QEMU serves one client per monitor) */
+  qmpEvents?: string;
   serial: string;
   consoleLog: string;
   /** named volume name -> its qcow2 path */
@@ -88,6 +90,7 @@ export function buildArgv(input: ArgvInput): string[] {
   a.push('-chardev', `socket,id=ser0,path=${opt(paths.serial)},server=on,wait=off,logfile=${opt(paths.consoleLog)},logappend=on`);
   a.push('-serial', 'chardev:ser0');
   a.push('-qmp', `unix:${opt(paths.qmp)},server=on,wait=off`);
+  if (paths.qmpEvents) a.push('-qmp', `unix:${opt(paths.qmpEvents)},server=on,wait=off`);
   a.push('-pidfile', paths.pidfile);
   for (const d of vm.devices) {
     a.push('-device', `vfio-pci,host=${d.pci}${d.romFile ? `,romfile=${opt(d.romFile)}` : ''}`);

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
 import { systemClock } from '../../controllers/clock.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
@@ -111,7 +112,8 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       await createOverlay(image, f('disk'), vm.disk);
       await rm(f('provision'), { force: true });
       diskImage = image.id;
-    } else if (vm.disk !== null) {
+    } else if (vm.disk !== null && !live) {
+      // a running QEMU holds the disk's write lock: growth happens at the next prepare after a stop
       if (await resizeImage(f('disk'), vm.disk)) o.onProgress?.(`${vm.name}: disk grown to ${vm.disk} GiB`);
     }
 
@@ -168,8 +170,9 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     }
     const qmp = socketPath(pd, vm.name, 'qmp', env);
     const serial = socketPath(pd, vm.name, 'serial', env);
-    await ensureDir(socketDir(qmp));
-    for (const p of [qmp, serial, f('pid')]) await rm(p, { force: true });
+    const qmpEvents = socketPath(pd, vm.name, 'qmpEvents', env);
+    for (const p of [qmp, serial, qmpEvents]) await ensureDir(dirname(p));
+    for (const p of [qmp, serial, qmpEvents, f('pid')]) await rm(p, { force: true });
     const volumes: Record<string, string> = {};
     for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
     const argv = buildArgv({
@@ -180,6 +183,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
         seed: vm.cloudInit !== null ? f('seed') : null,
         pidfile: f('pid'),
         qmp,
+        qmpEvents,
         serial,
         consoleLog: f('consoleLog'),
         volumes,
@@ -208,12 +212,15 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       const argv = await processArgv(live.pid);
       return argv !== null && isQemuFor(argv, pidfile);
     };
+    let delivered = true;
     try {
       await qmpOnce(socketPath(pd, name, 'qmp', env), 'system_powerdown', undefined, 1000);
     } catch (err) {
+      // QMP hung or gone: no ACPI request reached the guest, so there is nothing to wait for
+      delivered = false;
       log?.debug({ vm: name, err }, 'ACPI powerdown over QMP failed; falling back to signals');
     }
-    if (!(await waitExit(live.pid, o.timeout * 1000, clock, ours, signal))) {
+    if (!(await waitExit(live.pid, delivered ? o.timeout * 1000 : 0, clock, ours, signal))) {
       log?.info({ vm: name }, `did not power off within ${o.timeout} s: sending SIGTERM`);
       signalPid(live.pid, 'SIGTERM');
       if (!(await waitExit(live.pid, opts.termGraceMs ?? 10000, clock, ours, signal))) {
@@ -228,7 +235,8 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
   }
 
   async function cleanupRuntime(pd: string, name: string): Promise<void> {
-    for (const p of [socketPath(pd, name, 'qmp', env), socketPath(pd, name, 'serial', env), vmFile(pd, name, 'pid')]) {
+    const sockets = (['qmp', 'serial', 'qmpEvents'] as const).map((k) => socketPath(pd, name, k, env));
+    for (const p of [...sockets, vmFile(pd, name, 'pid')]) {
       await unlink(p).catch(() => undefined);
     }
   }
@@ -278,10 +286,6 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       }
     },
   };
-}
-
-function socketDir(p: string): string {
-  return p.slice(0, p.lastIndexOf('/'));
 }
 
 function signalPid(pid: number, sig: NodeJS.Signals): void {

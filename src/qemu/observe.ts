@@ -4,7 +4,7 @@
  * it runs, is paused, or hangs. State files are read defensively: a corrupt one is listed in
  * `corrupt` and treated as missing.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import type { ObservedVm } from '../../controllers/types.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { readJson, type CorruptFile } from '../state/atomic.js';
@@ -71,13 +71,14 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     corrupt.push(c.path);
   };
   const f = (k: Parameters<typeof vmFile>[2]): string => vmFile(projDir, name, k);
-  const [diskExists, live, appliedRaw, portsRaw, intentRaw, provRaw] = await Promise.all([
+  const [diskExists, live, appliedRaw, portsRaw, intentRaw, provRaw, instanceId] = await Promise.all([
     exists(f('disk')),
     liveQemu(f('pid')),
     readJson<unknown>(f('applied'), onCorrupt),
     readJson<unknown>(f('ports'), onCorrupt),
     readJson<unknown>(f('intent'), onCorrupt),
     readJson<unknown>(f('provision'), onCorrupt),
+    readFile(f('instanceId'), 'utf8').then((t) => t.trim(), () => null),
   ]);
 
   let applied: AppliedRecord | null = null;
@@ -99,8 +100,10 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
   let provisioned: string[] = [];
   if (provRaw !== undefined) {
     const h = provisionHashes(provRaw);
-    if (h) provisioned = h;
-    else corrupt.push(f('provision'));
+    const recordedFor = (provRaw as { instanceId?: unknown } | null)?.instanceId;
+    if (!h) corrupt.push(f('provision'));
+    // a record made on another disk (another instance-id) does not apply to this one
+    else if (typeof recordedFor !== 'string' || recordedFor === instanceId) provisioned = h;
   }
 
   let power: ObservedVm['power'] = 'stopped';
@@ -112,10 +115,10 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
       power = 'unknown';
     }
     try {
-      startedAt = (await stat(`/proc/${live.pid}`)).mtimeMs;
+      // QEMU writes its pidfile as it starts
       startedAt = (await stat(f('pid'))).mtimeMs;
     } catch {
-      // keep what we have
+      startedAt = null;
     }
   }
   const sshAddr = live ? ports.ssh : undefined;

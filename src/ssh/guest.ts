@@ -88,6 +88,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       try {
         await waitHealthy(hc, probe.run, {
           clock: opts.clock ?? systemClock,
+          vm: vm.name,
           ...(signal ? { signal } : {}),
           onAttempt: (a) => {
             if (a.ok) say(vm.name, 'healthy');
@@ -99,7 +100,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         });
       } catch (err) {
         if (err instanceof BackendError && err.reason === 'HealthcheckFailed') {
-          throw new BackendError('HealthcheckFailed', `${vm.name}: ${err.message.replace('<vm>', vm.name)}`, { cause: err });
+          throw new BackendError('HealthcheckFailed', `${vm.name}: ${err.message}`, { cause: err });
         }
         throw err;
       } finally {

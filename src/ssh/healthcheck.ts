@@ -41,6 +41,8 @@ export interface WaitHealthyOptions {
   clock: Clock;
   signal?: AbortSignal;
   onAttempt?: (a: HealthAttempt) => void;
+  /** VM name, for the "check it by hand" hint */
+  vm?: string;
 }
 
 /** POSIX-shell quoting of one word (bare when it is safe). */
@@ -87,7 +89,7 @@ export async function waitHealthy(hc: HealthcheckSpec, probe: HealthProbe, opts:
         'HealthcheckFailed',
         `healthcheck "${describeTest(hc.test)}" failed ${failures} time${failures === 1 ? '' : 's'} in a row (${status})` +
           (out ? `; last output:\n  ${out.split('\n').join('\n  ')}` : '; it printed nothing') +
-          `\ncheck it by hand: tend exec <vm> -- ${command}`,
+          `\ncheck it by hand: tend exec ${opts.vm ?? 'VM'} -- ${command}`,
       );
     }
     await clock.sleep(hc.interval * 1000, signal);

@@ -20,6 +20,8 @@ export const FILES = {
   publicKey: 'id_ed25519.pub',
   pid: 'qemu.pid',
   qmp: 'qmp.sock',
+  /** a second QMP monitor, for a long-lived event listener (QEMU serves one client per monitor) */
+  qmpEvents: 'qmp-events.sock',
   serial: 'serial.sock',
   consoleLog: 'console.log',
   qemuStderr: 'qemu.stderr.log',
@@ -38,6 +40,8 @@ export const PROJECT_FILES = {
   lock: 'project.lock',
   events: 'events.jsonl',
   spec: 'project.json',
+  /** held by `tend watch` for its whole life: one controller per project */
+  watchLock: 'watch.lock',
 } as const;
 
 /** Files in imagesDir(): the store's index of named images (src/images/store.ts). */
@@ -96,10 +100,10 @@ export function vmFile(projDir: string, vm: string, file: keyof typeof FILES): s
  * kernel allows, the socket lives in a short per-user runtime folder named by a hash of the
  * natural path instead, so it is still unique and stable.
  */
-export function socketPath(projDir: string, vm: string, file: 'qmp' | 'serial', env: NodeJS.ProcessEnv = process.env): string {
+export function socketPath(projDir: string, vm: string, file: 'qmp' | 'serial' | 'qmpEvents', env: NodeJS.ProcessEnv = process.env): string {
   const natural = vmFile(projDir, vm, file);
   if (Buffer.byteLength(natural) <= UNIX_SOCKET_PATH_MAX) return natural;
-  return join(shortRuntimeDir(env), `${shortHash(natural, 16)}.${file === 'qmp' ? 'qmp' : 'ser'}`);
+  return join(shortRuntimeDir(env), `${shortHash(natural, 16)}.${file === 'qmp' ? 'qmp' : file === 'serial' ? 'ser' : 'qev'}`);
 }
 
 export function shortRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {

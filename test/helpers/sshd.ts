@@ -72,6 +72,7 @@ export async function startTestSshd(opts: { pathDirs?: string[] } = {}): Promise
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
+      'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
       '',
     ].join('\n'),

@@ -5,7 +5,7 @@
  * with errors elsewhere is reported but does not hide the CLI).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -35,10 +35,18 @@ export interface Run {
   stderr: string;
 }
 
+const made: string[] = [];
+process.on('exit', () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp project folder with these files and an empty temp state dir (removed at exit). */
 export function project(files: Record<string, string>): { cwd: string; stateDir: string } {
   const cwd = mkdtempSync(join(tmpdir(), 'tend-cli-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(cwd, name), text);
-  return { cwd, stateDir: mkdtempSync(join(tmpdir(), 'tend-cli-state-')) };
+  const stateDir = mkdtempSync(join(tmpdir(), 'tend-cli-state-'));
+  made.push(cwd, stateDir);
+  return { cwd, stateDir };
 }
 
 export function tend(args: string[], p: { cwd: string; stateDir: string }): Run {

@@ -15,6 +15,7 @@ import type { Backend } from '../../controllers/types.js';
 import { BackendError } from '../../src/errors.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
 import { pidAlive } from '../../src/qemu/liveness.js';
+import { watchVmEvents } from '../../src/qemu/events.js';
 import { projectDir, vmFile, volumePath } from '../../src/state/paths.js';
 
 const fakeDir = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
@@ -22,6 +23,12 @@ let root: string;
 let base: string;
 let counter = 0;
 const started: number[] = [];
+
+/** The process is gone (a child of this test process may linger as a zombie until reaped). */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(pidAlive(pid), false, `pid ${pid} is gone`);
+}
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'tend-qb-'));
@@ -143,7 +150,7 @@ test('start → observe running; start again returns the same process; stop powe
   const t0 = Date.now();
   await s.backend.stop(s.project, 'web', { timeout: 10 });
   assert.ok(Date.now() - t0 < 5000, 'ACPI powerdown, not the grace period');
-  assert.equal(pidAlive(r.pid), false);
+  await gone(r.pid);
   const after = (await s.backend.observe(s.project)).vms.web;
   assert.equal(after.power, 'stopped');
   assert.equal(after.pid, null);
@@ -164,7 +171,7 @@ test('a guest that ignores ACPI powerdown is SIGTERMed after the grace period', 
   await s.backend.stop(s.project, 'web', { timeout: 0.4 });
   const took = Date.now() - t0;
   assert.ok(took >= 400, `waited the grace period (${took} ms)`);
-  assert.equal(pidAlive(pid), false);
+  await gone(pid);
   const stderr = await readFile(vmFile(s.projDir, 'web', 'qemuStderr'), 'utf8');
   assert.match(stderr, /terminating on signal 15/);
 });
@@ -173,14 +180,18 @@ test('a QEMU that also ignores SIGTERM is SIGKILLed', async () => {
   const s = setup('ignore-powerdown,ignore-sigterm', {}, { termGraceMs: 300 });
   const pid = await up(s);
   await s.backend.stop(s.project, 'web', { timeout: 0.2 });
-  assert.equal(pidAlive(pid), false);
+  await gone(pid);
   assert.equal((await s.backend.observe(s.project)).vms.web.power, 'stopped');
 });
 
-test('a crashed QEMU is observed stopped', async () => {
-  const s = setup('crash-after:300');
+test('a crashed QEMU is observed stopped, and the event connection reports it at once', async () => {
+  const s = setup('crash-after:400');
   const pid = await up(s);
+  let closedAt = 0;
+  const watch = await watchVmEvents(s.projDir, 'web', { env: s.env, onEvent: () => undefined, onClose: () => (closedAt = Date.now()) });
   assert.equal((await s.backend.observe(s.project)).vms.web.power, 'running');
+  await until(async () => closedAt > 0);
+  watch.close();
   await until(async () => !pidAlive(pid) || (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) === '');
   const obs = (await s.backend.observe(s.project)).vms.web;
   assert.equal(obs.power, 'stopped');
@@ -199,7 +210,7 @@ test('fail-start: BackendError carrying QEMU\'s own stderr, and no process left 
   });
   const runs = await fakeRuns(s.log);
   assert.equal(runs.length, 1);
-  assert.equal(pidAlive(runs[0].pid), false);
+  await gone(runs[0].pid);
   assert.equal((await s.backend.observe(s.project)).vms.web.power, 'stopped');
 });
 
@@ -258,7 +269,7 @@ test('destroy stops the VM and deletes its folder but keeps named volumes', asyn
   const runs = await fakeRuns(s.log);
   assert.ok(runs[0].argv.includes(`virtio-blk-pci,drive=vol-data,serial=data`));
   await s.backend.destroy(s.project, 'web');
-  assert.equal(pidAlive(pid), false);
+  await gone(pid);
   await assert.rejects(stat(join(s.projDir, 'vms', 'web')));
   assert.ok((await stat(volumePath(s.projDir, 'data'))).isFile());
   assert.equal((await s.backend.observe(s.project)).vms.web, undefined);
@@ -281,6 +292,16 @@ test('intent is recorded and cleared; corrupt state files are reported, never th
   // prepare rewrites the record
   await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
   assert.deepEqual((await s.backend.observe(s.project)).vms.web.applied, s.vm);
+
+  // the provision record (written by the SSH guest) counts only for this disk's instance-id
+  const instanceId = (await readFile(vmFile(s.projDir, 'web', 'instanceId'), 'utf8')).trim();
+  await writeFile(vmFile(s.projDir, 'web', 'provision'), JSON.stringify({ instanceId, steps: ['h1', 'h2'] }));
+  assert.deepEqual((await s.backend.observe(s.project)).vms.web.provisioned, ['h1', 'h2']);
+  await writeFile(vmFile(s.projDir, 'web', 'provision'), JSON.stringify({ instanceId: 'i-old', steps: ['h1'] }));
+  assert.deepEqual((await s.backend.observe(s.project)).vms.web.provisioned, []);
+  // a recreated disk drops the record
+  await s.backend.prepare(s.project, s.vm, { recreateDisk: true });
+  await assert.rejects(stat(vmFile(s.projDir, 'web', 'provision')));
 });
 
 test('observing a converged project of three running VMs takes well under 100 ms', async () => {

@@ -98,7 +98,7 @@ describe('waitHealthy', () => {
   test('a run that exceeds `timeout` counts as a failure and is reported as such', async () => {
     const clock = new ManualClock();
     const { probe } = scripted(clock, [{ code: null, output: '' }]);
-    await assert.rejects(drive(waitHealthy(hc({ retries: 1, timeout: 3 }), probe, { clock }), clock), /did not finish within 3 s; it printed nothing/);
+    await assert.rejects(drive(waitHealthy(hc({ retries: 1, timeout: 3 }), probe, { clock }), clock), /did not finish within 3 s\); it printed nothing/);
   });
 
   test('an error that is not a verdict (changed host key) stops at once, without retries', async () => {

@@ -51,6 +51,8 @@ test('disk is a virtio qcow2 drive, seed a read-only cdrom, pidfile, QMP and ser
   assert.ok(drives.some((d) => d.includes('file=/s/vms/web/seed.iso') && d.includes('media=cdrom') && d.includes('readonly=on')));
   assert.deepEqual(values(a, '-pidfile'), ['/s/vms/web/qemu.pid']);
   assert.deepEqual(values(a, '-qmp'), ['unix:/s/vms/web/qmp.sock,server=on,wait=off']);
+  const withEvents = buildArgv(input({}, { paths: { ...paths, qmpEvents: '/s/vms/web/qmp-events.sock' } }));
+  assert.deepEqual(values(withEvents, '-qmp'), ['unix:/s/vms/web/qmp.sock,server=on,wait=off', 'unix:/s/vms/web/qmp-events.sock,server=on,wait=off']);
   const chardev = values(a, '-chardev')[0];
   assert.match(chardev, /^socket,id=ser0,path=\/s\/vms\/web\/serial.sock,server=on,wait=off,logfile=\/s\/vms\/web\/console.log/);
   assert.deepEqual(values(a, '-serial'), ['chardev:ser0']);

@@ -81,8 +81,8 @@ export interface StatusRecord {
 export async function recordStatus(ctx: Context, vms: Record<string, { state: string; error?: string; conditions: string[] }>, now = Date.now()): Promise<void> {
   await Promise.all(
     Object.entries(vms)
-      // only for VMs that have a folder: writing one would make a never-prepared VM look known
-      .filter(([vm, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked' && existsSync(vmDir(ctx.projDir, vm)))
+      // a VM that failed before it had a folder gets none: a folder would make it look known
+      .filter(([vm, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked' && (s.state === 'Ready' || s.state === 'Running' || existsSync(vmDir(ctx.projDir, vm))))
       .map(([vm, s]) => {
         const rec: StatusRecord = { state: s.state, conditions: s.conditions, ...(s.error ? { error: s.error } : {}), at: now };
         return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));

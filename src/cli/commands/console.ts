@@ -1,0 +1,45 @@
+/**
+ * `tend console NAME`: attach this terminal to the VM's serial console (works during boot;
+ * Ctrl-] detaches). The terminal is put in raw mode while attached and restored afterwards.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { ConsoleEnd } from '../../qemu/console.js';
+import { socketPath } from '../../state/paths.js';
+import { loadContext, type GlobalOptions } from '../context.js';
+import { inferVm } from './ssh.js';
+
+export interface ConsoleCommandOptions extends GlobalOptions {
+  name?: string;
+  input?: Readable & { isTTY?: boolean; setRawMode?: (on: boolean) => unknown };
+  output?: Writable;
+  /** told once attached, before any console output (the CLI prints how to detach) */
+  onAttached?: (vm: string) => void;
+}
+
+export interface ConsoleResult {
+  vm: string;
+  end: ConsoleEnd;
+}
+
+export async function consoleCommand(o: ConsoleCommandOptions): Promise<ConsoleResult> {
+  const ctx = loadContext(o);
+  const vm = inferVm(ctx.project, o.name, 'console');
+  const input = o.input ?? process.stdin;
+  const output = o.output ?? process.stdout;
+  const { attachConsole } = await import('../../qemu/console.js');
+  const raw = input.isTTY === true && typeof input.setRawMode === 'function';
+  if (raw) input.setRawMode?.(true);
+  try {
+    const end = await attachConsole({
+      socketPath: socketPath(ctx.projDir, vm, 'serial', ctx.env),
+      input,
+      output,
+      ...(o.signal ? { signal: o.signal } : {}),
+      onAttached: () => o.onAttached?.(vm),
+    });
+    return { vm, end };
+  } finally {
+    if (raw) input.setRawMode?.(false);
+    input.pause();
+  }
+}

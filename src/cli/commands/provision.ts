@@ -1,0 +1,35 @@
+/**
+ * `tend provision [--name VM]...`: run every provision step again on running VMs, ignoring the
+ * layer cache (design §5), then record the successes. VMs that are not running are not started
+ * for this: naming one is an error, and without names only the running VMs are provisioned.
+ */
+import { UsageError } from '../../errors.js';
+import { checkVmNames } from '../context.js';
+import type { ConvergeCommandOptions, ConvergeCommandResult } from './converge.js';
+import { recordStatus, withDeps } from './lifecycle.js';
+
+export type ProvisionCommandOptions = Omit<ConvergeCommandOptions, 'recreate' | 'prune' | 'provision'>;
+
+export async function provisionCommand(o: ProvisionCommandOptions): Promise<ConvergeCommandResult> {
+  const asked = o.names && o.names.length > 0 ? o.names : undefined;
+  return withDeps(o, 'provision', async (ctx, deps, run) => {
+    if (asked) checkVmNames(ctx.project, asked);
+    const observed = await deps.backend.observe(ctx.project, o.signal);
+    const running = (n: string): boolean => {
+      const p = observed.vms[n]?.power;
+      return p === 'running';
+    };
+    if (asked) {
+      const down = asked.filter((n) => !running(n));
+      if (down.length > 0) {
+        throw new UsageError(`${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} not running: \`tend start ${down[0]}\` first (it provisions too)`, 'VmNotRunning');
+      }
+    }
+    const names = asked ?? ctx.project.vms.filter((v) => v.provision.length > 0 && running(v.name)).map((v) => v.name);
+    if (names.length === 0) return { ok: true, project: ctx.project.name, entries: [], vms: {} };
+    const { converge } = await import('../../../controllers/reconciler.js');
+    const r = await converge(ctx.project, deps, { recreate: false, prune: false, provision: true, forceProvision: true, names, ...run });
+    await recordStatus(ctx, r.vms);
+    return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
+  });
+}

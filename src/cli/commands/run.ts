@@ -1,0 +1,162 @@
+/**
+ * `tend run IMAGE [--cpus N] [--memory MiB] [-p PORT]... [-v VOL]... [--pkg P]... [--runcmd C]...
+ * [--name NAME] [--rm] [-- CMD...]`: an ad-hoc VM without a project file. Like holos, it writes
+ * a tend.yaml under the state folder (`<state>/run/<name>/tend.yaml`), converges it, and prints
+ * the name and the commands to reach it (exec, console, logs, down take `-f <that file>`).
+ * With `-- CMD` it runs CMD over SSH once the VM is Ready and returns its output and exit code;
+ * `--rm` destroys the VM afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { NAME_PATTERN } from '../../../schemas/model.js';
+import { UsageError } from '../../errors.js';
+import { isHostPath, parseVolumeSpec } from '../../load/volumes.js';
+import { parsePortSpec } from '../../load/ports.js';
+import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import type { ConvergeCommandResult } from './converge.js';
+import type { TendEvent } from '../../../controllers/types.js';
+
+export interface RunCommandOptions extends GlobalOptions {
+  image: string;
+  cpus?: number;
+  /** MiB, or "2G" / "512M" */
+  memory?: string | number;
+  ports?: string[];
+  volumes?: string[];
+  packages?: string[];
+  runcmd?: string[];
+  name?: string;
+  /** destroy the VM (and its run folder) after CMD ran */
+  rm?: boolean;
+  /** run over SSH once Ready */
+  command?: string[];
+  onEvent?: (e: TendEvent) => void;
+  stdout?: (b: Buffer) => void;
+  stderr?: (b: Buffer) => void;
+}
+
+export interface RunCommandResult {
+  name: string;
+  /** the synthesized project file */
+  file: string;
+  ok: boolean;
+  state: string;
+  error?: string;
+  /** set when a command was given */
+  exec?: { code: number; stdout: string; stderr: string };
+  removed: boolean;
+}
+
+/** "debian:12" -> "debian-12", "./img/base.qcow2" -> "base", "https://x/y/noble.img" -> "noble". */
+export function nameFromImage(image: string): string {
+  const last = basename(image.split('?')[0]).replace(/\.(qcow2|img|raw|vmdk|vdi|vhdx|xz|zst)$/g, '').replace(/\.(qcow2|img|raw)$/, '');
+  const n = last.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  return n || 'vm';
+}
+
+export function parseMemory(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+(?:\.\d+)?)\s*([mg]i?b?)?$/i.exec(v.trim());
+  if (!m) throw new UsageError(`--memory "${v}" is not a size: write MiB (2048) or 2G / 512M`, 'BadMemory');
+  const n = Number(m[1]);
+  return Math.round(m[2] && m[2][0].toLowerCase() === 'g' ? n * 1024 : n);
+}
+
+/** The tend.yaml of an ad-hoc VM (host paths made absolute against `cwd`). Validates the flags. */
+export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string): string {
+  const svc: Record<string, unknown> = { image: /^(\.|~|\/)/.test(o.image) && !o.image.startsWith('~') ? resolve(cwd, o.image) : o.image };
+  const vm: Record<string, unknown> = {};
+  if (o.cpus !== undefined) {
+    if (!Number.isInteger(o.cpus) || o.cpus < 1) throw new UsageError(`--cpus wants a whole number >= 1, got ${o.cpus}`, 'BadCpus');
+    vm.vcpu = o.cpus;
+  }
+  if (o.memory !== undefined) vm.memory_mb = parseMemory(o.memory);
+  if (Object.keys(vm).length) svc.vm = vm;
+  if (o.ports?.length) {
+    for (const p of o.ports) {
+      const r = parsePortSpec(p);
+      if (!r.ok) throw new UsageError(`-p ${p}: ${r.message}${r.hint ? ` (${r.hint})` : ''}`, 'BadPort');
+    }
+    svc.ports = [...o.ports];
+  }
+  const named: Record<string, object> = {};
+  if (o.volumes?.length) {
+    svc.volumes = o.volumes.map((v) => {
+      const r = parseVolumeSpec(v);
+      if (!r.ok) throw new UsageError(`-v ${v}: ${r.message}${r.hint ? ` (${r.hint})` : ''}`, 'BadVolume');
+      if (r.value.kind === 'named') {
+        named[r.value.name] = {};
+        return v;
+      }
+      const src = r.value.source;
+      const abs = isHostPath(src) && !src.startsWith('~') ? resolve(cwd, src) : src;
+      return `${abs}:${r.value.target}${r.value.readOnly ? ':ro' : ''}`;
+    });
+  }
+  const ci: Record<string, unknown> = {};
+  if (o.packages?.length) ci.packages = [...o.packages];
+  if (o.runcmd?.length) ci.runcmd = [...o.runcmd];
+  if (Object.keys(ci).length) svc.cloud_init = ci;
+  svc.disposable = true;
+  const doc: Record<string, unknown> = { name, services: { [name]: svc } };
+  if (Object.keys(named).length) doc.volumes = named;
+  return `# written by \`tend run\`; remove with: tend -f <this file> down --destroy\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+export function runDir(stateRoot: string, name: string): string {
+  return join(stateRoot, 'run', name);
+}
+
+export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult> {
+  const cwd = o.cwd ?? process.cwd();
+  const root = resolveStateRoot(o);
+  const name = o.name ?? `${nameFromImage(o.image)}-${randomBytes(2).toString('hex')}`;
+  if (!new RegExp(NAME_PATTERN).test(name)) {
+    throw new UsageError(`--name "${name}" is not a valid VM name: lower-case letters, digits and "-" (at most 63)`, 'BadName');
+  }
+  const dir = runDir(root, name);
+  const file = join(dir, 'tend.yaml');
+  if (existsSync(file) && !o.name) throw new UsageError(`a run named ${name} exists already; pass --name`, 'NameTaken');
+  const yaml = runProjectYaml(o, name, cwd);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(file, yaml, { mode: 0o600 });
+
+  const g: GlobalOptions = { ...o, file: [file], cwd: dir, stateDir: root };
+  const { convergeCommand } = await import('./converge.js');
+  const r: ConvergeCommandResult = await convergeCommand({ ...g, ...(o.onEvent ? { onEvent: o.onEvent } : {}) }, 'run');
+  const st = r.vms[name] ?? { state: 'Unknown', conditions: [] };
+  const result: RunCommandResult = { name, file, ok: r.ok, state: st.state, ...(st.error ? { error: st.error } : {}), removed: false };
+  if (r.ok && o.command && o.command.length > 0) {
+    const { execCommand } = await import('./exec.js');
+    const x = await execCommand({ ...g, name, argv: o.command, ...(o.stdout ? { stdout: o.stdout } : {}), ...(o.stderr ? { stderr: o.stderr } : {}) });
+    result.exec = { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+  if (o.rm) {
+    const { downCommand } = await import('./down.js');
+    const d = await downCommand({ ...g, destroy: true, volumes: true });
+    if (d.ok) {
+      const { rm } = await import('node:fs/promises');
+      await rm(dir, { recursive: true, force: true });
+      result.removed = true;
+    }
+  }
+  return result;
+}
+
+export function renderRun(r: RunCommandResult): string {
+  if (r.exec && !r.removed) return `(${r.name} keeps running: tend -f ${r.file} down --destroy)`;
+  if (r.exec) return '';
+  const f = `tend -f ${r.file}`;
+  if (!r.ok) return `${r.name}: ${r.state}${r.error ? ` — ${r.error}` : ''}\n  logs: ${f} logs ${r.name}\n  remove: ${f} down --destroy`;
+  if (r.removed) return `${r.name}: removed`;
+  return [
+    `${r.name}: ${r.state}`,
+    `  ${f} exec ${r.name} -- uname -a`,
+    `  ${f} console ${r.name}`,
+    `  ${f} logs ${r.name}`,
+    `  ${f} down --destroy`,
+  ].join('\n');
+}

@@ -1,0 +1,120 @@
+/**
+ * `tend ssh [NAME] [-- CMD...]`: hands off to the system `ssh` for a real terminal (job
+ * control, window size, agent forwarding all work as usual). The VM is inferred when the
+ * project has only one. User and keys follow docs/ssh.md (src/ssh/resolve.ts); the host key is
+ * checked against the VM's pin (src/ssh/known-hosts.ts) when there is one for its current disk.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import type { Project } from '../../../schemas/model.js';
+import { BackendError, UsageError } from '../../errors.js';
+import { hostAlias, readPin } from '../../ssh/known-hosts.js';
+import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
+import { vmDir, vmFile } from '../../state/paths.js';
+import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
+
+export interface SshCommandOptions extends GlobalOptions {
+  name?: string;
+  /** command and arguments to run instead of a login shell */
+  argv?: string[];
+  user?: string;
+  key?: string;
+  /** runs the ssh client (tests inject one); default: spawn `ssh` on this terminal */
+  run?: (argv: string[]) => Promise<number>;
+}
+
+export interface SshInvocation {
+  vm: string;
+  argv: string[];
+  code: number;
+}
+
+/** The VM to use: the one named, else the project's only VM. */
+export function inferVm(project: Project, name: string | undefined, command: string): string {
+  if (name) return vmSpec(project, name).name;
+  if (project.vms.length === 1) return project.vms[0].name;
+  const names = project.vms.map((v) => v.name).join(', ') || '(none)';
+  throw new UsageError(`name the VM: \`tend ${command} NAME\` (this project has ${names})`, 'VmNameRequired');
+}
+
+function quoteWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface SshArgvInput {
+  host: string;
+  port: number;
+  user: string;
+  keys: string[];
+  /** pinned host keys file and alias, when the pin is valid for the current disk */
+  pin: { file: string; alias: string; keyTypes: string[] } | null;
+  command?: string[];
+}
+
+/** The system ssh's argument list (pure). */
+export function sshArgv(i: SshArgvInput): string[] {
+  const a = ['-p', String(i.port)];
+  for (const k of i.keys) a.push('-i', k);
+  a.push('-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR');
+  if (i.pin) {
+    a.push('-o', `UserKnownHostsFile=${i.pin.file}`, '-o', `HostKeyAlias=${i.pin.alias}`, '-o', 'StrictHostKeyChecking=yes');
+    if (i.pin.keyTypes.length > 0) a.push('-o', `HostKeyAlgorithms=${i.pin.keyTypes.join(',')}`);
+  } else {
+    // not pinned yet (the guest never passed readiness on this disk): nothing to check against
+    a.push('-o', 'UserKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=no');
+  }
+  a.push(`${i.user}@${i.host}`);
+  if (i.command && i.command.length > 0) a.push('--', i.command.map(quoteWord).join(' '));
+  return a;
+}
+
+function spawnSsh(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ssh', argv, { stdio: 'inherit' });
+    p.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new BackendError(
+          'SshClientMissing',
+          err.code === 'ENOENT' ? 'the `ssh` client is not installed: install openssh-client, or use `tend exec`' : `cannot run ssh: ${err.message}`,
+          { cause: err },
+        ),
+      ),
+    );
+    p.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? (constants.signals[sig] ?? 0) : 0)));
+  });
+}
+
+export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
+  const ctx = loadContext(o);
+  const name = inferVm(ctx.project, o.name, 'ssh');
+  const spec = vmSpec(ctx.project, name);
+  const backend = await backendFor(ctx);
+  const obs = (await backend.observe(ctx.project, o.signal)).vms[name];
+  if (!obs || obs.power === 'stopped' || !obs.sshPort) {
+    throw new UsageError(`${name} is not running: \`tend start ${name}\` first`, 'VmNotRunning');
+  }
+  const { sshTarget } = await import('../../ssh/guest.js');
+  const target = await sshTarget(ctx.stateRoot, ctx.project, spec);
+  const keys = requireSshKeys({
+    vmDir: vmDir(ctx.projDir, name),
+    fileKey: spec.ssh.privateKey,
+    ...(o.key ? { flagKey: o.key } : {}),
+    ...(ctx.opts.cwd ? { cwd: ctx.opts.cwd } : {}),
+    ...(ctx.env.HOME ? { home: ctx.env.HOME } : {}),
+  });
+  const pinFile = vmFile(ctx.projDir, name, 'knownHosts');
+  const pin = await readPin(pinFile);
+  const instanceId = (await readFile(vmFile(ctx.projDir, name, 'instanceId'), 'utf8').catch(() => '')).trim();
+  const valid = pin && pin.instanceId === instanceId ? pin : null;
+  const argv = sshArgv({
+    host: target.host,
+    port: target.port,
+    user: resolveSshUser(spec, o.user),
+    keys: keys.map((k) => k.path),
+    pin: valid ? { file: pinFile, alias: valid.alias || hostAlias(ctx.project.name, name), keyTypes: valid.keys.map((k) => k.split(' ')[0]) } : null,
+    ...(o.argv ? { command: o.argv } : {}),
+  });
+  const code = await (o.run ?? spawnSsh)(argv);
+  return { vm: name, argv, code };
+}

@@ -1,0 +1,174 @@
+/**
+ * `tend watch`: converge, then stay in the foreground reconciling on every save (of the project
+ * files and every file they reference), every VM exit, every SIGHUP and a periodic resync.
+ * The loop itself is policy (controllers/watch-loop.ts); this wires it to the mechanisms: the
+ * controller lock (one watch per project), the project lock taken pass by pass, chokidar, the
+ * QEMU exit watcher, the events file. It resolves when `signal` aborts (SIGINT/SIGTERM), leaving
+ * the VMs running and no lock behind.
+ */
+import type { Project } from '../../../schemas/model.js';
+import type { Clock, TendEvent } from '../../../controllers/types.js';
+import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
+import type { BackoffOptions } from '../../../controllers/restart-policy.js';
+import { UsageError } from '../../errors.js';
+import { loadProject } from '../../load/project.js';
+import { appendEvent } from '../../state/events.js';
+import { acquireProjectLock } from '../../state/lock.js';
+import { acquireControllerLock } from '../../watch/controller-lock.js';
+import { depsFor, loadContext, lockOptions, type GlobalOptions } from '../context.js';
+import { parseDuration } from '../output.js';
+import { recordStatus } from './lifecycle.js';
+
+export interface WatchCommandOptions extends GlobalOptions {
+  /** periodic resync ("30s"); "0" disables it */
+  resync?: string;
+  /** quiet time after a file event ("50ms") */
+  debounce?: string;
+  prune?: boolean;
+  recreate?: boolean;
+  /** false with --no-provision */
+  provision?: boolean;
+  onEvent?: (e: TendEvent) => void;
+  /** SIGHUP: the CLI subscribes `reload` to the signal; returns the unsubscribe function */
+  subscribeReload?: (reload: () => void) => () => void;
+  /** called once watching (tests, bench) */
+  onReady?: (ctl: WatchController) => void;
+  onPass?: (p: PassReport) => void;
+  /** crash-loop backoff (tests) */
+  backoff?: BackoffOptions;
+  /** how often the exit watcher checks QEMU pids (ms, default 250) */
+  exitPollMs?: number;
+}
+
+export interface WatchSummary {
+  project: string;
+  /** passes that ran converge */
+  passes: number;
+}
+
+/** Watch until `o.signal` aborts. Throws ValidationError (invalid files at start) or LockError (watched already). */
+export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary> {
+  const signal = o.signal;
+  if (!signal) throw new UsageError('tend watch needs an abort signal to know when to stop', 'NoSignal');
+  const resyncMs = parseDuration(o.resync ?? '30s', '--resync');
+  const debounceMs = parseDuration(o.debounce ?? '50ms', '--debounce');
+  const ctx = loadContext(o);
+  const files = ctx.project.files;
+  const releaseController = await acquireControllerLock(ctx.projDir);
+  const cleanups: (() => void | Promise<void>)[] = [];
+  let passes = 0;
+  try {
+    const deps = await depsFor(ctx);
+    if (!o.backend) {
+      const { withExitWatch } = await import('../../qemu/watch.js');
+      const w = withExitWatch(deps.backend, { stateRoot: ctx.stateRoot, env: ctx.env, ...(o.exitPollMs ? { pollMs: o.exitPollMs } : {}) });
+      deps.backend = w.backend;
+      cleanups.push(w.close);
+    }
+    const pendingWrites = new Set<Promise<void>>();
+    const track = (p: Promise<void>): void => {
+      const t = p.catch((err: unknown) => o.log?.warn({ err }, 'cannot record')).finally(() => pendingWrites.delete(t));
+      pendingWrites.add(t);
+    };
+    cleanups.push(async () => {
+      await Promise.all([...pendingWrites]);
+    });
+    const onEvent = (e: TendEvent): void => {
+      track(appendEvent(ctx.projDir, e));
+      o.onEvent?.(e);
+    };
+    // lock waits end with the watch (SIGTERM must not wait out --lock-timeout)
+    const lockClock: Clock = { now: () => deps.clock.now(), sleep: (ms) => deps.clock.sleep(ms, signal) };
+    const { watchFiles } = await import('../../watch/files.js');
+    const ref: { ctl?: WatchController } = {};
+    const fw = watchFiles(files, {
+      onChange: (paths) => ref.ctl?.filesChanged(paths),
+      onError: (err) => onEvent({ time: new Date().toISOString(), type: 'Warning', reason: 'WatchError', message: `file watching: ${err.message}` }),
+    });
+    cleanups.push(() => fw.close());
+    const { startWatch } = await import('../../../controllers/watch-loop.js');
+    const loop = startWatch(
+      ctx.project,
+      {
+        ...deps,
+        load: () => {
+          const r = loadProject(files, { env: ctx.env, cwd: ctx.opts.cwd ?? process.cwd() });
+          if (r.project && !sameProject(ctx.project, r.project)) return { project: null, diagnostics: renamed(ctx.project, r.project) };
+          return { project: r.project, diagnostics: r.diagnostics };
+        },
+        withLock: async (fn) => {
+          const release = await acquireProjectLock(ctx.projDir, { ...lockOptions(ctx, 'watch'), clock: lockClock });
+          try {
+            return await fn();
+          } finally {
+            await release();
+          }
+        },
+        watchFiles: (paths) => fw.setPaths(paths),
+      },
+      {
+        resyncMs,
+        debounceMs,
+        prune: o.prune ?? false,
+        recreate: o.recreate ?? false,
+        provision: o.provision ?? true,
+        ...(o.backoff ? { backoff: o.backoff } : {}),
+        onEvent,
+        onPass: (p) => {
+          passes++;
+          if (p.result) track(recordStatus(ctx, p.result.vms));
+          o.onPass?.(p);
+        },
+      },
+      signal,
+    );
+    ref.ctl = loop;
+    if (o.subscribeReload) cleanups.push(o.subscribeReload(() => loop.reload()));
+    await fw.ready();
+    onEvent({
+      time: new Date(deps.clock.now()).toISOString(),
+      type: 'Normal',
+      reason: 'WatchStarted',
+      message: `watching project ${ctx.project.name} (${files.length} file${files.length === 1 ? '' : 's'}); resync ${resyncMs > 0 ? `every ${Math.round(resyncMs / 1000)}s` : 'off'}`,
+    });
+    o.onReady?.(loop);
+    await loop.done;
+    onEvent({ time: new Date(deps.clock.now()).toISOString(), type: 'Normal', reason: 'WatchStopped', message: 'stopped watching; VMs left running' });
+    return { project: ctx.project.name, passes };
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // best effort: the rest must still be released
+      }
+    }
+    await releaseController();
+  }
+}
+
+/** A project renamed in its file would live in another state folder: not something watch can follow. */
+function sameProject(a: Project, b: Project): boolean {
+  return a.name === b.name && a.dir === b.dir;
+}
+
+function renamed(a: Project, b: Project): { file: string; line: number; column: number; message: string; hint: string; severity: 'error' }[] {
+  return [{
+    file: a.files[0] ?? a.dir,
+    line: 1,
+    column: 1,
+    message: `the project name changed from "${a.name}" to "${b.name}" while watching`,
+    hint: 'restart `tend watch` to manage the renamed project (its VMs live in another state folder)',
+    severity: 'error',
+  }];
+}
+
+/** One event as a line: JSON with --json (or when not a terminal), else "19:42:03 web: VmStarted: message". */
+export function renderWatchEvent(e: TendEvent, json: boolean): string {
+  if (json) return JSON.stringify(e);
+  const t = new Date(e.time);
+  const time = Number.isNaN(t.getTime()) ? e.time : t.toTimeString().slice(0, 8);
+  const lines = e.message.split('\n');
+  const head = `${time} ${e.type === 'Warning' ? 'WARN ' : 'INFO '} ${e.vm ? `${e.vm}: ` : ''}${e.reason}: ${lines[0]}`;
+  return [head, ...lines.slice(1).map((l) => `    ${l}`)].join('\n');
+}

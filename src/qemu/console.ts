@@ -1,0 +1,88 @@
+/**
+ * Attach a terminal to a VM's serial console: QEMU serves it on a unix socket (chardev
+ * `server=on,wait=off`, also logged to console.log), so attaching works at any time, during boot
+ * too. Bytes flow both ways unchanged; the detach key (Ctrl-], 0x1d, as telnet and virsh
+ * console) ends the session without sending it to the guest. QEMU accepts one client at a time.
+ *
+ * Raw mode of the local terminal is the caller's business (the CLI command sets and restores it).
+ */
+import { connect, type Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { BackendError } from '../errors.js';
+
+export const DETACH_BYTE = 0x1d;
+
+export interface AttachConsoleOptions {
+  socketPath: string;
+  input: Readable;
+  output: Writable;
+  signal?: AbortSignal;
+  /** byte that detaches (default Ctrl-], 0x1d) */
+  detachByte?: number;
+  /** called once connected, before any console output is copied */
+  onAttached?: () => void;
+}
+
+/** How the session ended: the user detached, or the VM side closed (VM stopped). */
+export type ConsoleEnd = 'detached' | 'closed';
+
+function open(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const hint =
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? 'is the VM running? (tend ps)'
+          : err.code === 'EACCES'
+            ? 'permission denied on the socket'
+            : err.message;
+      reject(new BackendError('ConsoleUnavailable', `cannot attach to the serial console at ${path}: ${hint}`, { cause: err }));
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
+}
+
+/** Connects and shuttles bytes until detach, close or abort. */
+export async function attachConsole(o: AttachConsoleOptions): Promise<ConsoleEnd> {
+  o.signal?.throwIfAborted();
+  const detach = o.detachByte ?? DETACH_BYTE;
+  const sock = await open(o.socketPath);
+  o.onAttached?.();
+  return new Promise<ConsoleEnd>((resolve, reject) => {
+    let settled = false;
+    const finish = (end: ConsoleEnd | Error): void => {
+      if (settled) return;
+      settled = true;
+      o.input.off('data', onInput);
+      o.input.off('end', onInputEnd);
+      o.signal?.removeEventListener('abort', onAbort);
+      sock.unpipe(o.output);
+      sock.destroy();
+      if (end instanceof Error) reject(end);
+      else resolve(end);
+    };
+    const onInput = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      const i = b.indexOf(detach);
+      if (i < 0) {
+        sock.write(b);
+        return;
+      }
+      if (i > 0) sock.write(b.subarray(0, i));
+      finish('detached');
+    };
+    const onInputEnd = (): void => finish('detached');
+    const onAbort = (): void => finish(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
+    sock.pipe(o.output, { end: false });
+    sock.on('error', (err) => finish(new BackendError('ConsoleLost', `serial console connection lost: ${err.message}`, { cause: err })));
+    sock.on('close', () => finish('closed'));
+    o.input.on('data', onInput);
+    o.input.on('end', onInputEnd);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    o.input.resume();
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * Host folders (`./site:/srv/site[:ro]`) shared into the guest with virtiofs: one virtiofsd
+ * per folder, started detached before QEMU (it serves one QEMU and exits when that QEMU goes
+ * away), and the QEMU arguments that connect to it (vhost-user-fs needs the guest RAM in a
+ * shared memory backend). The guest mounts each folder by its tag (src/seed/volumes.ts).
+ *
+ * `:ro` is enforced by the guest's read-only mount; the Rust virtiofsd also gets --readonly.
+ * The C virtiofsd shipped with QEMU 7.2 (Debian 12: /usr/lib/qemu/virtiofsd) needs root for its
+ * sandbox; the Rust one runs unprivileged with --sandbox=none.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import type { VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../errors.js';
+import { hostFolders } from '../seed/volumes.js';
+import { shortHash, shortRuntimeDir } from '../state/paths.js';
+import { ensureDir } from '../state/atomic.js';
+
+export const VIRTIOFSD_CANDIDATES = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
+export const MEMORY_BACKEND_ID = 'tend-mem';
+
+export interface HostFolderShare {
+  tag: string;
+  source: string;
+  readOnly: boolean;
+  /** the vhost-user socket virtiofsd listens on */
+  socket: string;
+}
+
+/** The shares of a VM (none when it has no host folders). Socket paths are short (108-byte limit). */
+export function hostFolderShares(vm: VmSpec, vmDirPath: string, env: NodeJS.ProcessEnv = process.env): HostFolderShare[] {
+  return hostFolders(vm).map(({ mount, tag }) => ({
+    tag,
+    source: mount.source,
+    readOnly: mount.readOnly,
+    socket: join(shortRuntimeDir(env), `${shortHash(`${vmDirPath}:${tag}`, 16)}.vfs`),
+  }));
+}
+
+/** QEMU arguments for the shares: a shared memfd RAM backend (NUMA node 0) and one vhost-user-fs per share. */
+export function hostFolderArgs(vm: VmSpec, shares: readonly HostFolderShare[]): string[] {
+  if (shares.length === 0) return [];
+  const a = ['-object', `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${vm.memory}M,share=on`, '-numa', `node,memdev=${MEMORY_BACKEND_ID}`];
+  shares.forEach((s, i) => {
+    a.push('-chardev', `socket,id=vfs${i},path=${s.socket.replaceAll(',', ',,')}`);
+    a.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
+  });
+  return a;
+}
+
+/** The virtiofsd binary: $TEND_VIRTIOFSD, the usual install paths, then PATH. Null when none. */
+export function findVirtiofsd(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.TEND_VIRTIOFSD) return env.TEND_VIRTIOFSD;
+  for (const c of VIRTIOFSD_CANDIDATES) if (existsSync(c)) return c;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'virtiofsd'))) return join(dir, 'virtiofsd');
+  }
+  return null;
+}
+
+/** virtiofsd argv for one share; `rust`: the Rust virtiofsd (long options, unprivileged). */
+export function virtiofsdArgv(share: HostFolderShare, rust: boolean): string[] {
+  if (rust) {
+    return [`--socket-path=${share.socket}`, `--shared-dir=${share.source}`, '--cache=auto', '--sandbox=none', ...(share.readOnly ? ['--readonly'] : [])];
+  }
+  return [`--socket-path=${share.socket}`, '-o', `source=${share.source}`, '-o', 'cache=auto'];
+}
+
+async function isRustVirtiofsd(binary: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn(binary, ['--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    p.on('error', () => resolve(false));
+    p.on('close', () => resolve(out.includes('--shared-dir')));
+  });
+}
+
+/**
+ * Start one detached virtiofsd per share and wait until each socket exists. Every share's
+ * source must be an existing folder. `logPath`: virtiofsd's stdout/stderr (appended).
+ */
+export async function startVirtiofsd(
+  vmName: string,
+  shares: readonly HostFolderShare[],
+  opts: { logPath: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; sleep?: (ms: number) => Promise<void> },
+): Promise<number[]> {
+  if (shares.length === 0) return [];
+  const env = opts.env ?? process.env;
+  const binary = findVirtiofsd(env);
+  if (!binary) {
+    throw new BackendError('VirtiofsdMissing', `${vmName}: host folders need virtiofsd (Debian 12: qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: apt-get install virtiofsd)`);
+  }
+  const rust = await isRustVirtiofsd(binary);
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const pids: number[] = [];
+  for (const s of shares) {
+    const st = await stat(s.source).catch(() => null);
+    if (!st?.isDirectory()) throw new BackendError('HostFolderMissing', `${vmName}: host folder ${s.source} does not exist`);
+    await ensureDir(s.socket.slice(0, s.socket.lastIndexOf('/')));
+    await rm(s.socket, { force: true });
+    const fd = openSync(opts.logPath, 'a', 0o600);
+    let exited: number | null = null;
+    try {
+      const child = spawn(binary, virtiofsdArgv(s, rust), { detached: true, stdio: ['ignore', fd, fd], env });
+      child.on('exit', (code) => (exited = code ?? -1));
+      child.on('error', () => (exited = -1));
+      child.unref();
+      if (child.pid === undefined) throw new BackendError('VirtiofsdFailed', `${vmName}: cannot start ${binary}`);
+      pids.push(child.pid);
+    } finally {
+      closeSync(fd);
+    }
+    const deadline = Date.now() + (opts.timeoutMs ?? 5000);
+    while (!existsSync(s.socket)) {
+      if (exited !== null || Date.now() > deadline) {
+        const log = (await readFile(opts.logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+        throw new BackendError(
+          'VirtiofsdFailed',
+          `${vmName}: virtiofsd for ${s.source} ${exited !== null ? `exited (${exited})` : 'did not create its socket'}${log ? `: ${log}` : ''}${!rust && process.getuid?.() !== 0 ? ' (the C virtiofsd needs root; install the Rust virtiofsd to share folders unprivileged)' : ''}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+  return pids;
+}

@@ -1,0 +1,50 @@
+/**
+ * Guest side of the project network (src/net/project-net.ts):
+ *
+ * - `renderNetworkConfig`: a NoCloud network-config (version 2) that pins DHCP to the user-mode
+ *   NIC (QEMU gives the first NIC without an explicit MAC 52:54:00:12:34:56) and gives the
+ *   project NIC, matched by its MAC, its static address. Without it cloud-init's fallback
+ *   could pick either NIC for DHCP. cloud-init applies it on the instance's first boot.
+ * - `projectNetBootcmd`: a bootcmd snippet (every boot) that (re)applies the static address to
+ *   the NIC with the project MAC, so VMs created before the network existed get it too, and
+ *   writes a marked block of /etc/hosts with every instance and service name of the project.
+ *
+ * Pure string functions.
+ */
+import { stringify } from 'yaml';
+import type { ProjectNetMember } from '../net/project-net.js';
+import { shq } from './volumes.js';
+
+/** The MAC QEMU gives the first NIC created without one (the user-mode NIC of argv.ts). */
+export const QEMU_FIRST_DEFAULT_MAC = '52:54:00:12:34:56';
+export const HOSTS_BEGIN = '# BEGIN tend project network';
+export const HOSTS_END = '# END tend project network';
+
+export function renderNetworkConfig(net: ProjectNetMember, userMac: string = QEMU_FIRST_DEFAULT_MAC): string {
+  const doc = {
+    version: 2,
+    ethernets: {
+      eth0: { match: { macaddress: userMac }, 'set-name': 'eth0', dhcp4: true },
+      eth1: { match: { macaddress: net.mac }, 'set-name': 'eth1', dhcp4: false, addresses: [`${net.address}/${net.prefix}`] },
+    },
+  };
+  return stringify(doc, { lineWidth: 0 });
+}
+
+/** /etc/hosts lines of the project network, one per VM. */
+export function hostsLines(net: ProjectNetMember): string[] {
+  return net.hosts.map((h) => `${h.address} ${h.names.join(' ')}`);
+}
+
+export function projectNetBootcmd(net: ProjectNetMember): string {
+  const block = [HOSTS_BEGIN, ...hostsLines(net), HOSTS_END].join('\n');
+  return [
+    '(',
+    `  mac=${shq(net.mac)}; addr=${shq(`${net.address}/${net.prefix}`)}; dev=`,
+    '  for i in /sys/class/net/*; do [ "$(cat "$i/address" 2>/dev/null)" = "$mac" ] && dev=$(basename "$i"); done',
+    '  if [ -n "$dev" ]; then ip link set "$dev" up; ip addr replace "$addr" dev "$dev"; else echo "tend-net: no NIC with MAC $mac" >&2; fi',
+    `  sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' /etc/hosts`,
+    `  printf '%s\\n' ${shq(block)} >> /etc/hosts`,
+    ')',
+  ].join('\n');
+}

@@ -1,0 +1,201 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWatch, type PassReport, type WatchDeps, type WatchLoad, type WatchOptions } from '../../controllers/watch-loop.js';
+import type { Project } from '../../schemas/model.js';
+import { MemoryBackend } from '../helpers/memory-backend.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { collector, project, spec, until } from '../helpers/controller-fixtures.js';
+
+function setup(initial: Project, o: Partial<WatchOptions> = {}) {
+  const clock = new ManualClock();
+  const mb = new MemoryBackend({ now: () => clock.now() });
+  const ev = collector();
+  const passes: PassReport[] = [];
+  let next: WatchLoad = { project: initial, diagnostics: [] };
+  let lockHeld = false;
+  let locks = 0;
+  const callsOutsideLock: string[] = [];
+  const origCall = mb.log.push.bind(mb.log);
+  mb.log.push = (...recs) => {
+    for (const r of recs) if (r.phase === 'begin' && !lockHeld) callsOutsideLock.push(`${r.method} ${r.vm}`);
+    return origCall(...recs);
+  };
+  const deps: WatchDeps = {
+    backend: mb,
+    guest: mb,
+    clock,
+    load: () => next,
+    withLock: async (fn) => {
+      assert.equal(lockHeld, false, 'passes never overlap');
+      lockHeld = true;
+      locks++;
+      try {
+        return await fn();
+      } finally {
+        lockHeld = false;
+      }
+    },
+  };
+  const ac = new AbortController();
+  const ctl = startWatch(initial, deps, { prune: false, recreate: false, provision: true, resyncMs: 0, debounceMs: 50, onEvent: ev.onEvent, onPass: (p) => passes.push(p), ...o }, ac.signal);
+  return {
+    clock, mb, ev, passes, ctl, ac, callsOutsideLock,
+    locks: () => locks,
+    setNext: (l: WatchLoad) => (next = l),
+    /** wait until `n` passes ran and nothing is in flight */
+    passesDone: (n: number) => until(() => passes.length >= n && mb.inFlight === 0, `${n} passes`, 20000),
+  };
+}
+
+const two = () => project([spec('web'), spec('db')]);
+
+test('converges first, then an edit reconciles only the affected VM (debounced, under the lock)', async () => {
+  const w = setup(two());
+  await w.passesDone(1);
+  assert.deepEqual(w.mb.mutatingCalls().filter((c) => c.startsWith('start')).sort(), ['start db', 'start web']);
+  const before = w.mb.log.length;
+  w.setNext({ project: project([spec('web', { memory: 2048 }), spec('db')]), diagnostics: [] });
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  w.ctl.filesChanged(['/p/tend.yaml']); // an editor's write + rename: one pass
+  await until(() => w.clock.pendingSleeps > 0, 'debounce sleep');
+  assert.equal(w.passes.length, 1, 'nothing happens before the debounce elapsed');
+  w.clock.advance(50);
+  await w.passesDone(2);
+  const after = w.mb.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe' && r.method !== 'setIntent');
+  assert.ok(after.length > 0);
+  assert.deepEqual([...new Set(after.map((r) => r.vm))], ['web'], 'only web is touched');
+  assert.deepEqual(w.passes[1].names, ['web']);
+  assert.equal(w.mb.vms.get('web')?.applied?.memory, 2048);
+  assert.deepEqual(w.callsOutsideLock, []);
+  assert.equal(w.locks(), 2, 'the lock is taken pass by pass');
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('an invalid edit is reported with file:line:column and causes no backend call; the last valid state stays', async () => {
+  const w = setup(two());
+  await w.passesDone(1);
+  const calls = w.mb.log.length;
+  w.setNext({ project: null, diagnostics: [{ file: '/p/tend.yaml', line: 3, column: 7, message: 'memory is in MiB', severity: 'error' }] });
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  await until(() => w.clock.pendingSleeps > 0, 'debounce');
+  w.clock.advance(50);
+  await until(() => w.ev.reasons().includes('ProjectInvalid'), 'ProjectInvalid');
+  const e = w.ev.events.find((x) => x.reason === 'ProjectInvalid')!;
+  assert.match(e.message, /\/p\/tend\.yaml:3:7: error: memory is in MiB/);
+  assert.equal(w.mb.log.length, calls, 'no backend call at all');
+  assert.equal(w.ctl.project.vms.length, 2, 'the last valid project is kept');
+  // fixed again: only what differs from the last valid state is reconciled
+  w.setNext({ project: project([spec('web'), spec('db', { cpus: 2 })]), diagnostics: [] });
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  await until(() => w.clock.pendingSleeps > 0, 'debounce');
+  w.clock.advance(50);
+  await w.passesDone(2);
+  assert.ok(w.ev.reasons().includes('ProjectValid'));
+  assert.deepEqual(w.passes[1].names, ['db']);
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('a deleted project file is reported, not taken as "delete every VM"', async () => {
+  const w = setup(two(), { prune: true });
+  await w.passesDone(1);
+  const calls = w.mb.log.length;
+  w.setNext({ project: null, diagnostics: [{ file: '/p/tend.yaml', line: 1, column: 1, message: 'the file does not exist', severity: 'error' }] });
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  await until(() => w.clock.pendingSleeps > 0, 'debounce');
+  w.clock.advance(50);
+  await until(() => w.ev.reasons().includes('ProjectFileMissing'), 'ProjectFileMissing');
+  assert.match(w.ev.events.find((x) => x.reason === 'ProjectFileMissing')!.message, /no VM is deleted/);
+  assert.equal(w.mb.log.length, calls);
+  assert.equal(w.mb.vms.get('web')?.power, 'running');
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('a crash is restarted at once, a crash loop waits longer each time', async () => {
+  const w = setup(project([spec('web')]), { backoff: { baseMs: 1000, factor: 2, maxMs: 60_000, healthyMs: 60_000 } });
+  await w.passesDone(1);
+  const crash = (): void => {
+    const s = w.mb.vms.get('web')!;
+    const pid = s.pid!;
+    s.power = 'stopped';
+    s.pid = null;
+    w.ctl.vmExited({ vm: 'web', pid, kind: 'failure' });
+  };
+  const starts = (): number => w.mb.calls((r) => r.method === 'start').length;
+  crash();
+  await until(() => starts() === 2 && w.mb.inFlight === 0, 'immediate restart');
+  assert.ok(w.ev.reasons('web').includes('VmExited'));
+  crash();
+  await until(() => w.ev.reasons('web').includes('BackOff'), 'BackOff');
+  assert.match(w.ev.events.find((e) => e.reason === 'BackOff')!.message, /restarting in 1s/);
+  await until(() => w.clock.pendingSleeps > 0, 'backoff timer');
+  assert.equal(starts(), 2, 'not restarted during the backoff');
+  assert.equal(w.ctl.held.has('web'), true);
+  w.clock.advance(1000);
+  await until(() => starts() === 3 && w.mb.inFlight === 0, 'restart after backoff');
+  crash();
+  await until(() => w.ev.reasons('web').filter((r) => r === 'BackOff').length === 2, 'second BackOff');
+  assert.match(w.ev.events.filter((e) => e.reason === 'BackOff')[1].message, /restarting in 2s/);
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('restart policy "no" leaves the VM down, and resync does not start it', async () => {
+  const w = setup(project([spec('web', { restart: 'no' }), spec('db')]), { resyncMs: 30_000 });
+  await w.passesDone(1);
+  const s = w.mb.vms.get('web')!;
+  const pid = s.pid!;
+  s.power = 'stopped';
+  s.pid = null;
+  w.ctl.vmExited({ vm: 'web', pid, kind: 'failure' });
+  await until(() => w.ev.reasons('web').includes('VmExited'), 'VmExited');
+  assert.match(w.ev.events.find((e) => e.reason === 'VmExited')!.message, /not restarted/);
+  w.clock.advance(30_000);
+  await w.passesDone(2);
+  assert.deepEqual(w.passes[1].triggers, ['resync']);
+  assert.deepEqual(w.passes[1].names, ['db']);
+  assert.equal(w.mb.vms.get('web')?.power, 'stopped');
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('`tend stop web` while watching: the intent is honoured by the exit and by resync', async () => {
+  const w = setup(project([spec('web')]), { resyncMs: 30_000 });
+  await w.passesDone(1);
+  // what `tend stop web` does between passes: record the intent, then stop
+  await w.mb.setIntent(w.ctl.project, 'web', 'stopped');
+  const pid = w.mb.vms.get('web')!.pid!;
+  await w.mb.stop(w.ctl.project, 'web', { timeout: 1 });
+  w.ctl.vmExited({ vm: 'web', pid, kind: 'clean' });
+  w.clock.advance(30_000);
+  await w.passesDone(2);
+  assert.equal(w.mb.vms.get('web')?.power, 'stopped');
+  assert.equal(w.ev.reasons('web').includes('VmExited'), false, 'a deliberate stop is not a crash');
+  // `tend start web` clears it; the next resync keeps it running
+  await w.mb.setIntent(w.ctl.project, 'web', null);
+  w.clock.advance(30_000);
+  await w.passesDone(3);
+  assert.equal(w.mb.vms.get('web')?.power, 'running');
+  w.ac.abort();
+  await w.ctl.done;
+});
+
+test('aborting mid-pass cancels the step in flight and ends the loop; VMs are left alone', async () => {
+  const clockless = project([spec('web'), spec('db')]);
+  const w = setup(clockless);
+  await w.passesDone(1);
+  w.setNext({ project: project([spec('web', { cpus: 4 }), spec('db')]), diagnostics: [] });
+  const held = w.mb.hold('start', 'web');
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  await until(() => w.clock.pendingSleeps > 0, 'debounce');
+  w.clock.advance(50);
+  await held.reached;
+  w.ac.abort();
+  await w.ctl.done;
+  assert.equal(w.mb.signals.get('start:web')?.aborted, true);
+  assert.equal(w.mb.inFlight, 0);
+  assert.equal(w.mb.calls((r) => r.method === 'destroy').length, 0);
+  assert.equal(w.mb.vms.get('db')?.power, 'running');
+});
