@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import standaloneCode from 'ajv/dist/standalone/index.js';
+import standalone from 'ajv/dist/standalone/index.js';
 import { vmSpecSchema } from '../schemas/model.js';
 
 export const OUT = join(import.meta.dirname, '..', 'schemas', 'validators.generated.js');
@@ -18,9 +18,9 @@ export function generate(): string {
   ajv.addSchema(vmSpecSchema as object, 'vm-spec');
   // ajv's standalone ESM output still `require`s its small runtime helpers: make those imports.
   const runtime = new Map<string, string>();
-  const code = standaloneCode(ajv, { validateTendFile: 'tend-file', validateVmSpec: 'vm-spec' }).replace(
+  const code = standalone.default(ajv, { validateTendFile: 'tend-file', validateVmSpec: 'vm-spec' }).replace(
     /require\("(ajv\/dist\/runtime\/[a-z0-9]+)"\)\.default/gi,
-    (_m, mod: string) => {
+    (_m: string, mod: string) => {
       const name = `__${mod.split('/').pop()}`;
       runtime.set(name, mod);
       return `(${name}.default ?? ${name})`;

@@ -9,7 +9,7 @@
  */
 import { stringify } from 'yaml';
 import { NAME_PATTERN } from '../../schemas/model.js';
-import { child, childrenNamed, parseXml, type XmlElement } from './xml.js';
+import { child, parseXml, type XmlElement } from './xml.js';
 
 export interface ImportWarning {
   /** the XML element, e.g. "devices/disk[2]" */

@@ -4,15 +4,28 @@
  * and a counter file shows which steps really ran.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { applyDefaults } from '../../schemas/defaults.js';
 import type { Project, ProvisionStep, VmSpec } from '../../schemas/model.js';
+import { execa } from 'execa';
+import { consoleCommand } from '../../src/cli/commands/console.js';
+import { convergeCommand } from '../../src/cli/commands/converge.js';
+import { eventsCommand } from '../../src/cli/commands/events.js';
+import { logsCommand } from '../../src/cli/commands/logs.js';
+import { provisionCommand } from '../../src/cli/commands/provision.js';
+import { sshCommand } from '../../src/cli/commands/ssh.js';
+import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
 import { TendError } from '../../src/errors.js';
 import { createSshGuest } from '../../src/ssh/guest.js';
-import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
+import { appendEvent } from '../../src/state/events.js';
+import { projectDir, socketPath, vmDir, vmFile } from '../../src/state/paths.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { MemoryBackend } from '../helpers/memory-backend.js';
 import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
 
 let sshd: TestSshd;
@@ -197,5 +210,159 @@ describe('readiness, reconnect and host keys', () => {
     assert.match(await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8'), /^# instance-id iid-3$/m);
     await guest.provision(withVm(vm), vm, { force: false });
     assert.deepEqual(await counter(), ['run1', 'run2', 'run4']);
+  });
+});
+
+describe('guest access commands', () => {
+  let g: GlobalOptions & { mem: MemoryBackend };
+  let cwd = '';
+  let pd = '';
+  const out = join(tmpdir(), `tend-cmd-out-${process.pid}`);
+
+  before(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'tend-cmd-proj-'));
+    await writeFile(join(cwd, 'base.qcow2'), '');
+    await writeFile(
+      join(cwd, 'VMFile.kdl'),
+      `vm "web" {\n  image "base.qcow2"\n  cloud-init #false\n  ssh {\n    user "${sshd.user}"\n    private-key "${sshd.key}"\n  }\n` +
+        `  provision "shell" {\n    inline "echo prov >> ${out}; echo provisioning-says-hi"\n  }\n}\n`,
+    );
+    const clock = new ManualClock();
+    const mem = new MemoryBackend({ now: () => clock.now() });
+    g = { cwd, stateDir: root, backend: mem, guest: mem, clock, wait: false, mem };
+    await convergeCommand(g);
+    pd = loadContext(g).projDir;
+    await mkdir(vmDir(pd, 'web'), { recursive: true });
+    await writeFile(vmFile(pd, 'web', 'ports'), JSON.stringify({ ssh: `127.0.0.1:${sshd.port}` }));
+    await writeFile(vmFile(pd, 'web', 'instanceId'), 'iid-cmd\n');
+  });
+
+  after(async () => {
+    await rm(cwd, { recursive: true, force: true });
+    await rm(out, { force: true });
+  });
+
+  const realGuest = (): GlobalOptions => ({ ...g, guest: createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 }) });
+  const runSsh = async (argv: string[]): Promise<{ code: number; stdout: string }> => {
+    const r = await execa('ssh', ['-o', 'BatchMode=yes', ...argv], { reject: false, stdin: 'ignore' });
+    return { code: r.exitCode ?? -1, stdout: r.stdout };
+  };
+
+  test('tend ssh before any pin: system ssh with the resolved user and key runs the command', async () => {
+    let got = { code: -1, stdout: '' };
+    const r = await sshCommand({ ...g, argv: ['sh', '-c', 'echo "answer $((6*7))"'], run: async (argv) => (got = await runSsh(argv)).code });
+    assert.equal(r.vm, 'web', 'the only VM is inferred');
+    assert.equal(r.code, 0);
+    assert.equal(got.stdout, 'answer 42');
+    assert.ok(r.argv.includes(`${sshd.user}@127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'), r.argv.join(' '));
+  });
+
+  test('tend provision re-runs every step on the running VM, each time, and pins the host key', async () => {
+    await rm(out, { force: true });
+    const r1 = await provisionCommand(realGuest());
+    assert.equal(r1.ok, true, JSON.stringify(r1.vms));
+    const r2 = await provisionCommand({ ...realGuest(), names: ['web'] });
+    assert.equal(r2.ok, true, JSON.stringify(r2.vms));
+    assert.deepEqual((await readFile(out, 'utf8')).trim().split('\n'), ['prov', 'prov']);
+    assert.match(await readFile(vmFile(pd, 'web', 'knownHosts'), 'utf8'), /^tend-.*-web ssh-ed25519 /m);
+  });
+
+  test('tend ssh with a pin: the system ssh checks the pinned key, and refuses a changed one', async () => {
+    let got = { code: -1, stdout: '' };
+    const ok = await sshCommand({ ...g, name: 'web', argv: ['echo', 'pinned ok'], run: async (argv) => (got = await runSsh(argv)).code });
+    assert.equal(ok.code, 0);
+    assert.equal(got.stdout, 'pinned ok');
+    assert.ok(ok.argv.includes('StrictHostKeyChecking=yes'));
+    const pin = await readFile(vmFile(pd, 'web', 'knownHosts'), 'utf8');
+    await writeFile(vmFile(pd, 'web', 'knownHosts'), pin.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeW0K1cbQ0BfQ3hSUSm6ZqKx1CT5kT1Ep1r5tqdL8Xy'));
+    const bad = await sshCommand({ ...g, name: 'web', argv: ['true'], run: async (argv) => (await runSsh(argv)).code });
+    assert.equal(bad.code, 255, 'ssh refuses a host whose key does not match the pin');
+    await writeFile(vmFile(pd, 'web', 'knownHosts'), pin);
+  });
+
+  test('tend provision names a stopped VM: refused, nothing started', async () => {
+    await g.mem.stop(loadContext(g).project, 'web', { timeout: 0 });
+    await assert.rejects(provisionCommand({ ...realGuest(), names: ['web'] }), reason('VmNotRunning', /web is not running/));
+    assert.equal(g.mem.vms.get('web')?.power, 'stopped');
+  });
+
+  test('tend logs --provision shows provision.log (-n keeps the last lines); the default shows the VM\'s events', async () => {
+    const all: string[] = [];
+    await logsCommand({ ...g, source: 'provision', write: (l) => all.push(l) });
+    assert.ok(all.some((l) => l.endsWith('[stdout] provisioning-says-hi')), all.join('\n'));
+    const last: string[] = [];
+    await logsCommand({ ...g, source: 'provision', lines: 1, write: (l) => last.push(l) });
+    assert.deepEqual(last, all.slice(-1));
+    const ev: string[] = [];
+    await logsCommand({ ...g, write: (l) => ev.push(l) });
+    assert.ok(ev.some((l) => /VmProvisioned/.test(l)), ev.join('\n'));
+    await assert.rejects(logsCommand({ ...g, source: 'console', write: () => {} }), reason('NoLog', /no console log yet/));
+  });
+
+  test('tend logs -f --console follows the log as it grows, until interrupted', async () => {
+    await writeFile(vmFile(pd, 'web', 'consoleLog'), 'Booting Linux\n');
+    const seen: string[] = [];
+    const ctl = new AbortController();
+    const p = logsCommand({ ...g, source: 'console', follow: true, pollMs: 50, signal: ctl.signal, write: (l) => seen.push(l) });
+    await new Promise((r) => setTimeout(r, 200));
+    await appendFile(vmFile(pd, 'web', 'consoleLog'), 'web login: ');
+    await appendFile(vmFile(pd, 'web', 'consoleLog'), '\nsecond line\n');
+    await new Promise((r) => setTimeout(r, 300));
+    ctl.abort();
+    await p;
+    assert.deepEqual(seen, ['Booting Linux', 'web login: ', 'second line']);
+  });
+
+  test('tend events -f passes the backlog, then new events as they are appended', async () => {
+    const seen: string[] = [];
+    const ctl = new AbortController();
+    const p = eventsCommand({ ...g, vm: 'web', follow: true, pollMs: 50, signal: ctl.signal, onEvent: (e) => seen.push(e.reason) });
+    await new Promise((r) => setTimeout(r, 200));
+    const before = seen.length;
+    assert.ok(before > 0, 'backlog shown');
+    await appendEvent(pd, { time: new Date().toISOString(), type: 'Warning', reason: 'ProvisionStepFailed', vm: 'web', message: 'step 1 failed' });
+    await appendEvent(pd, { time: new Date().toISOString(), type: 'Normal', reason: 'VmStarted', vm: 'other', message: 'not ours' });
+    await new Promise((r) => setTimeout(r, 300));
+    ctl.abort();
+    await p;
+    assert.deepEqual(seen.slice(before), ['ProvisionStepFailed']);
+  });
+
+  test('tend console: bytes both ways through the serial socket; Ctrl-] detaches without reaching the guest', async () => {
+    const path = socketPath(pd, 'web', 'serial');
+    const got: Buffer[] = [];
+    let guestSide: Socket | undefined;
+    const srv = createNetServer((s) => {
+      guestSide = s;
+      s.on('data', (b: Buffer) => got.push(b));
+      s.write('Debian GNU/Linux 12 web ttyS0\r\nweb login: ');
+    });
+    await new Promise<void>((r) => srv.listen(path, r));
+    try {
+      const input = new PassThrough();
+      const output = new PassThrough();
+      const shown: Buffer[] = [];
+      output.on('data', (b: Buffer) => shown.push(b));
+      let attached = '';
+      const p = consoleCommand({ ...g, input, output, onAttached: (vm) => (attached = vm) });
+      await new Promise((r) => setTimeout(r, 200));
+      input.write('root\r');
+      await new Promise((r) => setTimeout(r, 100));
+      input.write(Buffer.from([0x6c, 0x73, 0x1d, 0x78]));
+      const r = await p;
+      assert.equal(r.end, 'detached');
+      assert.equal(attached, 'web');
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(Buffer.concat(got).toString('latin1'), 'root\rls', 'bytes before Ctrl-] reach the guest, Ctrl-] and after do not');
+      assert.match(Buffer.concat(shown).toString(), /web login: $/);
+      assert.ok(guestSide);
+    } finally {
+      srv.close();
+    }
+  });
+
+  test('tend console on a VM without a console socket says it is not running', async () => {
+    await rm(socketPath(pd, 'web', 'serial'), { force: true });
+    await assert.rejects(consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }), reason('ConsoleUnavailable', /is the VM running/));
   });
 });
