@@ -15,8 +15,8 @@ export const bench: Bench = {
     let vms = 0;
     let times: number[];
     try {
-      times = await timeRuns(RUNS, () => {
-        const r = loadProject([file], { cwd: dir });
+      times = await timeRuns(RUNS, async () => {
+        const r = await loadProject([file], { cwd: dir });
         if (!r.project) throw new Error(`generated project is invalid: ${r.diagnostics.map((d) => d.message).join('; ')}`);
         vms = plan(r.project, { vms: {} }, { recreate: false, prune: false }).length;
       });

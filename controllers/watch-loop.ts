@@ -29,7 +29,7 @@ export interface WatchLoad {
 
 export interface WatchDeps extends ControllerDeps {
   /** read the project files again */
-  load(): WatchLoad;
+  load(): Promise<WatchLoad>;
   /** run `fn` holding the project lock; the lock is released before this settles */
   withLock<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T>;
   /** (re)point the file watcher at these paths (called after every valid load) */
@@ -131,7 +131,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
 
   // ---- the pass --------------------------------------------------------------------------------
 
-  function reloadProject(files: ReadonlySet<string>, why: 'files' | 'reload'): { vms: Set<string>; all: boolean } {
+  async function reloadProject(files: ReadonlySet<string>, why: 'files' | 'reload'): Promise<{ vms: Set<string>; all: boolean }> {
     const projectFiles = new Set(project.files);
     const touchesProject = why === 'reload' || [...files].some((f) => projectFiles.has(f));
     if (!touchesProject) {
@@ -140,7 +140,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
       if (a.vms.length > 0) emit('Normal', 'FilesChanged', undefined, `${[...files].join(', ')} changed: reconciling ${a.vms.join(', ')}`);
       return { vms: new Set(a.vms), all: false };
     }
-    const r = deps.load();
+    const r = await deps.load();
     if (!r.project) {
       invalid = true;
       const errors = r.diagnostics.filter((d) => d.severity === 'error');
@@ -207,6 +207,32 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     return now;
   }
 
+  /**
+   * A VM that failed to come up while desired running is retried like a crash: the restart
+   * policy and the crash-loop backoff apply (so a QEMU that dies during start is not retried in
+   * a tight loop, nor left down until the next resync).
+   */
+  function retryFailed(result: ConvergeResult, observed: Observed): void {
+    for (const [vm, s] of Object.entries(result.vms)) {
+      if (s.state !== 'Failed' || held.has(vm) || alive(observed.vms[vm]?.power)) continue;
+      const spec = project.vms.find((v) => v.name === vm);
+      if (!spec || spec.runState === 'stopped' || observed.vms[vm]?.intent === 'stopped') continue;
+      const d = book.decide(vm, spec.restart, 'failure', deps.clock.now());
+      if (!d.restart) {
+        held.set(vm, `left stopped: ${d.why}`);
+        continue;
+      }
+      held.set(vm, `retry ${d.attempt} in ${Math.round(d.delayMs / 1000)}s`);
+      emit('Warning', 'BackOff', vm, `failed (${s.error ?? 'unknown error'}), failure ${d.attempt} in a row: retrying in ${Math.round(d.delayMs / 100) / 10}s`);
+      background(
+        deps.clock.sleep(d.delayMs, signal).then(() => {
+          pending.due.add(vm);
+          poke();
+        }),
+      );
+    }
+  }
+
   /** Watch the process of every running VM; an armed VM found dead without an event is an exit. */
   function arm(observed: Observed): VmExit[] {
     const missed: VmExit[] = [];
@@ -260,7 +286,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     }
     if (work.reload || work.files.size > 0) {
       triggers.push(work.reload ? 'reload' : 'files');
-      const r = reloadProject(work.files, work.reload ? 'reload' : 'files');
+      const r = await reloadProject(work.files, work.reload ? 'reload' : 'files');
       add(r.all ? 'all' : r.vms);
     }
     if (work.resync) {
@@ -305,6 +331,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
           pending.exits.push(...missed);
           poke();
         }
+        retryFailed(report.result, after);
       }, signal);
     } catch (e) {
       if (signal.aborted) return;

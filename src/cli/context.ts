@@ -65,9 +65,9 @@ export function projectFiles(g: GlobalOptions): string[] {
 }
 
 /** Load without throwing on invalid files (validate reports them itself). */
-export function loadFiles(g: GlobalOptions): Loaded {
+export async function loadFiles(g: GlobalOptions): Promise<Loaded> {
   const files = projectFiles(g);
-  const r = loadProject(files, { env: g.env ?? process.env, cwd: g.cwd ?? process.cwd() });
+  const r = await loadProject(files, { env: g.env ?? process.env, cwd: g.cwd ?? process.cwd() });
   return { files, ...r };
 }
 
@@ -77,8 +77,8 @@ export function resolveStateRoot(g: GlobalOptions): string {
 }
 
 /** Load the project; any error diagnostic throws ValidationError (no VM is touched). */
-export function loadContext(g: GlobalOptions): Context {
-  const r = loadFiles(g);
+export async function loadContext(g: GlobalOptions): Promise<Context> {
+  const r = await loadFiles(g);
   if (!r.project) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
   const root = resolveStateRoot(g);
   return {

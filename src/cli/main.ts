@@ -364,7 +364,13 @@ function progressBar(): ((p: { received: number; total: number | null }) => void
   };
 }
 
-function printError(e: unknown, verbose: boolean): number {
+function printError(e: unknown, verbose: boolean, json: boolean): number {
+  if (json && e instanceof TendError) {
+    // machine-readable: one JSON object on stderr (stdout stays for results)
+    const diagnostics = e instanceof ValidationError ? { diagnostics: e.diagnostics } : {};
+    err(JSON.stringify({ error: { reason: e.reason, message: e.message, exitCode: e.exitCode, ...diagnostics } }));
+    return e.reason === 'Aborted' ? 130 : e.exitCode;
+  }
   if (e instanceof CommanderError) {
     // commander printed its own message already
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
@@ -374,6 +380,10 @@ function printError(e: unknown, verbose: boolean): number {
     for (const d of ds) err(formatDiagnostic(d));
     err(`tend: ${e.message}; nothing was changed`);
     return e.exitCode;
+  }
+  if (e instanceof TendError && e.reason === 'Aborted') {
+    err(`tend: ${e.message}`);
+    return 130;
   }
   if (e instanceof TendError) {
     err(`tend: ${e.message}`);
@@ -407,7 +417,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     await buildProgram(rt).parseAsync(argv);
     return rt.exitCode;
   } catch (e) {
-    return printError(e, verbose);
+    return printError(e, verbose, argv.includes('--json'));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -13,7 +13,6 @@ import { applyDefaults } from '../../schemas/defaults.js';
 import { UsageError } from '../errors.js';
 import { didYouMean, locateField, nameProblem, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
 import type { Diagnostic } from './diagnostic.js';
-import { loadKdl } from './kdl.js';
 import { loadCompose } from './compose.js';
 import { loadVmsYml } from './vms-yml.js';
 
@@ -38,15 +37,18 @@ export function discoverProjectFiles(cwd: string): string[] {
   return found;
 }
 
-/** Which loader reads a file, by its name. */
-export function dialectOf(file: string): { name: 'kdl' | 'compose' | 'vms-yml'; load: DialectLoader } {
+/**
+ * Which loader reads a file, by its name. The KDL loader is imported only when a .kdl file is
+ * loaded: kdljs builds its parser when imported (~150 ms), which YAML-only projects never pay.
+ */
+export async function dialectOf(file: string): Promise<{ name: 'kdl' | 'compose' | 'vms-yml'; load: DialectLoader }> {
   const base = basename(file).toLowerCase();
-  if (base.endsWith('.kdl')) return { name: 'kdl', load: loadKdl };
+  if (base.endsWith('.kdl')) return { name: 'kdl', load: (await import('./kdl.js')).loadKdl };
   if (base === 'vms.yml' || base === 'vms.yaml') return { name: 'vms-yml', load: loadVmsYml };
   return { name: 'compose', load: loadCompose };
 }
 
-export function loadProject(files: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): LoadResult {
+export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<LoadResult> {
   const cwd = opts.cwd ?? process.cwd();
   const diagnostics: Diagnostic[] = [];
   const loaded: LoadedVm[] = [];
@@ -64,9 +66,10 @@ export function loadProject(files: string[], opts: { env?: NodeJS.ProcessEnv; cw
       diagnostics.push(at(file, 1, 1, code === 'ENOENT' ? 'the file does not exist' : `the file cannot be read (${code ?? String(err)})`));
       continue;
     }
+    const dialect = await dialectOf(file);
     let result: DialectResult;
     try {
-      result = dialectOf(file).load(file, text, opts.env);
+      result = dialect.load(file, text, opts.env);
     } catch (err) {
       // A loader must never throw on bad input; if one does, it is still the user's file we report on.
       diagnostics.push(at(file, 1, 1, `tend could not read this file: ${(err as Error).message}`));

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { BackendError } from '../errors.js';
 
-export const DETACH_BYTE = 0x1e;
+export const DETACH_BYTE = 0x1d;
 
 export interface AttachConsoleOptions {
   socketPath: string;

@@ -94,3 +94,12 @@ export async function checkDevices(vms: readonly VmSpec[], o: { sysRoot?: string
   for (const vm of vms) for (const d of vm.devices) if (!seen.has(fullPciAddress(d.pci))) seen.set(fullPciAddress(d.pci), d);
   return Promise.all([...seen.values()].map((d) => checkPciDevice(d, o)));
 }
+
+/** `tend doctor` lines for the checks: one per device, then its problems. */
+export function renderDeviceChecks(checks: readonly DeviceCheck[]): string[] {
+  return checks.map((c) =>
+    c.ok
+      ? `PCI ${c.pci}: ready (IOMMU group ${c.group}: ${c.members.map((m) => `${m.pci}=${m.driver ?? 'none'}`).join(', ')})`
+      : `PCI ${c.pci}: NOT ready for passthrough`,
+  );
+}

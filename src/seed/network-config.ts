@@ -24,8 +24,9 @@ export function renderNetworkConfig(net: ProjectNetMember, userMac: string = QEM
   const doc = {
     version: 2,
     ethernets: {
-      eth0: { match: { macaddress: userMac }, 'set-name': 'eth0', dhcp4: true },
-      eth1: { match: { macaddress: net.mac }, 'set-name': 'eth1', dhcp4: false, addresses: [`${net.address}/${net.prefix}`] },
+      // no set-name: cloud-init keeps the kernel's names (it looks each NIC up by its MAC)
+      user0: { match: { macaddress: userMac }, dhcp4: true },
+      project0: { match: { macaddress: net.mac }, dhcp4: false, addresses: [`${net.address}/${net.prefix}`] },
     },
   };
   return stringify(doc, { lineWidth: 0 });

@@ -33,8 +33,13 @@ export interface SshGuestOptions {
   env?: NodeJS.ProcessEnv;
   /** live output of provisioning and readiness progress, one line at a time */
   onOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
-  /** overall readiness timeout in ms (default: $TEND_READY_TIMEOUT seconds, else 600 s) */
+  /**
+   * SSH stages timeout (banner + login) in ms (default: $TEND_SSH_TIMEOUT seconds, else
+   * $TEND_READY_TIMEOUT seconds, else 600 s)
+   */
   readyTimeoutMs?: number;
+  /** cloud-init stage timeout in ms (default: $TEND_CLOUD_INIT_TIMEOUT seconds, else as readyTimeoutMs) */
+  cloudInitTimeoutMs?: number;
   /** time source for the healthcheck's interval and start period (tests) */
   clock?: Clock;
 }
@@ -59,7 +64,9 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec)
 
 export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
-  const readyTimeoutMs = opts.readyTimeoutMs ?? (Number(env.TEND_READY_TIMEOUT) > 0 ? Number(env.TEND_READY_TIMEOUT) * 1000 : 600_000);
+  const seconds = (v: string | undefined): number | undefined => (Number(v) > 0 ? Number(v) * 1000 : undefined);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? seconds(env.TEND_SSH_TIMEOUT) ?? seconds(env.TEND_READY_TIMEOUT) ?? 600_000;
+  const cloudInitTimeoutMs = opts.cloudInitTimeoutMs ?? seconds(env.TEND_CLOUD_INIT_TIMEOUT) ?? readyTimeoutMs;
   const say = (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status' = 'status') => opts.onOutput?.(vm, line, stream);
 
   return {
@@ -70,13 +77,13 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         login: `logging in as ${target.user}`,
         'cloud-init': 'waiting for cloud-init to finish',
       };
-      await waitForSsh({
-        ...target,
-        timeoutMs: readyTimeoutMs,
-        cloudInit: vm.cloudInit !== null,
-        onStage: (s) => say(vm.name, stageText[s]),
-        ...(signal ? { signal } : {}),
-      });
+      // Each stage has its own time limit: SSH (banner, login) first, then cloud-init (whose
+      // wait re-passes banner and login at once).
+      const common = { ...target, ...(signal ? { signal } : {}) };
+      await waitForSsh({ ...common, timeoutMs: readyTimeoutMs, cloudInit: false, onStage: (s) => say(vm.name, stageText[s]) });
+      if (vm.cloudInit !== null) {
+        await waitForSsh({ ...common, timeoutMs: cloudInitTimeoutMs, cloudInit: true, onStage: (s) => s === 'cloud-init' && say(vm.name, stageText[s]) });
+      }
       // The guest is up and cloud-init is done: pin (or check) its host key.
       const pinned = await connectGuest(opts.stateRoot, project, vm, signal);
       pinned.on('error', () => {});

@@ -37,7 +37,9 @@ export async function acquireControllerLock(projDir: string, command = 'tend wat
   for (let attempt = 0; ; attempt++) {
     let release: () => Promise<void>;
     try {
-      release = await lockfile.lock(projDir, { lockfilePath: file, realpath: false, retries: 0, stale: 30_000, update: 10_000, onCompromised: () => undefined });
+      // keyed by the lock's own path: proper-lockfile keeps one entry per `file` in a process,
+      // and the project lock (taken pass by pass while this one is held) is keyed by projDir
+      release = await lockfile.lock(file, { lockfilePath: file, realpath: false, retries: 0, stale: 30_000, update: 10_000, onCompromised: () => undefined });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw new LockError(`cannot take the controller lock ${file}: ${(err as Error).message}`, { cause: err });
       const holder = readControllerHolder(projDir);

@@ -49,8 +49,8 @@ export function project(files: Record<string, string>): { cwd: string; stateDir:
   return { cwd, stateDir };
 }
 
-export function tend(args: string[], p: { cwd: string; stateDir: string }): Run {
-  const env: NodeJS.ProcessEnv = { ...process.env, TEND_STATE_DIR: p.stateDir };
+export function tend(args: string[], p: { cwd: string; stateDir: string }, extraEnv: NodeJS.ProcessEnv = {}): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, TEND_STATE_DIR: p.stateDir };
   delete env.NODE_OPTIONS;
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: p.cwd, env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -35,3 +35,12 @@ test('an unknown VM name is a clear error with a suggestion', () => {
   assert.equal(s.code, 2);
   assert.match(s.stderr, /no VM named "nosuch"/);
 });
+
+test('with --json an error is one JSON object on stderr', () => {
+  const r = tend(['--json', 'plan', '--name', 'wbe'], project({ 'tend.yaml': TWO_VMS }));
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, '');
+  const e = JSON.parse(r.stderr) as { error: { reason: string; message: string; exitCode: number } };
+  assert.equal(e.error.reason, 'UnknownVm');
+  assert.equal(e.error.exitCode, 2);
+});

@@ -27,9 +27,12 @@ function vmWith(hc: Partial<HealthcheckSpec> & { test: string[] }): VmSpec {
 const attempts = async (): Promise<number> => (await readFile(join(work, 'hc-count'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
 
 before(async () => {
-  sshd = await startTestSshd();
   root = await mkdtemp(join(tmpdir(), 'tend-hc-state-'));
   work = await mkdtemp(join(tmpdir(), 'tend-hc-guest-'));
+  // a fake cloud-init in the guest's PATH: `status --wait` leaves a mark and succeeds
+  await mkdir(join(work, 'bin'));
+  await writeFile(join(work, 'bin', 'cloud-init'), `#!/bin/sh\necho done > ${work}/cloud-init-done\nexit 0\n`, { mode: 0o755 });
+  sshd = await startTestSshd({ pathDirs: [join(work, 'bin')] });
   project = { name: 'demo', dir: work, files: [], vms: [], volumes: {} };
   const projDir = projectDir(root, project.name, project.dir);
   await mkdir(vmDir(projDir, 'db'), { recursive: true });
@@ -91,8 +94,22 @@ describe('healthcheck as a readiness stage', () => {
   test('failures inside start_period do not count towards retries', async () => {
     const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
     const vm = vmWith({ test: check(), retries: 1, startPeriod: 1.5, interval: 0.3 });
+    const t0 = Date.now();
     await assert.rejects(guest.waitReady({ ...project, vms: [vm] }, vm), /failed 1 time in a row/);
-    assert.ok((await attempts()) >= 4, 'several uncounted runs during the start period before the one counted failure');
+    // with retries 1 and no start period the first failure would end it; here it ran on through the start period
+    assert.ok(Date.now() - t0 >= 1500, `gave up after ${Date.now() - t0} ms`);
+    assert.ok((await attempts()) >= 2, 'uncounted runs during the start period before the one counted failure');
+  });
+
+  test('with cloud-init: the cloud-init stage passes first, then the healthcheck runs', async () => {
+    const lines: string[] = [];
+    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000, onOutput: (_vm, l) => lines.push(l) });
+    const base = vmWith({ test: ['sh', '-c', `test -f ${work}/cloud-init-done`], retries: 1 });
+    const vm = applyDefaults({ name: 'db', image: { kind: 'path', ref: '/x.qcow2' }, ssh: base.ssh });
+    await guest.waitReady({ ...project, vms: [vm] }, { ...vm, healthcheck: base.healthcheck });
+    const ci = lines.indexOf('waiting for cloud-init to finish');
+    assert.ok(ci >= 0 && ci < lines.findIndex((l) => l.startsWith('running healthcheck')), lines.join('\n'));
+    assert.ok(lines.includes('healthy'));
   });
 
   test('a run longer than `timeout` is a failure ("did not finish")', async () => {

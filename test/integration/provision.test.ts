@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { consoleCommand } from '../../src/cli/commands/console.js';
 import { convergeCommand } from '../../src/cli/commands/converge.js';
 import { eventsCommand } from '../../src/cli/commands/events.js';
-import { logsCommand } from '../../src/cli/commands/logs.js';
+import { logsCommand, rewriteFollowFlag } from '../../src/cli/commands/logs.js';
 import { provisionCommand } from '../../src/cli/commands/provision.js';
 import { sshCommand } from '../../src/cli/commands/ssh.js';
 import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
@@ -231,7 +231,7 @@ describe('guest access commands', () => {
     const mem = new MemoryBackend({ now: () => clock.now() });
     g = { cwd, stateDir: root, backend: mem, guest: mem, clock, wait: false, mem };
     await convergeCommand(g);
-    pd = loadContext(g).projDir;
+    pd = (await loadContext(g)).projDir;
     await mkdir(vmDir(pd, 'web'), { recursive: true });
     await writeFile(vmFile(pd, 'web', 'ports'), JSON.stringify({ ssh: `127.0.0.1:${sshd.port}` }));
     await writeFile(vmFile(pd, 'web', 'instanceId'), 'iid-cmd\n');
@@ -255,6 +255,13 @@ describe('guest access commands', () => {
     assert.equal(r.code, 0);
     assert.equal(got.stdout, 'answer 42');
     assert.ok(r.argv.includes(`${sshd.user}@127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'), r.argv.join(' '));
+  });
+
+  test('tend ssh -- CMD in a one-VM project: the first word is the command; a typo of the VM name is an error', async () => {
+    const r = await sshCommand({ ...g, name: 'uptime', argv: ['-p'], run: async () => 0 });
+    assert.equal(r.vm, 'web');
+    assert.deepEqual(r.argv.slice(-2), ['--', 'uptime -p']);
+    await assert.rejects(sshCommand({ ...g, name: 'wbe', run: async () => 0 }), reason('UnknownVm', /did you mean "web"/));
   });
 
   test('tend provision re-runs every step on the running VM, each time, and pins the host key', async () => {
@@ -281,7 +288,7 @@ describe('guest access commands', () => {
   });
 
   test('tend provision names a stopped VM: refused, nothing started', async () => {
-    await g.mem.stop(loadContext(g).project, 'web', { timeout: 0 });
+    await g.mem.stop((await loadContext(g)).project, 'web', { timeout: 0 });
     await assert.rejects(provisionCommand({ ...realGuest(), names: ['web'] }), reason('VmNotRunning', /web is not running/));
     assert.equal(g.mem.vms.get('web')?.power, 'stopped');
   });
@@ -311,6 +318,14 @@ describe('guest access commands', () => {
     ctl.abort();
     await p;
     assert.deepEqual(seen, ['Booting Linux', 'web login: ', 'second line']);
+  });
+
+  test('-f means --follow after logs and events, and --file everywhere else', () => {
+    const n = ['node', 'tend'];
+    assert.deepEqual(rewriteFollowFlag([...n, 'logs', 'web', '-f']), [...n, 'logs', 'web', '--follow']);
+    assert.deepEqual(rewriteFollowFlag([...n, '-f', 'VMFile.kdl', 'events', '-f', '--json']), [...n, '-f', 'VMFile.kdl', 'events', '--follow', '--json']);
+    assert.deepEqual(rewriteFollowFlag([...n, 'up', '-f', 'tend.yaml']), [...n, 'up', '-f', 'tend.yaml']);
+    assert.deepEqual(rewriteFollowFlag([...n, 'exec', 'web', '--', 'tail', '-f', 'x']), [...n, 'exec', 'web', '--', 'tail', '-f', 'x']);
   });
 
   test('tend events -f passes the backlog, then new events as they are appended', async () => {

@@ -190,7 +190,8 @@ test('a killed VM is restarted within a second, a crash loop backs off', async (
   assert.match(exited.message, /killed or crashed/);
   // generous on a loaded machine; the bench measures the real bar
   assert.ok(restartMs < 10_000, `restart took ${restartMs} ms`);
-  // the second crash in a row waits for the backoff
+  // the second crash in a row (once the restart has finished) waits for the backoff
+  await until(() => r.passes.length >= 2, 'the restart pass finished');
   const second = r.pid('web')!;
   pidsToKill.add(second);
   process.kill(second, 'SIGKILL');
@@ -243,7 +244,7 @@ test('stopping mid-provision: the step is cancelled, VMs keep running, no lock o
   const dir = join(root, `p${++n}`);
   const stateDir = join(root, `s${n}`);
   execFileSync('mkdir', ['-p', dir, stateDir]);
-  writeFileSync(join(dir, 'tend.yaml'), yaml());
+  writeFileSync(join(dir, 'tend.yaml'), yaml().replace('  db:', '    provision: [{ shell: "sleep 1000" }]\n  db:'));
   const ac = new AbortController();
   const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: stateDir };
   const done = watchCommand({ cwd: dir, env, stateDir, signal: ac.signal, guest: hanging, resync: '0' });

@@ -48,7 +48,7 @@ test('converge creates every VM, reports them Ready, and records events in event
   assert.deepEqual(Object.keys(r.vms).sort(), ['db', 'web']);
   for (const s of Object.values(r.vms)) assert.equal(s.state, 'Ready');
   assert.ok(g.mem.seqOf('start', 'db') < g.mem.seqOf('start', 'web'), 'db (a dependency) starts before web');
-  const events = await readEvents(loadContext(g).projDir);
+  const events = await readEvents((await loadContext(g)).projDir);
   assert.ok(events.some((e) => e.reason === 'VmReady' && e.vm === 'web'), `events: ${events.map((e) => e.reason).join(',')}`);
   const again = await convergeCommand(g);
   assert.equal(again.ok, true);
@@ -100,7 +100,7 @@ test('down stops every VM, dependents first; converge brings them back', async (
 
 test('a mutating command refuses to run while another tend holds the project lock (--no-wait)', async () => {
   const g = setup();
-  const ctx = loadContext(g);
+  const ctx = await loadContext(g);
   await withProjectLock(ctx.projDir, { command: 'tend watch', timeoutMs: 1000, wait: true }, async () => {
     await assert.rejects(convergeCommand(g), (e: unknown) => e instanceof LockError && /tend watch/.test(e.message));
     assert.deepEqual(g.mem.mutatingCalls(), [], 'nothing was touched');

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { formatDuration, formatMemory, parseDuration, table } from '../../src/cli/output.js';
 import { UsageError } from '../../src/errors.js';
+import { shellQuote } from '../../src/cli/commands/exec.js';
 import { createLogger, formatHumanLine } from '../../src/log.js';
 
 test('table aligns columns under their headers', () => {
@@ -44,4 +45,10 @@ test('logger writes JSON lines off a TTY and short human lines on one', () => {
   assert.match(lines(true), /^\d\d:\d\d:\d\d INFO {2}web: started \(pid 42\) reason=VmStarted\n$/);
   assert.doesNotThrow(() => JSON.parse(lines(true, true)), '--json wins over a TTY');
   assert.equal(formatHumanLine('plain text'), 'plain text\n');
+});
+
+test('exec quotes each argument for the guest shell', () => {
+  assert.equal(['sh', '-c', 'df -h /', "it's"].map(shellQuote).join(' '), `sh -c 'df -h /' 'it'\\''s'`);
+  assert.equal(shellQuote('/etc/hosts'), '/etc/hosts');
+  assert.equal(shellQuote('$HOME'), "'$HOME'");
 });

@@ -101,14 +101,14 @@ test('every unmappable part gets a warning naming it: extra disks, bridged NICs,
   assert.match(r.yaml, /^# {3}devices\/interface\[1\]: bridged NIC on br0/m);
 });
 
-test('the imported tend.yaml loads with tend\'s own loader', () => {
+test('the imported tend.yaml loads with tend\'s own loader', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-import-'));
   const image = join(dir, 'web.qcow2');
   writeFileSync(image, '');
   writeFileSync(join(dir, 'rom.bin'), '');
   const xml = domainXml(image).replace('/usr/share/roms/gpu.rom', join(dir, 'rom.bin'));
   writeFileSync(join(dir, 'tend.yaml'), importDomainXml(xml).yaml);
-  const r = loadProject([join(dir, 'tend.yaml')], { env: process.env, cwd: dir });
+  const r = await loadProject([join(dir, 'tend.yaml')], { env: process.env, cwd: dir });
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), []);
   const vm = r.project?.vms[0];
   assert.equal(vm?.name, 'web-server-1');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
-import { nameFromImage, parseMemory, renderRun, runCommand, runProjectYaml } from '../../src/cli/commands/run.js';
+import { nameFromImage, parseMemory, parseRunArgs, renderRun, runCommand, runProjectYaml } from '../../src/cli/commands/run.js';
 import { loadProject } from '../../src/load/project.js';
 import { UsageError } from '../../src/errors.js';
 
@@ -47,7 +47,7 @@ test('tend run converges the ad-hoc VM, runs the command, and --rm removes it', 
   assert.equal(r.ok, true);
   assert.equal(r.state, 'Ready');
   assert.equal(r.file, join(stateDir, 'run', 'adhoc', 'tend.yaml'));
-  const loaded = loadProject([r.file], { env: process.env, cwd });
+  const loaded = await loadProject([r.file], { env: process.env, cwd });
   assert.equal(loaded.project?.vms[0].memory, 512);
   assert.equal(mem.vms.get('adhoc')?.power, 'running');
   assert.match(renderRun(r), new RegExp(`tend -f ${r.file} exec adhoc -- `));
@@ -56,4 +56,15 @@ test('tend run converges the ad-hoc VM, runs the command, and --rm removes it', 
   assert.equal(existsSync(r.file), false);
   assert.equal(mem.vms.get('adhoc')?.exists ?? false, false);
   await assert.rejects(runCommand({ cwd, stateDir, backend: mem, guest: mem, image: 'debian:12', name: 'Bad Name' }), UsageError);
+});
+
+test('run arguments: -v is a volume and -p a port for run; globals are skipped; -- starts the command', () => {
+  assert.deepEqual(parseRunArgs(['debian:12', '-v', 'data:/data', '--cpus', '2', '-p', '8080:80', '--json', '--memory=1G', '--pkg', 'nginx', '--runcmd', 'echo hi', '--name', 'web', '--rm', '--', 'ls', '-v']), {
+    image: 'debian:12', volumes: ['data:/data'], cpus: 2, ports: ['8080:80'], memory: '1G', packages: ['nginx'], runcmd: ['echo hi'], name: 'web', rm: true, command: ['ls', '-v'],
+  });
+  assert.deepEqual(parseRunArgs(['--state-dir', '/s', 'alpine']), { image: 'alpine' });
+  assert.throws(() => parseRunArgs([]), /needs an image/);
+  assert.throws(() => parseRunArgs(['a', 'b']), /put the command after --/);
+  assert.throws(() => parseRunArgs(['a', '--bogus']), /unknown option --bogus/);
+  assert.throws(() => parseRunArgs(['a', '--cpus', 'x']), /whole number/);
 });

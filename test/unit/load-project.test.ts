@@ -11,11 +11,11 @@ const dir = join(import.meta.dirname, '..', 'fixtures', 'bad', 'project');
 
 // Checks that span VMs run after every file is loaded; they still report file:line:column.
 for (const name of readdirSync(dir).sort()) {
-  test(`bad project file ${name}`, () => {
+  test(`bad project file ${name}`, async () => {
     const file = join(dir, name);
     const m = /^(?:#|\/\/) expect (\d+):(\d+) (.+)$/m.exec(readFileSync(file, 'utf8'));
     assert.ok(m, 'fixture has an expect line');
-    const r = loadProject([file]);
+    const r = await loadProject([file]);
     assert.equal(r.project, null);
     const hit = r.diagnostics.find((d) => d.line === Number(m[1]) && d.column === Number(m[2]) && formatDiagnostic(d).includes(m[3]));
     assert.ok(hit, `expected ${m[1]}:${m[2]} "${m[3]}", got:\n${r.diagnostics.map(formatDiagnostic).join('\n')}`);
@@ -28,58 +28,58 @@ function tmp(files: Record<string, string>): string {
   return d;
 }
 
-test('a VM name used in two files is reported at the second, naming the first', () => {
+test('a VM name used in two files is reported at the second, naming the first', async () => {
   const d = tmp({
     'tend.yaml': 'services:\n  web:\n    image: debian:12\n',
     'VMFile.kdl': 'vm "web" {\n    image "debian:12"\n}\n',
   });
-  const r = loadProject(discoverProjectFiles(d));
+  const r = await loadProject(discoverProjectFiles(d));
   assert.equal(r.project, null);
   const dup = r.diagnostics.find((x) => x.message.includes('already used'));
   assert.ok(dup, r.diagnostics.map(formatDiagnostic).join('\n'));
   assert.match(dup.message, /tend\.yaml:2:3/);
 });
 
-test('files of one directory form one project; names unique across them', () => {
+test('files of one directory form one project; names unique across them', async () => {
   const d = tmp({
     'tend.yaml': 'name: shop\nservices:\n  web:\n    image: debian:12\n    depends_on: [db]\n',
     'VMFile.kdl': 'vm "db" {\n    image "debian:12"\n}\n',
   });
-  const r = loadProject(discoverProjectFiles(d));
+  const r = await loadProject(discoverProjectFiles(d));
   assert.deepEqual(r.diagnostics, []);
   assert.equal(r.project?.name, 'shop');
   assert.deepEqual(r.project?.vms.map((v) => v.name).sort(), ['db', 'web']);
   assert.equal(r.origins.db.file, join(d, 'VMFile.kdl'));
 });
 
-test('a missing -f file is a diagnostic, not a crash', () => {
-  const r = loadProject(['/nonexistent/tend.yaml']);
+test('a missing -f file is a diagnostic, not a crash', async () => {
+  const r = await loadProject(['/nonexistent/tend.yaml']);
   assert.equal(r.project, null);
   assert.match(r.diagnostics[0].message, /does not exist/);
 });
 
-test('no project file in the directory is a usage error that says what to create', () => {
+test('no project file in the directory is a usage error that says what to create', async () => {
   assert.throws(() => discoverProjectFiles(tmp({})), (e: unknown) => e instanceof UsageError && /tend\.yaml/.test(e.message));
 });
 
-test('vms.yml is recognised and reported as not supported yet', () => {
+test('vms.yml is recognised and reported as not supported yet', async () => {
   const d = tmp({ 'vms.yml': 'vms: {}\n' });
-  const r = loadProject(discoverProjectFiles(d));
+  const r = await loadProject(discoverProjectFiles(d));
   assert.equal(r.project, null);
   assert.match(r.diagnostics[0].message, /not supported yet/);
 });
 
-test('project names come from the directory when the file has none', () => {
+test('project names come from the directory when the file has none', async () => {
   assert.equal(projectNameFromDir('/home/x/My Project'), 'my-project');
   assert.equal(projectNameFromDir('/___'), 'project');
 });
 
-test('every example loads with zero diagnostics', () => {
+test('every example loads with zero diagnostics', async () => {
   const examples = join(import.meta.dirname, '..', '..', 'examples');
   const dirs = readdirSync(examples);
   assert.ok(dirs.length >= 3);
   for (const ex of dirs) {
-    const r = loadProject(discoverProjectFiles(join(examples, ex)));
+    const r = await loadProject(discoverProjectFiles(join(examples, ex)));
     assert.deepEqual(r.diagnostics.map(formatDiagnostic), [], ex);
     assert.ok(r.project && r.project.vms.length > 0, ex);
   }

@@ -69,10 +69,11 @@ test('network-config v2 pins DHCP to the user NIC and the static address to the 
   assert.ok(m);
   const doc = parse(renderNetworkConfig(m)) as { version: number; ethernets: Record<string, { match: { macaddress: string }; dhcp4: boolean; addresses?: string[] }> };
   assert.equal(doc.version, 2);
-  assert.deepEqual(doc.ethernets.eth0.match, { macaddress: '52:54:00:12:34:56' });
-  assert.equal(doc.ethernets.eth0.dhcp4, true);
-  assert.deepEqual(doc.ethernets.eth1.match, { macaddress: m.mac });
-  assert.deepEqual(doc.ethernets.eth1.addresses, ['10.213.0.11/24']);
+  assert.deepEqual(doc.ethernets.user0.match, { macaddress: '52:54:00:12:34:56' });
+  assert.equal(doc.ethernets.user0.dhcp4, true);
+  assert.deepEqual(doc.ethernets.project0.match, { macaddress: m.mac });
+  assert.deepEqual(doc.ethernets.project0.addresses, ['10.213.0.11/24']);
+  for (const e of Object.values(doc.ethernets)) assert.equal('set-name' in e, false, 'NICs keep their kernel names');
 });
 
 test('the hosts bootcmd replaces its own /etc/hosts block and keeps the rest', () => {

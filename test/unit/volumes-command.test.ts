@@ -27,12 +27,12 @@ volumes:
   shared: {}
 `;
 
-function setup(): GlobalOptions & { projDir: string } {
+async function setup(): Promise<GlobalOptions & { projDir: string }> {
   const cwd = mkdtempSync(join(tmpdir(), 'tend-vol-'));
   writeFileSync(join(cwd, 'tend.yaml'), YAML);
   const stateDir = mkdtempSync(join(tmpdir(), 'tend-vol-state-'));
   const g: GlobalOptions = { cwd, stateDir, wait: false, backend: createQemuBackend({ stateRoot: stateDir }) };
-  return { ...g, projDir: loadContext(g).projDir };
+  return { ...g, projDir: (await loadContext(g)).projDir };
 }
 
 function createVolume(projDir: string, name: string, size = '1G'): void {
@@ -46,7 +46,7 @@ function createVm(projDir: string, name: string): void {
 }
 
 test('volume ls lists declared, created and left-over volumes with who mounts them', async () => {
-  const g = setup();
+  const g = await setup();
   createVolume(g.projDir, 'pgdata', '2G');
   createVolume(g.projDir, 'old');
   const r = await volumeCommand({ ...g, verb: 'ls' });
@@ -67,7 +67,7 @@ test('volume ls lists declared, created and left-over volumes with who mounts th
 });
 
 test('volume inspect shows one volume; an unknown name suggests the close one', async () => {
-  const g = setup();
+  const g = await setup();
   createVolume(g.projDir, 'pgdata', '2G');
   const r = await volumeCommand({ ...g, verb: 'inspect', names: ['pgdata'] });
   assert.match(renderVolume(r), /path:\s+\S+pgdata\.qcow2$/m);
@@ -79,7 +79,7 @@ test('volume inspect shows one volume; an unknown name suggests the close one', 
 });
 
 test('volume rm refuses while a VM that mounts it exists, and deletes it once the VM is gone', async () => {
-  const g = setup();
+  const g = await setup();
   createVolume(g.projDir, 'shared');
   createVm(g.projDir, 'web');
   await assert.rejects(volumeCommand({ ...g, verb: 'rm', names: ['shared'] }), (e: unknown) => {

@@ -24,7 +24,7 @@ function setup(initial: Project, o: Partial<WatchOptions> = {}) {
     backend: mb,
     guest: mb,
     clock,
-    load: () => next,
+    load: async () => next,
     withLock: async (fn) => {
       assert.equal(lockHeld, false, 'passes never overlap');
       lockHeld = true;

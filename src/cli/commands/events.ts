@@ -29,7 +29,7 @@ export interface EventsResult {
 }
 
 export async function eventsCommand(o: EventsCommandOptions): Promise<EventsResult> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const corrupt: string[] = [];
   // the follower starts at the size seen before the backlog is read: nothing falls in between
   const start = await fileSize(eventsPath(ctx.projDir));

@@ -26,7 +26,7 @@ export function shellQuote(word: string): string {
 
 export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   if (o.argv.length === 0) throw new UsageError('nothing to run: write `tend exec NAME -- COMMAND [ARGS...]`', 'NoCommand');
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
   const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];

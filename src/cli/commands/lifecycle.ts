@@ -31,7 +31,7 @@ export async function withDeps<T>(
   command: string,
   fn: (ctx: Context, deps: ControllerDeps, run: RunOptions) => Promise<T>,
 ): Promise<T> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   return withProjectLock(ctx.projDir, lockOptions(ctx, command), async () => {
     const deps = await depsFor(ctx);
     const pending: Promise<void>[] = [];

@@ -145,7 +145,7 @@ export function parseEventLine(line: string): TendEvent | null {
 
 export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
   if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0)) throw new UsageError(`-n wants a number of lines, got ${o.lines}`, 'BadLines');
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const vm = inferVm(ctx.project, o.name, 'logs');
   const source = o.source ?? 'events';
   const path = source === 'events' ? eventsPath(ctx.projDir) : vmFile(ctx.projDir, vm, source === 'console' ? 'consoleLog' : 'provisionLog');
@@ -168,4 +168,33 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
     );
   }
   return { vm, source, path, found };
+}
+
+/** Global options of the CLI that take a value (they may come before the command name). */
+const GLOBAL_WITH_VALUE = new Set(['-f', '--file', '--state-dir', '--lock-timeout']);
+
+/**
+ * `-f` is the global `--file` everywhere, except after `logs` and `events`, where users type it
+ * for `--follow` (docker, kubectl, tail). The parser lets global options win anywhere on the
+ * line, so the entry rewrites that one `-f` before parsing. Nothing after `--` is touched.
+ */
+export function rewriteFollowFlag(argv: readonly string[], commands: readonly string[] = ['logs', 'events']): string[] {
+  const out = [...argv];
+  let inCommand = false;
+  for (let i = 2; i < out.length; i++) {
+    const a = out[i];
+    if (a === '--') break;
+    if (!inCommand) {
+      if (GLOBAL_WITH_VALUE.has(a)) {
+        i++;
+        continue;
+      }
+      if (a.startsWith('-')) continue;
+      if (!commands.includes(a)) break;
+      inCommand = true;
+      continue;
+    }
+    if (a === '-f') out[i] = '--follow';
+  }
+  return out;
 }

@@ -15,7 +15,7 @@ export interface PlanResult {
 }
 
 export async function planCommand(o: PlanCommandOptions): Promise<PlanResult> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const names = o.names && o.names.length > 0 ? o.names : undefined;

@@ -61,7 +61,7 @@ export function planConditions(e: PlanEntry | undefined, obs: ObservedVm | undef
 }
 
 export async function psCommand(o: GlobalOptions): Promise<PsResult> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const entries = new Map(plan(ctx.project, observed, { recreate: false, prune: false }).map((e) => [e.vm, e]));

@@ -50,6 +50,80 @@ export interface RunCommandResult {
   removed: boolean;
 }
 
+export type RunArgs = Pick<RunCommandOptions, 'image' | 'cpus' | 'memory' | 'ports' | 'volumes' | 'packages' | 'runcmd' | 'name' | 'rm' | 'command'>;
+
+/** Global options main.ts already parsed (they may appear after `run` too): skipped here. */
+const GLOBAL_FLAGS = new Set(['--json', '--no-wait', '--verbose']);
+const GLOBAL_WITH_VALUE = new Set(['-f', '--file', '--state-dir', '--lock-timeout']);
+
+/**
+ * The words after `tend run`, parsed here rather than by commander: `-v` means --volume for
+ * run (docker's spelling) but --verbose for tend, and commander would give it to the program.
+ */
+export function parseRunArgs(words: readonly string[]): RunArgs {
+  const out: RunArgs = { image: '' };
+  const push = (k: 'ports' | 'volumes' | 'packages' | 'runcmd', v: string): void => void (out[k] = [...(out[k] ?? []), v]);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    if (w === '--') {
+      out.command = words.slice(i + 1);
+      break;
+    }
+    const eq = w.startsWith('--') ? w.indexOf('=') : -1;
+    const flag = eq > 0 ? w.slice(0, eq) : w;
+    const value = (): string => {
+      if (eq > 0) return w.slice(eq + 1);
+      const v = words[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`, 'MissingValue');
+      return v;
+    };
+    switch (flag) {
+      case '--cpus': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new UsageError(`--cpus wants a whole number >= 1, got "${v}"`, 'BadCpus');
+        out.cpus = n;
+        break;
+      }
+      case '-m':
+      case '--memory':
+        out.memory = value();
+        break;
+      case '-p':
+      case '--publish':
+        push('ports', value());
+        break;
+      case '-v':
+      case '--volume':
+        push('volumes', value());
+        break;
+      case '--pkg':
+        push('packages', value());
+        break;
+      case '--runcmd':
+        push('runcmd', value());
+        break;
+      case '--name':
+        out.name = value();
+        break;
+      case '--rm':
+        out.rm = true;
+        break;
+      default:
+        if (GLOBAL_FLAGS.has(flag)) break;
+        if (GLOBAL_WITH_VALUE.has(flag)) {
+          if (eq < 0) i++;
+          break;
+        }
+        if (w.startsWith('-') && w !== '-') throw new UsageError(`tend run: unknown option ${flag}`, 'UnknownOption');
+        if (out.image) throw new UsageError(`tend run takes one image; put the command after --: tend run ${out.image} -- ${w}`, 'ExtraArgument');
+        out.image = w;
+    }
+  }
+  if (!out.image) throw new UsageError('tend run needs an image: tend run debian:12 [-- COMMAND]', 'MissingArgument');
+  return out;
+}
+
 /** "debian:12" -> "debian-12", "./img/base.qcow2" -> "base", "https://x/y/noble.img" -> "noble". */
 export function nameFromImage(image: string): string {
   const last = basename(image.split('?')[0]).replace(/\.(qcow2|img|raw|vmdk|vdi|vhdx|xz|zst)$/g, '').replace(/\.(qcow2|img|raw)$/, '');

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Project } from '../../../schemas/model.js';
 import { BackendError, UsageError } from '../../errors.js';
+import { didYouMean } from '../../load/common.js';
 import { hostAlias, readPin } from '../../ssh/known-hosts.js';
 import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
 import { vmDir, vmFile } from '../../state/paths.js';
@@ -85,9 +86,20 @@ function spawnSsh(argv: string[]): Promise<number> {
   });
 }
 
+/**
+ * `tend ssh -- uptime` in a one-VM project reaches us as name "uptime" (the CLI parser drops
+ * the `--`): a first word that is not a VM (nor a likely typo of one) starts the command.
+ */
+export function splitNameAndCommand(project: Project, name: string | undefined, argv: string[]): { name: string | undefined; argv: string[] } {
+  const names = project.vms.map((v) => v.name);
+  if (name && !names.includes(name) && names.length === 1 && !didYouMean(name, names)) return { name: undefined, argv: [name, ...argv] };
+  return { name, argv };
+}
+
 export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
-  const ctx = loadContext(o);
-  const name = inferVm(ctx.project, o.name, 'ssh');
+  const ctx = await loadContext(o);
+  const split = splitNameAndCommand(ctx.project, o.name, o.argv ?? []);
+  const name = inferVm(ctx.project, split.name, 'ssh');
   const spec = vmSpec(ctx.project, name);
   const backend = await backendFor(ctx);
   const obs = (await backend.observe(ctx.project, o.signal)).vms[name];
@@ -113,7 +125,7 @@ export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
     user: resolveSshUser(spec, o.user),
     keys: keys.map((k) => k.path),
     pin: valid ? { file: pinFile, alias: valid.alias || hostAlias(ctx.project.name, name), keyTypes: valid.keys.map((k) => k.split(' ')[0]) } : null,
-    ...(o.argv ? { command: o.argv } : {}),
+    ...(split.argv.length > 0 ? { command: split.argv } : {}),
   });
   const code = await (o.run ?? spawnSsh)(argv);
   return { vm: name, argv, code };

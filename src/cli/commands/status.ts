@@ -25,7 +25,7 @@ export interface StatusResult {
 }
 
 export async function statusCommand(o: StatusCommandOptions): Promise<StatusResult> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   checkVmNames(ctx.project, [o.name], Object.keys(observed.vms));

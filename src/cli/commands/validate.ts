@@ -11,7 +11,7 @@ export interface ValidateResult {
 }
 
 export async function validateCommand(g: GlobalOptions): Promise<ValidateResult> {
-  const r = loadFiles(g);
+  const r = await loadFiles(g);
   return {
     ok: r.project !== null,
     files: r.files,

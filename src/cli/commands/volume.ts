@@ -108,7 +108,7 @@ function unknownVolume(name: string, known: string[]): NotFoundError {
 }
 
 export async function volumeCommand(o: VolumeCommandOptions): Promise<VolumeResult> {
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const backend = await backendFor(ctx);
   const declared = new Set(volumeNames(ctx.project, []));
   const list = async (): Promise<{ observed: Observed; names: string[] }> => ({

@@ -52,7 +52,7 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
   if (!signal) throw new UsageError('tend watch needs an abort signal to know when to stop', 'NoSignal');
   const resyncMs = parseDuration(o.resync ?? '30s', '--resync');
   const debounceMs = parseDuration(o.debounce ?? '50ms', '--debounce');
-  const ctx = loadContext(o);
+  const ctx = await loadContext(o);
   const files = ctx.project.files;
   const releaseController = await acquireControllerLock(ctx.projDir);
   const cleanups: (() => void | Promise<void>)[] = [];
@@ -91,8 +91,8 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
       ctx.project,
       {
         ...deps,
-        load: () => {
-          const r = loadProject(files, { env: ctx.env, cwd: ctx.opts.cwd ?? process.cwd() });
+        load: async () => {
+          const r = await loadProject(files, { env: ctx.env, cwd: ctx.opts.cwd ?? process.cwd() });
           if (r.project && !sameProject(ctx.project, r.project)) return { project: null, diagnostics: renamed(ctx.project, r.project) };
           return { project: r.project, diagnostics: r.diagnostics };
         },
