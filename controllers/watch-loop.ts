@@ -223,7 +223,13 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         continue;
       }
       held.set(vm, `retry ${d.attempt} in ${Math.round(d.delayMs / 1000)}s`);
-      emit('Warning', 'BackOff', vm, `failed (${s.error ?? 'unknown error'}), failure ${d.attempt} in a row: retrying in ${Math.round(d.delayMs / 100) / 10}s`);
+      const when = d.delayMs === 0 ? 'retrying now' : `retrying in ${Math.round(d.delayMs / 100) / 10}s`;
+      emit('Warning', 'BackOff', vm, `failed (${s.error ?? 'unknown error'}), failure ${d.attempt} in a row: ${when}`);
+      if (d.delayMs === 0) {
+        pending.due.add(vm);
+        poke();
+        continue;
+      }
       background(
         deps.clock.sleep(d.delayMs, signal).then(() => {
           pending.due.add(vm);

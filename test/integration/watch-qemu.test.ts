@@ -270,3 +270,27 @@ test('stopping mid-provision: the step is cancelled, VMs keep running, no lock o
   const leftovers = readdirSync(projDir).filter((f) => /lock|\.tmp/.test(f));
   assert.deepEqual(leftovers, []);
 });
+
+test('`tend stop web` while watching keeps web stopped (it takes the lock between passes); `tend start web` clears it', async () => {
+  const { stopCommand } = await import('../../src/cli/commands/stop.js');
+  const { startCommand } = await import('../../src/cli/commands/start.js');
+  const r = await startWatch(yaml(), { exitPollMs: 100, resync: '1s' });
+  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
+  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest, name: 'web' };
+  const stopped = await stopCommand(common);
+  assert.equal(stopped.state, 'Stopped');
+  const passes = r.passes.length;
+  await until(() => r.passes.length >= passes + 2, 'two resyncs after the stop');
+  assert.equal(r.pid('web'), null, 'watch did not undo `tend stop`');
+  assert.equal(r.reasons('web').includes('VmExited'), false, 'a deliberate stop is not a crash');
+  await startCommand(common);
+  assert.ok(r.pid('web'));
+  const started = r.pid('web')!;
+  pidsToKill.add(started);
+  // watch picks the started VM up (next resync) and restarts it when it is killed
+  const p2 = r.passes.length;
+  await until(() => r.passes.length >= p2 + 1, 'a resync after the start');
+  process.kill(started, 'SIGKILL');
+  await until(() => r.pid('web') !== null && r.pid('web') !== started, 'web restarted by watch');
+  await stop(r);
+});

@@ -199,3 +199,36 @@ test('aborting mid-pass cancels the step in flight and ends the loop; VMs are le
   assert.equal(w.mb.calls((r) => r.method === 'destroy').length, 0);
   assert.equal(w.mb.vms.get('db')?.power, 'running');
 });
+
+test('a VM that fails to start is retried with the crash-loop backoff, not in a tight loop', async () => {
+  const clock = new ManualClock();
+  const mb = new MemoryBackend({ now: () => clock.now() });
+  mb.failOn('start', 'web', 'QEMU died during start');
+  const ev = collector();
+  const ac = new AbortController();
+  const p = project([spec('web')]);
+  const ctl = startWatch(p, { backend: mb, guest: mb, clock, load: () => ({ project: p, diagnostics: [] }), withLock: (fn) => fn() },
+    { prune: false, recreate: false, provision: true, resyncMs: 0, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000, healthyMs: 60_000 }, onEvent: ev.onEvent }, ac.signal);
+  const starts = (): number => mb.calls((r) => r.method === 'start').length;
+  await until(() => starts() === 2 && mb.inFlight === 0 && ev.reasons('web').filter((r) => r === 'BackOff').length === 2, 'first retry at once');
+  assert.match(ev.events.filter((e) => e.reason === 'BackOff')[1].message, /failure 2 in a row: retrying in 1s/);
+  for (let i = 0; i < 50; i++) await new Promise<void>((r) => setImmediate(r));
+  assert.equal(starts(), 2, 'waits for the backoff');
+  clock.advance(1000);
+  await until(() => starts() === 3, 'retry after 1s');
+  ac.abort();
+  await ctl.done;
+});
+
+test('reload (SIGHUP) reads the files again and reconciles only what changed, without waiting for the debounce', async () => {
+  const w = setup(two());
+  await w.passesDone(1);
+  w.setNext({ project: project([spec('web'), spec('db', { memory: 4096 })]), diagnostics: [] });
+  w.ctl.reload();
+  await w.passesDone(2);
+  assert.deepEqual(w.passes[1].triggers, ['reload']);
+  assert.deepEqual(w.passes[1].names, ['db']);
+  assert.equal(w.mb.vms.get('db')?.applied?.memory, 4096);
+  w.ac.abort();
+  await w.ctl.done;
+});

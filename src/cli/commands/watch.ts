@@ -6,6 +6,7 @@
  * QEMU exit watcher, the events file. It resolves when `signal` aborts (SIGINT/SIGTERM), leaving
  * the VMs running and no lock behind.
  */
+import { setMaxListeners } from 'node:events';
 import type { Project } from '../../../schemas/model.js';
 import type { Clock, TendEvent } from '../../../controllers/types.js';
 import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
@@ -50,6 +51,8 @@ export interface WatchSummary {
 export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary> {
   const signal = o.signal;
   if (!signal) throw new UsageError('tend watch needs an abort signal to know when to stop', 'NoSignal');
+  // every VM actor of a pass waits on this signal at once (20 VMs: 20 listeners, all removed after)
+  setMaxListeners(1000, signal);
   const resyncMs = parseDuration(o.resync ?? '30s', '--resync');
   const debounceMs = parseDuration(o.debounce ?? '50ms', '--debounce');
   const ctx = await loadContext(o);
