@@ -85,6 +85,9 @@ interface Pending {
   initial: boolean;
 }
 
+/** a stream of saves delays a pass by at most this many debounce periods (and at least 1 s) */
+const MAX_DEBOUNCE_FACTOR = 10;
+
 const empty = (): Pending => ({ files: new Set(), reload: false, resync: false, exits: [], due: new Set(), initial: false });
 
 const alive = (p: string | undefined): boolean => p === 'running' || p === 'paused' || p === 'unknown';
@@ -101,6 +104,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
   let pending = empty();
   pending.initial = true;
   let lastFileEventAt = 0;
+  let firstFileEventAt: number | null = null;
   let wake: (() => void) | null = null;
   const timers = new Set<Promise<unknown>>();
 
@@ -370,14 +374,18 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
       }
       // debounce file events (exits, reloads and resyncs do not wait)
       if (pending.files.size > 0 && !pending.initial && pending.exits.length === 0) {
+        // ... but a stream of saves never holds reconciling off for more than MAX_DEBOUNCE_FACTOR × debounce
+        const deadline = (firstFileEventAt ?? deps.clock.now()) + Math.max(debounceMs * MAX_DEBOUNCE_FACTOR, 1000);
         for (;;) {
-          const quietFor = deps.clock.now() - lastFileEventAt;
-          if (quietFor >= debounceMs) break;
-          if (!(await sleep(debounceMs - quietFor))) return;
+          const now = deps.clock.now();
+          const quietFor = now - lastFileEventAt;
+          if (quietFor >= debounceMs || now >= deadline) break;
+          if (!(await sleep(Math.min(debounceMs - quietFor, deadline - now)))) return;
         }
       }
       const work = pending;
       pending = empty();
+      firstFileEventAt = null;
       await pass(work);
     }
   }
@@ -399,6 +407,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
       if (paths.length === 0) return;
       for (const p of paths) pending.files.add(p);
       lastFileEventAt = deps.clock.now();
+      firstFileEventAt ??= lastFileEventAt;
       poke();
     },
     reload() {

@@ -232,3 +232,20 @@ test('reload (SIGHUP) reads the files again and reconciles only what changed, wi
   w.ac.abort();
   await w.ctl.done;
 });
+
+test('a stream of saves is debounced but never holds reconciling off for long', async () => {
+  const w = setup(two());
+  await w.passesDone(1);
+  w.setNext({ project: project([spec('web', { cpus: 2 }), spec('db')]), diagnostics: [] });
+  // a save every 40 ms (inside the 50 ms debounce) for 2 s
+  for (let t = 0; t < 2000 && w.passes.length < 2; t += 40) {
+    w.ctl.filesChanged(['/p/tend.yaml']);
+    await until(() => w.clock.pendingSleeps > 0, 'debounce sleep');
+    w.clock.advance(40);
+    for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+  }
+  await w.passesDone(2);
+  assert.ok(w.clock.now() - Date.UTC(2026, 0, 1) <= 1100, 'reconciled within about a second of the first save');
+  w.ac.abort();
+  await w.ctl.done;
+});
