@@ -30,7 +30,20 @@ before(() => {
 });
 
 after(() => {
-  for (const pid of pidsToKill) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  // every fake QEMU any test left running (VMs outlive watch by design)
+  for (const f of readdirSync(root, { recursive: true }) as string[]) {
+    if (!f.endsWith('qemu.pid')) continue;
+    const pid = Number(readFileSync(join(root, f), 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 1) pidsToKill.add(pid);
+  }
+  const ours = (pid: number): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(root); // a fake QEMU of this test file
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pidsToKill) if (pidAlive(pid) && ours(pid)) process.kill(pid, 'SIGKILL');
   rmSync(root, { recursive: true, force: true });
 });
 
