@@ -18,6 +18,7 @@ import type { Project } from '../schemas/model.js';
 import type { Diagnostic } from '../src/load/diagnostic.js';
 import { formatDiagnostic } from '../src/load/diagnostic.js';
 import { affectedVms, dependentsOf, watchedPaths } from './affected.js';
+import { isMutating } from './plan.js';
 import { converge, type ControllerDeps, type ConvergeResult } from './reconciler.js';
 import { DEFAULT_BACKOFF, RestartBook, type BackoffOptions } from './restart-policy.js';
 import type { Observed, TendEvent, VmExit } from './types.js';
@@ -334,7 +335,9 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
           ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
         });
         const states = Object.entries(report.result.vms).map(([vm, s]) => `${vm}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
-        emit(report.result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
+        // a resync that found nothing to do stays quiet (no line every 30 s in the journal)
+        const quietResync = triggers.length === 1 && triggers[0] === 'resync' && report.result.ok && !report.result.entries.some(isMutating);
+        if (!quietResync) emit(report.result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
         const after = await deps.backend.observe(project, signal);
         const missed = arm(after);
         if (missed.length > 0) {

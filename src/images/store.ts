@@ -9,7 +9,7 @@ import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { BackendError, NotFoundError, UsageError } from '../errors.js';
 import type { ImageSource } from '../../schemas/model.js';
-import { ensureDir, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
 import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
 import { blobPath, tempPath } from './blob.js';
 import { catalogEntry, type CatalogEntry } from './catalog.js';
@@ -65,15 +65,6 @@ async function updateIndex(root: string, fn: (idx: IndexFile) => void): Promise<
     fn(idx);
     await writeJsonAtomic(indexPath(root), idx);
   });
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The canonical store name: catalog aliases map to their entry's name. */

@@ -4,7 +4,7 @@
  * second time, start of a running VM returns what runs, stop of a stopped VM is a no-op.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, readFile, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
 import { systemClock } from '../../controllers/clock.js';
@@ -16,7 +16,7 @@ import { writeSeed } from '../seed/seed.js';
 import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
-import { ensureDir, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { ensureDir, exists, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
 import { FILES, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
@@ -45,15 +45,6 @@ const DEFAULT_VOLUME_GIB = 10;
 
 function abortIf(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason ?? Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function createQemuBackend(opts: QemuBackendOptions): Backend {

@@ -1,5 +1,5 @@
 /** UEFI firmware (OVMF) on this host: the code image and a template variable store. */
-import { access } from 'node:fs/promises';
+import { exists } from '../state/atomic.js';
 
 const UEFI_PAIRS: [string, string][] = [
   ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'],
@@ -12,15 +12,6 @@ const SECURE_PAIRS: [string, string][] = [
   ['/usr/share/OVMF/OVMF_CODE.secboot.fd', '/usr/share/OVMF/OVMF_VARS.ms.fd'],
   ['/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd', '/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd'],
 ];
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The first installed (code, vars template) pair for the firmware kind; null if none. */
 export async function findOvmf(kind: 'uefi' | 'uefi-secure'): Promise<{ code: string; varsTemplate: string } | null> {

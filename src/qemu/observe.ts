@@ -7,7 +7,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import type { ObservedVm } from '../../controllers/types.js';
 import type { VmSpec } from '../../schemas/model.js';
-import { readJson, type CorruptFile } from '../state/atomic.js';
+import { exists, readJson, type CorruptFile } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
 import { accelOf } from './argv.js';
 import { liveQemu } from './liveness.js';
@@ -32,15 +32,6 @@ export async function vmFolders(projDir: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -7,7 +7,8 @@
  *   could pick either NIC for DHCP. cloud-init applies it on the instance's first boot.
  * - `projectNetBootcmd`: a bootcmd snippet (every boot) that (re)applies the static address to
  *   the NIC with the project MAC, so VMs created before the network existed get it too, and
- *   writes a marked block of /etc/hosts with every instance and service name of the project.
+ *   writes a marked block of /etc/hosts (and of cloud-init's hosts templates, which it renders
+ *   /etc/hosts from when manage_etc_hosts is on) with every instance and service name.
  *
  * Pure string functions.
  */
@@ -44,8 +45,13 @@ export function projectNetBootcmd(net: ProjectNetMember): string {
     `  mac=${shq(net.mac)}; addr=${shq(`${net.address}/${net.prefix}`)}; dev=`,
     '  for i in /sys/class/net/*; do [ "$(cat "$i/address" 2>/dev/null)" = "$mac" ] && dev=$(basename "$i"); done',
     '  if [ -n "$dev" ]; then ip link set "$dev" up; ip addr replace "$addr" dev "$dev"; else echo "tend-net: no NIC with MAC $mac" >&2; fi',
-    `  sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' /etc/hosts`,
-    `  printf '%s\\n' ${shq(block)} >> /etc/hosts`,
+    // /etc/hosts, and cloud-init's hosts templates: with manage_etc_hosts it re-renders /etc/hosts
+    // from them after bootcmd, and the block must survive that
+    '  for f in /etc/hosts /etc/cloud/templates/hosts.*.tmpl; do',
+    '    [ -f "$f" ] || continue',
+    `    sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' "$f"`,
+    `    printf '%s\\n' ${shq(block)} >> "$f"`,
+    '  done',
     ')',
   ].join('\n');
 }

@@ -4,7 +4,7 @@
  * through the `onCorrupt` callback and treated as missing, so the caller rebuilds from observation.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
@@ -88,5 +88,15 @@ function parseJson<T>(path: string, text: string, onCorrupt?: (c: CorruptFile) =
   } catch (err) {
     onCorrupt?.({ path, error: (err as Error).message });
     return undefined;
+  }
+}
+
+/** True when the path exists (any kind of file). */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -10,7 +10,7 @@
  * - `tend run IMAGE -- hostname` prints the guest's host name; `down --destroy` removes it.
  */
 import assert from 'node:assert/strict';
-import { copyFile, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -134,5 +134,4 @@ test('compose semantics on real guests: volumes, host folders, project network, 
   assert.deepEqual(await qemuOf(p.stateDir), []);
   const projects = await readdir(join(p.stateDir, 'projects'));
   for (const d of projects) assert.equal(existsSync(join(p.stateDir, 'projects', d, 'volumes', 'data.qcow2')), false);
-  await mkdir(p.scratch, { recursive: true });
 });

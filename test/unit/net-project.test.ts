@@ -82,7 +82,13 @@ test('the hosts bootcmd replaces its own /etc/hosts block and keeps the rest', (
   const dir = mkdtempSync(join(tmpdir(), 'tend-hosts-'));
   const hosts = join(dir, 'hosts');
   writeFileSync(hosts, `127.0.0.1 localhost\n${HOSTS_BEGIN}\n10.9.9.9 stale\n# END tend project network\n::1 ip6-localhost\n`);
-  const script = projectNetBootcmd(m).replaceAll('/etc/hosts', hosts).replace('for i in /sys/class/net/*', `for i in ${dir}/none*`);
+  const tmpl = join(dir, 'hosts.debian.tmpl');
+  writeFileSync(tmpl, '## template:jinja\n127.0.1.1 {{fqdn}} {{hostname}}\n');
+  const script = projectNetBootcmd(m)
+    .replace('/etc/cloud/templates/hosts.*.tmpl', `${dir}/hosts.*.tmpl`)
+    .replaceAll('/etc/hosts', hosts)
+    .replace('for i in /sys/class/net/*', `for i in ${dir}/none*`);
+  assert.doesNotMatch(script, /\/etc\//, 'the test script touches nothing of this host');
   execFileSync('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'ignore'] });
   execFileSync('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'ignore'] });
   const text = readFileSync(hosts, 'utf8');
@@ -91,6 +97,10 @@ test('the hosts bootcmd replaces its own /etc/hosts block and keeps the rest', (
   assert.match(text, /^::1 ip6-localhost$/m);
   assert.match(text, /^10\.213\.0\.11 db-0 db$/m);
   assert.equal(text.split(HOSTS_BEGIN).length, 2, 'exactly one block after two boots');
+  const t = readFileSync(tmpl, 'utf8');
+  assert.match(t, /^## template:jinja\n127\.0\.1\.1 \{\{fqdn\}\}/);
+  assert.match(t, /^10\.213\.0\.12 db-1 db$/m, 'cloud-init\'s hosts template carries the block too');
+  assert.equal(t.split(HOSTS_BEGIN).length, 2);
 });
 
 test('the QEMU project NIC joins the project multicast group on loopback with the VM MAC', () => {

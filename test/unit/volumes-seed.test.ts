@@ -91,3 +91,15 @@ test(':ro mounts read-only and never formats', () => {
   const empty = runScript(namedVolumeScript({ name: 'data', target: '/data', readOnly: true }), 2);
   assert.doesNotMatch(empty.log, /mkfs|mount/);
 });
+
+test('every rendered snippet is valid POSIX sh (dash -n), as cloud-init runs bootcmd with /bin/sh', async () => {
+  const { projectNetBootcmd } = await import('../../src/seed/network-config.js');
+  const { projectNetMember } = await import('../../src/net/project-net.js');
+  const p = { name: 'p', dir: '/p', files: [], volumes: {}, vms: [vm, applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' } })] };
+  const net = projectNetMember(p, '/s/p', 'db', { db: 10, web: 11 });
+  assert.ok(net);
+  for (const s of [...volumeBootcmd(vm), projectNetBootcmd(net)]) {
+    const r = spawnSync('dash', ['-n', '-c', s], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${s}\n${r.stderr}`);
+  }
+});

@@ -249,3 +249,21 @@ test('a stream of saves is debounced but never holds reconciling off for long', 
   w.ac.abort();
   await w.ctl.done;
 });
+
+test('a VM removed from the file is reported as an orphan, and deleted only with --prune', async () => {
+  for (const prune of [false, true]) {
+    const w = setup(two(), { prune });
+    await w.passesDone(1);
+    w.setNext({ project: project([spec('web')]), diagnostics: [] });
+    w.ctl.filesChanged(['/p/tend.yaml']);
+    await until(() => w.clock.pendingSleeps > 0, 'debounce');
+    w.clock.advance(50);
+    await until(() => w.ev.reasons('db').includes('Orphaned'), 'Orphaned');
+    if (prune) await w.passesDone(2);
+    else for (let i = 0; i < 200; i++) await new Promise<void>((r) => setImmediate(r));
+    assert.equal(w.mb.calls((r) => r.method === 'destroy' && r.vm === 'db').length, prune ? 1 : 0, `prune: ${prune}`);
+    assert.equal(w.mb.vms.get('web')?.power, 'running');
+    w.ac.abort();
+    await w.ctl.done;
+  }
+});

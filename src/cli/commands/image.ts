@@ -2,6 +2,7 @@
 import { UsageError, NotFoundError } from '../../errors.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
+import type { StoredImage } from '../../images/store.js';
 
 export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build';
 
@@ -21,15 +22,8 @@ export type ImageResult =
   | { verb: 'verify'; ref: string; ok: boolean; expected: string; actual: string }
   | { verb: 'rm'; ref: string; removed: boolean };
 
-export interface StoredImageView {
-  name: string;
-  path: string;
-  format: string;
-  checksum: string;
-  size: number;
-  source: string;
-  addedAt: string;
-}
+/** What the CLI shows of a stored image (src/images/store.ts). */
+export type StoredImageView = Omit<StoredImage, 'verifiedAgainst'>;
 
 function imageSourceOf(ref: string): { kind: 'path' | 'url' | 'catalog'; ref: string; format: null; checksum: null; os: null } {
   const kind = /^https?:\/\//.test(ref) ? 'url' : ref.startsWith('/') || ref.startsWith('.') ? 'path' : 'catalog';
