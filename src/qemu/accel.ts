@@ -4,12 +4,15 @@
  * byte arrives in time the accelerator runs guests. `/dev/kvm` existing proves nothing: on
  * nested-virtualisation CI hosts it opens fine and guests hang, so `auto` must fall back to TCG.
  *
- * Results are cached per process (per binary and accelerator); doctor asks for a fresh probe.
+ * Results are cached per process (per binary and accelerator) and, for `auto`, on disk for a day
+ * (`accel.json` in the state dir, keyed by binary and kernel), so starting a VM does not pay the
+ * 1-3 s probe every time; doctor always asks for a fresh probe.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
+import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { join } from 'node:path';
 import { BackendError } from '../errors.js';
 import type { Accel } from './argv.js';
@@ -36,6 +39,19 @@ export interface ProbeOptions {
   /** ignore the cache */
   fresh?: boolean;
   kvmDevice?: string;
+  /** where `chooseAccel` keeps its verdict between runs (none: probe every process) */
+  cacheFile?: string;
+  /** time source for the on-disk verdict's age */
+  now?: () => number;
+}
+
+/** How long an on-disk verdict stands before `auto` probes again. */
+export const ACCEL_VERDICT_TTL_MS = 24 * 3600 * 1000;
+
+interface Verdict {
+  key: string;
+  at: number;
+  choice: AccelChoice;
 }
 
 const MARK = 0x4b; // 'K'
@@ -107,12 +123,15 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
     return await new Promise<ProbeResult>((resolve) => {
       let settled = false;
       let stderr = '';
-      const child = spawn(binary, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+      // Under `timeout`, the probe guest dies on its own even if tend is SIGKILLed meanwhile (a KVM
+      // probe guest on a nested host would otherwise hang forever); tend's SIGTERM is forwarded.
+      const limit = String(Math.ceil(timeoutMs / 1000) + 2);
+      const child = spawn('timeout', ['-s', 'KILL', limit, binary, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
       const settle = (ok: boolean, reason: string | null): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
         resolve(done(ok, reason));
       };
       const name = accel === 'kvm' ? 'KVM' : 'TCG';
@@ -145,10 +164,17 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
  */
 export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {}): Promise<AccelChoice> {
   if (want === 'tcg') return { accel: 'tcg', reason: null };
+  const key = `${opts.binary ?? 'qemu-system-x86_64'}\0${release()}\0${opts.kvmDevice ?? '/dev/kvm'}`;
+  const now = opts.now ?? Date.now;
+  if (want === 'auto' && opts.cacheFile && !opts.fresh) {
+    const v = await readJson<Verdict>(opts.cacheFile);
+    if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS && v.choice?.accel) return v.choice;
+  }
   const kvm = await judgeKvm(opts);
-  if (kvm.ok) return { accel: 'kvm', reason: null };
-  if (want === 'kvm') throw new BackendError('KvmUnavailable', `accel kvm was requested but ${kvm.reason ?? 'KVM does not work'}; use accel: auto or tcg`);
-  return { accel: 'tcg', reason: kvm.reason };
+  if (want === 'kvm' && !kvm.ok) throw new BackendError('KvmUnavailable', `accel kvm was requested but ${kvm.reason ?? 'KVM does not work'}; use accel: auto or tcg`);
+  const choice: AccelChoice = kvm.ok ? { accel: 'kvm', reason: null } : { accel: 'tcg', reason: kvm.reason };
+  if (opts.cacheFile) await writeJsonAtomic(opts.cacheFile, { key, at: now(), choice } satisfies Verdict).catch(() => undefined);
+  return choice;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
 import { systemClock } from '../../controllers/clock.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
@@ -17,7 +17,7 @@ import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
 import { ensureDir, exists, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
-import { FILES, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
+import { FILES, ROOT_FILES, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { findOvmf } from './firmware.js';
@@ -144,7 +144,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     if (live) return runningResult(project, vm.name, live.pid, live.argv);
     if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
 
-    const { accel, reason } = await chooseAccel(vm.accel, { binary, env });
+    const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(opts.stateRoot, ROOT_FILES.accel) });
     if (reason) log?.info({ vm: vm.name, accel }, reason);
     abortIf(signal);
 

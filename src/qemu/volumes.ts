@@ -14,7 +14,7 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../errors.js';
-import { hostFolders } from '../seed/volumes.js';
+import { hostFolders, volumeSerial } from '../seed/volumes.js';
 import { shortHash, shortRuntimeDir } from '../state/paths.js';
 import { ensureDir } from '../state/atomic.js';
 
@@ -127,4 +127,24 @@ export async function startVirtiofsd(
     }
   }
   return pids;
+}
+
+/**
+ * PCI slots of named volume disks, counted down from 0x1e. QEMU creates the boot disk of
+ * `-drive if=virtio` after every `-device`, so a volume's virtio-blk device would otherwise get
+ * a lower slot, and SeaBIOS (which tries disks in PCI order) would try to boot the empty volume
+ * and stop there. High fixed slots keep the boot disk first and shift no other device.
+ */
+export const VOLUME_SLOT_TOP = 0x1e;
+export const MAX_VOLUMES = 14;
+
+export function volumePciAddr(index: number): string {
+  if (index < 0 || index >= MAX_VOLUMES) throw new BackendError('TooManyVolumes', `a VM can mount at most ${MAX_VOLUMES} named volumes`);
+  return `0x${(VOLUME_SLOT_TOP - index).toString(16)}`;
+}
+
+/** The `-device` value of a VM's named volume disk: serial (what the guest finds it by) and slot. */
+export function volumeDeviceArg(vm: VmSpec, name: string): string {
+  const named = vm.volumes.flatMap((m) => (m.kind === 'named' ? [m.name] : []));
+  return `virtio-blk-pci,drive=vol-${name},serial=${volumeSerial(name)},addr=${volumePciAddr(named.indexOf(name))}`;
 }

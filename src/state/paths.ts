@@ -36,6 +36,12 @@ export const FILES = {
   efiVars: 'efi-vars.fd',
 } as const;
 
+/** Files directly under the state root. */
+export const ROOT_FILES = {
+  /** the accelerator verdict of `accel: auto`, kept for a day */
+  accel: 'accel.json',
+} as const;
+
 export const PROJECT_FILES = {
   lock: 'project.lock',
   events: 'events.jsonl',

@@ -56,3 +56,18 @@ test('a virtiofsd that exits without a socket is reported with its log', async (
     return true;
   });
 });
+
+test('named volume disks sit on high PCI slots so the boot disk stays first in the BIOS boot order', async () => {
+  const { volumeDeviceArg, volumePciAddr } = await import('../../src/qemu/volumes.js');
+  assert.equal(volumeDeviceArg(vm, 'data'), 'virtio-blk-pci,drive=vol-data,serial=data,addr=0x1e');
+  const two = applyDefaults({
+    name: 'db',
+    image: { kind: 'catalog', ref: 'debian:12' },
+    volumes: [
+      { kind: 'named', name: 'a', target: '/a', readOnly: false },
+      { kind: 'named', name: 'a-very-long-volume-name-indeed', target: '/b', readOnly: true },
+    ],
+  });
+  assert.equal(volumeDeviceArg(two, 'a-very-long-volume-name-indeed'), 'virtio-blk-pci,drive=vol-a-very-long-volume-name-indeed,serial=a-very-long-volume-n,addr=0x1d');
+  assert.throws(() => volumePciAddr(14), /at most 14/);
+});
