@@ -150,7 +150,9 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
       child.on('error', (err) => settle(false, `${name}: cannot run ${binary}: ${err.message}`));
       child.on('exit', (code) => {
         // the byte may still be in the pipe: give stdout a moment to drain
-        setTimeout(() => settle(false, `${name}: ${binary} exited (${code}) before the test guest ran${stderr.trim() ? `: ${stderr.trim()}` : ''}`), 50);
+        // 126/127: `timeout` could not run the binary at all
+        const why = code === 126 || code === 127 ? `cannot run ${binary}: ${stderr.trim() || 'not found'}` : `${binary} exited (${code}) before the test guest ran${stderr.trim() ? `: ${stderr.trim()}` : ''}`;
+        setTimeout(() => settle(false, `${name}: ${why}`), 50);
       });
     });
   } finally {
