@@ -30,7 +30,7 @@ export interface WatchLoad {
 
 export interface WatchDeps extends ControllerDeps {
   /** read the project files again */
-  load(): Promise<WatchLoad>;
+  load(): WatchLoad | Promise<WatchLoad>;
   /** run `fn` holding the project lock; the lock is released before this settles */
   withLock<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T>;
   /** (re)point the file watcher at these paths (called after every valid load) */

@@ -16,6 +16,7 @@ TEND_APT_TEST_PACKAGES=(
   procps              # ps, used by the fake cloud-init of test/integration/ssh-exec.test.ts
   genisoimage         # isoinfo: reads back the in-process seed ISO (test/unit/seed-iso.test.ts)
   libarchive-tools    # bsdtar: a second reader of the seed ISO
+  iproute2 dnsmasq-base isc-dhcp-client  # test/integration/tap-netns.test.ts: netns, bridge, DHCP
 )
 # ---- end of test tools ----
 

@@ -122,6 +122,8 @@ export async function depsFor(ctx: Context): Promise<ControllerDeps> {
     guest: {
       waitReady: async (project, vm, signal) => (await guest()).waitReady(project, vm, signal),
       provision: async (project, vm, opts, signal) => (await guest()).provision(project, vm, opts, signal),
+      // the layer cache's host-side check: an edited step re-runs even when the step count is unchanged
+      provisionPending: async (project, vm, recorded, signal) => (await (await guest()).provisionPending?.(project, vm, recorded, signal)) ?? true,
     },
   };
 }

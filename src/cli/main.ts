@@ -159,6 +159,54 @@ export function buildProgram(rt: Runtime): Command {
     });
 
   program
+    .command('watch')
+    .description('converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)')
+    .option('--resync <duration>', 'periodic full converge; 0 turns it off', '30s')
+    .option('--debounce <duration>', 'quiet time after a file save before reconciling', '50ms')
+    .option('--no-provision', 'skip provision steps')
+    .option('--recreate', 'replace disks where the image changed or the disk shrank')
+    .option('--prune', 'stop and delete VMs no longer declared')
+    .addHelpText('after', examples('tend watch', 'tend watch --resync 1m --prune', 'tend watch --json | jq .reason'))
+    .action(async (o: { resync: string; debounce: string; provision?: boolean; recreate?: boolean; prune?: boolean }, cmd: Command) => {
+      const g = await globals(cmd, rt, true);
+      const { watchCommand, renderWatchEvent } = await import('./commands/watch.js');
+      // human lines on a terminal; one JSON event per line with --json or under systemd/CI
+      const json = (g.json ?? false) || !process.stdout.isTTY;
+      await watchCommand({
+        ...g,
+        resync: o.resync,
+        debounce: o.debounce,
+        provision: o.provision !== false,
+        recreate: o.recreate ?? false,
+        prune: o.prune ?? false,
+        onEvent: (e) => out(renderWatchEvent(e, json)),
+        subscribeReload: (reload) => {
+          const onHup = (): void => reload();
+          process.on('SIGHUP', onHup);
+          return () => process.off('SIGHUP', onHup);
+        },
+      });
+    });
+
+  for (const verb of ['install', 'uninstall'] as const) {
+    const c = program
+      .command(verb)
+      .description(verb === 'install' ? 'write a systemd unit that runs `tend watch` for this project (survives reboots)' : 'remove the systemd unit of `tend install`')
+      .option('--system', 'system unit (/etc/systemd/system) instead of a user unit')
+      .option('--dry-run', 'print the unit and the systemctl commands; change nothing');
+    if (verb === 'install') c.option('--enable', 'also `systemctl enable --now` it');
+    c.addHelpText('after', verb === 'install' ? examples('tend install --enable', 'tend install --system --dry-run') : examples('tend uninstall'))
+      .action(async (o: { system?: boolean; dryRun?: boolean; enable?: boolean }, cmd: Command) => {
+        const g = await globals(cmd, rt);
+        const { installCommand, uninstallCommand, renderInstall } = await import('./commands/install.js');
+        const opts = { ...g, system: o.system ?? false, dryRun: o.dryRun ?? false, enable: o.enable ?? false };
+        const r = verb === 'install' ? await installCommand(opts) : await uninstallCommand(opts);
+        if (g.json) printJson(r);
+        else out(renderInstall(r, verb));
+      });
+  }
+
+  program
     .command('down')
     .description('stop every VM of the project, dependents first (`tend up` starts them again)')
     .option('--destroy', 'also delete the VMs (disks, seeds, keys)')
@@ -274,11 +322,18 @@ export function buildProgram(rt: Runtime): Command {
     .description('what happened in this project (VmStarted, VmFailed, ...), oldest first')
     .option('--vm <name>', 'only this VM')
     .option('--tail <n>', 'only the last N events', (v: string) => Number.parseInt(v, 10))
-    .addHelpText('after', examples('tend events', 'tend events --vm web --tail 20', 'tend events --json'))
-    .action(async (o: { vm?: string; tail?: number }, cmd: Command) => {
+    .option('-f, --follow', 'keep printing new events as they happen, until Ctrl-C (--json: one per line)')
+    .addHelpText('after', examples('tend events', 'tend events --vm web --tail 20', 'tend events --json', 'tend events -f'))
+    .action(async (o: { vm?: string; tail?: number; follow?: boolean }, cmd: Command) => {
       const g = await globals(cmd, rt);
-      const { eventsCommand, renderEvents } = await import('./commands/events.js');
-      const r = await eventsCommand({ ...g, ...(o.vm ? { vm: o.vm } : {}), ...(o.tail !== undefined && Number.isFinite(o.tail) ? { tail: o.tail } : {}) });
+      const { eventsCommand, renderEvents, renderEventLine } = await import('./commands/events.js');
+      const r = await eventsCommand({
+        ...g,
+        ...(o.vm ? { vm: o.vm } : {}),
+        ...(o.tail !== undefined && Number.isFinite(o.tail) ? { tail: o.tail } : {}),
+        ...(o.follow ? { follow: true, onEvent: (e: TendEvent) => out(g.json ? JSON.stringify(e) : renderEventLine(e)) } : {}),
+      });
+      if (o.follow) return;
       if (g.json) printJson(r);
       else out(renderEvents(r));
     });
@@ -300,6 +355,71 @@ export function buildProgram(rt: Runtime): Command {
         stderr: (b) => void process.stderr.write(b),
       });
       rt.exitCode = r.code;
+    });
+
+  program
+    .command('ssh')
+    .argument('[name]', 'VM name (optional when the project has one VM)')
+    .argument('[command...]', 'run this instead of a login shell (after --)')
+    .description('open a terminal in the VM through the system ssh (user and key: docs/ssh.md)')
+    .option('--user <user>', 'log in as this user')
+    .option('--key <path>', 'also offer this private key (after the generated one)')
+    .addHelpText('after', examples('tend ssh', 'tend ssh web', 'tend ssh web --user root -- journalctl -b'))
+    .action(async (name: string | undefined, argv: string[], o: { user?: string; key?: string }, cmd: Command) => {
+      const g = await globals(cmd, rt);
+      const { sshCommand } = await import('./commands/ssh.js');
+      const r = await sshCommand({ ...g, ...(name ? { name } : {}), ...(argv.length > 0 ? { argv } : {}), ...(o.user ? { user: o.user } : {}), ...(o.key ? { key: o.key } : {}) });
+      rt.exitCode = r.code;
+    });
+
+  program
+    .command('console')
+    .argument('[name]', 'VM name (optional when the project has one VM)')
+    .description('attach to the VM\'s serial console (works during boot); Ctrl-] detaches')
+    .addHelpText('after', examples('tend console web'))
+    .action(async (name: string | undefined, _o, cmd: Command) => {
+      const g = await globals(cmd, rt);
+      const { consoleCommand } = await import('./commands/console.js');
+      const r = await consoleCommand({ ...g, ...(name ? { name } : {}), onAttached: (vm) => err(`attached to ${vm}'s serial console; Ctrl-] detaches`) });
+      err(r.end === 'detached' ? '\ndetached' : `\n${r.vm}'s console closed (the VM stopped?)`);
+    });
+
+  program
+    .command('logs')
+    .argument('[name]', 'VM name (optional when the project has one VM)')
+    .description('a VM\'s log: its events (default), its serial console, or its provisioning output')
+    .option('--console', 'the serial console log (boot messages, login prompt)')
+    .option('--provision', 'the provisioning log (every step\'s output)')
+    .option('-n, --lines <n>', 'only the last N lines', (v: string) => Number.parseInt(v, 10))
+    .option('-f, --follow', 'keep printing what is appended, until Ctrl-C')
+    .addHelpText('after', examples('tend logs web', 'tend logs web --console -f', 'tend logs web --provision -n 50'))
+    .action(async (name: string | undefined, o: { console?: boolean; provision?: boolean; lines?: number; follow?: boolean }, cmd: Command) => {
+      if (o.console && o.provision) throw new TendError('BadUsage', '--console and --provision show different logs: pick one', EXIT.usage);
+      const g = await globals(cmd, rt);
+      const { logsCommand } = await import('./commands/logs.js');
+      await logsCommand({
+        ...g,
+        ...(name ? { name } : {}),
+        source: o.console ? 'console' : o.provision ? 'provision' : 'events',
+        ...(o.lines !== undefined ? { lines: o.lines } : {}),
+        follow: o.follow ?? false,
+        write: (line) => void process.stdout.write(line + '\n'),
+      });
+    });
+
+  program
+    .command('provision')
+    .description('run every provision step again on the running VMs (ignores the step cache)')
+    .option('--name <vm>', 'only this VM (repeatable)', collect)
+    .addHelpText('after', examples('tend provision', 'tend provision --name web'))
+    .action(async (o: { name?: string[] }, cmd: Command) => {
+      const g = await globals(cmd, rt, true);
+      const { provisionCommand } = await import('./commands/provision.js');
+      const { renderConverge } = await import('./commands/converge.js');
+      const r = await provisionCommand({ ...g, ...(o.name ? { names: o.name } : {}), onEvent: logEvent(g) });
+      if (g.json) printJson(r);
+      else out(renderConverge(r));
+      if (!r.ok) rt.exitCode = EXIT.failure;
     });
 
   registerExtra(program, rt);
@@ -341,6 +461,75 @@ function registerExtra(program: Command, rt: Runtime): void {
   image.command('rm').argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)').description('delete a stored image (refused while a VM disk uses it)').addHelpText('after', examples('tend image rm debian:12')).action(imageAction('rm'));
   image.command('build').argument('<name>', 'buildable catalog name').description('build a catalog image locally (no network)').addHelpText('after', examples('tend image build debian:12')).action(imageAction('build'));
 
+  const volume = program.command('volume').description('named volumes of the project: ls, inspect, rm (they outlive VMs)');
+  volume.addHelpText('after', examples('tend volume ls', 'tend volume inspect data', 'tend volume rm data'));
+  const volumeAction = (verb: 'ls' | 'inspect' | 'rm') => async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = await globals(cmd, rt);
+    const { volumeCommand, renderVolume } = await import('./commands/volume.js');
+    const names = args.slice(0, -2).flat().filter((a): a is string => typeof a === 'string');
+    const r = await volumeCommand({ ...g, verb, names });
+    if (g.json) printJson(r);
+    else out(renderVolume(r));
+  };
+  volume.command('ls').alias('list').description('list the named volumes: size, use, who mounts them').action(volumeAction('ls'));
+  volume.command('inspect').argument('<name>', 'volume').description('show one volume').action(volumeAction('inspect'));
+  volume.command('rm').argument('<names...>', 'volumes').description('delete volumes (refused while a VM that mounts one exists)').action(volumeAction('rm'));
+
+  program
+    .command('run')
+    .description('start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]')
+    .argument('[args...]', 'image, options, then -- and a command to run over SSH once Ready')
+    .allowUnknownOption()
+    .helpOption(false)
+    .addHelpText('after', examples('tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'))
+    .action(async (_args: string[], _o: unknown, cmd: Command) => {
+      const g = await globals(cmd, rt, true);
+      // commander keeps the argv it parsed in rawArgs (untyped): run parses its own words (-v is --volume here)
+      const raw = (program as unknown as { rawArgs: string[] }).rawArgs.slice(2);
+      let at = raw.indexOf('run');
+      while (at > 0 && ['-f', '--file', '--state-dir', '--lock-timeout'].includes(raw[at - 1])) at = raw.indexOf('run', at + 1);
+      const before = raw.slice(0, Math.max(0, at));
+      g.verbose = before.includes('-v') || before.includes('--verbose');
+      const words = raw.slice(at + 1);
+      const dash = words.indexOf('--');
+      if ((dash < 0 ? words : words.slice(0, dash)).some((w) => w === '--help' || w === '-h')) {
+        out(cmd.helpInformation());
+        return;
+      }
+      const { parseRunArgs, runCommand, renderRun } = await import('./commands/run.js');
+      const r = await runCommand({
+        ...g,
+        ...parseRunArgs(words),
+        onEvent: logEvent(g),
+        stdout: (b) => void process.stdout.write(b),
+        stderr: (b) => void process.stderr.write(b),
+      });
+      if (g.json) printJson(r);
+      else if (r.exec) err(renderRun(r));
+      else out(renderRun(r));
+      rt.exitCode = r.exec ? r.exec.code : r.ok ? EXIT.ok : EXIT.failure;
+    });
+
+  program
+    .command('import')
+    .argument('[domain]', 'libvirt domain name (read with virsh dumpxml)')
+    .description('write a tend.yaml from a libvirt domain (--xml FILE or a domain name), warning about every part it cannot map')
+    .option('--xml <file>', 'libvirt domain XML file')
+    .option('-o, --output <file>', 'file to write (default tend.yaml; - prints it)')
+    .option('--force', 'overwrite the output file')
+    .option('-c, --connect <uri>', 'libvirt URI for virsh')
+    .addHelpText('after', examples('tend import --xml vm.xml', 'tend import web01 -o - ', 'tend import -c qemu:///system web01'))
+    .action(async (domain: string | undefined, o: { xml?: string; output?: string; force?: boolean; connect?: string }, cmd: Command) => {
+      const g = await globals(cmd, rt);
+      const { importCommand, renderImport } = await import('./commands/import.js');
+      const r = await importCommand({ ...g, ...(domain ? { domain } : {}), ...o });
+      if (g.json) printJson(r);
+      else if (r.file) {
+        for (const w of r.warnings) err(`warning: ${w.part}: ${w.message}`);
+        out(`wrote ${r.file} (service ${r.name}); check it with: tend validate -f ${r.file}`);
+      } else out(renderImport(r));
+    });
 }
 
 /** A one-line download progress bar on a TTY; nothing otherwise (progress lines still print). */
@@ -414,7 +603,9 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   process.on('SIGTERM', onSignal);
   const verbose = argv.includes('-v') || argv.includes('--verbose');
   try {
-    await buildProgram(rt).parseAsync(argv);
+    // `-f` after logs/events means --follow, not the global --file
+    const { rewriteFollowFlag } = await import('./commands/logs.js');
+    await buildProgram(rt).parseAsync(rewriteFollowFlag(argv));
     return rt.exitCode;
   } catch (e) {
     return printError(e, verbose, argv.includes('--json'));

@@ -4,6 +4,9 @@
  * paths included) is passed in, so it is unit-tested for fixed host capabilities.
  */
 import type { VmSpec } from '../../schemas/model.js';
+import type { ProjectNetMember } from '../net/project-net.js';
+import { projectNetArgs } from './project-net.js';
+import { hostFolderArgs, volumeDeviceArg, type HostFolderShare } from './volumes.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -50,6 +53,12 @@ export interface ArgvInput {
   sshPort: number;
   /** address the SSH forward binds to; default 127.0.0.1 */
   sshAddress?: string;
+  /** the project network's NIC (src/qemu/project-net.ts); none when null or absent */
+  projectNet?: ProjectNetMember | null;
+  /** host folders shared with virtiofs (src/qemu/volumes.ts) */
+  hostFolders?: HostFolderShare[];
+  /** stable MAC of the TAP NIC (src/qemu/tap.ts), so the guest's IP can be found by it */
+  tapMac?: string;
   /** required when vm.firmware is uefi / uefi-secure */
   firmware?: Firmware | null;
 }
@@ -81,10 +90,13 @@ export function buildArgv(input: ArgvInput): string[] {
     const p = paths.volumes[v.name];
     if (!p) throw new Error(`${vm.name}: no path for volume ${v.name}`);
     a.push('-drive', `if=none,id=vol-${v.name},file=${opt(p)},format=qcow2${v.readOnly ? ',readonly=on' : ''}`);
-    a.push('-device', `virtio-blk-pci,drive=vol-${v.name},serial=${v.name}`);
+    // high PCI slot: the boot disk must stay first in the BIOS boot order (src/qemu/volumes.ts)
+    a.push('-device', volumeDeviceArg(vm, v.name));
   }
 
   a.push(...networkArgs(input));
+  if (input.projectNet) a.push(...projectNetArgs(input.projectNet));
+  a.push(...hostFolderArgs(vm, input.hostFolders ?? []));
   a.push('-device', 'virtio-rng-pci');
   a.push('-display', 'none', '-vga', 'none');
   a.push('-chardev', `socket,id=ser0,path=${opt(paths.serial)},server=on,wait=off,logfile=${opt(paths.consoleLog)},logappend=on`);
@@ -106,7 +118,7 @@ function networkArgs(input: ArgvInput): string[] {
       return ['-nic', 'none'];
     case 'tap': {
       const netdev = vm.network.bridge ? `bridge,id=n0,br=${opt(vm.network.bridge)}` : 'tap,id=n0,script=no,downscript=no';
-      return ['-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0'];
+      return ['-netdev', netdev, '-device', `virtio-net-pci,netdev=n0${input.tapMac ? `,mac=${input.tapMac}` : ''}`];
     }
     case 'user': {
       const fwd = [`hostfwd=tcp:${input.sshAddress ?? '127.0.0.1'}:${input.sshPort}-:${vm.ssh.port}`];

@@ -26,6 +26,9 @@ import { observeVm, vmFolders, type AppliedRecord, type IntentRecord } from './o
 import { allocatePorts, type PortRecord } from './ports.js';
 import { spawnQemu, waitExit } from './process.js';
 import { qmpOnce } from './qmp.js';
+import { ensureProjectNet } from './project-net.js';
+import { hostFolderShares, startVirtiofsd } from './volumes.js';
+import { tapMac } from './tap.js';
 
 export interface QemuBackendOptions {
   stateRoot: string;
@@ -123,7 +126,8 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     }
 
     if (vm.cloudInit !== null) {
-      await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm) });
+      const net = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
+      await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm), net });
     } else {
       await rm(f('seed'), { force: true });
     }
@@ -166,6 +170,9 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     for (const p of [qmp, serial, qmpEvents, f('pid')]) await rm(p, { force: true });
     const volumes: Record<string, string> = {};
     for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
+    const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
+    const hostFolders = hostFolderShares(vm, vmDir(pd, vm.name), env);
+    const virtiofsd = await startVirtiofsd(vm.name, hostFolders, { logPath: f('virtiofsdLog'), env });
     const argv = buildArgv({
       vm,
       accel,
@@ -183,9 +190,15 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       sshPort: alloc.sshPort,
       sshAddress: alloc.sshAddress,
       firmware,
+      projectNet,
+      hostFolders,
+      ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
     });
     const pid = await spawnQemu({
       binary, argv, env, stderrPath: f('qemuStderr'), qmpPath: qmp, clock, vmName: vm.name, timeoutMs: opts.startTimeoutMs, signal,
+    }).catch((err: unknown) => {
+      for (const p of virtiofsd) signalPid(p, 'SIGTERM');
+      throw err;
     });
     const prev = await readApplied(project, vm.name);
     await writeJsonAtomic(f('applied'), { spec: vm, diskImage: prev?.diskImage ?? null } satisfies AppliedRecord);

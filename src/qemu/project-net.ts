@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import type { Project } from '../../schemas/model.js';
 import { assignAddresses, projectNetMember, wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
+import { PROJECT_FILES } from '../state/paths.js';
 
 /** The assignment file (instance name -> host number); a project-level state file. */
-export const PROJECT_NET_FILE = 'network.json';
+export const PROJECT_NET_FILE = PROJECT_FILES.network;
 
 export function projectNetFile(projDir: string): string {
   return join(projDir, PROJECT_NET_FILE);

@@ -12,6 +12,9 @@ import type { VmSpec } from '../../schemas/model.js';
 import { defaultCloudInit } from '../../schemas/defaults.js';
 import { NotFoundError } from '../errors.js';
 import { imageOs } from '../ssh/user.js';
+import type { ProjectNetMember } from '../net/project-net.js';
+import { projectNetBootcmd } from './network-config.js';
+import { volumeBootcmd } from './volumes.js';
 
 export const SUDO_NOPASSWD = 'ALL=(ALL) NOPASSWD:ALL';
 
@@ -24,7 +27,7 @@ function loginShell(vm: VmSpec): string {
   return imageOs(vm) === 'alpine' ? '/bin/sh' : '/bin/bash';
 }
 
-export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: string }): string {
+export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: string; net?: ProjectNetMember | null }): string {
   const ci = vm.cloudInit ?? defaultCloudInit();
   if (ci.userData) {
     try {
@@ -60,7 +63,9 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
       ...(f.owner ? { owner: f.owner } : {}),
     }));
   }
-  if (ci.bootcmd.length > 0) doc.bootcmd = [...ci.bootcmd];
+  // mounts (src/seed/volumes.ts) and the project network (src/seed/network-config.ts) first, every boot
+  const bootcmd = [...volumeBootcmd(vm), ...(opts.net ? [projectNetBootcmd(opts.net)] : []), ...ci.bootcmd];
+  if (bootcmd.length > 0) doc.bootcmd = bootcmd;
   if (ci.runcmd.length > 0) doc.runcmd = [...ci.runcmd];
   return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -30,7 +30,8 @@ export function renderNetworkConfig(net: ProjectNetMember, userMac: string = QEM
       project0: { match: { macaddress: net.mac }, dhcp4: false, addresses: [`${net.address}/${net.prefix}`] },
     },
   };
-  return stringify(doc, { lineWidth: 0 });
+  // cloud-init reads YAML 1.1 (PyYAML): unquoted, 52:54:00:12:34:56 is a base-60 integer there
+  return stringify(doc, { lineWidth: 0, version: '1.1' });
 }
 
 /** /etc/hosts lines of the project network, one per VM. */

@@ -3,16 +3,21 @@ import type { VmSpec } from '../../schemas/model.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { renderMetaData, renderUserData } from './cloud-config.js';
 import { buildIso } from './iso9660.js';
+import type { ProjectNetMember } from '../net/project-net.js';
+import { renderNetworkConfig } from './network-config.js';
 
 export const SEED_LABEL = 'cidata';
 
-export function seedFiles(vm: VmSpec, opts: { instanceId: string; publicKey: string; user: string }): Record<string, string> {
-  return {
-    'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey }),
+export function seedFiles(vm: VmSpec, opts: { instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null }): Record<string, string> {
+  const files: Record<string, string> = {
+    'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null }),
     'meta-data': renderMetaData(vm, opts.instanceId),
   };
+  // a second NIC (the project network): pin DHCP to the user-mode NIC, a static address on the other
+  if (opts.net) files['network-config'] = renderNetworkConfig(opts.net);
+  return files;
 }
 
-export async function writeSeed(vm: VmSpec, opts: { isoPath: string; instanceId: string; publicKey: string; user: string }): Promise<void> {
+export async function writeSeed(vm: VmSpec, opts: { isoPath: string; instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null }): Promise<void> {
   await writeFileAtomic(opts.isoPath, buildIso(SEED_LABEL, seedFiles(vm, opts)));
 }

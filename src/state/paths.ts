@@ -34,6 +34,7 @@ export const FILES = {
   status: 'status.json',
   intent: 'intent.json',
   efiVars: 'efi-vars.fd',
+  virtiofsdLog: 'virtiofsd.log',
 } as const;
 
 /** Files directly under the state root. */
@@ -46,6 +47,8 @@ export const PROJECT_FILES = {
   lock: 'project.lock',
   events: 'events.jsonl',
   spec: 'project.json',
+  /** project network address assignment (src/qemu/project-net.ts) */
+  network: 'network.json',
   /** held by `tend watch` for its whole life: one controller per project */
   watchLock: 'watch.lock',
 } as const;

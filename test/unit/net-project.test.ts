@@ -74,6 +74,10 @@ test('network-config v2 pins DHCP to the user NIC and the static address to the 
   assert.deepEqual(doc.ethernets.project0.match, { macaddress: m.mac });
   assert.deepEqual(doc.ethernets.project0.addresses, ['10.213.0.11/24']);
   for (const e of Object.values(doc.ethernets)) assert.equal('set-name' in e, false, 'NICs keep their kernel names');
+  // cloud-init parses YAML 1.1, where an unquoted 52:54:00:12:34:56 is a (base-60) number
+  const v11 = parse(renderNetworkConfig(m), { version: '1.1' }) as typeof doc;
+  assert.equal(v11.ethernets.user0.match.macaddress, '52:54:00:12:34:56');
+  assert.equal(typeof v11.ethernets.project0.match.macaddress, 'string');
 });
 
 test('the hosts bootcmd replaces its own /etc/hosts block and keeps the rest', () => {

@@ -102,8 +102,9 @@ test('named volumes are extra virtio disks with their name as serial; :ro is rea
   assert.ok(drives.includes('if=none,id=vol-data,file=/s/volumes/data.qcow2,format=qcow2'));
   assert.ok(drives.includes('if=none,id=vol-cache,file=/s/volumes/cache.qcow2,format=qcow2,readonly=on'));
   const devs = values(a, '-device');
-  assert.ok(devs.includes('virtio-blk-pci,drive=vol-data,serial=data'));
-  assert.ok(devs.includes('virtio-blk-pci,drive=vol-cache,serial=cache'));
+  // addr: high PCI slots keep the boot disk first in the BIOS boot order (src/qemu/volumes.ts)
+  assert.ok(devs.includes('virtio-blk-pci,drive=vol-data,serial=data,addr=0x1e'));
+  assert.ok(devs.includes('virtio-blk-pci,drive=vol-cache,serial=cache,addr=0x1d'));
 });
 
 test('extra args are appended verbatim, last, as separate argv entries (no shell)', () => {

@@ -207,7 +207,7 @@ test('a VM that fails to start is retried with the crash-loop backoff, not in a 
   const ev = collector();
   const ac = new AbortController();
   const p = project([spec('web')]);
-  const ctl = startWatch(p, { backend: mb, guest: mb, clock, load: () => ({ project: p, diagnostics: [] }), withLock: (fn) => fn() },
+  const ctl = startWatch(p, { backend: mb, guest: mb, clock, load: (): WatchLoad => ({ project: p, diagnostics: [] }), withLock: (fn) => fn() },
     { prune: false, recreate: false, provision: true, resyncMs: 0, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000, healthyMs: 60_000 }, onEvent: ev.onEvent }, ac.signal);
   const starts = (): number => mb.calls((r) => r.method === 'start').length;
   await until(() => starts() === 2 && mb.inFlight === 0 && ev.reasons('web').filter((r) => r === 'BackOff').length === 2, 'first retry at once');

@@ -29,6 +29,8 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
   return withDeps(o, commandName, async (ctx, deps, run) => {
     if (names) checkVmNames(ctx.project, names);
     const observed = await deps.backend.observe(ctx.project, o.signal);
+    // a fixed host port someone else holds fails before anything starts (controllers/port-conflicts.ts)
+    await (await import('../../net/port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
     for (const n of names ?? ctx.project.vms.map((v) => v.name)) {
       if (observed.vms[n]?.intent) await deps.backend.setIntent(ctx.project, n, null);
     }

@@ -1,16 +1,33 @@
 /** `tend doctor`: check the host (QEMU, qemu-img, which accelerator really works, SSH, state dir). */
 import type { DoctorReport, ToolReport } from '../../qemu/doctor.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import { renderDeviceChecks } from '../../qemu/devices.js';
 
 export interface DoctorResult {
   ok: boolean;
   report: DoctorReport;
+  /** PCI passthrough checks of the devices the project in cwd declares (src/qemu/devices.ts) */
+  devices?: import('../../qemu/devices.js').DeviceCheck[];
 }
 
 export async function doctorCommand(g: GlobalOptions): Promise<DoctorResult> {
   const { doctor } = await import('../../qemu/doctor.js');
   const report = await doctor({ stateRoot: resolveStateRoot(g), env: g.env ?? process.env });
-  return { ok: report.problems.length === 0, report };
+  const devices = await projectDevices(g);
+  for (const d of devices) report.problems.push(...d.problems);
+  return { ok: report.problems.length === 0, report, ...(devices.length ? { devices } : {}) };
+}
+
+/** Device checks for the project in cwd, if there is one that declares PCI devices. */
+async function projectDevices(g: GlobalOptions): Promise<import('../../qemu/devices.js').DeviceCheck[]> {
+  try {
+    const { loadFiles } = await import('../context.js');
+    const project = (await loadFiles(g)).project;
+    if (!project || !project.vms.some((v) => v.devices.length > 0)) return [];
+    return await (await import('../../qemu/devices.js')).checkDevices(project.vms);
+  } catch {
+    return [];
+  }
 }
 
 function tool(t: ToolReport): string {
@@ -33,6 +50,7 @@ export function renderDoctor(r: DoctorResult): string {
     `ssh client:  ${tool(d.ssh)}`,
     `state dir:   ${d.stateDir.path} (${d.stateDir.writable ? 'writable' : `NOT writable${d.stateDir.error ? `: ${d.stateDir.error}` : ''}`})`,
   ];
+  if (r.devices) lines.push(...renderDeviceChecks(r.devices));
   lines.push(d.problems.length === 0 ? 'no problems found' : `problems:\n${d.problems.map((p) => `  - ${p}`).join('\n')}`);
   return lines.join('\n');
 }
