@@ -341,6 +341,9 @@ export function vmStatus(snap: VmSnapshot): VmStatus {
   switch (state) {
     case 'Ready':
       conditions.push('Ready');
+      // Readiness includes the healthcheck (Guest.waitReady runs it after cloud-init): a VM only
+      // becomes Ready with a passing check, so Ready with a declared healthcheck means Healthy.
+      if (ctx.vm?.healthcheck) conditions.push('Healthy');
       break;
     case 'Failed':
       conditions.push(`Failed: ${ctx.error ?? 'unknown error'}`);

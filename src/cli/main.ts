@@ -343,14 +343,16 @@ export function buildProgram(rt: Runtime): Command {
     .argument('<name>', 'VM name')
     .argument('<command...>', 'command and arguments (after --)')
     .description('run a command in the VM over SSH; its exit code becomes tend\'s')
-    .addHelpText('after', examples('tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'"))
-    .action(async (name: string, argv: string[], _o, cmd: Command) => {
+    .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first')
+    .addHelpText('after', examples('tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'", 'tend up & tend exec -w 5m web -- cloud-init status'))
+    .action(async (name: string, argv: string[], o: { wait?: string }, cmd: Command) => {
       const g = await globals(cmd, rt);
       const { execCommand } = await import('./commands/exec.js');
       const r = await execCommand({
         ...g,
         name,
         argv,
+        ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),
         stdout: (b) => void process.stdout.write(b),
         stderr: (b) => void process.stderr.write(b),
       });

@@ -157,3 +157,11 @@ test('a stopped VM desired stopped stays Stopped; a stop entry stops it', async 
   assert.deepEqual(backend.log.find((r) => r.method === 'stop')?.detail, { timeout: 5 });
   await until(() => backend.inFlight === 0);
 });
+
+test('a Ready VM with a declared healthcheck shows the Healthy condition', () => {
+  const hc = { test: ['true'], interval: 1, retries: 1, startPeriod: 0, timeout: 1 };
+  const snap = (healthcheck: typeof hc | null) =>
+    ({ value: 'Ready', context: { vm: { healthcheck }, error: null, observed: undefined } }) as unknown as Parameters<typeof vmStatus>[0];
+  assert.deepEqual(vmStatus(snap(hc)).conditions, ['Ready', 'Healthy']);
+  assert.deepEqual(vmStatus(snap(null)).conditions, ['Ready']);
+});

@@ -4,10 +4,13 @@
  */
 import { UsageError } from '../../errors.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
+import { parseDuration } from '../output.js';
 
 export interface ExecCommandOptions extends GlobalOptions {
   name: string;
   argv: string[];
+  /** -w/--wait: wait up to this long ("5m", "90s") for the VM to be Ready before running */
+  waitFor?: string;
   stdout?: (b: Buffer) => void;
   stderr?: (b: Buffer) => void;
 }
@@ -29,11 +32,20 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   const ctx = await loadContext(o);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
-  const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
-  if (!obs || obs.power === 'stopped' || !obs.sshPort) {
-    throw new UsageError(`${o.name} is not running: \`tend start ${o.name}\` first`, 'VmNotRunning');
+  const [{ sshExec }, { sshTarget, createSshGuest }] = await Promise.all([import('../../ssh/exec.js'), import('../../ssh/guest.js')]);
+  const deadline = o.waitFor ? Date.now() + parseDuration(o.waitFor, '--wait') : 0;
+  for (;;) {
+    const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
+    if (obs && obs.power === 'running' && obs.sshPort) break;
+    if (Date.now() >= deadline) {
+      throw new UsageError(`${o.name} is not running${o.waitFor ? ` after waiting ${o.waitFor}` : ''}: \`tend start ${o.name}\` first`, 'VmNotRunning');
+    }
+    await new Promise((r) => setTimeout(r, 1000));
   }
-  const [{ sshExec }, { sshTarget }] = await Promise.all([import('../../ssh/exec.js'), import('../../ssh/guest.js')]);
+  if (o.waitFor) {
+    const readyTimeoutMs = Math.max(1000, deadline - Date.now());
+    await createSshGuest({ stateRoot: ctx.stateRoot, env: ctx.env, readyTimeoutMs }).waitReady(ctx.project, spec, o.signal);
+  }
   const r = await sshExec({
     ...(await sshTarget(ctx.stateRoot, ctx.project, spec)),
     command: o.argv.map(shellQuote).join(' '),
