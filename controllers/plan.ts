@@ -49,6 +49,8 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   name: 'live',
   service: 'live',
   image: 'recreate',
+  imageDigest: 'recreate', // the local image file was replaced
+  userDataDigest: 'seed', // the raw user-data file's content changed
   disk: 'restart', // growth; a shrink is promoted to recreate below
   cpus: 'restart',
   memory: 'restart',

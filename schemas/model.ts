@@ -217,6 +217,13 @@ export const vmSpecSchema = {
     disposable: { type: 'boolean' },
     /** seconds between ACPI powerdown and SIGTERM */
     stopGracePeriod: { type: 'number', minimum: 0 },
+    /**
+     * Identity of the content behind paths the spec names, set at load time so that a changed
+     * file (same path) is a change the plan sees: "sha256:<hex>" of a raw user-data file, and
+     * "<size>:<mtime>" of a local image file. Absent when the VM names no such file.
+     */
+    userDataDigest: { type: 'string' },
+    imageDigest: { type: 'string' },
   },
 } as const;
 

@@ -4,7 +4,8 @@
  * apply defaults in one place and validate the canonical model. One invalid file means no
  * project at all: the caller gets diagnostics and `project: null`, and never acts on a VM.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import type { Project, SourceLocation, VmSpec } from '../../schemas/model.js';
@@ -101,7 +102,7 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
   const origins: Record<string, SourceLocation> = {};
   for (const vm of loaded) {
     origins[vm.draft.name] = vm.loc;
-    const spec = applyDefaults(vm.draft);
+    const spec = withContentDigests(applyDefaults(vm.draft));
     diagnostics.push(...schemaCheck(vm, spec));
     specs.push(spec);
   }
@@ -115,6 +116,24 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
     diagnostics: sortDiagnostics(diagnostics),
     origins,
   };
+}
+
+/**
+ * Record what the files behind the spec's paths contain, so editing a raw user-data file or
+ * replacing a local image (same path) shows up in the plan as a seed change or a recreate.
+ */
+function withContentDigests(spec: VmSpec): VmSpec {
+  const out = { ...spec };
+  try {
+    if (spec.cloudInit?.userData) out.userDataDigest = `sha256:${createHash('sha256').update(readFileSync(spec.cloudInit.userData)).digest('hex')}`;
+    if (spec.image.kind === 'path') {
+      const st = statSync(spec.image.ref);
+      out.imageDigest = `${st.size}:${Math.trunc(st.mtimeMs)}`;
+    }
+  } catch {
+    // a missing file was already reported by the loader
+  }
+  return out;
 }
 
 /** A directory's base name made into a valid project name ("My Project" → "my-project"). */

@@ -84,3 +84,19 @@ test('every example loads with zero diagnostics', async () => {
     assert.ok(r.project && r.project.vms.length > 0, ex);
   }
 });
+
+test('the content behind a raw user-data file and a local image is part of the spec', async () => {
+  const d = tmp({
+    'tend.yaml': 'services:\n  web:\n    image: ./disk.qcow2\n    cloud_init:\n      user_data: ./user-data\n',
+    'disk.qcow2': 'not really a disk',
+    'user-data': '#cloud-config\nhostname: a\n',
+  });
+  const first = (await loadProject(discoverProjectFiles(d))).project?.vms[0];
+  assert.match(first?.userDataDigest ?? '', /^sha256:[0-9a-f]{64}$/);
+  assert.match(first?.imageDigest ?? '', /^\d+:\d+$/);
+  writeFileSync(join(d, 'user-data'), '#cloud-config\nhostname: b\n');
+  writeFileSync(join(d, 'disk.qcow2'), 'another disk, longer');
+  const second = (await loadProject(discoverProjectFiles(d))).project?.vms[0];
+  assert.notEqual(second?.userDataDigest, first?.userDataDigest);
+  assert.notEqual(second?.imageDigest, first?.imageDigest);
+});

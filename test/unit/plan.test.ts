@@ -64,6 +64,8 @@ const rows: Row[] = [
   { change: 'firmware', desired: { ...base, firmware: 'uefi' }, action: 'restart', changed: /firmware/ },
   { change: 'disk growth', desired: { ...base, disk: 20 }, observed: { applied: { ...base, disk: 10 } }, action: 'restart', changed: /disk: 10 → 20/ },
   { change: 'cloud-init content', desired: { ...base, cloudInit: { ...base.cloudInit!, packages: ['nginx'] } }, action: 'reseed', changed: /cloudInit/ },
+  { change: 'raw user-data file edited (same path)', desired: { ...base, userDataDigest: 'sha256:new' }, observed: { applied: { ...base, userDataDigest: 'sha256:old' } }, action: 'reseed', changed: /userDataDigest/ },
+  { change: 'local image file replaced (same path)', desired: { ...base, imageDigest: '2:2' }, observed: { applied: { ...base, imageDigest: '1:1' } }, action: 'recreate-required', changed: /imageDigest/ },
   { change: 'image without --recreate', desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } }, action: 'recreate-required', changed: /image/ },
   { change: 'image with --recreate', desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } }, opts: { recreate: true, prune: false }, action: 'recreate' },
   { change: 'image on a disposable VM', desired: { ...base, disposable: true, image: { ...base.image, ref: 'ubuntu:noble' } }, action: 'recreate' },

@@ -1,0 +1,77 @@
+/**
+ * End to end, on the real Debian 12 guest image: provisioning as the last reconcile step, with
+ * its layer cache. A file upload and a script run for real; a second converge runs nothing;
+ * editing the third of four steps re-runs only the third and fourth; a failing step fails the
+ * converge with a clear report, and the converge after the fix finishes.
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
+
+const tendYaml = (image: string, step4: string) =>
+  [
+    'name: prov',
+    'services:',
+    '  p:',
+    `    image: ${image}`,
+    '    vm: { vcpu: 1, memory_mb: 512 }',
+    '    provision:',
+    '      - shell: echo one >> ~/runs.log',
+    '      - script: ./two.sh',
+    '      - file: { source: ./conf.txt, destination: /etc/tend-conf.txt }',
+    `      - shell: ${step4}`,
+    '',
+  ].join('\n');
+
+async function cli(p: TempProject, args: string[]) {
+  return runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 600_000 });
+}
+
+async function ok(p: TempProject, args: string[]): Promise<string> {
+  const r = await cli(p, args);
+  assert.equal(r.code, 0, `tend ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+const runs = async (p: TempProject) => (await ok(p, ['exec', 'p', '--', 'cat', 'runs.log'])).trim().split('\n');
+
+test('provisioning on a real guest: runs, caches, re-runs from the changed step, reports a failure', { timeout: 1_200_000 }, async (t) => {
+  const image = await findImage();
+  const p = await tempProject({
+    'tend.yaml': tendYaml(image, 'echo four >> ~/runs.log'),
+    'two.sh': '#!/bin/sh\nset -e\necho two >> ~/runs.log\n',
+    'conf.txt': 'version=1\n',
+  });
+  t.after(() => p.cleanup());
+
+  await ok(p, ['up']);
+  assert.deepEqual(await runs(p), ['one', 'two', 'four']);
+  assert.equal((await ok(p, ['exec', 'p', '--', 'cat', '/etc/tend-conf.txt'])).trim(), 'version=1');
+
+  // Nothing changed: no step runs.
+  await ok(p, ['up']);
+  assert.deepEqual(await runs(p), ['one', 'two', 'four']);
+
+  // The content of the third step's upload changes: the third and fourth run again.
+  await writeFile(join(p.dir, 'conf.txt'), 'version=2\n');
+  await ok(p, ['up']);
+  assert.deepEqual(await runs(p), ['one', 'two', 'four', 'four']);
+  assert.equal((await ok(p, ['exec', 'p', '--', 'cat', '/etc/tend-conf.txt'])).trim(), 'version=2');
+
+  // A failing fourth step fails the converge and says which step, with what status and output.
+  await writeFile(join(p.dir, 'tend.yaml'), tendYaml(image, '"echo broken-step >&2; exit 3"'));
+  const failed = await cli(p, ['up']);
+  assert.notEqual(failed.code, 0);
+  const report = failed.stdout + failed.stderr;
+  assert.match(report, /step 4\/4/);
+  assert.match(report, /exit status 3/);
+  assert.match(report, /broken-step/);
+
+  // Fixed: only the fourth step runs.
+  await writeFile(join(p.dir, 'tend.yaml'), tendYaml(image, 'echo fixed >> ~/runs.log'));
+  await ok(p, ['up']);
+  assert.deepEqual(await runs(p), ['one', 'two', 'four', 'four', 'fixed']);
+  await ok(p, ['down', '--destroy']);
+});
