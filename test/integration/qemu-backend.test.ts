@@ -267,7 +267,7 @@ test('destroy stops the VM and deletes its folder but keeps named volumes', asyn
   const s = setup('', { volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }] });
   const pid = await up(s);
   const runs = await fakeRuns(s.log);
-  assert.ok(runs[0].argv.includes(`virtio-blk-pci,drive=vol-data,serial=data`));
+  assert.ok(runs[0].argv.includes(`virtio-blk-pci,drive=vol-data,serial=data,addr=0x1e`));
   await s.backend.destroy(s.project, 'web');
   await gone(pid);
   await assert.rejects(stat(join(s.projDir, 'vms', 'web')));
