@@ -139,7 +139,7 @@ async function idleBars(): Promise<BenchRow[]> {
   const done = watchCommand({ cwd: dir, file: [file], stateDir, env: { ...process.env, TEND_STATE_DIR: stateDir }, signal: ac.signal, backend, guest, onPass: () => passes++ });
   try {
     await until(() => passes >= 1, 'first converge');
-    await new Promise((r) => setTimeout(r, 1000)); // let start-up work settle
+    await new Promise((r) => setTimeout(r, 3000)); // let start-up work (chokidar's first scan, lazy compiles) settle
     global.gc?.();
     const windowMs = 10_000;
     const cpu0 = process.cpuUsage();

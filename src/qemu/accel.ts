@@ -5,11 +5,11 @@
  * nested-virtualisation CI hosts it opens fine and guests hang, so `auto` must fall back to TCG.
  *
  * Results are cached per process (per binary and accelerator) and, for `auto`, on disk for a day
- * (`accel.json` in the state dir, keyed by binary and kernel), so starting a VM does not pay the
- * 1-3 s probe every time; doctor always asks for a fresh probe.
+ * (`~/.cache/tend/accel.json`, keyed by binary and kernel: it is a property of the host), so
+ * starting a VM does not pay the 1-3 s probe every time; doctor always asks for a fresh probe.
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
@@ -166,7 +166,7 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
  */
 export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {}): Promise<AccelChoice> {
   if (want === 'tcg') return { accel: 'tcg', reason: null };
-  const key = `${opts.binary ?? 'qemu-system-x86_64'}\0${release()}\0${opts.kvmDevice ?? '/dev/kvm'}`;
+  const key = `${whichBinary(opts.binary ?? 'qemu-system-x86_64', opts.env)}\0${release()}\0${opts.kvmDevice ?? '/dev/kvm'}`;
   const now = opts.now ?? Date.now;
   if (want === 'auto' && opts.cacheFile && !opts.fresh) {
     const v = await readJson<Verdict>(opts.cacheFile);
@@ -196,6 +196,15 @@ export async function judgeKvm(opts: ProbeOptions = {}, tcgResult?: ProbeResult)
     ok: false,
     reason: `KVM: /dev/kvm opens but a test guest took ${(kvm.ms / 1000).toFixed(1)} s to run under KVM${tcg.ok ? ` (TCG: ${(tcg.ms / 1000).toFixed(1)} s)` : ''}: KVM is slower than emulation here, real guests hang (nested virtualisation?)`,
   };
+}
+
+/** The binary's path as PATH resolves it, so a verdict about one QEMU is never used for another. */
+function whichBinary(binary: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (binary.includes('/')) return binary;
+  for (const dir of (env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, binary))) return join(dir, binary);
+  }
+  return binary;
 }
 
 /** Forget cached probes (tests). */

@@ -17,7 +17,7 @@ import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
 import { ensureDir, exists, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
-import { FILES, ROOT_FILES, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
+import { CACHE_FILES, FILES, cacheRoot, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { findOvmf } from './firmware.js';
@@ -148,7 +148,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     if (live) return runningResult(project, vm.name, live.pid, live.argv);
     if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
 
-    const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(opts.stateRoot, ROOT_FILES.accel) });
+    const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(cacheRoot(env), CACHE_FILES.accel) });
     if (reason) log?.info({ vm: vm.name, accel }, reason);
     abortIf(signal);
 

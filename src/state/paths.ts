@@ -37,11 +37,16 @@ export const FILES = {
   virtiofsdLog: 'virtiofsd.log',
 } as const;
 
-/** Files directly under the state root. */
-export const ROOT_FILES = {
+/** Host-wide cache files (a property of the host, not of a project): under cacheRoot(). */
+export const CACHE_FILES = {
   /** the accelerator verdict of `accel: auto`, kept for a day */
   accel: 'accel.json',
 } as const;
+
+/** $XDG_CACHE_HOME/tend (default ~/.cache/tend): things that can be thrown away and found again. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'tend');
+}
 
 export const PROJECT_FILES = {
   lock: 'project.lock',
