@@ -34,6 +34,18 @@ export function publicKeyOf(privateKey: string, comment: string): string {
   return `${key.type} ${key.getPublicSSH().toString('base64')} ${comment}`;
 }
 
+/**
+ * A new ed25519 pair in OpenSSH format. ssh2's generator strips leading zero bytes from the public
+ * key, so about 1 pair in 256 cannot be parsed again (mscdex/ssh2#1513): such a pair is discarded
+ * and another generated.
+ */
+export function generateKeypair(comment: string): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
+}
+
 export async function ensureKeypair(vmDir: string): Promise<Keypair> {
   const privateKeyPath = join(vmDir, FILES.privateKey);
   const publicKeyPath = join(vmDir, FILES.publicKey);
@@ -46,7 +58,7 @@ export async function ensureKeypair(vmDir: string): Promise<Keypair> {
     await writeFileAtomic(publicKeyPath, derived + '\n');
     return { privateKeyPath, publicKey: derived };
   }
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  const pair = generateKeypair(comment);
   await writeFileAtomic(privateKeyPath, pair.private);
   const publicKey = pair.public.trim();
   await writeFileAtomic(publicKeyPath, publicKey + '\n');

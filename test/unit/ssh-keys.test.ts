@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { ensureKeypair } from '../../src/ssh/keys.js';
+import { ensureKeypair, generateKeypair } from '../../src/ssh/keys.js';
 import { FILES } from '../../src/state/paths.js';
 
 test('ensureKeypair: ed25519 in OpenSSH format, 0600, accepted by ssh-keygen and ssh2', async () => {
@@ -41,4 +41,12 @@ test('existing keys are reused; a lost public key is derived again from the priv
   const rebuilt = await ensureKeypair(dir);
   assert.equal(rebuilt.publicKey, first.publicKey);
   assert.equal(readFileSync(rebuilt.privateKeyPath, 'utf8'), priv);
+});
+
+test('generated pairs always parse again (ssh2 drops a leading zero byte in ~1/256 of them)', () => {
+  for (let i = 0; i < 2000; i++) {
+    const pair = generateKeypair('t');
+    assert.ok(!(ssh2.utils.parseKey(pair.private) instanceof Error), `private key ${i} parses`);
+    assert.ok(!(ssh2.utils.parseKey(pair.public) instanceof Error), `public key ${i} parses`);
+  }
 });
