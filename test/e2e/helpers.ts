@@ -12,7 +12,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,24 +121,8 @@ export async function runCli(
   return { code: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr) };
 }
 
-/** A free TCP port on 127.0.0.1 (closed again before returning). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** Generates an unencrypted ed25519 keypair at `path` / `path.pub`; returns the public key line. */
-export async function generateKey(path: string): Promise<string> {
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tend-e2e', '-f', path], { stdin: 'ignore' });
-  return (await readFile(`${path}.pub`, 'utf8')).trim();
-}
+// A free loopback port and an ssh-keygen'd ed25519 pair: shared with the sshd test helper.
+export { freePort, keygen as generateKey } from '../helpers/sshd.js';
 
 type BuildIso = (label: string, files: Record<string, string | Buffer>) => Promise<Buffer> | Buffer;
 

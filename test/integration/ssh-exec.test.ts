@@ -4,32 +4,15 @@
  * fake `cloud-init` so the cloud-init stage of waitForSsh is exercised too.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { execa } from 'execa';
 import { TendError } from '../../src/errors.js';
 import { sshExec } from '../../src/ssh/exec.js';
-import { readSshBanner, waitForSsh } from '../../src/ssh/ready.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function keygen(path: string): Promise<string> {
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tend-test', '-f', path], { stdin: 'ignore' });
-  return (await readFile(`${path}.pub`, 'utf8')).trim();
-}
+import { waitForSsh } from '../../src/ssh/ready.js';
+import { freePort, startTestSshd, type TestSshd } from '../helpers/sshd.js';
 
 function rejectsWith(reason: string, pattern?: RegExp) {
   return (err: unknown): boolean => {
@@ -44,44 +27,16 @@ let dir = '';
 let port = 0;
 let key = '';
 let wrongKey = '';
-let sshd: ChildProcess | undefined;
+let sshd: TestSshd;
 const user = userInfo().username;
 let ciCalls = '';
 let ciMode = '';
 
-async function startSshd(): Promise<void> {
-  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  sshd.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-  for (let i = 0; i < 100; i++) {
-    try {
-      await readSshBanner('127.0.0.1', port, 1000);
-      return;
-    } catch {
-      if (sshd.exitCode !== null) throw new Error(`sshd exited: ${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`sshd did not come up: ${log}`);
-}
-
-async function stopSshd(): Promise<void> {
-  const p = sshd;
-  sshd = undefined;
-  if (!p || p.exitCode !== null) return;
-  const gone = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await gone;
-}
+const startSshd = (): Promise<void> => sshd.start();
+const stopSshd = (): Promise<void> => sshd.stop();
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tend-sshd-'));
-  port = await freePort();
-  key = join(dir, 'id_client');
-  wrongKey = join(dir, 'id_wrong');
-  const pub = await keygen(key);
-  await keygen(wrongKey);
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_ed25519')], { stdin: 'ignore' });
+  dir = await mkdtemp(join(tmpdir(), 'tend-ssh-exec-'));
   const bin = join(dir, 'bin');
   await mkdir(bin);
   ciCalls = join(dir, 'ci-calls');
@@ -103,31 +58,12 @@ esac
 `,
   );
   await chmod(join(bin, 'cloud-init'), 0o755);
-  await writeFile(join(dir, 'authorized_keys'), `environment="PATH=${bin}:/usr/bin:/bin:/usr/sbin:/sbin" ${pub}\n`, { mode: 0o600 });
-  await writeFile(
-    join(dir, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(dir, 'host_ed25519')}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      'PermitRootLogin prohibit-password',
-      'PermitUserEnvironment yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'LogLevel ERROR',
-      '',
-    ].join('\n'),
-  );
-  await mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => {});
-  await startSshd();
+  sshd = await startTestSshd({ pathDirs: [bin] });
+  ({ port, key, wrongKey } = sshd);
 });
 
 after(async () => {
-  await stopSshd();
+  await sshd.dispose();
   await rm(dir, { recursive: true, force: true });
 });
 
