@@ -34,6 +34,8 @@ export interface ConvergeOptions extends RunOptions {
   provision: boolean;
   /** run every provision step again (`tend provision`) */
   forceProvision?: boolean;
+  /** an observation the caller has just made (saves observing twice); observed here otherwise */
+  observed?: Observed;
 }
 
 export type VmResult = VmStatus;
@@ -127,7 +129,7 @@ const notOk = (r: VmResult): boolean => r.state === 'Failed' || r.state === 'Blo
  * trip unless provisioning is due (docs/controller.md).
  */
 export async function converge(project: Project, deps: ControllerDeps, opts: ConvergeOptions): Promise<ConvergeResult> {
-  const observed = await observe(project, deps, opts.signal);
+  const observed = opts.observed ?? (await observe(project, deps, opts.signal));
   if (opts.names) checkNames(project, observed, opts.names);
   const specs = new Map(project.vms.map((v) => [v.name, v]));
   const names = opts.names ? withDependencies(opts.names, (n) => specs.get(n)?.dependsOn ?? []) : undefined;

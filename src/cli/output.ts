@@ -1,5 +1,6 @@
 /** Terminal output helpers: aligned tables, durations, sizes. Pure string functions. */
 import { UsageError } from '../errors.js';
+import { parseDuration as parseDurationSeconds } from '../load/common.js';
 
 /** Left-aligned columns separated by three spaces; the last column is not padded. */
 export function table(headers: string[], rows: string[][]): string {
@@ -22,23 +23,14 @@ export function formatDuration(ms: number): string {
   return h % 24 && d < 7 ? `${d}d${h % 24}h` : `${d}d`;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parse "5m", "30s", "1h30m", "250ms" or a plain number of seconds into milliseconds. */
+/**
+ * Parse a command-line duration ("5m", "30s", "1h30m", "250ms", or a plain number of seconds) into
+ * milliseconds, with the same grammar as durations in project files (src/load/common.ts).
+ */
 export function parseDuration(text: string, what = 'duration'): number {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(t); m; m = re.exec(t)) {
-    total += Number(m[1]) * UNIT_MS[m[2]];
-    matched = re.lastIndex;
-  }
-  if (t.length === 0 || matched !== t.length) {
-    throw new UsageError(`${what} "${text}" is not a duration: write e.g. 30s, 5m, 1h30m`, 'BadDuration');
-  }
-  return Math.round(total);
+  const seconds = parseDurationSeconds(text);
+  if (seconds === null) throw new UsageError(`${what} "${text}" is not a duration: write e.g. 30s, 5m, 1h30m`, 'BadDuration');
+  return Math.round(seconds * 1000);
 }
 
 /** MiB → "512M", "2G", "1.5G". */

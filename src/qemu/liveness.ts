@@ -5,6 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { pidAlive } from '../pid.js';
+
+export { pidAlive };
 
 /** The pid in a pidfile; null when missing or not a pid. */
 export async function readPidfile(path: string): Promise<number | null> {
@@ -31,14 +34,6 @@ export async function processArgv(pid: number): Promise<string[] | null> {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * True when `argv` is a QEMU (the program, or for a script its interpreter's first argument, is

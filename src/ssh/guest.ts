@@ -22,7 +22,7 @@ import { BackendError, TendError } from '../errors.js';
 import { projectDir, vmDir, vmFile } from '../state/paths.js';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { firstStepToRun, stepHashes } from '../provision/cache.js';
-import { execOnClient, sshConnect, type SshTarget } from './exec.js';
+import { execOnClient, shellQuote, sshConnect, type SshTarget } from './exec.js';
 import { waitForSsh, type SshStage } from './ready.js';
 import { sshUser } from './user.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
@@ -313,9 +313,6 @@ async function putTree(sftp: SFTPWrapper, local: string, remote: string): Promis
   for (const name of readdirSync(local)) await putTree(sftp, `${local}/${name}`, posix.join(remote, name));
 }
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** The VM's folder, for callers that show where its logs are. */
 export function guestPaths(stateRoot: string, project: Project, vm: string): { dir: string; provisionLog: string } {

@@ -12,6 +12,9 @@ import type { Clock } from '../../controllers/types.js';
 import { LockError } from '../errors.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
 import { PROJECT_FILES } from './paths.js';
+import { pidAlive } from '../pid.js';
+
+export { pidAlive };
 
 export interface LockHolder {
   pid: number;
@@ -70,15 +73,6 @@ export function readHolder(projDir: string): LockHolder | undefined {
   return undefined;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'project locked by another tend process';

@@ -4,10 +4,11 @@
  * checks every watched pid with signal 0 (a syscall, no /proc read) every `pollMs` (default
  * 250 ms), so an exit is noticed well within a second and 20 idle VMs cost next to nothing.
  *
- * Why not a persistent QMP connection: QEMU's `-qmp unix:...,server=on` monitor serves one client
- * at a time, so a watcher holding it would make every other QMP call (observe's query-status,
- * stop's system_powerdown) time out. See docs/watch.md.
+ * This is the fallback: QMP events come first, from each VM's second monitor (src/qemu/watch.ts).
  */
+import { pidAlive } from '../pid.js';
+
+export { pidAlive as defaultIsAlive };
 
 export interface PidWatchOptions {
   /** how often to check (ms); default 250 */
@@ -24,18 +25,9 @@ export interface PidWatcher {
   close(): void;
 }
 
-export function defaultIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export function createPidWatcher(o: PidWatchOptions = {}): PidWatcher {
   const pollMs = o.pollMs ?? 250;
-  const isAlive = o.isAlive ?? defaultIsAlive;
+  const isAlive = o.isAlive ?? pidAlive;
   const watched = new Map<symbol, { pid: number; onExit: () => void }>();
   let timer: NodeJS.Timeout | null = null;
 

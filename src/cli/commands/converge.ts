@@ -31,8 +31,12 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
     const observed = await deps.backend.observe(ctx.project, o.signal);
     // a fixed host port someone else holds fails before anything starts (controllers/port-conflicts.ts)
     await (await import('../../net/port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
+    // `tend up` clears `tend stop` intents (design §3), then converges from this same observation
     for (const n of names ?? ctx.project.vms.map((v) => v.name)) {
-      if (observed.vms[n]?.intent) await deps.backend.setIntent(ctx.project, n, null);
+      const vm = observed.vms[n];
+      if (!vm?.intent) continue;
+      await deps.backend.setIntent(ctx.project, n, null);
+      observed.vms[n] = { ...vm, intent: null };
     }
     const { converge } = await import('../../../controllers/reconciler.js');
     const r = await converge(ctx.project, deps, {
@@ -40,6 +44,7 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
       prune: o.prune ?? false,
       provision: o.provision ?? true,
       ...(names ? { names } : {}),
+      observed,
       ...run,
     });
     await recordStatus(ctx, r.vms);

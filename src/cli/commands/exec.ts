@@ -5,6 +5,7 @@
 import { UsageError } from '../../errors.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
+import { shellQuote, sshExec } from '../../ssh/exec.js';
 
 export interface ExecCommandOptions extends GlobalOptions {
   name: string;
@@ -22,17 +23,14 @@ export interface ExecResult {
   stderr: string;
 }
 
-/** POSIX-shell quoting of one word. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote };
 
 export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   if (o.argv.length === 0) throw new UsageError('nothing to run: write `tend exec NAME -- COMMAND [ARGS...]`', 'NoCommand');
   const ctx = await loadContext(o);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
-  const [{ sshExec }, { sshTarget, createSshGuest }] = await Promise.all([import('../../ssh/exec.js'), import('../../ssh/guest.js')]);
+  const { sshTarget, createSshGuest } = await import('../../ssh/guest.js');
   const deadline = o.waitFor ? Date.now() + parseDuration(o.waitFor, '--wait') : 0;
   for (;;) {
     const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
