@@ -3,7 +3,8 @@
  * saw). No disk, no process, no clock. `tend plan` prints it; `converge` executes it.
  *
  * What a change does (design §3):
- *   provision steps, healthcheck, restart policy, depends_on, grace period → applied live
+ *   provision steps, healthcheck, restart policy, depends_on, grace period,
+ *   readiness timeouts                                                     → applied live
  *   cpus, memory, machine, cpu model, firmware, accel, network, ports, devices, volumes,
  *   extra args, disk growth                                                → restart, disk kept
  *   cloud-init content, SSH user/key                                       → new seed (reseed)
@@ -72,6 +73,7 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   runState: 'live',
   disposable: 'live',
   stopGracePeriod: 'live',
+  timeouts: 'live', // read when the VM next waits for readiness
 };
 
 const SEED_NOTE = 'new cloud-init seed: cloud-init applies it by its own rules (per-boot modules at the next boot; per-instance ones only on a new disk)';

@@ -78,5 +78,11 @@ export function applyDefaults(d: VmDraft): VmSpec {
     runState: d.runState ?? DEFAULTS.runState,
     disposable: d.disposable ?? false,
     stopGracePeriod: d.stopGracePeriod ?? DEFAULTS.stopGracePeriod,
+    timeouts: {
+      start: d.timeouts?.start ?? null,
+      ssh: d.timeouts?.ssh ?? null,
+      login: d.timeouts?.login ?? null,
+      cloudInit: d.timeouts?.cloudInit ?? null,
+    },
   };
 }

@@ -161,7 +161,7 @@ export const vmSpecSchema = {
   required: [
     'name', 'service', 'image', 'cpus', 'memory', 'disk', 'machine', 'cpuModel', 'firmware', 'accel',
     'network', 'ports', 'cloudInit', 'ssh', 'provision', 'volumes', 'devices', 'extraArgs', 'dependsOn',
-    'healthcheck', 'restart', 'runState', 'disposable', 'stopGracePeriod',
+    'healthcheck', 'restart', 'runState', 'disposable', 'stopGracePeriod', 'timeouts',
   ],
   properties: {
     /** instance name: a file name and a host name */
@@ -217,6 +217,25 @@ export const vmSpecSchema = {
     disposable: { type: 'boolean' },
     /** seconds between ACPI powerdown and SIGTERM */
     stopGracePeriod: { type: 'number', minimum: 0 },
+    /**
+     * Time limit of each readiness stage, in seconds; null = the command's flag, else the
+     * environment, else the built-in default (src/timeouts.ts).
+     */
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['start', 'ssh', 'login', 'cloudInit'],
+      properties: {
+        /** QEMU started until QMP reports it running */
+        start: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        /** until the guest's sshd answers with a banner */
+        ssh: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        /** banner seen until a login works */
+        login: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        /** login works until `cloud-init status --wait` succeeds */
+        cloudInit: { type: ['number', 'null'], exclusiveMinimum: 0 },
+      },
+    },
     /**
      * Identity of the content behind paths the spec names, set at load time so that a changed
      * file (same path) is a change the plan sees: "sha256:<hex>" of a raw user-data file, and

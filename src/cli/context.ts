@@ -4,18 +4,20 @@
  * project's state folder, the backend, and the lock options. Commands get a Context and never
  * resolve any of these themselves.
  */
-import { resolve } from 'node:path';
-import type { Project, SourceLocation } from '../../schemas/model.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { NAME_PATTERN, type Project, type SourceLocation } from '../../schemas/model.js';
 import type { Backend, Clock, Guest } from '../../controllers/types.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
 import { UsageError, ValidationError } from '../errors.js';
 import { didYouMean } from '../load/common.js';
 import type { Diagnostic } from '../load/diagnostic.js';
 import { discoverProjectFiles, loadProject } from '../load/project.js';
-import { projectDir, stateRoot } from '../state/paths.js';
+import { projectDir, RUN_FILE, runDir, runsDir, stateRoot, vmDir } from '../state/paths.js';
 import type { LockOptions } from '../state/lock.js';
 import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
+import type { StageTimeouts } from '../timeouts.js';
 
 /** Options every command accepts (main.ts fills them from the global flags). */
 export interface GlobalOptions {
@@ -32,6 +34,8 @@ export interface GlobalOptions {
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   log?: Logger;
+  /** readiness stage time limits from flags (--ssh-timeout, ...), in ms */
+  timeouts?: StageTimeouts;
   /** live guest output (provisioning, readiness stages), one line at a time */
   onGuestOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
   /** test seams: use these instead of the QEMU backend, the SSH guest and the wall clock */
@@ -56,7 +60,10 @@ export interface Context {
   /** this project's state folder */
   projDir: string;
   env: NodeJS.ProcessEnv;
+  /** the options the project was loaded with (for a run VM: with `file` set to its tend.yaml) */
   opts: GlobalOptions;
+  /** set when the VM named on the command line was found as a `tend run` VM (see loadContext) */
+  run?: { name: string; dir: string; file: string };
 }
 
 export function projectFiles(g: GlobalOptions): string[] {
@@ -76,11 +83,56 @@ export function resolveStateRoot(g: GlobalOptions): string {
   return resolve(g.cwd ?? process.cwd(), g.stateDir ?? stateRoot(env));
 }
 
-/** Load the project; any error diagnostic throws ValidationError (no VM is touched). */
-export async function loadContext(g: GlobalOptions): Promise<Context> {
-  const r = await loadFiles(g);
-  if (!r.project) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
+/** What the one-VM commands tell loadContext about the names on their command line. */
+export interface VmLookup {
+  /**
+   * ssh's rule for a word that is none of the project's VMs but may start a command
+   * (`tend ssh -- uptime` in a one-VM project): true keeps the project, as before run VMs.
+   */
+  keepProject?: (project: Project) => boolean;
+}
+
+/**
+ * Load the project; any error diagnostic throws ValidationError (no VM is touched).
+ *
+ * `vms` are the VM names the command was given. Without -f, a name the project in the working
+ * directory does not know (neither declared nor an orphan with a state folder), or any name when
+ * there is no project file there, is looked up among the `tend run` VMs: when
+ * `<state>/run/<name>/tend.yaml` exists, that file is the project (`ctx.run` says so). A
+ * project VM always wins over a run VM of the same name. Nothing found: UsageError listing both.
+ */
+export async function loadContext(g: GlobalOptions, vms?: string | readonly string[], lookup: VmLookup = {}): Promise<Context> {
+  const names = vms === undefined ? [] : typeof vms === 'string' ? [vms] : [...vms];
   const root = resolveStateRoot(g);
+  if (names.length === 0 || (g.file && g.file.length > 0)) return contextOf(g, await loadFiles(g), root);
+  const cwd = g.cwd ?? process.cwd();
+  let here: Context | null = null;
+  try {
+    here = contextOf(g, await loadFiles(g), root);
+  } catch (e) {
+    if (!(e instanceof UsageError && e.reason === 'NoProjectFile')) throw e;
+  }
+  const unknown = here ? names.filter((n) => !knowsVm(here, n)) : names;
+  if (here && (unknown.length === 0 || lookup.keepProject?.(here.project))) return here;
+  const runFileOf = (n: string): string | null => {
+    const f = join(runDir(root, n), RUN_FILE);
+    return new RegExp(NAME_PATTERN).test(n) && existsSync(f) ? f : null;
+  };
+  for (const n of unknown) if (!runFileOf(n)) throw unknownVm(n, here?.project ?? null, cwd, runVmNames(root));
+  const first = unknown[0];
+  const file = join(runDir(root, first), RUN_FILE);
+  if (names.length > 1) {
+    throw new UsageError(`${first} is a \`tend run\` VM (a project of its own): name it alone, e.g. \`tend down ${first}\``, 'MixedProjects');
+  }
+  const ctx = contextOf({ ...g, file: [file] }, await loadFiles({ ...g, file: [file] }), root);
+  if (!ctx.project.vms.some((v) => v.name === first)) {
+    throw new UsageError(`${file} does not declare VM "${first}" (was it edited?): fix it, or remove ${runDir(root, first)}`, 'UnknownVm');
+  }
+  return { ...ctx, run: { name: first, dir: runDir(root, first), file } };
+}
+
+function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
+  if (!r.project) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
   return {
     project: r.project,
     diagnostics: r.diagnostics,
@@ -92,11 +144,47 @@ export async function loadContext(g: GlobalOptions): Promise<Context> {
   };
 }
 
+/** Declared, or an orphan tend still has a folder for (what the one-VM commands accept). */
+function knowsVm(ctx: Context, name: string): boolean {
+  return ctx.project.vms.some((v) => v.name === name) || (new RegExp(NAME_PATTERN).test(name) && existsSync(vmDir(ctx.projDir, name)));
+}
+
+/** The names of the `tend run` VMs under this state root (folders holding a project file), sorted. */
+export function runVmNames(root: string): string[] {
+  try {
+    return readdirSync(runsDir(root), { withFileTypes: true })
+      .filter((e) => e.isDirectory() && existsSync(join(runsDir(root), e.name, RUN_FILE)))
+      .map((e) => e.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+function unknownVm(name: string, project: Project | null, cwd: string, runs: string[]): UsageError {
+  const declared = project ? project.vms.map((v) => v.name) : [];
+  const guess = didYouMean(name, [...declared, ...runs]);
+  const hint = guess ? `: did you mean "${guess}"?` : '';
+  const runList = `run VMs: ${runs.join(', ') || 'none'}`;
+  if (!project) {
+    return new UsageError(
+      `no VM named "${name}"${hint} (no project file in ${cwd}: tend.yaml, holos.yaml, VMFile.kdl, vms.yml, or pass -f FILE; ${runList})`,
+      'NoProjectFile',
+    );
+  }
+  return new UsageError(`no VM named "${name}" in project "${project.name}"${hint} (its VMs: ${declared.join(', ') || 'none'}; ${runList})`, 'UnknownVm');
+}
+
 /** The backend for this context; imported lazily so read-only commands start fast. */
 export async function backendFor(ctx: Context): Promise<Backend> {
   if (ctx.opts.backend) return ctx.opts.backend;
   const { createQemuBackend } = await import('../qemu/backend.js');
-  return createQemuBackend({ stateRoot: ctx.stateRoot, env: ctx.env, ...(ctx.opts.log ? { log: ctx.opts.log } : {}) });
+  return createQemuBackend({
+    stateRoot: ctx.stateRoot,
+    env: ctx.env,
+    ...(ctx.opts.log ? { log: ctx.opts.log } : {}),
+    ...(ctx.opts.timeouts ? { timeouts: ctx.opts.timeouts } : {}),
+  });
 }
 
 /**
@@ -113,6 +201,7 @@ export async function depsFor(ctx: Context): Promise<ControllerDeps> {
       mod.createSshGuest({
         stateRoot: ctx.stateRoot,
         env: ctx.env,
+        ...(ctx.opts.timeouts ? { timeouts: ctx.opts.timeouts } : {}),
         ...(ctx.opts.onGuestOutput ? { onOutput: ctx.opts.onGuestOutput } : {}),
       }),
     ));

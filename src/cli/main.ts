@@ -12,6 +12,8 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, TendError, ValidationError } from '../errors.js';
 import { formatDiagnostic, type Diagnostic } from '../load/diagnostic.js';
 import type { GlobalOptions } from './context.js';
+import { parseDuration } from './output.js';
+import { DEFAULT_TIMEOUTS, TIMEOUT_ENV } from '../timeouts.js';
 import type { TendEvent } from '../../controllers/types.js';
 
 function packageVersion(): string {
@@ -44,6 +46,21 @@ function seconds(v: string): number {
   return n;
 }
 
+/** Readiness stage limits for every VM a command brings up (src/timeouts.ts). */
+const STAGE_FLAGS = [
+  ['start', '--start-timeout', 'QEMU started until QMP answers'],
+  ['ssh', '--ssh-timeout', 'until the guest\'s sshd answers'],
+  ['login', '--login-timeout', 'from the SSH banner until a login works'],
+  ['cloudInit', '--cloud-init-timeout', 'from the first login until cloud-init is done'],
+] as const;
+
+function withStageTimeouts(c: Command): Command {
+  for (const [stage, flag, what] of STAGE_FLAGS) {
+    c.option(`${flag} <duration>`, `time limit: ${what} (default: the VM's \`timeouts\`, else $${TIMEOUT_ENV[stage]}, else ${DEFAULT_TIMEOUTS[stage]}s)`);
+  }
+  return c;
+}
+
 function examples(...lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
@@ -65,6 +82,11 @@ async function globals(cmd: Command, rt: Runtime, withLog = false): Promise<Glob
     ...(o.file ? { file: o.file } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   };
+  const flags = o as Record<string, unknown>;
+  for (const [stage, flag] of STAGE_FLAGS) {
+    const v = flags[`${stage}Timeout`];
+    if (typeof v === 'string') (g.timeouts ??= {})[stage] = parseDuration(v, flag);
+  }
   if (withLog) {
     const { createLogger } = await import('../log.js');
     // one-shot commands log human lines unless --json (CI logs read better); `watch` decides by TTY
@@ -133,9 +155,7 @@ export function buildProgram(rt: Runtime): Command {
       else out(renderPlan(r));
     });
 
-  program
-    .command('converge')
-    .alias('up')
+  withStageTimeouts(program.command('converge').alias('up'))
     .description('make every declared VM real (create, start, restart, provision), then exit')
     .option('--name <vm>', 'only this VM (and what it depends on); repeatable', collect)
     .option('--no-provision', 'skip provision steps')
@@ -158,8 +178,7 @@ export function buildProgram(rt: Runtime): Command {
       if (!r.ok) rt.exitCode = EXIT.failure;
     });
 
-  program
-    .command('watch')
+  withStageTimeouts(program.command('watch'))
     .description('converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)')
     .option('--resync <duration>', 'periodic full converge; 0 turns it off', '30s')
     .option('--debounce <duration>', 'quiet time after a file save before reconciling', '50ms')
@@ -208,22 +227,22 @@ export function buildProgram(rt: Runtime): Command {
 
   program
     .command('down')
+    .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')
     .description('stop every VM of the project, dependents first (`tend up` starts them again)')
-    .option('--destroy', 'also delete the VMs (disks, seeds, keys)')
+    .option('--destroy', 'also delete the VMs (disks, seeds, keys; a `tend run` VM\'s folder too)')
     .option('--volumes', 'also delete named volumes (implies --destroy)')
-    .addHelpText('after', examples('tend down', 'tend down --destroy --volumes'))
-    .action(async (o: { destroy?: boolean; volumes?: boolean }, cmd: Command) => {
+    .addHelpText('after', examples('tend down', 'tend down --destroy --volumes', 'tend down debian-12-3f2a --destroy'))
+    .action(async (names: string[], o: { destroy?: boolean; volumes?: boolean }, cmd: Command) => {
       const g = await globals(cmd, rt, true);
       const { downCommand } = await import('./commands/down.js');
       const { renderConverge } = await import('./commands/converge.js');
-      const r = await downCommand({ ...g, destroy: o.destroy ?? false, volumes: o.volumes ?? false, onEvent: logEvent(g) });
+      const r = await downCommand({ ...g, ...(names.length > 0 ? { names } : {}), destroy: o.destroy ?? false, volumes: o.volumes ?? false, onEvent: logEvent(g) });
       if (g.json) printJson(r);
       else out(renderConverge(r));
       if (!r.ok) rt.exitCode = EXIT.failure;
     });
 
-  program
-    .command('start')
+  withStageTimeouts(program.command('start'))
     .argument('<name>', 'VM name')
     .description('clear a `tend stop` and converge this VM')
     .option('--no-provision', 'skip provision steps')
@@ -254,8 +273,7 @@ export function buildProgram(rt: Runtime): Command {
       if (!vmResultOk(r)) rt.exitCode = EXIT.failure;
     });
 
-  program
-    .command('restart')
+  withStageTimeouts(program.command('restart'))
     .argument('<name>', 'VM name')
     .description('stop the VM, then converge it (start, provision)')
     .option('--timeout <seconds>', 'ACPI grace period before SIGTERM', seconds)
@@ -294,12 +312,13 @@ export function buildProgram(rt: Runtime): Command {
 
   program
     .command('ps')
+    .argument('[name]', 'only this VM (also a `tend run` VM)')
     .description('list the VMs: state, readiness, accelerator, ports, SSH, age, conditions')
-    .addHelpText('after', examples('tend ps', 'tend ps --json'))
-    .action(async (_o, cmd: Command) => {
+    .addHelpText('after', examples('tend ps', 'tend ps --json', 'tend ps debian-12-3f2a'))
+    .action(async (name: string | undefined, _o, cmd: Command) => {
       const g = await globals(cmd, rt);
       const { psCommand, renderPs } = await import('./commands/ps.js');
-      const r = await psCommand(g);
+      const r = await psCommand({ ...g, ...(name ? { name } : {}) });
       if (g.json) printJson(r);
       else out(renderPs(r));
     });
@@ -338,8 +357,7 @@ export function buildProgram(rt: Runtime): Command {
       else out(renderEvents(r));
     });
 
-  program
-    .command('exec')
+  withStageTimeouts(program.command('exec'))
     .argument('<name>', 'VM name')
     .argument('<command...>', 'command and arguments (after --)')
     .description('run a command in the VM over SSH; its exit code becomes tend\'s')
@@ -409,8 +427,7 @@ export function buildProgram(rt: Runtime): Command {
       });
     });
 
-  program
-    .command('provision')
+  withStageTimeouts(program.command('provision'))
     .description('run every provision step again on the running VMs (ignores the step cache)')
     .option('--name <vm>', 'only this VM (repeatable)', collect)
     .addHelpText('after', examples('tend provision', 'tend provision --name web'))

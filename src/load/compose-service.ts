@@ -457,6 +457,22 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
     locs['/stopGracePeriod'] = ctx.loc.value([...base, 'stop_grace_period']);
   }
 
+  if (isObj(raw.timeouts)) {
+    const t: NonNullable<VmDraft['timeouts']> = {};
+    for (const [key, field] of [['start', 'start'], ['ssh', 'ssh'], ['login', 'login'], ['cloud_init', 'cloudInit']] as const) {
+      const path = [...base, 'timeouts', key];
+      const v = duration(ctx, path, raw.timeouts[key]);
+      if (v === undefined) continue;
+      if (v <= 0) {
+        report(ctx, path, `timeouts.${key} in ${context(base)} must be more than 0s`);
+        continue;
+      }
+      t[field] = v;
+      locs[`/timeouts/${field}`] = ctx.loc.value(path);
+    }
+    draft.timeouts = t;
+  }
+
   const ci = cloudInit(ctx, base, raw.cloud_init, locs);
   if (ci !== undefined) draft.cloudInit = ci;
 

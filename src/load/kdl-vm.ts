@@ -25,7 +25,7 @@ export interface KdlContext {
 export const VM_NODES = [
   'image', 'image-url', 'image-format', 'image-os', 'checksum', 'vcpus', 'memory', 'disk', 'machine', 'cpu-model', 'firmware',
   'accel', 'network', 'cloud-init', 'ssh', 'provision', 'port', 'volume', 'depends-on', 'restart', 'state', 'disposable',
-  'stop-grace-period', 'extra-args', 'device', 'healthcheck',
+  'stop-grace-period', 'extra-args', 'device', 'healthcheck', 'timeouts',
 ] as const;
 const VM_REPEATABLE = ['provision', 'port', 'volume', 'depends-on', 'extra-args', 'device'];
 const CLOUD_INIT_NODES = ['hostname', 'ssh-key', 'user-data', 'user', 'package', 'runcmd', 'bootcmd', 'write-file'];
@@ -608,6 +608,21 @@ class VmReader {
     devs.push({ pci: s.value, romFile });
   }
 
+  /** `timeouts { start "1m"; ssh "10m"; login "5m"; cloud-init "20m" }`: readiness stage limits. */
+  timeouts(n: KNode): void {
+    const kids = this.r.block(n);
+    if (!kids) return;
+    this.r.noProps(n);
+    const t: NonNullable<VmDraft['timeouts']> = (this.draft.timeouts ??= {});
+    for (const c of this.r.children('timeouts', kids, ['start', 'ssh', 'login', 'cloud-init'])) {
+      const v = this.duration(c, 0.000001);
+      if (!v) continue;
+      const key = c.name === 'cloud-init' ? 'cloudInit' : (c.name as 'start' | 'ssh' | 'login');
+      t[key] = v.value;
+      this.at(`/timeouts/${key}`, v.loc);
+    }
+  }
+
   healthcheck(n: KNode): void {
     const kids = this.r.block(n);
     if (!kids) return;
@@ -708,6 +723,9 @@ export function readVm(r: KdlReader, node: KNode, ctx: KdlContext): LoadedVm | u
         break;
       case 'healthcheck':
         vm.healthcheck(c);
+        break;
+      case 'timeouts':
+        vm.timeouts(c);
         break;
       default:
         vm.scalar(c);

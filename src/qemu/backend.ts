@@ -29,6 +29,7 @@ import { qmpOnce } from './qmp.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
 import { tapMac } from './tap.js';
+import { stageTimeoutMs, type StageTimeouts } from '../timeouts.js';
 
 export interface QemuBackendOptions {
   stateRoot: string;
@@ -37,8 +38,8 @@ export interface QemuBackendOptions {
   /** default: qemu-system-x86_64 from PATH (of `env`) */
   qemuBinary?: string;
   log?: Logger;
-  /** how long QEMU may take to answer QMP at start (default 30 s) */
-  startTimeoutMs?: number;
+  /** stage time limits from the command's flags (ms); `start` bounds QEMU's start until QMP answers (src/timeouts.ts) */
+  timeouts?: StageTimeouts;
   /** grace after SIGTERM before SIGKILL (default 10 s) */
   termGraceMs?: number;
 }
@@ -195,7 +196,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
     });
     const pid = await spawnQemu({
-      binary, argv, env, stderrPath: f('qemuStderr'), qmpPath: qmp, clock, vmName: vm.name, timeoutMs: opts.startTimeoutMs, signal,
+      binary, argv, env, stderrPath: f('qemuStderr'), qmpPath: qmp, clock, vmName: vm.name, timeoutMs: stageTimeoutMs('start', vm, opts.timeouts, env), signal,
     }).catch((err: unknown) => {
       for (const p of virtiofsd) signalPid(p, 'SIGTERM');
       throw err;

@@ -27,6 +27,8 @@ import { waitForSsh, type SshStage } from './ready.js';
 import { sshUser } from './user.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
 import { hostAlias, hostKeyCheck } from './known-hosts.js';
+import { tapReadiness, tapSshTarget } from './target.js';
+import { stageTimeoutMs, type Stage, type StageTimeouts } from '../timeouts.js';
 
 export interface SshGuestOptions {
   stateRoot: string;
@@ -34,12 +36,10 @@ export interface SshGuestOptions {
   /** live output of provisioning and readiness progress, one line at a time */
   onOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
   /**
-   * SSH stages timeout (banner + login) in ms (default: $TEND_SSH_TIMEOUT seconds, else
-   * $TEND_READY_TIMEOUT seconds, else 600 s)
+   * stage time limits from the command's flags, in ms; a stage without one takes the VM's
+   * `timeouts`, then the environment, then the default (src/timeouts.ts)
    */
-  readyTimeoutMs?: number;
-  /** cloud-init stage timeout in ms (default: $TEND_CLOUD_INIT_TIMEOUT seconds, else as readyTimeoutMs) */
-  cloudInitTimeoutMs?: number;
+  timeouts?: StageTimeouts;
   /** time source for the healthcheck's interval and start period (tests) */
   clock?: Clock;
 }
@@ -52,7 +52,9 @@ interface ProvisionRecord {
 }
 
 /** Where and how to reach a VM over SSH, from its state folder. */
-export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec): Promise<SshTarget> {
+export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec, env: NodeJS.ProcessEnv = process.env): Promise<SshTarget> {
+  // TAP: no forwarded port; the guest's own address, found by its MAC (src/ssh/target.ts)
+  if (vm.network.mode === 'tap') return tapSshTarget(stateRoot, project, vm, env);
   const projDir = projectDir(stateRoot, project.name, project.dir);
   const ports = await readJson<Record<string, string>>(vmFile(projDir, vm.name, 'ports'));
   const ssh = ports?.ssh;
@@ -64,26 +66,30 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec)
 
 export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
-  const seconds = (v: string | undefined): number | undefined => (Number(v) > 0 ? Number(v) * 1000 : undefined);
-  const readyTimeoutMs = opts.readyTimeoutMs ?? seconds(env.TEND_SSH_TIMEOUT) ?? seconds(env.TEND_READY_TIMEOUT) ?? 600_000;
-  const cloudInitTimeoutMs = opts.cloudInitTimeoutMs ?? seconds(env.TEND_CLOUD_INIT_TIMEOUT) ?? readyTimeoutMs;
+  const limit = (stage: Stage, vm: VmSpec): number => stageTimeoutMs(stage, vm, opts.timeouts, env);
   const say = (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status' = 'status') => opts.onOutput?.(vm, line, stream);
 
   return {
     async waitReady(project, vm, signal) {
-      const target = await sshTarget(opts.stateRoot, project, vm);
+      // TAP: the guest's address is looked up within the banner stage, as it takes a DHCP lease
+      const tap = vm.network.mode === 'tap' ? tapReadiness(opts.stateRoot, project, vm, env, (line) => say(vm.name, line)) : null;
+      const target = tap ? tap.target : await sshTarget(opts.stateRoot, project, vm, env);
       const stageText: Record<SshStage, string> = {
-        banner: `waiting for SSH on ${target.host}:${target.port}`,
+        banner: tap ? tap.waiting : `waiting for SSH on ${target.host}:${target.port}`,
         login: `logging in as ${target.user}`,
         'cloud-init': 'waiting for cloud-init to finish',
       };
-      // Each stage has its own time limit: SSH (banner, login) first, then cloud-init (whose
-      // wait re-passes banner and login at once).
-      const common = { ...target, ...(signal ? { signal } : {}) };
-      await waitForSsh({ ...common, timeoutMs: readyTimeoutMs, cloudInit: false, onStage: (s) => say(vm.name, stageText[s]) });
-      if (vm.cloudInit !== null) {
-        await waitForSsh({ ...common, timeoutMs: cloudInitTimeoutMs, cloudInit: true, onStage: (s) => s === 'cloud-init' && say(vm.name, stageText[s]) });
-      }
+      // Each stage has its own time limit, counted from the stage's start.
+      await waitForSsh({
+        ...target,
+        ...(signal ? { signal } : {}),
+        timeoutMs: limit('ssh', vm),
+        loginTimeoutMs: limit('login', vm),
+        cloudInitTimeoutMs: limit('cloudInit', vm),
+        cloudInit: vm.cloudInit !== null,
+        ...(tap ? { locate: tap.locate } : {}),
+        onStage: (s) => say(vm.name, stageText[s]),
+      });
       // The guest is up and cloud-init is done: pin (or check) its host key.
       const pinned = await connectGuest(opts.stateRoot, project, vm, signal);
       pinned.on('error', () => {});

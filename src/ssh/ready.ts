@@ -1,8 +1,9 @@
 /**
  * Staged SSH readiness of a guest: SSH banner → login → `cloud-init status --wait`.
  *
- * Each stage retries until the overall deadline and fails with a message that says which
- * stage did not pass and what to check:
+ * Each stage retries until its own time limit (counted from the stage's start) and fails with
+ * a message that says which stage did not pass and what to check:
+ *   GuestAddressUnknown  (TAP networking, `locate`) the guest's address was never found
  *   SshBannerTimeout   nothing answered with an SSH banner on host:port
  *   SshLoginFailed     a banner was seen but login never worked (user/key)
  *   CloudInitTimeout   cloud-init did not finish in time
@@ -23,16 +24,34 @@ export type SshStage = 'banner' | 'login' | 'cloud-init';
 
 export interface WaitForSshOptions extends SshTarget {
   signal?: AbortSignal;
-  /** overall deadline for all stages */
+  /** time limit of the banner stage, and of the others when they have none of their own */
   timeoutMs: number;
+  /** time limit of the login stage (from the banner) */
+  loginTimeoutMs?: number;
+  /** time limit of the cloud-init stage (from the first login) */
+  cloudInitTimeoutMs?: number;
   /** also wait for `cloud-init status --wait` to succeed */
   cloudInit: boolean;
+  /**
+   * Where the guest is when that is not known in advance (TAP networking: its DHCP address):
+   * looked up before each banner attempt, within the banner stage's limit; `host` is then only
+   * a first guess ('' for none).
+   */
+  locate?: GuestLocator;
   /** called when a stage starts */
   onStage?: (stage: SshStage) => void;
   /** time source (tests); defaults to the system clock */
   clock?: Clock;
   /** pause between attempts (default 1000 ms) */
   retryDelayMs?: number;
+}
+
+/** Finds a guest whose address is not known in advance (src/ssh/target.ts for TAP). */
+export interface GuestLocator {
+  /** the guest's address now, or null while it is not known */
+  find(signal?: AbortSignal): Promise<string | null>;
+  /** the GuestAddressUnknown message after `seconds` without an address: what to check */
+  unknown(seconds: number): string;
 }
 
 /** Connects over TCP and resolves with the server's identification line ("SSH-2.0-..."). */
@@ -81,18 +100,38 @@ function isTransient(err: unknown): boolean {
 export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
   const clock = opts.clock ?? systemClock;
   const retry = opts.retryDelayMs ?? 1000;
-  const deadline = clock.now() + opts.timeoutMs;
-  const where = `${opts.host}:${opts.port}`;
+  // one deadline per stage, reset as each stage starts
+  let limitMs = opts.timeoutMs;
+  let deadline = clock.now() + limitMs;
+  const startStage = (stage: SshStage, ms: number): void => {
+    limitMs = ms;
+    deadline = clock.now() + ms;
+    opts.onStage?.(stage);
+  };
+  let where = `${opts.host}:${opts.port}`;
   const target: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
   const { signal } = opts;
   signal?.throwIfAborted();
 
   // Stage 1: TCP + SSH banner.
-  opts.onStage?.('banner');
+  startStage('banner', opts.timeoutMs);
   let lastBannerError = '';
   for (;;) {
+    if (opts.locate) {
+      // the address may appear (DHCP) or change (a new lease) while the guest boots
+      const found = await opts.locate.find(signal).catch(() => null);
+      if (signal?.aborted) throw signal.reason;
+      if (found) {
+        target.host = found;
+        where = `${found}:${opts.port}`;
+      } else if (!target.host) {
+        if (remaining(clock, deadline) <= 0) throw new BackendError('GuestAddressUnknown', opts.locate.unknown(Math.round(limitMs / 1000)));
+        await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+        continue;
+      }
+    }
     try {
-      await readSshBanner(opts.host, opts.port, Math.min(10_000, Math.max(1000, remaining(clock, deadline))), signal);
+      await readSshBanner(target.host, opts.port, Math.min(10_000, Math.max(1000, remaining(clock, deadline))), signal);
       break;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
@@ -101,15 +140,17 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
     if (remaining(clock, deadline) <= 0) {
       throw new BackendError(
         'SshBannerTimeout',
-        `no SSH server answered on ${where} within ${Math.round(opts.timeoutMs / 1000)} s (last: ${lastBannerError}): ` +
-          `is the guest booting (see its serial console log) and is port ${opts.port} forwarded to the guest's port 22?`,
+        `no SSH server answered on ${where} within ${Math.round(limitMs / 1000)} s (last: ${lastBannerError}): ` +
+          (opts.locate
+            ? `is the guest booting (see its serial console log), is its sshd on port ${opts.port}, and does no firewall on the bridge drop it?`
+            : `is the guest booting (see its serial console log) and is port ${opts.port} forwarded to the guest's port 22?`),
       );
     }
     await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
   }
 
   // Stage 2: login.
-  opts.onStage?.('login');
+  startStage('login', opts.loginTimeoutMs ?? opts.timeoutMs);
   let client: Client | undefined;
   let lastLoginError: unknown;
   const login = async (): Promise<Client> => {
@@ -133,7 +174,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
         }
         throw new BackendError(
           'SshLoginFailed',
-          `SSH banner seen on ${where} but login as ${opts.user} did not succeed in time: ${(e as Error | undefined)?.message ?? 'unknown error'}`,
+          `SSH banner seen on ${where} but login as ${opts.user} did not succeed within ${Math.round(limitMs / 1000)} s: ${(e as Error | undefined)?.message ?? 'unknown error'}`,
           { cause: e },
         );
       }
@@ -145,7 +186,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
     if (!opts.cloudInit) return;
 
     // Stage 3: cloud-init.
-    opts.onStage?.('cloud-init');
+    startStage('cloud-init', opts.cloudInitTimeoutMs ?? opts.timeoutMs);
     for (;;) {
       try {
         const res = await withDeadline(
@@ -180,7 +221,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
       if (remaining(clock, deadline) <= 0) {
         throw new BackendError(
           'CloudInitTimeout',
-          `SSH login on ${where} works but cloud-init did not finish within ${Math.round(opts.timeoutMs / 1000)} s: ` +
+          `SSH login on ${where} works but cloud-init did not finish within ${Math.round(limitMs / 1000)} s: ` +
             `run "cloud-init status --long" in the guest (tend ssh) or read its serial console log`,
         );
       }

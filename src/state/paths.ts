@@ -8,6 +8,7 @@
  *     lock, events.jsonl, intents.json
  *     vms/<vm>/                 one folder per VM: FILES below
  *     volumes/<volume>.qcow2    named volumes (outlive VMs)
+ *   run/<name>/tend.yaml        the project file `tend run` writes for an ad-hoc VM
  */
 import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
@@ -78,6 +79,17 @@ export function shortHash(s: string, n = 8): string {
 
 export function imagesDir(root: string): string {
   return join(root, 'images');
+}
+
+/** The project file of a `tend run` VM: one folder per run, named like its only VM. */
+export const RUN_FILE = 'tend.yaml';
+
+export function runsDir(root: string): string {
+  return join(root, 'run');
+}
+
+export function runDir(root: string, name: string): string {
+  return join(runsDir(root), name);
 }
 
 export function projectsDir(root: string): string {

@@ -57,7 +57,7 @@ describe('healthcheck as a readiness stage', () => {
   test('a passing test: ready and healthy after one run in the guest', async () => {
     await writeFile(join(work, 'healthy'), '');
     const lines: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000, onOutput: (_vm, l) => lines.push(l) });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 }, onOutput: (_vm, l) => lines.push(l) });
     const vm = vmWith({ test: check() });
     await guest.waitReady({ ...project, vms: [vm] }, vm);
     assert.equal(await attempts(), 1);
@@ -66,7 +66,7 @@ describe('healthcheck as a readiness stage', () => {
   });
 
   test('a test that keeps failing: HealthcheckFailed after `retries` runs, naming the test and its last output', async () => {
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith({ test: ['sh', '-c', `echo x >> ${work}/hc-count; echo "db not accepting connections"; exit 3`], retries: 3 });
     await assert.rejects(guest.waitReady({ ...project, vms: [vm] }, vm), (err: unknown) => {
       assert.ok(err instanceof TendError);
@@ -79,7 +79,7 @@ describe('healthcheck as a readiness stage', () => {
   });
 
   test('a test that starts passing while retries remain: healthy', async () => {
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith({ test: check(), retries: 50, interval: 0.2 });
     const t = setTimeout(() => void writeFile(join(work, 'healthy'), ''), 1000);
     try {
@@ -92,7 +92,7 @@ describe('healthcheck as a readiness stage', () => {
   });
 
   test('failures inside start_period do not count towards retries', async () => {
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith({ test: check(), retries: 1, startPeriod: 1.5, interval: 0.3 });
     const t0 = Date.now();
     await assert.rejects(guest.waitReady({ ...project, vms: [vm] }, vm), /failed 1 time in a row/);
@@ -103,7 +103,7 @@ describe('healthcheck as a readiness stage', () => {
 
   test('with cloud-init: the cloud-init stage passes first, then the healthcheck runs', async () => {
     const lines: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000, onOutput: (_vm, l) => lines.push(l) });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 }, onOutput: (_vm, l) => lines.push(l) });
     const base = vmWith({ test: ['sh', '-c', `test -f ${work}/cloud-init-done`], retries: 1 });
     const vm = applyDefaults({ name: 'db', image: { kind: 'path', ref: '/x.qcow2' }, ssh: base.ssh });
     await guest.waitReady({ ...project, vms: [vm] }, { ...vm, healthcheck: base.healthcheck });
@@ -113,7 +113,7 @@ describe('healthcheck as a readiness stage', () => {
   });
 
   test('a run longer than `timeout` is a failure ("did not finish")', async () => {
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith({ test: ['sh', '-c', 'echo slow; sleep 30'], retries: 1, timeout: 0.5 });
     const t0 = Date.now();
     await assert.rejects(guest.waitReady({ ...project, vms: [vm] }, vm), /did not finish within 0\.5 s\); last output:\n\s+slow/);

@@ -173,7 +173,7 @@ describe('readiness, reconnect and host keys', () => {
   test('waitReady waits for an sshd that restarts, then provisioning works again', async () => {
     await sshd.stop();
     const stages: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 30_000, onOutput: (_vm, line) => stages.push(line) });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 30_000, login: 30_000, cloudInit: 30_000 }, onOutput: (_vm, line) => stages.push(line) });
     const vm = vmWith(steps);
     const ready = guest.waitReady(withVm(vm), vm);
     await new Promise((r) => setTimeout(r, 1500));
@@ -186,7 +186,7 @@ describe('readiness, reconnect and host keys', () => {
   });
 
   test('the host key is pinned once ready; a different key on the same disk is refused as a possible MITM', async () => {
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith(steps);
     await guest.waitReady(withVm(vm), vm);
     const pinned = await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8');
@@ -202,9 +202,20 @@ describe('readiness, reconnect and host keys', () => {
     assert.equal(await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8'), pinned, 'the pin was not overwritten');
   });
 
+  test('each stage has its own limit: the VM\'s login timeout from the file fails a refused key at the login stage; a flag overrides the file', { timeout: 30_000 }, async () => {
+    const stages: string[] = [];
+    const guest = createSshGuest({ stateRoot: root, onOutput: (_vm, line) => stages.push(line) });
+    const vm = { ...vmWith(steps, sshd.wrongKey), timeouts: { start: null, ssh: 600, login: 2, cloudInit: null } };
+    await assert.rejects(guest.waitReady(withVm(vm), vm), reason('SshLoginFailed', /SSH banner seen on .* but login refused for user/));
+    assert.ok(stages.some((s) => s.startsWith('logging in as')), 'the login stage was shown');
+    const flagged = createSshGuest({ stateRoot: root, timeouts: { login: 1500 } });
+    const slow = { ...vm, timeouts: { ...vm.timeouts, login: 600 } };
+    await assert.rejects(flagged.waitReady(withVm(slow), slow), reason('SshLoginFailed'));
+  });
+
   test('a recreated disk (new instance-id) re-pins the new key without complaint', async () => {
     await writeFile(vmFile(projDir, 'web', 'instanceId'), 'iid-3\n');
-    const guest = createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 });
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith(steps);
     await guest.waitReady(withVm(vm), vm);
     assert.match(await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8'), /^# instance-id iid-3$/m);
@@ -242,7 +253,7 @@ describe('guest access commands', () => {
     await rm(out, { force: true });
   });
 
-  const realGuest = (): GlobalOptions => ({ ...g, guest: createSshGuest({ stateRoot: root, readyTimeoutMs: 20_000 }) });
+  const realGuest = (): GlobalOptions => ({ ...g, guest: createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } }) });
   const runSsh = async (argv: string[]): Promise<{ code: number; stdout: string }> => {
     const r = await execa('ssh', ['-o', 'BatchMode=yes', ...argv], { reject: false, stdin: 'ignore' });
     return { code: r.exitCode ?? -1, stdout: r.stdout };

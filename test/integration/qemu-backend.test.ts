@@ -50,7 +50,7 @@ interface Setup {
   env: NodeJS.ProcessEnv;
 }
 
-function setup(mode = '', draft: Partial<VmDraft> = {}, backendOpts: { termGraceMs?: number; startTimeoutMs?: number } = {}): Setup {
+function setup(mode = '', draft: Partial<VmDraft> = {}, backendOpts: { termGraceMs?: number; timeouts?: { start?: number } } = {}): Setup {
   const n = ++counter;
   const stateRoot = join(root, `s${n}`);
   const log = join(root, `fake${n}.log`);
@@ -215,15 +215,24 @@ test('fail-start: BackendError carrying QEMU\'s own stderr, and no process left 
 });
 
 test('a QEMU that never answers QMP: start times out and kills it', async () => {
-  const s = setup('hang', {}, { startTimeoutMs: 1200 });
+  const s = setup('hang', {}, { timeouts: { start: 1200 } });
   await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
   await assert.rejects(s.backend.start(s.project, s.vm), (e: unknown) => e instanceof BackendError && e.reason === 'QemuStartTimeout');
   const runs = await fakeRuns(s.log);
   await until(async () => !pidAlive(runs[0].pid));
 });
 
+test('the VM\'s own start timeout from the file bounds QEMU\'s start; a flag value overrides it', async () => {
+  const s = setup('hang', { timeouts: { start: 1.5 } });
+  await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
+  await assert.rejects(s.backend.start(s.project, s.vm), (e: unknown) => e instanceof BackendError && e.reason === 'QemuStartTimeout' && /within 1\.5 s/.test(e.message));
+  const f = setup('hang', { timeouts: { start: 60 } }, { timeouts: { start: 1000 } });
+  await f.backend.prepare(f.project, f.vm, { recreateDisk: false });
+  await assert.rejects(f.backend.start(f.project, f.vm), (e: unknown) => e instanceof BackendError && /within 1 s/.test(e.message));
+});
+
 test('aborting start kills the QEMU it started', async () => {
-  const s = setup('hang', {}, { startTimeoutMs: 20000 });
+  const s = setup('hang', {}, { timeouts: { start: 20000 } });
   await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
   const ac = new AbortController();
   const p = s.backend.start(s.project, s.vm, ac.signal);

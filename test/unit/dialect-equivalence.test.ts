@@ -54,6 +54,7 @@ vm "web" {
         script "scripts/setup.sh"
     }
     stop-grace-period "45s"
+    timeouts { ssh "12m"; cloud-init "1h"; }
     restart "on-failure"
     disposable #true
 }
@@ -85,6 +86,7 @@ vm "web" {
       - shell: echo hello
       - script: ./scripts/setup.sh
     stop_grace_period: 45s
+    timeouts: { ssh: 12m, cloud_init: 1h }
     restart: on-failure
     disposable: true
 volumes:

@@ -50,7 +50,11 @@ test('tend run converges the ad-hoc VM, runs the command, and --rm removes it', 
   const loaded = await loadProject([r.file], { env: process.env, cwd });
   assert.equal(loaded.project?.vms[0].memory, 512);
   assert.equal(mem.vms.get('adhoc')?.power, 'running');
-  assert.match(renderRun(r), new RegExp(`tend -f ${r.file} exec adhoc -- `));
+  // no project in cwd: the hints use the name alone
+  assert.equal(r.byName, true);
+  assert.match(renderRun(r), /^ {2}tend exec adhoc -- uname -a$/m);
+  assert.match(renderRun(r), /^ {2}tend down adhoc --destroy$/m);
+  assert.match(renderRun({ ...r, byName: false }), new RegExp(`tend -f ${r.file} exec adhoc -- `));
   const gone = await runCommand({ cwd, stateDir, backend: mem, guest: mem, clock, wait: false, image: 'debian:12', name: 'adhoc', rm: true });
   assert.equal(gone.removed, true);
   assert.equal(existsSync(r.file), false);

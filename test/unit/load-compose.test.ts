@@ -105,6 +105,7 @@ test('the full fixture: every accepted key maps to the canonical model', () => {
   assert.equal(db.firmware, 'uefi', 'vm.uefi: true means uefi');
   assert.deepEqual(db.extraArgs, ['-device', 'virtio-rng-pci']);
   assert.equal(db.stopGracePeriod, 90, '1m30s');
+  assert.deepEqual(applyDefaults(db).timeouts, { start: 45, ssh: null, login: 120, cloudInit: null });
   assert.equal(db.accel, 'tcg');
   assert.equal(db.runState, 'stopped');
   assert.equal(db.restart, 'no');

@@ -80,6 +80,7 @@ test('every node of the full fixture maps to its canonical field', () => {
     runState: 'stopped',
     disposable: true,
     stopGracePeriod: 90,
+    timeouts: { start: null, ssh: 900, login: null, cloudInit: 1800 },
   };
   assert.deepEqual(applyDefaults(r.vms[0].draft), expected);
 

@@ -22,7 +22,7 @@ export interface ConsoleResult {
 }
 
 export async function consoleCommand(o: ConsoleCommandOptions): Promise<ConsoleResult> {
-  const ctx = await loadContext(o);
+  const ctx = await loadContext(o, o.name);
   const vm = inferVm(ctx.project, o.name, 'console');
   const input = o.input ?? process.stdin;
   const output = o.output ?? process.stdout;

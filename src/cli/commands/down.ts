@@ -1,7 +1,10 @@
 /**
  * `tend down`: stop every VM of the project (dependents first); `--destroy` deletes them too;
  * `--volumes` (implies --destroy) also deletes named volumes. The next `tend up` starts them again.
+ * `tend down NAME...` only those VMs; a NAME may be a `tend run` VM (see loadContext), whose run
+ * folder `--destroy` removes as well.
  */
+import { rm } from 'node:fs/promises';
 import type { ConvergeCommandResult } from './converge.js';
 import { recordStatus, withDeps } from './lifecycle.js';
 import type { GlobalOptions } from '../context.js';
@@ -15,15 +18,27 @@ export interface DownCommandOptions extends GlobalOptions {
 }
 
 export async function downCommand(o: DownCommandOptions): Promise<ConvergeCommandResult> {
-  return withDeps(o, 'down', async (ctx, deps, run) => {
-    const { downProject } = await import('../../../controllers/reconciler.js');
-    const r = await downProject(ctx.project, deps, {
-      destroy: Boolean(o.destroy || o.volumes),
-      volumes: o.volumes ?? false,
-      ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
-      ...run,
-    });
-    await recordStatus(ctx, r.vms);
-    return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
-  });
+  const destroy = Boolean(o.destroy || o.volumes);
+  let runFolder: string | undefined;
+  const result = await withDeps(
+    o,
+    'down',
+    async (ctx, deps, run) => {
+      const { downProject } = await import('../../../controllers/reconciler.js');
+      const r = await downProject(ctx.project, deps, {
+        destroy,
+        volumes: o.volumes ?? false,
+        ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
+        ...run,
+      });
+      await recordStatus(ctx, r.vms);
+      runFolder = ctx.run?.dir;
+      return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
+    },
+    o.names,
+  );
+  // a `tend run` VM reached by name and destroyed: its run folder goes too, as with `run --rm`
+  // (after the lock is released: the lock file lives in the project's state folder, not here)
+  if (runFolder && destroy && result.ok) await rm(runFolder, { recursive: true, force: true });
+  return result;
 }

@@ -2,7 +2,7 @@
  * `tend exec NAME -- CMD...`: run one command in the guest over SSH with the VM's key, login
  * user (src/ssh/user.ts) and forwarded SSH port; its output streams to our stdout/stderr and its exit code becomes ours.
  */
-import { UsageError } from '../../errors.js';
+import { BackendError, UsageError } from '../../errors.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { shellQuote, sshExec } from '../../ssh/exec.js';
@@ -27,25 +27,44 @@ export { shellQuote };
 
 export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   if (o.argv.length === 0) throw new UsageError('nothing to run: write `tend exec NAME -- COMMAND [ARGS...]`', 'NoCommand');
-  const ctx = await loadContext(o);
+  const ctx = await loadContext(o, o.name);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
   const { sshTarget, createSshGuest } = await import('../../ssh/guest.js');
   const deadline = o.waitFor ? Date.now() + parseDuration(o.waitFor, '--wait') : 0;
   for (;;) {
     const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
-    if (obs && obs.power === 'running' && obs.sshPort) break;
+    // a TAP guest has no forwarded port: SSH goes to its own address (src/ssh/target.ts)
+    if (obs && obs.power === 'running' && (obs.sshPort || spec.network.mode === 'tap')) break;
     if (Date.now() >= deadline) {
       throw new UsageError(`${o.name} is not running${o.waitFor ? ` after waiting ${o.waitFor}` : ''}: \`tend start ${o.name}\` first`, 'VmNotRunning');
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
   if (o.waitFor) {
-    const readyTimeoutMs = Math.max(1000, deadline - Date.now());
-    await createSshGuest({ stateRoot: ctx.stateRoot, env: ctx.env, readyTimeoutMs }).waitReady(ctx.project, spec, o.signal);
+    // --wait bounds the whole wait: every stage gets what is left, and a timer cuts the rest
+    const left = Math.max(1000, deadline - Date.now());
+    const cap = AbortSignal.timeout(left);
+    let stage = 'waiting for SSH';
+    const guest = createSshGuest({
+      stateRoot: ctx.stateRoot,
+      env: ctx.env,
+      timeouts: { ...o.timeouts, ssh: left, login: left, cloudInit: left },
+      onOutput: (_vm, line, stream) => {
+        if (stream === 'status') stage = line;
+      },
+    });
+    try {
+      await guest.waitReady(ctx.project, spec, o.signal ? AbortSignal.any([o.signal, cap]) : cap);
+    } catch (err) {
+      if (cap.aborted && !o.signal?.aborted) {
+        throw new BackendError('NotReady', `${o.name} is not Ready after waiting ${o.waitFor} (last stage: ${stage}): \`tend logs ${o.name} --console\` shows its boot`);
+      }
+      throw err;
+    }
   }
   const r = await sshExec({
-    ...(await sshTarget(ctx.stateRoot, ctx.project, spec)),
+    ...(await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env)),
     command: o.argv.map(shellQuote).join(' '),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.stdout ? { onStdout: o.stdout } : {}),

@@ -25,13 +25,16 @@ export interface VmCommandResult {
 /**
  * Run `fn` under the project lock with the controller's deps; events go to the project's
  * events.jsonl and to `onEvent`. Name checks (declared or orphan) are the reconciler's.
+ * `vms` (default: the command's one VM, `o.name`) picks the project: a name the working
+ * directory's project does not know may be a `tend run` VM (loadContext).
  */
 export async function withDeps<T>(
-  o: GlobalOptions & { onEvent?: (e: TendEvent) => void },
+  o: GlobalOptions & { onEvent?: (e: TendEvent) => void; name?: string },
   command: string,
   fn: (ctx: Context, deps: ControllerDeps, run: RunOptions) => Promise<T>,
+  vms: string | readonly string[] | undefined = o.name,
 ): Promise<T> {
-  const ctx = await loadContext(o);
+  const ctx = await loadContext(o, vms);
   return withProjectLock(ctx.projDir, lockOptions(ctx, command), async () => {
     const deps = await depsFor(ctx);
     const pending: Promise<void>[] = [];

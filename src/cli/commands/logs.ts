@@ -145,7 +145,7 @@ export function parseEventLine(line: string): TendEvent | null {
 
 export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
   if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0)) throw new UsageError(`-n wants a number of lines, got ${o.lines}`, 'BadLines');
-  const ctx = await loadContext(o);
+  const ctx = await loadContext(o, o.name);
   const vm = inferVm(ctx.project, o.name, 'logs');
   const source = o.source ?? 'events';
   const path = source === 'events' ? eventsPath(ctx.projDir) : vmFile(ctx.projDir, vm, source === 'console' ? 'consoleLog' : 'provisionLog');
@@ -155,7 +155,8 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
     const { eventsCommand, renderEventLine } = await import('./events.js');
     const show = (e: TendEvent): void => o.write(o.json ? JSON.stringify(e) : renderEventLine(e));
     const follow = o.follow ?? false;
-    const r = await eventsCommand({ ...o, vm, ...(o.lines !== undefined ? { tail: o.lines } : {}), follow, onEvent: show, ...(o.pollMs ? { pollMs: o.pollMs } : {}) });
+    // ctx.opts, not o: for a `tend run` VM found by name they carry its project file
+    const r = await eventsCommand({ ...ctx.opts, vm, ...(o.lines !== undefined ? { tail: o.lines } : {}), follow, onEvent: show, ...(o.pollMs ? { pollMs: o.pollMs } : {}) });
     // following already showed them as they were read
     if (!follow) for (const e of r.events) show(e);
   } else {

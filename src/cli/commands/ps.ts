@@ -1,10 +1,12 @@
 /**
  * `tend ps`: one row per VM (declared ones, then orphans), all from observation now: power state,
  * accelerator, ports, age; READY and conditions from the controller's status record when there
- * is one, plus what the plan says (RecreateRequired, Orphan, StopIntent).
+ * is one, plus what the plan says (RecreateRequired, Orphan, StopIntent). `tend ps NAME` shows
+ * only that VM's row (a `tend run` VM's too).
  */
 import { plan, type PlanEntry } from '../../../controllers/plan.js';
 import type { ObservedVm } from '../../../controllers/types.js';
+import { tapSshAddress } from '../../ssh/target.js';
 import { readJson } from '../../state/atomic.js';
 import { vmFile } from '../../state/paths.js';
 import { backendFor, loadContext, type Context, type GlobalOptions } from '../context.js';
@@ -60,14 +62,20 @@ export function planConditions(e: PlanEntry | undefined, obs: ObservedVm | undef
   return out;
 }
 
-export async function psCommand(o: GlobalOptions): Promise<PsResult> {
-  const ctx = await loadContext(o);
+export interface PsCommandOptions extends GlobalOptions {
+  /** only this VM's row; it may be a `tend run` VM (see loadContext) */
+  name?: string;
+}
+
+export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
+  const ctx = await loadContext(o, o.name);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const entries = new Map(plan(ctx.project, observed, { recreate: false, prune: false }).map((e) => [e.vm, e]));
   const names = [...ctx.project.vms.map((v) => v.name), ...Object.keys(observed.vms).filter((n) => !ctx.project.vms.some((v) => v.name === n)).sort()];
   const rows: PsRow[] = [];
   for (const name of names) {
+    if (o.name !== undefined && name !== o.name) continue;
     const spec = ctx.project.vms.find((v) => v.name === name);
     const obs = observed.vms[name];
     const alive = obs !== undefined && obs.power !== 'stopped';
@@ -84,7 +92,7 @@ export async function psCommand(o: GlobalOptions): Promise<PsResult> {
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,
       ports: alive ? Object.fromEntries(Object.entries(obs.ports).filter(([k]) => k !== 'ssh')) : {},
-      ssh: alive && obs.sshPort ? `127.0.0.1:${obs.sshPort}` : null,
+      ssh: !alive ? null : obs.sshPort ? `127.0.0.1:${obs.sshPort}` : spec?.network.mode === 'tap' ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env) : null,
       pid: alive ? obs.pid : null,
       startedAt: alive ? obs.startedAt : null,
       conditions,

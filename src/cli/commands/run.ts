@@ -2,7 +2,10 @@
  * `tend run IMAGE [--cpus N] [--memory MiB] [-p PORT]... [-v VOL]... [--pkg P]... [--runcmd C]...
  * [--name NAME] [--rm] [-- CMD...]`: an ad-hoc VM without a project file. Like holos, it writes
  * a tend.yaml under the state folder (`<state>/run/<name>/tend.yaml`), converges it, and prints
- * the name and the commands to reach it (exec, console, logs, down take `-f <that file>`).
+ * the name and the commands to reach it: `tend exec NAME -- ...`, `console NAME`, `logs NAME`,
+ * `down NAME --destroy` find a run VM by its name (loadContext, src/cli/context.ts). When the
+ * working directory's project has a VM of that name too, the project VM wins, so the hints
+ * spell `tend -f <that file>` instead.
  * With `-- CMD` it runs CMD over SSH once the VM is Ready and returns its output and exit code;
  * `--rm` destroys the VM afterwards.
  */
@@ -15,7 +18,8 @@ import { NAME_PATTERN } from '../../../schemas/model.js';
 import { UsageError } from '../../errors.js';
 import { isHostPath, parseVolumeSpec } from '../../load/volumes.js';
 import { parsePortSpec } from '../../load/ports.js';
-import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import { RUN_FILE, runDir } from '../../state/paths.js';
+import { loadContext, resolveStateRoot, type GlobalOptions } from '../context.js';
 import type { ConvergeCommandResult } from './converge.js';
 import type { TendEvent } from '../../../controllers/types.js';
 
@@ -48,6 +52,11 @@ export interface RunCommandResult {
   /** set when a command was given */
   exec?: { code: number; stdout: string; stderr: string };
   removed: boolean;
+  /**
+   * `tend exec NAME` etc. reach this VM from the directory `tend run` ran in (false when that
+   * directory's project has a VM of the same name: then only `-f file` does)
+   */
+  byName: boolean;
 }
 
 export type RunArgs = Pick<RunCommandOptions, 'image' | 'cpus' | 'memory' | 'ports' | 'volumes' | 'packages' | 'runcmd' | 'name' | 'rm' | 'command'>;
@@ -177,11 +186,18 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string):
   svc.disposable = true;
   const doc: Record<string, unknown> = { name, services: { [name]: svc } };
   if (Object.keys(named).length) doc.volumes = named;
-  return `# written by \`tend run\`; remove with: tend -f <this file> down --destroy\n${stringify(doc, { lineWidth: 0 })}`;
+  return `# written by \`tend run\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(doc, { lineWidth: 0 })}`;
 }
 
-export function runDir(stateRoot: string, name: string): string {
-  return join(stateRoot, 'run', name);
+export { runDir };
+
+/** Does `tend <command> NAME`, typed in `o.cwd` without -f, reach the run VM? (Not when a project VM has its name.) */
+async function reachableByName(o: RunCommandOptions, root: string, name: string): Promise<boolean> {
+  const { file: _file, ...rest } = o;
+  return loadContext({ ...rest, stateDir: root }, name).then(
+    (ctx) => ctx.run?.name === name,
+    () => false,
+  );
 }
 
 export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult> {
@@ -192,17 +208,18 @@ export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult
     throw new UsageError(`--name "${name}" is not a valid VM name: lower-case letters, digits and "-" (at most 63)`, 'BadName');
   }
   const dir = runDir(root, name);
-  const file = join(dir, 'tend.yaml');
+  const file = join(dir, RUN_FILE);
   if (existsSync(file) && !o.name) throw new UsageError(`a run named ${name} exists already; pass --name`, 'NameTaken');
   const yaml = runProjectYaml(o, name, cwd);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(file, yaml, { mode: 0o600 });
+  const byName = await reachableByName(o, root, name);
 
   const g: GlobalOptions = { ...o, file: [file], cwd: dir, stateDir: root };
   const { convergeCommand } = await import('./converge.js');
   const r: ConvergeCommandResult = await convergeCommand({ ...g, ...(o.onEvent ? { onEvent: o.onEvent } : {}) }, 'run');
   const st = r.vms[name] ?? { state: 'Unknown', conditions: [] };
-  const result: RunCommandResult = { name, file, ok: r.ok, state: st.state, ...(st.error ? { error: st.error } : {}), removed: false };
+  const result: RunCommandResult = { name, file, ok: r.ok, state: st.state, ...(st.error ? { error: st.error } : {}), removed: false, byName };
   if (r.ok && o.command && o.command.length > 0) {
     const { execCommand } = await import('./exec.js');
     const x = await execCommand({ ...g, name, argv: o.command, ...(o.stdout ? { stdout: o.stdout } : {}), ...(o.stderr ? { stderr: o.stderr } : {}) });
@@ -221,16 +238,12 @@ export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult
 }
 
 export function renderRun(r: RunCommandResult): string {
-  if (r.exec && !r.removed) return `(${r.name} keeps running: tend -f ${r.file} down --destroy)`;
+  // the short forms find the run VM by name; `-f` when a project VM of the same name would win
+  const tend = r.byName ? 'tend' : `tend -f ${r.file}`;
+  const down = r.byName ? `tend down ${r.name} --destroy` : `${tend} down --destroy`;
+  if (r.exec && !r.removed) return `(${r.name} keeps running: ${down})`;
   if (r.exec) return '';
-  const f = `tend -f ${r.file}`;
-  if (!r.ok) return `${r.name}: ${r.state}${r.error ? ` — ${r.error}` : ''}\n  logs: ${f} logs ${r.name}\n  remove: ${f} down --destroy`;
+  if (!r.ok) return `${r.name}: ${r.state}${r.error ? ` — ${r.error}` : ''}\n  logs: ${tend} logs ${r.name}\n  remove: ${down}`;
   if (r.removed) return `${r.name}: removed`;
-  return [
-    `${r.name}: ${r.state}`,
-    `  ${f} exec ${r.name} -- uname -a`,
-    `  ${f} console ${r.name}`,
-    `  ${f} logs ${r.name}`,
-    `  ${f} down --destroy`,
-  ].join('\n');
+  return [`${r.name}: ${r.state}`, `  ${tend} exec ${r.name} -- uname -a`, `  ${tend} console ${r.name}`, `  ${tend} logs ${r.name}`, `  ${down}`].join('\n');
 }

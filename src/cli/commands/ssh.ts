@@ -59,7 +59,8 @@ export function sshArgv(i: SshArgvInput): string[] {
   for (const k of i.keys) a.push('-i', k);
   a.push('-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR');
   if (i.pin) {
-    a.push('-o', `UserKnownHostsFile=${i.pin.file}`, '-o', `HostKeyAlias=${i.pin.alias}`, '-o', 'StrictHostKeyChecking=yes');
+    // the pin is the VM's (alias), not its address: a TAP guest's DHCP address may change
+    a.push('-o', `UserKnownHostsFile=${i.pin.file}`, '-o', `HostKeyAlias=${i.pin.alias}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'CheckHostIP=no');
     if (i.pin.keyTypes.length > 0) a.push('-o', `HostKeyAlgorithms=${i.pin.keyTypes.join(',')}`);
   } else {
     // not pinned yet (the guest never passed readiness on this disk): nothing to check against
@@ -97,17 +98,19 @@ export function splitNameAndCommand(project: Project, name: string | undefined, 
 }
 
 export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
-  const ctx = await loadContext(o);
+  // a first word that starts a command (see splitNameAndCommand) keeps the project
+  const ctx = await loadContext(o, o.name, { keepProject: (p) => o.name !== undefined && splitNameAndCommand(p, o.name, o.argv ?? []).name === undefined });
   const split = splitNameAndCommand(ctx.project, o.name, o.argv ?? []);
   const name = inferVm(ctx.project, split.name, 'ssh');
   const spec = vmSpec(ctx.project, name);
   const backend = await backendFor(ctx);
   const obs = (await backend.observe(ctx.project, o.signal)).vms[name];
-  if (!obs || obs.power === 'stopped' || !obs.sshPort) {
+  // a TAP guest has no forwarded port: SSH goes to its own address (src/ssh/target.ts)
+  if (!obs || obs.power === 'stopped' || (!obs.sshPort && spec.network.mode !== 'tap')) {
     throw new UsageError(`${name} is not running: \`tend start ${name}\` first`, 'VmNotRunning');
   }
   const { sshTarget } = await import('../../ssh/guest.js');
-  const target = await sshTarget(ctx.stateRoot, ctx.project, spec);
+  const target = await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env);
   const keys = requireSshKeys({
     vmDir: vmDir(ctx.projDir, name),
     fileKey: spec.ssh.privateKey,

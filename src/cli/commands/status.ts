@@ -3,6 +3,7 @@ import { planVm, type PlanEntry } from '../../../controllers/plan.js';
 import type { ObservedVm } from '../../../controllers/types.js';
 import type { VmSpec } from '../../../schemas/model.js';
 import { FILES, socketPath, vmDir, vmFile } from '../../state/paths.js';
+import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration } from '../output.js';
 import { planConditions, readStatus } from './ps.js';
@@ -22,10 +23,12 @@ export interface StatusResult {
   /** the controller's last status record (status.json), when there is one */
   status: unknown;
   paths: Record<string, string>;
+  /** where SSH reaches the running guest: the forwarded port, or a TAP guest's own address; null when unknown */
+  ssh: string | null;
 }
 
 export async function statusCommand(o: StatusCommandOptions): Promise<StatusResult> {
-  const ctx = await loadContext(o);
+  const ctx = await loadContext(o, o.name);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   checkVmNames(ctx.project, [o.name], Object.keys(observed.vms));
@@ -48,6 +51,7 @@ export async function statusCommand(o: StatusCommandOptions): Promise<StatusResu
     conditions: planConditions(entry, obs ?? undefined),
     status: (await readStatus(ctx, o.name)) ?? null,
     paths,
+    ssh: !obs || obs.power === 'stopped' ? null : obs.sshPort ? `127.0.0.1:${obs.sshPort}` : spec?.network.mode === 'tap' ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env) : null,
   };
 }
 
@@ -62,7 +66,7 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
     ['PID', o?.pid ? String(o.pid) : '-'],
     ['Accel', o?.accel ?? '-'],
     ['Up', o?.startedAt ? formatDuration(now - o.startedAt) : '-'],
-    ['SSH', o?.sshPort ? `127.0.0.1:${o.sshPort}` : '-'],
+    ['SSH', r.ssh ?? '-'],
     ['Ports', o && Object.keys(o.ports).length ? Object.entries(o.ports).map(([g, h]) => `${h}->${g}`).join(', ') : '-'],
     ['Intent', o?.intent ?? '-'],
     ['Image', r.spec ? `${r.spec.image.kind}:${r.spec.image.ref}` : (o?.diskImage ?? '-')],
