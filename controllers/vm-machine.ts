@@ -238,7 +238,7 @@ export const vmMachine = setup({
           actions: [
             assign(({ event }) => ({ startedHere: true, started: event.output })),
             emit(({ context }) =>
-              ev(context, 'Normal', 'VmStarted', `started (pid ${context.started?.pid}, ${context.started?.accel}, ssh on port ${context.started?.sshPort})`),
+              ev(context, 'Normal', 'VmStarted', `started (pid ${context.started?.pid}, ${context.started?.accel}, ${context.vm?.network.mode === 'tap' ? 'ssh at its bridge address' : `ssh on port ${context.started?.sshPort}`})`),
             ),
           ],
         },

@@ -17,6 +17,8 @@ TEND_APT_TEST_PACKAGES=(
   genisoimage         # isoinfo: reads back the in-process seed ISO (test/unit/seed-iso.test.ts)
   libarchive-tools    # bsdtar: a second reader of the seed ISO
   iproute2 dnsmasq-base isc-dhcp-client  # test/integration/tap-netns.test.ts: netns, bridge, DHCP
+  # test/e2e/tap.test.ts needs iproute2 and dnsmasq-base (above) and qemu-bridge-helper, which
+  # comes with qemu-system-x86 (its dependency qemu-system-common)
 )
 # ---- end of test tools ----
 

@@ -86,8 +86,8 @@ export function resolveStateRoot(g: GlobalOptions): string {
 /** What the one-VM commands tell loadContext about the names on their command line. */
 export interface VmLookup {
   /**
-   * ssh's rule for a word that is none of the project's VMs but may start a command
-   * (`tend ssh -- uptime` in a one-VM project): true keeps the project, as before run VMs.
+   * ssh's rule for a word that is neither a VM of the project nor a run VM but may start a
+   * command (`tend ssh -- uptime` in a one-VM project): true keeps the project instead of failing.
    */
   keepProject?: (project: Project) => boolean;
 }
@@ -113,12 +113,14 @@ export async function loadContext(g: GlobalOptions, vms?: string | readonly stri
     if (!(e instanceof UsageError && e.reason === 'NoProjectFile')) throw e;
   }
   const unknown = here ? names.filter((n) => !knowsVm(here, n)) : names;
-  if (here && (unknown.length === 0 || lookup.keepProject?.(here.project))) return here;
-  const runFileOf = (n: string): string | null => {
-    const f = join(runDir(root, n), RUN_FILE);
-    return new RegExp(NAME_PATTERN).test(n) && existsSync(f) ? f : null;
-  };
-  for (const n of unknown) if (!runFileOf(n)) throw unknownVm(n, here?.project ?? null, cwd, runVmNames(root));
+  if (here && unknown.length === 0) return here;
+  const isRunVm = (n: string): boolean => new RegExp(NAME_PATTERN).test(n) && existsSync(join(runDir(root, n), RUN_FILE));
+  const notRun = unknown.find((n) => !isRunVm(n));
+  if (notRun !== undefined) {
+    // the command's own meaning for the word (ssh: a command), else the error
+    if (here && lookup.keepProject?.(here.project)) return here;
+    throw unknownVm(notRun, here?.project ?? null, cwd, runVmNames(root));
+  }
   const first = unknown[0];
   const file = join(runDir(root, first), RUN_FILE);
   if (names.length > 1) {

@@ -1,6 +1,8 @@
 /**
  * NoCloud seed contents. user-data is a `#cloud-config` document built from the VM's
- * cloudInit fields — or, when cloudInit.userData names a file, that file's content as is.
+ * cloudInit fields — or, when cloudInit.userData names a file, that file's content as is; when
+ * the VM also has mounts or the project network, whose bootcmd tend must add, the file becomes
+ * the first part of a MIME multipart user-data and tend's bootcmd the second (`withTendBootcmd`).
  * meta-data carries the instance-id (stable for the VM's lifetime) and the host name.
  * network-config is not written: with one NIC every supported image configures it by DHCP
  * (cloud-init's fallback), which is what tend wants; it becomes necessary only for static
@@ -29,12 +31,16 @@ function loginShell(vm: VmSpec): string {
 
 export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: string; net?: ProjectNetMember | null }): string {
   const ci = vm.cloudInit ?? defaultCloudInit();
+  // mounts (src/seed/volumes.ts) and the project network (src/seed/network-config.ts) first, every boot
+  const tendBootcmd = [...volumeBootcmd(vm), ...(opts.net ? [projectNetBootcmd(opts.net)] : [])];
   if (ci.userData) {
+    let raw: Buffer;
     try {
-      return readFileSync(ci.userData, 'utf8');
+      raw = readFileSync(ci.userData);
     } catch (err) {
       throw new NotFoundError('UserDataNotFound', `cannot read the user-data file ${ci.userData}: ${(err as Error).message}`);
     }
+    return tendBootcmd.length > 0 ? withTendBootcmd(raw, tendBootcmd) : raw.toString('utf8');
   }
   const keys = [opts.publicKey, ...ci.sshAuthorizedKeys].map((k) => k.trim()).filter((k, i, a) => k && a.indexOf(k) === i);
   const doc: Record<string, unknown> = {
@@ -63,11 +69,46 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
       ...(f.owner ? { owner: f.owner } : {}),
     }));
   }
-  // mounts (src/seed/volumes.ts) and the project network (src/seed/network-config.ts) first, every boot
-  const bootcmd = [...volumeBootcmd(vm), ...(opts.net ? [projectNetBootcmd(opts.net)] : []), ...ci.bootcmd];
+  const bootcmd = [...tendBootcmd, ...ci.bootcmd];
   if (bootcmd.length > 0) doc.bootcmd = bootcmd;
   if (ci.runcmd.length > 0) doc.runcmd = [...ci.runcmd];
   return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+const BOUNDARY = '==tend-user-data==';
+
+/**
+ * The user's own user-data (any format cloud-init reads: cloud-config, a script, ...) plus a
+ * cloud-config part with tend's bootcmd, as one MIME multipart document. The user's part is
+ * text/plain so cloud-init detects its type from its first line, as it would for the file
+ * alone; tend's part merges its bootcmd in front of the user's (`list(prepend)`) and keeps
+ * every other key of the user's. Both parts are base64, so no content can collide with the
+ * boundary.
+ */
+export function withTendBootcmd(userData: Buffer, bootcmd: string[]): string {
+  const tendPart = `#cloud-config\n${stringify(
+    { merge_how: [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }], bootcmd },
+    { lineWidth: 0 },
+  )}`;
+  const part = (type: string, name: string, body: Buffer): string =>
+    [
+      `--${BOUNDARY}`,
+      `Content-Type: ${type}; charset="utf-8"`,
+      'MIME-Version: 1.0',
+      'Content-Transfer-Encoding: base64',
+      `Content-Disposition: attachment; filename="${name}"`,
+      '',
+      (body.toString('base64').match(/.{1,76}/g) ?? []).join('\n'),
+    ].join('\n');
+  return [
+    `Content-Type: multipart/mixed; boundary="${BOUNDARY}"`,
+    'MIME-Version: 1.0',
+    '',
+    part('text/plain', 'user-data', userData),
+    part('text/cloud-config', 'tend-bootcmd.cfg', Buffer.from(tendPart)),
+    `--${BOUNDARY}--`,
+    '',
+  ].join('\n');
 }
 
 export function renderMetaData(vm: VmSpec, instanceId: string): string {

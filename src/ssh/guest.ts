@@ -91,13 +91,13 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         onStage: (s) => say(vm.name, stageText[s]),
       });
       // The guest is up and cloud-init is done: pin (or check) its host key.
-      const pinned = await connectGuest(opts.stateRoot, project, vm, signal);
+      const pinned = await connectGuest(opts.stateRoot, project, vm, signal, env);
       pinned.on('error', () => {});
       pinned.end();
       const hc = vm.healthcheck;
       if (!hc) return;
       say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
-      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, signal), target);
+      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, signal, env), target);
       try {
         await waitHealthy(hc, probe.run, {
           clock: opts.clock ?? systemClock,
@@ -138,8 +138,8 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         return;
       }
       await writeJsonAtomic(recordPath, record);
-      const target = await sshTarget(opts.stateRoot, project, vm);
-      const client = await connectGuest(opts.stateRoot, project, vm, signal);
+      const target = await sshTarget(opts.stateRoot, project, vm, env);
+      const client = await connectGuest(opts.stateRoot, project, vm, signal, env);
       const log = (line: string) => appendFile(logPath, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
       try {
         for (let i = start; i < vm.provision.length; i++) {
@@ -184,9 +184,9 @@ async function readInstanceId(projDir: string, vm: string): Promise<string> {
  * An authenticated connection to a ready guest whose host key matches the pin (a first key, or
  * the first after a new disk, is pinned). HostKeyChanged when it does not match.
  */
-export async function connectGuest(stateRoot: string, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<Client> {
+export async function connectGuest(stateRoot: string, project: Project, vm: VmSpec, signal?: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
   const projDir = projectDir(stateRoot, project.name, project.dir);
-  const target = await sshTarget(stateRoot, project, vm);
+  const target = await sshTarget(stateRoot, project, vm, env);
   const check = await hostKeyCheck(vmFile(projDir, vm.name, 'knownHosts'), await readInstanceId(projDir, vm.name), hostAlias(project.name, vm.name), {
     pinNew: true,
     where: `${vm.name} (${target.host}:${target.port})`,

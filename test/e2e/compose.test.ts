@@ -4,10 +4,12 @@
  *
  * - project "stack" (db + web): a named volume keeps a file across `up --recreate` (which
  *   replaces db's disk: a marker on the old root disk is gone); a host folder is readable in the
- *   guest and its `:ro` mount refuses writes; web reaches db by name on the project network;
+ *   guest and its `:ro` mount refuses writes; web (with its own raw user-data, to which tend
+ *   adds the network's bootcmd) reaches db by name on the project network;
  *   a published port answers on 127.0.0.1; `tend volume ls` shows the volume; `down --volumes`
  *   deletes it;
- * - `tend run IMAGE -- hostname` prints the guest's host name; `down --destroy` removes it.
+ * - `tend run IMAGE -- hostname` prints the guest's host name; `tend exec NAME` reaches it by
+ *   name alone; `tend down NAME --destroy` removes it and its run folder.
  */
 import assert from 'node:assert/strict';
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -15,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { findImage, freePort, runCli, tempProject, type TempProject } from './helpers.js';
+import { findImage, freePort, generateKey, runCli, tempProject, type TempProject } from './helpers.js';
 
 async function cli(p: TempProject, args: string[]) {
   return runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
@@ -67,6 +69,9 @@ const stackYaml = (image: string, hostPort: number): string =>
     '  web:',
     `    image: ${image}`,
     '    vm: { vcpu: 1, memory_mb: 512 }',
+    // the user's own user-data, used as is: tend adds the project network's bootcmd next to it
+    '    cloud_init: { user_data: ./web-user-data.yaml }',
+    '    ssh: { user: tester, private_key: ./id_web }',
     'volumes:',
     '  data: { size: 1 }',
     '',
@@ -77,6 +82,12 @@ test('compose semantics on real guests: volumes, host folders, project network, 
   const hostPort = await freePort();
   const p = await tempProject({ 'site/index.html': 'hello from the host\n' });
   t.after(() => p.cleanup());
+  const webKey = await generateKey(join(p.dir, 'id_web'));
+  await writeFile(
+    join(p.dir, 'web-user-data.yaml'),
+    ['#cloud-config', 'users:', '  - name: tester', '    sudo: ALL=(ALL) NOPASSWD:ALL', '    shell: /bin/bash', `    ssh_authorized_keys: ["${webKey}"]`,
+      'bootcmd: ["echo mine > /run/user-bootcmd"]', 'runcmd: ["touch /var/tmp/user-runcmd"]', ''].join('\n'),
+  );
   const imageCopy = join(p.scratch, 'debian-copy.qcow2');
   await writeFile(join(p.dir, 'tend.yaml'), stackYaml(image, hostPort));
   const adhoc = await tempProject();
@@ -87,13 +98,16 @@ test('compose semantics on real guests: volumes, host folders, project network, 
   const [, run] = await Promise.all([ok(p, ['up']), cli(adhoc, ['run', image, '--name', 'adhoc', '--memory', '512', '--', 'hostname'])]);
   t.diagnostic(`three guests ready in ${Math.round((Date.now() - started) / 1000)} s`);
 
-  // tend run IMAGE -- hostname prints the guest's host name; down removes it
+  // tend run IMAGE -- hostname prints the guest's host name
   assert.equal(run.code, 0, `tend run: ${run.stdout}\n${run.stderr}`);
   assert.equal(run.stdout.trim().split('\n')[0], 'adhoc');
   const runFile = join(adhoc.stateDir, 'run', 'adhoc', 'tend.yaml');
   assert.ok(existsSync(runFile));
-  await ok(adhoc, ['-f', runFile, 'down', '--destroy']);
+  // the run VM is reached by its name alone (no project file in adhoc's folder), then removed
+  assert.equal((await ok(adhoc, ['exec', 'adhoc', '--', 'hostname'])).trim(), 'adhoc');
+  await ok(adhoc, ['down', 'adhoc', '--destroy']);
   assert.deepEqual(await qemuOf(adhoc.stateDir), []);
+  assert.equal(existsSync(join(adhoc.stateDir, 'run', 'adhoc')), false, 'down NAME --destroy removes the run folder');
 
   // a published port answers on 127.0.0.1 (the guest's sshd behind host port hostPort)
   assert.match(await banner(hostPort), /^SSH-2\.0-/);
@@ -105,6 +119,9 @@ test('compose semantics on real guests: volumes, host folders, project network, 
   assert.match(write.stderr + write.stdout, /Read-only file system/);
   assert.equal(existsSync(join(p.dir, 'site', 'new')), false);
 
+  // web's own user-data ran (its bootcmd and runcmd) next to tend's network bootcmd
+  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', '/run/user-bootcmd'])).trim(), 'mine');
+  assert.equal((await cli(p, ['exec', 'web', '--', 'test', '-e', '/var/tmp/user-runcmd'])).code, 0);
   // web reaches db by service name on the project network (sshd on db's port 22)
   const hosts = await ok(p, ['exec', 'web', '--', 'getent', 'hosts', 'db']);
   assert.match(hosts, /^10\.213\.0\.\d+\s+db\b/m);

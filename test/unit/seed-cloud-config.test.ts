@@ -70,6 +70,34 @@ test('a raw user-data file is passed through as is', () => {
   assert.throws(() => renderUserData(missing, { user: 'debian', publicKey: KEY }), (e: unknown) => e instanceof NotFoundError && e.reason === 'UserDataNotFound');
 });
 
+test('a raw user-data file with mounts or the project network: multipart, the file untouched first, tend\'s bootcmd merged in front', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tend-ud-'));
+  const raw = '#cloud-config\nbootcmd: [echo mine]\nruncmd: [echo ünïcode]\n';
+  writeFileSync(join(dir, 'user-data'), raw);
+  const v = applyDefaults({
+    name: 'db',
+    image: { kind: 'catalog', ref: 'debian:12' },
+    cloudInit: { userData: join(dir, 'user-data') },
+    volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }],
+  });
+  const text = renderUserData(v, { user: 'debian', publicKey: KEY });
+  const m = /^Content-Type: multipart\/mixed; boundary="([^"]+)"\nMIME-Version: 1\.0\n\n/.exec(text);
+  assert.ok(m, text.slice(0, 200));
+  const parts = text.split(`--${m[1]}`).slice(1, -1).map((p) => {
+    const [head, body] = p.trim().split('\n\n');
+    return { head, body: Buffer.from(body.replace(/\n/g, ''), 'base64').toString('utf8') };
+  });
+  assert.ok(text.trimEnd().endsWith(`--${m[1]}--`));
+  assert.equal(parts.length, 2);
+  assert.match(parts[0].head, /^Content-Type: text\/plain;.*\n(.*\n)*Content-Transfer-Encoding: base64/m);
+  assert.equal(parts[0].body, raw, 'the user\'s file, byte for byte (cloud-init detects its type from its first line)');
+  assert.match(parts[1].head, /^Content-Type: text\/cloud-config;/);
+  const tend = parse(parts[1].body) as { merge_how: { name: string; settings: string[] }[]; bootcmd: string[] };
+  assert.deepEqual(tend.merge_how, [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }]);
+  assert.equal(tend.bootcmd.length, 1);
+  assert.match(tend.bootcmd[0], /\/data/);
+});
+
 test('meta-data has the instance-id and local-hostname', () => {
   const doc = parse(renderMetaData(vm, 'i-0123abcd')) as Record<string, string>;
   assert.deepEqual(doc, { 'instance-id': 'i-0123abcd', 'local-hostname': 'web' });
