@@ -102,7 +102,7 @@ export function plan(project: Project, observed: Observed, opts: PlanOptions): P
 export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanOptions, 'recreate'>): PlanEntry {
   const entry = (action: PlanAction, changed: string[] = [], notes: string[] = []): PlanEntry => ({ vm: vm.name, action, changed, notes });
   const wantStopped = vm.runState === 'stopped' || obs?.intent === 'stopped';
-  const stopWhy = obs?.intent === 'stopped' ? 'stopped by `tend stop` (intent kept until `tend start` or `tend up`)' : 'desired state is stopped';
+  const stopWhy = obs?.intent === 'stopped' ? 'stopped by `tend stop` or `tend down` (kept until `tend start` or `tend up`)' : 'desired state is stopped';
 
   if (!obs || !obs.exists) {
     return wantStopped ? entry('none', [], [`not created: ${stopWhy}`]) : entry('create');

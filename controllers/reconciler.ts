@@ -170,6 +170,11 @@ export interface DownOptions extends RunOptions {
   /** also delete named volumes (only those no remaining VM mounts when `names` is given) */
   volumes: boolean;
   names?: string[];
+  /**
+   * record a stop intent for each declared VM (default true), so a running `watch` does not
+   * bring them back; false for a `tend run` VM that is going away with its file
+   */
+  intent?: boolean;
 }
 
 function volumesOf(vm: VmSpec): string[] {
@@ -177,8 +182,9 @@ function volumesOf(vm: VmSpec): string[] {
 }
 
 /**
- * `tend down`: stop (or destroy) the project's VMs, dependents before their dependencies. Records
- * no intent: the next `tend up` starts them again. Orphans are only touched when named.
+ * `tend down`: stop (or destroy) the project's VMs, dependents before their dependencies. Like
+ * `tend stop`, it records a stop intent for each declared VM first (design §3: a running `watch`
+ * must not undo it); `tend up` or `tend start` clears it. Orphans are only touched when named.
  */
 export async function downProject(project: Project, deps: ControllerDeps, opts: DownOptions): Promise<ConvergeResult> {
   if (opts.volumes && !deps.backend.removeVolumes) throw new UsageError('this backend cannot delete named volumes', 'VolumesUnsupported');
@@ -197,6 +203,8 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
   const results = await runInOrder(reversed(forward), async (name) => {
     const entry = byVm.get(name)!;
     const obs = observed.vms[name];
+    const keepDown = opts.intent !== false && specs.has(name);
+    if (keepDown) await deps.backend.setIntent(project, name, 'stopped');
     let r: VmResult;
     if (entry.action === 'none') r = { state: opts.destroy ? 'Destroyed' : 'Stopped', conditions: [opts.destroy ? 'Destroyed' : 'Stopped'] };
     else {
@@ -204,6 +212,8 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
         { project, vm: specs.get(name) ?? null, entry, observed: obs, options: { provision: false }, ...deps, ...(opts.destroy ? { command: 'destroy' as const } : {}) },
         opts,
       );
+      // destroy deleted the VM's folder with its intent: record it again
+      if (keepDown && opts.destroy && r.state === 'Destroyed') await deps.backend.setIntent(project, name, 'stopped');
     }
     vms[name] = r;
     return r.state === 'Failed' ? { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` } : { usable: true, summary: `is ${r.state.toLowerCase()}` };

@@ -307,3 +307,24 @@ test('`tend stop web` while watching keeps web stopped (it takes the lock betwee
   await until(() => r.pid('web') !== null && r.pid('web') !== started, 'web restarted by watch');
   await stop(r);
 });
+
+test('`tend down` while watching keeps every VM down, also across resyncs; `tend up` brings them back', async () => {
+  const { downCommand } = await import('../../src/cli/commands/down.js');
+  const { convergeCommand } = await import('../../src/cli/commands/converge.js');
+  const r = await startWatch(yaml(), { exitPollMs: 100, resync: '1s' });
+  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
+  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest };
+  const down = await downCommand(common);
+  assert.equal(down.ok, true);
+  const passes = r.passes.length;
+  await until(() => r.passes.length >= passes + 2, 'two resyncs after the down');
+  assert.deepEqual([r.pid('web'), r.pid('db')], [null, null], 'watch did not undo `tend down`');
+  assert.equal(r.reasons().includes('VmExited'), false, 'a deliberate down is not a crash');
+  const up = await convergeCommand({ ...common, provision: true, recreate: false, prune: false });
+  assert.equal(up.ok, true);
+  for (const vm of ['web', 'db']) {
+    assert.ok(r.pid(vm), `${vm} runs again after tend up`);
+    pidsToKill.add(r.pid(vm)!);
+  }
+  await stop(r);
+});

@@ -238,11 +238,23 @@ test('down stops dependents before their dependencies; volumes are deleted only 
   assert.ok(backend.seqOf('stop', 'db') > backend.seqOf('stop', 'web', 'end'));
   assert.deepEqual(backend.volumesRemoved, []);
   assert.equal(backend.vms.get('db')!.power, 'stopped');
+  // each VM keeps a stop intent: a watch pass (a converge that does not clear intents) leaves them down
+  assert.deepEqual([backend.vms.get('web')!.intent, backend.vms.get('db')!.intent], ['stopped', 'stopped']);
+  const watchPass = await converge(p, deps, flags);
+  assert.deepEqual(watchPass.entries.map((e) => e.action), ['none', 'none']);
+  assert.equal(backend.vms.get('web')!.power, 'stopped');
 
   const gone = await downProject(p, deps, { destroy: true, volumes: true });
   assert.equal(gone.vms.web?.state, 'Destroyed');
-  assert.equal(backend.vms.size, 0);
+  assert.ok([...backend.vms.values()].every((v) => !v.exists && v.intent === 'stopped'), 'disks gone, intents kept');
   assert.deepEqual(backend.volumesRemoved, ['data']);
+  assert.deepEqual((await converge(p, deps, flags)).entries.map((e) => e.action), ['none', 'none'], 'not recreated behind the user\'s back');
+
+  // a `tend run` VM destroyed with its file leaves nothing behind
+  const adhoc = project([spec('adhoc')]);
+  await converge(adhoc, deps, flags);
+  await downProject(adhoc, deps, { destroy: true, volumes: false, intent: false });
+  assert.equal(backend.vms.has('adhoc'), false);
 });
 
 test('restart keeps the disk and clears a stop intent', async () => {

@@ -1,6 +1,7 @@
 /**
  * `tend down`: stop every VM of the project (dependents first); `--destroy` deletes them too;
- * `--volumes` (implies --destroy) also deletes named volumes. The next `tend up` starts them again.
+ * `--volumes` (implies --destroy) also deletes named volumes. Each VM keeps a stop intent, so a
+ * running `tend watch` leaves them down; the next `tend up` (or `tend start NAME`) brings them back.
  * `tend down NAME...` only those VMs; a NAME may be a `tend run` VM (see loadContext), whose run
  * folder `--destroy` removes as well.
  */
@@ -29,6 +30,8 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
         destroy,
         volumes: o.volumes ?? false,
         ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
+        // a destroyed `tend run` VM goes away with its file: nothing to keep down
+        intent: !(ctx.run && destroy),
         ...run,
       });
       await recordStatus(ctx, r.vms);
