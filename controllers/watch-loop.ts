@@ -9,6 +9,8 @@
  *     at once or after a crash-loop backoff, a VM the policy leaves down is "held" and skipped by
  *     later passes until it is seen running again (e.g. `tend start web`) or its spec changes
  *   - the periodic resync: a full converge, which also notices exits the events missed
+ *   - a VM started by someone else (`tend start web`, `tend up` between passes; `rearm()`): its
+ *     process is watched from then on, without waiting for the next resync
  *
  * Each mutating pass runs inside `withLock` (the project lock taken pass by pass), so one-shot
  * commands get the lock between passes. The loop ends when `signal` aborts: the pass in flight is
@@ -69,6 +71,8 @@ export interface WatchController {
   vmExited(e: VmExit): void;
   /** run a full pass now */
   resync(): void;
+  /** a VM may have been started outside the loop: watch the processes of the running VMs */
+  rearm(): void;
   /** the last valid project */
   readonly project: Project;
   /** VMs the restart policy leaves down (or in backoff), with why */
@@ -84,12 +88,13 @@ interface Pending {
   exits: VmExit[];
   due: Set<string>;
   initial: boolean;
+  rearm: boolean;
 }
 
 /** a stream of saves delays a pass by at most this many debounce periods (and at least 1 s) */
 const MAX_DEBOUNCE_FACTOR = 10;
 
-const empty = (): Pending => ({ files: new Set(), reload: false, resync: false, exits: [], due: new Set(), initial: false });
+const empty = (): Pending => ({ files: new Set(), reload: false, resync: false, exits: [], due: new Set(), initial: false, rearm: false });
 
 const alive = (p: string | undefined): boolean => p === 'running' || p === 'paused' || p === 'unknown';
 
@@ -118,7 +123,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     w?.();
   };
   const hasWork = (p: Pending): boolean =>
-    p.initial || p.reload || p.resync || p.files.size > 0 || p.exits.length > 0 || p.due.size > 0;
+    p.initial || p.reload || p.resync || p.rearm || p.files.size > 0 || p.exits.length > 0 || p.due.size > 0;
 
   /** Sleep on the injected clock; false when the loop is ending. */
   const sleep = async (ms: number): Promise<boolean> => {
@@ -312,7 +317,18 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     if (work.exits.length > 0) triggers.push('exit');
     const t = targets as Set<string> | 'all';
     const quiet = t !== 'all' && t.size === 0 && work.exits.length === 0;
-    if (quiet) return;
+    if (quiet) {
+      // only a rearm: observe (read-only, no lock) and watch what runs now; nothing to converge
+      const observed = work.rearm ? await deps.backend.observe(project, signal).catch(() => null) : null;
+      if (observed) {
+        const missed = arm(observed);
+        if (missed.length > 0) {
+          pending.exits.push(...missed);
+          poke();
+        }
+      }
+      return;
+    }
 
     let report: PassReport = { triggers, names: [], result: null };
     try {
@@ -423,6 +439,10 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     },
     resync() {
       pending.resync = true;
+      poke();
+    },
+    rearm() {
+      pending.rearm = true;
       poke();
     },
     get project() {

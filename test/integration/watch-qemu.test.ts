@@ -328,3 +328,27 @@ test('`tend down` while watching keeps every VM down, also across resyncs; `tend
   }
   await stop(r);
 });
+
+test('a VM started by a one-shot command between passes is crash-watched at once, without a resync', async () => {
+  const { stopCommand } = await import('../../src/cli/commands/stop.js');
+  const { startCommand } = await import('../../src/cli/commands/start.js');
+  const r = await startWatch(yaml(), { exitPollMs: 100, resync: '0' });
+  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
+  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest, name: 'web' };
+  await stopCommand(common);
+  // let watch handle the stop's exit (a deliberate stop: nothing to restart) before the start
+  await new Promise((res) => setTimeout(res, 1500));
+  await startCommand(common);
+  const started = r.pid('web');
+  assert.ok(started);
+  pidsToKill.add(started);
+  const passes = r.passes.length;
+  // watch learns of the start from the project's event log (resync is off)
+  await new Promise((res) => setTimeout(res, 500));
+  process.kill(started, 'SIGKILL');
+  await until(() => r.pid('web') !== null && r.pid('web') !== started, 'web restarted by watch');
+  assert.ok(r.reasons('web').some((x) => x === 'VmExited' || x === 'BackOff'), `the kill was seen as an exit: ${r.reasons('web').join(', ')}`);
+  await until(() => r.passes.some((p, i) => i >= passes && p.triggers.includes('exit')), 'the restart pass, triggered by the exit');
+  pidsToKill.add(r.pid('web')!);
+  await stop(r);
+});

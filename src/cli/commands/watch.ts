@@ -7,13 +7,14 @@
  * the VMs running and no lock behind.
  */
 import { setMaxListeners } from 'node:events';
+import { open, stat } from 'node:fs/promises';
 import type { Project } from '../../../schemas/model.js';
 import type { Clock, TendEvent } from '../../../controllers/types.js';
 import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
 import type { BackoffOptions } from '../../../controllers/restart-policy.js';
 import { UsageError } from '../../errors.js';
 import { loadProject } from '../../load/project.js';
-import { appendEvent } from '../../state/events.js';
+import { appendEvent, eventsPath } from '../../state/events.js';
 import { acquireProjectLock } from '../../state/lock.js';
 import { acquireControllerLock } from '../../watch/controller-lock.js';
 import { depsFor, loadContext, lockOptions, type GlobalOptions } from '../context.js';
@@ -126,8 +127,33 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
       signal,
     );
     ref.ctl = loop;
+    // VMs started by one-shot commands between passes (`tend start web`): their VmStarted lands in
+    // the project's event log, and watch starts watching their processes at once
+    const log = eventsPath(ctx.projDir);
+    let logSize = await stat(log).then((st) => st.size, () => 0);
+    const ew = watchFiles([log], {
+      onChange: () => {
+        void stat(log).then(
+          async (st) => {
+            const from = st.size < logSize ? 0 : logSize;
+            logSize = st.size;
+            if (st.size <= from) return;
+            const fh = await open(log, 'r');
+            try {
+              const buf = Buffer.alloc(st.size - from);
+              await fh.read(buf, 0, buf.length, from);
+              if (buf.includes('"reason":"VmStarted"')) loop.rearm();
+            } finally {
+              await fh.close();
+            }
+          },
+          () => undefined,
+        );
+      },
+    });
+    cleanups.push(() => ew.close());
     if (o.subscribeReload) cleanups.push(o.subscribeReload(() => loop.reload()));
-    await fw.ready();
+    await Promise.all([fw.ready(), ew.ready()]);
     onEvent({
       time: new Date(deps.clock.now()).toISOString(),
       type: 'Normal',
