@@ -20,28 +20,19 @@ import { logsCommand, rewriteFollowFlag } from '../../src/cli/commands/logs.js';
 import { provisionCommand } from '../../src/cli/commands/provision.js';
 import { sshCommand } from '../../src/cli/commands/ssh.js';
 import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
-import { TendError } from '../../src/errors.js';
 import { createSshGuest } from '../../src/ssh/guest.js';
 import { appendEvent } from '../../src/state/events.js';
 import { projectDir, socketPath, vmDir, vmFile } from '../../src/state/paths.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
+import { rejectsWith } from '../helpers/rejects.js';
 
 let sshd: TestSshd;
 let root = '';
 let work = '';
 let project: Project;
 let projDir = '';
-
-function reason(r: string, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof TendError, `expected a TendError, got ${String(err)}`);
-    assert.equal(err.reason, r, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 function vmWith(steps: ProvisionStep[], key = sshd.key): VmSpec {
   return applyDefaults({ name: 'web', image: { kind: 'path', ref: '/nonexistent.qcow2' }, cloudInit: null, ssh: { user: sshd.user, privateKey: key }, provision: steps });
@@ -129,7 +120,7 @@ describe('provisioning over SSH', () => {
     const vm = vmWith(broken);
     await assert.rejects(
       guest.provision(withVm(vm), vm, { force: false }),
-      reason('ProvisionStepFailed', /web: provision step 2\/4: shell "echo about to fail" \(\+2 lines\) failed with exit status 42; last output:[\s\S]*no such package: frobnicate/),
+      rejectsWith('ProvisionStepFailed', /web: provision step 2\/4: shell "echo about to fail" \(\+2 lines\) failed with exit status 42; last output:[\s\S]*no such package: frobnicate/),
     );
     assert.deepEqual(await counter(), ['run1', 'run2', 'run4', 'run4'], 'steps 3 and 4 did not run; step 1 was cached');
     assert.match(await readFile(vmFile(projDir, 'web', 'provisionLog'), 'utf8'), /step 2\/4.*failed with exit status 42/);
@@ -164,7 +155,7 @@ describe('provisioning over SSH', () => {
     await writeFile(join(work, 'counter'), '');
     const guest = createSshGuest({ stateRoot: root });
     const vm = vmWith(steps, sshd.wrongKey);
-    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), reason('SshAuthFailed', new RegExp(`user ${sshd.user} with key .*id_wrong`)));
+    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), rejectsWith('SshAuthFailed', new RegExp(`user ${sshd.user} with key .*id_wrong`)));
     assert.deepEqual(await counter(), []);
   });
 });
@@ -196,8 +187,8 @@ describe('readiness, reconnect and host keys', () => {
     await sshd.newHostKey();
     await sshd.restart();
     await writeFile(join(work, 'counter'), '');
-    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), reason('HostKeyChanged', /changed on the same disk.*delete .*known_hosts/s));
-    await assert.rejects(guest.waitReady(withVm(vm), vm), reason('HostKeyChanged'));
+    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), rejectsWith('HostKeyChanged', /changed on the same disk.*delete .*known_hosts/s));
+    await assert.rejects(guest.waitReady(withVm(vm), vm), rejectsWith('HostKeyChanged'));
     assert.deepEqual(await counter(), [], 'nothing ran against the unknown host');
     assert.equal(await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8'), pinned, 'the pin was not overwritten');
   });
@@ -206,11 +197,11 @@ describe('readiness, reconnect and host keys', () => {
     const stages: string[] = [];
     const guest = createSshGuest({ stateRoot: root, onOutput: (_vm, line) => stages.push(line) });
     const vm = { ...vmWith(steps, sshd.wrongKey), timeouts: { start: null, ssh: 600, login: 2, cloudInit: null } };
-    await assert.rejects(guest.waitReady(withVm(vm), vm), reason('SshLoginFailed', /SSH banner seen on .* but login refused for user/));
+    await assert.rejects(guest.waitReady(withVm(vm), vm), rejectsWith('SshLoginFailed', /SSH banner seen on .* but login refused for user/));
     assert.ok(stages.some((s) => s.startsWith('logging in as')), 'the login stage was shown');
     const flagged = createSshGuest({ stateRoot: root, timeouts: { login: 1500 } });
     const slow = { ...vm, timeouts: { ...vm.timeouts, login: 600 } };
-    await assert.rejects(flagged.waitReady(withVm(slow), slow), reason('SshLoginFailed'));
+    await assert.rejects(flagged.waitReady(withVm(slow), slow), rejectsWith('SshLoginFailed'));
   });
 
   test('a recreated disk (new instance-id) re-pins the new key without complaint', async () => {
@@ -272,7 +263,7 @@ describe('guest access commands', () => {
     const r = await sshCommand({ ...g, name: 'uptime', argv: ['-p'], run: async () => 0 });
     assert.equal(r.vm, 'web');
     assert.deepEqual(r.argv.slice(-2), ['--', 'uptime -p']);
-    await assert.rejects(sshCommand({ ...g, name: 'wbe', run: async () => 0 }), reason('UnknownVm', /did you mean "web"/));
+    await assert.rejects(sshCommand({ ...g, name: 'wbe', run: async () => 0 }), rejectsWith('UnknownVm', /did you mean "web"/));
   });
 
   test('tend provision re-runs every step on the running VM, each time, and pins the host key', async () => {
@@ -300,7 +291,7 @@ describe('guest access commands', () => {
 
   test('tend provision names a stopped VM: refused, nothing started', async () => {
     await g.mem.stop((await loadContext(g)).project, 'web', { timeout: 0 });
-    await assert.rejects(provisionCommand({ ...realGuest(), names: ['web'] }), reason('VmNotRunning', /web is not running/));
+    await assert.rejects(provisionCommand({ ...realGuest(), names: ['web'] }), rejectsWith('VmNotRunning', /web is not running/));
     assert.equal(g.mem.vms.get('web')?.power, 'stopped');
   });
 
@@ -314,7 +305,7 @@ describe('guest access commands', () => {
     const ev: string[] = [];
     await logsCommand({ ...g, write: (l) => ev.push(l) });
     assert.ok(ev.some((l) => /VmProvisioned/.test(l)), ev.join('\n'));
-    await assert.rejects(logsCommand({ ...g, source: 'console', write: () => {} }), reason('NoLog', /no console log yet/));
+    await assert.rejects(logsCommand({ ...g, source: 'console', write: () => {} }), rejectsWith('NoLog', /no console log yet/));
   });
 
   test('tend logs -f --console follows the log as it grows, until interrupted', async () => {
@@ -389,6 +380,6 @@ describe('guest access commands', () => {
 
   test('tend console on a VM without a console socket says it is not running', async () => {
     await rm(socketPath(pd, 'web', 'serial'), { force: true });
-    await assert.rejects(consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }), reason('ConsoleUnavailable', /is the VM running/));
+    await assert.rejects(consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }), rejectsWith('ConsoleUnavailable', /is the VM running/));
   });
 });

@@ -9,19 +9,10 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TendError } from '../../src/errors.js';
 import { sshExec } from '../../src/ssh/exec.js';
 import { waitForSsh } from '../../src/ssh/ready.js';
 import { freePort, startTestSshd, type TestSshd } from '../helpers/sshd.js';
-
-function rejectsWith(reason: string, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof TendError, `expected a TendError, got ${String(err)}`);
-    assert.equal(err.reason, reason, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
+import { rejectsWith } from '../helpers/rejects.js';
 
 let dir = '';
 let port = 0;

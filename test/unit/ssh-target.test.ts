@@ -8,13 +8,13 @@ import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { applyDefaults } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
-import { TendError } from '../../src/errors.js';
 import { sshArgv } from '../../src/cli/commands/ssh.js';
 import { DEFAULT_LEASE_FILES, type GuestAddress } from '../../src/net/guest-ip.js';
 import { tapMac } from '../../src/qemu/tap.js';
 import { waitForSsh, type GuestLocator } from '../../src/ssh/ready.js';
 import { addressUnknownMessage, leaseFiles, tapGuest, tapReadiness, tapSshTarget, type FindGuestIp } from '../../src/ssh/target.js';
 import { projectDir } from '../../src/state/paths.js';
+import { rejectsWith } from '../helpers/rejects.js';
 
 const img = { kind: 'catalog', ref: 'debian:12' } as const;
 const STATE = '/state';
@@ -28,15 +28,6 @@ function scripted(answers: (GuestAddress | null)[], seen: { mac: string; leaseFi
   return async (mac, o = {}) => {
     seen.push({ mac, leaseFiles: o.leaseFiles });
     return answers[Math.min(i++, answers.length - 1)] ?? null;
-  };
-}
-
-function rejectsWith(reason: string, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof TendError, `expected a TendError, got ${String(err)}`);
-    assert.equal(err.reason, reason, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
   };
 }
 
