@@ -241,6 +241,21 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
   return { ok, entries, vms: ordered };
 }
 
+/**
+ * `tend up` / `tend start`: clear the stop intents (`tend stop`, `tend down`) of the VMs asked
+ * for and of everything they depend on (they cannot be Ready without it), in `observed` too.
+ */
+export async function clearStopIntents(project: Project, deps: ControllerDeps, observed: Observed, names?: readonly string[]): Promise<void> {
+  const specs = new Map(project.vms.map((v) => [v.name, v]));
+  const targets = names ? withDependencies(names, (n) => specs.get(n)?.dependsOn ?? []) : project.vms.map((v) => v.name);
+  for (const n of targets) {
+    const vm = observed.vms[n];
+    if (!vm?.intent) continue;
+    await deps.backend.setIntent(project, n, null);
+    observed.vms[n] = { ...vm, intent: null };
+  }
+}
+
 // ---- one VM, imperative (the CLI's start/stop/restart/suspend/resume/destroy) ------------------
 
 export interface VmCommandOptions extends RunOptions {
@@ -263,11 +278,12 @@ function requireDeclared(project: Project, spec: VmSpec | null, name: string): V
  * when the file says `state: stopped` (an imperative escape hatch; the next converge follows the file).
  */
 export async function startVm(project: Project, deps: ControllerDeps, name: string, opts: VmCommandOptions = {}): Promise<ConvergeResult> {
-  const { spec } = await one(project, deps, name, opts);
-  requireDeclared(project, spec, name);
-  await deps.backend.setIntent(project, name, null);
+  const observed = await observe(project, deps, opts.signal);
+  checkNames(project, observed, [name]);
+  requireDeclared(project, project.vms.find((v) => v.name === name) ?? null, name);
+  await clearStopIntents(project, deps, observed, [name]);
   const forced: Project = { ...project, vms: project.vms.map((v) => (v.name === name ? { ...v, runState: 'running' as const } : v)) };
-  return converge(forced, deps, { recreate: false, prune: false, names: [name], provision: opts.provision ?? true, ...pick(opts) });
+  return converge(forced, deps, { recreate: false, prune: false, names: [name], provision: opts.provision ?? true, observed, ...pick(opts) });
 }
 
 /** `tend stop web`: record the intent first (so a running `watch` does not undo it), then stop. */

@@ -218,7 +218,7 @@ export const vmSpecSchema = {
     /** seconds between ACPI powerdown and SIGTERM */
     stopGracePeriod: { type: 'number', minimum: 0 },
     /**
-     * Time limit of each readiness stage, in seconds; null = the command's flag, else the
+     * Time limit of each readiness stage, in seconds (a command's flag overrides it); null = the
      * environment, else the built-in default (src/timeouts.ts).
      */
     timeouts: {

@@ -85,7 +85,10 @@ async function globals(cmd: Command, rt: Runtime, withLog = false): Promise<Glob
   const flags = o as Record<string, unknown>;
   for (const [stage, flag] of STAGE_FLAGS) {
     const v = flags[`${stage}Timeout`];
-    if (typeof v === 'string') (g.timeouts ??= {})[stage] = parseDuration(v, flag);
+    if (typeof v !== 'string') continue;
+    const ms = parseDuration(v, flag);
+    if (ms <= 0) throw new TendError('BadDuration', `${flag} must be more than 0s, got "${v}"`, EXIT.usage);
+    (g.timeouts ??= {})[stage] = ms;
   }
   if (withLog) {
     const { createLogger } = await import('../log.js');

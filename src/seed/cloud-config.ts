@@ -9,6 +9,7 @@
  * addresses or a second NIC, which the model cannot express yet (docs/images.md).
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { stringify } from 'yaml';
 import type { VmSpec } from '../../schemas/model.js';
 import { defaultCloudInit } from '../../schemas/defaults.js';
@@ -81,11 +82,13 @@ const BOUNDARY = '==tend-user-data==';
  * The user's own user-data (any format cloud-init reads: cloud-config, a script, ...) plus a
  * cloud-config part with tend's bootcmd, as one MIME multipart document. The user's part is
  * text/plain so cloud-init detects its type from its first line, as it would for the file
- * alone; tend's part merges its bootcmd in front of the user's (`list(prepend)`) and keeps
- * every other key of the user's. Both parts are base64, so no content can collide with the
- * boundary.
+ * alone; a file that is MIME itself (its own multipart) is nested as is, with its own headers,
+ * and a gzipped file is unpacked first (cloud-init unpacks only the top level). tend's part
+ * merges its bootcmd in front of the user's (`list(prepend)`) and keeps every other key of the
+ * user's. Parts tend writes are base64, so no content can collide with the boundary.
  */
-export function withTendBootcmd(userData: Buffer, bootcmd: string[]): string {
+export function withTendBootcmd(file: Buffer, bootcmd: string[]): string {
+  const userData = file[0] === 0x1f && file[1] === 0x8b ? gunzipSync(file) : file;
   const tendPart = `#cloud-config\n${stringify(
     { merge_how: [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }], bootcmd },
     { lineWidth: 0 },
@@ -104,7 +107,9 @@ export function withTendBootcmd(userData: Buffer, bootcmd: string[]): string {
     `Content-Type: multipart/mixed; boundary="${BOUNDARY}"`,
     'MIME-Version: 1.0',
     '',
-    part('text/plain', 'user-data', userData),
+    /^(content-type|mime-version):/i.test(userData.subarray(0, 64).toString('latin1'))
+      ? `--${BOUNDARY}\n${userData.toString('utf8').trimEnd()}`
+      : part('text/plain', 'user-data', userData),
     part('text/cloud-config', 'tend-bootcmd.cfg', Buffer.from(tendPart)),
     `--${BOUNDARY}--`,
     '',

@@ -41,6 +41,9 @@ test('a stage flag that is not a duration is a usage error, and no VM is touched
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /--ssh-timeout "soon" is not a duration/);
   assert.match(tend(['ps'], p, env).stdout, /web\s+not-created/);
+  const zero = tend(['up', '--start-timeout', '0'], p, env);
+  assert.equal(zero.code, 2, zero.stdout + zero.stderr);
+  assert.match(zero.stderr, /--start-timeout must be more than 0s/);
 });
 
 test('the commands that wait for readiness list the stage flags', () => {

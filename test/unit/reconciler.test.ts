@@ -257,6 +257,18 @@ test('down stops dependents before their dependencies; volumes are deleted only 
   assert.equal(backend.vms.has('adhoc'), false);
 });
 
+test('after `tend down`, starting a VM also clears the stop intents of what it depends on', async () => {
+  const { backend, deps } = setup();
+  const p: Project = project([spec('web', { dependsOn: ['db'] }), spec('db'), spec('cache')]);
+  await converge(p, deps, flags);
+  await downProject(p, deps, { destroy: false, volumes: false });
+  const r = await startVm(p, deps, 'web');
+  assert.equal(r.ok, true, JSON.stringify(r.vms));
+  assert.deepEqual([backend.vms.get('web')!.power, backend.vms.get('db')!.power], ['running', 'running']);
+  assert.equal(backend.vms.get('db')!.intent, null);
+  assert.equal(backend.vms.get('cache')!.intent, 'stopped', 'a VM web does not need stays down');
+});
+
 test('restart keeps the disk and clears a stop intent', async () => {
   const { backend, deps } = setup();
   const p = project([spec('web')]);

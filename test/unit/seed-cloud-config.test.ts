@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { parse } from 'yaml';
 import { applyDefaults } from '../../schemas/defaults.js';
 import { renderMetaData, renderUserData } from '../../src/seed/cloud-config.js';
@@ -96,6 +97,24 @@ test('a raw user-data file with mounts or the project network: multipart, the fi
   assert.deepEqual(tend.merge_how, [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }]);
   assert.equal(tend.bootcmd.length, 1);
   assert.match(tend.bootcmd[0], /\/data/);
+});
+
+test('a raw user-data file that is MIME itself is nested with its own headers; a gzipped one is unpacked first', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tend-ud-'));
+  const mime = 'Content-Type: multipart/mixed; boundary="user"\nMIME-Version: 1.0\n\n--user\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--user--\n';
+  writeFileSync(join(dir, 'mime'), mime);
+  writeFileSync(join(dir, 'gz'), gzipSync('#cloud-config\nruncmd: [echo zipped]\n'));
+  const withVolume = (file: string) => applyDefaults({
+    name: 'db',
+    image: { kind: 'catalog', ref: 'debian:12' },
+    cloudInit: { userData: join(dir, file) },
+    volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }],
+  });
+  const nested = renderUserData(withVolume('mime'), { user: 'debian', publicKey: KEY });
+  assert.ok(nested.includes(`--==tend-user-data==\n${mime.trimEnd()}\n--==tend-user-data==\n`), nested);
+  const unzipped = renderUserData(withVolume('gz'), { user: 'debian', publicKey: KEY });
+  const first = unzipped.split('--==tend-user-data==')[1].trim().split('\n\n')[1];
+  assert.equal(Buffer.from(first.replace(/\n/g, ''), 'base64').toString('utf8'), '#cloud-config\nruncmd: [echo zipped]\n');
 });
 
 test('meta-data has the instance-id and local-hostname', () => {

@@ -31,14 +31,9 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
     const observed = await deps.backend.observe(ctx.project, o.signal);
     // a fixed host port someone else holds fails before anything starts (controllers/port-conflicts.ts)
     await (await import('../../net/port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
-    // `tend up` clears `tend stop` intents (design §3), then converges from this same observation
-    for (const n of names ?? ctx.project.vms.map((v) => v.name)) {
-      const vm = observed.vms[n];
-      if (!vm?.intent) continue;
-      await deps.backend.setIntent(ctx.project, n, null);
-      observed.vms[n] = { ...vm, intent: null };
-    }
-    const { converge } = await import('../../../controllers/reconciler.js');
+    // `tend up` clears stop intents (design §3), then converges from this same observation
+    const { clearStopIntents, converge } = await import('../../../controllers/reconciler.js');
+    await clearStopIntents(ctx.project, deps, observed, names);
     const r = await converge(ctx.project, deps, {
       recreate: o.recreate ?? false,
       prune: o.prune ?? false,

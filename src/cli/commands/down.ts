@@ -6,9 +6,11 @@
  * folder `--destroy` removes as well.
  */
 import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { ConvergeCommandResult } from './converge.js';
 import { recordStatus, withDeps } from './lifecycle.js';
-import type { GlobalOptions } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
+import { runsDir } from '../../state/paths.js';
 import type { TendEvent } from '../../../controllers/types.js';
 
 export interface DownCommandOptions extends GlobalOptions {
@@ -17,6 +19,9 @@ export interface DownCommandOptions extends GlobalOptions {
   names?: string[];
   onEvent?: (e: TendEvent) => void;
 }
+
+/** The project is a `tend run` VM's synthesized file (`<state>/run/NAME/tend.yaml`), however it was reached. */
+const isRunProject = (ctx: Context): boolean => dirname(ctx.project.dir) === runsDir(ctx.stateRoot);
 
 export async function downCommand(o: DownCommandOptions): Promise<ConvergeCommandResult> {
   const destroy = Boolean(o.destroy || o.volumes);
@@ -30,8 +35,8 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
         destroy,
         volumes: o.volumes ?? false,
         ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
-        // a destroyed `tend run` VM goes away with its file: nothing to keep down
-        intent: !(ctx.run && destroy),
+        // a destroyed `tend run` VM goes away with its file (also `run --rm`, which uses -f): nothing to keep down
+        intent: !(destroy && isRunProject(ctx)),
         ...run,
       });
       await recordStatus(ctx, r.vms);

@@ -42,14 +42,16 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
     await new Promise((r) => setTimeout(r, 1000));
   }
   if (o.waitFor) {
-    // --wait bounds the whole wait: every stage gets what is left, and a timer cuts the rest
+    // --wait bounds the whole wait: no stage gets more than what is left, and a timer cuts the rest
     const left = Math.max(1000, deadline - Date.now());
     const cap = AbortSignal.timeout(left);
+    const { stageTimeoutMs } = await import('../../timeouts.js');
+    const within = (s: 'ssh' | 'login' | 'cloudInit'): number => Math.min(stageTimeoutMs(s, spec, o.timeouts, ctx.env), left);
     let stage = 'waiting for SSH';
     const guest = createSshGuest({
       stateRoot: ctx.stateRoot,
       env: ctx.env,
-      timeouts: { ...o.timeouts, ssh: left, login: left, cloudInit: left },
+      timeouts: { ssh: within('ssh'), login: within('login'), cloudInit: within('cloudInit') },
       onOutput: (_vm, line, stream) => {
         if (stream === 'status') stage = line;
       },
