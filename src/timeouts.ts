@@ -13,8 +13,6 @@ import { parseDuration } from './load/common.js';
 
 export type Stage = keyof VmSpec['timeouts'];
 
-export const STAGES: readonly Stage[] = ['start', 'ssh', 'login', 'cloudInit'];
-
 /** Built-in defaults in seconds: generous, since a TCG guest (no KVM) boots in about a minute. */
 export const DEFAULT_TIMEOUTS: Readonly<Record<Stage, number>> = { start: 30, ssh: 600, login: 300, cloudInit: 1200 };
 

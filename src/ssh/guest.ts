@@ -24,10 +24,9 @@ import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { firstStepToRun, stepHashes } from '../provision/cache.js';
 import { execOnClient, shellQuote, sshConnect, type SshTarget } from './exec.js';
 import { waitForSsh, type SshStage } from './ready.js';
-import { sshUser } from './user.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
 import { hostAlias, hostKeyCheck } from './known-hosts.js';
-import { tapReadiness, tapSshTarget } from './target.js';
+import { sshLogin, tapReadiness, tapSshTarget } from './target.js';
 import { stageTimeoutMs, type Stage, type StageTimeouts } from '../timeouts.js';
 
 export interface SshGuestOptions {
@@ -61,7 +60,7 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec,
   const m = ssh ? /^(.*):(\d+)$/.exec(ssh) : null;
   if (!m) throw new BackendError('NoSshPort', `${vm.name} has no SSH port recorded: is it running? (tend ps)`);
   const host = m[1] === '0.0.0.0' ? '127.0.0.1' : m[1];
-  return { host, port: Number(m[2]), user: sshUser(vm), privateKey: vm.ssh.privateKey ?? vmFile(projDir, vm.name, 'privateKey') };
+  return { host, port: Number(m[2]), ...sshLogin(stateRoot, project, vm) };
 }
 
 export function createSshGuest(opts: SshGuestOptions): Guest {
@@ -91,13 +90,13 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         onStage: (s) => say(vm.name, stageText[s]),
       });
       // The guest is up and cloud-init is done: pin (or check) its host key.
-      const pinned = await connectGuest(opts.stateRoot, project, vm, signal, env);
+      const pinned = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
       pinned.on('error', () => {});
       pinned.end();
       const hc = vm.healthcheck;
       if (!hc) return;
       say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
-      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, signal, env), target);
+      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, { signal, env, target }), target);
       try {
         await waitHealthy(hc, probe.run, {
           clock: opts.clock ?? systemClock,
@@ -139,7 +138,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       }
       await writeJsonAtomic(recordPath, record);
       const target = await sshTarget(opts.stateRoot, project, vm, env);
-      const client = await connectGuest(opts.stateRoot, project, vm, signal, env);
+      const client = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
       const log = (line: string) => appendFile(logPath, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
       try {
         for (let i = start; i < vm.provision.length; i++) {
@@ -184,9 +183,16 @@ async function readInstanceId(projDir: string, vm: string): Promise<string> {
  * An authenticated connection to a ready guest whose host key matches the pin (a first key, or
  * the first after a new disk, is pinned). HostKeyChanged when it does not match.
  */
-export async function connectGuest(stateRoot: string, project: Project, vm: VmSpec, signal?: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+export async function connectGuest(
+  stateRoot: string,
+  project: Project,
+  vm: VmSpec,
+  o: { signal?: AbortSignal | undefined; env?: NodeJS.ProcessEnv; target?: SshTarget } = {},
+): Promise<Client> {
+  const { signal } = o;
   const projDir = projectDir(stateRoot, project.name, project.dir);
-  const target = await sshTarget(stateRoot, project, vm, env);
+  // a caller that already resolved the target passes it: no second port-file read or address lookup
+  const target = o.target ?? (await sshTarget(stateRoot, project, vm, o.env));
   const check = await hostKeyCheck(vmFile(projDir, vm.name, 'knownHosts'), await readInstanceId(projDir, vm.name), hostAlias(project.name, vm.name), {
     pinNew: true,
     where: `${vm.name} (${target.host}:${target.port})`,

@@ -69,7 +69,7 @@ export function lookupTapAddress(g: TapGuest, env: NodeJS.ProcessEnv, find: Find
 }
 
 /** The user and key tend logs in with (the file's, else the generated key). */
-function login(stateRoot: string, project: Project, vm: VmSpec): Pick<SshTarget, 'user' | 'privateKey'> {
+export function sshLogin(stateRoot: string, project: Project, vm: VmSpec): Pick<SshTarget, 'user' | 'privateKey'> {
   const projDir = projectDir(stateRoot, project.name, project.dir);
   return { user: sshUser(vm), privateKey: vm.ssh.privateKey ?? vmFile(projDir, vm.name, 'privateKey') };
 }
@@ -79,7 +79,7 @@ export async function tapSshTarget(stateRoot: string, project: Project, vm: VmSp
   const g = tapGuest(stateRoot, project, vm, env);
   const found = await lookupTapAddress(g, env, find);
   if (!found) throw new BackendError('GuestAddressUnknown', addressUnknownMessage(g, null));
-  return { host: found.address, port: g.port, ...login(stateRoot, project, vm) };
+  return { host: found.address, port: g.port, ...sshLogin(stateRoot, project, vm) };
 }
 
 /** "10.0.0.5:22" of a TAP guest for `tend ps`/`status`, or null while it has no address. */
@@ -103,7 +103,7 @@ export function tapReadiness(
   find: FindGuestIp = findGuestIp,
 ): { target: SshTarget; locate: GuestLocator; waiting: string } {
   const g = tapGuest(stateRoot, project, vm, env);
-  const target: SshTarget = { host: '', port: g.port, ...login(stateRoot, project, vm) };
+  const target: SshTarget = { host: '', port: g.port, ...sshLogin(stateRoot, project, vm) };
   const locate: GuestLocator = {
     async find() {
       const found = await lookupTapAddress(g, env, find);

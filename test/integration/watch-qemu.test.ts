@@ -142,6 +142,12 @@ async function startWatch(text: string, o: Partial<WatchCommandOptions> & { mode
   return r;
 }
 
+/** Options for a one-shot command (`tend stop`, `tend up`, ...) run next to the watch, as a user would. */
+function oneShot(r: Running) {
+  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
+  return { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest };
+}
+
 async function stop(r: Running): Promise<void> {
   r.ac.abort();
   await r.done;
@@ -288,8 +294,7 @@ test('`tend stop web` while watching keeps web stopped (it takes the lock betwee
   const { stopCommand } = await import('../../src/cli/commands/stop.js');
   const { startCommand } = await import('../../src/cli/commands/start.js');
   const r = await startWatch(yaml(), { exitPollMs: 100, resync: '1s' });
-  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
-  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest, name: 'web' };
+  const common = { ...oneShot(r), name: 'web' };
   const stopped = await stopCommand(common);
   assert.equal(stopped.state, 'Stopped');
   const passes = r.passes.length;
@@ -312,8 +317,7 @@ test('`tend down` while watching keeps every VM down, also across resyncs; `tend
   const { downCommand } = await import('../../src/cli/commands/down.js');
   const { convergeCommand } = await import('../../src/cli/commands/converge.js');
   const r = await startWatch(yaml(), { exitPollMs: 100, resync: '1s' });
-  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
-  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest };
+  const common = oneShot(r);
   const down = await downCommand(common);
   assert.equal(down.ok, true);
   const passes = r.passes.length;
@@ -333,8 +337,7 @@ test('a VM started by a one-shot command between passes is crash-watched at once
   const { stopCommand } = await import('../../src/cli/commands/stop.js');
   const { startCommand } = await import('../../src/cli/commands/start.js');
   const r = await startWatch(yaml(), { exitPollMs: 100, resync: '0' });
-  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: r.stateDir };
-  const common = { cwd: r.dir, env, stateDir: r.stateDir, guest: noGuest, name: 'web' };
+  const common = { ...oneShot(r), name: 'web' };
   await stopCommand(common);
   // let watch handle the stop's exit (a deliberate stop: nothing to restart) before the start
   await new Promise((res) => setTimeout(res, 1500));

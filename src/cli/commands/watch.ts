@@ -131,25 +131,23 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     // the project's event log, and watch starts watching their processes at once
     const log = eventsPath(ctx.projDir);
     let logSize = await stat(log).then((st) => st.size, () => 0);
+    /** Do the lines appended since the last look include a VmStarted? */
+    const startedSince = async (): Promise<boolean> => {
+      const size = (await stat(log)).size;
+      const from = size < logSize ? 0 : logSize;
+      logSize = size;
+      if (size <= from) return false;
+      const fh = await open(log, 'r');
+      try {
+        const buf = Buffer.alloc(size - from);
+        await fh.read(buf, 0, buf.length, from);
+        return buf.includes('"reason":"VmStarted"');
+      } finally {
+        await fh.close();
+      }
+    };
     const ew = watchFiles([log], {
-      onChange: () => {
-        void stat(log).then(
-          async (st) => {
-            const from = st.size < logSize ? 0 : logSize;
-            logSize = st.size;
-            if (st.size <= from) return;
-            const fh = await open(log, 'r');
-            try {
-              const buf = Buffer.alloc(st.size - from);
-              await fh.read(buf, 0, buf.length, from);
-              if (buf.includes('"reason":"VmStarted"')) loop.rearm();
-            } finally {
-              await fh.close();
-            }
-          },
-          () => undefined,
-        );
-      },
+      onChange: () => void startedSince().then((started) => started && loop.rearm(), () => undefined),
     });
     cleanups.push(() => ew.close());
     if (o.subscribeReload) cleanups.push(o.subscribeReload(() => loop.reload()));
