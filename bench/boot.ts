@@ -38,17 +38,29 @@ async function rawBoot(p: TempProject, image: string, seedFrom: string, user: st
   const t0 = nowMs();
   const qemu = bootRaw({ disk, seed, sshPort, serialLog: join(p.scratch, `raw-${n}.log`), memoryMb: MEMORY, cpus: 1 });
   try {
-    await waitForSsh({ host: '127.0.0.1', port: sshPort, user, privateKey: join(seedFrom, 'id_ed25519'), timeoutMs: 600_000, cloudInit: true });
+    await waitForSsh({
+      host: '127.0.0.1',
+      port: sshPort,
+      user,
+      privateKey: join(seedFrom, 'id_ed25519'),
+      timeoutMs: 600_000,
+      cloudInit: true,
+    });
     return nowMs() - t0;
   } finally {
     qemu.kill('SIGKILL');
   }
 }
 
-const oneVm = (image: string) => `name: bench\nservices:\n  solo:\n    image: ${image}\n    vm: { vcpu: 1, memory_mb: ${MEMORY} }\n    cloud_init: { user: bench }\n`;
+const oneVm = (image: string) =>
+  `name: bench\nservices:\n  solo:\n    image: ${image}\n    vm: { vcpu: 1, memory_mb: ${MEMORY} }\n    cloud_init: { user: bench }\n`;
 
 const threeVms = (image: string) =>
-  ['name: trio', 'services:', ...['a', 'b', 'c'].flatMap((n) => [`  ${n}:`, `    image: ${image}`, '    vm: { vcpu: 1, memory_mb: 512 }'])].join('\n') + '\n';
+  [
+    'name: trio',
+    'services:',
+    ...['a', 'b', 'c'].flatMap((n) => [`  ${n}:`, `    image: ${image}`, '    vm: { vcpu: 1, memory_mb: 512 }']),
+  ].join('\n') + '\n';
 
 export const bench: Bench = {
   name: 'boot',
@@ -72,18 +84,33 @@ export const bench: Bench = {
         await tend(p, ['down', '--destroy']);
       }
       const raw = median(rawTimes);
-      rows.push({ name: 'tend up to SSH-ready (≤ 1.05 × raw)', measuredMs: median(tendTimes), targetMs: raw * 1.05, baselineMs: raw, baselineName: 'raw qemu, same seed', runs: 2 });
+      rows.push({
+        name: 'tend up to SSH-ready (≤ 1.05 × raw)',
+        measuredMs: median(tendTimes),
+        targetMs: raw * 1.05,
+        baselineMs: raw,
+        baselineName: 'raw qemu, same seed',
+        runs: 2,
+      });
     } finally {
       await p.cleanup();
     }
 
     const trio = await tempProject({ 'tend.yaml': threeVms(image) });
     try {
-      const serial = (await tend(trio, ['up', '--name', 'a'])) + (await tend(trio, ['up', '--name', 'b'])) + (await tend(trio, ['up', '--name', 'c']));
+      const serial =
+        (await tend(trio, ['up', '--name', 'a'])) + (await tend(trio, ['up', '--name', 'b'])) + (await tend(trio, ['up', '--name', 'c']));
       await tend(trio, ['down', '--destroy']);
       const parallel = await tend(trio, ['up']);
       await tend(trio, ['down', '--destroy']);
-      rows.push({ name: '3 VMs in parallel (≤ 0.65 × serial)', measuredMs: parallel, targetMs: serial * 0.65, baselineMs: serial, baselineName: 'one after another', runs: 1 });
+      rows.push({
+        name: '3 VMs in parallel (≤ 0.65 × serial)',
+        measuredMs: parallel,
+        targetMs: serial * 0.65,
+        baselineMs: serial,
+        baselineName: 'one after another',
+        runs: 1,
+      });
     } finally {
       await trio.cleanup();
     }

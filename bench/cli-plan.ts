@@ -37,8 +37,22 @@ async function measure(dir: string, env: NodeJS.ProcessEnv): Promise<BenchRow[]>
   const version = await timeRuns(RUNS, () => execFileSync(process.execPath, [CLI, '--version'], { stdio: 'ignore' }));
   const times = await timeRuns(RUNS, () => execFileSync(process.execPath, [CLI, 'plan'], { cwd: dir, env, stdio: 'ignore' }));
   return [
-    { name: `tend plan ${VMS} VMs (wall)`, measuredMs: median(times), targetMs: 400, baselineMs: median(baseline), baselineName: 'node -e 0', runs: RUNS },
+    {
+      name: `tend plan ${VMS} VMs (wall)`,
+      measuredMs: median(times),
+      targetMs: 400,
+      baselineMs: median(baseline),
+      baselineName: 'node -e 0',
+      runs: RUNS,
+    },
     // the CLI shell alone (commander, no command module): what every command pays before its own work
-    { name: 'tend --version (wall)', measuredMs: median(version), targetMs: 150, baselineMs: median(baseline), baselineName: 'node -e 0', runs: RUNS },
+    {
+      name: 'tend --version (wall)',
+      measuredMs: median(version),
+      targetMs: 150,
+      baselineMs: median(baseline),
+      baselineName: 'node -e 0',
+      runs: RUNS,
+    },
   ];
 }

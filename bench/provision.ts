@@ -42,14 +42,18 @@ function readyToFirstStep(logs: string): number {
     if (!line.startsWith('{')) continue;
     const rec = JSON.parse(line) as { time?: number; reason?: string; msg?: string };
     if (rec.reason === 'VmProvisioning') ready = rec.time;
-    if (ready !== undefined && typeof rec.msg === 'string' && rec.msg.startsWith('step 1/') && rec.time !== undefined) return rec.time - ready;
+    if (ready !== undefined && typeof rec.msg === 'string' && rec.msg.startsWith('step 1/') && rec.time !== undefined)
+      return rec.time - ready;
   }
   throw new Error(`no VmProvisioning event followed by a "step 1/" line in:\n${logs.slice(-3000)}`);
 }
 
 /** SSH logins sshd accepted in the guest so far (including the one this count opens). */
 async function guestLogins(p: TempProject): Promise<number> {
-  const r = await runCli(['exec', 'solo', '--', 'sudo', 'journalctl', '_COMM=sshd', '--no-pager', '-o', 'cat'], { cwd: p.dir, stateDir: p.stateDir });
+  const r = await runCli(['exec', 'solo', '--', 'sudo', 'journalctl', '_COMM=sshd', '--no-pager', '-o', 'cat'], {
+    cwd: p.dir,
+    stateDir: p.stateDir,
+  });
   if (r.code !== 0) throw new Error(`counting sshd logins failed: ${r.stderr}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('Accepted publickey')).length;
 }
@@ -76,7 +80,12 @@ export const bench: Bench = {
       await tend(p, ['down', '--destroy']);
       return [
         { name: 'SSH-ready → first provision step', measuredMs: median(gaps), targetMs: 1000, runs: gaps.length },
-        { name: 'converge of a provisioned VM, nothing changed (wall, 0 guest sessions)', measuredMs: median(walls), targetMs: 1000, runs: walls.length },
+        {
+          name: 'converge of a provisioned VM, nothing changed (wall, 0 guest sessions)',
+          measuredMs: median(walls),
+          targetMs: 1000,
+          runs: walls.length,
+        },
       ];
     } finally {
       await p.cleanup();

@@ -40,7 +40,14 @@ function render(rows: (BenchRow & { error?: string })[]): string {
   );
   const all = [head, ...body];
   const w = head.map((_, c) => Math.max(...all.map((r) => r[c].length)));
-  return all.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(w[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 async function main(): Promise<number> {

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, Guest, VmExit } from '../controllers/types.js';
+import type { Backend, Guest, VmExit } from '../schemas/ports.js';
 import type { Project } from '../schemas/model.js';
 import { watchCommand } from '../src/cli/commands/watch.js';
 import { createQemuBackend } from '../src/qemu/backend.js';
@@ -50,7 +50,8 @@ function recording(inner: Backend): { backend: Backend; mark: () => void; firstC
 
 function yaml(base: string, vms: number, memory: (i: number) => number): string {
   const lines = ['name: benchwatch', 'services:'];
-  for (let i = 0; i < vms; i++) lines.push(`  vm${i}:`, `    image: ${base}`, '    accel: tcg', `    vm: { vcpu: 1, memory_mb: ${memory(i)} }`);
+  for (let i = 0; i < vms; i++)
+    lines.push(`  vm${i}:`, `    image: ${base}`, '    accel: tcg', `    vm: { vcpu: 1, memory_mb: ${memory(i)} }`);
   return lines.join('\n') + '\n';
 }
 
@@ -63,14 +64,26 @@ async function qemuBars(): Promise<BenchRow[]> {
   execFileSync('mkdir', ['-p', dir, stateDir]);
   const file = join(dir, 'tend.yaml');
   const VMS = 5;
-  writeFileSync(file, yaml(base, VMS, () => 256));
+  writeFileSync(
+    file,
+    yaml(base, VMS, () => 256),
+  );
   const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: stateDir };
   const qemu = createQemuBackend({ stateRoot: stateDir, env });
   const watched = withExitWatch(qemu, { stateRoot: stateDir, env });
   const rec = recording(watched.backend);
   const ac = new AbortController();
   let passes = 0;
-  const done = watchCommand({ cwd: dir, env, stateDir, signal: ac.signal, guest: noGuest, backend: rec.backend, resync: '0', onPass: () => passes++ });
+  const done = watchCommand({
+    cwd: dir,
+    env,
+    stateDir,
+    signal: ac.signal,
+    guest: noGuest,
+    backend: rec.backend,
+    resync: '0',
+    onPass: () => passes++,
+  });
   const projDir = projectDir(stateDir, 'benchwatch', resolve(dir));
   const pidOf = (vm: string): number | null => {
     try {
@@ -87,7 +100,10 @@ async function qemuBars(): Promise<BenchRow[]> {
       const settled = passes;
       rec.mark();
       const t0 = nowMs();
-      writeFileSync(file, yaml(base, VMS, (i) => (i === 0 ? 256 + 16 * (run + 1) : 256)));
+      writeFileSync(
+        file,
+        yaml(base, VMS, (i) => (i === 0 ? 256 + 16 * (run + 1) : 256)),
+      );
       await until(() => rec.firstCall() !== null, 'first backend call after a save');
       saves.push(rec.firstCall()!.at - t0);
       await until(() => passes > settled, 'the pass to finish');
@@ -136,7 +152,16 @@ async function idleBars(): Promise<BenchRow[]> {
   const { backend, guest } = idleBackend();
   const ac = new AbortController();
   let passes = 0;
-  const done = watchCommand({ cwd: dir, file: [file], stateDir, env: { ...process.env, TEND_STATE_DIR: stateDir }, signal: ac.signal, backend, guest, onPass: () => passes++ });
+  const done = watchCommand({
+    cwd: dir,
+    file: [file],
+    stateDir,
+    env: { ...process.env, TEND_STATE_DIR: stateDir },
+    signal: ac.signal,
+    backend,
+    guest,
+    onPass: () => passes++,
+  });
   try {
     await until(() => passes >= 1, 'first converge');
     await new Promise((r) => setTimeout(r, 3000)); // let start-up work (chokidar's first scan, lazy compiles) settle

@@ -22,8 +22,7 @@ export interface RunOutcome {
 }
 
 export type OrderResult =
-  | { name: string; ran: true; outcome: RunOutcome }
-  | { name: string; ran: false; blockedBy: string; message: string };
+  { name: string; ran: true; outcome: RunOutcome } | { name: string; ran: false; blockedBy: string; message: string };
 
 /** Names on a dependency cycle (among the items), in a stable order. */
 export function findCycles(items: readonly OrderItem[]): Map<string, string[]> {
@@ -54,7 +53,10 @@ export function findCycles(items: readonly OrderItem[]): Map<string, string[]> {
  * Resolves when every item ran or was blocked; if a run rejects (an aborted converge), waits for
  * all the others to settle too, then rejects with the first error: no promise is left dangling.
  */
-export async function runInOrder(items: readonly OrderItem[], run: (name: string) => Promise<RunOutcome>): Promise<Map<string, OrderResult>> {
+export async function runInOrder(
+  items: readonly OrderItem[],
+  run: (name: string) => Promise<RunOutcome>,
+): Promise<Map<string, OrderResult>> {
   const byName = new Map(items.map((i) => [i.name, i]));
   const cycles = findCycles(items);
   const promises = new Map<string, Promise<OrderResult>>();
@@ -67,12 +69,14 @@ export async function runInOrder(items: readonly OrderItem[], run: (name: string
     const p = (async (): Promise<OrderResult> => {
       if (item.gated) {
         const cycle = cycles.get(item.name);
-        if (cycle) return { name: item.name, ran: false, blockedBy: cycle[1] ?? item.name, message: `dependency cycle: ${cycle.join(' → ')}` };
+        if (cycle)
+          return { name: item.name, ran: false, blockedBy: cycle[1] ?? item.name, message: `dependency cycle: ${cycle.join(' → ')}` };
         for (const dep of item.dependsOn) {
           const depItem = byName.get(dep);
           if (!depItem) return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which is not declared` };
           const r = await schedule(depItem);
-          if (!(r.ran && r.outcome.usable)) return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which ${describe(r)}` };
+          if (!(r.ran && r.outcome.usable))
+            return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which ${describe(r)}` };
         }
       }
       return { name: item.name, ran: true, outcome: await run(item.name) };

@@ -13,19 +13,10 @@
  *   VM no longer declared → orphan (reported); destroyed only with --prune
  */
 import type { VmSpec, Project } from '../schemas/model.js';
-import type { Observed, ObservedVm } from './types.js';
+import type { Observed, ObservedVm } from '../schemas/ports.js';
 
 export type PlanAction =
-  | 'create'
-  | 'start'
-  | 'restart'
-  | 'recreate'
-  | 'recreate-required'
-  | 'reseed'
-  | 'stop'
-  | 'orphan'
-  | 'prune'
-  | 'none';
+  'create' | 'start' | 'restart' | 'recreate' | 'recreate-required' | 'reseed' | 'stop' | 'orphan' | 'prune' | 'none';
 
 export interface PlanEntry {
   vm: string;
@@ -76,7 +67,8 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   timeouts: 'live', // read when the VM next waits for readiness
 };
 
-const SEED_NOTE = 'new cloud-init seed: cloud-init applies it by its own rules (per-boot modules at the next boot; per-instance ones only on a new disk)';
+const SEED_NOTE =
+  'new cloud-init seed: cloud-init applies it by its own rules (per-boot modules at the next boot; per-instance ones only on a new disk)';
 
 export function plan(project: Project, observed: Observed, opts: PlanOptions): PlanEntry[] {
   const wanted = opts.names ? new Set(opts.names) : undefined;
@@ -92,8 +84,18 @@ export function plan(project: Project, observed: Observed, opts: PlanOptions): P
     const running = obs.power !== 'stopped';
     entries.push(
       opts.prune
-        ? { vm: name, action: 'prune', changed: [], notes: [`no longer declared: ${running ? 'stopped and ' : ''}deleted (named volumes kept)`] }
-        : { vm: name, action: 'orphan', changed: [], notes: [`no longer declared (${running ? 'still running' : 'stopped'}): pass --prune to delete it`] },
+        ? {
+            vm: name,
+            action: 'prune',
+            changed: [],
+            notes: [`no longer declared: ${running ? 'stopped and ' : ''}deleted (named volumes kept)`],
+          }
+        : {
+            vm: name,
+            action: 'orphan',
+            changed: [],
+            notes: [`no longer declared (${running ? 'still running' : 'stopped'}): pass --prune to delete it`],
+          },
     );
   }
   return entries;
@@ -102,7 +104,8 @@ export function plan(project: Project, observed: Observed, opts: PlanOptions): P
 export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanOptions, 'recreate'>): PlanEntry {
   const entry = (action: PlanAction, changed: string[] = [], notes: string[] = []): PlanEntry => ({ vm: vm.name, action, changed, notes });
   const wantStopped = vm.runState === 'stopped' || obs?.intent === 'stopped';
-  const stopWhy = obs?.intent === 'stopped' ? 'stopped by `tend stop` or `tend down` (kept until `tend start` or `tend up`)' : 'desired state is stopped';
+  const stopWhy =
+    obs?.intent === 'stopped' ? 'stopped by `tend stop` or `tend down` (kept until `tend start` or `tend up`)' : 'desired state is stopped';
 
   if (!obs || !obs.exists) {
     return wantStopped ? entry('none', [], [`not created: ${stopWhy}`]) : entry('create');
@@ -132,7 +135,11 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
 
   if (recreate.length > 0) {
     if (opts.recreate || vm.disposable) {
-      return entry('recreate', [...recreate, ...restart, ...seed], [...notes, `disk replaced (${vm.disposable ? 'disposable' : '--recreate'}); named volumes kept`]);
+      return entry(
+        'recreate',
+        [...recreate, ...restart, ...seed],
+        [...notes, `disk replaced (${vm.disposable ? 'disposable' : '--recreate'}); named volumes kept`],
+      );
     }
     return entry('recreate-required', recreate, [
       ...notes,

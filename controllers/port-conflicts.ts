@@ -5,7 +5,7 @@
  * sockets are observed in src/ (src/net/port-holders.ts) and passed in.
  */
 import type { Project, VmSpec } from '../schemas/model.js';
-import type { Observed } from './types.js';
+import type { Observed } from '../schemas/ports.js';
 
 /** A socket on the host (the shape src/net/port-holders.ts observes). */
 export interface HostSocket {
@@ -62,7 +62,12 @@ function describeHolder(s: HostSocket): string {
  * are not conflicts: the holder's pid is the VM's running QEMU, or (holder unknown) the VM
  * is running and its recorded ports show that very forward.
  */
-export function portConflicts(project: Project, observed: Observed, sockets: readonly HostSocket[], names?: readonly string[]): PortConflict[] {
+export function portConflicts(
+  project: Project,
+  observed: Observed,
+  sockets: readonly HostSocket[],
+  names?: readonly string[],
+): PortConflict[] {
   const targets = project.vms.filter((v) => !names || names.includes(v.name));
   const out: PortConflict[] = [];
   const declared: { vm: VmSpec; p: VmSpec['ports'][number] }[] = [];
@@ -78,10 +83,18 @@ export function portConflicts(project: Project, observed: Observed, sockets: rea
       const base = { vm: vm.name, hostAddress: p.hostAddress, hostPort: p.hostPort, protocol: p.protocol, guestPort: p.guestPort };
       const what = `${vm.name}: host port ${p.hostAddress}:${p.hostPort}/${p.protocol} (for guest port ${p.guestPort})`;
       const other = declared.find(
-        (d) => d.vm.name !== vm.name && d.p.protocol === p.protocol && d.p.hostPort === p.hostPort && addressesOverlap(d.p.hostAddress, p.hostAddress),
+        (d) =>
+          d.vm.name !== vm.name &&
+          d.p.protocol === p.protocol &&
+          d.p.hostPort === p.hostPort &&
+          addressesOverlap(d.p.hostAddress, p.hostAddress),
       );
       if (other) {
-        out.push({ ...base, otherVm: other.vm.name, message: `${what} is also declared by ${other.vm.name}: give one of them another host port` });
+        out.push({
+          ...base,
+          otherVm: other.vm.name,
+          message: `${what} is also declared by ${other.vm.name}: give one of them another host port`,
+        });
         continue;
       }
       const holder = sockets.find((s) => {

@@ -7,11 +7,11 @@
  */
 import { createActor, waitFor } from 'xstate';
 import type { Project, VmSpec } from '../schemas/model.js';
-import { EXIT, TendError, UsageError } from '../src/errors.js';
-import { didYouMean } from '../src/load/common.js';
+import { EXIT, TendError, UsageError } from '../schemas/errors.js';
+import { didYouMean } from '../schemas/names.js';
 import { runInOrder, reversed, withDependencies, type OrderItem, type RunOutcome } from './order.js';
 import { plan, type PlanAction, type PlanEntry } from './plan.js';
-import type { Backend, Clock, Guest, Observed, ObservedVm, TendEvent } from './types.js';
+import type { Backend, Clock, Guest, Observed, ObservedVm, TendEvent } from '../schemas/ports.js';
 import { isSettled, vmMachine, vmStatus, type VmMachineInput, type VmStatus } from './vm-machine.js';
 
 export interface ControllerDeps {
@@ -113,7 +113,9 @@ function outcomeOf(r: VmResult, obs: ObservedVm | undefined): RunOutcome {
       return { usable: true, summary: 'is ready' };
     case 'RecreateRequired':
       // left as it is: a running one keeps serving its dependents
-      return alive(obs) ? { usable: true, summary: 'is running (RecreateRequired)' } : { usable: false, summary: 'needs a new disk (RecreateRequired)' };
+      return alive(obs)
+        ? { usable: true, summary: 'is running (RecreateRequired)' }
+        : { usable: false, summary: 'needs a new disk (RecreateRequired)' };
     case 'Failed':
       return { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` };
     default:
@@ -194,7 +196,8 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
   const targets = opts.names ?? project.vms.map((v) => v.name);
   const entries: PlanEntry[] = targets.map((name) => {
     const obs = observed.vms[name];
-    if (opts.destroy) return { vm: name, action: obs ? 'prune' : 'none', changed: [], notes: obs ? ['destroy (named volumes kept)'] : ['not created'] };
+    if (opts.destroy)
+      return { vm: name, action: obs ? 'prune' : 'none', changed: [], notes: obs ? ['destroy (named volumes kept)'] : ['not created'] };
     return { vm: name, action: alive(obs) ? 'stop' : 'none', changed: [], notes: [] };
   });
   const byVm = new Map(entries.map((e) => [e.vm, e]));
@@ -206,17 +209,28 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
     const keepDown = opts.intent !== false && specs.has(name);
     if (keepDown) await deps.backend.setIntent(project, name, 'stopped');
     let r: VmResult;
-    if (entry.action === 'none') r = { state: opts.destroy ? 'Destroyed' : 'Stopped', conditions: [opts.destroy ? 'Destroyed' : 'Stopped'] };
+    if (entry.action === 'none')
+      r = { state: opts.destroy ? 'Destroyed' : 'Stopped', conditions: [opts.destroy ? 'Destroyed' : 'Stopped'] };
     else {
       r = await runVmActor(
-        { project, vm: specs.get(name) ?? null, entry, observed: obs, options: { provision: false }, ...deps, ...(opts.destroy ? { command: 'destroy' as const } : {}) },
+        {
+          project,
+          vm: specs.get(name) ?? null,
+          entry,
+          observed: obs,
+          options: { provision: false },
+          ...deps,
+          ...(opts.destroy ? { command: 'destroy' as const } : {}),
+        },
         opts,
       );
       // destroy deleted the VM's folder with its intent: record it again
       if (keepDown && opts.destroy && r.state === 'Destroyed') await deps.backend.setIntent(project, name, 'stopped');
     }
     vms[name] = r;
-    return r.state === 'Failed' ? { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` } : { usable: true, summary: `is ${r.state.toLowerCase()}` };
+    return r.state === 'Failed'
+      ? { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` }
+      : { usable: true, summary: `is ${r.state.toLowerCase()}` };
   });
   for (const [name, r] of results) {
     if (r.ran) continue;
@@ -245,7 +259,12 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
  * `tend up` / `tend start`: clear the stop intents (`tend stop`, `tend down`) of the VMs asked
  * for and of everything they depend on (they cannot be Ready without it), in `observed` too.
  */
-export async function clearStopIntents(project: Project, deps: ControllerDeps, observed: Observed, names?: readonly string[]): Promise<void> {
+export async function clearStopIntents(
+  project: Project,
+  deps: ControllerDeps,
+  observed: Observed,
+  names?: readonly string[],
+): Promise<void> {
   const specs = new Map(project.vms.map((v) => [v.name, v]));
   const targets = names ? withDependencies(names, (n) => specs.get(n)?.dependsOn ?? []) : project.vms.map((v) => v.name);
   for (const n of targets) {
@@ -262,14 +281,20 @@ export interface VmCommandOptions extends RunOptions {
   provision?: boolean;
 }
 
-async function one(project: Project, deps: ControllerDeps, name: string, opts: RunOptions): Promise<{ observed: ObservedVm | undefined; spec: VmSpec | null }> {
+async function one(
+  project: Project,
+  deps: ControllerDeps,
+  name: string,
+  opts: RunOptions,
+): Promise<{ observed: ObservedVm | undefined; spec: VmSpec | null }> {
   const observed = await observe(project, deps, opts.signal);
   checkNames(project, observed, [name]);
   return { observed: observed.vms[name], spec: project.vms.find((v) => v.name === name) ?? null };
 }
 
 function requireDeclared(project: Project, spec: VmSpec | null, name: string): VmSpec {
-  if (!spec) throw new UsageError(`${name} is no longer declared in project ${project.name}: it can only be stopped or destroyed`, 'VmNotDeclared');
+  if (!spec)
+    throw new UsageError(`${name} is no longer declared in project ${project.name}: it can only be stopped or destroyed`, 'VmNotDeclared');
   return spec;
 }
 
@@ -283,7 +308,14 @@ export async function startVm(project: Project, deps: ControllerDeps, name: stri
   requireDeclared(project, project.vms.find((v) => v.name === name) ?? null, name);
   await clearStopIntents(project, deps, observed, [name]);
   const forced: Project = { ...project, vms: project.vms.map((v) => (v.name === name ? { ...v, runState: 'running' as const } : v)) };
-  return converge(forced, deps, { recreate: false, prune: false, names: [name], provision: opts.provision ?? true, observed, ...pick(opts) });
+  return converge(forced, deps, {
+    recreate: false,
+    prune: false,
+    names: [name],
+    provision: opts.provision ?? true,
+    observed,
+    ...pick(opts),
+  });
 }
 
 /** `tend stop web`: record the intent first (so a running `watch` does not undo it), then stop. */
@@ -321,7 +353,13 @@ export async function resumeVm(project: Project, deps: ControllerDeps, name: str
   return pauseOrResume(project, deps, name, 'resume', opts);
 }
 
-async function pauseOrResume(project: Project, deps: ControllerDeps, name: string, what: 'suspend' | 'resume', opts: RunOptions): Promise<VmResult> {
+async function pauseOrResume(
+  project: Project,
+  deps: ControllerDeps,
+  name: string,
+  what: 'suspend' | 'resume',
+  opts: RunOptions,
+): Promise<VmResult> {
   const { observed } = await one(project, deps, name, opts);
   if (!alive(observed)) throw new UsageError(`${name} is not running: nothing to ${what}`, 'VmNotRunning');
   try {
@@ -332,7 +370,9 @@ async function pauseOrResume(project: Project, deps: ControllerDeps, name: strin
     throw e;
   }
   const state = what === 'suspend' ? 'Paused' : 'Running';
-  opts.onEvent?.(event(deps.clock, 'Normal', what === 'suspend' ? 'VmSuspended' : 'VmResumed', name, what === 'suspend' ? 'paused' : 'running again'));
+  opts.onEvent?.(
+    event(deps.clock, 'Normal', what === 'suspend' ? 'VmSuspended' : 'VmResumed', name, what === 'suspend' ? 'paused' : 'running again'),
+  );
   return { state, conditions: [state] };
 }
 

@@ -35,9 +35,7 @@ export interface RestartRecord {
   lastRestartAt: number | null;
 }
 
-export type RestartDecision =
-  | { restart: true; delayMs: number; attempt: number }
-  | { restart: false; why: string };
+export type RestartDecision = { restart: true; delayMs: number; attempt: number } | { restart: false; why: string };
 
 export const FRESH: RestartRecord = { failures: 0, lastRestartAt: null };
 

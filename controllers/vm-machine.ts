@@ -19,7 +19,7 @@
 import { assign, emit, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate';
 import type { Project, VmSpec } from '../schemas/model.js';
 import type { PlanEntry } from './plan.js';
-import type { Backend, Clock, Guest, ObservedVm, StartResult, TendEvent } from './types.js';
+import type { Backend, Clock, Guest, ObservedVm, StartResult, TendEvent } from '../schemas/ports.js';
 
 export interface VmMachineOptions {
   /** run provision steps that are due (false: `--no-provision`) */
@@ -43,9 +43,7 @@ export interface VmMachineInput {
 }
 
 export type VmMachineEvent =
-  | { type: 'UPDATE'; vm: VmSpec | null; entry: PlanEntry; observed?: ObservedVm }
-  | { type: 'STOP' }
-  | { type: 'DESTROY' };
+  { type: 'UPDATE'; vm: VmSpec | null; entry: PlanEntry; observed?: ObservedVm } | { type: 'STOP' } | { type: 'DESTROY' };
 
 export interface VmEmitted {
   type: 'tend';
@@ -122,7 +120,9 @@ export const vmMachine = setup({
   },
   actors: {
     prepare: fromPromise<void, VmContext>(({ input, signal }) =>
-      inLane(input.lane, () => input.backend.prepare(input.project, need(input.vm, 'prepare'), { recreateDisk: input.recreateDisk }, signal)),
+      inLane(input.lane, () =>
+        input.backend.prepare(input.project, need(input.vm, 'prepare'), { recreateDisk: input.recreateDisk }, signal),
+      ),
     ),
     start: fromPromise<StartResult, VmContext>(({ input, signal }) =>
       inLane(input.lane, () => input.backend.start(input.project, need(input.vm, 'start'), signal)),
@@ -130,7 +130,9 @@ export const vmMachine = setup({
     stop: fromPromise<void, VmContext>(({ input, signal }) =>
       inLane(input.lane, () => input.backend.stop(input.project, input.name, { timeout: input.vm?.stopGracePeriod ?? 30 }, signal)),
     ),
-    destroy: fromPromise<void, VmContext>(({ input, signal }) => inLane(input.lane, () => input.backend.destroy(input.project, input.name, signal))),
+    destroy: fromPromise<void, VmContext>(({ input, signal }) =>
+      inLane(input.lane, () => input.backend.destroy(input.project, input.name, signal)),
+    ),
     /** Running: check readiness only when it matters (just started, or provisioning is due). */
     check: fromPromise<{ due: boolean }, VmContext>(({ input, signal }) =>
       inLane(input.lane, async () => {
@@ -140,7 +142,9 @@ export const vmMachine = setup({
       }),
     ),
     provision: fromPromise<void, VmContext>(({ input, signal }) =>
-      inLane(input.lane, () => input.guest.provision(input.project, need(input.vm, 'provision'), { force: input.options.forceProvision ?? false }, signal)),
+      inLane(input.lane, () =>
+        input.guest.provision(input.project, need(input.vm, 'provision'), { force: input.options.forceProvision ?? false }, signal),
+      ),
     ),
   },
   guards: {
@@ -180,7 +184,9 @@ export const vmMachine = setup({
           error: null,
           failedIn: null,
         })),
-        emit(({ context }) => ev(context, 'Normal', 'VmUpdated', `desired state changed: ${context.entry.action}; the step in progress was cancelled`)),
+        emit(({ context }) =>
+          ev(context, 'Normal', 'VmUpdated', `desired state changed: ${context.entry.action}; the step in progress was cancelled`),
+        ),
       ],
     },
     STOP: { target: '.Stopping', reenter: true, actions: assign({ afterStop: 'stopped' }) },
@@ -215,7 +221,12 @@ export const vmMachine = setup({
     },
     Preparing: {
       entry: emit(({ context }) =>
-        ev(context, 'Normal', 'VmPreparing', context.recreateDisk ? 'preparing a new disk (recreate); named volumes kept' : 'preparing disk, seed and keys'),
+        ev(
+          context,
+          'Normal',
+          'VmPreparing',
+          context.recreateDisk ? 'preparing a new disk (recreate); named volumes kept' : 'preparing disk, seed and keys',
+        ),
       ),
       invoke: {
         src: 'prepare',
@@ -225,7 +236,9 @@ export const vmMachine = setup({
       },
     },
     Prepared: {
-      entry: emit(({ context }) => ev(context, 'Normal', 'VmPrepared', context.entry.action === 'reseed' ? 'new seed written' : 'prepared')),
+      entry: emit(({ context }) =>
+        ev(context, 'Normal', 'VmPrepared', context.entry.action === 'reseed' ? 'new seed written' : 'prepared'),
+      ),
       always: [{ guard: 'keepsRunning', target: 'Running' }, { target: 'Starting' }],
     },
     Starting: {
@@ -238,7 +251,12 @@ export const vmMachine = setup({
           actions: [
             assign(({ event }) => ({ startedHere: true, started: event.output })),
             emit(({ context }) =>
-              ev(context, 'Normal', 'VmStarted', `started (pid ${context.started?.pid}, ${context.started?.accel}, ${context.vm?.network.mode === 'tap' ? 'ssh at its bridge address' : `ssh on port ${context.started?.sshPort}`})`),
+              ev(
+                context,
+                'Normal',
+                'VmStarted',
+                `started (pid ${context.started?.pid}, ${context.started?.accel}, ${context.vm?.network.mode === 'tap' ? 'ssh at its bridge address' : `ssh on port ${context.started?.sshPort}`})`,
+              ),
             ),
           ],
         },
@@ -273,7 +291,14 @@ export const vmMachine = setup({
       // A VM that was already Ready with nothing to do emits nothing: a resync stays silent.
       entry: enqueueActions(({ context, enqueue }) => {
         if (context.startedHere || context.provisionDue || context.entry.action !== 'none') {
-          enqueue.emit(ev(context, 'Normal', 'VmReady', context.startedHere ? 'ready' : context.provisionDue ? 'ready, provisioned' : 'ready, changes applied'));
+          enqueue.emit(
+            ev(
+              context,
+              'Normal',
+              'VmReady',
+              context.startedHere ? 'ready' : context.provisionDue ? 'ready, provisioned' : 'ready, changes applied',
+            ),
+          );
         }
       }),
     },
@@ -284,7 +309,11 @@ export const vmMachine = setup({
         src: 'stop',
         input: ({ context }) => context,
         onDone: [
-          { guard: 'afterStopPrepare', target: 'Preparing', actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped to apply changes')) },
+          {
+            guard: 'afterStopPrepare',
+            target: 'Preparing',
+            actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped to apply changes')),
+          },
           { target: 'Stopped', actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped')) },
         ],
         onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Stopping' })) },
@@ -310,7 +339,9 @@ export const vmMachine = setup({
     Destroyed: { tags: ['settled'] },
     Failed: {
       tags: ['settled'],
-      entry: emit(({ context }) => ev(context, 'Warning', 'VmFailed', `${context.failedIn ?? 'reconcile'} failed: ${context.error ?? 'unknown error'}`)),
+      entry: emit(({ context }) =>
+        ev(context, 'Warning', 'VmFailed', `${context.failedIn ?? 'reconcile'} failed: ${context.error ?? 'unknown error'}`),
+      ),
     },
     RecreateRequired: {
       tags: ['settled'],

@@ -17,13 +17,13 @@
  * cancelled through the same signal and VMs are left running.
  */
 import type { Project } from '../schemas/model.js';
-import type { Diagnostic } from '../src/load/diagnostic.js';
-import { formatDiagnostic } from '../src/load/diagnostic.js';
+import type { Diagnostic } from '../schemas/diagnostic.js';
+import { formatDiagnostic } from '../schemas/diagnostic.js';
 import { affectedVms, dependentsOf, watchedPaths } from './affected.js';
 import { isMutating } from './plan.js';
 import { converge, type ControllerDeps, type ConvergeResult } from './reconciler.js';
 import { DEFAULT_BACKOFF, RestartBook, type BackoffOptions } from './restart-policy.js';
-import type { Observed, TendEvent, VmExit } from './types.js';
+import type { Observed, TendEvent, VmExit } from '../schemas/ports.js';
 
 export interface WatchLoad {
   project: Project | null;
@@ -156,11 +156,19 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
       const errors = r.diagnostics.filter((d) => d.severity === 'error');
       const missing = errors.filter((d) => d.message === 'the file does not exist');
       if (missing.length > 0 && missing.length === errors.length) {
-        emit('Warning', 'ProjectFileMissing', undefined,
-          `${missing.map((d) => d.file).join(', ')} no longer exist${missing.length === 1 ? 's' : ''}: the last valid desired state stays in force (no VM is deleted)`);
+        emit(
+          'Warning',
+          'ProjectFileMissing',
+          undefined,
+          `${missing.map((d) => d.file).join(', ')} no longer exist${missing.length === 1 ? 's' : ''}: the last valid desired state stays in force (no VM is deleted)`,
+        );
       } else {
-        emit('Warning', 'ProjectInvalid', undefined,
-          `the project files are invalid; the last valid desired state stays in force until they are fixed:\n${errors.map(formatDiagnostic).join('\n')}`);
+        emit(
+          'Warning',
+          'ProjectInvalid',
+          undefined,
+          `the project files are invalid; the last valid desired state stays in force until they are fixed:\n${errors.map(formatDiagnostic).join('\n')}`,
+        );
       }
       return { vms: new Set(), all: false };
     }
@@ -177,10 +185,20 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     for (const vm of a.removed) {
       held.delete(vm);
       book.forget(vm);
-      emit('Warning', 'Orphaned', vm, opts.prune ? 'no longer declared: it is pruned (--prune)' : 'no longer declared: left as it is (pass --prune to delete it)');
+      emit(
+        'Warning',
+        'Orphaned',
+        vm,
+        opts.prune ? 'no longer declared: it is pruned (--prune)' : 'no longer declared: left as it is (pass --prune to delete it)',
+      );
     }
     if (a.vms.length > 0 || a.removed.length > 0) {
-      emit('Normal', 'FilesChanged', undefined, `${why === 'reload' ? 'reloaded' : [...files].join(', ') + ' changed'}: reconciling ${a.vms.join(', ') || 'nothing'}`);
+      emit(
+        'Normal',
+        'FilesChanged',
+        undefined,
+        `${why === 'reload' ? 'reloaded' : [...files].join(', ') + ' changed'}: reconciling ${a.vms.join(', ') || 'nothing'}`,
+      );
     }
     return { vms: new Set(a.vms), all: opts.prune && a.removed.length > 0 };
   }
@@ -206,7 +224,12 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         continue;
       }
       held.set(e.vm, `crash loop: restart ${d.attempt} in ${Math.round(d.delayMs / 1000)}s`);
-      emit('Warning', 'BackOff', e.vm, `${how} (pid ${e.pid}), exit ${d.attempt} in a row: restarting in ${Math.round(d.delayMs / 100) / 10}s`);
+      emit(
+        'Warning',
+        'BackOff',
+        e.vm,
+        `${how} (pid ${e.pid}), exit ${d.attempt} in a row: restarting in ${Math.round(d.delayMs / 100) / 10}s`,
+      );
       background(
         deps.clock.sleep(d.delayMs, signal).then(() => {
           pending.due.add(e.vm);
@@ -352,7 +375,8 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         });
         const states = Object.entries(report.result.vms).map(([vm, s]) => `${vm}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
         // a resync that found nothing to do stays quiet (no line every 30 s in the journal)
-        const quietResync = triggers.length === 1 && triggers[0] === 'resync' && report.result.ok && !report.result.entries.some(isMutating);
+        const quietResync =
+          triggers.length === 1 && triggers[0] === 'resync' && report.result.ok && !report.result.entries.some(isMutating);
         if (!quietResync) emit(report.result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
         const after = await deps.backend.observe(project, signal);
         const missed = arm(after);

@@ -21,9 +21,9 @@ export const DEFAULTS = {
 type DeepPartial<T> = T extends readonly (infer U)[] ? U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 
 export type VmDraft = { name: string; image: ImageSource } & DeepPartial<Omit<VmSpec, 'name' | 'image' | 'cloudInit' | 'ssh'>> & {
-  cloudInit?: Partial<CloudInitSpec> | null;
-  ssh?: Partial<SshSpec>;
-};
+    cloudInit?: Partial<CloudInitSpec> | null;
+    ssh?: Partial<SshSpec>;
+  };
 
 export function defaultCloudInit(partial: Partial<CloudInitSpec> = {}): CloudInitSpec {
   return {
@@ -32,7 +32,12 @@ export function defaultCloudInit(partial: Partial<CloudInitSpec> = {}): CloudIni
     sshAuthorizedKeys: partial.sshAuthorizedKeys ?? [],
     userData: partial.userData ?? null,
     packages: partial.packages ?? [],
-    writeFiles: (partial.writeFiles ?? []).map((f) => ({ path: f.path, content: f.content, permissions: f.permissions ?? null, owner: f.owner ?? null })),
+    writeFiles: (partial.writeFiles ?? []).map((f) => ({
+      path: f.path,
+      content: f.content,
+      permissions: f.permissions ?? null,
+      owner: f.owner ?? null,
+    })),
     runcmd: partial.runcmd ?? [],
     bootcmd: partial.bootcmd ?? [],
   };
@@ -42,7 +47,13 @@ export function applyDefaults(d: VmDraft): VmSpec {
   return {
     name: d.name,
     service: d.service ?? d.name,
-    image: { kind: d.image.kind, ref: d.image.ref, format: d.image.format ?? null, checksum: d.image.checksum ?? null, os: d.image.os ?? null },
+    image: {
+      kind: d.image.kind,
+      ref: d.image.ref,
+      format: d.image.format ?? null,
+      checksum: d.image.checksum ?? null,
+      os: d.image.os ?? null,
+    },
     cpus: d.cpus ?? DEFAULTS.cpus,
     memory: d.memory ?? DEFAULTS.memory,
     disk: d.disk ?? null,

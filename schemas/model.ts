@@ -8,8 +8,7 @@
  * Defaults are applied in one place: `applyDefaults` in `schemas/defaults.ts`.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+import { NAME_PATTERN } from './names.js';
 
 export const imageSourceSchema = {
   $id: 'tend:image-source',
@@ -159,9 +158,31 @@ export const vmSpecSchema = {
   type: 'object',
   additionalProperties: false,
   required: [
-    'name', 'service', 'image', 'cpus', 'memory', 'disk', 'machine', 'cpuModel', 'firmware', 'accel',
-    'network', 'ports', 'cloudInit', 'ssh', 'provision', 'volumes', 'devices', 'extraArgs', 'dependsOn',
-    'healthcheck', 'restart', 'runState', 'disposable', 'stopGracePeriod', 'timeouts',
+    'name',
+    'service',
+    'image',
+    'cpus',
+    'memory',
+    'disk',
+    'machine',
+    'cpuModel',
+    'firmware',
+    'accel',
+    'network',
+    'ports',
+    'cloudInit',
+    'ssh',
+    'provision',
+    'volumes',
+    'devices',
+    'extraArgs',
+    'dependsOn',
+    'healthcheck',
+    'restart',
+    'runState',
+    'disposable',
+    'stopGracePeriod',
+    'timeouts',
   ],
   properties: {
     /** instance name: a file name and a host name */

@@ -22,6 +22,8 @@ await build({
   // ssh2 finds its optional native/wasm crypto next to its own files: load it from node_modules.
   external: ['ssh2', 'cpu-features'],
   // Bundled CommonJS dependencies call require(): give every chunk a real one.
-  banner: { js: "import { createRequire as __tendCreateRequire } from 'node:module'; const require = __tendCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __tendCreateRequire } from 'node:module'; const require = __tendCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });

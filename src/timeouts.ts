@@ -9,7 +9,7 @@
  * guest stages `$TEND_READY_TIMEOUT` too), the built-in default.
  */
 import type { VmSpec } from '../schemas/model.js';
-import { parseDuration } from './load/common.js';
+import { parseDuration } from '../schemas/units.js';
 
 export type Stage = keyof VmSpec['timeouts'];
 
@@ -33,7 +33,12 @@ function envMs(v: string | undefined): number | undefined {
 }
 
 /** The limit of `stage` for `vm`, in milliseconds. */
-export function stageTimeoutMs(stage: Stage, vm: Pick<VmSpec, 'timeouts'>, flags: StageTimeouts | undefined, env: NodeJS.ProcessEnv): number {
+export function stageTimeoutMs(
+  stage: Stage,
+  vm: Pick<VmSpec, 'timeouts'>,
+  flags: StageTimeouts | undefined,
+  env: NodeJS.ProcessEnv,
+): number {
   const file = vm.timeouts?.[stage];
   return (
     flags?.[stage] ??

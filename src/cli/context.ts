@@ -6,12 +6,13 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NAME_PATTERN, type Project, type SourceLocation } from '../../schemas/model.js';
-import type { Backend, Clock, Guest } from '../../controllers/types.js';
+import { type Project, type SourceLocation } from '../../schemas/model.js';
+import { NAME_RE } from '../../schemas/names.js';
+import type { Backend, Clock, Guest } from '../../schemas/ports.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
-import { UsageError, ValidationError } from '../errors.js';
-import { didYouMean } from '../load/common.js';
-import type { Diagnostic } from '../load/diagnostic.js';
+import { UsageError, ValidationError } from '../../schemas/errors.js';
+import { didYouMean } from '../../schemas/names.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { discoverProjectFiles, loadProject } from '../load/project.js';
 import { projectDir, RUN_FILE, runDir, runsDir, stateRoot, vmDir } from '../state/paths.js';
 import type { LockOptions } from '../state/lock.js';
@@ -114,7 +115,7 @@ export async function loadContext(g: GlobalOptions, vms?: string | readonly stri
   }
   const unknown = here ? names.filter((n) => !knowsVm(here, n)) : names;
   if (here && unknown.length === 0) return here;
-  const isRunVm = (n: string): boolean => new RegExp(NAME_PATTERN).test(n) && existsSync(join(runDir(root, n), RUN_FILE));
+  const isRunVm = (n: string): boolean => NAME_RE.test(n) && existsSync(join(runDir(root, n), RUN_FILE));
   const notRun = unknown.find((n) => !isRunVm(n));
   if (notRun !== undefined) {
     // the command's own meaning for the word (ssh: a command), else the error
@@ -124,7 +125,10 @@ export async function loadContext(g: GlobalOptions, vms?: string | readonly stri
   const first = unknown[0];
   const file = join(runDir(root, first), RUN_FILE);
   if (names.length > 1) {
-    throw new UsageError(`${first} is a \`tend run\` VM (a project of its own): name it alone, e.g. \`tend down ${first}\``, 'MixedProjects');
+    throw new UsageError(
+      `${first} is a \`tend run\` VM (a project of its own): name it alone, e.g. \`tend down ${first}\``,
+      'MixedProjects',
+    );
   }
   const ctx = contextOf({ ...g, file: [file] }, await loadFiles({ ...g, file: [file] }), root);
   if (!ctx.project.vms.some((v) => v.name === first)) {
@@ -148,7 +152,7 @@ function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
 
 /** Declared, or an orphan tend still has a folder for (what the one-VM commands accept). */
 function knowsVm(ctx: Context, name: string): boolean {
-  return ctx.project.vms.some((v) => v.name === name) || (new RegExp(NAME_PATTERN).test(name) && existsSync(vmDir(ctx.projDir, name)));
+  return ctx.project.vms.some((v) => v.name === name) || (NAME_RE.test(name) && existsSync(vmDir(ctx.projDir, name)));
 }
 
 /** The names of the `tend run` VMs under this state root (folders holding a project file), sorted. */
@@ -174,7 +178,10 @@ function unknownVm(name: string, project: Project | null, cwd: string, runs: str
       'NoProjectFile',
     );
   }
-  return new UsageError(`no VM named "${name}" in project "${project.name}"${hint} (its VMs: ${declared.join(', ') || 'none'}; ${runList})`, 'UnknownVm');
+  return new UsageError(
+    `no VM named "${name}" in project "${project.name}"${hint} (its VMs: ${declared.join(', ') || 'none'}; ${runList})`,
+    'UnknownVm',
+  );
 }
 
 /** The backend for this context; imported lazily so read-only commands start fast. */
@@ -195,7 +202,7 @@ export async function backendFor(ctx: Context): Promise<Backend> {
  */
 export async function depsFor(ctx: Context): Promise<ControllerDeps> {
   const backend = await backendFor(ctx);
-  const clock = ctx.opts.clock ?? (await import('../../controllers/clock.js')).systemClock;
+  const clock = ctx.opts.clock ?? (await import('../state/clock.js')).systemClock;
   if (ctx.opts.guest) return { backend, guest: ctx.opts.guest, clock };
   let real: Promise<Guest> | undefined;
   const guest = (): Promise<Guest> =>
@@ -214,7 +221,8 @@ export async function depsFor(ctx: Context): Promise<ControllerDeps> {
       waitReady: async (project, vm, signal) => (await guest()).waitReady(project, vm, signal),
       provision: async (project, vm, opts, signal) => (await guest()).provision(project, vm, opts, signal),
       // the layer cache's host-side check: an edited step re-runs even when the step count is unchanged
-      provisionPending: async (project, vm, recorded, signal) => (await (await guest()).provisionPending?.(project, vm, recorded, signal)) ?? true,
+      provisionPending: async (project, vm, recorded, signal) =>
+        (await (await guest()).provisionPending?.(project, vm, recorded, signal)) ?? true,
     },
   };
 }

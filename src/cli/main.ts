@@ -9,12 +9,12 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { EXIT, TendError, ValidationError } from '../errors.js';
-import { formatDiagnostic, type Diagnostic } from '../load/diagnostic.js';
+import { EXIT, TendError, ValidationError } from '../../schemas/errors.js';
+import { formatDiagnostic, type Diagnostic } from '../../schemas/diagnostic.js';
 import type { GlobalOptions } from './context.js';
 import { parseDuration } from './output.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_ENV } from '../timeouts.js';
-import type { TendEvent } from '../../controllers/types.js';
+import type { TendEvent } from '../../schemas/ports.js';
 
 function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -49,14 +49,17 @@ function seconds(v: string): number {
 /** Readiness stage limits for every VM a command brings up (src/timeouts.ts). */
 const STAGE_FLAGS = [
   ['start', '--start-timeout', 'QEMU started until QMP answers'],
-  ['ssh', '--ssh-timeout', 'until the guest\'s sshd answers'],
+  ['ssh', '--ssh-timeout', "until the guest's sshd answers"],
   ['login', '--login-timeout', 'from the SSH banner until a login works'],
   ['cloudInit', '--cloud-init-timeout', 'from the first login until cloud-init is done'],
 ] as const;
 
 function withStageTimeouts(c: Command): Command {
   for (const [stage, flag, what] of STAGE_FLAGS) {
-    c.option(`${flag} <duration>`, `time limit: ${what} (default: the VM's \`timeouts\`, else $${TIMEOUT_ENV[stage]}, else ${DEFAULT_TIMEOUTS[stage]}s)`);
+    c.option(
+      `${flag} <duration>`,
+      `time limit: ${what} (default: the VM's \`timeouts\`, else $${TIMEOUT_ENV[stage]}, else ${DEFAULT_TIMEOUTS[stage]}s)`,
+    );
   }
   return c;
 }
@@ -72,7 +75,14 @@ interface Runtime {
 }
 
 async function globals(cmd: Command, rt: Runtime, withLog = false): Promise<GlobalOptions> {
-  const o = cmd.optsWithGlobals<{ file?: string[]; json?: boolean; stateDir?: string; lockTimeout?: string; wait?: boolean; verbose?: boolean }>();
+  const o = cmd.optsWithGlobals<{
+    file?: string[];
+    json?: boolean;
+    stateDir?: string;
+    lockTimeout?: string;
+    wait?: boolean;
+    verbose?: boolean;
+  }>();
   const g: GlobalOptions = {
     json: o.json ?? false,
     lockTimeout: o.lockTimeout ?? '5m',
@@ -213,33 +223,45 @@ export function buildProgram(rt: Runtime): Command {
   for (const verb of ['install', 'uninstall'] as const) {
     const c = program
       .command(verb)
-      .description(verb === 'install' ? 'write a systemd unit that runs `tend watch` for this project (survives reboots)' : 'remove the systemd unit of `tend install`')
+      .description(
+        verb === 'install'
+          ? 'write a systemd unit that runs `tend watch` for this project (survives reboots)'
+          : 'remove the systemd unit of `tend install`',
+      )
       .option('--system', 'system unit (/etc/systemd/system) instead of a user unit')
       .option('--dry-run', 'print the unit and the systemctl commands; change nothing');
     if (verb === 'install') c.option('--enable', 'also `systemctl enable --now` it');
-    c.addHelpText('after', verb === 'install' ? examples('tend install --enable', 'tend install --system --dry-run') : examples('tend uninstall'))
-      .action(async (o: { system?: boolean; dryRun?: boolean; enable?: boolean }, cmd: Command) => {
-        const g = await globals(cmd, rt);
-        const { installCommand, uninstallCommand, renderInstall } = await import('./commands/install.js');
-        const opts = { ...g, system: o.system ?? false, dryRun: o.dryRun ?? false, enable: o.enable ?? false };
-        const r = verb === 'install' ? await installCommand(opts) : await uninstallCommand(opts);
-        if (g.json) printJson(r);
-        else out(renderInstall(r, verb));
-      });
+    c.addHelpText(
+      'after',
+      verb === 'install' ? examples('tend install --enable', 'tend install --system --dry-run') : examples('tend uninstall'),
+    ).action(async (o: { system?: boolean; dryRun?: boolean; enable?: boolean }, cmd: Command) => {
+      const g = await globals(cmd, rt);
+      const { installCommand, uninstallCommand, renderInstall } = await import('./commands/install.js');
+      const opts = { ...g, system: o.system ?? false, dryRun: o.dryRun ?? false, enable: o.enable ?? false };
+      const r = verb === 'install' ? await installCommand(opts) : await uninstallCommand(opts);
+      if (g.json) printJson(r);
+      else out(renderInstall(r, verb));
+    });
   }
 
   program
     .command('down')
     .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')
     .description('stop every VM of the project, dependents first (`tend up` starts them again)')
-    .option('--destroy', 'also delete the VMs (disks, seeds, keys; a `tend run` VM\'s folder too)')
+    .option('--destroy', "also delete the VMs (disks, seeds, keys; a `tend run` VM's folder too)")
     .option('--volumes', 'also delete named volumes (implies --destroy)')
     .addHelpText('after', examples('tend down', 'tend down --destroy --volumes', 'tend down debian-12-3f2a --destroy'))
     .action(async (names: string[], o: { destroy?: boolean; volumes?: boolean }, cmd: Command) => {
       const g = await globals(cmd, rt, true);
       const { downCommand } = await import('./commands/down.js');
       const { renderConverge } = await import('./commands/converge.js');
-      const r = await downCommand({ ...g, ...(names.length > 0 ? { names } : {}), destroy: o.destroy ?? false, volumes: o.volumes ?? false, onEvent: logEvent(g) });
+      const r = await downCommand({
+        ...g,
+        ...(names.length > 0 ? { names } : {}),
+        destroy: o.destroy ?? false,
+        volumes: o.volumes ?? false,
+        onEvent: logEvent(g),
+      });
       if (g.json) printJson(r);
       else out(renderConverge(r));
       if (!r.ok) rt.exitCode = EXIT.failure;
@@ -294,7 +316,10 @@ export function buildProgram(rt: Runtime): Command {
   const simple = {
     suspend: ['pause the VM (its CPUs stop; memory stays)', async () => (await import('./commands/suspend.js')).suspendCommand],
     resume: ['continue a suspended VM', async () => (await import('./commands/resume.js')).resumeCommand],
-    destroy: ['stop the VM and delete its disk, seed and keys (named volumes are kept)', async () => (await import('./commands/destroy.js')).destroyCommand],
+    destroy: [
+      'stop the VM and delete its disk, seed and keys (named volumes are kept)',
+      async () => (await import('./commands/destroy.js')).destroyCommand,
+    ],
   } as const;
   for (const [verb, [description, load]] of Object.entries(simple)) {
     program
@@ -363,9 +388,12 @@ export function buildProgram(rt: Runtime): Command {
   withStageTimeouts(program.command('exec'))
     .argument('<name>', 'VM name')
     .argument('<command...>', 'command and arguments (after --)')
-    .description('run a command in the VM over SSH; its exit code becomes tend\'s')
+    .description("run a command in the VM over SSH; its exit code becomes tend's")
     .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first')
-    .addHelpText('after', examples('tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'", 'tend up & tend exec -w 5m web -- cloud-init status'))
+    .addHelpText(
+      'after',
+      examples('tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'", 'tend up & tend exec -w 5m web -- cloud-init status'),
+    )
     .action(async (name: string, argv: string[], o: { wait?: string }, cmd: Command) => {
       const g = await globals(cmd, rt);
       const { execCommand } = await import('./commands/exec.js');
@@ -391,44 +419,57 @@ export function buildProgram(rt: Runtime): Command {
     .action(async (name: string | undefined, argv: string[], o: { user?: string; key?: string }, cmd: Command) => {
       const g = await globals(cmd, rt);
       const { sshCommand } = await import('./commands/ssh.js');
-      const r = await sshCommand({ ...g, ...(name ? { name } : {}), ...(argv.length > 0 ? { argv } : {}), ...(o.user ? { user: o.user } : {}), ...(o.key ? { key: o.key } : {}) });
+      const r = await sshCommand({
+        ...g,
+        ...(name ? { name } : {}),
+        ...(argv.length > 0 ? { argv } : {}),
+        ...(o.user ? { user: o.user } : {}),
+        ...(o.key ? { key: o.key } : {}),
+      });
       rt.exitCode = r.code;
     });
 
   program
     .command('console')
     .argument('[name]', 'VM name (optional when the project has one VM)')
-    .description('attach to the VM\'s serial console (works during boot); Ctrl-] detaches')
+    .description("attach to the VM's serial console (works during boot); Ctrl-] detaches")
     .addHelpText('after', examples('tend console web'))
     .action(async (name: string | undefined, _o, cmd: Command) => {
       const g = await globals(cmd, rt);
       const { consoleCommand } = await import('./commands/console.js');
-      const r = await consoleCommand({ ...g, ...(name ? { name } : {}), onAttached: (vm) => err(`attached to ${vm}'s serial console; Ctrl-] detaches`) });
+      const r = await consoleCommand({
+        ...g,
+        ...(name ? { name } : {}),
+        onAttached: (vm) => err(`attached to ${vm}'s serial console; Ctrl-] detaches`),
+      });
       err(r.end === 'detached' ? '\ndetached' : `\n${r.vm}'s console closed (the VM stopped?)`);
     });
 
   program
     .command('logs')
     .argument('[name]', 'VM name (optional when the project has one VM)')
-    .description('a VM\'s log: its events (default), its serial console, or its provisioning output')
+    .description("a VM's log: its events (default), its serial console, or its provisioning output")
     .option('--console', 'the serial console log (boot messages, login prompt)')
-    .option('--provision', 'the provisioning log (every step\'s output)')
+    .option('--provision', "the provisioning log (every step's output)")
     .option('-n, --lines <n>', 'only the last N lines', (v: string) => Number.parseInt(v, 10))
     .option('-f, --follow', 'keep printing what is appended, until Ctrl-C')
     .addHelpText('after', examples('tend logs web', 'tend logs web --console -f', 'tend logs web --provision -n 50'))
-    .action(async (name: string | undefined, o: { console?: boolean; provision?: boolean; lines?: number; follow?: boolean }, cmd: Command) => {
-      if (o.console && o.provision) throw new TendError('BadUsage', '--console and --provision show different logs: pick one', EXIT.usage);
-      const g = await globals(cmd, rt);
-      const { logsCommand } = await import('./commands/logs.js');
-      await logsCommand({
-        ...g,
-        ...(name ? { name } : {}),
-        source: o.console ? 'console' : o.provision ? 'provision' : 'events',
-        ...(o.lines !== undefined ? { lines: o.lines } : {}),
-        follow: o.follow ?? false,
-        write: (line) => void process.stdout.write(line + '\n'),
-      });
-    });
+    .action(
+      async (name: string | undefined, o: { console?: boolean; provision?: boolean; lines?: number; follow?: boolean }, cmd: Command) => {
+        if (o.console && o.provision)
+          throw new TendError('BadUsage', '--console and --provision show different logs: pick one', EXIT.usage);
+        const g = await globals(cmd, rt);
+        const { logsCommand } = await import('./commands/logs.js');
+        await logsCommand({
+          ...g,
+          ...(name ? { name } : {}),
+          source: o.console ? 'console' : o.provision ? 'provision' : 'events',
+          ...(o.lines !== undefined ? { lines: o.lines } : {}),
+          follow: o.follow ?? false,
+          write: (line) => void process.stdout.write(line + '\n'),
+        });
+      },
+    );
 
   withStageTimeouts(program.command('provision'))
     .description('run every provision step again on the running VMs (ignores the step cache)')
@@ -465,46 +506,100 @@ function registerExtra(program: Command, rt: Runtime): void {
 
   const image = program.command('image').description('manage base images (pull, list, inspect, verify, rm, build)');
   image.addHelpText('after', examples('tend image pull debian:12', 'tend image list', 'tend image rm debian:12'));
-  const imageAction = (verb: string) => async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const g = await globals(cmd, rt);
-    const { imageCommand, renderImage } = await import('./commands/image.js');
-    const ref = typeof args[0] === 'string' ? args[0] : undefined;
-    const opts = cmd.opts<{ force?: boolean }>();
-    const r = await imageCommand({ ...g, verb, ...(ref ? { ref } : {}), force: opts.force ?? false, onProgress: (m: string) => err(m), onDownload: progressBar() });
-    if (g.json) printJson(r);
-    else out(renderImage(r));
-    if (r.verb === 'verify' && !r.ok) rt.exitCode = EXIT.failure;
-  };
-  image.command('pull').argument('<ref>', 'catalog name (debian:12), URL or path').description('download and verify an image').addHelpText('after', examples('tend image pull debian:12')).action(imageAction('pull'));
-  image.command('list').alias('ls').description('list stored images').addHelpText('after', examples('tend image list')).action(imageAction('list'));
-  image.command('inspect').argument('<ref>', 'image').description('show an image: path, format, size, checksum').addHelpText('after', examples('tend image inspect debian:12')).action(imageAction('inspect'));
-  image.command('verify').argument('<ref>', 'image').description('re-hash a stored image against its checksum').addHelpText('after', examples('tend image verify debian:12')).action(imageAction('verify'));
-  image.command('rm').argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)').description('delete a stored image (refused while a VM disk uses it)').addHelpText('after', examples('tend image rm debian:12')).action(imageAction('rm'));
-  image.command('build').argument('<name>', 'buildable catalog name').description('build a catalog image locally (no network)').addHelpText('after', examples('tend image build debian:12')).action(imageAction('build'));
+  const imageAction =
+    (verb: string) =>
+    async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const g = await globals(cmd, rt);
+      const { imageCommand, renderImage } = await import('./commands/image.js');
+      const ref = typeof args[0] === 'string' ? args[0] : undefined;
+      const opts = cmd.opts<{ force?: boolean }>();
+      const r = await imageCommand({
+        ...g,
+        verb,
+        ...(ref ? { ref } : {}),
+        force: opts.force ?? false,
+        onProgress: (m: string) => err(m),
+        onDownload: progressBar(),
+      });
+      if (g.json) printJson(r);
+      else out(renderImage(r));
+      if (r.verb === 'verify' && !r.ok) rt.exitCode = EXIT.failure;
+    };
+  image
+    .command('pull')
+    .argument('<ref>', 'catalog name (debian:12), URL or path')
+    .description('download and verify an image')
+    .addHelpText('after', examples('tend image pull debian:12'))
+    .action(imageAction('pull'));
+  image
+    .command('list')
+    .alias('ls')
+    .description('list stored images')
+    .addHelpText('after', examples('tend image list'))
+    .action(imageAction('list'));
+  image
+    .command('inspect')
+    .argument('<ref>', 'image')
+    .description('show an image: path, format, size, checksum')
+    .addHelpText('after', examples('tend image inspect debian:12'))
+    .action(imageAction('inspect'));
+  image
+    .command('verify')
+    .argument('<ref>', 'image')
+    .description('re-hash a stored image against its checksum')
+    .addHelpText('after', examples('tend image verify debian:12'))
+    .action(imageAction('verify'));
+  image
+    .command('rm')
+    .argument('<ref>', 'image')
+    .option('--force', 'delete even while VM disks use it (they break)')
+    .description('delete a stored image (refused while a VM disk uses it)')
+    .addHelpText('after', examples('tend image rm debian:12'))
+    .action(imageAction('rm'));
+  image
+    .command('build')
+    .argument('<name>', 'buildable catalog name')
+    .description('build a catalog image locally (no network)')
+    .addHelpText('after', examples('tend image build debian:12'))
+    .action(imageAction('build'));
 
   const volume = program.command('volume').description('named volumes of the project: ls, inspect, rm (they outlive VMs)');
   volume.addHelpText('after', examples('tend volume ls', 'tend volume inspect data', 'tend volume rm data'));
-  const volumeAction = (verb: 'ls' | 'inspect' | 'rm') => async (...args: unknown[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const g = await globals(cmd, rt);
-    const { volumeCommand, renderVolume } = await import('./commands/volume.js');
-    const names = args.slice(0, -2).flat().filter((a): a is string => typeof a === 'string');
-    const r = await volumeCommand({ ...g, verb, names });
-    if (g.json) printJson(r);
-    else out(renderVolume(r));
-  };
+  const volumeAction =
+    (verb: 'ls' | 'inspect' | 'rm') =>
+    async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const g = await globals(cmd, rt);
+      const { volumeCommand, renderVolume } = await import('./commands/volume.js');
+      const names = args
+        .slice(0, -2)
+        .flat()
+        .filter((a): a is string => typeof a === 'string');
+      const r = await volumeCommand({ ...g, verb, names });
+      if (g.json) printJson(r);
+      else out(renderVolume(r));
+    };
   volume.command('ls').alias('list').description('list the named volumes: size, use, who mounts them').action(volumeAction('ls'));
   volume.command('inspect').argument('<name>', 'volume').description('show one volume').action(volumeAction('inspect'));
-  volume.command('rm').argument('<names...>', 'volumes').description('delete volumes (refused while a VM that mounts one exists)').action(volumeAction('rm'));
+  volume
+    .command('rm')
+    .argument('<names...>', 'volumes')
+    .description('delete volumes (refused while a VM that mounts one exists)')
+    .action(volumeAction('rm'));
 
   program
     .command('run')
-    .description('start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]')
+    .description(
+      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
+    )
     .argument('[args...]', 'image, options, then -- and a command to run over SSH once Ready')
     .allowUnknownOption()
     .helpOption(false)
-    .addHelpText('after', examples('tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'))
+    .addHelpText(
+      'after',
+      examples('tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'),
+    )
     .action(async (_args: string[], _o: unknown, cmd: Command) => {
       const g = await globals(cmd, rt, true);
       // commander keeps the argv it parsed in rawArgs (untyped): run parses its own words (-v is --volume here)

@@ -1,13 +1,18 @@
 /** Terminal output helpers: aligned tables, durations, sizes. Pure string functions. */
-import { UsageError } from '../errors.js';
-import { parseDuration as parseDurationSeconds } from '../load/common.js';
+import { UsageError } from '../../schemas/errors.js';
+import { parseDuration as parseDurationSeconds } from '../../schemas/units.js';
 
 /** Left-aligned columns separated by three spaces; the last column is not padded. */
 export function table(headers: string[], rows: string[][]): string {
   const all = [headers, ...rows];
   const widths = headers.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
   return all
-    .map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : (cell ?? '').padEnd(widths[c]))).join('   ').trimEnd())
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : (cell ?? '').padEnd(widths[c])))
+        .join('   ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 

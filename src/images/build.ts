@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { BackendError, UsageError } from '../errors.js';
+import { BackendError, UsageError } from '../../schemas/errors.js';
 import { catalogEntry } from './catalog.js';
 import { importImage, type StoredImage } from './store.js';
 
@@ -45,7 +45,10 @@ export async function buildImage(stateRoot: string, name: string, opts: BuildIma
   const canonical = catalogEntry(name)?.name ?? name;
   const recipe = RECIPES[canonical];
   if (!recipe) {
-    throw new UsageError(`tend cannot build image "${name}" locally; buildable: ${buildableImages().join(', ')} (aliases such as debian:bookworm work too)`, 'ImageNotBuildable');
+    throw new UsageError(
+      `tend cannot build image "${name}" locally; buildable: ${buildableImages().join(', ')} (aliases such as debian:bookworm work too)`,
+      'ImageNotBuildable',
+    );
   }
   if (process.getuid?.() !== 0) {
     throw new BackendError(

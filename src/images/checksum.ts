@@ -35,7 +35,10 @@ function algoForLength(n: number): HashAlgo | undefined {
  * A file holding just one digest (with or without a name) applies to any file.
  */
 export function findInSumsFile(text: string, fileName: string): Checksum | null {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const line of lines) {
     const bsd = /^(SHA256|SHA512) \((.+)\) = ([0-9a-fA-F]+)$/i.exec(line);
     if (bsd) {

@@ -7,7 +7,7 @@
 import { copyFile, rename, rm, stat, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { ensureDir } from '../state/atomic.js';
 import { blobPath, sweepTemps, tempPath } from './blob.js';
 import { findInSumsFile, formatChecksum, hashFile, parseChecksum, type Checksum } from './checksum.js';
@@ -78,7 +78,9 @@ async function expectedChecksum(url: string, opts: DownloadOptions): Promise<Che
     try {
       text = await readText(opts.checksumUrl, opts.signal);
     } catch (err) {
-      throw new BackendError('ChecksumUnavailable', `cannot fetch the checksum file ${opts.checksumUrl}: ${(err as Error).message}`, { cause: err });
+      throw new BackendError('ChecksumUnavailable', `cannot fetch the checksum file ${opts.checksumUrl}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const c = text === null ? null : findInSumsFile(text, name);
     if (!c) throw new BackendError('ChecksumUnavailable', `the checksum file ${opts.checksumUrl} does not list ${name}`);
@@ -116,7 +118,10 @@ export async function downloadImage(url: string, imagesDir: string, opts: Downlo
     if (expected) {
       const actual = await hashFile(raw, expected.algo, opts.signal);
       if (actual !== expected.hex) {
-        throw new BackendError('ChecksumMismatch', `checksum mismatch for ${url}: expected ${formatChecksum(expected)}, got ${expected.algo}:${actual}`);
+        throw new BackendError(
+          'ChecksumMismatch',
+          `checksum mismatch for ${url}: expected ${formatChecksum(expected)}, got ${expected.algo}:${actual}`,
+        );
       }
     }
     const comp = compression(url);
@@ -126,7 +131,11 @@ export async function downloadImage(url: string, imagesDir: string, opts: Downlo
       try {
         await execa(comp === 'xz' ? 'xz' : 'zstd', ['-dc', raw], { stdout: { file: plain }, cancelSignal: opts.signal });
       } catch (err) {
-        throw new BackendError('DecompressFailed', `cannot decompress ${url} with ${comp}: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
+        throw new BackendError(
+          'DecompressFailed',
+          `cannot decompress ${url} with ${comp}: ${(err as { stderr?: string }).stderr || (err as Error).message}`,
+          { cause: err },
+        );
       }
       await rm(raw, { force: true });
       final = plain;

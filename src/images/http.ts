@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 export interface DownloadProgress {
   received: number;
@@ -19,7 +19,12 @@ const MAX_REDIRECTS = 5;
 /** Raised for a connection that broke mid-body (the only failure a retry may fix). */
 class DroppedConnection extends Error {}
 
-function get(url: string, headers: Record<string, string>, signal?: AbortSignal, redirects = 0): Promise<{ res: http.IncomingMessage; url: string }> {
+function get(
+  url: string,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+  redirects = 0,
+): Promise<{ res: http.IncomingMessage; url: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
@@ -76,10 +81,18 @@ export async function downloadTo(
   for (let attempt = 0; ; attempt++) {
     const have = attempt > 0 && acceptRanges ? await sizeOf(file) : 0;
     try {
-      const r = await fetchOnce(url, file, have, opts.signal, (p) => opts.onProgress?.(p), (info) => {
-        acceptRanges = info.acceptRanges;
-        if (info.total !== null) total = info.total;
-      }, total);
+      const r = await fetchOnce(
+        url,
+        file,
+        have,
+        opts.signal,
+        (p) => opts.onProgress?.(p),
+        (info) => {
+          acceptRanges = info.acceptRanges;
+          if (info.total !== null) total = info.total;
+        },
+        total,
+      );
       return r;
     } catch (err) {
       const dropped = err instanceof DroppedConnection || isNetworkError(err);
@@ -94,7 +107,12 @@ export async function downloadTo(
 
 function isNetworkError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'].includes(code);
+  return (
+    typeof code === 'string' &&
+    ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'].includes(
+      code,
+    )
+  );
 }
 
 async function sizeOf(file: string): Promise<number> {

@@ -5,7 +5,7 @@
  * the second taker in the same process).
  */
 import lockfile from 'proper-lockfile';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { ensureDir } from '../state/atomic.js';
 import { dirname } from 'node:path';
 
@@ -14,10 +14,14 @@ const chains = new Map<string, Promise<unknown>>();
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new BackendError('DownloadAborted', 'cancelled while waiting for the image store lock'));
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(new BackendError('DownloadAborted', 'cancelled while waiting for the image store lock'));
+      },
+      { once: true },
+    );
   });
 }
 
@@ -38,14 +42,16 @@ async function acquire(path: string, signal?: AbortSignal): Promise<() => Promis
 /** Run `fn` holding the lock at `path` (a file that need not exist). */
 export async function withStoreLock<T>(path: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   const prev = chains.get(path) ?? Promise.resolve();
-  const run = prev.catch(() => undefined).then(async () => {
-    const release = await acquire(path, signal);
-    try {
-      return await fn();
-    } finally {
-      await release().catch(() => undefined);
-    }
-  });
+  const run = prev
+    .catch(() => undefined)
+    .then(async () => {
+      const release = await acquire(path, signal);
+      try {
+        return await fn();
+      } finally {
+        await release().catch(() => undefined);
+      }
+    });
   chains.set(path, run);
   try {
     return await run;

@@ -2,7 +2,7 @@
 import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { ensureDir } from '../state/atomic.js';
 
 export interface QemuImgInfo {
@@ -27,7 +27,8 @@ async function qemuImg(args: string[], what: string): Promise<string> {
     return r.stdout;
   } catch (err) {
     const e = err as { stderr?: string; code?: string; shortMessage?: string };
-    if (e.code === 'ENOENT') throw new BackendError('QemuImgMissing', 'qemu-img is not installed (apt-get install qemu-utils)', { cause: err });
+    if (e.code === 'ENOENT')
+      throw new BackendError('QemuImgMissing', 'qemu-img is not installed (apt-get install qemu-utils)', { cause: err });
     const detail = (e.stderr || e.shortMessage || String(err)).trim();
     throw new BackendError('QemuImgFailed', `${what}: ${detail}`, { cause: err });
   }

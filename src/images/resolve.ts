@@ -6,8 +6,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { ImageSource } from '../../schemas/model.js';
-import { BackendError, NotFoundError } from '../errors.js';
-import { didYouMean } from '../load/common.js';
+import { BackendError, NotFoundError } from '../../schemas/errors.js';
+import { didYouMean } from '../../schemas/names.js';
 import { catalogEntry, catalogNames, type CatalogEntry } from './catalog.js';
 import { hashFile, parseChecksum } from './checksum.js';
 import type { DownloadProgress } from './download.js';

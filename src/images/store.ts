@@ -7,7 +7,7 @@
  */
 import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
-import { BackendError, NotFoundError, UsageError } from '../errors.js';
+import { BackendError, NotFoundError, UsageError } from '../../schemas/errors.js';
 import type { ImageSource } from '../../schemas/model.js';
 import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
 import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
@@ -168,7 +168,10 @@ export async function removeImage(stateRoot: string, name: string, opts: { force
   if (!shared && !opts.force) {
     const users = await overlayUsers(stateRoot, img.path);
     if (users.length > 0) {
-      throw new BackendError('ImageInUse', `image "${key}" is the base of ${users.length} VM disk(s): ${users.join(', ')}; destroy those VMs first (or pass --force)`);
+      throw new BackendError(
+        'ImageInUse',
+        `image "${key}" is the base of ${users.length} VM disk(s): ${users.join(', ')}; destroy those VMs first (or pass --force)`,
+      );
     }
   }
   await updateIndex(stateRoot, (i) => {
@@ -198,45 +201,55 @@ export function pullImage(stateRoot: string, src: ImageSource, opts: PullOptions
   return p;
 }
 
-async function doPull(stateRoot: string, name: string, src: ImageSource, entry: CatalogEntry | undefined, opts: PullOptions): Promise<StoredImage> {
+async function doPull(
+  stateRoot: string,
+  name: string,
+  src: ImageSource,
+  entry: CatalogEntry | undefined,
+  opts: PullOptions,
+): Promise<StoredImage> {
   const url = entry?.url ?? src.ref;
   const started = new Date().toISOString();
   const dir = imagesDir(stateRoot);
-  return withStoreLock(join(dir, `.pull-${shortHash(name, 16)}.lock`), async () => {
-    const already = await inspectImage(stateRoot, name);
-    if (already && already.addedAt >= started) return already; // another process pulled it while we waited
-    opts.onProgress?.(`downloading ${name === url ? url : `${name} from ${url}`}`);
-    let lastPct = -1;
-    const res = await downloadImage(url, dir, {
-      checksum: src.checksum ?? entry?.checksum ?? null,
-      checksumUrl: src.checksum ? null : (entry?.checksumUrl ?? null),
-      signal: opts.signal,
-      onMessage: opts.onProgress,
-      onProgress: (p) => {
-        opts.onDownload?.(p);
-        if (p.total) {
-          const pct = Math.floor((p.received / p.total) * 10) * 10;
-          if (pct > lastPct) {
-            lastPct = pct;
-            opts.onProgress?.(`${name}: ${pct}% of ${(p.total / 1024 ** 2).toFixed(1)} MiB`);
+  return withStoreLock(
+    join(dir, `.pull-${shortHash(name, 16)}.lock`),
+    async () => {
+      const already = await inspectImage(stateRoot, name);
+      if (already && already.addedAt >= started) return already; // another process pulled it while we waited
+      opts.onProgress?.(`downloading ${name === url ? url : `${name} from ${url}`}`);
+      let lastPct = -1;
+      const res = await downloadImage(url, dir, {
+        checksum: src.checksum ?? entry?.checksum ?? null,
+        checksumUrl: src.checksum ? null : (entry?.checksumUrl ?? null),
+        signal: opts.signal,
+        onMessage: opts.onProgress,
+        onProgress: (p) => {
+          opts.onDownload?.(p);
+          if (p.total) {
+            const pct = Math.floor((p.received / p.total) * 10) * 10;
+            if (pct > lastPct) {
+              lastPct = pct;
+              opts.onProgress?.(`${name}: ${pct}% of ${(p.total / 1024 ** 2).toFixed(1)} MiB`);
+            }
           }
-        }
-      },
-    });
-    const format = src.format ?? (await qemuImgInfo(res.path)).format;
-    const img: StoredImage = {
-      name,
-      path: res.path,
-      format,
-      checksum: res.sha256,
-      size: res.size,
-      source: url,
-      addedAt: new Date().toISOString(),
-      verifiedAgainst: res.verifiedAgainst,
-    };
-    await updateIndex(stateRoot, (idx) => {
-      idx.images[name] = img;
-    });
-    return img;
-  }, opts.signal);
+        },
+      });
+      const format = src.format ?? (await qemuImgInfo(res.path)).format;
+      const img: StoredImage = {
+        name,
+        path: res.path,
+        format,
+        checksum: res.sha256,
+        size: res.size,
+        source: url,
+        addedAt: new Date().toISOString(),
+        verifiedAgainst: res.verifiedAgainst,
+      };
+      await updateIndex(stateRoot, (idx) => {
+        idx.images[name] = img;
+      });
+      return img;
+    },
+    opts.signal,
+  );
 }

@@ -8,7 +8,7 @@
  * equivalent. Pure: the XML text is passed in.
  */
 import { stringify } from 'yaml';
-import { NAME_PATTERN } from '../../schemas/model.js';
+import { NAME_RE } from '../../schemas/names.js';
 import { child, parseXml, type XmlElement } from './xml.js';
 
 export interface ImportWarning {
@@ -35,16 +35,47 @@ export interface ImportResult {
 }
 
 const STANDARD_EMULATORS = /(^|\/)(qemu-system-x86_64|kvm|qemu-kvm)$/;
-const SILENT_DEVICES = new Set(['emulator', 'graphics', 'video', 'console', 'serial', 'channel', 'controller', 'input', 'memballoon', 'rng', 'audio', 'panic', 'parallel']);
+const SILENT_DEVICES = new Set([
+  'emulator',
+  'graphics',
+  'video',
+  'console',
+  'serial',
+  'channel',
+  'controller',
+  'input',
+  'memballoon',
+  'rng',
+  'audio',
+  'panic',
+  'parallel',
+]);
 const UNIT_BYTES: Record<string, number> = {
-  b: 1, bytes: 1, kb: 1e3, k: 1024, kib: 1024, mb: 1e6, m: 1024 ** 2, mib: 1024 ** 2,
-  gb: 1e9, g: 1024 ** 3, gib: 1024 ** 3, tb: 1e12, t: 1024 ** 4, tib: 1024 ** 4,
+  b: 1,
+  bytes: 1,
+  kb: 1e3,
+  k: 1024,
+  kib: 1024,
+  mb: 1e6,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  gb: 1e9,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  tb: 1e12,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
 };
 
 /** A libvirt name as a tend name: lower case, [a-z0-9-], at most 63 characters. */
 export function normaliseName(name: string): string {
-  const n = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
-  return new RegExp(NAME_PATTERN).test(n) ? n : 'vm';
+  const n = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
+  return NAME_RE.test(n) ? n : 'vm';
 }
 
 /** <memory unit='KiB'>1048576</memory> -> MiB (rounded down). Null when unreadable. */
@@ -122,15 +153,24 @@ export function importDomainXml(xml: string): ImportResult {
         const src = child(d, 'source');
         const file = src?.attrs.file;
         if (device === 'cdrom' || device === 'floppy') {
-          warn(part, `${device}${file ? ` ${file}` : ''} is not imported (tend makes its own cloud-init seed; attach ISOs with vm.extra_args)`);
+          warn(
+            part,
+            `${device}${file ? ` ${file}` : ''} is not imported (tend makes its own cloud-init seed; attach ISOs with vm.extra_args)`,
+          );
           break;
         }
         if (diskSeen) {
-          warn(part, `extra disk${file ? ` ${file}` : ''} is not imported: declare a named volume (top-level volumes + "name:/mount") for data disks`);
+          warn(
+            part,
+            `extra disk${file ? ` ${file}` : ''} is not imported: declare a named volume (top-level volumes + "name:/mount") for data disks`,
+          );
           break;
         }
         if (!file) {
-          warn(part, `the boot disk is a ${d.attrs.type ?? 'non-file'} disk (${src?.attrs.dev ?? src?.attrs.volume ?? src?.attrs.name ?? 'no source'}): tend needs an image file; set image by hand`);
+          warn(
+            part,
+            `the boot disk is a ${d.attrs.type ?? 'non-file'} disk (${src?.attrs.dev ?? src?.attrs.volume ?? src?.attrs.name ?? 'no source'}): tend needs an image file; set image by hand`,
+          );
           diskSeen = true;
           break;
         }
@@ -149,7 +189,10 @@ export function importDomainXml(xml: string): ImportResult {
         nicSeen = true;
         if (type === 'bridge') {
           const br = child(d, 'source')?.attrs.bridge ?? '?';
-          warn(part, `bridged NIC on ${br} is not mapped: imported with user-mode networking (port forwards); for a bridge write network: { mode: tap, bridge: ${br} } (needs privileges)`);
+          warn(
+            part,
+            `bridged NIC on ${br} is not mapped: imported with user-mode networking (port forwards); for a bridge write network: { mode: tap, bridge: ${br} } (needs privileges)`,
+          );
         } else if (type === 'direct' || type === 'hostdev' || type === 'vhostuser') {
           warn(part, `${type} NIC is not mapped: imported with user-mode networking`);
         }
@@ -180,7 +223,10 @@ export function importDomainXml(xml: string): ImportResult {
       case 'filesystem': {
         const dir = child(d, 'source')?.attrs.dir;
         const tag = child(d, 'target')?.attrs.dir;
-        warn(part, `shared folder${dir ? ` ${dir}` : ''}${tag ? ` (tag ${tag})` : ''} is not mapped: write volumes: ["${dir ?? './folder'}:/mount/point"]`);
+        warn(
+          part,
+          `shared folder${dir ? ` ${dir}` : ''}${tag ? ` (tag ${tag})` : ''} is not mapped: write volumes: ["${dir ?? './folder'}:/mount/point"]`,
+        );
         break;
       }
       default:

@@ -83,7 +83,8 @@ export function parseXml(text: string): XmlElement {
       if (end < 0) throw new XmlError('unclosed end tag', line);
       const name = text.slice(i + 2, end).trim();
       const open = stack.pop();
-      if (!open || open.name !== name) throw new XmlError(`</${name}> does not close ${open ? `<${open.name}> (line ${open.line})` : 'any element'}`, line);
+      if (!open || open.name !== name)
+        throw new XmlError(`</${name}> does not close ${open ? `<${open.name}> (line ${open.line})` : 'any element'}`, line);
       open.text = (texts.pop() ?? []).join('').trim();
       advance(end + 1);
       if (stack.length === 0) root = open;
@@ -117,7 +118,8 @@ export function parseXml(text: string): XmlElement {
       texts.push([]);
     }
   }
-  if (stack.length > 0) throw new XmlError(`<${stack[stack.length - 1].name}> (line ${stack[stack.length - 1].line}) is never closed`, line);
+  if (stack.length > 0)
+    throw new XmlError(`<${stack[stack.length - 1].name}> (line ${stack[stack.length - 1].line}) is never closed`, line);
   if (!root) throw new XmlError('no root element', line);
   return root;
 }

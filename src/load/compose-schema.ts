@@ -6,8 +6,9 @@
  */
 import type { ErrorObject } from 'ajv';
 import { validateTendFile, type GeneratedValidator } from '../../schemas/validators.generated.js';
-import { didYouMean, memoryWithUnitToMiB } from './common.js';
-import type { Diagnostic } from './diagnostic.js';
+import { didYouMean } from '../../schemas/names.js';
+import { memoryWithUnitToMiB } from '../../schemas/units.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 import type { YamlLocator, YamlPath } from './compose-yaml.js';
 
 // Precompiled by scripts/gen-validators.ts: compiling the schema at start-up costs ~200 ms.
@@ -82,15 +83,26 @@ function keyAdvice(parent: YamlPath, key: string): string | undefined {
 
 function toPath(pointer: string): (string | number)[] {
   if (pointer === '') return [];
-  return pointer.slice(1).split('/').map((s) => {
-    const k = s.replace(/~1/g, '/').replace(/~0/g, '~');
-    return /^\d+$/.test(k) ? Number(k) : k;
-  });
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => {
+      const k = s.replace(/~1/g, '/').replace(/~0/g, '~');
+      return /^\d+$/.test(k) ? Number(k) : k;
+    });
 }
 
 function describeType(t: unknown): string {
   const one = (x: string): string =>
-    ({ integer: 'a whole number', number: 'a number', string: 'a string', array: 'a list', object: 'a map of keys', boolean: 'true or false', null: 'empty' })[x] ?? x;
+    ({
+      integer: 'a whole number',
+      number: 'a number',
+      string: 'a string',
+      array: 'a list',
+      object: 'a map of keys',
+      boolean: 'true or false',
+      null: 'empty',
+    })[x] ?? x;
   return Array.isArray(t) ? t.map((x) => one(String(x))).join(' or ') : one(String(t));
 }
 
@@ -143,8 +155,12 @@ export function checkSchema(data: unknown, loc: YamlLocator): SchemaCheck {
   errors = errors.filter((e) => {
     if (e.keyword !== 'required') return true;
     const missing = (e.params as { missingProperty: string }).missingProperty;
-    return !errors.some((o) => o.keyword === 'additionalProperties' && o.instancePath === e.instancePath &&
-      didYouMean((o.params as { additionalProperty: string }).additionalProperty, [missing]) === missing);
+    return !errors.some(
+      (o) =>
+        o.keyword === 'additionalProperties' &&
+        o.instancePath === e.instancePath &&
+        didYouMean((o.params as { additionalProperty: string }).additionalProperty, [missing]) === missing,
+    );
   });
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
@@ -154,8 +170,13 @@ export function checkSchema(data: unknown, loc: YamlLocator): SchemaCheck {
     const key = `${d.line}:${d.column}:${d.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    flagged.add(e.keyword === 'additionalProperties' ? `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`
-      : e.keyword === 'required' ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}` : e.instancePath);
+    flagged.add(
+      e.keyword === 'additionalProperties'
+        ? `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`
+        : e.keyword === 'required'
+          ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`
+          : e.instancePath,
+    );
     out.push(d);
   }
   return { diagnostics: out, flagged };
@@ -164,7 +185,10 @@ export function checkSchema(data: unknown, loc: YamlLocator): SchemaCheck {
 function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
   const path = toPath(e.instancePath);
   const mk = (where: { file: string; line: number; column: number }, message: string, hint?: string): Diagnostic => ({
-    ...where, message, ...(hint ? { hint } : {}), severity: 'error',
+    ...where,
+    message,
+    ...(hint ? { hint } : {}),
+    severity: 'error',
   });
   const name = fieldName(path);
   const ctx = context(path.slice(0, -1));
@@ -177,13 +201,20 @@ function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
       const advice = keyAdvice(path, key);
       const guess = advice ? undefined : didYouMean(key, known);
       const where = path.length === 0 ? 'at the top level' : `in ${context(path)}`;
-      return mk(loc.key(keyPath), `unknown key \`${key}\` ${where}${guess ? `; did you mean \`${guess}\`?` : ''}`,
-        advice ?? (guess ? undefined : known.length ? `known keys: ${known.join(', ')}` : undefined));
+      return mk(
+        loc.key(keyPath),
+        `unknown key \`${key}\` ${where}${guess ? `; did you mean \`${guess}\`?` : ''}`,
+        advice ?? (guess ? undefined : known.length ? `known keys: ${known.join(', ')}` : undefined),
+      );
     }
     case 'required': {
       const missing = (e.params as { missingProperty: string }).missingProperty;
-      const hint = missing === 'image' ? 'add `image: debian:12` (a catalog name), an https URL, or a path to a local image'
-        : missing === 'services' ? 'add `services:` with at least one service, e.g. `services: { web: { image: debian:12 } }`' : undefined;
+      const hint =
+        missing === 'image'
+          ? 'add `image: debian:12` (a catalog name), an https URL, or a path to a local image'
+          : missing === 'services'
+            ? 'add `services:` with at least one service, e.g. `services: { web: { image: debian:12 } }`'
+            : undefined;
       const where = path.length === 0 ? 'the file' : context(path);
       return mk(loc.key(path), `${where} has no \`${missing}\``, hint);
     }
@@ -194,14 +225,25 @@ function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
       }
       if (name === 'memory_mb' && typeof e.data === 'string' && !/^\d+$/.test(e.data)) {
         const mib = memoryWithUnitToMiB(e.data);
-        return mk(loc.value(path), `memory_mb is in MiB: write memory_mb: ${mib ?? 2048}${mib === null ? ' (2 GiB)' : ''} instead of ${show(e.data)} (${ctx})`,
-          'memory_mb takes a whole number of MiB (1024 = 1 GiB)');
+        return mk(
+          loc.value(path),
+          `memory_mb is in MiB: write memory_mb: ${mib ?? 2048}${mib === null ? ' (2 GiB)' : ''} instead of ${show(e.data)} (${ctx})`,
+          'memory_mb takes a whole number of MiB (1024 = 1 GiB)',
+        );
       }
       if (typeof e.data === 'number' && !Number.isInteger(e.data) && want.startsWith('a whole number')) {
         return mk(loc.value(path), `${name}${inCtx} must be a whole number, not ${e.data}`);
       }
-      if (typeof e.data === 'string' && /integer|number/.test(String((e.params as { type: unknown }).type)) && /^\d+(\.\d+)?$/.test(e.data)) {
-        return mk(loc.value(path), `${name}${inCtx} must be a number, not the string ${show(e.data)}`, `remove the quotes: ${name}: ${e.data}`);
+      if (
+        typeof e.data === 'string' &&
+        /integer|number/.test(String((e.params as { type: unknown }).type)) &&
+        /^\d+(\.\d+)?$/.test(e.data)
+      ) {
+        return mk(
+          loc.value(path),
+          `${name}${inCtx} must be a number, not the string ${show(e.data)}`,
+          `remove the quotes: ${name}: ${e.data}`,
+        );
       }
       return mk(loc.value(path), `${name}${inCtx} must be ${want}, not ${e.data === null ? 'empty' : show(e.data)}`);
     }
@@ -220,15 +262,21 @@ function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
     case 'enum': {
       const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
       const guess = typeof e.data === 'string' ? didYouMean(e.data, allowed) : undefined;
-      const hint = name === 'restart' && e.data === 'unless-stopped'
-        ? 'write restart: always (tend never undoes a `tend stop`, which is what unless-stopped means in compose)'
-        : guess ? `did you mean ${guess}?` : undefined;
+      const hint =
+        name === 'restart' && e.data === 'unless-stopped'
+          ? 'write restart: always (tend never undoes a `tend stop`, which is what unless-stopped means in compose)'
+          : guess
+            ? `did you mean ${guess}?`
+            : undefined;
       return mk(loc.value(path), `${name}${inCtx} must be one of ${allowed.join(', ')}, not ${show(e.data)}`, hint);
     }
     case 'anyOf':
     case 'oneOf': {
       const branches = (e.parentSchema as { anyOf?: unknown[]; oneOf?: unknown[] })[e.keyword === 'anyOf' ? 'anyOf' : 'oneOf'] ?? [];
-      return mk(loc.value(path), `${name}${inCtx} must be ${branches.map(describeSchema).join(', or ')}, not ${e.data === null ? 'empty' : show(e.data)}`);
+      return mk(
+        loc.value(path),
+        `${name}${inCtx} must be ${branches.map(describeSchema).join(', or ')}, not ${e.data === null ? 'empty' : show(e.data)}`,
+      );
     }
     case 'minItems':
     case 'minLength':

@@ -7,11 +7,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { CloudInitSpec, ImageSource, SourceLocation, VmSpec } from '../../schemas/model.js';
 import { DEFAULTS, type VmDraft } from '../../schemas/defaults.js';
-import {
-  diskSizeToGiB, looksLikeCatalogName, nameProblem, normalizeChecksum, parseDuration, resolvePath, urlProblem,
-  type LoadedVm,
-} from './common.js';
-import type { Diagnostic } from './diagnostic.js';
+import { looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem, type LoadedVm } from './common.js';
+import { nameProblem } from '../../schemas/names.js';
+import { diskSizeToGiB, parseDuration } from '../../schemas/units.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 import type { YamlLocator, YamlPath } from './compose-yaml.js';
 import { context, fieldName } from './compose-schema.js';
 import { parsePortSpec } from './ports.js';
@@ -33,7 +32,8 @@ export interface ComposeContext {
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const strings = (v: unknown): string[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
+const strings = (v: unknown): string[] | undefined =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
 const pointer = (p: YamlPath): string => (p.length ? '/' + p.map((s) => String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('/') : '');
 
 export function report(ctx: ComposeContext, path: YamlPath, message: string, hint?: string, at: 'key' | 'value' = 'value'): void {
@@ -48,8 +48,13 @@ export function instanceNames(svc: string, replicas: number): string[] {
 }
 
 export function replicasOf(raw: unknown): number {
-  return isObj(raw) && typeof raw.replicas === 'number' && Number.isInteger(raw.replicas) && raw.replicas >= 1 && raw.replicas <= MAX_REPLICAS
-    ? raw.replicas : 1;
+  return isObj(raw) &&
+    typeof raw.replicas === 'number' &&
+    Number.isInteger(raw.replicas) &&
+    raw.replicas >= 1 &&
+    raw.replicas <= MAX_REPLICAS
+    ? raw.replicas
+    : 1;
 }
 
 /** A referenced local file: resolved, and reported at the value when it does not exist. */
@@ -59,7 +64,12 @@ function localPath(ctx: ComposeContext, path: YamlPath, value: string, what: str
   try {
     st = statSync(abs);
   } catch {
-    report(ctx, path, `${what} "${value}" does not exist (looked for ${abs})`, 'paths are relative to the folder of this file; ~ is your home folder');
+    report(
+      ctx,
+      path,
+      `${what} "${value}" does not exist (looked for ${abs})`,
+      'paths are relative to the folder of this file; ~ is your home folder',
+    );
     return null;
   }
   if (kind === 'file' && !st.isFile()) {
@@ -78,8 +88,12 @@ function duration(ctx: ComposeContext, path: YamlPath, v: unknown): number | und
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   const s = parseDuration(v);
   if (s === null) {
-    report(ctx, path, `${fieldName(path)} in ${context(path.slice(0, -1))} is not a duration: ${typeof v === 'string' ? `"${v}"` : v}`,
-      'write e.g. "30s", "1m30s", "500ms" or a number of seconds');
+    report(
+      ctx,
+      path,
+      `${fieldName(path)} in ${context(path.slice(0, -1))} is not a duration: ${typeof v === 'string' ? `"${v}"` : v}`,
+      'write e.g. "30s", "1m30s", "500ms" or a number of seconds',
+    );
     return undefined;
   }
   return s;
@@ -131,17 +145,34 @@ function image(ctx: ComposeContext, base: YamlPath, svc: Obj): ImageSource | nul
   if (typeof svc.image_format === 'string') source.format = svc.image_format as ImageSource['format'];
   if (typeof svc.image_os === 'string') {
     if (/^[a-z0-9][a-z0-9._-]*$/.test(svc.image_os)) source.os = svc.image_os;
-    else report(ctx, [...base, 'image_os'], `image_os "${svc.image_os}" is not an OS family name`, 'write e.g. debian, ubuntu, alpine, fedora, systemd or openrc');
+    else
+      report(
+        ctx,
+        [...base, 'image_os'],
+        `image_os "${svc.image_os}" is not an OS family name`,
+        'write e.g. debian, ubuntu, alpine, fedora, systemd or openrc',
+      );
   }
   if (typeof svc.checksum === 'string') {
     const c = normalizeChecksum(svc.checksum);
     if (c) source.checksum = c;
-    else report(ctx, [...base, 'checksum'], `checksum "${svc.checksum}" is not a sha256 or sha512 checksum`, 'write "sha256:<64 hex digits>" or "sha512:<128 hex digits>"');
+    else
+      report(
+        ctx,
+        [...base, 'checksum'],
+        `checksum "${svc.checksum}" is not a sha256 or sha512 checksum`,
+        'write "sha256:<64 hex digits>" or "sha512:<128 hex digits>"',
+      );
   }
   return source;
 }
 
-function cloudInit(ctx: ComposeContext, base: YamlPath, ci: unknown, locs: Record<string, SourceLocation>): Partial<CloudInitSpec> | null | undefined {
+function cloudInit(
+  ctx: ComposeContext,
+  base: YamlPath,
+  ci: unknown,
+  locs: Record<string, SourceLocation>,
+): Partial<CloudInitSpec> | null | undefined {
   if (ci === false) return null;
   if (!isObj(ci)) return undefined;
   const p = [...base, 'cloud_init'];
@@ -149,7 +180,13 @@ function cloudInit(ctx: ComposeContext, base: YamlPath, ci: unknown, locs: Recor
   const out: Partial<CloudInitSpec> = {};
   if (typeof ci.user === 'string') {
     if (/^[a-z_][a-z0-9_-]{0,31}$/.test(ci.user)) out.user = ci.user;
-    else report(ctx, [...p, 'user'], `cloud_init user "${ci.user}" is not a valid Linux user name`, 'use lower-case letters, digits, "_" and "-", starting with a letter or "_"');
+    else
+      report(
+        ctx,
+        [...p, 'user'],
+        `cloud_init user "${ci.user}" is not a valid Linux user name`,
+        'use lower-case letters, digits, "_" and "-", starting with a letter or "_"',
+      );
   }
   if (typeof ci.hostname === 'string') {
     const problem = nameProblem(ci.hostname);
@@ -166,12 +203,20 @@ function cloudInit(ctx: ComposeContext, base: YamlPath, ci: unknown, locs: Recor
       } else if (/^(ssh-|ecdsa-|sk-)/.test(k.trim())) {
         out.sshAuthorizedKeys?.push(k.trim());
       } else {
-        report(ctx, [...p, 'ssh_authorized_keys', i], `ssh_authorized_keys item ${i + 1} is neither a public key nor a path to one`,
-          'write the key itself ("ssh-ed25519 AAAA...") or a path such as ~/.ssh/id_ed25519.pub');
+        report(
+          ctx,
+          [...p, 'ssh_authorized_keys', i],
+          `ssh_authorized_keys item ${i + 1} is neither a public key nor a path to one`,
+          'write the key itself ("ssh-ed25519 AAAA...") or a path such as ~/.ssh/id_ed25519.pub',
+        );
       }
     });
   }
-  for (const [k, field] of [['packages', 'packages'], ['runcmd', 'runcmd'], ['bootcmd', 'bootcmd']] as const) {
+  for (const [k, field] of [
+    ['packages', 'packages'],
+    ['runcmd', 'runcmd'],
+    ['bootcmd', 'bootcmd'],
+  ] as const) {
     const v = strings(ci[k]);
     if (v) out[field] = v;
   }
@@ -181,7 +226,13 @@ function cloudInit(ctx: ComposeContext, base: YamlPath, ci: unknown, locs: Recor
       if (!isObj(f) || typeof f.path !== 'string') return;
       const fp = [...p, 'write_files', i];
       locs[`/cloudInit/writeFiles/${i}`] = ctx.loc.value(fp);
-      if (!f.path.startsWith('/')) report(ctx, [...fp, 'path'], `write_files path "${f.path}" is not an absolute path in the guest`, `write /${f.path.replace(/^\.?\/*/, '')}`);
+      if (!f.path.startsWith('/'))
+        report(
+          ctx,
+          [...fp, 'path'],
+          `write_files path "${f.path}" is not an absolute path in the guest`,
+          `write /${f.path.replace(/^\.?\/*/, '')}`,
+        );
       if (typeof f.permissions === 'string' && !/^0?[0-7]{3,4}$/.test(f.permissions)) {
         report(ctx, [...fp, 'permissions'], `permissions "${f.permissions}" is not an octal mode`, 'write e.g. "0644" (quoted)');
       }
@@ -197,8 +248,12 @@ function cloudInit(ctx: ComposeContext, base: YamlPath, ci: unknown, locs: Recor
   if (typeof ci.user_data === 'string') {
     const others = Object.keys(ci).filter((k) => k !== 'user_data' && k !== 'hostname');
     if (others.length) {
-      report(ctx, [...p, 'user_data'], `user_data is used as is, so ${others.map((k) => `\`${k}\``).join(', ')} in the same cloud_init would be ignored`,
-        'put everything in the user-data file, or drop user_data and use the keys');
+      report(
+        ctx,
+        [...p, 'user_data'],
+        `user_data is used as is, so ${others.map((k) => `\`${k}\``).join(', ')} in the same cloud_init would be ignored`,
+        'put everything in the user-data file, or drop user_data and use the keys',
+      );
     }
     const abs = localPath(ctx, [...p, 'user_data'], ci.user_data, 'the user-data file', 'file');
     if (abs) {
@@ -222,16 +277,29 @@ function healthcheck(ctx: ComposeContext, base: YamlPath, hc: unknown): VmDraft[
     const [head, ...rest] = t as string[];
     if (head === 'NONE') return null;
     if (head === 'CMD') {
-      if (rest.length === 0) report(ctx, [...p, 'test'], 'healthcheck test ["CMD"] has no command', 'write ["CMD", "curl", "-f", "http://localhost"]');
+      if (rest.length === 0)
+        report(ctx, [...p, 'test'], 'healthcheck test ["CMD"] has no command', 'write ["CMD", "curl", "-f", "http://localhost"]');
       else test = rest;
     } else if (head === 'CMD-SHELL') {
-      if (rest.length !== 1) report(ctx, [...p, 'test'], 'healthcheck test ["CMD-SHELL", ...] takes exactly one shell command', 'write ["CMD-SHELL", "curl -f http://localhost || exit 1"]');
+      if (rest.length !== 1)
+        report(
+          ctx,
+          [...p, 'test'],
+          'healthcheck test ["CMD-SHELL", ...] takes exactly one shell command',
+          'write ["CMD-SHELL", "curl -f http://localhost || exit 1"]',
+        );
       else test = ['sh', '-c', rest[0]];
     } else {
       test = t as string[];
     }
   } else if (t === undefined) {
-    report(ctx, p, `the healthcheck of ${context(base)} has no \`test\``, 'add e.g. test: ["CMD", "curl", "-f", "http://localhost"]', 'key');
+    report(
+      ctx,
+      p,
+      `the healthcheck of ${context(base)} has no \`test\``,
+      'add e.g. test: ["CMD", "curl", "-f", "http://localhost"]',
+      'key',
+    );
   }
   const out: NonNullable<VmDraft['healthcheck']> = {};
   if (test) out.test = test;
@@ -260,9 +328,14 @@ function provision(ctx: ComposeContext, base: YamlPath, steps: unknown, locs: Re
     const kinds = ['shell', 'script', 'file'].filter((k) => k in step);
     if (kinds.length !== 1) {
       if (Object.keys(step).length > 0 && !Object.keys(step).some((k) => ctx.flagged.has(pointer([...p, k])))) {
-        report(ctx, p, kinds.length === 0 ? `provision step ${i + 1} of ${context(base)} has none of shell, script, file`
-          : `provision step ${i + 1} of ${context(base)} has ${kinds.join(' and ')}: a step does one thing`,
-        'write one step per item: - shell: "apt-get update" / - script: ./setup.sh / - file: { source: ./app, destination: /opt/app }');
+        report(
+          ctx,
+          p,
+          kinds.length === 0
+            ? `provision step ${i + 1} of ${context(base)} has none of shell, script, file`
+            : `provision step ${i + 1} of ${context(base)} has ${kinds.join(' and ')}: a step does one thing`,
+          'write one step per item: - shell: "apt-get update" / - script: ./setup.sh / - file: { source: ./app, destination: /opt/app }',
+        );
       }
       return;
     }
@@ -292,7 +365,14 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
   const base: YamlPath = ['services', svcName];
   const svcLoc = ctx.loc.key(base);
   const nameErr = nameProblem(svcName);
-  if (nameErr) report(ctx, base, `service name ${nameErr.replace(/^the name /, '')}`, 'service names become VM and host names: use lower-case letters, digits and "-"', 'key');
+  if (nameErr)
+    report(
+      ctx,
+      base,
+      `service name ${nameErr.replace(/^the name /, '')}`,
+      'service names become VM and host names: use lower-case letters, digits and "-"',
+      'key',
+    );
   if (!isObj(raw)) {
     if (raw === null) report(ctx, base, `service ${svcName} is empty`, 'give it at least an image: `image: debian:12`', 'key');
     return [];
@@ -339,12 +419,18 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
       locs['/extraArgs'] = ctx.loc.value([...vp, 'extra_args']);
     }
     if (vm.uefi === true) {
-      if (raw.firmware === 'bios') report(ctx, [...vp, 'uefi'], `vm.uefi: true contradicts firmware: bios in service ${svcName}`, 'keep one of them');
+      if (raw.firmware === 'bios')
+        report(ctx, [...vp, 'uefi'], `vm.uefi: true contradicts firmware: bios in service ${svcName}`, 'keep one of them');
       else draft.firmware = 'uefi';
       locs['/firmware'] = ctx.loc.value([...vp, 'uefi']);
     }
   }
-  for (const [key, field] of [['firmware', 'firmware'], ['accel', 'accel'], ['restart', 'restart'], ['state', 'runState']] as const) {
+  for (const [key, field] of [
+    ['firmware', 'firmware'],
+    ['accel', 'accel'],
+    ['restart', 'restart'],
+    ['state', 'runState'],
+  ] as const) {
     if (typeof raw[key] === 'string' && !ctx.flagged.has(pointer([...base, key]))) {
       if (key === 'firmware' && draft.firmware === 'uefi' && raw.firmware === 'bios') continue;
       (draft as Record<string, unknown>)[field] = raw[key];
@@ -361,7 +447,12 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
   } else if (isObj(net) && typeof net.mode === 'string' && ['user', 'tap', 'none'].includes(net.mode)) {
     locs['/network'] = ctx.loc.value([...base, 'network']);
     if (typeof net.bridge === 'string' && net.mode !== 'tap') {
-      report(ctx, [...base, 'network', 'bridge'], `a bridge only applies to network mode tap, not ${net.mode}`, `write mode: tap, or remove bridge`);
+      report(
+        ctx,
+        [...base, 'network', 'bridge'],
+        `a bridge only applies to network mode tap, not ${net.mode}`,
+        `write mode: tap, or remove bridge`,
+      );
     } else {
       draft.network = { mode: net.mode as 'user' | 'tap' | 'none', bridge: typeof net.bridge === 'string' ? net.bridge : null };
     }
@@ -379,8 +470,12 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
         return;
       }
       if (replicas > 1 && typeof r.value.hostPort === 'number') {
-        report(ctx, pp, `service ${svcName} has ${replicas} replicas, so they cannot all use host port ${r.value.hostPort}`,
-          `write "${r.value.guestPort}${r.value.protocol === 'udp' ? '/udp' : ''}" and tend picks a free host port per replica`);
+        report(
+          ctx,
+          pp,
+          `service ${svcName} has ${replicas} replicas, so they cannot all use host port ${r.value.hostPort}`,
+          `write "${r.value.guestPort}${r.value.protocol === 'udp' ? '/udp' : ''}" and tend picks a free host port per replica`,
+        );
         return;
       }
       locs[`/ports/${ports.length}`] = ctx.loc.value(pp);
@@ -436,7 +531,8 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
 
   // depends_on: list or compose map; a replicated dependency means all its instances
   const deps: { name: string; path: YamlPath }[] = [];
-  if (Array.isArray(raw.depends_on)) raw.depends_on.forEach((d, i) => typeof d === 'string' && deps.push({ name: d, path: [...base, 'depends_on', i] }));
+  if (Array.isArray(raw.depends_on))
+    raw.depends_on.forEach((d, i) => typeof d === 'string' && deps.push({ name: d, path: [...base, 'depends_on', i] }));
   else if (isObj(raw.depends_on)) for (const d of Object.keys(raw.depends_on)) deps.push({ name: d, path: [...base, 'depends_on', d] });
   if (deps.length) {
     const expanded: string[] = [];
@@ -459,7 +555,12 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
 
   if (isObj(raw.timeouts)) {
     const t: NonNullable<VmDraft['timeouts']> = {};
-    for (const [key, field] of [['start', 'start'], ['ssh', 'ssh'], ['login', 'login'], ['cloud_init', 'cloudInit']] as const) {
+    for (const [key, field] of [
+      ['start', 'start'],
+      ['ssh', 'ssh'],
+      ['login', 'login'],
+      ['cloud_init', 'cloudInit'],
+    ] as const) {
       const path = [...base, 'timeouts', key];
       const v = duration(ctx, path, raw.timeouts[key]);
       if (v === undefined) continue;
@@ -488,7 +589,8 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
     const sp = [...base, 'ssh'];
     const ssh: NonNullable<VmDraft['ssh']> = {};
     if (typeof raw.ssh.user === 'string' && raw.ssh.user) ssh.user = raw.ssh.user;
-    if (typeof raw.ssh.port === 'number' && Number.isInteger(raw.ssh.port) && raw.ssh.port >= 1 && raw.ssh.port <= 65535) ssh.port = raw.ssh.port;
+    if (typeof raw.ssh.port === 'number' && Number.isInteger(raw.ssh.port) && raw.ssh.port >= 1 && raw.ssh.port <= 65535)
+      ssh.port = raw.ssh.port;
     if (typeof raw.ssh.private_key === 'string' && raw.ssh.private_key) {
       const abs = localPath(ctx, [...sp, 'private_key'], raw.ssh.private_key, 'the private key', 'file');
       if (abs) {
@@ -510,7 +612,10 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
 }
 
 /** Top-level named volumes: name -> size GiB (default 10). */
-export function namedVolumes(ctx: ComposeContext, raw: unknown): { volumes: Record<string, { size: number }>; locs: Record<string, SourceLocation> } {
+export function namedVolumes(
+  ctx: ComposeContext,
+  raw: unknown,
+): { volumes: Record<string, { size: number }>; locs: Record<string, SourceLocation> } {
   const volumes: Record<string, { size: number }> = {};
   const locs: Record<string, SourceLocation> = {};
   if (!isObj(raw)) return { volumes, locs };
@@ -531,4 +636,3 @@ export function namedVolumes(ctx: ComposeContext, raw: unknown): { volumes: Reco
   }
   return { volumes, locs };
 }
-

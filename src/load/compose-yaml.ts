@@ -4,7 +4,7 @@
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import type { SourceLocation } from '../../schemas/model.js';
-import type { Diagnostic } from './diagnostic.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 
 export type YamlPath = readonly (string | number)[];
 
@@ -30,7 +30,11 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
   switch (code) {
     case 'TAB_AS_INDENT': {
       const tab = text.indexOf('\t', pos);
-      return at(tab >= 0 && tab - pos < 200 ? tab : pos, 'a tab is used for indentation; YAML indents with spaces only', 'replace the tab with spaces');
+      return at(
+        tab >= 0 && tab - pos < 200 ? tab : pos,
+        'a tab is used for indentation; YAML indents with spaces only',
+        'replace the tab with spaces',
+      );
     }
     case 'DUPLICATE_KEY': {
       const key = /^["']?([^:"'\n]*)/.exec(text.slice(pos))?.[1]?.trim() ?? '';
@@ -48,9 +52,17 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
         const seq = raw.startsWith('Flow sequence');
         const ch = seq ? '[' : '{';
         const open = text.lastIndexOf(ch, Math.max(0, pos - 1));
-        return at(open >= 0 ? open : pos, `this ${seq ? 'list' : 'map'} opened with "${ch}" is never closed`, `add the closing "${seq ? ']' : '}'}" on the same line`);
+        return at(
+          open >= 0 ? open : pos,
+          `this ${seq ? 'list' : 'map'} opened with "${ch}" is never closed`,
+          `add the closing "${seq ? ']' : '}'}" on the same line`,
+        );
       }
-      return at(pos + (/^ */.exec(text.slice(pos))?.[0].length ?? 0), 'this line is indented differently from the keys around it', 'keys of one map must start at the same column');
+      return at(
+        pos + (/^ */.exec(text.slice(pos))?.[0].length ?? 0),
+        'this line is indented differently from the keys around it',
+        'keys of one map must start at the same column',
+      );
     default:
       break;
   }

@@ -6,7 +6,7 @@
  */
 import { dirname } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
-import { nameProblem } from './common.js';
+import { nameProblem } from '../../schemas/names.js';
 import { parseYaml } from './compose-yaml.js';
 import { checkSchema } from './compose-schema.js';
 import { namedVolumes, replicasOf, report, serviceToVms, type ComposeContext } from './compose-service.js';
@@ -20,12 +20,24 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
   if (data === null || data === undefined) {
-    result.diagnostics.push({ file, line: 1, column: 1, message: 'the file is empty', hint: 'declare services: `services: { web: { image: debian:12 } }`', severity: 'error' });
+    result.diagnostics.push({
+      file,
+      line: 1,
+      column: 1,
+      message: 'the file is empty',
+      hint: 'declare services: `services: { web: { image: debian:12 } }`',
+      severity: 'error',
+    });
     return result;
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
     const where = locator.value([]);
-    result.diagnostics.push({ ...where, message: 'the file must be a map of keys (name, services, volumes)', hint: 'start with `services:`', severity: 'error' });
+    result.diagnostics.push({
+      ...where,
+      message: 'the file must be a map of keys (name, services, volumes)',
+      hint: 'start with `services:`',
+      severity: 'error',
+    });
     return result;
   }
   const schema = checkSchema(data, locator);
@@ -41,7 +53,13 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
   const top = data as Record<string, unknown>;
   if (typeof top.name === 'string') {
     const problem = nameProblem(top.name);
-    if (problem) report(ctx, ['name'], `project name ${problem.replace(/^the name /, '')}`, 'the project name becomes a folder name: use lower-case letters, digits and "-"');
+    if (problem)
+      report(
+        ctx,
+        ['name'],
+        `project name ${problem.replace(/^the name /, '')}`,
+        'the project name becomes a folder name: use lower-case letters, digits and "-"',
+      );
     else result.name = top.name;
   }
   const services = top.services;

@@ -7,8 +7,8 @@
 import { parse, type Node as KdljsNode, type Value } from 'kdljs';
 import { lexer, type KdlToken } from 'kdljs/src/parser/kdl.js';
 import type { SourceLocation } from '../../schemas/model.js';
-import type { Diagnostic } from './diagnostic.js';
-import { memoryWithUnitToMiB } from './common.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
+import { memoryWithUnitToMiB } from '../../schemas/units.js';
 import { locateNodes, posOf, type LocNode, type Pos } from './kdl-locate.js';
 
 export type KdlValue = Value;
@@ -57,7 +57,12 @@ function posAt(starts: number[], offset: number): Pos {
 
 export function parseKdl(file: string, text: string): KdlParseResult {
   const at = (p: Pos, message: string, hint?: string): Diagnostic => ({
-    file, line: p.line, column: p.column, message, ...(hint ? { hint } : {}), severity: 'error',
+    file,
+    line: p.line,
+    column: p.column,
+    message,
+    ...(hint ? { hint } : {}),
+    severity: 'error',
   });
   const lexed = lexer.tokenize(text);
   if (lexed.errors.length > 0) return { nodes: null, diagnostics: [lexProblem(lexed.tokens, lexed.errors[0], text, at)] };
@@ -126,7 +131,11 @@ function lexProblem(tokens: KdlToken[], err: { offset: number; line?: number; co
   }
   if (open) {
     return open.tokenType.name === 'OpenQuote'
-      ? at(posOf(open), 'this string is not closed: the closing " is missing', 'end the string with " on the same line (use """ for text over several lines)')
+      ? at(
+          posOf(open),
+          'this string is not closed: the closing " is missing',
+          'end the string with " on the same line (use """ for text over several lines)',
+        )
       : at(posOf(open), 'this multi-line string is not closed: the closing """ is missing');
   }
   const ch = text[err.offset] ?? '';
@@ -213,9 +222,27 @@ function parseProblem(
       return at(p, 'this string is not closed: the closing " is missing', 'end the string with " on the same line');
     }
   }
-  if (prev && srcTok && prev.startOffset + prev.image.length === srcTok.startOffset && !['WhiteSpace', 'NewLine'].includes(prev.tokenType.name)) {
-    return at(p, `a space is needed before ${describe(tok)}`, n === 'LeftBrace' ? 'write vm "web" { ... }, with a space before "{"' : 'separate values with a space');
+  if (
+    prev &&
+    srcTok &&
+    prev.startOffset + prev.image.length === srcTok.startOffset &&
+    !['WhiteSpace', 'NewLine'].includes(prev.tokenType.name)
+  ) {
+    return at(
+      p,
+      `a space is needed before ${describe(tok)}`,
+      n === 'LeftBrace' ? 'write vm "web" { ... }, with a space before "{"' : 'separate values with a space',
+    );
   }
-  if (n === 'Equals') return at(p, 'unexpected "=": a property needs a name before "=" and a value after it', 'VMFile.kdl nodes take values, e.g. memory 2048');
-  return at(p, `unexpected ${describe(tok)}`, 'each node is a name followed by its values on one line, e.g. memory 2048; blocks are written { ... }');
+  if (n === 'Equals')
+    return at(
+      p,
+      'unexpected "=": a property needs a name before "=" and a value after it',
+      'VMFile.kdl nodes take values, e.g. memory 2048',
+    );
+  return at(
+    p,
+    `unexpected ${describe(tok)}`,
+    'each node is a name followed by its values on one line, e.g. memory 2048; blocks are written { ... }',
+  );
 }

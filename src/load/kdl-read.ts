@@ -5,8 +5,8 @@
  * file's errors are reported together.
  */
 import type { SourceLocation } from '../../schemas/model.js';
-import type { Diagnostic } from './diagnostic.js';
-import { didYouMean } from './common.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
+import { didYouMean } from '../../schemas/names.js';
 import type { KNode, KValue } from './kdl-parse.js';
 
 /** What each node looks like, for hints. */
@@ -87,7 +87,11 @@ export class KdlReader {
   /** Reports properties (`key=value`), which no VMFile.kdl node uses. */
   noProps(node: KNode): void {
     for (const p of node.props) {
-      this.error(p.keyLoc, `${node.name} does not take properties (${p.key}=...)`, `write ${p.key} as a node of its own inside a block, or ${example(node.name) ?? 'drop it'}`);
+      this.error(
+        p.keyLoc,
+        `${node.name} does not take properties (${p.key}=...)`,
+        `write ${p.key} as a node of its own inside a block, or ${example(node.name) ?? 'drop it'}`,
+      );
     }
   }
 
@@ -115,8 +119,11 @@ export class KdlReader {
     if (node.args.length > 1) {
       const next = node.args[1].value;
       const glued = typeof next === 'string' && EXAMPLES[next] !== undefined;
-      this.error(node.args[1].loc, `${node.name} takes one value, not ${node.args.length}`,
-        glued ? `is a line break missing before ${next}? Put each node on its own line, or separate them with ";"` : example(node.name));
+      this.error(
+        node.args[1].loc,
+        `${node.name} takes one value, not ${node.args.length}`,
+        glued ? `is a line break missing before ${next}? Put each node on its own line, or separate them with ";"` : example(node.name),
+      );
       return undefined;
     }
     return node.args[0];
@@ -148,7 +155,8 @@ export class KdlReader {
     }
     const out: { value: string; loc: SourceLocation }[] = [];
     for (const a of node.args) {
-      if (typeof a.value !== 'string') this.error(a.loc, `${node.name} values must be strings, not ${quote(a.value)}`, `write "${String(a.value)}"`);
+      if (typeof a.value !== 'string')
+        this.error(a.loc, `${node.name} values must be strings, not ${quote(a.value)}`, `write "${String(a.value)}"`);
       else out.push({ value: a.value, loc: a.loc });
     }
     return out;
@@ -160,7 +168,11 @@ export class KdlReader {
     if (!s) return undefined;
     if ((choices as readonly string[]).includes(s.value)) return { value: s.value as T, loc: s.loc };
     const guess = didYouMean(s.value, choices);
-    this.error(s.loc, `${node.name} must be one of ${choices.map((c) => `"${c}"`).join(', ')}, not "${s.value}"`, guess ? `did you mean ${node.name} "${guess}"?` : undefined);
+    this.error(
+      s.loc,
+      `${node.name} must be one of ${choices.map((c) => `"${c}"`).join(', ')}, not "${s.value}"`,
+      guess ? `did you mean ${node.name} "${guess}"?` : undefined,
+    );
     return undefined;
   }
 
@@ -182,7 +194,10 @@ export class KdlReader {
   }
 
   /** A whole number >= min. `unit` is named in messages ("MiB"). */
-  wholeNumber(node: KNode, opts: { min?: number; max?: number; unit?: string; fromString?: (s: string) => { message: string; hint: string } | undefined } = {}): { value: number; loc: SourceLocation } | undefined {
+  wholeNumber(
+    node: KNode,
+    opts: { min?: number; max?: number; unit?: string; fromString?: (s: string) => { message: string; hint: string } | undefined } = {},
+  ): { value: number; loc: SourceLocation } | undefined {
     if (!this.noBlock(node)) return undefined;
     const v = this.one(node);
     if (!v) return undefined;
@@ -190,7 +205,8 @@ export class KdlReader {
     if (typeof v.value === 'string') {
       const special = opts.fromString?.(v.value);
       if (special) this.error(v.loc, special.message, special.hint);
-      else if (/^\s*-?\d+(\.\d+)?\s*$/.test(v.value)) this.error(v.loc, `${node.name} must be a number, not the string "${v.value}"`, `write ${node.name} ${v.value.trim()}`);
+      else if (/^\s*-?\d+(\.\d+)?\s*$/.test(v.value))
+        this.error(v.loc, `${node.name} must be a number, not the string "${v.value}"`, `write ${node.name} ${v.value.trim()}`);
       else this.error(v.loc, `${node.name} must be a whole number${unit}, not "${v.value}"`, example(node.name));
       return undefined;
     }
@@ -199,12 +215,20 @@ export class KdlReader {
       return undefined;
     }
     if (!Number.isInteger(v.value)) {
-      this.error(v.loc, `${node.name} must be a whole number${unit}, not ${v.value}`, `write ${node.name} ${Math.max(opts.min ?? 1, Math.round(v.value))}`);
+      this.error(
+        v.loc,
+        `${node.name} must be a whole number${unit}, not ${v.value}`,
+        `write ${node.name} ${Math.max(opts.min ?? 1, Math.round(v.value))}`,
+      );
       return undefined;
     }
     const min = opts.min ?? 1;
     if (v.value < min) {
-      this.error(v.loc, v.value <= 0 ? `${node.name} must be more than 0, not ${v.value}` : `${node.name} must be at least ${min}${unit}, not ${v.value}`, example(node.name));
+      this.error(
+        v.loc,
+        v.value <= 0 ? `${node.name} must be more than 0, not ${v.value}` : `${node.name} must be at least ${min}${unit}, not ${v.value}`,
+        example(node.name),
+      );
       return undefined;
     }
     if (opts.max !== undefined && v.value > opts.max) {
@@ -221,7 +245,11 @@ export class KdlReader {
     for (const n of nodes) {
       if (!known.includes(n.name)) {
         const guess = didYouMean(n.name, known);
-        this.error(n.loc, `unknown node "${n.name}" in ${parent}`, guess ? `did you mean "${guess}"?` : `${parent} takes ${known.join(', ')}`);
+        this.error(
+          n.loc,
+          `unknown node "${n.name}" in ${parent}`,
+          guess ? `did you mean "${guess}"?` : `${parent} takes ${known.join(', ')}`,
+        );
         continue;
       }
       const first = seen.get(n.name);

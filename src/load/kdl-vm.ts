@@ -6,13 +6,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { SourceLocation, VmSpec } from '../../schemas/model.js';
 import { DEFAULTS, type VmDraft } from '../../schemas/defaults.js';
-import {
-  IMAGE_FORMATS, diskSizeToGiB, looksLikeCatalogName, memoryWithUnitToMiB, nameProblem, normalizeChecksum, parseDuration,
-  resolvePath, urlProblem, type LoadedVm,
-} from './common.js';
+import { IMAGE_FORMATS, looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem, type LoadedVm } from './common.js';
+import { nameProblem } from '../../schemas/names.js';
+import { diskSizeToGiB, memoryWithUnitToMiB, parseDuration } from '../../schemas/units.js';
 import { parsePortSpec } from './ports.js';
 import { parseVolumeSpec } from './volumes.js';
-import { didYouMean } from './common.js';
+import { didYouMean } from '../../schemas/names.js';
 import type { KNode } from './kdl-parse.js';
 import { KdlReader, quote } from './kdl-read.js';
 
@@ -23,9 +22,33 @@ export interface KdlContext {
 }
 
 export const VM_NODES = [
-  'image', 'image-url', 'image-format', 'image-os', 'checksum', 'vcpus', 'memory', 'disk', 'machine', 'cpu-model', 'firmware',
-  'accel', 'network', 'cloud-init', 'ssh', 'provision', 'port', 'volume', 'depends-on', 'restart', 'state', 'disposable',
-  'stop-grace-period', 'extra-args', 'device', 'healthcheck', 'timeouts',
+  'image',
+  'image-url',
+  'image-format',
+  'image-os',
+  'checksum',
+  'vcpus',
+  'memory',
+  'disk',
+  'machine',
+  'cpu-model',
+  'firmware',
+  'accel',
+  'network',
+  'cloud-init',
+  'ssh',
+  'provision',
+  'port',
+  'volume',
+  'depends-on',
+  'restart',
+  'state',
+  'disposable',
+  'stop-grace-period',
+  'extra-args',
+  'device',
+  'healthcheck',
+  'timeouts',
 ] as const;
 const VM_REPEATABLE = ['provision', 'port', 'volume', 'depends-on', 'extra-args', 'device'];
 const CLOUD_INIT_NODES = ['hostname', 'ssh-key', 'user-data', 'user', 'package', 'runcmd', 'bootcmd', 'write-file'];
@@ -37,7 +60,11 @@ type Located<T> = { value: T; loc: SourceLocation };
 
 /** A VM name made valid, for the hint. */
 function suggestName(name: string): string {
-  const s = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63);
   return s || 'web';
 }
 
@@ -45,7 +72,10 @@ class VmReader {
   readonly draft: Partial<VmDraft> = {};
   readonly fieldLocs: Record<string, SourceLocation> = {};
 
-  constructor(private readonly r: KdlReader, private readonly ctx: KdlContext) {}
+  constructor(
+    private readonly r: KdlReader,
+    private readonly ctx: KdlContext,
+  ) {}
 
   private at(pointer: string, loc: SourceLocation): void {
     this.fieldLocs[pointer] = loc;
@@ -58,7 +88,11 @@ class VmReader {
     try {
       st = statSync(abs);
     } catch {
-      this.r.error(v.loc, `${what} "${v.value}" does not exist (looked for ${abs})`, 'relative paths are resolved against the folder of VMFile.kdl; "~" is your home folder');
+      this.r.error(
+        v.loc,
+        `${what} "${v.value}" does not exist (looked for ${abs})`,
+        'relative paths are resolved against the folder of VMFile.kdl; "~" is your home folder',
+      );
       return undefined;
     }
     if (kind === 'file' && st.isDirectory()) {
@@ -81,7 +115,11 @@ class VmReader {
       return;
     }
     if (!img && !url) {
-      this.r.error(nameLoc, `vm "${vmName}" has no image`, 'add image "debian:12" (a catalog name), image "path/to/disk.qcow2" or image-url "https://..."');
+      this.r.error(
+        nameLoc,
+        `vm "${vmName}" has no image`,
+        'add image "debian:12" (a catalog name), image "path/to/disk.qcow2" or image-url "https://..."',
+      );
       return;
     }
     if (url) {
@@ -89,7 +127,11 @@ class VmReader {
       if (!s) return;
       const problem = urlProblem(s.value);
       if (problem) {
-        this.r.error(s.loc, problem, looksLikeCatalogName(s.value) ? `for a catalog name write image "${s.value}"` : 'write image-url "https://host/path/image.qcow2"');
+        this.r.error(
+          s.loc,
+          problem,
+          looksLikeCatalogName(s.value) ? `for a catalog name write image "${s.value}"` : 'write image-url "https://host/path/image.qcow2"',
+        );
         return;
       }
       this.draft.image = { kind: 'url', ref: s.value };
@@ -119,7 +161,12 @@ class VmReader {
       const s = this.r.string(n);
       if (!s) return;
       const c = normalizeChecksum(s.value);
-      if (!c) this.r.error(s.loc, `checksum "${s.value}" is not a sha256 or sha512 checksum`, 'write checksum "sha256:<64 hex digits>" or "sha512:<128 hex digits>"');
+      if (!c)
+        this.r.error(
+          s.loc,
+          `checksum "${s.value}" is not a sha256 or sha512 checksum`,
+          'write checksum "sha256:<64 hex digits>" or "sha512:<128 hex digits>"',
+        );
       else {
         this.draft.image.checksum = c;
         this.at('/image/checksum', s.loc);
@@ -130,7 +177,11 @@ class VmReader {
       const f = s.value.toLowerCase();
       if (!(IMAGE_FORMATS as readonly string[]).includes(f)) {
         const guess = didYouMean(f, IMAGE_FORMATS);
-        this.r.error(s.loc, `unsupported image format "${s.value}": tend reads ${IMAGE_FORMATS.join(', ')}`, guess ? `did you mean image-format "${guess}"?` : undefined);
+        this.r.error(
+          s.loc,
+          `unsupported image format "${s.value}": tend reads ${IMAGE_FORMATS.join(', ')}`,
+          guess ? `did you mean image-format "${guess}"?` : undefined,
+        );
       } else {
         this.draft.image.format = f as (typeof IMAGE_FORMATS)[number];
         this.at('/image/format', s.loc);
@@ -166,7 +217,11 @@ class VmReader {
         });
         if (!v) return;
         if (v.value < 64) {
-          r.error(v.loc, `memory is in MiB: ${v.value} MiB is too little to boot (at least 64)`, `write memory ${v.value * 1024} for ${v.value} GiB`);
+          r.error(
+            v.loc,
+            `memory is in MiB: ${v.value} MiB is too little to boot (at least 64)`,
+            `write memory ${v.value * 1024} for ${v.value} GiB`,
+          );
           return;
         }
         this.draft.memory = v.value;
@@ -269,7 +324,11 @@ class VmReader {
   network(n: KNode): void {
     const first = n.args[0];
     if (n.args.length === 1 && (first.value === 'bridge' || first.value === 'bridged')) {
-      this.r.error(first.loc, `network must be one of "user", "tap", "none", not "${first.value}"`, 'to join a bridge write network "tap" { bridge "br0" }');
+      this.r.error(
+        first.loc,
+        `network must be one of "user", "tap", "none", not "${first.value}"`,
+        'to join a bridge write network "tap" { bridge "br0" }',
+      );
       return;
     }
     const mode = this.r.choice(n, ['user', 'tap', 'none'] as const, true);
@@ -278,7 +337,11 @@ class VmReader {
     let bridge: string | null = null;
     if (n.children !== null) {
       if (mode.value !== 'tap') {
-        this.r.error(n.childrenLoc ?? n.loc, `network "${mode.value}" takes no block (only "tap" has a bridge)`, `write network "${mode.value}"`);
+        this.r.error(
+          n.childrenLoc ?? n.loc,
+          `network "${mode.value}" takes no block (only "tap" has a bridge)`,
+          `write network "${mode.value}"`,
+        );
         return;
       }
       for (const c of this.r.children('network', n.children, ['bridge'])) {
@@ -301,7 +364,11 @@ class VmReader {
       return;
     }
     if (n.args.length > 0) {
-      this.r.error(n.args[0].loc, 'cloud-init takes a block { ... } (or #false to turn it off), not a value', 'write cloud-init { hostname "web" }');
+      this.r.error(
+        n.args[0].loc,
+        'cloud-init takes a block { ... } (or #false to turn it off), not a value',
+        'write cloud-init { hostname "web" }',
+      );
       return;
     }
     const kids = this.r.block(n);
@@ -314,7 +381,12 @@ class VmReader {
         case 'hostname': {
           const v = this.r.string(c);
           if (!v) break;
-          if (!HOSTNAME_RE.test(v.value)) this.r.error(v.loc, `hostname "${v.value}" is not a valid host name`, `use letters, digits, "-" and ".", e.g. hostname "${suggestName(v.value)}"`);
+          if (!HOSTNAME_RE.test(v.value))
+            this.r.error(
+              v.loc,
+              `hostname "${v.value}" is not a valid host name`,
+              `use letters, digits, "-" and ".", e.g. hostname "${suggestName(v.value)}"`,
+            );
           else {
             ci.hostname = v.value;
             this.at('/cloudInit/hostname', v.loc);
@@ -377,7 +449,11 @@ class VmReader {
     const path = this.r.string(n, true);
     if (!path) return undefined;
     if (!path.value.startsWith('/')) {
-      this.r.error(path.loc, `write-file "${path.value}" is not an absolute path in the guest`, `write write-file "/${path.value.replace(/^\.?\/*/, '')}" { content "..." }`);
+      this.r.error(
+        path.loc,
+        `write-file "${path.value}" is not an absolute path in the guest`,
+        `write write-file "/${path.value.replace(/^\.?\/*/, '')}" { content "..." }`,
+      );
       return undefined;
     }
     const kids = this.r.block(n);
@@ -396,12 +472,14 @@ class VmReader {
       const v = this.r.string(c);
       if (!v) continue;
       if (c.name === 'permissions') {
-        if (!/^0?[0-7]{3,4}$/.test(v.value)) this.r.error(v.loc, `permissions "${v.value}" is not an octal mode`, 'write permissions "0644"');
+        if (!/^0?[0-7]{3,4}$/.test(v.value))
+          this.r.error(v.loc, `permissions "${v.value}" is not an octal mode`, 'write permissions "0644"');
         else permissions = v.value;
       } else owner = v.value;
     }
     if (content === undefined) {
-      if (!kids.some((k) => k.name === 'content')) this.r.error(n.loc, `write-file "${path.value}" has no content`, 'add content "..." inside its block');
+      if (!kids.some((k) => k.name === 'content'))
+        this.r.error(n.loc, `write-file "${path.value}" has no content`, 'add content "..." inside its block');
       return undefined;
     }
     return { path: path.value, content, permissions, owner };
@@ -420,7 +498,11 @@ class VmReader {
       return undefined;
     }
     if (text.includes('PRIVATE KEY')) {
-      this.r.error(v.loc, `ssh-key "${v.value}" is a private key: cloud-init needs the public key`, existsSync(`${abs}.pub`) ? `write ssh-key "${v.value}.pub"` : 'give the .pub file');
+      this.r.error(
+        v.loc,
+        `ssh-key "${v.value}" is a private key: cloud-init needs the public key`,
+        existsSync(`${abs}.pub`) ? `write ssh-key "${v.value}.pub"` : 'give the .pub file',
+      );
       return undefined;
     }
     if (text === '') {
@@ -470,10 +552,15 @@ class VmReader {
       this.r.error(n.loc, 'provision needs a kind: "shell" or "file"', 'write provision "shell" { inline "echo hello" }');
       return;
     }
-    if (n.args.length > 1) this.r.error(n.args[1].loc, `provision takes one kind, not ${n.args.length} values`, 'write provision "shell" { ... }');
+    if (n.args.length > 1)
+      this.r.error(n.args[1].loc, `provision takes one kind, not ${n.args.length} values`, 'write provision "shell" { ... }');
     if (kindV.value !== 'shell' && kindV.value !== 'file') {
       const guess = typeof kindV.value === 'string' ? didYouMean(kindV.value, ['shell', 'file']) : undefined;
-      this.r.error(kindV.loc, `unknown provisioner kind ${quote(kindV.value)}: tend has "shell" and "file"`, guess ? `did you mean provision "${guess}"?` : undefined);
+      this.r.error(
+        kindV.loc,
+        `unknown provisioner kind ${quote(kindV.value)}: tend has "shell" and "file"`,
+        guess ? `did you mean provision "${guess}"?` : undefined,
+      );
       return;
     }
     const kids = this.r.block(n);
@@ -488,7 +575,12 @@ class VmReader {
         return;
       }
       if (inlineNodes.length === 0 && !script) {
-        if (cs.length === kids.length) this.r.error(kindV.loc, 'this shell provisioner has neither inline nor script', 'add inline "echo hello" or script "scripts/setup.sh"');
+        if (cs.length === kids.length)
+          this.r.error(
+            kindV.loc,
+            'this shell provisioner has neither inline nor script',
+            'add inline "echo hello" or script "scripts/setup.sh"',
+          );
         return;
       }
       if (script) {
@@ -516,14 +608,22 @@ class VmReader {
     const src = cs.find((c) => c.name === 'source');
     const dst = cs.find((c) => c.name === 'destination');
     if (!src || !dst) {
-      this.r.error(kindV.loc, `this file provisioner has no ${!src ? 'source' : 'destination'}`, !src ? 'add source "config/app.conf"' : 'add destination "/etc/app/app.conf"');
+      this.r.error(
+        kindV.loc,
+        `this file provisioner has no ${!src ? 'source' : 'destination'}`,
+        !src ? 'add source "config/app.conf"' : 'add destination "/etc/app/app.conf"',
+      );
       return;
     }
     const s = this.r.string(src);
     const d = this.r.string(dst);
     const abs = s && this.existingPath(s, 'the source file', 'any');
     if (d && !d.value.startsWith('/')) {
-      this.r.error(d.loc, `destination "${d.value}" is not an absolute path in the guest`, `write destination "/${d.value.replace(/^\.?\/*/, '')}"`);
+      this.r.error(
+        d.loc,
+        `destination "${d.value}" is not an absolute path in the guest`,
+        `write destination "/${d.value.replace(/^\.?\/*/, '')}"`,
+      );
       return;
     }
     if (!s || !d || !abs) return;
@@ -542,14 +642,22 @@ class VmReader {
         continue;
       }
       this.at(`/ports/${ports.length}`, v.loc);
-      ports.push({ hostAddress: p.value.hostAddress ?? DEFAULTS.hostAddress, hostPort: p.value.hostPort ?? null, guestPort: p.value.guestPort, protocol: p.value.protocol });
+      ports.push({
+        hostAddress: p.value.hostAddress ?? DEFAULTS.hostAddress,
+        hostPort: p.value.hostPort ?? null,
+        guestPort: p.value.guestPort,
+        protocol: p.value.protocol,
+      });
     }
   }
 
   volume(n: KNode): void {
     if (n.children !== null) {
-      this.r.error(n.childrenLoc ?? n.loc, 'volume inside a vm mounts a volume and takes no block',
-        `write volume "${typeof n.args[0]?.value === 'string' ? n.args[0].value : 'data'}:/mount/point"; declare named volumes with a size at the top level, outside the vm`);
+      this.r.error(
+        n.childrenLoc ?? n.loc,
+        'volume inside a vm mounts a volume and takes no block',
+        `write volume "${typeof n.args[0]?.value === 'string' ? n.args[0].value : 'data'}:/mount/point"; declare named volumes with a size at the top level, outside the vm`,
+      );
       return;
     }
     const vols = (this.draft.volumes ??= []) as VmSpec['volumes'];
@@ -668,7 +776,8 @@ export function readVm(r: KdlReader, node: KNode, ctx: KdlContext): LoadedVm | u
     r.error(node.loc, 'vm needs a name', 'write vm "web" { image "debian:12" }');
     return undefined;
   }
-  if (node.args.length > 1) r.error(node.args[1].loc, `vm takes one name, not ${node.args.length} values`, `write vm ${quote(nameV.value)} { ... }`);
+  if (node.args.length > 1)
+    r.error(node.args[1].loc, `vm takes one name, not ${node.args.length} values`, `write vm ${quote(nameV.value)} { ... }`);
   if (typeof nameV.value !== 'string') {
     r.error(nameV.loc, `the vm name must be a string, not ${quote(nameV.value)}`, `write vm "vm-${String(nameV.value)}" { ... }`);
     return undefined;

@@ -6,7 +6,8 @@
  */
 import { dirname } from 'node:path';
 import type { SourceLocation } from '../../schemas/model.js';
-import { didYouMean, nameProblem, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
+import { type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
+import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { VOLUME_NAME_RE } from './volumes.js';
 import { parseKdl, type KNode } from './kdl-parse.js';
 import { KdlReader, quote } from './kdl-read.js';
@@ -29,17 +30,25 @@ export const loadKdl: DialectLoader = (file, text, env = process.env) => {
 
   for (const node of parsed.nodes) {
     if (!TOP_NODES.includes(node.name)) {
-      const guess = didYouMean(node.name, TOP_NODES) ?? (didYouMean(node.name, ['image', 'image-url', 'memory', 'vcpus', 'disk']) ? 'vm' : undefined);
-      r.error(node.loc, `unknown node "${node.name}" at the top level`, guess === 'vm' && node.name !== 'vn' && !didYouMean(node.name, TOP_NODES)
-        ? `"${node.name}" belongs inside a vm "name" { ... } block`
-        : guess ? `did you mean "${guess}"?` : 'the top level has vm "name" { ... } and volume "name" { size 10 }');
+      const guess =
+        didYouMean(node.name, TOP_NODES) ?? (didYouMean(node.name, ['image', 'image-url', 'memory', 'vcpus', 'disk']) ? 'vm' : undefined);
+      r.error(
+        node.loc,
+        `unknown node "${node.name}" at the top level`,
+        guess === 'vm' && node.name !== 'vn' && !didYouMean(node.name, TOP_NODES)
+          ? `"${node.name}" belongs inside a vm "name" { ... } block`
+          : guess
+            ? `did you mean "${guess}"?`
+            : 'the top level has vm "name" { ... } and volume "name" { size 10 }',
+      );
       continue;
     }
     if (node.name === 'name') {
       const v = r.string(node);
       if (!v) continue;
       const problem = nameProblem(v.value);
-      if (problem) r.error(v.loc, `project name: ${problem}`, 'the project name becomes a folder name: use lower-case letters, digits and "-"');
+      if (problem)
+        r.error(v.loc, `project name: ${problem}`, 'the project name becomes a folder name: use lower-case letters, digits and "-"');
       else result.name = v.value;
       continue;
     }
@@ -52,7 +61,8 @@ export const loadKdl: DialectLoader = (file, text, env = process.env) => {
     const nameV = node.args[0];
     if (nameV && typeof nameV.value === 'string') {
       const first = seen.get(nameV.value);
-      if (first) r.error(nameV.loc, `vm "${nameV.value}" is declared twice in this file (first on line ${first.line})`, 'give each vm its own name');
+      if (first)
+        r.error(nameV.loc, `vm "${nameV.value}" is declared twice in this file (first on line ${first.line})`, 'give each vm its own name');
       else seen.set(nameV.value, nameV.loc);
     }
     if (vm) vms.push(vm);
@@ -77,12 +87,20 @@ function topVolume(r: KdlReader, node: KNode, result: DialectResult): void {
     return;
   }
   if (typeof nameV.value !== 'string' || !VOLUME_NAME_RE.test(nameV.value)) {
-    r.error(nameV.loc, `${quote(nameV.value)} cannot be a volume name`, 'use letters, digits, "_", "." and "-", e.g. volume "data" { size 10 }');
+    r.error(
+      nameV.loc,
+      `${quote(nameV.value)} cannot be a volume name`,
+      'use letters, digits, "_", "." and "-", e.g. volume "data" { size 10 }',
+    );
     return;
   }
   const name = nameV.value;
   if (node.args.length > 1) {
-    r.error(node.args[1].loc, 'a top-level volume takes one name', `to mount it, write volume "${name}:/target" inside a vm; to declare it, write volume "${name}" { size 10 }`);
+    r.error(
+      node.args[1].loc,
+      'a top-level volume takes one name',
+      `to mount it, write volume "${name}:/target" inside a vm; to declare it, write volume "${name}" { size 10 }`,
+    );
     return;
   }
   if (node.children === null) {
@@ -92,17 +110,28 @@ function topVolume(r: KdlReader, node: KNode, result: DialectResult): void {
   const kids = r.children(`volume "${name}"`, node.children, ['size']);
   const sizeNode = kids.find((k) => k.name === 'size');
   if (!sizeNode) {
-    if (kids.length === node.children.length) r.error(node.loc, `volume "${name}" needs a size`, `write volume "${name}" { size 10 } (GiB)`);
+    if (kids.length === node.children.length)
+      r.error(node.loc, `volume "${name}" needs a size`, `write volume "${name}" { size 10 } (GiB)`);
     return;
   }
   const size = r.wholeNumber(sizeNode, {
     min: 1,
     unit: 'GiB',
-    fromString: (s) => (/^\d+(\.\d+)?\s*[mgt]i?b?$/i.test(s) ? { message: `size is in GiB: "${s}" is not a number of GiB`, hint: `write size ${Math.max(1, Math.ceil(Number(/^\d+(\.\d+)?/.exec(s)?.[0] ?? 1)))}` } : undefined),
+    fromString: (s) =>
+      /^\d+(\.\d+)?\s*[mgt]i?b?$/i.test(s)
+        ? {
+            message: `size is in GiB: "${s}" is not a number of GiB`,
+            hint: `write size ${Math.max(1, Math.ceil(Number(/^\d+(\.\d+)?/.exec(s)?.[0] ?? 1)))}`,
+          }
+        : undefined,
   });
   if (!size) return;
   if (result.volumes[name]) {
-    r.error(nameV.loc, `volume "${name}" is declared twice in this file (first on line ${result.volumeLocs[name].line})`, 'keep one of them');
+    r.error(
+      nameV.loc,
+      `volume "${name}" is declared twice in this file (first on line ${result.volumeLocs[name].line})`,
+      'keep one of them',
+    );
     return;
   }
   result.volumes[name] = { size: size.value };

@@ -11,9 +11,10 @@ import type { ErrorObject } from 'ajv';
 import type { Project, SourceLocation, VmSpec } from '../../schemas/model.js';
 import { validateVmSpec } from '../../schemas/validators.generated.js';
 import { applyDefaults } from '../../schemas/defaults.js';
-import { UsageError } from '../errors.js';
-import { didYouMean, locateField, nameProblem, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
-import type { Diagnostic } from './diagnostic.js';
+import { UsageError } from '../../schemas/errors.js';
+import { locateField, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
+import { didYouMean, nameProblem } from '../../schemas/names.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { loadCompose } from './compose.js';
 import { loadVmsYml } from './vms-yml.js';
 
@@ -82,8 +83,14 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
     for (const [name, vol] of Object.entries(result.volumes)) {
       if (volumes[name]) {
         const first = volumeLocs[name];
-        diagnostics.push(at(result.volumeLocs[name]?.file ?? file, result.volumeLocs[name]?.line ?? 1, result.volumeLocs[name]?.column ?? 1,
-          `volume "${name}" is declared twice (first at ${first.file}:${first.line}:${first.column})`));
+        diagnostics.push(
+          at(
+            result.volumeLocs[name]?.file ?? file,
+            result.volumeLocs[name]?.line ?? 1,
+            result.volumeLocs[name]?.column ?? 1,
+            `volume "${name}" is declared twice (first at ${first.file}:${first.line}:${first.column})`,
+          ),
+        );
         continue;
       }
       volumes[name] = vol;
@@ -93,7 +100,15 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
 
   const parsedOk = !diagnostics.some((d) => d.severity === 'error');
   if (parsedOk && loaded.length === 0 && absFiles.length > 0) {
-    diagnostics.push(at(absFiles[0], 1, 1, 'the project declares no VMs', 'declare at least one: `vm "web" { ... }` in VMFile.kdl, or `services: { web: { image: debian:12 } }` in tend.yaml'));
+    diagnostics.push(
+      at(
+        absFiles[0],
+        1,
+        1,
+        'the project declares no VMs',
+        'declare at least one: `vm "web" { ... }` in VMFile.kdl, or `services: { web: { image: debian:12 } }` in tend.yaml',
+      ),
+    );
   }
 
   diagnostics.push(...crossChecks(loaded, volumes));
@@ -125,7 +140,8 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
 function withContentDigests(spec: VmSpec): VmSpec {
   const out = { ...spec };
   try {
-    if (spec.cloudInit?.userData) out.userDataDigest = `sha256:${createHash('sha256').update(readFileSync(spec.cloudInit.userData)).digest('hex')}`;
+    if (spec.cloudInit?.userData)
+      out.userDataDigest = `sha256:${createHash('sha256').update(readFileSync(spec.cloudInit.userData)).digest('hex')}`;
     if (spec.image.kind === 'path') {
       const st = statSync(spec.image.ref);
       out.imageDigest = `${st.size}:${Math.trunc(st.mtimeMs)}`;
@@ -138,7 +154,12 @@ function withContentDigests(spec: VmSpec): VmSpec {
 
 /** A directory's base name made into a valid project name ("My Project" → "my-project"). */
 export function projectNameFromDir(dir: string): string {
-  const n = basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const n = basename(dir)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return n && nameProblem(n) === null ? n : 'project';
 }
 
@@ -148,9 +169,15 @@ function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagnostic[]
   for (const vm of vms) {
     const prev = byName.get(vm.draft.name);
     if (prev) {
-      out.push(at(vm.loc.file, vm.loc.line, vm.loc.column,
-        `VM name "${vm.draft.name}" is already used at ${prev.loc.file}:${prev.loc.line}:${prev.loc.column}`,
-        'every VM needs its own name: rename one of them'));
+      out.push(
+        at(
+          vm.loc.file,
+          vm.loc.line,
+          vm.loc.column,
+          `VM name "${vm.draft.name}" is already used at ${prev.loc.file}:${prev.loc.line}:${prev.loc.column}`,
+          'every VM needs its own name: rename one of them',
+        ),
+      );
       continue;
     }
     byName.set(vm.draft.name, vm);
@@ -163,16 +190,32 @@ function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagnostic[]
         out.push(at(loc.file, loc.line, loc.column, `"${vm.draft.name}" depends on itself`));
       } else if (!byName.has(dep)) {
         const guess = didYouMean(dep, names);
-        out.push(at(loc.file, loc.line, loc.column, `depends_on names "${dep}", which is not a VM of this project`,
-          guess ? `did you mean "${guess}"?` : `known VMs: ${names.join(', ')}`));
+        out.push(
+          at(
+            loc.file,
+            loc.line,
+            loc.column,
+            `depends_on names "${dep}", which is not a VM of this project`,
+            guess ? `did you mean "${guess}"?` : `known VMs: ${names.join(', ')}`,
+          ),
+        );
       }
     });
     (vm.draft.volumes ?? []).forEach((v, i) => {
       if (v.kind === 'named' && v.name && !volumes[v.name]) {
         const loc = locateField(vm, `/volumes/${i}`);
         const guess = didYouMean(v.name, Object.keys(volumes));
-        out.push(at(loc.file, loc.line, loc.column, `volume "${v.name}" is not declared in the top-level volumes`,
-          guess ? `did you mean "${guess}"?` : `declare it: volumes: { ${v.name}: { size: 10 } } (tend.yaml) or volume "${v.name}" { size 10 } (VMFile.kdl)`));
+        out.push(
+          at(
+            loc.file,
+            loc.line,
+            loc.column,
+            `volume "${v.name}" is not declared in the top-level volumes`,
+            guess
+              ? `did you mean "${guess}"?`
+              : `declare it: volumes: { ${v.name}: { size: 10 } } (tend.yaml) or volume "${v.name}" { size 10 } (VMFile.kdl)`,
+          ),
+        );
       }
     });
   }
@@ -198,7 +241,9 @@ function cycleDiagnostics(byName: Map<string, LoadedVm>): Diagnostic[] {
           reported.add(key);
           const i = (vm.draft.dependsOn ?? []).indexOf(dep);
           const loc = locateField(vm, `/dependsOn/${i}`);
-          out.push(at(loc.file, loc.line, loc.column, `depends_on forms a cycle: ${cycle.join(' → ')}`, 'remove one of these dependencies'));
+          out.push(
+            at(loc.file, loc.line, loc.column, `depends_on forms a cycle: ${cycle.join(' → ')}`, 'remove one of these dependencies'),
+          );
         }
       } else if (!state.has(dep)) {
         visit(dep);
@@ -241,7 +286,7 @@ function plainAjvMessage(e: ErrorObject): string {
     case 'pattern':
       return 'has an invalid form';
     case 'enum':
-      return `must be one of: ${((e.params as { allowedValues: unknown[] }).allowedValues).filter((v) => v !== null).join(', ')}`;
+      return `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.filter((v) => v !== null).join(', ')}`;
     case 'type':
       return `must be ${String((e.params as { type: string }).type).replace(',', ' or ')}`;
     default:

@@ -11,8 +11,7 @@
  */
 
 export type ParsedVolume =
-  | { kind: 'named'; name: string; target: string; readOnly: boolean }
-  | { kind: 'host'; source: string; target: string; readOnly: boolean };
+  { kind: 'named'; name: string; target: string; readOnly: boolean } | { kind: 'host'; source: string; target: string; readOnly: boolean };
 
 export type VolumeSpecResult = { ok: true; value: ParsedVolume } | { ok: false; message: string; hint?: string };
 
@@ -32,27 +31,39 @@ export function parseVolumeSpec(input: string): VolumeSpecResult {
   if (spec === '') return fail('the volume is empty', 'write "name:/target" or "./folder:/target"');
   const parts = spec.split(':');
   if (parts.length === 1) {
-    return fail(`"${spec}" has no target`, spec.startsWith('/')
-      ? `anonymous volumes are not supported: name it, e.g. "data:${spec}", and declare it in the top-level volumes`
-      : `write "${spec}:/mount/point"`);
+    return fail(
+      `"${spec}" has no target`,
+      spec.startsWith('/')
+        ? `anonymous volumes are not supported: name it, e.g. "data:${spec}", and declare it in the top-level volumes`
+        : `write "${spec}:/mount/point"`,
+    );
   }
   if (parts.length > 3) return fail(`"${spec}" has too many ":" parts`, 'the form is source:target[:ro]');
   const [source, target, mode] = parts;
   if (source === '') return fail(`the source of "${spec}" is empty`, 'write "name:/target" or "./folder:/target"');
   if (target === '') return fail(`the target of "${spec}" is empty`, `write "${source}:/mount/point"`);
   if (!target.startsWith('/')) {
-    return fail(`the target "${target}" in "${spec}" is not an absolute path in the guest`, `write "${source}:/${target.replace(/^\.?\/*/, '')}"`);
+    return fail(
+      `the target "${target}" in "${spec}" is not an absolute path in the guest`,
+      `write "${source}:/${target.replace(/^\.?\/*/, '')}"`,
+    );
   }
   let readOnly = false;
   if (mode !== undefined) {
     if (mode !== 'ro' && mode !== 'rw') {
-      return fail(`the mode "${mode}" in "${spec}" is not ro or rw`, `write "${source}:${target}:ro" (read-only) or "${source}:${target}" (read-write)`);
+      return fail(
+        `the mode "${mode}" in "${spec}" is not ro or rw`,
+        `write "${source}:${target}:ro" (read-only) or "${source}:${target}" (read-write)`,
+      );
     }
     readOnly = mode === 'ro';
   }
   if (isHostPath(source)) return { ok: true, value: { kind: 'host', source, target, readOnly } };
   if (!VOLUME_NAME_RE.test(source)) {
-    return fail(`"${source}" is neither a volume name nor a host path`, `a host folder starts with "./", "/" or "~" (e.g. "./${source}"); a volume name uses letters, digits, "_", "." and "-"`);
+    return fail(
+      `"${source}" is neither a volume name nor a host path`,
+      `a host folder starts with "./", "/" or "~" (e.g. "./${source}"); a volume name uses letters, digits, "_", "." and "-"`,
+    );
   }
   return { ok: true, value: { kind: 'named', name: source, target, readOnly } };
 }

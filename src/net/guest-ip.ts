@@ -46,7 +46,11 @@ export function pickGuestIp(mac: string, neighbours: string, leases: readonly st
   return l ? { address: l.address, source: 'lease' } : null;
 }
 
-export const DEFAULT_LEASE_FILES = ['/var/lib/misc/dnsmasq.leases', '/var/lib/dnsmasq/dnsmasq.leases', '/var/lib/libvirt/dnsmasq/default.leases'];
+export const DEFAULT_LEASE_FILES = [
+  '/var/lib/misc/dnsmasq.leases',
+  '/var/lib/dnsmasq/dnsmasq.leases',
+  '/var/lib/libvirt/dnsmasq/default.leases',
+];
 
 /** Look the guest up now. `ipBinary`/`netns` are for tests and namespaces. */
 export async function findGuestIp(

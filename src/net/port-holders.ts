@@ -40,7 +40,7 @@ function ipv6(hex: string): string {
   // compress the longest run of zero groups
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;
@@ -111,7 +111,9 @@ export async function hostPortsInUse(opts: { procRoot?: string } = {}): Promise<
   ];
   const sockets = (
     await Promise.all(
-      tables.map(async ([file, protocol, family]) => parseProcNet(await readFile(`${proc}/net/${file}`, 'utf8').catch(() => ''), protocol, family)),
+      tables.map(async ([file, protocol, family]) =>
+        parseProcNet(await readFile(`${proc}/net/${file}`, 'utf8').catch(() => ''), protocol, family),
+      ),
     )
   ).flat();
   const owners = await socketOwners(new Set(sockets.map((s) => s.inode).filter((i) => i > 0)), proc);

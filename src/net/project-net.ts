@@ -86,7 +86,12 @@ export function wantsProjectNet(project: Project): boolean {
 }
 
 /** The member record of one VM, given the project's address assignment. Null when it has none. */
-export function projectNetMember(project: Project, projDir: string, vm: string, assignment: Readonly<Record<string, number>>): ProjectNetMember | null {
+export function projectNetMember(
+  project: Project,
+  projDir: string,
+  vm: string,
+  assignment: Readonly<Record<string, number>>,
+): ProjectNetMember | null {
   if (!wantsProjectNet(project)) return null;
   const spec = project.vms.find((v) => v.name === vm);
   if (!spec || spec.network.mode !== 'user' || assignment[vm] === undefined) return null;

@@ -14,7 +14,7 @@ import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { join } from 'node:path';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import type { Accel } from './argv.js';
 
 export interface ProbeResult {
@@ -63,20 +63,39 @@ const MARK = 0x4b; // 'K'
 export function probeBootSector(): Buffer {
   const code = [
     0xfb, //                   sti
-    0xb8, 0x40, 0x00, //       mov ax, 0x40
-    0x8e, 0xc0, //             mov es, ax
-    0x26, 0x8b, 0x1e, 0x6c, 0x00, // mov bx, [es:0x6c]   (BIOS tick count)
+    0xb8,
+    0x40,
+    0x00, //       mov ax, 0x40
+    0x8e,
+    0xc0, //             mov es, ax
+    0x26,
+    0x8b,
+    0x1e,
+    0x6c,
+    0x00, // mov bx, [es:0x6c]   (BIOS tick count)
     0xf4, //                   wait: hlt
-    0x26, 0x3b, 0x1e, 0x6c, 0x00, // cmp bx, [es:0x6c]
-    0x74, 0xf8, //             je wait
-    0xba, 0xf8, 0x03, // mov dx, 0x3f8
-    0xb0, MARK, //       mov al, 'K'
+    0x26,
+    0x3b,
+    0x1e,
+    0x6c,
+    0x00, // cmp bx, [es:0x6c]
+    0x74,
+    0xf8, //             je wait
+    0xba,
+    0xf8,
+    0x03, // mov dx, 0x3f8
+    0xb0,
+    MARK, //       mov al, 'K'
     0xee, //             out dx, al
-    0xba, 0xf4, 0x00, // mov dx, 0xf4
-    0xb0, 0x01, //       mov al, 1
+    0xba,
+    0xf4,
+    0x00, // mov dx, 0xf4
+    0xb0,
+    0x01, //       mov al, 1
     0xee, //             out dx, al
     0xf4, //             hlt
-    0xeb, 0xfd, //       jmp back to hlt
+    0xeb,
+    0xfd, //       jmp back to hlt
   ];
   const sector = Buffer.alloc(512);
   Buffer.from(code).copy(sector);
@@ -108,7 +127,12 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
       await access(dev, constants.R_OK | constants.W_OK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      return done(false, code === 'ENOENT' ? `KVM: ${dev} does not exist (no hardware virtualisation, or the kvm module is not loaded)` : `KVM: cannot open ${dev} (${code}; add yourself to its group)`);
+      return done(
+        false,
+        code === 'ENOENT'
+          ? `KVM: ${dev} does not exist (no hardware virtualisation, or the kvm module is not loaded)`
+          : `KVM: cannot open ${dev} (${code}; add yourself to its group)`,
+      );
     }
   }
   const dir = await mkdtemp(join(tmpdir(), 'tend-probe-'));
@@ -116,9 +140,23 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
     const img = join(dir, 'probe.img');
     await writeFile(img, probeBootSector());
     const argv = [
-      '-accel', accel, '-machine', 'pc', '-m', '16', '-nodefaults', '-no-user-config', '-display', 'none',
-      '-serial', 'stdio', '-no-reboot', '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
-      '-drive', `file=${img},format=raw,if=ide`,
+      '-accel',
+      accel,
+      '-machine',
+      'pc',
+      '-m',
+      '16',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-serial',
+      'stdio',
+      '-no-reboot',
+      '-device',
+      'isa-debug-exit,iobase=0xf4,iosize=0x04',
+      '-drive',
+      `file=${img},format=raw,if=ide`,
     ];
     return await new Promise<ProbeResult>((resolve) => {
       let settled = false;
@@ -126,7 +164,10 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
       // Under `timeout`, the probe guest dies on its own even if tend is SIGKILLed meanwhile (a KVM
       // probe guest on a nested host would otherwise hang forever); tend's SIGTERM is forwarded.
       const limit = String(Math.ceil(timeoutMs / 1000) + 2);
-      const child = spawn('timeout', ['-s', 'KILL', limit, binary, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+      const child = spawn('timeout', ['-s', 'KILL', limit, binary, ...argv], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: opts.env ?? process.env,
+      });
       const settle = (ok: boolean, reason: string | null): void => {
         if (settled) return;
         settled = true;
@@ -136,9 +177,12 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
       };
       const name = accel === 'kvm' ? 'KVM' : 'TCG';
       const timer = setTimeout(() => {
-        settle(false, accel === 'kvm'
-          ? `KVM: /dev/kvm opens but a test guest did not run within ${timeoutMs / 1000} s (nested virtualisation?)`
-          : `TCG: a test guest did not run within ${timeoutMs / 1000} s`);
+        settle(
+          false,
+          accel === 'kvm'
+            ? `KVM: /dev/kvm opens but a test guest did not run within ${timeoutMs / 1000} s (nested virtualisation?)`
+            : `TCG: a test guest did not run within ${timeoutMs / 1000} s`,
+        );
       }, timeoutMs);
       child.stdout.on('data', (b: Buffer) => {
         if (b.includes(MARK)) settle(true, null);
@@ -151,7 +195,10 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
       child.on('exit', (code) => {
         // the byte may still be in the pipe: give stdout a moment to drain
         // 126/127: `timeout` could not run the binary at all
-        const why = code === 126 || code === 127 ? `cannot run ${binary}: ${stderr.trim() || 'not found'}` : `${binary} exited (${code}) before the test guest ran${stderr.trim() ? `: ${stderr.trim()}` : ''}`;
+        const why =
+          code === 126 || code === 127
+            ? `cannot run ${binary}: ${stderr.trim() || 'not found'}`
+            : `${binary} exited (${code}) before the test guest ran${stderr.trim() ? `: ${stderr.trim()}` : ''}`;
         setTimeout(() => settle(false, `${name}: ${why}`), 50);
       });
     });
@@ -173,7 +220,8 @@ export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {})
     if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS && v.choice?.accel) return v.choice;
   }
   const kvm = await judgeKvm(opts);
-  if (want === 'kvm' && !kvm.ok) throw new BackendError('KvmUnavailable', `accel kvm was requested but ${kvm.reason ?? 'KVM does not work'}; use accel: auto or tcg`);
+  if (want === 'kvm' && !kvm.ok)
+    throw new BackendError('KvmUnavailable', `accel kvm was requested but ${kvm.reason ?? 'KVM does not work'}; use accel: auto or tcg`);
   const choice: AccelChoice = kvm.ok ? { accel: 'kvm', reason: null } : { accel: 'tcg', reason: kvm.reason };
   if (opts.cacheFile) await writeJsonAtomic(opts.cacheFile, { key, at: now(), choice } satisfies Verdict).catch(() => undefined);
   return choice;

@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
-import { systemClock } from '../../controllers/clock.js';
+import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../schemas/ports.js';
+import { systemClock } from '../state/clock.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { resolveImage } from '../images/resolve.js';
 import { createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
 import { writeSeed } from '../seed/seed.js';
@@ -28,7 +28,7 @@ import { spawnQemu, waitExit } from './process.js';
 import { qmpOnce } from './qmp.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
-import { tapMac } from './tap.js';
+import { tapMac } from '../net/mac.js';
 import { stageTimeoutMs, type StageTimeouts } from '../timeouts.js';
 
 export interface QemuBackendOptions {
@@ -196,7 +196,15 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
     });
     const pid = await spawnQemu({
-      binary, argv, env, stderrPath: f('qemuStderr'), qmpPath: qmp, clock, vmName: vm.name, timeoutMs: stageTimeoutMs('start', vm, opts.timeouts, env), signal,
+      binary,
+      argv,
+      env,
+      stderrPath: f('qemuStderr'),
+      qmpPath: qmp,
+      clock,
+      vmName: vm.name,
+      timeoutMs: stageTimeoutMs('start', vm, opts.timeouts, env),
+      signal,
     }).catch((err: unknown) => {
       for (const p of virtiofsd) signalPid(p, 'SIGTERM');
       throw err;

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 export const DETACH_BYTE = 0x1d;
 

@@ -56,7 +56,12 @@ export async function checkPciDevice(d: VmSpec['devices'][number], o: { sysRoot?
   const problems: string[] = [];
   const base = join(sys, 'bus/pci/devices', pci);
   const out: DeviceCheck = { pci, ok: false, group: null, problems, members: [] };
-  if (!(await access(base).then(() => true, () => false))) {
+  if (
+    !(await access(base).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     problems.push(`no PCI device ${pci} on this host (lspci -D lists them)`);
     return out;
   }
@@ -78,10 +83,21 @@ export async function checkPciDevice(d: VmSpec['devices'][number], o: { sysRoot?
     }
   }
   const node = join(devRoot, 'vfio', out.group);
-  if (!(await access(node, constants.R_OK | constants.W_OK).then(() => true, () => false))) {
+  if (
+    !(await access(node, constants.R_OK | constants.W_OK).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     problems.push(`${node} is missing or not accessible to this user (modprobe vfio-pci; give the user access to it)`);
   }
-  if (d.romFile && !(await access(d.romFile, constants.R_OK).then(() => true, () => false))) {
+  if (
+    d.romFile &&
+    !(await access(d.romFile, constants.R_OK).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     problems.push(`ROM file ${d.romFile} is not readable`);
   }
   out.ok = problems.length === 0;

@@ -41,7 +41,12 @@ export interface DoctorOptions {
 
 /** First executable named `name` on PATH (or `name` itself when it contains a slash). */
 export async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | null> {
-  const candidates = name.includes('/') ? [name] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : (env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const c of candidates) {
     try {
       await access(c, constants.X_OK);
@@ -56,7 +61,11 @@ export async function which(name: string, env: NodeJS.ProcessEnv): Promise<strin
 function firstLine(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string | null> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env, timeout: 10000 }, (err, stdout, stderr) => {
-      const out = `${stdout}\n${stderr}`.split('\n').map((l) => l.trim()).find(Boolean) ?? null;
+      const out =
+        `${stdout}\n${stderr}`
+          .split('\n')
+          .map((l) => l.trim())
+          .find(Boolean) ?? null;
       resolve(err && !out ? null : out);
     });
   });

@@ -18,9 +18,18 @@ export interface VmEventWatch {
 export async function watchVmEvents(
   projDir: string,
   vm: string,
-  opts: { onEvent: (e: QmpEvent) => void; onClose: (err: Error | null) => void; env?: NodeJS.ProcessEnv; signal?: AbortSignal; timeoutMs?: number },
+  opts: {
+    onEvent: (e: QmpEvent) => void;
+    onClose: (err: Error | null) => void;
+    env?: NodeJS.ProcessEnv;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+  },
 ): Promise<VmEventWatch> {
-  const client = await QmpClient.connect(socketPath(projDir, vm, 'qmpEvents', opts.env ?? process.env), { timeoutMs: opts.timeoutMs ?? 2000, signal: opts.signal });
+  const client = await QmpClient.connect(socketPath(projDir, vm, 'qmpEvents', opts.env ?? process.env), {
+    timeoutMs: opts.timeoutMs ?? 2000,
+    signal: opts.signal,
+  });
   client.onEvent(opts.onEvent);
   client.onClose(opts.onClose);
   const onAbort = (): void => client.close();

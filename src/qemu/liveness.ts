@@ -34,7 +34,6 @@ export async function processArgv(pid: number): Promise<string[] | null> {
   }
 }
 
-
 /**
  * True when `argv` is a QEMU (the program, or for a script its interpreter's first argument, is
  * named qemu-system-*) whose `-pidfile` is `pidfile`.

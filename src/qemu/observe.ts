@@ -5,7 +5,7 @@
  * `corrupt` and treated as missing.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import type { ObservedVm } from '../../controllers/types.js';
+import type { ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { exists, readJson, type CorruptFile } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
@@ -28,7 +28,10 @@ export interface IntentRecord {
 export async function vmFolders(projDir: string): Promise<string[]> {
   try {
     const entries = await readdir(vmsDir(projDir), { withFileTypes: true });
-    return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -36,7 +39,13 @@ export async function vmFolders(projDir: string): Promise<string[]> {
 }
 
 function isAppliedRecord(v: unknown): v is AppliedRecord {
-  return typeof v === 'object' && v !== null && 'spec' in v && typeof (v as AppliedRecord).spec === 'object' && (v as AppliedRecord).spec !== null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    'spec' in v &&
+    typeof (v as AppliedRecord).spec === 'object' &&
+    (v as AppliedRecord).spec !== null
+  );
 }
 
 /** The hashes recorded in provision.json (an array, or an object with a `steps`/`hashes`/`done` array). */
@@ -52,7 +61,8 @@ function provisionHashes(v: unknown): string[] | null {
 
 function powerOf(st: QmpStatus): ObservedVm['power'] {
   if (st.running) return 'running';
-  if (['paused', 'suspended', 'prelaunch', 'inmigrate', 'postmigrate', 'finish-migrate', 'save-vm', 'restore-vm'].includes(st.status)) return 'paused';
+  if (['paused', 'suspended', 'prelaunch', 'inmigrate', 'postmigrate', 'finish-migrate', 'save-vm', 'restore-vm'].includes(st.status))
+    return 'paused';
   return 'unknown';
 }
 
@@ -69,7 +79,10 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     readJson<unknown>(f('ports'), onCorrupt),
     readJson<unknown>(f('intent'), onCorrupt),
     readJson<unknown>(f('provision'), onCorrupt),
-    readFile(f('instanceId'), 'utf8').then((t) => t.trim(), () => null),
+    readFile(f('instanceId'), 'utf8').then(
+      (t) => t.trim(),
+      () => null,
+    ),
   ]);
 
   let applied: AppliedRecord | null = null;

@@ -10,7 +10,7 @@
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { PortSpec } from '../../schemas/model.js';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import type { HostForward } from './argv.js';
 
 export type PortRecord = Record<string, string>;

@@ -6,8 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { Clock } from '../../controllers/types.js';
-import { BackendError } from '../errors.js';
+import type { Clock } from '../../schemas/ports.js';
+import { BackendError } from '../../schemas/errors.js';
 import { pidAlive } from './liveness.js';
 import { QmpClient } from './qmp.js';
 
@@ -64,8 +64,16 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
   const failed = async (): Promise<BackendError> => {
     const err = await stderrOf(o.stderrPath);
     const e = exited as { code: number | null; sig: NodeJS.Signals | null } | null;
-    const how = spawnError ? `could not be run (${(spawnError as Error).message})` : e?.sig ? `was killed by ${e.sig}` : `exited with code ${e?.code}`;
-    return new BackendError('QemuStartFailed', `${o.vmName}: QEMU ${how} during start${err ? `:\n${err}` : ''}`, spawnError ? { cause: spawnError } : undefined);
+    const how = spawnError
+      ? `could not be run (${(spawnError as Error).message})`
+      : e?.sig
+        ? `was killed by ${e.sig}`
+        : `exited with code ${e?.code}`;
+    return new BackendError(
+      'QemuStartFailed',
+      `${o.vmName}: QEMU ${how} during start${err ? `:\n${err}` : ''}`,
+      spawnError ? { cause: spawnError } : undefined,
+    );
   };
 
   const deadline = o.clock.now() + (o.timeoutMs ?? 30000);
@@ -74,7 +82,10 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
       if (o.signal?.aborted) throw abortError(o.signal);
       if (exited || spawnError) throw await failed();
       if (o.clock.now() > deadline) {
-        throw new BackendError('QemuStartTimeout', `${o.vmName}: QEMU did not answer on its QMP socket within ${(o.timeoutMs ?? 30000) / 1000} s${(await stderrOf(o.stderrPath)) ? `:\n${await stderrOf(o.stderrPath)}` : ''}`);
+        throw new BackendError(
+          'QemuStartTimeout',
+          `${o.vmName}: QEMU did not answer on its QMP socket within ${(o.timeoutMs ?? 30000) / 1000} s${(await stderrOf(o.stderrPath)) ? `:\n${await stderrOf(o.stderrPath)}` : ''}`,
+        );
       }
       let qmp: QmpClient | null = null;
       try {
@@ -107,7 +118,13 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
 }
 
 /** Wait until `pid` is gone (or `ms` passed); true when it is gone. */
-export async function waitExit(pid: number, ms: number, clock: Clock, isOurs: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
+export async function waitExit(
+  pid: number,
+  ms: number,
+  clock: Clock,
+  isOurs: () => Promise<boolean>,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const until = clock.now() + ms;
   for (;;) {
     if (!pidAlive(pid) || !(await isOurs())) return true;

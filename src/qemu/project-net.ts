@@ -20,11 +20,19 @@ export function projectNetFile(projDir: string): string {
  * Deterministic for a given project and previous record, so concurrent prepares of several VMs
  * write the same file. `existing`: names of VMs that still have state (orphans keep their address).
  */
-export async function ensureProjectNet(project: Project, projDir: string, vm: string, existing: readonly string[] = []): Promise<ProjectNetMember | null> {
+export async function ensureProjectNet(
+  project: Project,
+  projDir: string,
+  vm: string,
+  existing: readonly string[] = [],
+): Promise<ProjectNetMember | null> {
   if (!wantsProjectNet(project)) return null;
   const path = projectNetFile(projDir);
   const prev = (await readJson<{ addresses?: Record<string, number> }>(path))?.addresses ?? {};
-  const names = [...project.vms.filter((v) => v.network.mode === 'user').map((v) => v.name), ...existing.filter((n) => prev[n] !== undefined)];
+  const names = [
+    ...project.vms.filter((v) => v.network.mode === 'user').map((v) => v.name),
+    ...existing.filter((n) => prev[n] !== undefined),
+  ];
   const addresses = assignAddresses([...new Set(names)], prev);
   if (JSON.stringify(addresses) !== JSON.stringify(prev)) await writeJsonAtomic(path, { addresses });
   return projectNetMember(project, projDir, vm, addresses);
@@ -33,7 +41,9 @@ export async function ensureProjectNet(project: Project, projDir: string, vm: st
 /** QEMU arguments of the project NIC: a virtio NIC on the project's multicast segment. */
 export function projectNetArgs(net: ProjectNetMember): string[] {
   return [
-    '-netdev', `socket,id=pn0,mcast=${net.segment.group}:${net.segment.port},localaddr=127.0.0.1`,
-    '-device', `virtio-net-pci,netdev=pn0,mac=${net.mac}`,
+    '-netdev',
+    `socket,id=pn0,mcast=${net.segment.group}:${net.segment.port},localaddr=127.0.0.1`,
+    '-device',
+    `virtio-net-pci,netdev=pn0,mac=${net.mac}`,
   ];
 }

@@ -5,7 +5,7 @@
  * `onClose`, never an unhandled 'error' event.
  */
 import { createConnection, type Socket } from 'node:net';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 export interface QmpEvent {
   event: string;
@@ -34,7 +34,10 @@ export class QmpClient {
   private closed = false;
   private greeting: ((v: unknown) => void) | null = null;
 
-  private constructor(private readonly socket: Socket, readonly path: string) {}
+  private constructor(
+    private readonly socket: Socket,
+    readonly path: string,
+  ) {}
 
   /** Connect, wait for the greeting and run `qmp_capabilities`. Rejects after `timeoutMs`. */
   static async connect(path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<QmpClient> {
@@ -59,7 +62,9 @@ export class QmpClient {
     } catch (err) {
       client.close();
       if (opts.signal?.aborted) throw opts.signal.reason;
-      throw err instanceof BackendError ? err : new BackendError('QmpUnavailable', `QMP at ${path}: ${(err as Error).message}`, { cause: err });
+      throw err instanceof BackendError
+        ? err
+        : new BackendError('QmpUnavailable', `QMP at ${path}: ${(err as Error).message}`, { cause: err });
     } finally {
       if (timer) clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);

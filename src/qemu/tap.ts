@@ -15,12 +15,6 @@ import type { VmSpec } from '../../schemas/model.js';
 
 export const BRIDGE_HELPER_CANDIDATES = ['/usr/lib/qemu/qemu-bridge-helper', '/usr/libexec/qemu-bridge-helper'];
 
-/** Stable MAC of a VM's TAP NIC (52:54:00 prefix, like libvirt). */
-export function tapMac(projDir: string, vm: string): string {
-  const h = createHash('sha256').update(`tend-tap:${projDir}:${vm}`).digest();
-  return `52:54:00:${[h[0], h[1], h[2]].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
-}
-
 /** Linux interface names are at most 15 bytes: "tt-" + 12 hex of the project and VM. */
 export function tapName(projDir: string, vm: string): string {
   return `tt-${createHash('sha256').update(`${projDir}:${vm}`).digest('hex').slice(0, 12)}`;

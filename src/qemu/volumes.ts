@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { VmSpec } from '../../schemas/model.js';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { hostFolders, volumeSerial } from '../seed/volumes.js';
 import { shortHash, shortRuntimeDir } from '../state/paths.js';
 import { ensureDir } from '../state/atomic.js';
@@ -42,7 +42,12 @@ export function hostFolderShares(vm: VmSpec, vmDirPath: string, env: NodeJS.Proc
 /** QEMU arguments for the shares: a shared memfd RAM backend (NUMA node 0) and one vhost-user-fs per share. */
 export function hostFolderArgs(vm: VmSpec, shares: readonly HostFolderShare[]): string[] {
   if (shares.length === 0) return [];
-  const a = ['-object', `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${vm.memory}M,share=on`, '-numa', `node,memdev=${MEMORY_BACKEND_ID}`];
+  const a = [
+    '-object',
+    `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${vm.memory}M,share=on`,
+    '-numa',
+    `node,memdev=${MEMORY_BACKEND_ID}`,
+  ];
   shares.forEach((s, i) => {
     a.push('-chardev', `socket,id=vfs${i},path=${s.socket.replaceAll(',', ',,')}`);
     a.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
@@ -63,7 +68,13 @@ export function findVirtiofsd(env: NodeJS.ProcessEnv = process.env): string | nu
 /** virtiofsd argv for one share; `rust`: the Rust virtiofsd (long options, unprivileged). */
 export function virtiofsdArgv(share: HostFolderShare, rust: boolean): string[] {
   if (rust) {
-    return [`--socket-path=${share.socket}`, `--shared-dir=${share.source}`, '--cache=auto', '--sandbox=none', ...(share.readOnly ? ['--readonly'] : [])];
+    return [
+      `--socket-path=${share.socket}`,
+      `--shared-dir=${share.source}`,
+      '--cache=auto',
+      '--sandbox=none',
+      ...(share.readOnly ? ['--readonly'] : []),
+    ];
   }
   return [`--socket-path=${share.socket}`, '-o', `source=${share.source}`, '-o', 'cache=auto'];
 }
@@ -92,7 +103,10 @@ export async function startVirtiofsd(
   const env = opts.env ?? process.env;
   const binary = findVirtiofsd(env);
   if (!binary) {
-    throw new BackendError('VirtiofsdMissing', `${vmName}: host folders need virtiofsd (Debian 12: qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: apt-get install virtiofsd)`);
+    throw new BackendError(
+      'VirtiofsdMissing',
+      `${vmName}: host folders need virtiofsd (Debian 12: qemu-system-common ships /usr/lib/qemu/virtiofsd; newer: apt-get install virtiofsd)`,
+    );
   }
   const rust = await isRustVirtiofsd(binary);
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));

@@ -10,7 +10,7 @@
  * SIGKILL or a crash it is left behind, still naming the dead pid.
  */
 import { readFileSync } from 'node:fs';
-import type { Backend, VmExit } from '../../controllers/types.js';
+import type { Backend, VmExit } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
 import { projectDir, vmFile } from '../state/paths.js';
 import { createPidWatcher, defaultIsAlive, type PidWatcher, type PidWatchOptions } from '../watch/crashes.js';

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { stringify } from 'yaml';
 import type { VmSpec } from '../../schemas/model.js';
 import { defaultCloudInit } from '../../schemas/defaults.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError } from '../../schemas/errors.js';
 import { imageOs } from '../ssh/user.js';
 import type { ProjectNetMember } from '../net/project-net.js';
 import { projectNetBootcmd } from './network-config.js';
@@ -90,7 +90,13 @@ const BOUNDARY = '==tend-user-data==';
 export function withTendBootcmd(file: Buffer, bootcmd: string[]): string {
   const userData = file[0] === 0x1f && file[1] === 0x8b ? gunzipSync(file) : file;
   const tendPart = `#cloud-config\n${stringify(
-    { merge_how: [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }], bootcmd },
+    {
+      merge_how: [
+        { name: 'list', settings: ['prepend'] },
+        { name: 'dict', settings: ['no_replace', 'recurse_list'] },
+      ],
+      bootcmd,
+    },
     { lineWidth: 0 },
   )}`;
   const part = (type: string, name: string, body: Buffer): string =>

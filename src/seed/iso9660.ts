@@ -59,7 +59,15 @@ function decDate(d: Date): Buffer {
 }
 
 function dirDate(d: Date): Buffer {
-  return Buffer.from([d.getUTCFullYear() - 1900, d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), 0]);
+  return Buffer.from([
+    d.getUTCFullYear() - 1900,
+    d.getUTCMonth() + 1,
+    d.getUTCDate(),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+    0,
+  ]);
 }
 
 function dirRecord(id: Buffer, lba: number, size: number, isDir: boolean, date: Date): Buffer {
@@ -130,14 +138,21 @@ export function buildIso(volumeLabel: string, files: Record<string, string | Uin
   const date = opts.date ?? new Date(Date.UTC(2000, 0, 1));
   const names = Object.keys(files).sort();
   for (const n of names) {
-    if (!n || n.includes('/') || n.includes('\0') || n === '.' || n === '..') throw new Error(`ISO file name "${n}" is not a plain file name`);
+    if (!n || n.includes('/') || n.includes('\0') || n === '.' || n === '..')
+      throw new Error(`ISO file name "${n}" is not a plain file name`);
     if (n.length > MAX_JOLIET_NAME) throw new Error(`ISO file name "${n}" is longer than ${MAX_JOLIET_NAME} characters`);
   }
   if (volumeLabel.length > 16) throw new Error(`volume label "${volumeLabel}" is longer than 16 characters`);
   const iso = isoNames(names);
   const entries: Entry[] = names.map((name, i) => {
     const v = files[name];
-    return { name, data: typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v), lba: 0, isoId: Buffer.from(iso[i], 'ascii'), jolietId: ucs2be(name) };
+    return {
+      name,
+      data: typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v),
+      lba: 0,
+      isoId: Buffer.from(iso[i], 'ascii'),
+      jolietId: ucs2be(name),
+    };
   });
 
   const dot = Buffer.from([0]);

@@ -8,7 +8,10 @@ import { renderNetworkConfig } from './network-config.js';
 
 export const SEED_LABEL = 'cidata';
 
-export function seedFiles(vm: VmSpec, opts: { instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null }): Record<string, string> {
+export function seedFiles(
+  vm: VmSpec,
+  opts: { instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null },
+): Record<string, string> {
   const files: Record<string, string> = {
     'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null }),
     'meta-data': renderMetaData(vm, opts.instanceId),
@@ -18,6 +21,9 @@ export function seedFiles(vm: VmSpec, opts: { instanceId: string; publicKey: str
   return files;
 }
 
-export async function writeSeed(vm: VmSpec, opts: { isoPath: string; instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null }): Promise<void> {
+export async function writeSeed(
+  vm: VmSpec,
+  opts: { isoPath: string; instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null },
+): Promise<void> {
   await writeFileAtomic(opts.isoPath, buildIso(SEED_LABEL, seedFiles(vm, opts)));
 }

@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 export interface SshTarget {
   host: string;
@@ -142,7 +142,11 @@ export function execOnClient(
     const onClientGone = (): void =>
       done(new BackendError('SshSessionLost', `SSH connection to ${t.host}:${t.port} dropped while running: ${command}`));
     const onClientError = (e: Error): void =>
-      done(new BackendError('SshSessionLost', `SSH connection to ${t.host}:${t.port} failed while running ${command}: ${e.message}`, { cause: e }));
+      done(
+        new BackendError('SshSessionLost', `SSH connection to ${t.host}:${t.port} failed while running ${command}: ${e.message}`, {
+          cause: e,
+        }),
+      );
     const done = (e: unknown): void => {
       if (settled) return;
       settled = true;
@@ -165,7 +169,10 @@ export function execOnClient(
     client.on('close', onClientGone);
     client.on('error', onClientError);
     client.exec(command, (e: Error | undefined, stream: ClientChannel) => {
-      if (e) return done(new BackendError('SshExecFailed', `SSH server on ${t.host}:${t.port} refused to run ${command}: ${e.message}`, { cause: e }));
+      if (e)
+        return done(
+          new BackendError('SshExecFailed', `SSH server on ${t.host}:${t.port} refused to run ${command}: ${e.message}`, { cause: e }),
+        );
       if (settled) {
         stream.close();
         return;
@@ -178,7 +185,9 @@ export function execOnClient(
         err.push(b);
         opts.onStderr?.(b);
       });
-      stream.on('error', (se: Error) => done(new BackendError('SshSessionLost', `SSH channel error while running ${command}: ${se.message}`, { cause: se })));
+      stream.on('error', (se: Error) =>
+        done(new BackendError('SshSessionLost', `SSH channel error while running ${command}: ${se.message}`, { cause: se })),
+      );
       stream.stderr.on('error', () => {});
       stream.on('exit', (c: number | null, sig?: string) => {
         if (typeof c === 'number') code = c;
@@ -194,7 +203,10 @@ export async function sshExec(opts: SshExecOptions): Promise<SshExecResult> {
   const t: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
   const timeout = opts.timeoutMs;
   const ctl = new AbortController();
-  const timeoutError = new BackendError('SshTimeout', `SSH command on ${t.host}:${t.port} did not finish within ${timeout} ms: ${opts.command}`);
+  const timeoutError = new BackendError(
+    'SshTimeout',
+    `SSH command on ${t.host}:${t.port} did not finish within ${timeout} ms: ${opts.command}`,
+  );
   const timer = timeout !== undefined ? setTimeout(() => ctl.abort(timeoutError), timeout) : undefined;
   const onOuterAbort = (): void => ctl.abort(opts.signal?.reason);
   if (opts.signal?.aborted) ctl.abort(opts.signal.reason);

@@ -16,9 +16,9 @@ import { basename, posix } from 'node:path';
 import { statSync, readdirSync } from 'node:fs';
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { Project, ProvisionStep, VmSpec } from '../../schemas/model.js';
-import type { Clock, Guest } from '../../controllers/types.js';
-import { systemClock } from '../../controllers/clock.js';
-import { BackendError, TendError } from '../errors.js';
+import type { Clock, Guest } from '../../schemas/ports.js';
+import { systemClock } from '../state/clock.js';
+import { BackendError, TendError } from '../../schemas/errors.js';
 import { projectDir, vmDir, vmFile } from '../state/paths.js';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
 import { firstStepToRun, stepHashes } from '../provision/cache.js';
@@ -106,7 +106,10 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
             if (a.ok) say(vm.name, 'healthy');
             else {
               const why = a.code === null ? 'no result' : `exit status ${a.code}`;
-              say(vm.name, `healthcheck attempt ${a.attempt} failed (${why})${a.counted ? `, ${a.failures}/${hc.retries}` : ', within start_period'}`);
+              say(
+                vm.name,
+                `healthcheck attempt ${a.attempt} failed (${why})${a.counted ? `, ${a.failures}/${hc.retries}` : ', within start_period'}`,
+              );
             }
           },
         });
@@ -193,10 +196,15 @@ export async function connectGuest(
   const projDir = projectDir(stateRoot, project.name, project.dir);
   // a caller that already resolved the target passes it: no second port-file read or address lookup
   const target = o.target ?? (await sshTarget(stateRoot, project, vm, o.env));
-  const check = await hostKeyCheck(vmFile(projDir, vm.name, 'knownHosts'), await readInstanceId(projDir, vm.name), hostAlias(project.name, vm.name), {
-    pinNew: true,
-    where: `${vm.name} (${target.host}:${target.port})`,
-  });
+  const check = await hostKeyCheck(
+    vmFile(projDir, vm.name, 'knownHosts'),
+    await readInstanceId(projDir, vm.name),
+    hostAlias(project.name, vm.name),
+    {
+      pinNew: true,
+      where: `${vm.name} (${target.host}:${target.port})`,
+    },
+  );
   let client: Client;
   try {
     client = await sshConnect(target, { ...(signal ? { signal } : {}), hostVerifier: check.verifier });
@@ -238,7 +246,11 @@ function guestProbe(connect: () => Promise<Client>, target: SshTarget): { run: H
     const onAbort = (): void => ctl.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const r = await execOnClient(client, target, command, { signal: ctl.signal, onStdout: (b) => output.push(b), onStderr: (b) => output.push(b) });
+      const r = await execOnClient(client, target, command, {
+        signal: ctl.signal,
+        onStdout: (b) => output.push(b),
+        onStderr: (b) => output.push(b),
+      });
       return { code: r.code, output: Buffer.concat(output).toString('utf8') };
     } catch (err) {
       // the session may be stuck (timeout) or gone: start from a fresh connection next time
@@ -281,7 +293,8 @@ interface RunOpts {
 
 async function runStep(client: Client, target: SshTarget, step: ProvisionStep, index: number, o: RunOpts): Promise<number> {
   const exec = async (command: string) =>
-    (await execOnClient(client, target, command, { onStdout: o.onStdout, onStderr: o.onStderr, ...(o.signal ? { signal: o.signal } : {}) })).code;
+    (await execOnClient(client, target, command, { onStdout: o.onStdout, onStderr: o.onStderr, ...(o.signal ? { signal: o.signal } : {}) }))
+      .code;
   if (step.kind === 'shell' && 'inline' in step) {
     return exec(`sh -ec ${shellQuote(step.inline.join('\n'))}`);
   }
@@ -307,7 +320,11 @@ async function runStep(client: Client, target: SshTarget, step: ProvisionStep, i
 }
 
 function openSftp(client: Client): Promise<SFTPWrapper> {
-  return new Promise((resolve, reject) => client.sftp((err, sftp) => (err ? reject(new BackendError('SftpFailed', `cannot open SFTP: ${err.message}`, { cause: err })) : resolve(sftp))));
+  return new Promise((resolve, reject) =>
+    client.sftp((err, sftp) =>
+      err ? reject(new BackendError('SftpFailed', `cannot open SFTP: ${err.message}`, { cause: err })) : resolve(sftp),
+    ),
+  );
 }
 
 function putFile(sftp: SFTPWrapper, local: string, remote: string, mode?: number): Promise<void> {
@@ -321,10 +338,11 @@ function putFile(sftp: SFTPWrapper, local: string, remote: string, mode?: number
 async function putTree(sftp: SFTPWrapper, local: string, remote: string): Promise<void> {
   const st = statSync(local);
   if (!st.isDirectory()) return putFile(sftp, local, remote, st.mode & 0o777);
-  await new Promise<void>((resolve, reject) => sftp.mkdir(remote, (err) => (err ? reject(new BackendError('UploadFailed', `cannot create ${remote}: ${err.message}`)) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    sftp.mkdir(remote, (err) => (err ? reject(new BackendError('UploadFailed', `cannot create ${remote}: ${err.message}`)) : resolve())),
+  );
   for (const name of readdirSync(local)) await putTree(sftp, `${local}/${name}`, posix.join(remote, name));
 }
-
 
 /** The VM's folder, for callers that show where its logs are. */
 export function guestPaths(stateRoot: string, project: Project, vm: string): { dir: string; provisionLog: string } {

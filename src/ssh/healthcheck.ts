@@ -10,9 +10,9 @@
  * Differences from docker: docker waits one interval before the first run; tend runs at once,
  * because here the check gates readiness and the guest is already up (SSH works).
  */
-import type { Clock } from '../../controllers/types.js';
+import type { Clock } from '../../schemas/ports.js';
 import type { HealthcheckSpec } from '../../schemas/model.js';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 export interface ProbeResult {
   /** exit status; null when the run did not finish (timeout, lost session) */

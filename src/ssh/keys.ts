@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import ssh2 from 'ssh2';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { FILES } from '../state/paths.js';
 

@@ -13,7 +13,7 @@
  * comment), so `tend ssh` hands it to the system ssh with HostKeyAlias=ALIAS.
  */
 import { readFile } from 'node:fs/promises';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 
 export interface HostPin {
@@ -23,7 +23,8 @@ export interface HostPin {
   keys: string[];
 }
 
-export type HostKeyVerdict = { kind: 'trusted' } | { kind: 'new'; reason: 'first-use' | 'new-disk' } | { kind: 'changed'; pinned: string[] };
+export type HostKeyVerdict =
+  { kind: 'trusted' } | { kind: 'new'; reason: 'first-use' | 'new-disk' } | { kind: 'changed'; pinned: string[] };
 
 /** "TYPE BASE64" for a raw SSH public key blob (string type, then key data). */
 export function hostKeyLine(blob: Buffer): string {
@@ -91,7 +92,12 @@ export interface HostKeyCheck {
  * during the handshake). `pinNew` false: a key is accepted without pinning when there is no
  * valid pin yet (used before the guest is ready); an existing pin is still enforced.
  */
-export async function hostKeyCheck(path: string, instanceId: string, alias: string, opts: { pinNew: boolean; where: string }): Promise<HostKeyCheck> {
+export async function hostKeyCheck(
+  path: string,
+  instanceId: string,
+  alias: string,
+  opts: { pinNew: boolean; where: string },
+): Promise<HostKeyCheck> {
   const pin = await readPin(path);
   let seen: string | null = null;
   let verdict: HostKeyVerdict | null = null;

@@ -15,9 +15,9 @@
  */
 import { connect as netConnect } from 'node:net';
 import type { Client } from 'ssh2';
-import { systemClock } from '../../controllers/clock.js';
-import type { Clock } from '../../controllers/types.js';
-import { BackendError, TendError } from '../errors.js';
+import { systemClock } from '../state/clock.js';
+import type { Clock } from '../../schemas/ports.js';
+import { BackendError, TendError } from '../../schemas/errors.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
 
 export type SshStage = 'banner' | 'login' | 'cloud-init';
@@ -197,7 +197,10 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
         );
         if (res.code === 0) return;
         if (res.code === 127) {
-          throw new BackendError('CloudInitMissing', `cloud-init is not installed in the guest on ${where}, but the VM uses a cloud-init seed: use a cloud image`);
+          throw new BackendError(
+            'CloudInitMissing',
+            `cloud-init is not installed in the guest on ${where}, but the VM uses a cloud-init seed: use a cloud image`,
+          );
         }
         if (res.code === 1 || res.code === 2) {
           const long = await execOnClient(client, target, 'cloud-init status --long', { signal }).catch((e: Error) => ({

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { VmSpec } from '../../schemas/model.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError } from '../../schemas/errors.js';
 import { FILES } from '../state/paths.js';
 import { sshUser } from './user.js';
 
@@ -66,7 +66,10 @@ export function requireSshKeys(i: ResolveKeysInput): KeyCandidate[] {
   if (keys.length > 0) return keys;
   const home = i.home ?? process.env.HOME ?? homedir();
   const looked = [join(i.vmDir, FILES.privateKey), ...(i.fileKey ? [i.fileKey] : []), ...HOME_KEYS.map((k) => join(home, '.ssh', k))];
-  throw new NotFoundError('SshKeyNotFound', `no SSH private key found; looked at ${looked.join(', ')}: pass --key PATH or set ssh private-key in the file`);
+  throw new NotFoundError(
+    'SshKeyNotFound',
+    `no SSH private key found; looked at ${looked.join(', ')}: pass --key PATH or set ssh private-key in the file`,
+  );
 }
 
 /** --user, else the file / cloud-init / image convention / default. */

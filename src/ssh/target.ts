@@ -10,9 +10,9 @@
  * takes a new DHCP address keeps its pin.
  */
 import type { Project, VmSpec } from '../../schemas/model.js';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { DEFAULT_LEASE_FILES, findGuestIp, type GuestAddress } from '../net/guest-ip.js';
-import { tapMac } from '../qemu/tap.js';
+import { tapMac } from '../net/mac.js';
 import { projectDir, vmFile } from '../state/paths.js';
 import type { SshTarget } from './exec.js';
 import type { GuestLocator } from './ready.js';
@@ -75,7 +75,13 @@ export function sshLogin(stateRoot: string, project: Project, vm: VmSpec): Pick<
 }
 
 /** The SSH target of a running TAP guest; GuestAddressUnknown while it has no address. */
-export async function tapSshTarget(stateRoot: string, project: Project, vm: VmSpec, env: NodeJS.ProcessEnv, find: FindGuestIp = findGuestIp): Promise<SshTarget> {
+export async function tapSshTarget(
+  stateRoot: string,
+  project: Project,
+  vm: VmSpec,
+  env: NodeJS.ProcessEnv,
+  find: FindGuestIp = findGuestIp,
+): Promise<SshTarget> {
   const g = tapGuest(stateRoot, project, vm, env);
   const found = await lookupTapAddress(g, env, find);
   if (!found) throw new BackendError('GuestAddressUnknown', addressUnknownMessage(g, null));

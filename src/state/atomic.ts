@@ -42,7 +42,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
   const tmp = tempName(path);
   const fd = openSync(tmp, 'w', FILE_MODE);
   try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -5,7 +5,7 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TendEvent } from '../../controllers/types.js';
+import type { TendEvent } from '../../schemas/ports.js';
 import type { CorruptFile } from './atomic.js';
 import { ensureDir, FILE_MODE } from './atomic.js';
 import { PROJECT_FILES } from './paths.js';

@@ -8,8 +8,9 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import type { Clock } from '../../controllers/types.js';
-import { LockError } from '../errors.js';
+import type { Clock } from '../../schemas/ports.js';
+import { systemClock } from './clock.js';
+import { LockError } from '../../schemas/errors.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
 import { PROJECT_FILES } from './paths.js';
 import { pidAlive } from '../pid.js';
@@ -45,23 +46,6 @@ export function holderPath(projDir: string): string {
   return lockPath(projDir) + HOLDER_SUFFIX;
 }
 
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = (): void => {
-        clearTimeout(t);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }),
-};
-
 /** Who holds the lock now, as recorded next to it; undefined when unknown or unreadable. */
 export function readHolder(projDir: string): LockHolder | undefined {
   try {
@@ -72,7 +56,6 @@ export function readHolder(projDir: string): LockHolder | undefined {
   }
   return undefined;
 }
-
 
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'project locked by another tend process';
@@ -130,7 +113,9 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
       const waited = clock.now() - started;
       if (!opts.wait) throw new LockError(`${describeHolder(holder)} (--no-wait given)`, { cause: err });
       if (waited >= opts.timeoutMs) {
-        throw new LockError(`${describeHolder(holder)}; gave up after waiting ${Math.round(waited / 1000)}s (--lock-timeout)`, { cause: err });
+        throw new LockError(`${describeHolder(holder)}; gave up after waiting ${Math.round(waited / 1000)}s (--lock-timeout)`, {
+          cause: err,
+        });
       }
       await clock.sleep(Math.min(pollMs, Math.max(1, opts.timeoutMs - waited)));
       continue;

@@ -126,7 +126,12 @@ export function vmFile(projDir: string, vm: string, file: keyof typeof FILES): s
  * kernel allows, the socket lives in a short per-user runtime folder named by a hash of the
  * natural path instead, so it is still unique and stable.
  */
-export function socketPath(projDir: string, vm: string, file: 'qmp' | 'serial' | 'qmpEvents', env: NodeJS.ProcessEnv = process.env): string {
+export function socketPath(
+  projDir: string,
+  vm: string,
+  file: 'qmp' | 'serial' | 'qmpEvents',
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const natural = vmFile(projDir, vm, file);
   if (Buffer.byteLength(natural) <= UNIX_SOCKET_PATH_MAX) return natural;
   return join(shortRuntimeDir(env), `${shortHash(natural, 16)}.${file === 'qmp' ? 'qmp' : file === 'serial' ? 'ser' : 'qev'}`);

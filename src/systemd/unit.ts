@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { BackendError } from '../errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import { shortHash } from '../state/paths.js';
 
 export type UnitScope = 'user' | 'system';
@@ -85,7 +85,8 @@ export const runCommand: Runner = (argv) =>
   new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
     execFile(cmd, args, { timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (err) reject(new BackendError('SystemctlFailed', `${argv.join(' ')} failed: ${String(stderr).trim() || err.message}`, { cause: err }));
+      if (err)
+        reject(new BackendError('SystemctlFailed', `${argv.join(' ')} failed: ${String(stderr).trim() || err.message}`, { cause: err }));
       else resolve();
     });
   });

@@ -7,7 +7,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { LockError } from '../errors.js';
+import { LockError } from '../../schemas/errors.js';
 import { ensureDir, writeFileAtomic } from '../state/atomic.js';
 import { describeHolder, pidAlive, type LockHolder } from '../state/lock.js';
 import { PROJECT_FILES } from '../state/paths.js';
@@ -39,9 +39,17 @@ export async function acquireControllerLock(projDir: string, command = 'tend wat
     try {
       // keyed by the lock's own path: proper-lockfile keeps one entry per `file` in a process,
       // and the project lock (taken pass by pass while this one is held) is keyed by projDir
-      release = await lockfile.lock(file, { lockfilePath: file, realpath: false, retries: 0, stale: 30_000, update: 10_000, onCompromised: () => undefined });
+      release = await lockfile.lock(file, {
+        lockfilePath: file,
+        realpath: false,
+        retries: 0,
+        stale: 30_000,
+        update: 10_000,
+        onCompromised: () => undefined,
+      });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw new LockError(`cannot take the controller lock ${file}: ${(err as Error).message}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED')
+        throw new LockError(`cannot take the controller lock ${file}: ${(err as Error).message}`, { cause: err });
       const holder = readControllerHolder(projDir);
       if (attempt === 0 && holder && holder.pid !== process.pid && !pidAlive(holder.pid)) {
         rmSync(file, { recursive: true, force: true });

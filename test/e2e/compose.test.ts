@@ -85,8 +85,17 @@ test('compose semantics on real guests: volumes, host folders, project network, 
   const webKey = await generateKey(join(p.dir, 'id_web'));
   await writeFile(
     join(p.dir, 'web-user-data.yaml'),
-    ['#cloud-config', 'users:', '  - name: tester', '    sudo: ALL=(ALL) NOPASSWD:ALL', '    shell: /bin/bash', `    ssh_authorized_keys: ["${webKey}"]`,
-      'bootcmd: ["echo mine > /run/user-bootcmd"]', 'runcmd: ["touch /var/tmp/user-runcmd"]', ''].join('\n'),
+    [
+      '#cloud-config',
+      'users:',
+      '  - name: tester',
+      '    sudo: ALL=(ALL) NOPASSWD:ALL',
+      '    shell: /bin/bash',
+      `    ssh_authorized_keys: ["${webKey}"]`,
+      'bootcmd: ["echo mine > /run/user-bootcmd"]',
+      'runcmd: ["touch /var/tmp/user-runcmd"]',
+      '',
+    ].join('\n'),
   );
   const imageCopy = join(p.scratch, 'debian-copy.qcow2');
   await writeFile(join(p.dir, 'tend.yaml'), stackYaml(image, hostPort));
@@ -137,7 +146,10 @@ test('compose semantics on real guests: volumes, host folders, project network, 
 
   // `up --recreate` with a new image replaces db's disk; the volume keeps its file
   await copyFile(image, imageCopy);
-  await writeFile(join(p.dir, 'tend.yaml'), stackYaml(image, hostPort).replace(`  db:\n    image: ${image}`, `  db:\n    image: ${imageCopy}`));
+  await writeFile(
+    join(p.dir, 'tend.yaml'),
+    stackYaml(image, hostPort).replace(`  db:\n    image: ${image}`, `  db:\n    image: ${imageCopy}`),
+  );
   assert.match(await ok(p, ['plan']), /recreate/);
   await ok(p, ['up', '--recreate']);
   assert.equal((await cli(p, ['exec', 'db', '--', 'sudo', 'test', '-e', '/root/marker'])).code, 1, 'the root disk was replaced');

@@ -100,8 +100,11 @@ test('tend up boots real guests from VMFile.kdl and tend.yaml; edits, stop/start
   await ok(kdl, ['up']);
   t.diagnostic(`converged converge took ${Date.now() - again} ms`);
   const plan = JSON.parse(await ok(kdl, ['plan', '--json'])) as { entries?: { action: string }[] } | { action: string }[];
-  const entries = Array.isArray(plan) ? plan : plan.entries ?? [];
-  assert.deepEqual(entries.map((e) => e.action), ['none']);
+  const entries = Array.isArray(plan) ? plan : (plan.entries ?? []);
+  assert.deepEqual(
+    entries.map((e) => e.action),
+    ['none'],
+  );
 
   // The KDL project is done: destroy it and check its QEMU is gone.
   await ok(kdl, ['down', '--destroy']);

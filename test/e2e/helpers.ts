@@ -130,7 +130,10 @@ type BuildIso = (label: string, files: Record<string, string | Buffer>) => Promi
  * Writes a NoCloud seed ISO (label cidata). Uses tend's in-process ISO builder
  * (src/seed/iso9660.ts `buildIso`) when it exists, else cloud-localds (cloud-image-utils).
  */
-export async function makeSeedIso(out: string, files: { userData: string; metaData: string; networkConfig?: string }): Promise<'buildIso' | 'cloud-localds'> {
+export async function makeSeedIso(
+  out: string,
+  files: { userData: string; metaData: string; networkConfig?: string },
+): Promise<'buildIso' | 'cloud-localds'> {
   const entries: Record<string, string> = { 'user-data': files.userData, 'meta-data': files.metaData };
   if (files.networkConfig) entries['network-config'] = files.networkConfig;
   const modPath = join(REPO_ROOT, 'src', 'seed', 'iso9660.ts');
@@ -173,20 +176,32 @@ export interface RawQemuOptions {
 export function rawQemuArgv(o: RawQemuOptions): string[] {
   const argv = [
     'qemu-system-x86_64',
-    '-accel', 'tcg',
-    '-machine', 'q35',
-    '-cpu', 'max',
-    '-m', String(o.memoryMb ?? 1024),
-    '-smp', String(o.cpus ?? 2),
-    '-display', 'none',
+    '-accel',
+    'tcg',
+    '-machine',
+    'q35',
+    '-cpu',
+    'max',
+    '-m',
+    String(o.memoryMb ?? 1024),
+    '-smp',
+    String(o.cpus ?? 2),
+    '-display',
+    'none',
     '-no-user-config',
     '-nodefaults',
-    '-serial', `file:${o.serialLog}`,
-    '-drive', `file=${o.disk},if=virtio,format=qcow2`,
-    '-drive', `file=${o.seed},if=virtio,format=raw,readonly=on`,
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`,
-    '-device', 'virtio-net-pci,netdev=n0',
-    '-device', 'virtio-rng-pci',
+    '-serial',
+    `file:${o.serialLog}`,
+    '-drive',
+    `file=${o.disk},if=virtio,format=qcow2`,
+    '-drive',
+    `file=${o.seed},if=virtio,format=raw,readonly=on`,
+    '-netdev',
+    `user,id=n0,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    '-device',
+    'virtio-rng-pci',
   ];
   if (o.pidfile) argv.push('-pidfile', o.pidfile);
   return argv;

@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TendError } from '../../src/errors.js';
+import { TendError } from '../../schemas/errors.js';
 import { buildImage } from '../../src/images/build.js';
 import { inspectImage } from '../../src/images/store.js';
 import { sshExec } from '../../src/ssh/exec.js';
@@ -69,7 +69,11 @@ test('the Debian 12 image boots under TCG, runs cloud-init from a NoCloud seed a
   assert.equal(ci.code, 0, ci.stdout + ci.stderr);
   assert.match(ci.stdout, /status: done/);
 
-  const root = await sshExec({ ...target, command: 'sudo -n id -u && findmnt -no SOURCE,FSTYPE / && cat /etc/machine-id', timeoutMs: 30_000 });
+  const root = await sshExec({
+    ...target,
+    command: 'sudo -n id -u && findmnt -no SOURCE,FSTYPE / && cat /etc/machine-id',
+    timeoutMs: 30_000,
+  });
   assert.equal(root.code, 0, root.stderr);
   const [uid, mount, machineId] = root.stdout.trim().split('\n');
   assert.equal(uid, '0', 'the cloud-init user has passwordless sudo');
@@ -93,11 +97,16 @@ test('tend image build debian:bookworm registers the built image as debian:12 in
   assert.equal(img.name, 'debian:12');
   assert.equal(img.format, 'qcow2');
   assert.ok(img.path.startsWith(proj.stateDir), `stored under the state dir: ${img.path}`);
-  const sha = createHash('sha256').update(await readFile(img.path)).digest('hex');
+  const sha = createHash('sha256')
+    .update(await readFile(img.path))
+    .digest('hex');
   assert.equal(img.checksum, `sha256:${sha}`);
   const found = await inspectImage(proj.stateDir, 'debian:12');
   assert.equal(found?.path, img.path, 'image: debian:12 now resolves from the store, offline');
-  assert.ok(lines.some((l) => l.includes('registering')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.includes('registering')),
+    lines.join('\n'),
+  );
 });
 
 test('tend image build refuses names it has no recipe for', async () => {

@@ -52,104 +52,129 @@ function allowBridge(bridge: string): () => void {
   };
 }
 
-test('TAP on a bridge: tend up reaches Ready over the DHCP address; exec, ssh and ps use it; down --destroy cleans up', { timeout: 1_200_000 }, async (t) => {
-  assert.equal(process.getuid?.(), 0, 'this test creates a network namespace and edits /etc/qemu/bridge.conf: run it as root (CI does)');
-  assert.ok(existsSync(CLI_MAIN), `${CLI_MAIN} is missing: run "npm run build" first`);
-  const image = await findImage();
-  const ns = `tend-e2e-tap-${process.pid % 100000}`;
-  const p = await tempProject({
-    'VMFile.kdl': [
-      'vm "tapvm" {',
-      `    image "${image}"`,
-      '    vcpus 1',
-      '    memory 512',
-      '    network "tap" {',
-      '        bridge "br0"',
-      '    }',
-      '    cloud-init {',
-      '        hostname "tap-host"',
-      '    }',
-      '}',
-      '',
-    ].join('\n'),
-  });
-  const leases = join(p.scratch, 'dnsmasq.leases');
-  const pids: number[] = [];
-  let restoreConf = (): void => {};
-  t.after(async () => {
-    await killQemuMentioning(p.stateDir);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    spawnSync('ip', ['netns', 'del', ns]);
-    restoreConf();
-    await p.cleanup();
-  });
-
-  // The namespace: a bridge with an address, and dnsmasq serving DHCP on it.
-  sh(['ip', 'netns', 'add', ns]);
-  const inNs = (...c: string[]): string => sh(['ip', 'netns', 'exec', ns, ...c]);
-  inNs('ip', 'link', 'set', 'lo', 'up');
-  inNs('ip', 'link', 'add', 'br0', 'type', 'bridge');
-  inNs('ip', 'addr', 'add', '10.78.0.1/24', 'dev', 'br0');
-  inNs('ip', 'link', 'set', 'br0', 'up');
-  const dnsmasq = spawn(
-    'ip',
-    ['netns', 'exec', ns, 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--interface=br0', '--bind-dynamic',
-      '--dhcp-range=10.78.0.50,10.78.0.99,1h', `--dhcp-leasefile=${leases}`, `--pid-file=${join(p.scratch, 'dnsmasq.pid')}`, '--log-dhcp',
-      `--log-facility=${join(p.scratch, 'dnsmasq.log')}`],
-    { stdio: 'ignore' },
-  );
-  if (dnsmasq.pid) pids.push(dnsmasq.pid);
-  restoreConf = allowBridge('br0');
-
-  const cli = async (args: string[]): Promise<CliResult> => {
-    const r = await execa('ip', ['netns', 'exec', ns, process.execPath, CLI_MAIN, ...args], {
-      cwd: p.dir,
-      env: { ...process.env, TEND_STATE_DIR: p.stateDir, TEND_LEASE_FILES: leases, NO_COLOR: '1' },
-      stdin: 'ignore',
-      reject: false,
-      timeout: 900_000,
+test(
+  'TAP on a bridge: tend up reaches Ready over the DHCP address; exec, ssh and ps use it; down --destroy cleans up',
+  { timeout: 1_200_000 },
+  async (t) => {
+    assert.equal(process.getuid?.(), 0, 'this test creates a network namespace and edits /etc/qemu/bridge.conf: run it as root (CI does)');
+    assert.ok(existsSync(CLI_MAIN), `${CLI_MAIN} is missing: run "npm run build" first`);
+    const image = await findImage();
+    const ns = `tend-e2e-tap-${process.pid % 100000}`;
+    const p = await tempProject({
+      'VMFile.kdl': [
+        'vm "tapvm" {',
+        `    image "${image}"`,
+        '    vcpus 1',
+        '    memory 512',
+        '    network "tap" {',
+        '        bridge "br0"',
+        '    }',
+        '    cloud-init {',
+        '        hostname "tap-host"',
+        '    }',
+        '}',
+        '',
+      ].join('\n'),
     });
-    return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
-  };
-  const ok = async (args: string[]): Promise<CliResult> => {
-    const r = await cli(args);
-    const dhcp = existsSync(join(p.scratch, 'dnsmasq.log')) ? readFileSync(join(p.scratch, 'dnsmasq.log'), 'utf8').split('\n').slice(-15).join('\n') : '(no dnsmasq log)';
-    assert.equal(r.code, 0, `tend ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\ndnsmasq: ${dhcp}`);
-    return r;
-  };
+    const leases = join(p.scratch, 'dnsmasq.leases');
+    const pids: number[] = [];
+    let restoreConf = (): void => {};
+    t.after(async () => {
+      await killQemuMentioning(p.stateDir);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      spawnSync('ip', ['netns', 'del', ns]);
+      restoreConf();
+      await p.cleanup();
+    });
 
-  // up: readiness waits for the address in the banner stage, then SSH and cloud-init over it.
-  const started = Date.now();
-  const up = await ok(['up']);
-  t.diagnostic(`TAP guest Ready in ${Math.round((Date.now() - started) / 1000)} s`);
-  const said = up.stdout + up.stderr;
-  assert.match(said, /waiting for the guest's address on br0 \(MAC 52:54:00(:[0-9a-f]{2}){3}\)/);
-  assert.match(said, /address 10\.78\.0\.\d+ \(from [^)]+\): waiting for SSH on 10\.78\.0\.\d+:22/);
-  const lease = readFileSync(leases, 'utf8');
-  assert.match(lease, /10\.78\.0\.\d+/, 'the guest took a DHCP lease');
+    // The namespace: a bridge with an address, and dnsmasq serving DHCP on it.
+    sh(['ip', 'netns', 'add', ns]);
+    const inNs = (...c: string[]): string => sh(['ip', 'netns', 'exec', ns, ...c]);
+    inNs('ip', 'link', 'set', 'lo', 'up');
+    inNs('ip', 'link', 'add', 'br0', 'type', 'bridge');
+    inNs('ip', 'addr', 'add', '10.78.0.1/24', 'dev', 'br0');
+    inNs('ip', 'link', 'set', 'br0', 'up');
+    const dnsmasq = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        'dnsmasq',
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--port=0',
+        '--interface=br0',
+        '--bind-dynamic',
+        '--dhcp-range=10.78.0.50,10.78.0.99,1h',
+        `--dhcp-leasefile=${leases}`,
+        `--pid-file=${join(p.scratch, 'dnsmasq.pid')}`,
+        '--log-dhcp',
+        `--log-facility=${join(p.scratch, 'dnsmasq.log')}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    if (dnsmasq.pid) pids.push(dnsmasq.pid);
+    restoreConf = allowBridge('br0');
 
-  // exec runs in the guest, which has its address on the bridge's subnet.
-  const addr = await ok(['exec', 'tapvm', '--', 'ip', '-4', 'addr']);
-  const inet = /inet (10\.78\.0\.(\d+))\/24/.exec(addr.stdout);
-  assert.ok(inet, `no 10.78.0.0/24 address in the guest:\n${addr.stdout}`);
-  assert.ok(Number(inet[2]) >= 50 && Number(inet[2]) <= 99, `${inet[1]} is not from the DHCP range`);
-  assert.equal((await ok(['exec', 'tapvm', '--', 'hostname'])).stdout.trim(), 'tap-host');
+    const cli = async (args: string[]): Promise<CliResult> => {
+      const r = await execa('ip', ['netns', 'exec', ns, process.execPath, CLI_MAIN, ...args], {
+        cwd: p.dir,
+        env: { ...process.env, TEND_STATE_DIR: p.stateDir, TEND_LEASE_FILES: leases, NO_COLOR: '1' },
+        stdin: 'ignore',
+        reject: false,
+        timeout: 900_000,
+      });
+      return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    };
+    const ok = async (args: string[]): Promise<CliResult> => {
+      const r = await cli(args);
+      const dhcp = existsSync(join(p.scratch, 'dnsmasq.log'))
+        ? readFileSync(join(p.scratch, 'dnsmasq.log'), 'utf8').split('\n').slice(-15).join('\n')
+        : '(no dnsmasq log)';
+      assert.equal(r.code, 0, `tend ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\ndnsmasq: ${dhcp}`);
+      return r;
+    };
 
-  // ps shows where SSH reaches it; the system ssh gets there too, with the pinned host key.
-  const ps = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; ssh: string | null; ready: boolean }[] };
-  assert.deepEqual(ps.vms.map((v) => [v.name, v.ssh, v.ready]), [['tapvm', `${inet[1]}:22`, true]]);
-  const ssh = await ok(['ssh', 'tapvm', '--', 'cat', '/etc/hostname']);
-  assert.equal(ssh.stdout.trim(), 'tap-host');
+    // up: readiness waits for the address in the banner stage, then SSH and cloud-init over it.
+    const started = Date.now();
+    const up = await ok(['up']);
+    t.diagnostic(`TAP guest Ready in ${Math.round((Date.now() - started) / 1000)} s`);
+    const said = up.stdout + up.stderr;
+    assert.match(said, /waiting for the guest's address on br0 \(MAC 52:54:00(:[0-9a-f]{2}){3}\)/);
+    assert.match(said, /address 10\.78\.0\.\d+ \(from [^)]+\): waiting for SSH on 10\.78\.0\.\d+:22/);
+    const lease = readFileSync(leases, 'utf8');
+    assert.match(lease, /10\.78\.0\.\d+/, 'the guest took a DHCP lease');
 
-  // down --destroy: no QEMU left, no VM folder left.
-  await ok(['down', '--destroy']);
-  assert.deepEqual(await killQemuMentioning(p.stateDir), [], 'no QEMU left running after down --destroy');
-  const after = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; state: string }[] };
-  assert.deepEqual(after.vms.map((v) => [v.name, v.state]), [['tapvm', 'not-created']]);
-});
+    // exec runs in the guest, which has its address on the bridge's subnet.
+    const addr = await ok(['exec', 'tapvm', '--', 'ip', '-4', 'addr']);
+    const inet = /inet (10\.78\.0\.(\d+))\/24/.exec(addr.stdout);
+    assert.ok(inet, `no 10.78.0.0/24 address in the guest:\n${addr.stdout}`);
+    assert.ok(Number(inet[2]) >= 50 && Number(inet[2]) <= 99, `${inet[1]} is not from the DHCP range`);
+    assert.equal((await ok(['exec', 'tapvm', '--', 'hostname'])).stdout.trim(), 'tap-host');
+
+    // ps shows where SSH reaches it; the system ssh gets there too, with the pinned host key.
+    const ps = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; ssh: string | null; ready: boolean }[] };
+    assert.deepEqual(
+      ps.vms.map((v) => [v.name, v.ssh, v.ready]),
+      [['tapvm', `${inet[1]}:22`, true]],
+    );
+    const ssh = await ok(['ssh', 'tapvm', '--', 'cat', '/etc/hostname']);
+    assert.equal(ssh.stdout.trim(), 'tap-host');
+
+    // down --destroy: no QEMU left, no VM folder left.
+    await ok(['down', '--destroy']);
+    assert.deepEqual(await killQemuMentioning(p.stateDir), [], 'no QEMU left running after down --destroy');
+    const after = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; state: string }[] };
+    assert.deepEqual(
+      after.vms.map((v) => [v.name, v.state]),
+      [['tapvm', 'not-created']],
+    );
+  },
+);

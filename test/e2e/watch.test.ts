@@ -35,74 +35,78 @@ async function ok(p: TempProject, args: string[]): Promise<string> {
 const yaml = (image: string, memory: number) =>
   `name: watched\nservices:\n  w:\n    image: ${image}\n    vm: { vcpu: 1, memory_mb: ${memory} }\n    cloud_init: { hostname: watched }\n`;
 
-test('tend watch: a memory edit restarts the VM with its disk kept; a killed QEMU comes back by itself', { timeout: 1_500_000 }, async (t) => {
-  const image = await findImage();
-  const p = await tempProject({ 'tend.yaml': yaml(image, 512) });
-  t.after(() => p.cleanup());
+test(
+  'tend watch: a memory edit restarts the VM with its disk kept; a killed QEMU comes back by itself',
+  { timeout: 1_500_000 },
+  async (t) => {
+    const image = await findImage();
+    const p = await tempProject({ 'tend.yaml': yaml(image, 512) });
+    t.after(() => p.cleanup());
 
-  const events: Event[] = [];
-  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
-    cwd: p.dir,
-    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    if (watch.exitCode === null) watch.kill('SIGKILL');
-  });
-  let buf = '';
-  let stderr = '';
-  watch.stdout.on('data', (b: Buffer) => {
-    buf += b.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        events.push(JSON.parse(line) as Event);
-      } catch {
-        // not an event line
+    const events: Event[] = [];
+    const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
+      cwd: p.dir,
+      env: { ...process.env, TEND_STATE_DIR: p.stateDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => {
+      if (watch.exitCode === null) watch.kill('SIGKILL');
+    });
+    let buf = '';
+    let stderr = '';
+    watch.stdout.on('data', (b: Buffer) => {
+      buf += b.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          events.push(JSON.parse(line) as Event);
+        } catch {
+          // not an event line
+        }
       }
-    }
-  });
-  watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    });
+    watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
 
-  /** Wait for the n-th VmReady of the VM (counting from 1). */
-  const readyCount = () => events.filter((e) => e.reason === 'VmReady' && e.vm === 'w').length;
-  const waitReady = async (n: number, what: string) => {
-    const deadline = Date.now() + 600_000;
-    while (readyCount() < n) {
-      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${stderr}`);
-      if (Date.now() > deadline) assert.fail(`no VmReady #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  };
+    /** Wait for the n-th VmReady of the VM (counting from 1). */
+    const readyCount = () => events.filter((e) => e.reason === 'VmReady' && e.vm === 'w').length;
+    const waitReady = async (n: number, what: string) => {
+      const deadline = Date.now() + 600_000;
+      while (readyCount() < n) {
+        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${stderr}`);
+        if (Date.now() > deadline) assert.fail(`no VmReady #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
 
-  await waitReady(1, 'the first converge');
-  assert.equal((await ok(p, ['exec', 'w', '--', 'hostname'])).trim(), 'watched');
-  await ok(p, ['exec', 'w', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
-  const [firstPid] = await qemuPids(p.stateDir);
+    await waitReady(1, 'the first converge');
+    assert.equal((await ok(p, ['exec', 'w', '--', 'hostname'])).trim(), 'watched');
+    await ok(p, ['exec', 'w', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
+    const [firstPid] = await qemuPids(p.stateDir);
 
-  // Edit and save: watch restarts the VM with the new memory, disk kept.
-  await writeFile(join(p.dir, 'tend.yaml'), yaml(image, 768));
-  await waitReady(2, 'the restart after the memory edit');
-  const [secondPid] = await qemuPids(p.stateDir);
-  assert.notEqual(secondPid, firstPid, 'a new QEMU process runs the new settings');
-  const memKb = Number(/MemTotal:\s+(\d+)/.exec(await ok(p, ['exec', 'w', '--', 'cat', '/proc/meminfo']))?.[1]);
-  assert.ok(memKb > 600 * 1024 && memKb <= 768 * 1024, `guest sees ${memKb} kB after the edit`);
-  assert.equal((await ok(p, ['exec', 'w', '--', 'cat', 'marker'])).trim(), 'kept');
+    // Edit and save: watch restarts the VM with the new memory, disk kept.
+    await writeFile(join(p.dir, 'tend.yaml'), yaml(image, 768));
+    await waitReady(2, 'the restart after the memory edit');
+    const [secondPid] = await qemuPids(p.stateDir);
+    assert.notEqual(secondPid, firstPid, 'a new QEMU process runs the new settings');
+    const memKb = Number(/MemTotal:\s+(\d+)/.exec(await ok(p, ['exec', 'w', '--', 'cat', '/proc/meminfo']))?.[1]);
+    assert.ok(memKb > 600 * 1024 && memKb <= 768 * 1024, `guest sees ${memKb} kB after the edit`);
+    assert.equal((await ok(p, ['exec', 'w', '--', 'cat', 'marker'])).trim(), 'kept');
 
-  // kill -9 of QEMU: back to Ready with no command.
-  process.kill(secondPid, 'SIGKILL');
-  await waitReady(3, 'the restart after kill -9');
-  const [thirdPid] = await qemuPids(p.stateDir);
-  assert.ok(thirdPid && thirdPid !== secondPid);
-  assert.equal((await ok(p, ['exec', 'w', '--', 'cat', 'marker'])).trim(), 'kept');
+    // kill -9 of QEMU: back to Ready with no command.
+    process.kill(secondPid, 'SIGKILL');
+    await waitReady(3, 'the restart after kill -9');
+    const [thirdPid] = await qemuPids(p.stateDir);
+    assert.ok(thirdPid && thirdPid !== secondPid);
+    assert.equal((await ok(p, ['exec', 'w', '--', 'cat', 'marker'])).trim(), 'kept');
 
-  // SIGTERM ends watch promptly and leaves the VM running.
-  const exited = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
-  watch.kill('SIGTERM');
-  assert.equal(await exited, 0);
-  assert.deepEqual(await qemuPids(p.stateDir), [thirdPid]);
-  await ok(p, ['down', '--destroy']);
-  assert.deepEqual(await qemuPids(p.stateDir), []);
-});
+    // SIGTERM ends watch promptly and leaves the VM running.
+    const exited = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
+    watch.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.deepEqual(await qemuPids(p.stateDir), [thirdPid]);
+    await ok(p, ['down', '--destroy']);
+    assert.deepEqual(await qemuPids(p.stateDir), []);
+  },
+);

@@ -1,7 +1,7 @@
 /** Small builders shared by the controller tests. */
 import { applyDefaults } from '../../schemas/defaults.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
-import type { TendEvent } from '../../controllers/types.js';
+import type { TendEvent } from '../../schemas/ports.js';
 
 export function spec(name: string, over: Partial<VmSpec> = {}): VmSpec {
   return { ...applyDefaults({ name, image: { kind: 'catalog', ref: 'debian:12' } }), ...over };

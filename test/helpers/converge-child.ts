@@ -4,7 +4,7 @@
  * check that the next converge finishes the job. Usage: converge-child.ts PROJECT_DIR STATE_DIR
  */
 import { convergeCommand } from '../../src/cli/commands/converge.js';
-import type { Guest } from '../../controllers/types.js';
+import type { Guest } from '../../schemas/ports.js';
 
 const guest: Guest = {
   waitReady: async () => undefined,

@@ -1,5 +1,5 @@
 /** A clock that moves only when the test says so: `advance(ms)` wakes the sleepers that are due. */
-import type { Clock } from '../../controllers/types.js';
+import type { Clock } from '../../schemas/ports.js';
 
 interface Sleeper {
   at: number;
@@ -23,10 +23,14 @@ export class ManualClock implements Clock {
       if (signal?.aborted) return reject(signal.reason);
       const s: Sleeper = { at: this.t + ms, resolve };
       this.sleepers.push(s);
-      signal?.addEventListener('abort', () => {
-        this.sleepers = this.sleepers.filter((x) => x !== s);
-        reject(signal.reason);
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.sleepers = this.sleepers.filter((x) => x !== s);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
     });
   }
 

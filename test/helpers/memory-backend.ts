@@ -5,13 +5,33 @@
  * reflects what it has done.
  */
 import type { Project, VmSpec } from '../../schemas/model.js';
-import type { Backend, Guest, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../controllers/types.js';
+import type { Backend, Guest, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../schemas/ports.js';
 
 export type Method =
-  | 'observe' | 'prepare' | 'start' | 'stop' | 'suspend' | 'resume' | 'destroy' | 'setIntent' | 'removeVolumes'
-  | 'waitReady' | 'provision' | 'provisionPending';
+  | 'observe'
+  | 'prepare'
+  | 'start'
+  | 'stop'
+  | 'suspend'
+  | 'resume'
+  | 'destroy'
+  | 'setIntent'
+  | 'removeVolumes'
+  | 'waitReady'
+  | 'provision'
+  | 'provisionPending';
 
-export const MUTATING: ReadonlySet<Method> = new Set(['prepare', 'start', 'stop', 'suspend', 'resume', 'destroy', 'setIntent', 'removeVolumes', 'provision']);
+export const MUTATING: ReadonlySet<Method> = new Set([
+  'prepare',
+  'start',
+  'stop',
+  'suspend',
+  'resume',
+  'destroy',
+  'setIntent',
+  'removeVolumes',
+  'provision',
+]);
 
 export interface CallRecord {
   seq: number;
@@ -97,8 +117,15 @@ export class MemoryBackend implements Backend, Guest {
   /** Put a VM in place as if an earlier tend had made it. */
   seed(name: string, state: Partial<VmState> & { applied: VmSpec | null }): void {
     this.vms.set(name, {
-      exists: true, power: 'running', pid: this.nextPid++, diskImage: state.applied?.image.ref ?? null,
-      intent: null, provisioned: [], startedAt: 0, disk: 1, ...state,
+      exists: true,
+      power: 'running',
+      pid: this.nextPid++,
+      diskImage: state.applied?.image.ref ?? null,
+      intent: null,
+      provisioned: [],
+      startedAt: 0,
+      disk: 1,
+      ...state,
     });
   }
 
@@ -143,7 +170,13 @@ export class MemoryBackend implements Backend, Guest {
       this.log.push({ seq: this.seq++, phase: 'end', method, vm });
       return out;
     } catch (e) {
-      this.log.push({ seq: this.seq++, phase: signal?.aborted ? 'abort' : 'error', method, vm, detail: e instanceof Error ? e.message : String(e) });
+      this.log.push({
+        seq: this.seq++,
+        phase: signal?.aborted ? 'abort' : 'error',
+        method,
+        vm,
+        detail: e instanceof Error ? e.message : String(e),
+      });
       throw e;
     } finally {
       this.inFlightCount--;
@@ -166,7 +199,17 @@ export class MemoryBackend implements Backend, Guest {
   private state(name: string): VmState {
     let s = this.vms.get(name);
     if (!s) {
-      s = { exists: false, power: 'stopped', pid: null, applied: null, diskImage: null, intent: null, provisioned: [], startedAt: null, disk: 0 };
+      s = {
+        exists: false,
+        power: 'stopped',
+        pid: null,
+        applied: null,
+        diskImage: null,
+        intent: null,
+        provisioned: [],
+        startedAt: null,
+        disk: 0,
+      };
       this.vms.set(name, s);
     }
     return s;
@@ -180,9 +223,19 @@ export class MemoryBackend implements Backend, Guest {
       for (const [name, s] of this.vms) {
         if (!s.exists && s.intent === null) continue;
         vms[name] = {
-          name, exists: s.exists, power: s.power, pid: s.pid, applied: s.applied, diskImage: s.diskImage,
-          accel: s.power === 'stopped' ? null : 'tcg', ports: {}, sshPort: s.power === 'stopped' ? null : 2222,
-          intent: s.intent, provisioned: [...s.provisioned], startedAt: s.startedAt, corrupt: [],
+          name,
+          exists: s.exists,
+          power: s.power,
+          pid: s.pid,
+          applied: s.applied,
+          diskImage: s.diskImage,
+          accel: s.power === 'stopped' ? null : 'tcg',
+          ports: {},
+          sshPort: s.power === 'stopped' ? null : 2222,
+          intent: s.intent,
+          provisioned: [...s.provisioned],
+          startedAt: s.startedAt,
+          corrupt: [],
         };
       }
       return { vms };

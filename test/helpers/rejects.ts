@@ -1,6 +1,6 @@
 /** For `assert.rejects`: the error is a TendError with this reason (and a message matching `pattern`). */
 import assert from 'node:assert/strict';
-import { TendError } from '../../src/errors.js';
+import { TendError } from '../../schemas/errors.js';
 
 export function rejectsWith(reason: string, pattern?: RegExp): (err: unknown) => boolean {
   return (err: unknown): boolean => {

@@ -54,7 +54,9 @@ test('pull, list, inspect, verify and rm an image by URL', async () => {
   const pulled = await tend(['image', 'pull', url], stateDir);
   assert.equal(pulled.code, 0, pulled.stderr);
 
-  const list = JSON.parse((await tend(['image', 'list', '--json'], stateDir)).stdout) as { images: { name: string; checksum: string; path: string }[] };
+  const list = JSON.parse((await tend(['image', 'list', '--json'], stateDir)).stdout) as {
+    images: { name: string; checksum: string; path: string }[];
+  };
   assert.equal(list.images.length, 1);
   const [img] = list.images;
   assert.equal(img.checksum, `sha256:${createHash('sha256').update(files['/good/img.qcow2']).digest('hex')}`);
@@ -87,6 +89,10 @@ test('a pull whose checksum does not match fails and leaves nothing in the store
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /checksum|sha256/i);
   const images = join(stateDir, 'images');
-  const left = existsSync(images) ? readdirSync(images, { recursive: true }).map(String).filter((f) => !/\.json$|\.lock$/.test(f)) : [];
+  const left = existsSync(images)
+    ? readdirSync(images, { recursive: true })
+        .map(String)
+        .filter((f) => !/\.json$|\.lock$/.test(f))
+    : [];
   assert.deepEqual(left, [], 'no image file (temp or promoted) left behind');
 });

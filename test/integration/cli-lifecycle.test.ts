@@ -38,7 +38,8 @@ interface Ps {
 
 test('ps, status, suspend/resume, stop and destroy act on a running VM', async () => {
   const p = project({
-    'tend.yaml': 'name: demo\nservices:\n  web:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n    stop_grace_period: 1s\n',
+    'tend.yaml':
+      'name: demo\nservices:\n  web:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n    stop_grace_period: 1s\n',
   });
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(p.cwd, 'base.qcow2'), '1G']);
   const env: NodeJS.ProcessEnv = { PATH: `${fakeDir}:${process.env.PATH ?? ''}`, FAKE_QEMU_MODE: '' };
@@ -57,7 +58,10 @@ test('ps, status, suspend/resume, stop and destroy act on a running VM', async (
   assert.equal(ps.vms[0].pid, pid);
   assert.match(ps.vms[0].ssh ?? '', /^127\.0\.0\.1:\d+$/);
   const table = tend(['ps'], p, env);
-  assert.match(table.stdout, /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS\nweb\s+running\s+no\s+tcg\s+1\s+256M\s+-\s+127\.0\.0\.1:\d+\s+\d+s\s/);
+  assert.match(
+    table.stdout,
+    /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS\nweb\s+running\s+no\s+tcg\s+1\s+256M\s+-\s+127\.0\.0\.1:\d+\s+\d+s\s/,
+  );
 
   const status = tend(['status', 'web'], p, env);
   assert.equal(status.code, 0, status.stderr);

@@ -10,7 +10,10 @@ test('plan with nothing running: every VM is "create"', () => {
   const lines = r.stdout.trim().split('\n');
   assert.match(lines[0], /^VM\s+ACTION\s+CHANGES\/NOTES$/);
   const rows = lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2));
-  assert.deepEqual(rows.sort(), [['db', 'create'], ['web', 'create']]);
+  assert.deepEqual(rows.sort(), [
+    ['db', 'create'],
+    ['web', 'create'],
+  ]);
 });
 
 test('plan --json lists an entry per VM', () => {

@@ -64,7 +64,10 @@ test('a run VM is found by name where no project file is: ps, status, stop, logs
   const ps = tend(['ps', 'adhoc', '--json'], elsewhere, env);
   assert.equal(ps.code, 0, ps.stderr);
   const rows = (JSON.parse(ps.stdout) as Ps).vms;
-  assert.deepEqual(rows.map((v) => [v.name, v.state, v.pid]), [['adhoc', 'running', pid]]);
+  assert.deepEqual(
+    rows.map((v) => [v.name, v.state, v.pid]),
+    [['adhoc', 'running', pid]],
+  );
 
   const status = tend(['status', 'adhoc'], elsewhere, env);
   assert.equal(status.code, 0, status.stderr);
@@ -106,7 +109,10 @@ test('a run VM is found by name where no project file is: ps, status, stop, logs
 });
 
 test('a project VM wins over a run VM of the same name; unknown names list the run VMs', async () => {
-  const p = project({ 'tend.yaml': 'name: demo\nservices:\n  adhoc:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n  web:\n    image: ./base.qcow2\n    accel: tcg\n' });
+  const p = project({
+    'tend.yaml':
+      'name: demo\nservices:\n  adhoc:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n  web:\n    image: ./base.qcow2\n    accel: tcg\n',
+  });
   const image = baseImage(p.cwd);
   const run = await startRunVm(p.stateDir, 'adhoc', image);
   await startRunVm(p.stateDir, 'scratch', image);
@@ -115,14 +121,20 @@ test('a project VM wins over a run VM of the same name; unknown names list the r
   // in the project: its own (never created) adhoc
   const inProject = JSON.parse(tend(['ps', 'adhoc', '--json'], p, env).stdout) as Ps;
   assert.equal(inProject.project, 'demo');
-  assert.deepEqual(inProject.vms.map((v) => [v.name, v.state]), [['adhoc', 'not-created']]);
+  assert.deepEqual(
+    inProject.vms.map((v) => [v.name, v.state]),
+    [['adhoc', 'not-created']],
+  );
   assert.match(tend(['status', 'adhoc'], p, env).stdout, /Project:\s+demo/);
   // a name the project does not declare is still found among the run VMs
   assert.match(tend(['status', 'scratch'], p, env).stdout, /Project:\s+scratch/);
   // elsewhere: the run VM
   const outside = JSON.parse(tend(['ps', 'adhoc', '--json'], empty, env).stdout) as Ps;
   assert.equal(outside.project, 'adhoc');
-  assert.deepEqual(outside.vms.map((v) => [v.name, v.state, v.pid]), [['adhoc', 'running', run.pid]]);
+  assert.deepEqual(
+    outside.vms.map((v) => [v.name, v.state, v.pid]),
+    [['adhoc', 'running', run.pid]],
+  );
 
   // `down adhoc --destroy` in the project acts on the project's adhoc: the run VM keeps running
   const down = tend(['down', 'adhoc', '--destroy'], p, env);
@@ -149,5 +161,8 @@ test('a project VM wins over a run VM of the same name; unknown names list the r
   assert.equal(destroy.code, 0, destroy.stderr);
   assert.ok(existsSync(join(p.stateDir, 'run', 'scratch', 'tend.yaml')));
   const destroyed = JSON.parse(tend(['ps', 'scratch', '--json'], p, env).stdout) as Ps;
-  assert.deepEqual(destroyed.vms.map((v) => [v.name, v.state]), [['scratch', 'not-created']]);
+  assert.deepEqual(
+    destroyed.vms.map((v) => [v.name, v.state]),
+    [['scratch', 'not-created']],
+  );
 });

@@ -16,7 +16,9 @@ const env: NodeJS.ProcessEnv = { PATH: `${fakeDir}:${process.env.PATH ?? ''}`, F
 before(() => ensureBuilt());
 
 function hangingProject(extra = ''): { cwd: string; stateDir: string } {
-  const p = project({ 'tend.yaml': `name: demo\nservices:\n  web:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n${extra}` });
+  const p = project({
+    'tend.yaml': `name: demo\nservices:\n  web:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n${extra}`,
+  });
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(p.cwd, 'base.qcow2'), '1G']);
   return p;
 }
@@ -28,7 +30,7 @@ test('`up --start-timeout 1s` fails the start stage after 1 s and names it', () 
   assert.match(r.stdout + r.stderr, /QEMU did not answer on its QMP socket within 1 s/);
 });
 
-test('the file\'s `timeouts: { start }` applies when no flag is given', () => {
+test("the file's `timeouts: { start }` applies when no flag is given", () => {
   const p = hangingProject('    timeouts: { start: 1500ms }\n');
   const r = tend(['up'], p, env);
   assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -50,6 +52,7 @@ test('the commands that wait for readiness list the stage flags', () => {
   const p = hangingProject();
   for (const cmd of ['up', 'watch', 'start', 'restart', 'provision', 'exec']) {
     const help = tend(['help', cmd], p, env).stdout;
-    for (const flag of ['--start-timeout', '--ssh-timeout', '--login-timeout', '--cloud-init-timeout']) assert.ok(help.includes(flag), `${cmd} --help lists ${flag}`);
+    for (const flag of ['--start-timeout', '--ssh-timeout', '--login-timeout', '--cloud-init-timeout'])
+      assert.ok(help.includes(flag), `${cmd} --help lists ${flag}`);
   }
 });

@@ -37,7 +37,10 @@ test('validate reports file:line:col on stderr and exits 3 on an invalid file', 
 });
 
 test('validate --json prints {ok, diagnostics} on stdout', () => {
-  const good = JSON.parse(tend(['validate', '--json'], project({ 'tend.yaml': TWO_VMS })).stdout) as { ok: boolean; diagnostics: unknown[] };
+  const good = JSON.parse(tend(['validate', '--json'], project({ 'tend.yaml': TWO_VMS })).stdout) as {
+    ok: boolean;
+    diagnostics: unknown[];
+  };
   assert.equal(good.ok, true);
   const p = project({ 'tend.yaml': 'name: demo\nservices:\n  web:\n    image: debian:12\n    vm:\n      memory_mb: 2G\n' });
   const r = tend(['validate', '--json'], p);

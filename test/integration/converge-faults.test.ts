@@ -23,7 +23,8 @@ function qemus(needle: string): number[] {
     if (!/^\d+$/.test(e)) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (/qemu-system/.test(cmd) && cmd.includes(needle) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${e}/stat`, 'utf8'))) out.push(Number(e));
+      if (/qemu-system/.test(cmd) && cmd.includes(needle) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${e}/stat`, 'utf8')))
+        out.push(Number(e));
     } catch {
       // gone
     }
@@ -37,7 +38,11 @@ after(() => {
   for (const dir of all) for (const pid of qemus(dir)) process.kill(pid, 'SIGKILL');
 });
 
-function runChild(cwd: string, stateDir: string, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function runChild(
+  cwd: string,
+  stateDir: string,
+  killAfterMs?: number,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', child, cwd, stateDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -53,7 +58,8 @@ function runChild(cwd: string, stateDir: string, killAfterMs?: number): Promise<
 }
 
 // accel: tcg skips the KVM probe, so a whole converge takes ~0.9 s here (~0.5 s of it tsx start-up).
-const TWO = 'name: faults\nservices:\n  a:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: 128 }\n  b:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: 128 }\n';
+const TWO =
+  'name: faults\nservices:\n  a:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: 128 }\n  b:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: 128 }\n';
 
 // Kill points spread over start-up, loading, preparing (qemu-img, seed, keys), starting QEMU and after.
 for (const killAfter of [350, 450, 550, 650, 750, 900, 1200]) {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { applyDefaults } from '../../schemas/defaults.js';
 import type { HealthcheckSpec, Project, VmSpec } from '../../schemas/model.js';
-import { TendError } from '../../src/errors.js';
+import { TendError } from '../../schemas/errors.js';
 import { createSshGuest } from '../../src/ssh/guest.js';
 import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
 import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
@@ -20,11 +20,17 @@ let work = '';
 let project: Project;
 
 function vmWith(hc: Partial<HealthcheckSpec> & { test: string[] }): VmSpec {
-  const vm = applyDefaults({ name: 'db', image: { kind: 'path', ref: '/nonexistent.qcow2' }, cloudInit: null, ssh: { user: sshd.user, privateKey: sshd.key } });
+  const vm = applyDefaults({
+    name: 'db',
+    image: { kind: 'path', ref: '/nonexistent.qcow2' },
+    cloudInit: null,
+    ssh: { user: sshd.user, privateKey: sshd.key },
+  });
   return { ...vm, healthcheck: { interval: 0.2, retries: 3, startPeriod: 0, timeout: 5, ...hc } };
 }
 
-const attempts = async (): Promise<number> => (await readFile(join(work, 'hc-count'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+const attempts = async (): Promise<number> =>
+  (await readFile(join(work, 'hc-count'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'tend-hc-state-'));
@@ -57,7 +63,11 @@ describe('healthcheck as a readiness stage', () => {
   test('a passing test: ready and healthy after one run in the guest', async () => {
     await writeFile(join(work, 'healthy'), '');
     const lines: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 }, onOutput: (_vm, l) => lines.push(l) });
+    const guest = createSshGuest({
+      stateRoot: root,
+      timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 },
+      onOutput: (_vm, l) => lines.push(l),
+    });
     const vm = vmWith({ test: check() });
     await guest.waitReady({ ...project, vms: [vm] }, vm);
     assert.equal(await attempts(), 1);
@@ -71,7 +81,10 @@ describe('healthcheck as a readiness stage', () => {
     await assert.rejects(guest.waitReady({ ...project, vms: [vm] }, vm), (err: unknown) => {
       assert.ok(err instanceof TendError);
       assert.equal(err.reason, 'HealthcheckFailed');
-      assert.match(err.message, /^db: healthcheck "echo x >> .*exit 3" failed 3 times in a row \(exit status 3\); last output:\n\s+db not accepting connections/);
+      assert.match(
+        err.message,
+        /^db: healthcheck "echo x >> .*exit 3" failed 3 times in a row \(exit status 3\); last output:\n\s+db not accepting connections/,
+      );
       assert.match(err.message, /tend exec db -- sh -c/);
       return true;
     });
@@ -103,7 +116,11 @@ describe('healthcheck as a readiness stage', () => {
 
   test('with cloud-init: the cloud-init stage passes first, then the healthcheck runs', async () => {
     const lines: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 }, onOutput: (_vm, l) => lines.push(l) });
+    const guest = createSshGuest({
+      stateRoot: root,
+      timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 },
+      onOutput: (_vm, l) => lines.push(l),
+    });
     const base = vmWith({ test: ['sh', '-c', `test -f ${work}/cloud-init-done`], retries: 1 });
     const vm = applyDefaults({ name: 'db', image: { kind: 'path', ref: '/x.qcow2' }, ssh: base.ssh });
     await guest.waitReady({ ...project, vms: [vm] }, { ...vm, healthcheck: base.healthcheck });

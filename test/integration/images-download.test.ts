@@ -12,7 +12,7 @@ import { resolveImage } from '../../src/images/resolve.js';
 import { inspectImage } from '../../src/images/store.js';
 import { imagesDir } from '../../src/state/paths.js';
 import type { CatalogEntry } from '../../src/images/catalog.js';
-import { BackendError } from '../../src/errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tend-dl-'));
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -33,7 +33,12 @@ const files = new Map<string, Buffer>([
   ['/b/disk.img.sha512', Buffer.from(`${sha512(image)}  disk.img\n`)],
   ['/c/disk.raw.xz', readFileSync(join(work, 'disk.raw.xz'))],
   ['/c/disk.raw.zst', readFileSync(join(work, 'disk.raw.zst'))],
-  ['/c/SHA256SUMS', Buffer.from(`${sha256(readFileSync(join(work, 'disk.raw.xz')))} *disk.raw.xz\n${sha256(readFileSync(join(work, 'disk.raw.zst')))} *disk.raw.zst\n`)],
+  [
+    '/c/SHA256SUMS',
+    Buffer.from(
+      `${sha256(readFileSync(join(work, 'disk.raw.xz')))} *disk.raw.xz\n${sha256(readFileSync(join(work, 'disk.raw.zst')))} *disk.raw.zst\n`,
+    ),
+  ],
   ['/d/drop.img', image],
   ['/d/drop-norange.img', image],
   ['/e/slow.img', image],
@@ -57,7 +62,11 @@ before(async () => {
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     if (m && ranges) {
       const start = Number(m[1]);
-      res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' });
+      res.writeHead(206, {
+        'content-length': body.length - start,
+        'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+        'accept-ranges': 'bytes',
+      });
       res.end(body.subarray(start));
       return;
     }
@@ -137,7 +146,10 @@ test('sidecar SHA256SUMS next to the URL is found and enforced', async () => {
   const ok = await downloadImage(`${base}/a/disk.qcow2`, imagesDir(root));
   assert.equal(ok.verifiedAgainst, `sha256:${sha256(image)}`);
   // other.qcow2 is listed in SHA256SUMS with a wrong digest: must be refused
-  await assert.rejects(downloadImage(`${base}/a/other.qcow2`, imagesDir(root)), (e: unknown) => e instanceof BackendError && e.reason === 'ChecksumMismatch');
+  await assert.rejects(
+    downloadImage(`${base}/a/other.qcow2`, imagesDir(root)),
+    (e: unknown) => e instanceof BackendError && e.reason === 'ChecksumMismatch',
+  );
   assert.deepEqual(leftovers(root), []);
 });
 
@@ -204,7 +216,15 @@ test('two concurrent resolves of one URL make one HTTP request and share the sto
 test('catalog name: downloaded via its sidecar; an unreachable buildable image says to build it', async () => {
   const root = freshStore();
   const entry = (url: string): CatalogEntry => ({
-    name: 'debian:12', aliases: [], url, checksum: null, checksumUrl: `${base}/a/SHA256SUMS`, format: 'qcow2', user: 'debian', os: 'debian', buildable: true,
+    name: 'debian:12',
+    aliases: [],
+    url,
+    checksum: null,
+    checksumUrl: `${base}/a/SHA256SUMS`,
+    format: 'qcow2',
+    user: 'debian',
+    os: 'debian',
+    buildable: true,
   });
   const src = { kind: 'catalog', ref: 'debian:12', format: null, checksum: null, os: null } as const;
   const r = await resolveImage(root, src, { catalog: () => entry(`${base}/a/disk.qcow2`) });
@@ -239,7 +259,9 @@ process.stdout.write(r.path);`;
   const { execFile } = await import('node:child_process');
   const runOne = (): Promise<string> =>
     new Promise((resolve, reject) => {
-      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)));
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], (err, stdout, stderr) =>
+        err ? reject(new Error(stderr)) : resolve(stdout),
+      );
     });
   const [a, b] = await Promise.all([runOne(), runOne()]);
   assert.equal(a, b);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { importImage, inspectImage, listImages, removeImage, verifyImage } from '../../src/images/store.js';
 import { resolveImage } from '../../src/images/resolve.js';
 import { createOverlay, createVolume, qemuImgInfo, resizeImage } from '../../src/images/qemu-img.js';
-import { BackendError, NotFoundError } from '../../src/errors.js';
+import { BackendError, NotFoundError } from '../../schemas/errors.js';
 import { IMAGE_FILES, imagesDir, projectDir, vmFile } from '../../src/state/paths.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tend-store-'));
@@ -32,7 +32,10 @@ test('importImage copies, hashes and registers; list, inspect, verify, rm', asyn
   assert.equal(img.checksum, `sha256:${sha(built)}`);
   assert.ok(img.path.startsWith(imagesDir(root)));
   assert.ok(existsSync(built), 'copy keeps the source');
-  assert.deepEqual((await listImages(root)).map((i) => i.name), ['debian:12']);
+  assert.deepEqual(
+    (await listImages(root)).map((i) => i.name),
+    ['debian:12'],
+  );
   assert.equal((await inspectImage(root, 'debian:bookworm'))?.path, img.path, 'aliases find the catalog name');
   assert.deepEqual(await verifyImage(root, 'debian:12'), { ok: true, expected: img.checksum, actual: img.checksum });
 
@@ -57,7 +60,10 @@ test('importImage with move takes the file; a missing file is ImageNotFound', as
   const img = await importImage(root, 'mine', built, { move: true });
   assert.equal(existsSync(built), false);
   assert.ok(existsSync(img.path));
-  await assert.rejects(importImage(root, 'x', join(work, 'nope.qcow2')), (e: unknown) => e instanceof NotFoundError && e.reason === 'ImageNotFound');
+  await assert.rejects(
+    importImage(root, 'x', join(work, 'nope.qcow2')),
+    (e: unknown) => e instanceof NotFoundError && e.reason === 'ImageNotFound',
+  );
 });
 
 test('a corrupt index reads as empty instead of crashing', async () => {
@@ -66,16 +72,36 @@ test('a corrupt index reads as empty instead of crashing', async () => {
   writeFileSync(join(imagesDir(root), IMAGE_FILES.index), '{ not json');
   assert.deepEqual(await listImages(root), []);
   await importImage(root, 'b', makeImage('d.qcow2'));
-  assert.deepEqual((await listImages(root)).map((i) => i.name), ['b']);
+  assert.deepEqual(
+    (await listImages(root)).map((i) => i.name),
+    ['b'],
+  );
 });
 
 test('overlay: base stays byte-identical, overlay grown to the disk size; rm refuses while a VM disk uses the base', async () => {
   const root = mkdtempSync(join(work, 'root-'));
   const img = await importImage(root, 'base', makeImage('base.qcow2'));
   const before = sha(img.path);
-  const base = await resolveImage(root, { kind: 'catalog', ref: 'base', format: null, checksum: null, os: null }, {
-    catalog: (n) => (n === 'base' ? { name: 'base', aliases: [], url: 'http://127.0.0.1:1/x', checksum: null, checksumUrl: null, format: 'qcow2', user: 'tend', os: 'debian', buildable: false } : undefined),
-  });
+  const base = await resolveImage(
+    root,
+    { kind: 'catalog', ref: 'base', format: null, checksum: null, os: null },
+    {
+      catalog: (n) =>
+        n === 'base'
+          ? {
+              name: 'base',
+              aliases: [],
+              url: 'http://127.0.0.1:1/x',
+              checksum: null,
+              checksumUrl: null,
+              format: 'qcow2',
+              user: 'tend',
+              os: 'debian',
+              buildable: false,
+            }
+          : undefined,
+    },
+  );
   assert.equal(base.path, img.path);
   const proj = projectDir(root, 'p', '/somewhere');
   const disk = vmFile(proj, 'web', 'disk');
@@ -88,7 +114,10 @@ test('overlay: base stays byte-identical, overlay grown to the disk size; rm ref
   execFileSync('qemu-io', ['-c', 'write -P 0x42 0 4M', disk], { stdio: 'ignore' });
   assert.equal(sha(img.path), before);
 
-  await assert.rejects(removeImage(root, 'base'), (e: unknown) => e instanceof BackendError && e.reason === 'ImageInUse' && e.message.includes(disk));
+  await assert.rejects(
+    removeImage(root, 'base'),
+    (e: unknown) => e instanceof BackendError && e.reason === 'ImageInUse' && e.message.includes(disk),
+  );
   assert.ok(existsSync(img.path));
 
   // resize grows only
@@ -103,7 +132,10 @@ test('overlay: base stays byte-identical, overlay grown to the disk size; rm ref
 });
 
 test('qemu-img failures are BackendErrors carrying its stderr', async () => {
-  await assert.rejects(qemuImgInfo(join(work, 'absent.qcow2')), (e: unknown) => e instanceof BackendError && e.reason === 'QemuImgFailed' && /absent\.qcow2/.test(e.message));
+  await assert.rejects(
+    qemuImgInfo(join(work, 'absent.qcow2')),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QemuImgFailed' && /absent\.qcow2/.test(e.message),
+  );
   const vol = join(work, 'vol', 'data.qcow2');
   await createVolume(vol, 1);
   assert.equal((await qemuImgInfo(vol)).virtualSize, GiB);
@@ -124,8 +156,14 @@ test('path images: format detected, id changes when the file is replaced, declar
 
   const good = await resolveImage(root, { ...src, checksum: `sha256:${sha(p)}` });
   assert.equal(good.id, `sha256:${sha(p)}`);
-  await assert.rejects(resolveImage(root, { ...src, checksum: `sha256:${'0'.repeat(64)}` }), (e: unknown) => e instanceof BackendError && e.reason === 'ChecksumMismatch');
-  await assert.rejects(resolveImage(root, { ...src, ref: join(work, 'gone.qcow2') }), (e: unknown) => e instanceof NotFoundError && e.reason === 'ImageNotFound');
+  await assert.rejects(
+    resolveImage(root, { ...src, checksum: `sha256:${'0'.repeat(64)}` }),
+    (e: unknown) => e instanceof BackendError && e.reason === 'ChecksumMismatch',
+  );
+  await assert.rejects(
+    resolveImage(root, { ...src, ref: join(work, 'gone.qcow2') }),
+    (e: unknown) => e instanceof NotFoundError && e.reason === 'ImageNotFound',
+  );
 });
 
 test('unknown catalog name: UnknownImage with a suggestion', async () => {

@@ -35,7 +35,13 @@ let project: Project;
 let projDir = '';
 
 function vmWith(steps: ProvisionStep[], key = sshd.key): VmSpec {
-  return applyDefaults({ name: 'web', image: { kind: 'path', ref: '/nonexistent.qcow2' }, cloudInit: null, ssh: { user: sshd.user, privateKey: key }, provision: steps });
+  return applyDefaults({
+    name: 'web',
+    image: { kind: 'path', ref: '/nonexistent.qcow2' },
+    cloudInit: null,
+    ssh: { user: sshd.user, privateKey: key },
+    provision: steps,
+  });
 }
 
 function withVm(vm: VmSpec): Project {
@@ -116,11 +122,19 @@ describe('provisioning over SSH', () => {
 
   test('a failing step stops the sequence and reports the step, its exit status and its last output; the fixed step then completes', async () => {
     const guest = createSshGuest({ stateRoot: root });
-    const broken: ProvisionStep[] = [steps[0], { kind: 'shell', inline: ['echo about to fail', 'echo "no such package: frobnicate" >&2', 'exit 42'] }, steps[2], steps[3]];
+    const broken: ProvisionStep[] = [
+      steps[0],
+      { kind: 'shell', inline: ['echo about to fail', 'echo "no such package: frobnicate" >&2', 'exit 42'] },
+      steps[2],
+      steps[3],
+    ];
     const vm = vmWith(broken);
     await assert.rejects(
       guest.provision(withVm(vm), vm, { force: false }),
-      rejectsWith('ProvisionStepFailed', /web: provision step 2\/4: shell "echo about to fail" \(\+2 lines\) failed with exit status 42; last output:[\s\S]*no such package: frobnicate/),
+      rejectsWith(
+        'ProvisionStepFailed',
+        /web: provision step 2\/4: shell "echo about to fail" \(\+2 lines\) failed with exit status 42; last output:[\s\S]*no such package: frobnicate/,
+      ),
     );
     assert.deepEqual(await counter(), ['run1', 'run2', 'run4', 'run4'], 'steps 3 and 4 did not run; step 1 was cached');
     assert.match(await readFile(vmFile(projDir, 'web', 'provisionLog'), 'utf8'), /step 2\/4.*failed with exit status 42/);
@@ -155,7 +169,10 @@ describe('provisioning over SSH', () => {
     await writeFile(join(work, 'counter'), '');
     const guest = createSshGuest({ stateRoot: root });
     const vm = vmWith(steps, sshd.wrongKey);
-    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), rejectsWith('SshAuthFailed', new RegExp(`user ${sshd.user} with key .*id_wrong`)));
+    await assert.rejects(
+      guest.provision(withVm(vm), vm, { force: true }),
+      rejectsWith('SshAuthFailed', new RegExp(`user ${sshd.user} with key .*id_wrong`)),
+    );
     assert.deepEqual(await counter(), []);
   });
 });
@@ -164,7 +181,11 @@ describe('readiness, reconnect and host keys', () => {
   test('waitReady waits for an sshd that restarts, then provisioning works again', async () => {
     await sshd.stop();
     const stages: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 30_000, login: 30_000, cloudInit: 30_000 }, onOutput: (_vm, line) => stages.push(line) });
+    const guest = createSshGuest({
+      stateRoot: root,
+      timeouts: { ssh: 30_000, login: 30_000, cloudInit: 30_000 },
+      onOutput: (_vm, line) => stages.push(line),
+    });
     const vm = vmWith(steps);
     const ready = guest.waitReady(withVm(vm), vm);
     await new Promise((r) => setTimeout(r, 1500));
@@ -187,22 +208,35 @@ describe('readiness, reconnect and host keys', () => {
     await sshd.newHostKey();
     await sshd.restart();
     await writeFile(join(work, 'counter'), '');
-    await assert.rejects(guest.provision(withVm(vm), vm, { force: true }), rejectsWith('HostKeyChanged', /changed on the same disk.*delete .*known_hosts/s));
+    await assert.rejects(
+      guest.provision(withVm(vm), vm, { force: true }),
+      rejectsWith('HostKeyChanged', /changed on the same disk.*delete .*known_hosts/s),
+    );
     await assert.rejects(guest.waitReady(withVm(vm), vm), rejectsWith('HostKeyChanged'));
     assert.deepEqual(await counter(), [], 'nothing ran against the unknown host');
     assert.equal(await readFile(vmFile(projDir, 'web', 'knownHosts'), 'utf8'), pinned, 'the pin was not overwritten');
   });
 
-  test('each stage has its own limit: the VM\'s login timeout from the file fails a refused key at the login stage; a flag overrides the file', { timeout: 30_000 }, async () => {
-    const stages: string[] = [];
-    const guest = createSshGuest({ stateRoot: root, onOutput: (_vm, line) => stages.push(line) });
-    const vm = { ...vmWith(steps, sshd.wrongKey), timeouts: { start: null, ssh: 600, login: 2, cloudInit: null } };
-    await assert.rejects(guest.waitReady(withVm(vm), vm), rejectsWith('SshLoginFailed', /SSH banner seen on .* but login refused for user/));
-    assert.ok(stages.some((s) => s.startsWith('logging in as')), 'the login stage was shown');
-    const flagged = createSshGuest({ stateRoot: root, timeouts: { login: 1500 } });
-    const slow = { ...vm, timeouts: { ...vm.timeouts, login: 600 } };
-    await assert.rejects(flagged.waitReady(withVm(slow), slow), rejectsWith('SshLoginFailed'));
-  });
+  test(
+    "each stage has its own limit: the VM's login timeout from the file fails a refused key at the login stage; a flag overrides the file",
+    { timeout: 30_000 },
+    async () => {
+      const stages: string[] = [];
+      const guest = createSshGuest({ stateRoot: root, onOutput: (_vm, line) => stages.push(line) });
+      const vm = { ...vmWith(steps, sshd.wrongKey), timeouts: { start: null, ssh: 600, login: 2, cloudInit: null } };
+      await assert.rejects(
+        guest.waitReady(withVm(vm), vm),
+        rejectsWith('SshLoginFailed', /SSH banner seen on .* but login refused for user/),
+      );
+      assert.ok(
+        stages.some((s) => s.startsWith('logging in as')),
+        'the login stage was shown',
+      );
+      const flagged = createSshGuest({ stateRoot: root, timeouts: { login: 1500 } });
+      const slow = { ...vm, timeouts: { ...vm.timeouts, login: 600 } };
+      await assert.rejects(flagged.waitReady(withVm(slow), slow), rejectsWith('SshLoginFailed'));
+    },
+  );
 
   test('a recreated disk (new instance-id) re-pins the new key without complaint', async () => {
     await writeFile(vmFile(projDir, 'web', 'instanceId'), 'iid-3\n');
@@ -244,7 +278,10 @@ describe('guest access commands', () => {
     await rm(out, { force: true });
   });
 
-  const realGuest = (): GlobalOptions => ({ ...g, guest: createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } }) });
+  const realGuest = (): GlobalOptions => ({
+    ...g,
+    guest: createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } }),
+  });
   const runSsh = async (argv: string[]): Promise<{ code: number; stdout: string }> => {
     const r = await execa('ssh', ['-o', 'BatchMode=yes', ...argv], { reject: false, stdin: 'ignore' });
     return { code: r.exitCode ?? -1, stdout: r.stdout };
@@ -252,11 +289,18 @@ describe('guest access commands', () => {
 
   test('tend ssh before any pin: system ssh with the resolved user and key runs the command', async () => {
     let got = { code: -1, stdout: '' };
-    const r = await sshCommand({ ...g, argv: ['sh', '-c', 'echo "answer $((6*7))"'], run: async (argv) => (got = await runSsh(argv)).code });
+    const r = await sshCommand({
+      ...g,
+      argv: ['sh', '-c', 'echo "answer $((6*7))"'],
+      run: async (argv) => (got = await runSsh(argv)).code,
+    });
     assert.equal(r.vm, 'web', 'the only VM is inferred');
     assert.equal(r.code, 0);
     assert.equal(got.stdout, 'answer 42');
-    assert.ok(r.argv.includes(`${sshd.user}@127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'), r.argv.join(' '));
+    assert.ok(
+      r.argv.includes(`${sshd.user}@127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'),
+      r.argv.join(' '),
+    );
   });
 
   test('tend ssh -- CMD in a one-VM project: the first word is the command; a typo of the VM name is an error', async () => {
@@ -283,7 +327,10 @@ describe('guest access commands', () => {
     assert.equal(got.stdout, 'pinned ok');
     assert.ok(ok.argv.includes('StrictHostKeyChecking=yes'));
     const pin = await readFile(vmFile(pd, 'web', 'knownHosts'), 'utf8');
-    await writeFile(vmFile(pd, 'web', 'knownHosts'), pin.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeW0K1cbQ0BfQ3hSUSm6ZqKx1CT5kT1Ep1r5tqdL8Xy'));
+    await writeFile(
+      vmFile(pd, 'web', 'knownHosts'),
+      pin.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeW0K1cbQ0BfQ3hSUSm6ZqKx1CT5kT1Ep1r5tqdL8Xy'),
+    );
     const bad = await sshCommand({ ...g, name: 'web', argv: ['true'], run: async (argv) => (await runSsh(argv)).code });
     assert.equal(bad.code, 255, 'ssh refuses a host whose key does not match the pin');
     await writeFile(vmFile(pd, 'web', 'knownHosts'), pin);
@@ -295,16 +342,22 @@ describe('guest access commands', () => {
     assert.equal(g.mem.vms.get('web')?.power, 'stopped');
   });
 
-  test('tend logs --provision shows provision.log (-n keeps the last lines); the default shows the VM\'s events', async () => {
+  test("tend logs --provision shows provision.log (-n keeps the last lines); the default shows the VM's events", async () => {
     const all: string[] = [];
     await logsCommand({ ...g, source: 'provision', write: (l) => all.push(l) });
-    assert.ok(all.some((l) => l.endsWith('[stdout] provisioning-says-hi')), all.join('\n'));
+    assert.ok(
+      all.some((l) => l.endsWith('[stdout] provisioning-says-hi')),
+      all.join('\n'),
+    );
     const last: string[] = [];
     await logsCommand({ ...g, source: 'provision', lines: 1, write: (l) => last.push(l) });
     assert.deepEqual(last, all.slice(-1));
     const ev: string[] = [];
     await logsCommand({ ...g, write: (l) => ev.push(l) });
-    assert.ok(ev.some((l) => /VmProvisioned/.test(l)), ev.join('\n'));
+    assert.ok(
+      ev.some((l) => /VmProvisioned/.test(l)),
+      ev.join('\n'),
+    );
     await assert.rejects(logsCommand({ ...g, source: 'console', write: () => {} }), rejectsWith('NoLog', /no console log yet/));
   });
 
@@ -325,7 +378,14 @@ describe('guest access commands', () => {
   test('-f means --follow after logs and events, and --file everywhere else', () => {
     const n = ['node', 'tend'];
     assert.deepEqual(rewriteFollowFlag([...n, 'logs', 'web', '-f']), [...n, 'logs', 'web', '--follow']);
-    assert.deepEqual(rewriteFollowFlag([...n, '-f', 'VMFile.kdl', 'events', '-f', '--json']), [...n, '-f', 'VMFile.kdl', 'events', '--follow', '--json']);
+    assert.deepEqual(rewriteFollowFlag([...n, '-f', 'VMFile.kdl', 'events', '-f', '--json']), [
+      ...n,
+      '-f',
+      'VMFile.kdl',
+      'events',
+      '--follow',
+      '--json',
+    ]);
     assert.deepEqual(rewriteFollowFlag([...n, 'up', '-f', 'tend.yaml']), [...n, 'up', '-f', 'tend.yaml']);
     assert.deepEqual(rewriteFollowFlag([...n, 'exec', 'web', '--', 'tail', '-f', 'x']), [...n, 'exec', 'web', '--', 'tail', '-f', 'x']);
   });
@@ -337,7 +397,13 @@ describe('guest access commands', () => {
     await new Promise((r) => setTimeout(r, 200));
     const before = seen.length;
     assert.ok(before > 0, 'backlog shown');
-    await appendEvent(pd, { time: new Date().toISOString(), type: 'Warning', reason: 'ProvisionStepFailed', vm: 'web', message: 'step 1 failed' });
+    await appendEvent(pd, {
+      time: new Date().toISOString(),
+      type: 'Warning',
+      reason: 'ProvisionStepFailed',
+      vm: 'web',
+      message: 'step 1 failed',
+    });
     await appendEvent(pd, { time: new Date().toISOString(), type: 'Normal', reason: 'VmStarted', vm: 'other', message: 'not ours' });
     await new Promise((r) => setTimeout(r, 300));
     ctl.abort();
@@ -380,6 +446,9 @@ describe('guest access commands', () => {
 
   test('tend console on a VM without a console socket says it is not running', async () => {
     await rm(socketPath(pd, 'web', 'serial'), { force: true });
-    await assert.rejects(consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }), rejectsWith('ConsoleUnavailable', /is the VM running/));
+    await assert.rejects(
+      consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }),
+      rejectsWith('ConsoleUnavailable', /is the VM running/),
+    );
   });
 });

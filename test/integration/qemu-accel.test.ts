@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseAccel, clearAccelCache, probeAccel } from '../../src/qemu/accel.js';
 import { doctor } from '../../src/qemu/doctor.js';
-import { BackendError } from '../../src/errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 const kvmWorks = process.env.TEND_TEST_KVM_WORKS === '1';
 const fake = fileURLToPath(new URL('../fake-qemu/qemu-system-x86_64', import.meta.url));
@@ -39,7 +39,10 @@ test('accel kvm requested where KVM does not work is an error that says why', as
     assert.equal((await chooseAccel('kvm')).accel, 'kvm');
     return;
   }
-  await assert.rejects(chooseAccel('kvm'), (e: unknown) => e instanceof BackendError && e.reason === 'KvmUnavailable' && /KVM: /.test(e.message));
+  await assert.rejects(
+    chooseAccel('kvm'),
+    (e: unknown) => e instanceof BackendError && e.reason === 'KvmUnavailable' && /KVM: /.test(e.message),
+  );
 });
 
 test('the TCG probe really runs the test guest', async () => {

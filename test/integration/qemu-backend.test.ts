@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
-import type { Backend } from '../../controllers/types.js';
-import { BackendError } from '../../src/errors.js';
+import type { Backend } from '../../schemas/ports.js';
+import { BackendError } from '../../schemas/errors.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
 import { pidAlive } from '../../src/qemu/liveness.js';
 import { watchVmEvents } from '../../src/qemu/events.js';
@@ -63,7 +63,11 @@ function setup(mode = '', draft: Partial<VmDraft> = {}, backendOpts: { termGrace
 
 async function fakeRuns(log: string): Promise<{ pid: number; argv: string[] }[]> {
   const text = await readFile(log, 'utf8').catch(() => '');
-  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { pid: number; argv: string[] });
+  return text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { pid: number; argv: string[] });
 }
 
 async function up(s: Setup): Promise<number> {
@@ -88,11 +92,14 @@ test('prepare is idempotent: same instance-id, same disk (inode), volumes and ap
   const id1 = await readFile(vmFile(s.projDir, 'web', 'instanceId'), 'utf8');
   const ino1 = (await stat(disk)).ino;
   const key1 = await readFile(vmFile(s.projDir, 'web', 'privateKey'), 'utf8');
-  assert.equal(((await stat(vmFile(s.projDir, 'web', 'privateKey'))).mode & 0o777), 0o600);
-  assert.equal(((await stat(join(s.projDir, 'vms', 'web'))).mode & 0o777), 0o700);
+  assert.equal((await stat(vmFile(s.projDir, 'web', 'privateKey'))).mode & 0o777, 0o600);
+  assert.equal((await stat(join(s.projDir, 'vms', 'web'))).mode & 0o777, 0o700);
   assert.ok((await stat(vmFile(s.projDir, 'web', 'seed'))).size > 0);
   assert.ok((await stat(volumePath(s.projDir, 'data'))).isFile());
-  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', disk], { encoding: 'utf8' })) as { 'virtual-size': number; 'backing-filename': string };
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', disk], { encoding: 'utf8' })) as {
+    'virtual-size': number;
+    'backing-filename': string;
+  };
   assert.equal(info['virtual-size'], 2 * 1024 ** 3, 'overlay grown to the declared disk size');
   assert.equal(info['backing-filename'], base);
 
@@ -132,7 +139,10 @@ test('start → observe running; start again returns the same process; stop powe
 
   const runs = await fakeRuns(s.log);
   assert.equal(runs.length, 1);
-  assert.ok(runs[0].argv.some((a) => a.includes(vmFile(s.projDir, 'web', 'disk'))), 'QEMU got the VM disk');
+  assert.ok(
+    runs[0].argv.some((a) => a.includes(vmFile(s.projDir, 'web', 'disk'))),
+    'QEMU got the VM disk',
+  );
   assert.ok(runs[0].argv.join(' ').includes(`hostfwd=tcp:127.0.0.1:${r.sshPort}-:22`));
 
   const obs = (await s.backend.observe(s.project)).vms.web;
@@ -199,7 +209,7 @@ test('a crashed QEMU is observed stopped, and the event connection reports it at
   assert.equal(obs.exists, true);
 });
 
-test('fail-start: BackendError carrying QEMU\'s own stderr, and no process left behind', async () => {
+test("fail-start: BackendError carrying QEMU's own stderr, and no process left behind", async () => {
   const s = setup('fail-start');
   await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
   await assert.rejects(s.backend.start(s.project, s.vm), (e: unknown) => {
@@ -222,10 +232,13 @@ test('a QEMU that never answers QMP: start times out and kills it', async () => 
   await until(async () => !pidAlive(runs[0].pid));
 });
 
-test('the VM\'s own start timeout from the file bounds QEMU\'s start; a flag value overrides it', async () => {
+test("the VM's own start timeout from the file bounds QEMU's start; a flag value overrides it", async () => {
   const s = setup('hang', { timeouts: { start: 1.5 } });
   await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
-  await assert.rejects(s.backend.start(s.project, s.vm), (e: unknown) => e instanceof BackendError && e.reason === 'QemuStartTimeout' && /within 1\.5 s/.test(e.message));
+  await assert.rejects(
+    s.backend.start(s.project, s.vm),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QemuStartTimeout' && /within 1\.5 s/.test(e.message),
+  );
   const f = setup('hang', { timeouts: { start: 60 } }, { timeouts: { start: 1000 } });
   await f.backend.prepare(f.project, f.vm, { recreateDisk: false });
   await assert.rejects(f.backend.start(f.project, f.vm), (e: unknown) => e instanceof BackendError && /within 1 s/.test(e.message));
@@ -326,7 +339,10 @@ test('observing a converged project of three running VMs takes well under 100 ms
   const t0 = performance.now();
   const obs = await s.backend.observe(project);
   const took = performance.now() - t0;
-  assert.deepEqual(Object.values(obs.vms).map((v) => v.power), ['running', 'running', 'running']);
+  assert.deepEqual(
+    Object.values(obs.vms).map((v) => v.power),
+    ['running', 'running', 'running'],
+  );
   assert.ok(took < 100, `observe took ${took.toFixed(1)} ms`);
   for (const n of names) await s.backend.stop(project, n, { timeout: 5 });
 });

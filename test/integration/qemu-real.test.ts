@@ -35,8 +35,13 @@ for (const firmware of ['bios', 'uefi'] as const) {
   test(`real QEMU (${firmware}): start, observe running, suspend/resume, stop`, async () => {
     const stateRoot = join(root, `state-${firmware}`);
     const vm = applyDefaults({
-      name: `real-${firmware}`, image: { kind: 'path', ref: base }, accel: 'tcg', memory: 256, firmware,
-      ports: [{ guestPort: 80 }], volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: true }],
+      name: `real-${firmware}`,
+      image: { kind: 'path', ref: base },
+      accel: 'tcg',
+      memory: 256,
+      firmware,
+      ports: [{ guestPort: 80 }],
+      volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: true }],
     } as VmDraft);
     const project: Project = { name: 'real', dir: join(root, firmware), files: [], vms: [vm], volumes: { data: { size: 1 } } };
     const backend = createQemuBackend({ stateRoot, termGraceMs: 5000 });
@@ -56,7 +61,10 @@ for (const firmware of ['bios', 'uefi'] as const) {
     assert.equal((await backend.observe(project)).vms[vm.name].power, 'paused');
     await backend.resume(project, vm.name);
     assert.equal((await backend.observe(project)).vms[vm.name].power, 'running');
-    assert.deepEqual(events.filter((e) => e === 'STOP' || e === 'RESUME'), ['STOP', 'RESUME']);
+    assert.deepEqual(
+      events.filter((e) => e === 'STOP' || e === 'RESUME'),
+      ['STOP', 'RESUME'],
+    );
     // no guest OS to honour ACPI: the grace period runs out and SIGTERM ends it
     await backend.stop(project, vm.name, { timeout: 0.5 });
     await gone(r.pid);

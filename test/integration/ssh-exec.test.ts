@@ -86,7 +86,10 @@ describe('sshExec', () => {
   });
 
   test('a command killed by a signal has no exit status: that is a failure, not code 0', async () => {
-    await assert.rejects(sshExec({ ...target(), command: 'kill -9 $$', timeoutMs: 20_000 }), rejectsWith('SshSessionLost', /killed by signal (SIG)?KILL/));
+    await assert.rejects(
+      sshExec({ ...target(), command: 'kill -9 $$', timeoutMs: 20_000 }),
+      rejectsWith('SshSessionLost', /killed by signal (SIG)?KILL/),
+    );
   });
 
   test('a key the server does not accept fails with a clear login error naming user and key', async () => {
@@ -102,7 +105,10 @@ describe('sshExec', () => {
 
   test('nothing listening: connection failure, not a hang', async () => {
     const closed = await freePort();
-    await assert.rejects(sshExec({ ...target(), port: closed, command: 'true', timeoutMs: 10_000 }), rejectsWith('SshConnectFailed', /ECONNREFUSED/));
+    await assert.rejects(
+      sshExec({ ...target(), port: closed, command: 'true', timeoutMs: 10_000 }),
+      rejectsWith('SshConnectFailed', /ECONNREFUSED/),
+    );
   });
 
   test('timeoutMs bounds a command that never ends', async () => {
@@ -139,7 +145,10 @@ describe('waitForSsh', () => {
   test('banner seen but key refused: SshLoginFailed says what to check', async () => {
     await assert.rejects(
       waitForSsh({ ...target(), privateKey: wrongKey, timeoutMs: 3000, cloudInit: false, retryDelayMs: 500 }),
-      rejectsWith('SshLoginFailed', /SSH banner seen on 127\.0\.0\.1:\d+ but login refused for user .* does the image's cloud-init create that user/),
+      rejectsWith(
+        'SshLoginFailed',
+        /SSH banner seen on 127\.0\.0\.1:\d+ but login refused for user .* does the image's cloud-init create that user/,
+      ),
     );
   });
 

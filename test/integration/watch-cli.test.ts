@@ -59,7 +59,11 @@ test('tend watch: JSON events when not a terminal, one watch per project, SIGTER
   const p = project({ 'tend.yaml': '' });
   const base = join(p.cwd, 'base.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '1G']);
-  execFileSync('sh', ['-c', `cat > tend.yaml <<'Y'
+  execFileSync(
+    'sh',
+    [
+      '-c',
+      `cat > tend.yaml <<'Y'
 name: demo
 services:
   web:
@@ -67,15 +71,19 @@ services:
     accel: tcg
     vm: { vcpu: 1, memory_mb: 256 }
     provision: [{ shell: "echo hi" }]
-Y`], { cwd: p.cwd });
+Y`,
+    ],
+    { cwd: p.cwd },
+  );
   const w = watch(p);
-  const reasons = (): string[] => w.lines.flatMap((l) => {
-    try {
-      return [(JSON.parse(l) as { reason: string }).reason];
-    } catch {
-      return [];
-    }
-  });
+  const reasons = (): string[] =>
+    w.lines.flatMap((l) => {
+      try {
+        return [(JSON.parse(l) as { reason: string }).reason];
+      } catch {
+        return [];
+      }
+    });
   try {
     await until(() => reasons().includes('VmStarted'), `VmStarted (stdout: ${w.lines.join('\n')} stderr: ${w.stderr.join('')})`);
     const projDir = projectDir(p.stateDir, 'demo', p.cwd);
@@ -94,7 +102,11 @@ Y`], { cwd: p.cwd });
     assert.equal(code, 0, w.stderr.join(''));
     assert.ok(took < 2000, `watch took ${took} ms to end`);
     assert.ok(pidAlive(pid), 'the VM is left running');
-    assert.deepEqual(readdirSync(projDir).filter((f) => /lock|\.tmp/.test(f)), [], 'no lock or temp file left');
+    assert.deepEqual(
+      readdirSync(projDir).filter((f) => /lock|\.tmp/.test(f)),
+      [],
+      'no lock or temp file left',
+    );
     assert.ok(reasons().includes('WatchStopped'));
   } finally {
     if (w.child.exitCode === null) w.child.kill('SIGKILL');

@@ -22,17 +22,29 @@ test('install writes a user unit that runs tend watch for the project and leaves
   assert.match(r.unit, /^tend-demo-[0-9a-f]{8}\.service$/);
   assert.equal(r.path, join(s.config, 'systemd', 'user', r.unit));
   const text = readFileSync(r.path, 'utf8');
-  assert.match(text, new RegExp(`^ExecStart=/usr/bin/node /opt/tend/main.js --json --state-dir "${join(s.cwd, 'state')}" -f "${join(s.cwd, 'tend.yaml')}" watch$`, 'm'));
+  assert.match(
+    text,
+    new RegExp(
+      `^ExecStart=/usr/bin/node /opt/tend/main.js --json --state-dir "${join(s.cwd, 'state')}" -f "${join(s.cwd, 'tend.yaml')}" watch$`,
+      'm',
+    ),
+  );
   assert.match(text, /^WorkingDirectory="/m);
   assert.match(text, /^KillMode=process$/m);
   assert.match(text, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   assert.match(text, /^WantedBy=default.target$/m);
-  assert.deepEqual(s.ran, [['systemctl', '--user', 'daemon-reload'], ['systemctl', '--user', 'enable', '--now', r.unit]]);
+  assert.deepEqual(s.ran, [
+    ['systemctl', '--user', 'daemon-reload'],
+    ['systemctl', '--user', 'enable', '--now', r.unit],
+  ]);
   assert.match(renderInstall(r, 'install'), /enabled it/);
 
   const u = await uninstallCommand({ cwd: s.cwd, env: s.env, run: s.run });
   assert.equal(existsSync(r.path), false);
-  assert.deepEqual(s.ran.slice(2), [['systemctl', '--user', 'disable', '--now', r.unit], ['systemctl', '--user', 'daemon-reload']]);
+  assert.deepEqual(s.ran.slice(2), [
+    ['systemctl', '--user', 'disable', '--now', r.unit],
+    ['systemctl', '--user', 'daemon-reload'],
+  ]);
   assert.match(renderInstall(u, 'uninstall'), /removed/);
 });
 
@@ -53,5 +65,16 @@ test('systemd words: spaces quoted, % and $ escaped', () => {
   assert.equal(systemdWord('/my dir/x'), '"/my dir/x"');
   assert.equal(systemdWord('100%'), '100%%');
   assert.equal(systemdWord('$HOME'), '"$$HOME"');
-  assert.match(unitText({ scope: 'user', projectName: 'p', projectDir: '/p', files: ['/p/tend.yaml'], stateDir: '/s', tend: ['tend'], watchArgs: ['--prune'] }), /watch --prune$/m);
+  assert.match(
+    unitText({
+      scope: 'user',
+      projectName: 'p',
+      projectDir: '/p',
+      files: ['/p/tend.yaml'],
+      stateDir: '/s',
+      tend: ['tend'],
+      watchArgs: ['--prune'],
+    }),
+    /watch --prune$/m,
+  );
 });

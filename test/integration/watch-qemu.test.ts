@@ -10,10 +10,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Guest, TendEvent } from '../../controllers/types.js';
+import type { Guest, TendEvent } from '../../schemas/ports.js';
 import type { PassReport } from '../../controllers/watch-loop.js';
 import { watchCommand, type WatchCommandOptions } from '../../src/cli/commands/watch.js';
-import { LockError } from '../../src/errors.js';
+import { LockError } from '../../schemas/errors.js';
 import { pidAlive } from '../../src/qemu/liveness.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 
@@ -97,7 +97,13 @@ async function startWatch(text: string, o: Partial<WatchCommandOptions> & { mode
   const file = join(dir, 'tend.yaml');
   writeFileSync(file, text);
   const fakeLog = join(root, `fake${n}.log`);
-  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, FAKE_QEMU_LOG: fakeLog, FAKE_QEMU_MODE: o.mode ?? '', TEND_STATE_DIR: stateDir };
+  const env = {
+    ...process.env,
+    PATH: `${fakeDir}:${process.env.PATH ?? ''}`,
+    FAKE_QEMU_LOG: fakeLog,
+    FAKE_QEMU_MODE: o.mode ?? '',
+    TEND_STATE_DIR: stateDir,
+  };
   const events: TendEvent[] = [];
   const passes: PassReport[] = [];
   const ac = new AbortController();
@@ -129,9 +135,18 @@ async function startWatch(text: string, o: Partial<WatchCommandOptions> & { mode
     return text.split('\n').filter((l) => l && !l.includes('isa-debug-exit') && l.includes(`/vms/${vm}/`)).length;
   };
   const r: Running = {
-    dir, stateDir, projDir, file, events, passes, ac, done, fakeLog,
+    dir,
+    stateDir,
+    projDir,
+    file,
+    events,
+    passes,
+    ac,
+    done,
+    fakeLog,
     reasons: (vm) => events.filter((e) => vm === undefined || e.vm === vm).map((e) => e.reason),
-    pid, starts,
+    pid,
+    starts,
   };
   await until(() => ready || passes.length > 0, 'watch ready');
   await until(() => passes.length >= 1, 'the first converge');
@@ -171,7 +186,11 @@ test('an edit reconciles only the affected VM; an atomic save is seen once', asy
   assert.deepEqual(r.passes[1].names, ['web']);
   assert.equal(r.starts('db'), dbStarts, 'db is not touched');
   assert.equal(r.pid('db'), dbPid);
-  const lastWeb = readFileSync(r.fakeLog, 'utf8').trim().split('\n').filter((l) => l.includes('/vms/web/')).pop()!;
+  const lastWeb = readFileSync(r.fakeLog, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l.includes('/vms/web/'))
+    .pop()!;
   assert.ok((JSON.parse(lastWeb) as { argv: string[] }).argv.includes('512'), 'started with -m 512');
   // the save was one change: one FilesChanged, one pass (give late duplicates time to show)
   await new Promise((res) => setTimeout(res, 500));
@@ -240,7 +259,13 @@ test('a second watch on the same project fails at once naming the holder', async
   const r = await startWatch(yaml());
   const t0 = Date.now();
   await assert.rejects(
-    watchCommand({ cwd: r.dir, stateDir: r.stateDir, env: { ...process.env, TEND_STATE_DIR: r.stateDir }, signal: new AbortController().signal, guest: noGuest }),
+    watchCommand({
+      cwd: r.dir,
+      stateDir: r.stateDir,
+      env: { ...process.env, TEND_STATE_DIR: r.stateDir },
+      signal: new AbortController().signal,
+      guest: noGuest,
+    }),
     (e: unknown) => e instanceof LockError && new RegExp(`already watched by pid ${process.pid} \\(tend watch\\)`).test(e.message),
   );
   assert.ok(Date.now() - t0 < 5000);
@@ -350,7 +375,10 @@ test('a VM started by a one-shot command between passes is crash-watched at once
   await new Promise((res) => setTimeout(res, 500));
   process.kill(started, 'SIGKILL');
   await until(() => r.pid('web') !== null && r.pid('web') !== started, 'web restarted by watch');
-  assert.ok(r.reasons('web').some((x) => x === 'VmExited' || x === 'BackOff'), `the kill was seen as an exit: ${r.reasons('web').join(', ')}`);
+  assert.ok(
+    r.reasons('web').some((x) => x === 'VmExited' || x === 'BackOff'),
+    `the kill was seen as an exit: ${r.reasons('web').join(', ')}`,
+  );
   await until(() => r.passes.some((p, i) => i >= passes && p.triggers.includes('exit')), 'the restart pass, triggered by the exit');
   pidsToKill.add(r.pid('web')!);
   await stop(r);

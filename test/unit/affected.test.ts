@@ -25,7 +25,16 @@ test('added VMs are affected, removed ones are reported as removed', () => {
 test('watched paths: project files plus every referenced file', () => {
   const web = spec('web', {
     image: { kind: 'path', ref: '/p/x.qcow2', format: null, checksum: null, os: null },
-    cloudInit: { hostname: null, user: null, sshAuthorizedKeys: [], userData: '/p/user-data', packages: [], writeFiles: [], runcmd: [], bootcmd: [] },
+    cloudInit: {
+      hostname: null,
+      user: null,
+      sshAuthorizedKeys: [],
+      userData: '/p/user-data',
+      packages: [],
+      writeFiles: [],
+      runcmd: [],
+      bootcmd: [],
+    },
     provision: [{ kind: 'file', source: '/p/app.tgz', destination: '/srv/app.tgz' }],
   });
   assert.deepEqual(referencedPaths(web).sort(), ['/p/app.tgz', '/p/user-data', '/p/x.qcow2']);

@@ -10,10 +10,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadKdl } from '../../src/load/kdl.js';
-import { formatDiagnostic } from '../../src/load/diagnostic.js';
+import { formatDiagnostic } from '../../schemas/diagnostic.js';
 
 const dir = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/bad/kdl');
-const files = readdirSync(dir).filter((f) => f.endsWith('.kdl')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.kdl'))
+  .sort();
 const EXPECT_RE = /^\/\/ expect (\d+):(\d+) (.+)$/;
 
 test('the corpus has at least 35 bad files, each with an expectation on its first line', () => {
@@ -38,7 +40,11 @@ for (const f of files) {
       assert.equal(d.file, file);
       assert.equal(d.severity, 'error');
       assert.ok(d.line >= 1 && d.column >= 1, `${f}: position ${d.line}:${d.column}`);
-      assert.doesNotMatch(`${d.message}\n${d.hint ?? ''}`, /\n\s+at |Exception|undefined|NaN|\[object/, `${f}: internal detail leaked: ${formatDiagnostic(d)}`);
+      assert.doesNotMatch(
+        `${d.message}\n${d.hint ?? ''}`,
+        /\n\s+at |Exception|undefined|NaN|\[object/,
+        `${f}: internal detail leaked: ${formatDiagnostic(d)}`,
+      );
     }
   });
 }

@@ -9,10 +9,12 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadCompose } from '../../src/load/compose.js';
-import { formatDiagnostic } from '../../src/load/diagnostic.js';
+import { formatDiagnostic } from '../../schemas/diagnostic.js';
 
 const dir = resolve(import.meta.dirname, '../fixtures/bad/yaml');
-const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+  .sort();
 const env = { HOME: mkdtempSync(join(tmpdir(), 'tend-bad-yaml-home-')) };
 
 test('the bad-file corpus has at least 35 files', () => {

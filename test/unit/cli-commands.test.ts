@@ -20,7 +20,7 @@ import { validateCommand } from '../../src/cli/commands/validate.js';
 import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
 import { withProjectLock } from '../../src/state/lock.js';
 import { readEvents } from '../../src/state/events.js';
-import { LockError, UsageError, ValidationError } from '../../src/errors.js';
+import { LockError, UsageError, ValidationError } from '../../schemas/errors.js';
 
 const YAML = `name: demo
 services:
@@ -49,7 +49,10 @@ test('converge creates every VM, reports them Ready, and records events in event
   for (const s of Object.values(r.vms)) assert.equal(s.state, 'Ready');
   assert.ok(g.mem.seqOf('start', 'db') < g.mem.seqOf('start', 'web'), 'db (a dependency) starts before web');
   const events = await readEvents((await loadContext(g)).projDir);
-  assert.ok(events.some((e) => e.reason === 'VmReady' && e.vm === 'web'), `events: ${events.map((e) => e.reason).join(',')}`);
+  assert.ok(
+    events.some((e) => e.reason === 'VmReady' && e.vm === 'web'),
+    `events: ${events.map((e) => e.reason).join(',')}`,
+  );
   const again = await convergeCommand(g);
   assert.equal(again.ok, true);
   assert.equal(g.mem.calls((c) => c.method === 'start').length, 2, 'a second converge starts nothing');
@@ -78,10 +81,22 @@ test('stop keeps a VM stopped until start or up clears the intent', async () => 
 test('ps shows every VM with the documented columns; READY follows the last converge', async () => {
   const g = setup();
   const before = await psCommand(g);
-  assert.deepEqual(before.vms.map((v) => [v.name, v.state, v.ready]), [['web', 'not-created', false], ['db', 'not-created', false]]);
+  assert.deepEqual(
+    before.vms.map((v) => [v.name, v.state, v.ready]),
+    [
+      ['web', 'not-created', false],
+      ['db', 'not-created', false],
+    ],
+  );
   await convergeCommand(g);
   const after = await psCommand(g);
-  assert.deepEqual(after.vms.map((v) => [v.name, v.state, v.ready]), [['web', 'running', true], ['db', 'running', true]]);
+  assert.deepEqual(
+    after.vms.map((v) => [v.name, v.state, v.ready]),
+    [
+      ['web', 'running', true],
+      ['db', 'running', true],
+    ],
+  );
   const text = renderPs(after, Date.parse('2026-01-01T10:05:00Z'));
   assert.match(text.split('\n')[0], /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS$/);
   assert.match(text, /\ndb\s+running\s+yes\s+\S+\s+2\s+1G\s/);
@@ -111,7 +126,10 @@ test('a mutating command refuses to run while another tend holds the project loc
 
 test('unknown VM names and invalid files are refused before any backend call', async () => {
   const g = setup();
-  await assert.rejects(convergeCommand({ ...g, names: ['wbe'] }), (e: unknown) => e instanceof UsageError && /did you mean "web"/.test(e.message));
+  await assert.rejects(
+    convergeCommand({ ...g, names: ['wbe'] }),
+    (e: unknown) => e instanceof UsageError && /did you mean "web"/.test(e.message),
+  );
   await assert.rejects(stopCommand({ ...g, name: 'nosuch' }), UsageError);
   assert.deepEqual(g.mem.mutatingCalls(), []);
   const bad = setup('name: demo\nservices:\n  web:\n    image: debian:12\n    vm: { memory_mb: 2G }\n');

@@ -2,12 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { formatDuration, formatMemory, parseDuration, table } from '../../src/cli/output.js';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../schemas/errors.js';
 import { shellQuote } from '../../src/cli/commands/exec.js';
 import { createLogger, formatHumanLine } from '../../src/log.js';
 
 test('table aligns columns under their headers', () => {
-  const t = table(['VM', 'ACTION', 'NOTES'], [['web', 'create', '-'], ['database', 'none', 'ok']]).split('\n');
+  const t = table(
+    ['VM', 'ACTION', 'NOTES'],
+    [
+      ['web', 'create', '-'],
+      ['database', 'none', 'ok'],
+    ],
+  ).split('\n');
   assert.equal(t[0], 'VM         ACTION   NOTES');
   assert.equal(t[1], 'web        create   -');
   assert.equal(t[2], 'database   none     ok');

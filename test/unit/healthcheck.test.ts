@@ -1,7 +1,7 @@
 /** Compose healthcheck semantics (interval, retries, start_period, timeout) on a manual clock. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BackendError, TendError } from '../../src/errors.js';
+import { BackendError, TendError } from '../../schemas/errors.js';
 import { healthcheckCommand, waitHealthy, type HealthAttempt, type ProbeResult } from '../../src/ssh/healthcheck.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -48,7 +48,10 @@ describe('waitHealthy', () => {
     const { probe, calls } = scripted(clock, [ok]);
     const r = await drive(waitHealthy(hc(), probe, { clock }), clock);
     assert.equal(r.attempts, 1);
-    assert.deepEqual(calls.map((c) => c.at), [0]);
+    assert.deepEqual(
+      calls.map((c) => c.at),
+      [0],
+    );
     assert.equal(calls[0].command, "sh -c 'curl -f http://localhost/ || exit 1'");
     assert.equal(calls[0].timeoutMs, 2000);
   });
@@ -59,8 +62,18 @@ describe('waitHealthy', () => {
     const seen: HealthAttempt[] = [];
     const r = await drive(waitHealthy(hc({ retries: 3 }), probe, { clock, onAttempt: (a) => seen.push(a) }), clock);
     assert.equal(r.attempts, 3);
-    assert.deepEqual(calls.map((c) => c.at), [0, 5, 10]);
-    assert.deepEqual(seen.map((a) => [a.ok, a.failures]), [[false, 1], [false, 2], [true, 2]]);
+    assert.deepEqual(
+      calls.map((c) => c.at),
+      [0, 5, 10],
+    );
+    assert.deepEqual(
+      seen.map((a) => [a.ok, a.failures]),
+      [
+        [false, 1],
+        [false, 2],
+        [true, 2],
+      ],
+    );
   });
 
   test('`retries` consecutive failures: HealthcheckFailed names the test, the exit status and the last output', async () => {
@@ -84,8 +97,14 @@ describe('waitHealthy', () => {
       drive(waitHealthy(hc({ startPeriod: 20, interval: 5, retries: 2 }), probe, { clock, onAttempt: (a) => seen.push(a) }), clock),
       /failed 2 times in a row/,
     );
-    assert.deepEqual(calls.map((c) => c.at), [0, 5, 10, 15, 20, 25]);
-    assert.deepEqual(seen.map((a) => a.counted), [false, false, false, false, true, true]);
+    assert.deepEqual(
+      calls.map((c) => c.at),
+      [0, 5, 10, 15, 20, 25],
+    );
+    assert.deepEqual(
+      seen.map((a) => a.counted),
+      [false, false, false, false, true, true],
+    );
   });
 
   test('a success during start_period is healthy at once', async () => {
@@ -98,7 +117,10 @@ describe('waitHealthy', () => {
   test('a run that exceeds `timeout` counts as a failure and is reported as such', async () => {
     const clock = new ManualClock();
     const { probe } = scripted(clock, [{ code: null, output: '' }]);
-    await assert.rejects(drive(waitHealthy(hc({ retries: 1, timeout: 3 }), probe, { clock }), clock), /did not finish within 3 s\); it printed nothing/);
+    await assert.rejects(
+      drive(waitHealthy(hc({ retries: 1, timeout: 3 }), probe, { clock }), clock),
+      /did not finish within 3 s\); it printed nothing/,
+    );
   });
 
   test('an error that is not a verdict (changed host key) stops at once, without retries', async () => {
@@ -108,7 +130,10 @@ describe('waitHealthy', () => {
       n++;
       throw new BackendError('HostKeyChanged', 'host key changed');
     };
-    await assert.rejects(drive(waitHealthy(hc({ retries: 5 }), probe, { clock }), clock), (e: unknown) => e instanceof TendError && e.reason === 'HostKeyChanged');
+    await assert.rejects(
+      drive(waitHealthy(hc({ retries: 5 }), probe, { clock }), clock),
+      (e: unknown) => e instanceof TendError && e.reason === 'HostKeyChanged',
+    );
     assert.equal(n, 1);
   });
 

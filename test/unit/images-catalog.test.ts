@@ -22,14 +22,20 @@ test('catalog names and aliases resolve to one entry each', () => {
 
 test('every entry is an https official URL and can be verified (pinned digest or checksum file)', () => {
   for (const e of CATALOG) {
-    assert.match(e.url, /^https:\/\/(cloud\.debian\.org|cloud-images\.ubuntu\.com|dl-cdn\.alpinelinux\.org|download\.fedoraproject\.org)\//, e.name);
+    assert.match(
+      e.url,
+      /^https:\/\/(cloud\.debian\.org|cloud-images\.ubuntu\.com|dl-cdn\.alpinelinux\.org|download\.fedoraproject\.org)\//,
+      e.name,
+    );
     assert.ok(e.checksum !== null || (e.checksumUrl !== null && e.checksumUrl.startsWith('https://')), e.name);
   }
   assert.equal(catalogEntry('debian:12')?.buildable, true);
 });
 
-const vm = (image: Partial<ImageSource> & { ref: string }, extra: Parameters<typeof applyDefaults>[0] extends infer D ? Partial<D> : never = {}) =>
-  applyDefaults({ name: 'web', ...extra, image: { kind: 'catalog', ...image } as ImageSource });
+const vm = (
+  image: Partial<ImageSource> & { ref: string },
+  extra: Parameters<typeof applyDefaults>[0] extends infer D ? Partial<D> : never = {},
+) => applyDefaults({ name: 'web', ...extra, image: { kind: 'catalog', ...image } as ImageSource });
 
 test('sshUser: ssh.user, then cloud-init user, then the image convention, then "tend"', () => {
   assert.equal(sshUser(vm({ ref: 'debian:12' }, { ssh: { user: 'admin' }, cloudInit: { user: 'ops' } })), 'admin');

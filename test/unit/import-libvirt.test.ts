@@ -7,7 +7,7 @@ import { importDomainXml, memoryMiB, normaliseName } from '../../src/import/libv
 import { parseXml, XmlError } from '../../src/import/xml.js';
 import { importCommand, renderImport } from '../../src/cli/commands/import.js';
 import { loadProject } from '../../src/load/project.js';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../schemas/errors.js';
 
 function domainXml(image: string): string {
   return `<?xml version="1.0"?>
@@ -70,7 +70,13 @@ test('a libvirt domain maps name, memory, vcpus, machine, cpu, firmware, image, 
   assert.deepEqual(r.service, {
     image: '/var/lib/libvirt/images/web.qcow2',
     image_format: 'qcow2',
-    vm: { memory_mb: 2048, vcpu: 2, machine: 'q35', cpu_model: 'Skylake-Client', extra_args: ['-global', 'kvm-pit.lost_tick_policy=discard'] },
+    vm: {
+      memory_mb: 2048,
+      vcpu: 2,
+      machine: 'q35',
+      cpu_model: 'Skylake-Client',
+      extra_args: ['-global', 'kvm-pit.lost_tick_policy=discard'],
+    },
     firmware: 'uefi-secure',
     devices: [{ pci: '0000:01:00.0', rom_file: '/usr/share/roms/gpu.rom' }],
   });
@@ -101,7 +107,7 @@ test('every unmappable part gets a warning naming it: extra disks, bridged NICs,
   assert.match(r.yaml, /^# {3}devices\/interface\[1\]: bridged NIC on br0/m);
 });
 
-test('the imported tend.yaml loads with tend\'s own loader', async () => {
+test("the imported tend.yaml loads with tend's own loader", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-import-'));
   const image = join(dir, 'web.qcow2');
   writeFileSync(image, '');
@@ -109,7 +115,10 @@ test('the imported tend.yaml loads with tend\'s own loader', async () => {
   const xml = domainXml(image).replace('/usr/share/roms/gpu.rom', join(dir, 'rom.bin'));
   writeFileSync(join(dir, 'tend.yaml'), importDomainXml(xml).yaml);
   const r = await loadProject([join(dir, 'tend.yaml')], { env: process.env, cwd: dir });
-  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error'), []);
+  assert.deepEqual(
+    r.diagnostics.filter((d) => d.severity === 'error'),
+    [],
+  );
   const vm = r.project?.vms[0];
   assert.equal(vm?.name, 'web-server-1');
   assert.equal(vm?.memory, 2048);
@@ -128,7 +137,10 @@ test('memory units and names', () => {
 });
 
 test('the XML reader reports where malformed XML breaks', () => {
-  assert.throws(() => parseXml('<domain>\n<name>x</nam>\n</domain>'), (e: unknown) => e instanceof XmlError && e.line === 2);
+  assert.throws(
+    () => parseXml('<domain>\n<name>x</nam>\n</domain>'),
+    (e: unknown) => e instanceof XmlError && e.line === 2,
+  );
   assert.throws(() => parseXml('<domain>'), /never closed/);
   assert.equal(parseXml('<a x="1 &amp; 2"><![CDATA[<b>]]>&#65;</a>').text, '<b>A');
   assert.throws(() => importDomainXml('<network><name>default</name></network>'), /not a libvirt domain/);
@@ -156,7 +168,10 @@ test('a domain name goes through virsh dumpxml (a fake virsh on PATH)', async ()
   const { mkdirSync, chmodSync } = await import('node:fs');
   mkdirSync(bin);
   writeFileSync(join(dir, 'dom.xml'), domainXml('/img.qcow2'));
-  writeFileSync(join(bin, 'virsh'), `#!/bin/sh\n[ "$1" = dumpxml ] && [ "$2" = web ] && exec cat ${join(dir, 'dom.xml')}\necho "error: failed to get domain '$2'" >&2; exit 1\n`);
+  writeFileSync(
+    join(bin, 'virsh'),
+    `#!/bin/sh\n[ "$1" = dumpxml ] && [ "$2" = web ] && exec cat ${join(dir, 'dom.xml')}\necho "error: failed to get domain '$2'" >&2; exit 1\n`,
+  );
   chmodSync(join(bin, 'virsh'), 0o755);
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
   const r = await importCommand({ cwd: dir, domain: 'web', output: '-', env });

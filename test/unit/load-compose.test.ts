@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { loadCompose } from '../../src/load/compose.js';
-import { formatDiagnostic } from '../../src/load/diagnostic.js';
+import { formatDiagnostic } from '../../schemas/diagnostic.js';
 import { applyDefaults } from '../../schemas/defaults.js';
 import { vmSpecSchema } from '../../schemas/model.js';
 import type { DialectResult, LoadedVm } from '../../src/load/common.js';
@@ -50,7 +50,10 @@ test('examples/minimal/tend.yaml: one Debian VM, no diagnostics', () => {
   const box = vm(r, 'box').draft;
   assert.deepEqual(box.image, { kind: 'catalog', ref: 'debian:12' });
   assert.equal(box.memory, 1024);
-  assert.match(readFileSync(join(root, 'examples/minimal/tend.yaml'), 'utf8').split('\n')[0], /yaml-language-server: \$schema=\.\.\/\.\.\/schemas\/tend\.schema\.json/);
+  assert.match(
+    readFileSync(join(root, 'examples/minimal/tend.yaml'), 'utf8').split('\n')[0],
+    /yaml-language-server: \$schema=\.\.\/\.\.\/schemas\/tend\.schema\.json/,
+  );
   assertCanonical(r);
 });
 
@@ -91,12 +94,18 @@ test('the full fixture: every accepted key maps to the canonical model', () => {
   noErrors(r);
   assert.equal(r.name, 'full');
   assert.deepEqual(r.volumes, { data: { size: 10 }, logs: { size: 10 } });
-  assert.deepEqual(r.vms.map((v) => v.draft.name), ['db', 'web-0', 'web-1', 'web-2', 'lb', 'worker']);
+  assert.deepEqual(
+    r.vms.map((v) => v.draft.name),
+    ['db', 'web-0', 'web-1', 'web-2', 'lb', 'worker'],
+  );
 
   const db = vm(r, 'db').draft;
   assert.deepEqual(db.image, {
-    kind: 'url', ref: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
-    format: 'qcow2', os: 'debian', checksum: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+    kind: 'url',
+    ref: 'https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2',
+    format: 'qcow2',
+    os: 'debian',
+    checksum: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
   });
   assert.equal(db.cpus, 2);
   assert.equal(db.disk, 1024, '1T is 1024 GiB');
@@ -133,9 +142,10 @@ test('the full fixture: every accepted key maps to the canonical model', () => {
   assert.equal(web1.cloudInit?.sshAuthorizedKeys?.length, 2);
   assert.match(web1.cloudInit?.sshAuthorizedKeys?.[0] ?? '', /^ssh-ed25519 \S+ test@fixture$/, 'a .pub path is read');
   assert.deepEqual(web1.cloudInit?.writeFiles?.[1], { path: '/etc/empty', content: '', permissions: null, owner: null });
-  assert.deepEqual(web1.provision?.map((s) => ('inline' in s ? s.inline : 'script' in s ? s.script : s.source)), [
-    ['echo one'], ['echo two', 'echo three'], join(dir, 'setup.sh'), join(dir, 'files/hello.txt'), join(home, 'home-file.txt'),
-  ]);
+  assert.deepEqual(
+    web1.provision?.map((s) => ('inline' in s ? s.inline : 'script' in s ? s.script : s.source)),
+    [['echo one'], ['echo two', 'echo three'], join(dir, 'setup.sh'), join(dir, 'files/hello.txt'), join(home, 'home-file.txt')],
+  );
   assert.deepEqual(web1.healthcheck, { test: ['sh', '-c', 'curl -f http://localhost'] });
 
   const lb = vm(r, 'lb').draft;
@@ -150,7 +160,14 @@ test('the full fixture: every accepted key maps to the canonical model', () => {
 test('replica names, and a single replica keeps the service name', () => {
   const r = loadText('services:\n  a:\n    image: alpine\n    replicas: 1\n  b:\n    image: alpine\n    replicas: 2\n');
   noErrors(r);
-  assert.deepEqual(r.vms.map((v) => [v.draft.name, v.draft.service]), [['a', 'a'], ['b-0', 'b'], ['b-1', 'b']]);
+  assert.deepEqual(
+    r.vms.map((v) => [v.draft.name, v.draft.service]),
+    [
+      ['a', 'a'],
+      ['b-0', 'b'],
+      ['b-1', 'b'],
+    ],
+  );
 });
 
 test('fieldLocs point at the YAML values, for errors found after loading', () => {
@@ -193,14 +210,16 @@ test('fieldLocs point at the YAML values, for errors found after loading', () =>
 });
 
 test('paths are relative to the file and ~ is the HOME of the given env', () => {
-  const text = 'services:\n  web:\n    image: ./img/base.qcow2\n    cloud_init:\n      user_data: ~/ud.yaml\n    provision:\n      - script: ../tend-no-such-script.sh\n';
+  const text =
+    'services:\n  web:\n    image: ./img/base.qcow2\n    cloud_init:\n      user_data: ~/ud.yaml\n    provision:\n      - script: ../tend-no-such-script.sh\n';
   const r = loadText(text, { 'img/base.qcow2': 'x', 'h/ud.yaml': '#cloud-config\n' });
   const home = join(r.dir, 'h');
   const r2 = loadCompose(join(r.dir, 'tend.yaml'), text, { HOME: home });
   // the script does not exist (relative to the file's folder): reported at its value
-  assert.deepEqual(r2.diagnostics.map((d) => `${d.line}:${d.column} ${d.message}`), [
-    `7:17 the provision script "../tend-no-such-script.sh" does not exist (looked for ${resolve(r.dir, '../tend-no-such-script.sh')})`,
-  ]);
+  assert.deepEqual(
+    r2.diagnostics.map((d) => `${d.line}:${d.column} ${d.message}`),
+    [`7:17 the provision script "../tend-no-such-script.sh" does not exist (looked for ${resolve(r.dir, '../tend-no-such-script.sh')})`],
+  );
   const web = vm(r2, 'web').draft;
   assert.deepEqual(web.image, { kind: 'path', ref: join(r.dir, 'img/base.qcow2') });
   assert.equal(web.cloudInit?.userData, join(home, 'ud.yaml'));
@@ -208,19 +227,21 @@ test('paths are relative to the file and ~ is the HOME of the given env', () => 
 });
 
 test('units: sizes with units, numbers of GiB, durations, default volume size', () => {
-  const r = loadText([
-    'services:',
-    '  a:',
-    '    image: alpine',
-    '    vm: {disk_size: 2048M, memory_mb: 4096}',
-    '    stop_grace_period: 2m',
-    '    healthcheck: {test: "true", interval: 1m30s, timeout: 10, start_period: 0s}',
-    'volumes:',
-    '  big: {size: 1T}',
-    '  plain: {size: 3}',
-    '  dflt:',
-    '',
-  ].join('\n'));
+  const r = loadText(
+    [
+      'services:',
+      '  a:',
+      '    image: alpine',
+      '    vm: {disk_size: 2048M, memory_mb: 4096}',
+      '    stop_grace_period: 2m',
+      '    healthcheck: {test: "true", interval: 1m30s, timeout: 10, start_period: 0s}',
+      'volumes:',
+      '  big: {size: 1T}',
+      '  plain: {size: 3}',
+      '  dflt:',
+      '',
+    ].join('\n'),
+  );
   noErrors(r);
   const a = vm(r, 'a').draft;
   assert.equal(a.disk, 2);
@@ -231,33 +252,49 @@ test('units: sizes with units, numbers of GiB, durations, default volume size', 
 });
 
 test('compose compatibility: version, x- extension keys and the depends_on map form are accepted', () => {
-  const r = loadText([
-    'version: "3.8"',
-    'x-defaults: {anything: [1, 2]}',
-    'services:',
-    '  db: {image: alpine, x-owner: team-a}',
-    '  web:',
-    '    image: alpine',
-    '    depends_on:',
-    '      db: {condition: service_healthy, required: true}',
-    '',
-  ].join('\n'));
+  const r = loadText(
+    [
+      'version: "3.8"',
+      'x-defaults: {anything: [1, 2]}',
+      'services:',
+      '  db: {image: alpine, x-owner: team-a}',
+      '  web:',
+      '    image: alpine',
+      '    depends_on:',
+      '      db: {condition: service_healthy, required: true}',
+      '',
+    ].join('\n'),
+  );
   noErrors(r);
   assert.deepEqual(vm(r, 'web').draft.dependsOn, ['db']);
 });
 
 test('several mistakes in one file are all reported, in file order', () => {
-  const r = loadText('services:\n  web:\n    image: debian:12\n    vm: {vcpu: 0, memory_mb: 1G}\n    ports: ["99999"]\n    restart: sometimes\n');
-  assert.deepEqual(r.diagnostics.map((d) => `${d.line}:${d.column}`), ['4:16', '4:30', '5:13', '6:14']);
+  const r = loadText(
+    'services:\n  web:\n    image: debian:12\n    vm: {vcpu: 0, memory_mb: 1G}\n    ports: ["99999"]\n    restart: sometimes\n',
+  );
+  assert.deepEqual(
+    r.diagnostics.map((d) => `${d.line}:${d.column}`),
+    ['4:16', '4:30', '5:13', '6:14'],
+  );
   assert.match(r.diagnostics[1].message, /memory_mb is in MiB: write memory_mb: 1024/);
 });
 
 test('no input makes the loader throw', () => {
   const inputs = [
-    '', '42', '- a\n- b\n', 'services: [1, 2]\n', 'services:\n  web: 5\n', 'a: &x [*x]\n', '---\nservices: {}\n---\nx: 1\n',
+    '',
+    '42',
+    '- a\n- b\n',
+    'services: [1, 2]\n',
+    'services:\n  web: 5\n',
+    'a: &x [*x]\n',
+    '---\nservices: {}\n---\nx: 1\n',
     'services:\n  web:\n    image: [1]\n    vm: "big"\n    ports: [{}, null, true]\n    volumes: [3]\n    provision: [null, {}, {file: 3}]\n',
     'services:\n  web:\n    image: debian:12\n    healthcheck: {test: []}\n    cloud_init: {write_files: [{}], ssh_authorized_keys: [1]}\n',
-    'services:\n  "":\n    image: debian:12\n', 'services:\n  ? [a]\n  : {image: x}\n', '\ufeffservices: {}\n', 'services: !!binary aGVsbG8=\n',
+    'services:\n  "":\n    image: debian:12\n',
+    'services:\n  ? [a]\n  : {image: x}\n',
+    '\ufeffservices: {}\n',
+    'services: !!binary aGVsbG8=\n',
   ];
   for (const t of inputs) {
     const r = loadCompose('/nonexistent/tend.yaml', t, {});

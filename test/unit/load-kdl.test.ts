@@ -33,7 +33,10 @@ test('every node of the full fixture maps to its canonical field', () => {
   assert.deepEqual(r.diagnostics, []);
   assert.equal(r.name, 'full');
   assert.deepEqual(r.volumes, { pgdata: { size: 10 } });
-  assert.deepEqual(r.vms.map((v) => v.draft.name), ['web', 'db']);
+  assert.deepEqual(
+    r.vms.map((v) => v.draft.name),
+    ['web', 'db'],
+  );
   const pub = readFileSync(join(fullDir, 'keys/test.pub'), 'utf8').trim();
   const expected: VmSpec = {
     name: 'web',
@@ -102,7 +105,7 @@ test('field locations point at the values, so later checks can place their error
   assert.deepEqual(r.volumeLocs.pgdata, { file, line: 4, column: 8 });
 });
 
-test('relative paths resolve against the file\'s folder, not the working directory', () => {
+test("relative paths resolve against the file's folder, not the working directory", () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-kdl-'));
   try {
     mkdirSync(join(dir, 'scripts'));
@@ -139,7 +142,10 @@ test('~ expands to HOME for ssh-key, private-key, images and host folders', () =
     }
     volume "~/src:/src"
 }
-`, fullDir, { HOME: home });
+`,
+      fullDir,
+      { HOME: home },
+    );
     assert.deepEqual(spec.image.ref, join(home, 'images/deb.qcow2'));
     assert.equal(spec.image.kind, 'path');
     assert.deepEqual(spec.cloudInit?.sshAuthorizedKeys, ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHome me@host']);
@@ -150,13 +156,22 @@ test('~ expands to HOME for ssh-key, private-key, images and host folders', () =
   }
 });
 
-test('vmctl\'s full example (three VMs) loads with zero diagnostics', () => {
+test("vmctl's full example (three VMs) loads with zero diagnostics", () => {
   const r = load(join(exampleDir, 'VMFile.kdl'));
   assert.deepEqual(r.diagnostics, []);
   const specs = r.vms.map((v) => applyDefaults(v.draft));
-  assert.deepEqual(specs.map((s) => s.name), ['full-example', 'tap-example', 'minimal']);
+  assert.deepEqual(
+    specs.map((s) => s.name),
+    ['full-example', 'tap-example', 'minimal'],
+  );
   const [full, tap, minimal] = specs;
-  assert.deepEqual(full.image, { kind: 'url', ref: 'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img', format: null, checksum: null, os: null });
+  assert.deepEqual(full.image, {
+    kind: 'url',
+    ref: 'https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img',
+    format: null,
+    checksum: null,
+    os: null,
+  });
   assert.deepEqual([full.cpus, full.memory, full.disk], [4, 4096, 40]);
   assert.equal(full.provision.length, 3);
   assert.deepEqual(full.provision[1], { kind: 'file', source: join(exampleDir, 'config/bashrc'), destination: '/home/ubuntu/.bashrc' });
@@ -178,7 +193,11 @@ test('booleans: KDL 2 #true and KDL 1 true both work; cloud-init #false turns cl
 
 test('a KDL 1 keyword earlier on a line does not shift the columns of later errors', () => {
   // a syntax error (kdljs reports it in the rewritten text) and a semantic one (located by the walker)
-  for (const [text, col] of [['disposable true; memory 2G', 27], ['disposable true; memory "2G"', 27], ['disposable false; vcpus = 2', 27]] as const) {
+  for (const [text, col] of [
+    ['disposable true; memory 2G', 27],
+    ['disposable true; memory "2G"', 27],
+    ['disposable false; vcpus = 2', 27],
+  ] as const) {
     const r = loadText(`vm "a" {\n  image "debian:12"\n  ${text}\n}\n`);
     assert.equal(r.diagnostics.length, 1, text);
     assert.deepEqual([r.diagnostics[0].line, r.diagnostics[0].column], [3, col], text);
@@ -222,7 +241,14 @@ vm "web" {
 }
 `);
   assert.equal(r.vms.length, 0);
-  assert.deepEqual(r.diagnostics.map((d) => [d.line, d.column]), [[6, 10], [7, 9], [8, 3]]);
+  assert.deepEqual(
+    r.diagnostics.map((d) => [d.line, d.column]),
+    [
+      [6, 10],
+      [7, 9],
+      [8, 3],
+    ],
+  );
   assert.ok(r.diagnostics.every((d) => d.severity === 'error' && d.file === join(fullDir, 'VMFile.kdl')));
   assert.equal(r.diagnostics[2].hint, 'did you mean "network"?');
 });
@@ -271,7 +297,12 @@ test('a damaged file never throws and never yields a VM alongside errors', () =>
   const lines = text.split('\n').length;
   let damaged = 0;
   for (let i = 0; i < text.length; i += 17) {
-    for (const variant of [text.slice(0, i), text.slice(0, i) + text.slice(i + 1), `${text.slice(0, i)}"${text.slice(i)}`, `${text.slice(0, i)}}${text.slice(i)}`]) {
+    for (const variant of [
+      text.slice(0, i),
+      text.slice(0, i) + text.slice(i + 1),
+      `${text.slice(0, i)}"${text.slice(i)}`,
+      `${text.slice(0, i)}}${text.slice(i)}`,
+    ]) {
       const r = loadKdl(file, variant, ENV);
       if (r.diagnostics.length > 0) {
         damaged++;

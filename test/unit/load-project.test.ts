@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { discoverProjectFiles, loadProject, projectNameFromDir } from '../../src/load/project.js';
-import { formatDiagnostic } from '../../src/load/diagnostic.js';
-import { UsageError } from '../../src/errors.js';
+import { formatDiagnostic } from '../../schemas/diagnostic.js';
+import { UsageError } from '../../schemas/errors.js';
 
 const dir = join(import.meta.dirname, '..', 'fixtures', 'bad', 'project');
 
@@ -59,7 +59,10 @@ test('a missing -f file is a diagnostic, not a crash', async () => {
 });
 
 test('no project file in the directory is a usage error that says what to create', async () => {
-  assert.throws(() => discoverProjectFiles(tmp({})), (e: unknown) => e instanceof UsageError && /tend\.yaml/.test(e.message));
+  assert.throws(
+    () => discoverProjectFiles(tmp({})),
+    (e: unknown) => e instanceof UsageError && /tend\.yaml/.test(e.message),
+  );
 });
 
 test('vms.yml is recognised and reported as not supported yet', async () => {

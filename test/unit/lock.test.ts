@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LockError } from '../../src/errors.js';
+import { LockError } from '../../schemas/errors.js';
 import { holderPath, lockPath, readHolder, withProjectLock } from '../../src/state/lock.js';
 
 function tempProject(): string {

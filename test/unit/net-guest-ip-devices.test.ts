@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyDefaults } from '../../schemas/defaults.js';
-import { tapArgs, tapMac, tapName } from '../../src/qemu/tap.js';
+import { tapArgs, tapName } from '../../src/qemu/tap.js';
+import { tapMac } from '../../src/net/mac.js';
 import { parseLeases, parseNeighbours, pickGuestIp } from '../../src/net/guest-ip.js';
 import { checkDevices, checkPciDevice, deviceArgs, fullPciAddress } from '../../src/qemu/devices.js';
 
@@ -34,7 +35,10 @@ test('guest IP: the neighbour table wins, then the newest unexpired lease', () =
   ].join('\n');
   assert.equal(parseNeighbours(neigh).length, 3);
   const leases = ['100 52:54:00:aa:bb:cc 10.0.0.50 web *', '300 52:54:00:aa:bb:cc 10.0.0.51 web 01:52', 'garbage line'].join('\n');
-  assert.deepEqual(parseLeases(leases).map((l) => l.address), ['10.0.0.50', '10.0.0.51']);
+  assert.deepEqual(
+    parseLeases(leases).map((l) => l.address),
+    ['10.0.0.50', '10.0.0.51'],
+  );
   assert.deepEqual(pickGuestIp(mac, neigh, [leases], 50), { address: '10.0.0.7', source: 'neighbour', dev: 'br0' });
   assert.deepEqual(pickGuestIp(mac, '', [leases], 50), { address: '10.0.0.51', source: 'lease' });
   assert.deepEqual(pickGuestIp(mac, '', [leases], 200), { address: '10.0.0.51', source: 'lease' });
@@ -44,10 +48,13 @@ test('guest IP: the neighbour table wins, then the newest unexpired lease', () =
 
 test('PCI passthrough argv: one vfio-pci device each, domain added, ROM file escaped', () => {
   assert.equal(fullPciAddress('01:00.0'), '0000:01:00.0');
-  assert.deepEqual(deviceArgs([{ pci: '01:00.0', romFile: null }, { pci: '0000:02:00.1', romFile: '/roms/a,b.rom' }]), [
-    '-device', 'vfio-pci,host=0000:01:00.0',
-    '-device', 'vfio-pci,host=0000:02:00.1,romfile=/roms/a,,b.rom',
-  ]);
+  assert.deepEqual(
+    deviceArgs([
+      { pci: '01:00.0', romFile: null },
+      { pci: '0000:02:00.1', romFile: '/roms/a,b.rom' },
+    ]),
+    ['-device', 'vfio-pci,host=0000:01:00.0', '-device', 'vfio-pci,host=0000:02:00.1,romfile=/roms/a,,b.rom'],
+  );
 });
 
 /** A fake /sys with one GPU + its audio function in IOMMU group 7, and a device without a group. */
@@ -82,7 +89,13 @@ test('doctor device checks: IOMMU group, every group member on vfio-pci, /dev/vf
   assert.deepEqual(ok.problems, []);
   assert.equal(ok.ok, true);
   assert.equal(ok.group, '7');
-  assert.deepEqual(ok.members.map((m) => [m.pci, m.driver]), [['0000:01:00.0', 'vfio-pci'], ['0000:01:00.1', 'vfio-pci']]);
+  assert.deepEqual(
+    ok.members.map((m) => [m.pci, m.driver]),
+    [
+      ['0000:01:00.0', 'vfio-pci'],
+      ['0000:01:00.1', 'vfio-pci'],
+    ],
+  );
 
   const bad = fakeSys('snd_hda_intel');
   const r = await checkPciDevice({ pci: '01:00.0', romFile: '/nonexistent.rom' }, { sysRoot: bad.sys, devRoot: bad.dev });
@@ -91,7 +104,16 @@ test('doctor device checks: IOMMU group, every group member on vfio-pci, /dev/vf
   assert.match(r.problems[1], /ROM file \/nonexistent\.rom is not readable/);
 
   const [nogroup, missing] = await checkDevices(
-    [applyDefaults({ name: 'a', image: img, devices: [{ pci: '03:00.0', romFile: null }, { pci: '09:00.0', romFile: null }] })],
+    [
+      applyDefaults({
+        name: 'a',
+        image: img,
+        devices: [
+          { pci: '03:00.0', romFile: null },
+          { pci: '09:00.0', romFile: null },
+        ],
+      }),
+    ],
     { sysRoot: bad.sys, devRoot: bad.dev },
   );
   assert.match(nogroup.problems[0], /no IOMMU group: enable VT-d/);

@@ -15,11 +15,7 @@ const img = { kind: 'catalog', ref: 'debian:12' } as const;
 function project(...vms: VmDraft[]): Project {
   return { name: 'p', dir: '/p', files: [], volumes: {}, vms: vms.map(applyDefaults) };
 }
-const app = project(
-  { name: 'web', image: img },
-  { name: 'db-0', service: 'db', image: img },
-  { name: 'db-1', service: 'db', image: img },
-);
+const app = project({ name: 'web', image: img }, { name: 'db-0', service: 'db', image: img }, { name: 'db-1', service: 'db', image: img });
 
 test('two projects get different multicast segments; one project always the same', () => {
   const a = projectSegment('/state/projects/a-1234');
@@ -67,7 +63,10 @@ test('every VM knows every other by instance and service name', () => {
 test('network-config v2 pins DHCP to the user NIC and the static address to the project NIC by MAC', () => {
   const m = projectNetMember(app, '/s/p', 'db-0', { web: 10, 'db-0': 11, 'db-1': 12 });
   assert.ok(m);
-  const doc = parse(renderNetworkConfig(m)) as { version: number; ethernets: Record<string, { match: { macaddress: string }; dhcp4: boolean; addresses?: string[] }> };
+  const doc = parse(renderNetworkConfig(m)) as {
+    version: number;
+    ethernets: Record<string, { match: { macaddress: string }; dhcp4: boolean; addresses?: string[] }>;
+  };
   assert.equal(doc.version, 2);
   assert.deepEqual(doc.ethernets.user0.match, { macaddress: '52:54:00:12:34:56' });
   assert.equal(doc.ethernets.user0.dhcp4, true);
@@ -103,7 +102,7 @@ test('the hosts bootcmd replaces its own /etc/hosts block and keeps the rest', (
   assert.equal(text.split(HOSTS_BEGIN).length, 2, 'exactly one block after two boots');
   const t = readFileSync(tmpl, 'utf8');
   assert.match(t, /^## template:jinja\n127\.0\.1\.1 \{\{fqdn\}\}/);
-  assert.match(t, /^10\.213\.0\.12 db-1 db$/m, 'cloud-init\'s hosts template carries the block too');
+  assert.match(t, /^10\.213\.0\.12 db-1 db$/m, "cloud-init's hosts template carries the block too");
   assert.equal(t.split(HOSTS_BEGIN).length, 2);
 });
 

@@ -16,7 +16,12 @@ function controlled() {
   const tick = async () => {
     for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
   };
-  return { started, run, tick, done: (n: string, usable = true, summary = usable ? 'is ready' : 'failed: boom') => finish.get(n)!({ usable, summary }) };
+  return {
+    started,
+    run,
+    tick,
+    done: (n: string, usable = true, summary = usable ? 'is ready' : 'failed: boom') => finish.get(n)!({ usable, summary }),
+  };
 }
 
 test('independent items start together; a dependent starts only after its dependency is usable', async () => {
@@ -30,7 +35,10 @@ test('independent items start together; a dependent starts only after its depend
   c.done('web');
   c.done('cache');
   const res = await all;
-  assert.equal([...res.values()].every((r) => r.ran), true);
+  assert.equal(
+    [...res.values()].every((r) => r.ran),
+    true,
+  );
 });
 
 test('a failed dependency blocks dependents (transitively) with the reason', async () => {
@@ -87,5 +95,8 @@ test('reversed() and withDependencies()', () => {
   const items = [item('web', ['db']), item('db')];
   assert.deepEqual(reversed(items), [item('web', []), item('db', ['web'])]);
   const deps: Record<string, string[]> = { web: ['api'], api: ['db', 'cache'], db: [], cache: [] };
-  assert.deepEqual(withDependencies(['web'], (n) => deps[n] ?? []), ['db', 'cache', 'api', 'web']);
+  assert.deepEqual(
+    withDependencies(['web'], (n) => deps[n] ?? []),
+    ['db', 'cache', 'api', 'web'],
+  );
 });

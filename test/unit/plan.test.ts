@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plan, describeAction, type PlanAction } from '../../controllers/plan.js';
-import type { ObservedVm, Observed } from '../../controllers/types.js';
+import type { ObservedVm, Observed } from '../../schemas/ports.js';
 import { applyDefaults } from '../../schemas/defaults.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 
@@ -52,28 +52,92 @@ interface Row {
 const rows: Row[] = [
   { change: 'nothing changed', desired: base, action: 'none' },
   { change: 'provision steps (live)', desired: { ...base, provision: [{ kind: 'shell', inline: ['true'] }] }, action: 'none' },
-  { change: 'healthcheck (live)', desired: { ...base, healthcheck: { test: ['true'], interval: 5, retries: 1, startPeriod: 0, timeout: 1 } }, action: 'none' },
+  {
+    change: 'healthcheck (live)',
+    desired: { ...base, healthcheck: { test: ['true'], interval: 5, retries: 1, startPeriod: 0, timeout: 1 } },
+    action: 'none',
+  },
   { change: 'restart policy (live)', desired: { ...base, restart: 'no' }, action: 'none' },
   { change: 'cpus', desired: { ...base, cpus: 4 }, action: 'restart', changed: /cpus: 1 → 4/ },
   { change: 'memory', desired: { ...base, memory: 2048 }, action: 'restart', changed: /memory: 1024 → 2048/ },
   { change: 'machine', desired: { ...base, machine: 'pc' }, action: 'restart', changed: /machine/ },
-  { change: 'ports', desired: { ...base, ports: [{ hostAddress: '127.0.0.1', hostPort: 8080, guestPort: 80, protocol: 'tcp' }] }, action: 'restart', changed: /ports/ },
+  {
+    change: 'ports',
+    desired: { ...base, ports: [{ hostAddress: '127.0.0.1', hostPort: 8080, guestPort: 80, protocol: 'tcp' }] },
+    action: 'restart',
+    changed: /ports/,
+  },
   { change: 'network', desired: { ...base, network: { mode: 'none', bridge: null } }, action: 'restart', changed: /network/ },
   { change: 'devices', desired: { ...base, devices: [{ pci: '01:00.0', romFile: null }] }, action: 'restart', changed: /devices/ },
   { change: 'extra args', desired: { ...base, extraArgs: ['-no-hpet'] }, action: 'restart', changed: /extraArgs/ },
   { change: 'firmware', desired: { ...base, firmware: 'uefi' }, action: 'restart', changed: /firmware/ },
-  { change: 'disk growth', desired: { ...base, disk: 20 }, observed: { applied: { ...base, disk: 10 } }, action: 'restart', changed: /disk: 10 → 20/ },
-  { change: 'cloud-init content', desired: { ...base, cloudInit: { ...base.cloudInit!, packages: ['nginx'] } }, action: 'reseed', changed: /cloudInit/ },
-  { change: 'raw user-data file edited (same path)', desired: { ...base, userDataDigest: 'sha256:new' }, observed: { applied: { ...base, userDataDigest: 'sha256:old' } }, action: 'reseed', changed: /userDataDigest/ },
-  { change: 'local image file replaced (same path)', desired: { ...base, imageDigest: '2:2' }, observed: { applied: { ...base, imageDigest: '1:1' } }, action: 'recreate-required', changed: /imageDigest/ },
-  { change: 'image without --recreate', desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } }, action: 'recreate-required', changed: /image/ },
-  { change: 'image with --recreate', desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } }, opts: { recreate: true, prune: false }, action: 'recreate' },
-  { change: 'image on a disposable VM', desired: { ...base, disposable: true, image: { ...base.image, ref: 'ubuntu:noble' } }, action: 'recreate' },
-  { change: 'disk shrink without --recreate', desired: { ...base, disk: 10 }, observed: { applied: { ...base, disk: 20 } }, action: 'recreate-required', changed: /shrink/ },
-  { change: 'disk shrink with --recreate', desired: { ...base, disk: 10 }, observed: { applied: { ...base, disk: 20 } }, opts: { recreate: true, prune: false }, action: 'recreate' },
+  {
+    change: 'disk growth',
+    desired: { ...base, disk: 20 },
+    observed: { applied: { ...base, disk: 10 } },
+    action: 'restart',
+    changed: /disk: 10 → 20/,
+  },
+  {
+    change: 'cloud-init content',
+    desired: { ...base, cloudInit: { ...base.cloudInit!, packages: ['nginx'] } },
+    action: 'reseed',
+    changed: /cloudInit/,
+  },
+  {
+    change: 'raw user-data file edited (same path)',
+    desired: { ...base, userDataDigest: 'sha256:new' },
+    observed: { applied: { ...base, userDataDigest: 'sha256:old' } },
+    action: 'reseed',
+    changed: /userDataDigest/,
+  },
+  {
+    change: 'local image file replaced (same path)',
+    desired: { ...base, imageDigest: '2:2' },
+    observed: { applied: { ...base, imageDigest: '1:1' } },
+    action: 'recreate-required',
+    changed: /imageDigest/,
+  },
+  {
+    change: 'image without --recreate',
+    desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } },
+    action: 'recreate-required',
+    changed: /image/,
+  },
+  {
+    change: 'image with --recreate',
+    desired: { ...base, image: { ...base.image, ref: 'ubuntu:noble' } },
+    opts: { recreate: true, prune: false },
+    action: 'recreate',
+  },
+  {
+    change: 'image on a disposable VM',
+    desired: { ...base, disposable: true, image: { ...base.image, ref: 'ubuntu:noble' } },
+    action: 'recreate',
+  },
+  {
+    change: 'disk shrink without --recreate',
+    desired: { ...base, disk: 10 },
+    observed: { applied: { ...base, disk: 20 } },
+    action: 'recreate-required',
+    changed: /shrink/,
+  },
+  {
+    change: 'disk shrink with --recreate',
+    desired: { ...base, disk: 10 },
+    observed: { applied: { ...base, disk: 20 } },
+    opts: { recreate: true, prune: false },
+    action: 'recreate',
+  },
   { change: 'never created', desired: base, observed: { exists: false, applied: null, power: 'stopped' }, action: 'create' },
   { change: 'stopped VM, desired running', desired: base, observed: { power: 'stopped', pid: null }, action: 'start' },
-  { change: 'stopped VM with changed memory', desired: { ...base, memory: 4096 }, observed: { power: 'stopped', pid: null }, action: 'start', changed: /memory/ },
+  {
+    change: 'stopped VM with changed memory',
+    desired: { ...base, memory: 4096 },
+    observed: { power: 'stopped', pid: null },
+    action: 'start',
+    changed: /memory/,
+  },
   { change: 'stop intent on a running VM', desired: base, observed: { intent: 'stopped' }, action: 'stop' },
   { change: 'stop intent on a stopped VM', desired: base, observed: { intent: 'stopped', power: 'stopped' }, action: 'none' },
   { change: 'desired run state stopped', desired: { ...base, runState: 'stopped' }, action: 'stop' },
@@ -115,18 +179,28 @@ test('plan: orphan is reported without --prune and pruned with it', () => {
 
 test('plan: with nothing observed every VM is created', () => {
   const entries = plan(project(spec('a'), spec('b'), spec('c')), { vms: {} }, noFlags);
-  assert.deepEqual(entries.map((e) => e.action), ['create', 'create', 'create']);
+  assert.deepEqual(
+    entries.map((e) => e.action),
+    ['create', 'create', 'create'],
+  );
 });
 
 test('plan: --name limits the plan to the named VMs', () => {
   const entries = plan(project(spec('a'), spec('b')), observed(obs(spec('zombie'))), { recreate: false, prune: true, names: ['b'] });
-  assert.deepEqual(entries.map((e) => `${e.vm}:${e.action}`), ['b:create']);
+  assert.deepEqual(
+    entries.map((e) => `${e.vm}:${e.action}`),
+    ['b:create'],
+  );
 });
 
 test('plan: field order in the recorded spec never reads as a change', () => {
   const reverse = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reverse(x)]))
+      ? Object.fromEntries(
+          Object.entries(v)
+            .reverse()
+            .map(([k, x]) => [k, reverse(x)]),
+        )
       : v;
   const reordered = reverse(base) as VmSpec;
   assert.notEqual(JSON.stringify(reordered), JSON.stringify(base));

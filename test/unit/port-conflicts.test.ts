@@ -6,19 +6,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
-import type { Observed, ObservedVm } from '../../controllers/types.js';
+import type { Observed, ObservedVm } from '../../schemas/ports.js';
 import { addressesOverlap, portConflicts, type HostSocket } from '../../controllers/port-conflicts.js';
 import { hostPortsInUse, parseProcNet } from '../../src/net/port-holders.js';
-import { checkHostPorts, PortConflictError } from '../../src/net/port-check.js';
+import { checkHostPorts, PortConflictError } from '../../src/cli/port-check.js';
 
 function project(...vms: VmDraft[]): Project {
   return { name: 'p', dir: '/p', files: [], volumes: {}, vms: vms.map(applyDefaults) };
 }
 const img = { kind: 'catalog', ref: 'debian:12' } as const;
-const port = (hostPort: number | null, guestPort: number, hostAddress = '127.0.0.1', protocol: 'tcp' | 'udp' = 'tcp') => ({ hostPort, guestPort, hostAddress, protocol });
+const port = (hostPort: number | null, guestPort: number, hostAddress = '127.0.0.1', protocol: 'tcp' | 'udp' = 'tcp') => ({
+  hostPort,
+  guestPort,
+  hostAddress,
+  protocol,
+});
 const running = (name: string, pid: number, ports: Record<string, string> = {}): ObservedVm => ({
-  name, exists: true, power: 'running', pid, applied: null, diskImage: null, accel: 'tcg', ports, sshPort: null,
-  intent: null, provisioned: [], startedAt: 0, corrupt: [],
+  name,
+  exists: true,
+  power: 'running',
+  pid,
+  applied: null,
+  diskImage: null,
+  accel: 'tcg',
+  ports,
+  sshPort: null,
+  intent: null,
+  provisioned: [],
+  startedAt: 0,
+  corrupt: [],
 });
 const none: Observed = { vms: {} };
 
@@ -28,7 +44,10 @@ test('a fixed host port held by another process is a conflict naming the pid and
   const c = portConflicts(p, none, sockets);
   assert.equal(c.length, 1);
   assert.equal(c[0].holder?.pid, 4242);
-  assert.match(c[0].message, /web: host port 127\.0\.0\.1:8080\/tcp \(for guest port 80\) is already taken by pid 4242 \(nginx: master process\)/);
+  assert.match(
+    c[0].message,
+    /web: host port 127\.0\.0\.1:8080\/tcp \(for guest port 80\) is already taken by pid 4242 \(nginx: master process\)/,
+  );
 });
 
 test('a holder we cannot see is still reported, without a pid', () => {
@@ -37,7 +56,7 @@ test('a holder we cannot see is still reported, without a pid', () => {
   assert.match(c[0].message, /another process .* not visible/);
 });
 
-test('the VM\'s own running QEMU is not a conflict; other protocols, ports and addresses are not either', () => {
+test("the VM's own running QEMU is not a conflict; other protocols, ports and addresses are not either", () => {
   const p = project({ name: 'web', image: img, ports: [port(8080, 80)] });
   const obs: Observed = { vms: { web: running('web', 100, { '80/tcp': '127.0.0.1:8080' }) } };
   assert.deepEqual(portConflicts(p, obs, [{ protocol: 'tcp', address: '127.0.0.1', port: 8080, pid: 100, command: 'qemu' }]), []);
@@ -46,14 +65,29 @@ test('the VM\'s own running QEMU is not a conflict; other protocols, ports and a
   assert.deepEqual(portConflicts(p, none, [{ protocol: 'tcp', address: '127.0.0.2', port: 8080, pid: 1, command: 'x' }]), []);
   assert.deepEqual(portConflicts(p, none, [{ protocol: 'tcp', address: '127.0.0.1', port: 8081, pid: 1, command: 'x' }]), []);
   // allocated host ports (null) are never conflicts: they are picked free at start
-  assert.deepEqual(portConflicts(project({ name: 'a', image: img, ports: [port(null, 80)] }), none, [{ protocol: 'tcp', address: '0.0.0.0', port: 80, pid: 1, command: 'x' }]), []);
+  assert.deepEqual(
+    portConflicts(project({ name: 'a', image: img, ports: [port(null, 80)] }), none, [
+      { protocol: 'tcp', address: '0.0.0.0', port: 80, pid: 1, command: 'x' },
+    ]),
+    [],
+  );
 });
 
 test('two VMs of the project declaring the same host port conflict', () => {
   const p = project({ name: 'a', image: img, ports: [port(8080, 80)] }, { name: 'b', image: img, ports: [port(8080, 81, '0.0.0.0')] });
   const c = portConflicts(p, none, []);
-  assert.deepEqual(c.map((x) => [x.vm, x.otherVm]), [['a', 'b'], ['b', 'a']]);
-  assert.deepEqual(portConflicts(p, none, [], ['a']).map((x) => x.vm), ['a'], 'only the targeted VMs are checked');
+  assert.deepEqual(
+    c.map((x) => [x.vm, x.otherVm]),
+    [
+      ['a', 'b'],
+      ['b', 'a'],
+    ],
+  );
+  assert.deepEqual(
+    portConflicts(p, none, [], ['a']).map((x) => x.vm),
+    ['a'],
+    'only the targeted VMs are checked',
+  );
 });
 
 test('address overlap: wildcards overlap everything of their family, :: overlaps all', () => {
@@ -76,7 +110,10 @@ test('parseProcNet reads listening TCP and bound UDP sockets, v4 and v6', () => 
     '   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0',
     '   1: 00000000000000000000000001000000:0051 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 778 1 0 100 0 0 10 0',
   ].join('\n');
-  assert.deepEqual(parseProcNet(tcp6, 'tcp', 6).map((s) => `${s.address}:${s.port}`), [':::80', '::1:81']);
+  assert.deepEqual(
+    parseProcNet(tcp6, 'tcp', 6).map((s) => `${s.address}:${s.port}`),
+    [':::80', '::1:81'],
+  );
   const udp = [
     '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
     '  1: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 999 2 0 0',

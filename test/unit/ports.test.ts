@@ -43,9 +43,15 @@ test('bad port specs say what is wrong', () => {
 });
 
 test('volume specs: named, host folders, modes', () => {
-  assert.deepEqual(parseVolumeSpec('data:/var/lib/data'), { ok: true, value: { kind: 'named', name: 'data', target: '/var/lib/data', readOnly: false } });
+  assert.deepEqual(parseVolumeSpec('data:/var/lib/data'), {
+    ok: true,
+    value: { kind: 'named', name: 'data', target: '/var/lib/data', readOnly: false },
+  });
   assert.deepEqual(parseVolumeSpec('data:/d:ro'), { ok: true, value: { kind: 'named', name: 'data', target: '/d', readOnly: true } });
-  assert.deepEqual(parseVolumeSpec('./site:/srv:rw'), { ok: true, value: { kind: 'host', source: './site', target: '/srv', readOnly: false } });
+  assert.deepEqual(parseVolumeSpec('./site:/srv:rw'), {
+    ok: true,
+    value: { kind: 'host', source: './site', target: '/srv', readOnly: false },
+  });
   assert.deepEqual(parseVolumeSpec('~/src:/src'), { ok: true, value: { kind: 'host', source: '~/src', target: '/src', readOnly: false } });
   assert.deepEqual(parseVolumeSpec('/abs:/x:ro'), { ok: true, value: { kind: 'host', source: '/abs', target: '/x', readOnly: true } });
 });

@@ -7,7 +7,12 @@ const files: Record<string, string> = { '/s/a.sh': 'echo a', '/s/conf': 'x=1' };
 const content = (s: ProvisionStep) =>
   Buffer.from(s.kind === 'shell' ? ('script' in s ? files[s.script] : s.inline.join('\n')) : files[s.source]);
 const sh = (cmd: string): ProvisionStep => ({ kind: 'shell', inline: [cmd] });
-const steps: ProvisionStep[] = [sh('one'), { kind: 'shell', script: '/s/a.sh' }, { kind: 'file', source: '/s/conf', destination: '/etc/conf' }, sh('four')];
+const steps: ProvisionStep[] = [
+  sh('one'),
+  { kind: 'shell', script: '/s/a.sh' },
+  { kind: 'file', source: '/s/conf', destination: '/etc/conf' },
+  sh('four'),
+];
 const recorded = stepHashes(steps, content);
 
 test('cache: nothing changed → nothing runs', () => {

@@ -15,7 +15,7 @@ test('accel auto: a verdict younger than a day is reused without probing', async
   assert.deepEqual(c, { accel: 'tcg', reason: 'KVM: cached reason' });
 });
 
-test('accel auto: an old verdict, another binary or doctor\'s fresh probe probe again and record it', async () => {
+test("accel auto: an old verdict, another binary or doctor's fresh probe probe again and record it", async () => {
   const cacheFile = join(mkdtempSync(join(tmpdir(), 'tend-accel-')), 'accel.json');
   const nullKey = `${binary}\0${release()}\0/dev/null`;
   writeFileSync(cacheFile, JSON.stringify({ key: nullKey, at: 0, choice: { accel: 'kvm', reason: null } }));

@@ -52,7 +52,10 @@ test('disk is a virtio qcow2 drive, seed a read-only cdrom, pidfile, QMP and ser
   assert.deepEqual(values(a, '-pidfile'), ['/s/vms/web/qemu.pid']);
   assert.deepEqual(values(a, '-qmp'), ['unix:/s/vms/web/qmp.sock,server=on,wait=off']);
   const withEvents = buildArgv(input({}, { paths: { ...paths, qmpEvents: '/s/vms/web/qmp-events.sock' } }));
-  assert.deepEqual(values(withEvents, '-qmp'), ['unix:/s/vms/web/qmp.sock,server=on,wait=off', 'unix:/s/vms/web/qmp-events.sock,server=on,wait=off']);
+  assert.deepEqual(values(withEvents, '-qmp'), [
+    'unix:/s/vms/web/qmp.sock,server=on,wait=off',
+    'unix:/s/vms/web/qmp-events.sock,server=on,wait=off',
+  ]);
   const chardev = values(a, '-chardev')[0];
   assert.match(chardev, /^socket,id=ser0,path=\/s\/vms\/web\/serial.sock,server=on,wait=off,logfile=\/s\/vms\/web\/console.log/);
   assert.deepEqual(values(a, '-serial'), ['chardev:ser0']);
@@ -65,12 +68,17 @@ test('no seed drive when cloud-init is off', () => {
 });
 
 test('user networking forwards SSH and every port, on the address the spec names', () => {
-  const a = buildArgv(input({}, {
-    ports: [
-      { guestPort: 80, protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8080 },
-      { guestPort: 53, protocol: 'udp', hostAddress: '0.0.0.0', hostPort: 5353 },
-    ],
-  }));
+  const a = buildArgv(
+    input(
+      {},
+      {
+        ports: [
+          { guestPort: 80, protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8080 },
+          { guestPort: 53, protocol: 'udp', hostAddress: '0.0.0.0', hostPort: 5353 },
+        ],
+      },
+    ),
+  );
   assert.deepEqual(values(a, '-netdev'), [
     'user,id=n0,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:5353-:53',
   ]);
@@ -92,12 +100,14 @@ test('tap networking uses the bridge helper when a bridge is named, a plain tap 
 });
 
 test('named volumes are extra virtio disks with their name as serial; :ro is read-only', () => {
-  const a = buildArgv(input({
-    volumes: [
-      { kind: 'named', name: 'data', target: '/data', readOnly: false },
-      { kind: 'named', name: 'cache', target: '/cache', readOnly: true },
-    ],
-  }));
+  const a = buildArgv(
+    input({
+      volumes: [
+        { kind: 'named', name: 'data', target: '/data', readOnly: false },
+        { kind: 'named', name: 'cache', target: '/cache', readOnly: true },
+      ],
+    }),
+  );
   const drives = values(a, '-drive');
   assert.ok(drives.includes('if=none,id=vol-data,file=/s/volumes/data.qcow2,format=qcow2'));
   assert.ok(drives.includes('if=none,id=vol-cache,file=/s/volumes/cache.qcow2,format=qcow2,readonly=on'));
@@ -114,13 +124,20 @@ test('extra args are appended verbatim, last, as separate argv entries (no shell
 });
 
 test('PCI passthrough devices, with an optional ROM file', () => {
-  const a = buildArgv(input({ devices: [{ pci: '0000:01:00.0', romFile: '/roms/gpu.rom' }, { pci: '02:00.1', romFile: null }] }));
+  const a = buildArgv(
+    input({
+      devices: [
+        { pci: '0000:01:00.0', romFile: '/roms/gpu.rom' },
+        { pci: '02:00.1', romFile: null },
+      ],
+    }),
+  );
   const devs = values(a, '-device');
   assert.ok(devs.includes('vfio-pci,host=0000:01:00.0,romfile=/roms/gpu.rom'));
   assert.ok(devs.includes('vfio-pci,host=02:00.1'));
 });
 
-test('UEFI adds the read-only code and the VM\'s own vars as pflash; secure boot adds SMM', () => {
+test("UEFI adds the read-only code and the VM's own vars as pflash; secure boot adds SMM", () => {
   const fw = { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/s/vms/web/efi-vars.fd', secure: false };
   const a = buildArgv(input({ firmware: 'uefi' }, { firmware: fw }));
   const drives = values(a, '-drive');

@@ -19,7 +19,7 @@ test('a live pid whose cmdline is not our QEMU does not count (pid reuse)', asyn
   assert.equal(await liveQemu(pidfile), null);
 });
 
-test('a live QEMU naming this pidfile counts; one naming another VM\'s pidfile does not', async (t) => {
+test("a live QEMU naming this pidfile counts; one naming another VM's pidfile does not", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tend-live-'));
   const pidfile = join(dir, 'qemu.pid');
   const fake = fileURLToPath(new URL('../fake-qemu/qemu-system-x86_64', import.meta.url));

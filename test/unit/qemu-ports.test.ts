@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { allocatePorts, tryBind } from '../../src/qemu/ports.js';
-import { BackendError } from '../../src/errors.js';
+import { BackendError } from '../../schemas/errors.js';
 import type { PortSpec } from '../../schemas/model.js';
 
 function occupy(port = 0): Promise<{ server: Server; port: number }> {
@@ -17,7 +17,12 @@ function occupy(port = 0): Promise<{ server: Server; port: number }> {
 }
 const close = (s: Server): Promise<void> => new Promise((r) => s.close(() => r()));
 
-const auto = (guestPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortSpec => ({ hostAddress: '127.0.0.1', hostPort: null, guestPort, protocol });
+const auto = (guestPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortSpec => ({
+  hostAddress: '127.0.0.1',
+  hostPort: null,
+  guestPort,
+  protocol,
+});
 
 test('ssh and unspecified host ports get distinct free ports, recorded as guest port/proto -> addr:port', async () => {
   const a = await allocatePorts('web', [auto(80), auto(443), auto(53, 'udp')], undefined, { needSsh: true });
@@ -63,7 +68,9 @@ test('a fixed host port that is taken is an error naming the port', async () => 
 test('a fixed free host port is used as declared; no SSH forward when not needed', async () => {
   const { server, port } = await occupy();
   await close(server);
-  const a = await allocatePorts('web', [{ hostAddress: '127.0.0.1', hostPort: port, guestPort: 80, protocol: 'tcp' }], undefined, { needSsh: false });
+  const a = await allocatePorts('web', [{ hostAddress: '127.0.0.1', hostPort: port, guestPort: 80, protocol: 'tcp' }], undefined, {
+    needSsh: false,
+  });
   assert.equal(a.forwards[0].hostPort, port);
   assert.equal(a.record.ssh, undefined);
   assert.deepEqual(a.record, { '80/tcp': `127.0.0.1:${port}` });

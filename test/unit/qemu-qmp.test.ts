@@ -5,10 +5,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QmpClient, type QmpEvent } from '../../src/qemu/qmp.js';
-import { BackendError } from '../../src/errors.js';
+import { BackendError } from '../../schemas/errors.js';
 
 /** A scripted QMP server: greets (unless silent) and answers with `reply(cmd)`. */
-async function server(t: { after: (fn: () => Promise<void>) => void }, reply: (msg: { execute: string; id?: string }, sock: Socket) => void, greet = true): Promise<{ path: string; srv: Server; socks: Socket[] }> {
+async function server(
+  t: { after: (fn: () => Promise<void>) => void },
+  reply: (msg: { execute: string; id?: string }, sock: Socket) => void,
+  greet = true,
+): Promise<{ path: string; srv: Server; socks: Socket[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'tend-qmp-'));
   const path = join(dir, 'q.sock');
   const socks: Socket[] = [];
@@ -58,11 +62,17 @@ test('handshake, commands matched by id (answered out of order), events to liste
   const slow = c.execute('slow');
   assert.deepEqual(await c.queryStatus(), { status: 'running', running: true });
   assert.equal(await slow, 'late');
-  await assert.rejects(c.execute('bad'), (e: unknown) => e instanceof BackendError && e.reason === 'QmpCommandFailed' && /no such command/.test(e.message));
+  await assert.rejects(
+    c.execute('bad'),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QmpCommandFailed' && /no such command/.test(e.message),
+  );
   send(socks[0], { event: 'STOP', timestamp: { seconds: 1, microseconds: 0 } });
   send(socks[0], { event: 'SHUTDOWN', data: { guest: true } });
   await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(events.map((e) => e.event), ['STOP', 'SHUTDOWN']);
+  assert.deepEqual(
+    events.map((e) => e.event),
+    ['STOP', 'SHUTDOWN'],
+  );
   c.close();
 });
 
@@ -82,12 +92,21 @@ test('a closed socket rejects pending commands and fires onClose', async (t) => 
 
 test('no greeting: connect times out; no socket: connect fails; a silent command times out', async (t) => {
   const silent = await server(t, () => undefined, false);
-  await assert.rejects(QmpClient.connect(silent.path, { timeoutMs: 200 }), (e: unknown) => e instanceof BackendError && e.reason === 'QmpTimeout');
-  await assert.rejects(QmpClient.connect(join(tmpdir(), 'tend-no-such.sock'), { timeoutMs: 200 }), (e: unknown) => e instanceof BackendError && e.reason === 'QmpUnavailable');
+  await assert.rejects(
+    QmpClient.connect(silent.path, { timeoutMs: 200 }),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QmpTimeout',
+  );
+  await assert.rejects(
+    QmpClient.connect(join(tmpdir(), 'tend-no-such.sock'), { timeoutMs: 200 }),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QmpUnavailable',
+  );
   const mute = await server(t, (msg, sock) => {
     if (msg.execute === 'qmp_capabilities') send(sock, { return: {}, id: msg.id });
   });
   const c = await QmpClient.connect(mute.path);
-  await assert.rejects(c.execute('query-status', undefined, { timeoutMs: 100 }), (e: unknown) => e instanceof BackendError && e.reason === 'QmpTimeout');
+  await assert.rejects(
+    c.execute('query-status', undefined, { timeoutMs: 100 }),
+    (e: unknown) => e instanceof BackendError && e.reason === 'QmpTimeout',
+  );
   c.close();
 });

@@ -1,7 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { converge, destroyVm, downProject, restartVm, resumeVm, startVm, stopVm, suspendVm, type ControllerDeps } from '../../controllers/reconciler.js';
-import { TendError } from '../../src/errors.js';
+import {
+  converge,
+  destroyVm,
+  downProject,
+  restartVm,
+  resumeVm,
+  startVm,
+  stopVm,
+  suspendVm,
+  type ControllerDeps,
+} from '../../controllers/reconciler.js';
+import { TendError } from '../../schemas/errors.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { collector, project, spec, until } from '../helpers/controller-fixtures.js';
@@ -23,11 +33,18 @@ test('create → Ready: prepare, start, wait for the guest, provision, in that o
   const res = await converge(project([provisioned]), deps, { ...flags, onEvent: ev.onEvent });
   assert.equal(res.ok, true);
   assert.deepEqual(res.vms.web, { state: 'Ready', conditions: ['Ready'] });
-  assert.deepEqual(res.entries.map((e) => e.action), ['create']);
-  assert.deepEqual(backend.calls((r) => r.vm === 'web' && r.method !== 'provisionPending'), ['prepare web', 'start web', 'waitReady web', 'provision web']);
+  assert.deepEqual(
+    res.entries.map((e) => e.action),
+    ['create'],
+  );
+  assert.deepEqual(
+    backend.calls((r) => r.vm === 'web' && r.method !== 'provisionPending'),
+    ['prepare web', 'start web', 'waitReady web', 'provision web'],
+  );
   const prep = backend.log.find((r) => r.method === 'prepare' && r.phase === 'begin');
   assert.equal((prep?.detail as { recreateDisk: boolean }).recreateDisk, false);
-  for (const reason of ['VmPreparing', 'VmStarted', 'VmProvisioning', 'VmReady']) assert.ok(ev.reasons('web').includes(reason), `missing ${reason} in ${ev.reasons('web').join(',')}`);
+  for (const reason of ['VmPreparing', 'VmStarted', 'VmProvisioning', 'VmReady'])
+    assert.ok(ev.reasons('web').includes(reason), `missing ${reason} in ${ev.reasons('web').join(',')}`);
   assert.ok(ev.events.every((e) => /^[A-Z][A-Za-z]+$/.test(e.reason)));
 });
 
@@ -40,8 +57,14 @@ test('converging twice: the second run makes no mutating call and no SSH round t
   const res = await converge(p, deps, { ...flags, onEvent: ev.onEvent });
   assert.deepEqual(ev.reasons(), [], 'a converged project produces no events');
   const second = backend.log.slice(before).filter((r) => r.phase === 'begin');
-  assert.deepEqual(res.entries.map((e) => e.action), ['none', 'none']);
-  assert.deepEqual(second.filter((r) => ['prepare', 'start', 'stop', 'destroy', 'setIntent', 'provision', 'waitReady'].includes(r.method)), []);
+  assert.deepEqual(
+    res.entries.map((e) => e.action),
+    ['none', 'none'],
+  );
+  assert.deepEqual(
+    second.filter((r) => ['prepare', 'start', 'stop', 'destroy', 'setIntent', 'provision', 'waitReady'].includes(r.method)),
+    [],
+  );
   assert.equal(res.ok, true);
   assert.equal(res.vms.web?.state, 'Ready');
   assert.equal(res.vms.db?.state, 'Ready');
@@ -52,7 +75,10 @@ test('a provision step added to a running VM is applied live: readiness checked,
   await converge(project([spec('web')]), deps, flags);
   const before = backend.log.length;
   const res = await converge(project([provisioned]), deps, flags);
-  const calls = backend.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe').map((r) => r.method);
+  const calls = backend.log
+    .slice(before)
+    .filter((r) => r.phase === 'begin' && r.method !== 'observe')
+    .map((r) => r.method);
   assert.deepEqual(calls, ['provisionPending', 'waitReady', 'provision']);
   assert.equal(res.vms.web?.state, 'Ready');
   // and with --no-provision nothing is due
@@ -60,7 +86,10 @@ test('a provision step added to a running VM is applied live: readiness checked,
   await converge(project([spec('web')]), b2.deps, flags);
   const n = b2.backend.log.length;
   await converge(project([provisioned]), b2.deps, { ...flags, provision: false });
-  assert.deepEqual(b2.backend.log.slice(n).filter((r) => r.phase === 'begin' && r.method !== 'observe'), []);
+  assert.deepEqual(
+    b2.backend.log.slice(n).filter((r) => r.phase === 'begin' && r.method !== 'observe'),
+    [],
+  );
 });
 
 test('changed memory restarts the VM and keeps its disk', async () => {
@@ -69,9 +98,15 @@ test('changed memory restarts the VM and keeps its disk', async () => {
   const disk = backend.vms.get('web')!.disk;
   const before = backend.log.length;
   const res = await converge(project([spec('web', { memory: 2048 })]), deps, flags);
-  assert.deepEqual(res.entries.map((e) => e.action), ['restart']);
+  assert.deepEqual(
+    res.entries.map((e) => e.action),
+    ['restart'],
+  );
   const calls = backend.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe' && r.method !== 'provisionPending');
-  assert.deepEqual(calls.map((r) => r.method), ['stop', 'prepare', 'start', 'waitReady']);
+  assert.deepEqual(
+    calls.map((r) => r.method),
+    ['stop', 'prepare', 'start', 'waitReady'],
+  );
   assert.equal((calls[1]!.detail as { recreateDisk: boolean }).recreateDisk, false);
   assert.equal(backend.vms.get('web')!.disk, disk, 'disk kept');
   assert.equal(backend.vms.get('web')!.applied?.memory, 2048);
@@ -88,14 +123,20 @@ test('a new image without --recreate: RecreateRequired, ok=false, the VM is left
   assert.equal(res.ok, false);
   assert.equal(res.vms.web?.state, 'RecreateRequired');
   assert.deepEqual(res.vms.web?.conditions, ['RecreateRequired', 'Running']);
-  assert.deepEqual(backend.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe'), []);
+  assert.deepEqual(
+    backend.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe'),
+    [],
+  );
   assert.equal(backend.vms.get('web')!.power, 'running');
   assert.equal(backend.vms.get('web')!.diskImage, 'debian:12');
   assert.ok(ev.reasons('web').includes('RecreateRequired'));
 });
 
 test('a new image with --recreate (or on a disposable VM) replaces the disk', async () => {
-  for (const [label, disposable, recreate] of [['--recreate', false, true], ['disposable', true, false]] as const) {
+  for (const [label, disposable, recreate] of [
+    ['--recreate', false, true],
+    ['disposable', true, false],
+  ] as const) {
     const { backend, deps } = setup();
     await converge(project([spec('web', { disposable })]), deps, flags);
     const disk = backend.vms.get('web')!.disk;
@@ -152,7 +193,11 @@ test('depends_on: web is not started before db is Ready', async () => {
   const run = converge(project([spec('web', { dependsOn: ['db'] }), spec('db')]), deps, flags);
   await held.reached;
   for (let i = 0; i < 50; i++) await new Promise<void>((r) => setImmediate(r));
-  assert.deepEqual(backend.calls((r) => r.vm === 'web'), [], 'web waits while db is not ready');
+  assert.deepEqual(
+    backend.calls((r) => r.vm === 'web'),
+    [],
+    'web waits while db is not ready',
+  );
   held.release();
   const res = await run;
   assert.equal(res.ok, true);
@@ -178,14 +223,21 @@ test('a failed dependency blocks its dependents with a clear message', async () 
   const { backend, deps } = setup();
   backend.failOn('start', 'db', 'qemu-system-x86_64 exited with status 1');
   const ev = collector();
-  const res = await converge(project([spec('web', { dependsOn: ['api'] }), spec('api', { dependsOn: ['db'] }), spec('db'), spec('cache')]), deps, { ...flags, onEvent: ev.onEvent });
+  const res = await converge(
+    project([spec('web', { dependsOn: ['api'] }), spec('api', { dependsOn: ['db'] }), spec('db'), spec('cache')]),
+    deps,
+    { ...flags, onEvent: ev.onEvent },
+  );
   assert.equal(res.ok, false);
   assert.equal(res.vms.db?.state, 'Failed');
   assert.equal(res.vms.api?.state, 'Blocked');
   assert.equal(res.vms.api?.error, 'waiting on db, which failed: qemu-system-x86_64 exited with status 1');
   assert.match(res.vms.web?.error ?? '', /^waiting on api, which is blocked \(waiting on db, which failed: /);
   assert.equal(res.vms.cache?.state, 'Ready', 'independent VMs are not held back');
-  assert.deepEqual(backend.calls((r) => r.vm === 'web' || r.vm === 'api'), []);
+  assert.deepEqual(
+    backend.calls((r) => r.vm === 'web' || r.vm === 'api'),
+    [],
+  );
   assert.ok(ev.events.some((e) => e.vm === 'api' && e.reason === 'DependencyNotReady' && e.type === 'Warning'));
 });
 
@@ -211,7 +263,10 @@ test('a failing backend call → Failed with its message, and ok=false', async (
   const failed = ev.events.find((e) => e.reason === 'VmFailed');
   assert.equal(failed?.type, 'Warning');
   assert.match(failed?.message ?? '', /Preparing failed: image debian:12: sha256 mismatch/);
-  assert.deepEqual(backend.calls((r) => r.method === 'start'), []);
+  assert.deepEqual(
+    backend.calls((r) => r.method === 'start'),
+    [],
+  );
 });
 
 test('aborting converge settles promptly: in-flight calls are aborted, nothing dangles', async () => {
@@ -225,7 +280,11 @@ test('aborting converge settles promptly: in-flight calls are aborted, nothing d
   assert.equal(backend.inFlight, 0);
   assert.equal(backend.signals.get('start:web')?.aborted, true);
   assert.ok(backend.log.some((r) => r.method === 'start' && r.phase === 'abort'));
-  assert.deepEqual(backend.calls((r) => r.vm === 'db'), [], 'the dependent never started');
+  assert.deepEqual(
+    backend.calls((r) => r.vm === 'db'),
+    [],
+    'the dependent never started',
+  );
 });
 
 test('down stops dependents before their dependencies; volumes are deleted only when asked', async () => {
@@ -241,14 +300,24 @@ test('down stops dependents before their dependencies; volumes are deleted only 
   // each VM keeps a stop intent: a watch pass (a converge that does not clear intents) leaves them down
   assert.deepEqual([backend.vms.get('web')!.intent, backend.vms.get('db')!.intent], ['stopped', 'stopped']);
   const watchPass = await converge(p, deps, flags);
-  assert.deepEqual(watchPass.entries.map((e) => e.action), ['none', 'none']);
+  assert.deepEqual(
+    watchPass.entries.map((e) => e.action),
+    ['none', 'none'],
+  );
   assert.equal(backend.vms.get('web')!.power, 'stopped');
 
   const gone = await downProject(p, deps, { destroy: true, volumes: true });
   assert.equal(gone.vms.web?.state, 'Destroyed');
-  assert.ok([...backend.vms.values()].every((v) => !v.exists && v.intent === 'stopped'), 'disks gone, intents kept');
+  assert.ok(
+    [...backend.vms.values()].every((v) => !v.exists && v.intent === 'stopped'),
+    'disks gone, intents kept',
+  );
   assert.deepEqual(backend.volumesRemoved, ['data']);
-  assert.deepEqual((await converge(p, deps, flags)).entries.map((e) => e.action), ['none', 'none'], 'not recreated behind the user\'s back');
+  assert.deepEqual(
+    (await converge(p, deps, flags)).entries.map((e) => e.action),
+    ['none', 'none'],
+    "not recreated behind the user's back",
+  );
 
   // a `tend run` VM destroyed with its file leaves nothing behind
   const adhoc = project([spec('adhoc')]);

@@ -5,7 +5,10 @@ import { backoffDelay, decideRestart, FRESH, RestartBook, type BackoffOptions } 
 const o: BackoffOptions = { baseMs: 1000, factor: 2, maxMs: 8000, healthyMs: 60_000 };
 
 test('the first exit restarts at once, later ones in a row wait longer, capped', () => {
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, o)), [0, 1000, 2000, 4000, 8000, 8000, 8000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, o)),
+    [0, 1000, 2000, 4000, 8000, 8000, 8000],
+  );
 });
 
 test('a crash loop grows the delay per failure and a healthy period resets it', () => {

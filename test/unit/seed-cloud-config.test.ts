@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { parse } from 'yaml';
 import { applyDefaults } from '../../schemas/defaults.js';
 import { renderMetaData, renderUserData } from '../../src/seed/cloud-config.js';
-import { NotFoundError } from '../../src/errors.js';
+import { NotFoundError } from '../../schemas/errors.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeneratedKeyGeneratedKeyGeneratedKey00 tend@web';
 const EXTRA = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUserKeyUserKeyUserKeyUserKeyUserKey0000 me@laptop';
@@ -65,13 +65,20 @@ test('a raw user-data file is passed through as is', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-ud-'));
   const raw = '#!/bin/sh\necho "not cloud-config: a script"\n';
   writeFileSync(join(dir, 'user-data'), raw);
-  const v = applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' }, cloudInit: { userData: join(dir, 'user-data'), packages: ['ignored'] } });
+  const v = applyDefaults({
+    name: 'web',
+    image: { kind: 'catalog', ref: 'debian:12' },
+    cloudInit: { userData: join(dir, 'user-data'), packages: ['ignored'] },
+  });
   assert.equal(renderUserData(v, { user: 'debian', publicKey: KEY }), raw);
   const missing = applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' }, cloudInit: { userData: join(dir, 'nope') } });
-  assert.throws(() => renderUserData(missing, { user: 'debian', publicKey: KEY }), (e: unknown) => e instanceof NotFoundError && e.reason === 'UserDataNotFound');
+  assert.throws(
+    () => renderUserData(missing, { user: 'debian', publicKey: KEY }),
+    (e: unknown) => e instanceof NotFoundError && e.reason === 'UserDataNotFound',
+  );
 });
 
-test('a raw user-data file with mounts or the project network: multipart, the file untouched first, tend\'s bootcmd merged in front', () => {
+test("a raw user-data file with mounts or the project network: multipart, the file untouched first, tend's bootcmd merged in front", () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-ud-'));
   const raw = '#cloud-config\nbootcmd: [echo mine]\nruncmd: [echo ünïcode]\n';
   writeFileSync(join(dir, 'user-data'), raw);
@@ -84,32 +91,40 @@ test('a raw user-data file with mounts or the project network: multipart, the fi
   const text = renderUserData(v, { user: 'debian', publicKey: KEY });
   const m = /^Content-Type: multipart\/mixed; boundary="([^"]+)"\nMIME-Version: 1\.0\n\n/.exec(text);
   assert.ok(m, text.slice(0, 200));
-  const parts = text.split(`--${m[1]}`).slice(1, -1).map((p) => {
-    const [head, body] = p.trim().split('\n\n');
-    return { head, body: Buffer.from(body.replace(/\n/g, ''), 'base64').toString('utf8') };
-  });
+  const parts = text
+    .split(`--${m[1]}`)
+    .slice(1, -1)
+    .map((p) => {
+      const [head, body] = p.trim().split('\n\n');
+      return { head, body: Buffer.from(body.replace(/\n/g, ''), 'base64').toString('utf8') };
+    });
   assert.ok(text.trimEnd().endsWith(`--${m[1]}--`));
   assert.equal(parts.length, 2);
   assert.match(parts[0].head, /^Content-Type: text\/plain;.*\n(.*\n)*Content-Transfer-Encoding: base64/m);
-  assert.equal(parts[0].body, raw, 'the user\'s file, byte for byte (cloud-init detects its type from its first line)');
+  assert.equal(parts[0].body, raw, "the user's file, byte for byte (cloud-init detects its type from its first line)");
   assert.match(parts[1].head, /^Content-Type: text\/cloud-config;/);
   const tend = parse(parts[1].body) as { merge_how: { name: string; settings: string[] }[]; bootcmd: string[] };
-  assert.deepEqual(tend.merge_how, [{ name: 'list', settings: ['prepend'] }, { name: 'dict', settings: ['no_replace', 'recurse_list'] }]);
+  assert.deepEqual(tend.merge_how, [
+    { name: 'list', settings: ['prepend'] },
+    { name: 'dict', settings: ['no_replace', 'recurse_list'] },
+  ]);
   assert.equal(tend.bootcmd.length, 1);
   assert.match(tend.bootcmd[0], /\/data/);
 });
 
 test('a raw user-data file that is MIME itself is nested with its own headers; a gzipped one is unpacked first', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tend-ud-'));
-  const mime = 'Content-Type: multipart/mixed; boundary="user"\nMIME-Version: 1.0\n\n--user\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--user--\n';
+  const mime =
+    'Content-Type: multipart/mixed; boundary="user"\nMIME-Version: 1.0\n\n--user\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho hi\n--user--\n';
   writeFileSync(join(dir, 'mime'), mime);
   writeFileSync(join(dir, 'gz'), gzipSync('#cloud-config\nruncmd: [echo zipped]\n'));
-  const withVolume = (file: string) => applyDefaults({
-    name: 'db',
-    image: { kind: 'catalog', ref: 'debian:12' },
-    cloudInit: { userData: join(dir, file) },
-    volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }],
-  });
+  const withVolume = (file: string) =>
+    applyDefaults({
+      name: 'db',
+      image: { kind: 'catalog', ref: 'debian:12' },
+      cloudInit: { userData: join(dir, file) },
+      volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }],
+    });
   const nested = renderUserData(withVolume('mime'), { user: 'debian', publicKey: KEY });
   assert.ok(nested.includes(`--==tend-user-data==\n${mime.trimEnd()}\n--==tend-user-data==\n`), nested);
   const unzipped = renderUserData(withVolume('gz'), { user: 'debian', publicKey: KEY });

@@ -2,12 +2,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { applyDefaults } from '../../schemas/defaults.js';
-import { TendError } from '../../src/errors.js';
+import { TendError } from '../../schemas/errors.js';
 import { requireSshKeys, resolveSshKeys, resolveSshUser } from '../../src/ssh/resolve.js';
 
 const VMDIR = '/state/projects/p-1234/vms/web';
 const HOME = '/home/ann';
-const has = (...paths: string[]) => (p: string) => paths.includes(p);
+const has =
+  (...paths: string[]) =>
+  (p: string) =>
+    paths.includes(p);
 
 describe('resolveSshKeys', () => {
   test('order: generated key, then --key, then ~/.ssh id_ed25519, id_ecdsa, id_rsa (only those that exist)', () => {
@@ -47,20 +50,26 @@ describe('resolveSshKeys', () => {
   });
 
   test('a --key that does not exist is an error, not silently skipped', () => {
-    assert.throws(() => resolveSshKeys({ vmDir: VMDIR, flagKey: '/nope', home: HOME, exists: has() }), (e: unknown) => {
-      assert.ok(e instanceof TendError);
-      assert.equal(e.reason, 'SshKeyNotFound');
-      assert.match(e.message, /--key \/nope/);
-      return true;
-    });
+    assert.throws(
+      () => resolveSshKeys({ vmDir: VMDIR, flagKey: '/nope', home: HOME, exists: has() }),
+      (e: unknown) => {
+        assert.ok(e instanceof TendError);
+        assert.equal(e.reason, 'SshKeyNotFound');
+        assert.match(e.message, /--key \/nope/);
+        return true;
+      },
+    );
   });
 
   test('no key anywhere: the error lists every place looked at', () => {
-    assert.throws(() => requireSshKeys({ vmDir: VMDIR, home: HOME, exists: has() }), (e: unknown) => {
-      assert.ok(e instanceof TendError);
-      assert.match(e.message, new RegExp(`${VMDIR}/id_ed25519.*${HOME}/\\.ssh/id_ed25519.*id_ecdsa.*id_rsa`));
-      return true;
-    });
+    assert.throws(
+      () => requireSshKeys({ vmDir: VMDIR, home: HOME, exists: has() }),
+      (e: unknown) => {
+        assert.ok(e instanceof TendError);
+        assert.match(e.message, new RegExp(`${VMDIR}/id_ed25519.*${HOME}/\\.ssh/id_ed25519.*id_ecdsa.*id_rsa`));
+        return true;
+      },
+    );
   });
 });
 

@@ -10,7 +10,7 @@ import { applyDefaults } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
 import { sshArgv } from '../../src/cli/commands/ssh.js';
 import { DEFAULT_LEASE_FILES, type GuestAddress } from '../../src/net/guest-ip.js';
-import { tapMac } from '../../src/qemu/tap.js';
+import { tapMac } from '../../src/net/mac.js';
 import { waitForSsh, type GuestLocator } from '../../src/ssh/ready.js';
 import { addressUnknownMessage, leaseFiles, tapGuest, tapReadiness, tapSshTarget, type FindGuestIp } from '../../src/ssh/target.js';
 import { projectDir } from '../../src/state/paths.js';
@@ -46,10 +46,26 @@ describe('lease files', () => {
 describe('the SSH target of a TAP guest', () => {
   test("is the guest's own address on its sshd port, looked up by the VM's stable MAC in the configured lease files", async () => {
     const seen: { mac: string; leaseFiles: readonly string[] | undefined }[] = [];
-    const t = await tapSshTarget(STATE, project, vm, { TEND_LEASE_FILES: '/tmp/x.leases' }, scripted([{ address: '10.78.0.57', source: 'lease' }], seen));
-    assert.deepEqual(t, { host: '10.78.0.57', port: 22, user: 'debian', privateKey: `${projectDir(STATE, 'shop', '/src/shop')}/vms/web/id_ed25519` });
+    const t = await tapSshTarget(
+      STATE,
+      project,
+      vm,
+      { TEND_LEASE_FILES: '/tmp/x.leases' },
+      scripted([{ address: '10.78.0.57', source: 'lease' }], seen),
+    );
+    assert.deepEqual(t, {
+      host: '10.78.0.57',
+      port: 22,
+      user: 'debian',
+      privateKey: `${projectDir(STATE, 'shop', '/src/shop')}/vms/web/id_ed25519`,
+    });
     assert.deepEqual(seen, [{ mac: MAC, leaseFiles: ['/tmp/x.leases'] }]);
-    const custom = applyDefaults({ name: 'web', image: img, network: { mode: 'tap', bridge: 'br0' }, ssh: { port: 2222, privateKey: '/keys/deploy', user: 'ops' } });
+    const custom = applyDefaults({
+      name: 'web',
+      image: img,
+      network: { mode: 'tap', bridge: 'br0' },
+      ssh: { port: 2222, privateKey: '/keys/deploy', user: 'ops' },
+    });
     const t2 = await tapSshTarget(STATE, project, custom, {}, scripted([{ address: '10.78.0.9', source: 'neighbour', dev: 'br0' }]));
     assert.deepEqual(t2, { host: '10.78.0.9', port: 2222, user: 'ops', privateKey: '/keys/deploy' });
   });
@@ -57,7 +73,12 @@ describe('the SSH target of a TAP guest', () => {
   test('without an address: GuestAddressUnknown naming the MAC, the bridge, the lease files read and $TEND_LEASE_FILES', async () => {
     await assert.rejects(
       tapSshTarget(STATE, project, vm, { TEND_LEASE_FILES: '/tmp/x.leases' }, scripted([null])),
-      rejectsWith('GuestAddressUnknown', new RegExp(`web has no known IPv4 address yet \\(TAP on br0, MAC ${MAC}\\).*/tmp/x\\.leases.*DHCP server.*TEND_LEASE_FILES.*tend logs web --console`)),
+      rejectsWith(
+        'GuestAddressUnknown',
+        new RegExp(
+          `web has no known IPv4 address yet \\(TAP on br0, MAC ${MAC}\\).*/tmp/x\\.leases.*DHCP server.*TEND_LEASE_FILES.*tend logs web --console`,
+        ),
+      ),
     );
     const g = tapGuest(STATE, project, applyDefaults({ name: 'db', image: img, network: { mode: 'tap', bridge: null } }), {});
     assert.match(addressUnknownMessage(g, 600), /^db has no known IPv4 address after 600 s \(TAP on the bridge of its TAP device/);
@@ -66,7 +87,19 @@ describe('the SSH target of a TAP guest', () => {
 
   test('readiness: a waiting line first, then one line per address found or changed; the target follows the address', async () => {
     const lines: string[] = [];
-    const r = tapReadiness(STATE, project, vm, {}, (l) => lines.push(l), scripted([null, { address: '10.78.0.57', source: 'lease' }, { address: '10.78.0.57', source: 'neighbour', dev: 'br0' }, { address: '10.78.0.60', source: 'lease' }]));
+    const r = tapReadiness(
+      STATE,
+      project,
+      vm,
+      {},
+      (l) => lines.push(l),
+      scripted([
+        null,
+        { address: '10.78.0.57', source: 'lease' },
+        { address: '10.78.0.57', source: 'neighbour', dev: 'br0' },
+        { address: '10.78.0.60', source: 'lease' },
+      ]),
+    );
     assert.equal(r.waiting, `waiting for the guest's address on br0 (MAC ${MAC})`);
     assert.equal(r.target.host, '');
     assert.equal(await r.locate.find(), null);
@@ -83,8 +116,17 @@ describe('the SSH target of a TAP guest', () => {
 
 describe('tend ssh to a TAP guest', () => {
   test('goes to the address with the pin checked by alias, not by address', () => {
-    const argv = sshArgv({ host: '10.78.0.57', port: 22, user: 'debian', keys: ['/k'], pin: { file: '/vm/known_hosts', alias: 'tend-shop-web', keyTypes: ['ssh-ed25519'] } });
-    assert.ok(argv.includes('HostKeyAlias=tend-shop-web') && argv.includes('CheckHostIP=no') && argv.includes('StrictHostKeyChecking=yes'), argv.join(' '));
+    const argv = sshArgv({
+      host: '10.78.0.57',
+      port: 22,
+      user: 'debian',
+      keys: ['/k'],
+      pin: { file: '/vm/known_hosts', alias: 'tend-shop-web', keyTypes: ['ssh-ed25519'] },
+    });
+    assert.ok(
+      argv.includes('HostKeyAlias=tend-shop-web') && argv.includes('CheckHostIP=no') && argv.includes('StrictHostKeyChecking=yes'),
+      argv.join(' '),
+    );
     assert.equal(argv.at(-1), 'debian@10.78.0.57');
   });
 });
@@ -128,7 +170,10 @@ describe('waitForSsh with a locator', () => {
 
   test('once found, the banner and the login go to that address', async () => {
     const answers: (string | null)[] = [null, null, '127.0.0.1'];
-    const locate: GuestLocator = { find: async () => (answers.length > 0 ? (answers.shift() ?? null) : '127.0.0.1'), unknown: () => 'never' };
+    const locate: GuestLocator = {
+      find: async () => (answers.length > 0 ? (answers.shift() ?? null) : '127.0.0.1'),
+      unknown: () => 'never',
+    };
     const stages: string[] = [];
     await assert.rejects(
       waitForSsh({ ...base(), timeoutMs: 5000, loginTimeoutMs: 300, locate, onStage: (s) => stages.push(s) }),

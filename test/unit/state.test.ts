@@ -30,7 +30,10 @@ test('a corrupt JSON file is reported through onCorrupt and read as missing, not
     writeFileSync(file, '{"ssh": 22');
     const seen: CorruptFile[] = [];
     assert.equal(await readJson(file, (c) => seen.push(c)), undefined);
-    assert.equal(readJsonSync(file, (c) => seen.push(c)), undefined);
+    assert.equal(
+      readJsonSync(file, (c) => seen.push(c)),
+      undefined,
+    );
     assert.equal(seen.length, 2);
     assert.equal(seen[0].path, file);
     assert.ok(seen[0].error.length > 0);
@@ -64,10 +67,19 @@ test('events are appended as JSON lines (0600) and read back, skipping a corrupt
     assert.equal(statSync(eventsPath(root)).mode & 0o777, 0o600);
     const corrupt: CorruptFile[] = [];
     const all = await readEvents(root, { onCorrupt: (c) => corrupt.push(c) });
-    assert.deepEqual(all.map((e) => e.reason), ['VmStarted', 'VmFailed']);
+    assert.deepEqual(
+      all.map((e) => e.reason),
+      ['VmStarted', 'VmFailed'],
+    );
     assert.equal(corrupt.length, 1);
-    assert.deepEqual((await readEvents(root, { vm: 'db' })).map((e) => e.message), ['boom']);
-    assert.deepEqual((await readEvents(root, { sinceMs: Date.parse('2026-01-01T10:00:30Z') })).map((e) => e.vm), ['db']);
+    assert.deepEqual(
+      (await readEvents(root, { vm: 'db' })).map((e) => e.message),
+      ['boom'],
+    );
+    assert.deepEqual(
+      (await readEvents(root, { sinceMs: Date.parse('2026-01-01T10:00:30Z') })).map((e) => e.vm),
+      ['db'],
+    );
     assert.deepEqual(await readEvents(join(root, 'none')), []);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -25,5 +25,6 @@ test('$TEND_READY_TIMEOUT covers the guest stages that have no variable of their
 });
 
 test('an unusable environment value is ignored, not a zero limit', () => {
-  for (const v of ['', 'soon', '0', '-5']) assert.equal(stageTimeoutMs('ssh', vm(), undefined, { TEND_SSH_TIMEOUT: v }), 600_000, JSON.stringify(v));
+  for (const v of ['', 'soon', '0', '-5'])
+    assert.equal(stageTimeoutMs('ssh', vm(), undefined, { TEND_SSH_TIMEOUT: v }), 600_000, JSON.stringify(v));
 });

@@ -3,13 +3,18 @@ import assert from 'node:assert/strict';
 import { createActor, waitFor } from 'xstate';
 import { isSettled, vmMachine, vmStatus, type VmMachineInput } from '../../controllers/vm-machine.js';
 import type { PlanEntry } from '../../controllers/plan.js';
-import type { ObservedVm } from '../../controllers/types.js';
+import type { ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { project, spec, until } from '../helpers/controller-fixtures.js';
 
-const entry = (vm: string, action: PlanEntry['action'], changed: string[] = [], notes: string[] = []): PlanEntry => ({ vm, action, changed, notes });
+const entry = (vm: string, action: PlanEntry['action'], changed: string[] = [], notes: string[] = []): PlanEntry => ({
+  vm,
+  action,
+  changed,
+  notes,
+});
 
 function input(backend: MemoryBackend, vm: VmSpec | null, e: PlanEntry, observed?: ObservedVm): VmMachineInput {
   const p = project(vm ? [vm] : []);
@@ -37,7 +42,8 @@ test('create walks Preparing → Prepared → Starting → Running → Provision
   const snap = await settled();
   assert.deepEqual(vmStatus(snap), { state: 'Ready', conditions: ['Ready'] });
   const seen = states.filter((s, i) => s !== states[i - 1]);
-  for (const s of ['Preparing', 'Starting', 'Running', 'Provisioning', 'Ready']) assert.ok(seen.includes(s), `${s} not in ${seen.join(' → ')}`);
+  for (const s of ['Preparing', 'Starting', 'Running', 'Provisioning', 'Ready'])
+    assert.ok(seen.includes(s), `${s} not in ${seen.join(' → ')}`);
   assert.deepEqual(reasons, ['VmPreparing', 'VmPrepared', 'VmStarting', 'VmStarted', 'VmProvisioning', 'VmProvisioned', 'VmReady']);
 });
 
@@ -54,7 +60,10 @@ test('UPDATE mid-prepare aborts the in-flight call and restarts from the new spe
   const snap = await settled();
   assert.equal(vmStatus(snap).state, 'Ready');
   const prepares = backend.log.filter((r) => r.method === 'prepare');
-  assert.deepEqual(prepares.map((r) => r.phase), ['begin', 'abort', 'begin', 'end']);
+  assert.deepEqual(
+    prepares.map((r) => r.phase),
+    ['begin', 'abort', 'begin', 'end'],
+  );
   assert.equal((prepares[2]!.detail as { spec: VmSpec }).spec.memory, 4096);
   assert.equal(backend.vms.get('web')!.applied?.memory, 4096);
   assert.ok(reasons.includes('VmUpdated'));
@@ -97,7 +106,11 @@ test('DESTROY works from any state and deletes the VM', async () => {
 
 test('every failing side effect ends in Failed with the message (Starting, Running, Provisioning, Stopping)', async () => {
   const vm = spec('web', { provision: [{ kind: 'shell', inline: ['false'] }] });
-  for (const [method, failedIn] of [['start', 'Starting'], ['waitReady', 'Running'], ['provision', 'Provisioning']] as const) {
+  for (const [method, failedIn] of [
+    ['start', 'Starting'],
+    ['waitReady', 'Running'],
+    ['provision', 'Provisioning'],
+  ] as const) {
     const backend = new MemoryBackend();
     backend.failOn(method, 'web', `${method} broke`);
     const { settled, reasons } = start(input(backend, vm, entry('web', 'create')));
@@ -151,7 +164,9 @@ test('a stopped VM desired stopped stays Stopped; a stop entry stops it', async 
   assert.deepEqual(backend.mutatingCalls(), []);
 
   backend.seed('db', { applied: spec('db') });
-  const b = start(input(backend, spec('db', { runState: 'stopped', stopGracePeriod: 5 }), entry('db', 'stop'), await observedOf(backend, 'db')));
+  const b = start(
+    input(backend, spec('db', { runState: 'stopped', stopGracePeriod: 5 }), entry('db', 'stop'), await observedOf(backend, 'db')),
+  );
   await b.settled();
   assert.deepEqual(backend.mutatingCalls(), ['stop db']);
   assert.deepEqual(backend.log.find((r) => r.method === 'stop')?.detail, { timeout: 5 });

@@ -12,7 +12,7 @@ import { renderVolume, volumeCommand } from '../../src/cli/commands/volume.js';
 import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
 import { vmFile, volumePath, volumesDir } from '../../src/state/paths.js';
-import { NotFoundError, TendError } from '../../src/errors.js';
+import { NotFoundError, TendError } from '../../schemas/errors.js';
 
 const YAML = `name: vols
 services:
@@ -52,7 +52,10 @@ test('volume ls lists declared, created and left-over volumes with who mounts th
   const r = await volumeCommand({ ...g, verb: 'ls' });
   assert.equal(r.verb, 'ls');
   if (r.verb !== 'ls') return;
-  assert.deepEqual(r.volumes.map((v) => v.name), ['old', 'pgdata', 'shared']);
+  assert.deepEqual(
+    r.volumes.map((v) => v.name),
+    ['old', 'pgdata', 'shared'],
+  );
   const pg = r.volumes.find((v) => v.name === 'pgdata');
   assert.equal(pg?.created, true);
   assert.equal(pg?.virtualSize, 2 * 1024 ** 3);

@@ -36,8 +36,8 @@ test('long volume names are cut to the 20-byte virtio serial', () => {
 });
 
 test('shq quotes anything for sh', () => {
-  const out = execFileSync('sh', ['-c', `printf %s ${shq("it's $HOME `x` \"q\"")}`], { encoding: 'utf8' });
-  assert.equal(out, "it's $HOME `x` \"q\"");
+  const out = execFileSync('sh', ['-c', `printf %s ${shq('it\'s $HOME `x` "q"')}`], { encoding: 'utf8' });
+  assert.equal(out, 'it\'s $HOME `x` "q"');
 });
 
 /**
@@ -95,7 +95,13 @@ test(':ro mounts read-only and never formats', () => {
 test('every rendered snippet is valid POSIX sh (dash -n), as cloud-init runs bootcmd with /bin/sh', async () => {
   const { projectNetBootcmd } = await import('../../src/seed/network-config.js');
   const { projectNetMember } = await import('../../src/net/project-net.js');
-  const p = { name: 'p', dir: '/p', files: [], volumes: {}, vms: [vm, applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' } })] };
+  const p = {
+    name: 'p',
+    dir: '/p',
+    files: [],
+    volumes: {},
+    vms: [vm, applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' } })],
+  };
   const net = projectNetMember(p, '/s/p', 'db', { db: 10, web: 11 });
   assert.ok(net);
   for (const s of [...volumeBootcmd(vm), projectNetBootcmd(net)]) {

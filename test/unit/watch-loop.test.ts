@@ -37,9 +37,29 @@ function setup(initial: Project, o: Partial<WatchOptions> = {}) {
     },
   };
   const ac = new AbortController();
-  const ctl = startWatch(initial, deps, { prune: false, recreate: false, provision: true, resyncMs: 0, debounceMs: 50, onEvent: ev.onEvent, onPass: (p) => passes.push(p), ...o }, ac.signal);
+  const ctl = startWatch(
+    initial,
+    deps,
+    {
+      prune: false,
+      recreate: false,
+      provision: true,
+      resyncMs: 0,
+      debounceMs: 50,
+      onEvent: ev.onEvent,
+      onPass: (p) => passes.push(p),
+      ...o,
+    },
+    ac.signal,
+  );
   return {
-    clock, mb, ev, passes, ctl, ac, callsOutsideLock,
+    clock,
+    mb,
+    ev,
+    passes,
+    ctl,
+    ac,
+    callsOutsideLock,
     locks: () => locks,
     setNext: (l: WatchLoad) => (next = l),
     /** wait until `n` passes ran and nothing is in flight */
@@ -52,7 +72,13 @@ const two = () => project([spec('web'), spec('db')]);
 test('converges first, then an edit reconciles only the affected VM (debounced, under the lock)', async () => {
   const w = setup(two());
   await w.passesDone(1);
-  assert.deepEqual(w.mb.mutatingCalls().filter((c) => c.startsWith('start')).sort(), ['start db', 'start web']);
+  assert.deepEqual(
+    w.mb
+      .mutatingCalls()
+      .filter((c) => c.startsWith('start'))
+      .sort(),
+    ['start db', 'start web'],
+  );
   const before = w.mb.log.length;
   w.setNext({ project: project([spec('web', { memory: 2048 }), spec('db')]), diagnostics: [] });
   w.ctl.filesChanged(['/p/tend.yaml']);
@@ -101,7 +127,10 @@ test('a deleted project file is reported, not taken as "delete every VM"', async
   const w = setup(two(), { prune: true });
   await w.passesDone(1);
   const calls = w.mb.log.length;
-  w.setNext({ project: null, diagnostics: [{ file: '/p/tend.yaml', line: 1, column: 1, message: 'the file does not exist', severity: 'error' }] });
+  w.setNext({
+    project: null,
+    diagnostics: [{ file: '/p/tend.yaml', line: 1, column: 1, message: 'the file does not exist', severity: 'error' }],
+  });
   w.ctl.filesChanged(['/p/tend.yaml']);
   await until(() => w.clock.pendingSleeps > 0, 'debounce');
   w.clock.advance(50);
@@ -207,10 +236,24 @@ test('a VM that fails to start is retried with the crash-loop backoff, not in a 
   const ev = collector();
   const ac = new AbortController();
   const p = project([spec('web')]);
-  const ctl = startWatch(p, { backend: mb, guest: mb, clock, load: (): WatchLoad => ({ project: p, diagnostics: [] }), withLock: (fn) => fn() },
-    { prune: false, recreate: false, provision: true, resyncMs: 0, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000, healthyMs: 60_000 }, onEvent: ev.onEvent }, ac.signal);
+  const ctl = startWatch(
+    p,
+    { backend: mb, guest: mb, clock, load: (): WatchLoad => ({ project: p, diagnostics: [] }), withLock: (fn) => fn() },
+    {
+      prune: false,
+      recreate: false,
+      provision: true,
+      resyncMs: 0,
+      backoff: { baseMs: 1000, factor: 2, maxMs: 60_000, healthyMs: 60_000 },
+      onEvent: ev.onEvent,
+    },
+    ac.signal,
+  );
   const starts = (): number => mb.calls((r) => r.method === 'start').length;
-  await until(() => starts() === 2 && mb.inFlight === 0 && ev.reasons('web').filter((r) => r === 'BackOff').length === 2, 'first retry at once');
+  await until(
+    () => starts() === 2 && mb.inFlight === 0 && ev.reasons('web').filter((r) => r === 'BackOff').length === 2,
+    'first retry at once',
+  );
   assert.match(ev.events.filter((e) => e.reason === 'BackOff')[1].message, /failure 2 in a row: retrying in 1s/);
   for (let i = 0; i < 50; i++) await new Promise<void>((r) => setImmediate(r));
   assert.equal(starts(), 2, 'waits for the backoff');

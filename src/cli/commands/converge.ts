@@ -4,7 +4,7 @@
  * how `tend up` undoes `tend stop` and `tend down`.
  */
 import type { PlanEntry } from '../../../controllers/plan.js';
-import type { TendEvent } from '../../../controllers/types.js';
+import type { TendEvent } from '../../../schemas/ports.js';
 import { checkVmNames, type GlobalOptions } from '../context.js';
 import { recordStatus, renderVmLine, withDeps } from './lifecycle.js';
 
@@ -30,7 +30,7 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
     if (names) checkVmNames(ctx.project, names);
     const observed = await deps.backend.observe(ctx.project, o.signal);
     // a fixed host port someone else holds fails before anything starts (controllers/port-conflicts.ts)
-    await (await import('../../net/port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
+    await (await import('../port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
     // `tend up` clears stop intents (design §3), then converges from this same observation
     const { clearStopIntents, converge } = await import('../../../controllers/reconciler.js');
     await clearStopIntents(ctx.project, deps, observed, names);

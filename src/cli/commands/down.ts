@@ -11,7 +11,7 @@ import type { ConvergeCommandResult } from './converge.js';
 import { recordStatus, withDeps } from './lifecycle.js';
 import type { Context, GlobalOptions } from '../context.js';
 import { runsDir } from '../../state/paths.js';
-import type { TendEvent } from '../../../controllers/types.js';
+import type { TendEvent } from '../../../schemas/ports.js';
 
 export interface DownCommandOptions extends GlobalOptions {
   destroy?: boolean;

@@ -4,7 +4,7 @@
  * the signal aborts (Ctrl-C).
  */
 import { stat } from 'node:fs/promises';
-import type { TendEvent } from '../../../controllers/types.js';
+import type { TendEvent } from '../../../schemas/ports.js';
 import { eventsPath, readEvents } from '../../state/events.js';
 import { loadContext, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';

@@ -2,7 +2,7 @@
  * `tend exec NAME -- CMD...`: run one command in the guest over SSH with the VM's key, login
  * user (src/ssh/user.ts) and forwarded SSH port; its output streams to our stdout/stderr and its exit code becomes ours.
  */
-import { BackendError, UsageError } from '../../errors.js';
+import { BackendError, UsageError } from '../../../schemas/errors.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { shellQuote, sshExec } from '../../ssh/exec.js';
@@ -37,7 +37,10 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
     // a TAP guest has no forwarded port: SSH goes to its own address (src/ssh/target.ts)
     if (obs && obs.power === 'running' && (obs.sshPort || spec.network.mode === 'tap')) break;
     if (Date.now() >= deadline) {
-      throw new UsageError(`${o.name} is not running${o.waitFor ? ` after waiting ${o.waitFor}` : ''}: \`tend start ${o.name}\` first`, 'VmNotRunning');
+      throw new UsageError(
+        `${o.name} is not running${o.waitFor ? ` after waiting ${o.waitFor}` : ''}: \`tend start ${o.name}\` first`,
+        'VmNotRunning',
+      );
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -60,7 +63,10 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
       await guest.waitReady(ctx.project, spec, o.signal ? AbortSignal.any([o.signal, cap]) : cap);
     } catch (err) {
       if (cap.aborted && !o.signal?.aborted) {
-        throw new BackendError('NotReady', `${o.name} is not Ready after waiting ${o.waitFor} (last stage: ${stage}): \`tend logs ${o.name} --console\` shows its boot`);
+        throw new BackendError(
+          'NotReady',
+          `${o.name} is not Ready after waiting ${o.waitFor} (last stage: ${stage}): \`tend logs ${o.name} --console\` shows its boot`,
+        );
       }
       throw err;
     }

@@ -1,5 +1,5 @@
 /** `tend image pull|list|inspect|verify|rm|build`: thin wrappers over the image store. */
-import { UsageError, NotFoundError } from '../../errors.js';
+import { UsageError, NotFoundError } from '../../../schemas/errors.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
@@ -50,7 +50,11 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
     }
     case 'inspect': {
       const image = await store.inspectImage(root, need());
-      if (!image) throw new NotFoundError('ImageNotFound', `no stored image "${o.ref}": \`tend image list\` shows them, \`tend image pull ${o.ref}\` adds it`);
+      if (!image)
+        throw new NotFoundError(
+          'ImageNotFound',
+          `no stored image "${o.ref}": \`tend image list\` shows them, \`tend image pull ${o.ref}\` adds it`,
+        );
       return { verb: 'inspect', image };
     }
     case 'verify': {
@@ -61,7 +65,10 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
       return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need(), { force: o.force ?? false }) };
     case 'build': {
       const { buildImage } = await import('../../images/build.js');
-      const image = await buildImage(root, need(), { ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      const image = await buildImage(root, need(), {
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
       return { verb: 'build', image };
     }
     default:
@@ -84,12 +91,17 @@ export function renderImage(r: ImageResult): string {
     case 'list':
       return r.images.length === 0
         ? 'no images stored (tend image pull debian:12)'
-        : table(['NAME', 'FORMAT', 'SIZE', 'CHECKSUM', 'ADDED'], r.images.map((i) => [i.name, i.format, human(i.size), i.checksum.slice(0, 19), i.addedAt]));
+        : table(
+            ['NAME', 'FORMAT', 'SIZE', 'CHECKSUM', 'ADDED'],
+            r.images.map((i) => [i.name, i.format, human(i.size), i.checksum.slice(0, 19), i.addedAt]),
+          );
     case 'verify':
       return r.ok ? `${r.ref}: ok (${r.actual})` : `${r.ref}: MISMATCH\n  expected ${r.expected}\n  actual   ${r.actual}`;
     case 'rm':
       return r.removed ? `${r.ref}: removed` : `${r.ref}: not stored`;
     default:
-      return Object.entries(r.image).map(([k, v]) => `${k}: ${k === 'size' ? human(Number(v)) : String(v)}`).join('\n');
+      return Object.entries(r.image)
+        .map(([k, v]) => `${k}: ${k === 'size' ? human(Number(v)) : String(v)}`)
+        .join('\n');
   }
 }

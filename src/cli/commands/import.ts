@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { BackendError, NotFoundError, TendError, EXIT, UsageError } from '../../errors.js';
+import { BackendError, NotFoundError, TendError, EXIT, UsageError } from '../../../schemas/errors.js';
 import { importDomainXml, type ImportWarning } from '../../import/libvirt.js';
 import type { GlobalOptions } from '../context.js';
 
@@ -32,11 +32,18 @@ export interface ImportCommandResult {
 async function virshDumpxml(domain: string, o: ImportCommandOptions): Promise<string> {
   const { execa } = await import('execa');
   try {
-    const r = await execa('virsh', [...(o.connect ? ['-c', o.connect] : []), 'dumpxml', domain], { env: o.env ?? process.env, stdin: 'ignore' });
+    const r = await execa('virsh', [...(o.connect ? ['-c', o.connect] : []), 'dumpxml', domain], {
+      env: o.env ?? process.env,
+      stdin: 'ignore',
+    });
     return r.stdout;
   } catch (err) {
     const e = err as { code?: string; stderr?: string; shortMessage?: string };
-    if (e.code === 'ENOENT') throw new NotFoundError('VirshMissing', 'virsh is not installed: export the domain with `virsh dumpxml NAME > vm.xml` elsewhere and use --xml vm.xml');
+    if (e.code === 'ENOENT')
+      throw new NotFoundError(
+        'VirshMissing',
+        'virsh is not installed: export the domain with `virsh dumpxml NAME > vm.xml` elsewhere and use --xml vm.xml',
+      );
     throw new BackendError('VirshFailed', `virsh dumpxml ${domain}: ${(e.stderr || e.shortMessage || String(err)).trim()}`, { cause: err });
   }
 }
@@ -60,7 +67,9 @@ export async function importCommand(o: ImportCommandOptions): Promise<ImportComm
   try {
     r = importDomainXml(xml);
   } catch (err) {
-    throw new TendError('InvalidDomainXml', `${o.xml ?? `virsh dumpxml ${o.domain}`}: ${(err as Error).message}`, EXIT.invalidInput, { cause: err });
+    throw new TendError('InvalidDomainXml', `${o.xml ?? `virsh dumpxml ${o.domain}`}: ${(err as Error).message}`, EXIT.invalidInput, {
+      cause: err,
+    });
   }
   if (o.output === '-') return { name: r.name, file: null, yaml: r.yaml, warnings: r.warnings };
   const file = resolve(cwd, o.output ?? 'tend.yaml');

@@ -5,10 +5,8 @@
  */
 import { realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { UsageError } from '../../errors.js';
-import {
-  applyInstall, applyUninstall, installPlan, uninstallPlan, type Runner, type UnitPlan,
-} from '../../systemd/unit.js';
+import { UsageError } from '../../../schemas/errors.js';
+import { applyInstall, applyUninstall, installPlan, uninstallPlan, type Runner, type UnitPlan } from '../../systemd/unit.js';
 import { loadContext, type GlobalOptions } from '../context.js';
 
 export interface InstallCommandOptions extends GlobalOptions {

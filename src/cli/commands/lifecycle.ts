@@ -1,6 +1,6 @@
 /** Shared by the imperative one-VM commands: load, check the name, take the lock, build the deps. */
 import type { ControllerDeps, RunOptions } from '../../../controllers/reconciler.js';
-import type { TendEvent } from '../../../controllers/types.js';
+import type { TendEvent } from '../../../schemas/ports.js';
 import { appendEvent } from '../../state/events.js';
 import { writeJsonAtomic } from '../../state/atomic.js';
 import { withProjectLock } from '../../state/lock.js';
@@ -81,14 +81,25 @@ export interface StatusRecord {
  * Record each VM's last reconcile verdict (status.json). Display only: `ps` trusts it only when
  * it is newer than the running process; nothing decides from it. Destroyed VMs have no folder.
  */
-export async function recordStatus(ctx: Context, vms: Record<string, { state: string; error?: string; conditions: string[] }>, now = Date.now()): Promise<void> {
+export async function recordStatus(
+  ctx: Context,
+  vms: Record<string, { state: string; error?: string; conditions: string[] }>,
+  now = Date.now(),
+): Promise<void> {
   await Promise.all(
     Object.entries(vms)
       // a VM that failed before it had a folder gets none: a folder would make it look known
-      .filter(([vm, s]) => s.state !== 'Destroyed' && s.state !== 'Blocked' && (s.state === 'Ready' || s.state === 'Running' || existsSync(vmDir(ctx.projDir, vm))))
+      .filter(
+        ([vm, s]) =>
+          s.state !== 'Destroyed' &&
+          s.state !== 'Blocked' &&
+          (s.state === 'Ready' || s.state === 'Running' || existsSync(vmDir(ctx.projDir, vm))),
+      )
       .map(([vm, s]) => {
         const rec: StatusRecord = { state: s.state, conditions: s.conditions, ...(s.error ? { error: s.error } : {}), at: now };
-        return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));
+        return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) =>
+          ctx.opts.log?.warn({ err, vm }, 'cannot record status'),
+        );
       }),
   );
 }

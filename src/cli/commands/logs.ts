@@ -6,8 +6,8 @@
  * -n N shows the last N lines; -f keeps following the file as it grows until interrupted.
  */
 import { open, stat } from 'node:fs/promises';
-import type { TendEvent } from '../../../controllers/types.js';
-import { NotFoundError, UsageError } from '../../errors.js';
+import type { TendEvent } from '../../../schemas/ports.js';
+import { NotFoundError, UsageError } from '../../../schemas/errors.js';
 import { eventsPath } from '../../state/events.js';
 import { vmFile } from '../../state/paths.js';
 import { loadContext, type GlobalOptions } from '../context.js';
@@ -110,7 +110,12 @@ export async function followFile(path: string, o: FollowOptions): Promise<boolea
     const shown = o.lines !== undefined ? parts.slice(Math.max(0, parts.length - o.lines)) : parts;
     for (const l of shown) o.onLine(stripCr(l));
   }
-  if (o.follow) await followNew(path, size ?? 0, { onLine: o.onLine, ...(o.signal ? { signal: o.signal } : {}), ...(o.pollMs ? { pollMs: o.pollMs } : {}) });
+  if (o.follow)
+    await followNew(path, size ?? 0, {
+      onLine: o.onLine,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+    });
   return true;
 }
 
@@ -144,11 +149,13 @@ export function parseEventLine(line: string): TendEvent | null {
 }
 
 export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
-  if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0)) throw new UsageError(`-n wants a number of lines, got ${o.lines}`, 'BadLines');
+  if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0))
+    throw new UsageError(`-n wants a number of lines, got ${o.lines}`, 'BadLines');
   const ctx = await loadContext(o, o.name);
   const vm = inferVm(ctx.project, o.name, 'logs');
   const source = o.source ?? 'events';
-  const path = source === 'events' ? eventsPath(ctx.projDir) : vmFile(ctx.projDir, vm, source === 'console' ? 'consoleLog' : 'provisionLog');
+  const path =
+    source === 'events' ? eventsPath(ctx.projDir) : vmFile(ctx.projDir, vm, source === 'console' ? 'consoleLog' : 'provisionLog');
   const common = { follow: o.follow ?? false, ...(o.signal ? { signal: o.signal } : {}), ...(o.pollMs ? { pollMs: o.pollMs } : {}) };
   let found = true;
   if (source === 'events') {
@@ -156,7 +163,14 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
     const show = (e: TendEvent): void => o.write(o.json ? JSON.stringify(e) : renderEventLine(e));
     const follow = o.follow ?? false;
     // ctx.opts, not o: for a `tend run` VM found by name they carry its project file
-    const r = await eventsCommand({ ...ctx.opts, vm, ...(o.lines !== undefined ? { tail: o.lines } : {}), follow, onEvent: show, ...(o.pollMs ? { pollMs: o.pollMs } : {}) });
+    const r = await eventsCommand({
+      ...ctx.opts,
+      vm,
+      ...(o.lines !== undefined ? { tail: o.lines } : {}),
+      follow,
+      onEvent: show,
+      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+    });
     // following already showed them as they were read
     if (!follow) for (const e of r.events) show(e);
   } else {
@@ -165,7 +179,9 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
   if (!found && source !== 'events') {
     throw new NotFoundError(
       'NoLog',
-      source === 'provision' ? `${vm} has no provisioning log yet (${path}): nothing was provisioned` : `${vm} has no console log yet (${path}): it was never started`,
+      source === 'provision'
+        ? `${vm} has no provisioning log yet (${path}): nothing was provisioned`
+        : `${vm} has no console log yet (${path}): it was never started`,
     );
   }
   return { vm, source, path, found };

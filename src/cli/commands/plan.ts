@@ -21,7 +21,7 @@ export async function planCommand(o: PlanCommandOptions): Promise<PlanResult> {
   const names = o.names && o.names.length > 0 ? o.names : undefined;
   if (names) checkVmNames(ctx.project, names, Object.keys(observed.vms));
   // a fixed host port someone else holds fails the plan (controllers/port-conflicts.ts)
-  await (await import('../../net/port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
+  await (await import('../port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
   const entries = plan(ctx.project, observed, { recreate: o.recreate ?? false, prune: o.prune ?? false, ...(names ? { names } : {}) });
   return { project: ctx.project.name, entries };
 }

@@ -3,7 +3,7 @@
  * layer cache (design §5), then record the successes. VMs that are not running are not started
  * for this: naming one is an error, and without names only the running VMs are provisioned.
  */
-import { UsageError } from '../../errors.js';
+import { UsageError } from '../../../schemas/errors.js';
 import { checkVmNames } from '../context.js';
 import type { ConvergeCommandOptions, ConvergeCommandResult } from './converge.js';
 import { recordStatus, withDeps } from './lifecycle.js';
@@ -22,7 +22,10 @@ export async function provisionCommand(o: ProvisionCommandOptions): Promise<Conv
     if (asked) {
       const down = asked.filter((n) => !running(n));
       if (down.length > 0) {
-        throw new UsageError(`${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} not running: \`tend start ${down[0]}\` first (it provisions too)`, 'VmNotRunning');
+        throw new UsageError(
+          `${down.join(', ')} ${down.length === 1 ? 'is' : 'are'} not running: \`tend start ${down[0]}\` first (it provisions too)`,
+          'VmNotRunning',
+        );
       }
     }
     const names = asked ?? ctx.project.vms.filter((v) => v.provision.length > 0 && running(v.name)).map((v) => v.name);

@@ -5,7 +5,7 @@
  * only that VM's row (a `tend run` VM's too).
  */
 import { plan, type PlanEntry } from '../../../controllers/plan.js';
-import type { ObservedVm } from '../../../controllers/types.js';
+import type { ObservedVm } from '../../../schemas/ports.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { readJson } from '../../state/atomic.js';
 import { vmFile } from '../../state/paths.js';
@@ -72,7 +72,12 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const entries = new Map(plan(ctx.project, observed, { recreate: false, prune: false }).map((e) => [e.vm, e]));
-  const names = [...ctx.project.vms.map((v) => v.name), ...Object.keys(observed.vms).filter((n) => !ctx.project.vms.some((v) => v.name === n)).sort()];
+  const names = [
+    ...ctx.project.vms.map((v) => v.name),
+    ...Object.keys(observed.vms)
+      .filter((n) => !ctx.project.vms.some((v) => v.name === n))
+      .sort(),
+  ];
   const rows: PsRow[] = [];
   for (const name of names) {
     if (o.name !== undefined && name !== o.name) continue;
@@ -92,7 +97,13 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,
       ports: alive ? Object.fromEntries(Object.entries(obs.ports).filter(([k]) => k !== 'ssh')) : {},
-      ssh: !alive ? null : obs.sshPort ? `127.0.0.1:${obs.sshPort}` : spec?.network.mode === 'tap' ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env) : null,
+      ssh: !alive
+        ? null
+        : obs.sshPort
+          ? `127.0.0.1:${obs.sshPort}`
+          : spec?.network.mode === 'tap'
+            ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env)
+            : null,
       pid: alive ? obs.pid : null,
       startedAt: alive ? obs.startedAt : null,
       conditions,
@@ -110,7 +121,9 @@ export function renderPs(r: PsResult, now: number = Date.now()): string {
     v.accel ?? '-',
     v.cpus === null ? '-' : String(v.cpus),
     v.memory === null ? '-' : formatMemory(v.memory),
-    Object.entries(v.ports).map(([g, h]) => `${h}->${g}`).join(',') || '-',
+    Object.entries(v.ports)
+      .map(([g, h]) => `${h}->${g}`)
+      .join(',') || '-',
     v.ssh ?? '-',
     v.startedAt ? formatDuration(now - v.startedAt) : '-',
     v.conditions.join(',') || '-',

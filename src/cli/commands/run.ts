@@ -14,14 +14,15 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { NAME_PATTERN } from '../../../schemas/model.js';
-import { UsageError } from '../../errors.js';
+import { NAME_RE } from '../../../schemas/names.js';
+import { UsageError } from '../../../schemas/errors.js';
+import { memoryWithUnitToMiB } from '../../../schemas/units.js';
 import { isHostPath, parseVolumeSpec } from '../../load/volumes.js';
 import { parsePortSpec } from '../../load/ports.js';
 import { RUN_FILE, runDir } from '../../state/paths.js';
 import { loadContext, resolveStateRoot, type GlobalOptions } from '../context.js';
 import type { ConvergeCommandResult } from './converge.js';
-import type { TendEvent } from '../../../controllers/types.js';
+import type { TendEvent } from '../../../schemas/ports.js';
 
 export interface RunCommandOptions extends GlobalOptions {
   image: string;
@@ -59,7 +60,10 @@ export interface RunCommandResult {
   byName: boolean;
 }
 
-export type RunArgs = Pick<RunCommandOptions, 'image' | 'cpus' | 'memory' | 'ports' | 'volumes' | 'packages' | 'runcmd' | 'name' | 'rm' | 'command'>;
+export type RunArgs = Pick<
+  RunCommandOptions,
+  'image' | 'cpus' | 'memory' | 'ports' | 'volumes' | 'packages' | 'runcmd' | 'name' | 'rm' | 'command'
+>;
 
 /** Global options main.ts already parsed (they may appear after `run` too): skipped here. */
 const GLOBAL_FLAGS = new Set(['--json', '--no-wait', '--verbose']);
@@ -125,7 +129,8 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
           break;
         }
         if (w.startsWith('-') && w !== '-') throw new UsageError(`tend run: unknown option ${flag}`, 'UnknownOption');
-        if (out.image) throw new UsageError(`tend run takes one image; put the command after --: tend run ${out.image} -- ${w}`, 'ExtraArgument');
+        if (out.image)
+          throw new UsageError(`tend run takes one image; put the command after --: tend run ${out.image} -- ${w}`, 'ExtraArgument');
         out.image = w;
     }
   }
@@ -135,17 +140,22 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
 
 /** "debian:12" -> "debian-12", "./img/base.qcow2" -> "base", "https://x/y/noble.img" -> "noble". */
 export function nameFromImage(image: string): string {
-  const last = basename(image.split('?')[0]).replace(/\.(qcow2|img|raw|vmdk|vdi|vhdx|xz|zst)$/g, '').replace(/\.(qcow2|img|raw)$/, '');
-  const n = last.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  const last = basename(image.split('?')[0])
+    .replace(/\.(qcow2|img|raw|vmdk|vdi|vhdx|xz|zst)$/g, '')
+    .replace(/\.(qcow2|img|raw)$/, '');
+  const n = last
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
   return n || 'vm';
 }
 
 export function parseMemory(v: string | number): number {
-  if (typeof v === 'number') return v;
-  const m = /^(\d+(?:\.\d+)?)\s*([mg]i?b?)?$/i.exec(v.trim());
-  if (!m) throw new UsageError(`--memory "${v}" is not a size: write MiB (2048) or 2G / 512M`, 'BadMemory');
-  const n = Number(m[1]);
-  return Math.round(m[2] && m[2][0].toLowerCase() === 'g' ? n * 1024 : n);
+  const mib = typeof v === 'number' || /^\d+$/.test(v.trim()) ? Number(v) : memoryWithUnitToMiB(v);
+  if (mib === null || !Number.isFinite(mib))
+    throw new UsageError(`--memory "${v}" is not a size: write MiB (2048) or 2G / 512M`, 'BadMemory');
+  return mib;
 }
 
 /** The tend.yaml of an ad-hoc VM (host paths made absolute against `cwd`). Validates the flags. */
@@ -204,7 +214,7 @@ export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult
   const cwd = o.cwd ?? process.cwd();
   const root = resolveStateRoot(o);
   const name = o.name ?? `${nameFromImage(o.image)}-${randomBytes(2).toString('hex')}`;
-  if (!new RegExp(NAME_PATTERN).test(name)) {
+  if (!NAME_RE.test(name)) {
     throw new UsageError(`--name "${name}" is not a valid VM name: lower-case letters, digits and "-" (at most 63)`, 'BadName');
   }
   const dir = runDir(root, name);
@@ -219,10 +229,24 @@ export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult
   const { convergeCommand } = await import('./converge.js');
   const r: ConvergeCommandResult = await convergeCommand({ ...g, ...(o.onEvent ? { onEvent: o.onEvent } : {}) }, 'run');
   const st = r.vms[name] ?? { state: 'Unknown', conditions: [] };
-  const result: RunCommandResult = { name, file, ok: r.ok, state: st.state, ...(st.error ? { error: st.error } : {}), removed: false, byName };
+  const result: RunCommandResult = {
+    name,
+    file,
+    ok: r.ok,
+    state: st.state,
+    ...(st.error ? { error: st.error } : {}),
+    removed: false,
+    byName,
+  };
   if (r.ok && o.command && o.command.length > 0) {
     const { execCommand } = await import('./exec.js');
-    const x = await execCommand({ ...g, name, argv: o.command, ...(o.stdout ? { stdout: o.stdout } : {}), ...(o.stderr ? { stderr: o.stderr } : {}) });
+    const x = await execCommand({
+      ...g,
+      name,
+      argv: o.command,
+      ...(o.stdout ? { stdout: o.stdout } : {}),
+      ...(o.stderr ? { stderr: o.stderr } : {}),
+    });
     result.exec = { code: x.code, stdout: x.stdout, stderr: x.stderr };
   }
   if (o.rm) {
@@ -245,5 +269,11 @@ export function renderRun(r: RunCommandResult): string {
   if (r.exec) return '';
   if (!r.ok) return `${r.name}: ${r.state}${r.error ? ` — ${r.error}` : ''}\n  logs: ${tend} logs ${r.name}\n  remove: ${down}`;
   if (r.removed) return `${r.name}: removed`;
-  return [`${r.name}: ${r.state}`, `  ${tend} exec ${r.name} -- uname -a`, `  ${tend} console ${r.name}`, `  ${tend} logs ${r.name}`, `  ${down}`].join('\n');
+  return [
+    `${r.name}: ${r.state}`,
+    `  ${tend} exec ${r.name} -- uname -a`,
+    `  ${tend} console ${r.name}`,
+    `  ${tend} logs ${r.name}`,
+    `  ${down}`,
+  ].join('\n');
 }

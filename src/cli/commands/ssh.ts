@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Project } from '../../../schemas/model.js';
-import { BackendError, UsageError } from '../../errors.js';
-import { didYouMean } from '../../load/common.js';
+import { BackendError, UsageError } from '../../../schemas/errors.js';
+import { didYouMean } from '../../../schemas/names.js';
 import { hostAlias, readPin } from '../../ssh/known-hosts.js';
 import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
 import { vmDir, vmFile } from '../../state/paths.js';
@@ -60,7 +60,16 @@ export function sshArgv(i: SshArgvInput): string[] {
   a.push('-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR');
   if (i.pin) {
     // the pin is the VM's (alias), not its address: a TAP guest's DHCP address may change
-    a.push('-o', `UserKnownHostsFile=${i.pin.file}`, '-o', `HostKeyAlias=${i.pin.alias}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'CheckHostIP=no');
+    a.push(
+      '-o',
+      `UserKnownHostsFile=${i.pin.file}`,
+      '-o',
+      `HostKeyAlias=${i.pin.alias}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'CheckHostIP=no',
+    );
     if (i.pin.keyTypes.length > 0) a.push('-o', `HostKeyAlgorithms=${i.pin.keyTypes.join(',')}`);
   } else {
     // not pinned yet (the guest never passed readiness on this disk): nothing to check against
@@ -78,7 +87,9 @@ function spawnSsh(argv: string[]): Promise<number> {
       reject(
         new BackendError(
           'SshClientMissing',
-          err.code === 'ENOENT' ? 'the `ssh` client is not installed: install openssh-client, or use `tend exec`' : `cannot run ssh: ${err.message}`,
+          err.code === 'ENOENT'
+            ? 'the `ssh` client is not installed: install openssh-client, or use `tend exec`'
+            : `cannot run ssh: ${err.message}`,
           { cause: err },
         ),
       ),
@@ -91,7 +102,11 @@ function spawnSsh(argv: string[]): Promise<number> {
  * `tend ssh -- uptime` in a one-VM project reaches us as name "uptime" (the CLI parser drops
  * the `--`): a first word that is not a VM (nor a likely typo of one) starts the command.
  */
-export function splitNameAndCommand(project: Project, name: string | undefined, argv: string[]): { name: string | undefined; argv: string[] } {
+export function splitNameAndCommand(
+  project: Project,
+  name: string | undefined,
+  argv: string[],
+): { name: string | undefined; argv: string[] } {
   const names = project.vms.map((v) => v.name);
   if (name && !names.includes(name) && names.length === 1 && !didYouMean(name, names)) return { name: undefined, argv: [name, ...argv] };
   return { name, argv };
@@ -99,7 +114,9 @@ export function splitNameAndCommand(project: Project, name: string | undefined, 
 
 export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
   // a first word that starts a command (see splitNameAndCommand) keeps the project
-  const ctx = await loadContext(o, o.name, { keepProject: (p) => o.name !== undefined && splitNameAndCommand(p, o.name, o.argv ?? []).name === undefined });
+  const ctx = await loadContext(o, o.name, {
+    keepProject: (p) => o.name !== undefined && splitNameAndCommand(p, o.name, o.argv ?? []).name === undefined,
+  });
   const split = splitNameAndCommand(ctx.project, o.name, o.argv ?? []);
   const name = inferVm(ctx.project, split.name, 'ssh');
   const spec = vmSpec(ctx.project, name);
@@ -127,7 +144,9 @@ export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
     port: target.port,
     user: resolveSshUser(spec, o.user),
     keys: keys.map((k) => k.path),
-    pin: valid ? { file: pinFile, alias: valid.alias || hostAlias(ctx.project.name, name), keyTypes: valid.keys.map((k) => k.split(' ')[0]) } : null,
+    pin: valid
+      ? { file: pinFile, alias: valid.alias || hostAlias(ctx.project.name, name), keyTypes: valid.keys.map((k) => k.split(' ')[0]) }
+      : null,
     ...(split.argv.length > 0 ? { command: split.argv } : {}),
   });
   const code = await (o.run ?? spawnSsh)(argv);

@@ -1,6 +1,6 @@
 /** `tend status NAME`: everything known about one VM: spec, observation, plan, state paths. */
 import { planVm, type PlanEntry } from '../../../controllers/plan.js';
-import type { ObservedVm } from '../../../controllers/types.js';
+import type { ObservedVm } from '../../../schemas/ports.js';
 import type { VmSpec } from '../../../schemas/model.js';
 import { FILES, socketPath, vmDir, vmFile } from '../../state/paths.js';
 import { tapSshAddress } from '../../ssh/target.js';
@@ -51,7 +51,14 @@ export async function statusCommand(o: StatusCommandOptions): Promise<StatusResu
     conditions: planConditions(entry, obs ?? undefined),
     status: (await readStatus(ctx, o.name)) ?? null,
     paths,
-    ssh: !obs || obs.power === 'stopped' ? null : obs.sshPort ? `127.0.0.1:${obs.sshPort}` : spec?.network.mode === 'tap' ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env) : null,
+    ssh:
+      !obs || obs.power === 'stopped'
+        ? null
+        : obs.sshPort
+          ? `127.0.0.1:${obs.sshPort}`
+          : spec?.network.mode === 'tap'
+            ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env)
+            : null,
   };
 }
 
@@ -67,7 +74,14 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
     ['Accel', o?.accel ?? '-'],
     ['Up', o?.startedAt ? formatDuration(now - o.startedAt) : '-'],
     ['SSH', r.ssh ?? '-'],
-    ['Ports', o && Object.keys(o.ports).length ? Object.entries(o.ports).map(([g, h]) => `${h}->${g}`).join(', ') : '-'],
+    [
+      'Ports',
+      o && Object.keys(o.ports).length
+        ? Object.entries(o.ports)
+            .map(([g, h]) => `${h}->${g}`)
+            .join(', ')
+        : '-',
+    ],
     ['Intent', o?.intent ?? '-'],
     ['Image', r.spec ? `${r.spec.image.kind}:${r.spec.image.ref}` : (o?.diskImage ?? '-')],
     ['CPUs/Memory', r.spec ? `${r.spec.cpus} / ${r.spec.memory} MiB` : '-'],

@@ -1,5 +1,5 @@
 /** `tend validate`: load and check the project files; no state dir, no backend, no VM touched. */
-import type { Diagnostic } from '../../load/diagnostic.js';
+import type { Diagnostic } from '../../../schemas/diagnostic.js';
 import { loadFiles, type GlobalOptions } from '../context.js';
 
 export interface ValidateResult {

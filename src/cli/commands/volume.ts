@@ -5,10 +5,10 @@
  * of the project that mounts the volume still exists (running or stopped): destroy it first.
  */
 import { readdir, stat } from 'node:fs/promises';
-import type { Observed } from '../../../controllers/types.js';
+import type { Observed } from '../../../schemas/ports.js';
 import type { Project } from '../../../schemas/model.js';
-import { EXIT, NotFoundError, TendError, UsageError } from '../../errors.js';
-import { didYouMean } from '../../load/common.js';
+import { EXIT, NotFoundError, TendError, UsageError } from '../../../schemas/errors.js';
+import { didYouMean } from '../../../schemas/names.js';
 import { withProjectLock } from '../../state/lock.js';
 import { volumePath, volumesDir } from '../../state/paths.js';
 import { backendFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
@@ -84,7 +84,8 @@ async function describe(ctx: Context, observed: Observed, name: string, declared
   }
   const mounts: VolumeInfo['mounts'] = [];
   for (const vm of ctx.project.vms) {
-    for (const m of vm.volumes) if (m.kind === 'named' && m.name === name) mounts.push({ vm: vm.name, target: m.target, readOnly: m.readOnly });
+    for (const m of vm.volumes)
+      if (m.kind === 'named' && m.name === name) mounts.push({ vm: vm.name, target: m.target, readOnly: m.readOnly });
   }
   return {
     name,

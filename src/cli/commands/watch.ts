@@ -9,10 +9,10 @@
 import { setMaxListeners } from 'node:events';
 import { open, stat } from 'node:fs/promises';
 import type { Project } from '../../../schemas/model.js';
-import type { Clock, TendEvent } from '../../../controllers/types.js';
+import type { Clock, TendEvent } from '../../../schemas/ports.js';
 import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
 import type { BackoffOptions } from '../../../controllers/restart-policy.js';
-import { UsageError } from '../../errors.js';
+import { UsageError } from '../../../schemas/errors.js';
 import { loadProject } from '../../load/project.js';
 import { appendEvent, eventsPath } from '../../state/events.js';
 import { acquireProjectLock } from '../../state/lock.js';
@@ -87,7 +87,8 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     const ref: { ctl?: WatchController } = {};
     const fw = watchFiles(files, {
       onChange: (paths) => ref.ctl?.filesChanged(paths),
-      onError: (err) => onEvent({ time: new Date().toISOString(), type: 'Warning', reason: 'WatchError', message: `file watching: ${err.message}` }),
+      onError: (err) =>
+        onEvent({ time: new Date().toISOString(), type: 'Warning', reason: 'WatchError', message: `file watching: ${err.message}` }),
     });
     cleanups.push(() => fw.close());
     const { startWatch } = await import('../../../controllers/watch-loop.js');
@@ -130,7 +131,10 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     // VMs started by one-shot commands between passes (`tend start web`): their VmStarted lands in
     // the project's event log, and watch starts watching their processes at once
     const log = eventsPath(ctx.projDir);
-    let logSize = await stat(log).then((st) => st.size, () => 0);
+    let logSize = await stat(log).then(
+      (st) => st.size,
+      () => 0,
+    );
     /** Do the lines appended since the last look include a VmStarted? */
     const startedSince = async (): Promise<boolean> => {
       const size = (await stat(log)).size;
@@ -147,7 +151,11 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
       }
     };
     const ew = watchFiles([log], {
-      onChange: () => void startedSince().then((started) => started && loop.rearm(), () => undefined),
+      onChange: () =>
+        void startedSince().then(
+          (started) => started && loop.rearm(),
+          () => undefined,
+        ),
     });
     cleanups.push(() => ew.close());
     if (o.subscribeReload) cleanups.push(o.subscribeReload(() => loop.reload()));
@@ -160,7 +168,12 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     });
     o.onReady?.(loop);
     await loop.done;
-    onEvent({ time: new Date(deps.clock.now()).toISOString(), type: 'Normal', reason: 'WatchStopped', message: 'stopped watching; VMs left running' });
+    onEvent({
+      time: new Date(deps.clock.now()).toISOString(),
+      type: 'Normal',
+      reason: 'WatchStopped',
+      message: 'stopped watching; VMs left running',
+    });
     return { project: ctx.project.name, passes };
   } finally {
     for (const c of cleanups.reverse()) {
@@ -179,15 +192,20 @@ function sameProject(a: Project, b: Project): boolean {
   return a.name === b.name && a.dir === b.dir;
 }
 
-function renamed(a: Project, b: Project): { file: string; line: number; column: number; message: string; hint: string; severity: 'error' }[] {
-  return [{
-    file: a.files[0] ?? a.dir,
-    line: 1,
-    column: 1,
-    message: `the project name changed from "${a.name}" to "${b.name}" while watching`,
-    hint: 'restart `tend watch` to manage the renamed project (its VMs live in another state folder)',
-    severity: 'error',
-  }];
+function renamed(
+  a: Project,
+  b: Project,
+): { file: string; line: number; column: number; message: string; hint: string; severity: 'error' }[] {
+  return [
+    {
+      file: a.files[0] ?? a.dir,
+      line: 1,
+      column: 1,
+      message: `the project name changed from "${a.name}" to "${b.name}" while watching`,
+      hint: 'restart `tend watch` to manage the renamed project (its VMs live in another state folder)',
+      severity: 'error',
+    },
+  ];
 }
 
 /** One event as a line: JSON with --json (or when not a terminal), else "19:42:03 web: VmStarted: message". */

@@ -3,7 +3,7 @@
  * (test/helpers/manual-clock.ts), so timeouts and backoff are tested without sleeping.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Clock } from './types.js';
+import type { Clock } from '../../schemas/ports.js';
 
 export const systemClock: Clock = {
   now: () => Date.now(),

@@ -4,10 +4,10 @@
  * the observation and turns conflicts into an error).
  */
 import { portConflicts, type PortConflict } from '../../controllers/port-conflicts.js';
-import type { Observed } from '../../controllers/types.js';
+import type { Observed } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
-import { EXIT, TendError } from '../errors.js';
-import { hostPortsInUse, type HostPortUse } from './port-holders.js';
+import { EXIT, TendError } from '../../schemas/errors.js';
+import { hostPortsInUse, type HostPortUse } from '../net/port-holders.js';
 
 export class PortConflictError extends TendError {
   readonly conflicts: PortConflict[];

@@ -3,7 +3,7 @@
  * Library code throws these (wrapping causes with `{ cause }`); only the CLI entry prints them
  * and turns them into exit codes.
  */
-import type { Diagnostic } from './load/diagnostic.js';
+import type { Diagnostic } from './diagnostic.js';
 
 export const EXIT = {
   ok: 0,

@@ -3,7 +3,7 @@
  * observe and ask of a backend. controllers/ never spawns a process or touches fs itself; it
  * receives a `Backend` (QEMU today; libvirt or KubeVirt export later).
  */
-import type { Project, VmSpec } from '../schemas/model.js';
+import type { Project, VmSpec } from './model.js';
 
 /** What is really there for one VM, observed now (never a saved belief about the process). */
 export interface ObservedVm {
