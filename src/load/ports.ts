@@ -6,6 +6,10 @@
  *   "0.0.0.0:8080:80/udp"   bound to every address, UDP
  *   "127.0.0.1::80"         bound address given, host port allocated
  *   "[::1]:8080:80"         IPv6 bind address in brackets
+ *   "0:80"                  host port 0 = allocate one (as holos and docker read it)
+ *   "0.0.0.0:8080:10.0.2.15:80"  bind:host:guestaddr:guest (QEMU hostfwd's own order); the guest
+ *                           address must be the one QEMU's user network gives the guest, 10.0.2.15,
+ *                           which is where tend forwards anyway
  *
  * Shared by every dialect loader. Never throws: returns a result with a plain-words message.
  */
@@ -23,12 +27,14 @@ export type PortSpecResult = { ok: true; value: ParsedPort } | { ok: false; mess
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_RE = /^[0-9a-fA-F:.]+$/;
+/** the address QEMU's user-mode network (slirp) gives the guest: where every forward goes */
+export const USER_NET_GUEST_ADDRESS = '10.0.2.15';
 
 function fail(message: string, hint?: string): PortSpecResult {
   return hint ? { ok: false, message, hint } : { ok: false, message };
 }
 
-/** A port number 1..65535, or a message saying why `s` is not one. */
+/** A port number 1..65535 (0 too for a host port: "allocate one"), or a message saying why `s` is not one. */
 function portNumber(s: string, what: string, spec: string): number | string {
   if (s === '') return `the ${what} port is empty in "${spec}"`;
   if (/^\d+-\d+$/.test(s)) return `port ranges ("${s}") are not supported in "${spec}"`;
@@ -67,6 +73,16 @@ export function parsePortSpec(input: string): PortSpecResult {
   }
 
   const parts = rest.split(':');
+  if (hostAddress === undefined && parts.length === 4) {
+    // bind:host:guestaddr:guest
+    const guestAddress = parts.splice(2, 1)[0];
+    if (guestAddress !== USER_NET_GUEST_ADDRESS) {
+      return fail(
+        `the guest address ${guestAddress} in "${spec}" is not the VM's user-network address ${USER_NET_GUEST_ADDRESS}`,
+        `forwards always reach the guest at ${USER_NET_GUEST_ADDRESS}: write "${parts[0]}:${parts[1]}:${parts[2]}"`,
+      );
+    }
+  }
   if (hostAddress === undefined && parts.length === 3) {
     hostAddress = parts.shift() as string;
     if (!IPV4_RE.test(hostAddress)) {
@@ -83,7 +99,9 @@ export function parsePortSpec(input: string): PortSpecResult {
 
   let hostPort: number | null = null;
   if (parts.length === 2) {
-    if (parts[0] !== '') {
+    if (parts[0] === '0') {
+      // "0:80": allocate a host port (holos, docker)
+    } else if (parts[0] !== '') {
       const host = portNumber(parts[0], 'host', spec);
       if (typeof host === 'string') return fail(host);
       hostPort = host;

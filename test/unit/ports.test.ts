@@ -13,6 +13,10 @@ test('port specs in every accepted form', () => {
     ['127.0.0.1::80', { hostAddress: '127.0.0.1', hostPort: null, guestPort: 80, protocol: 'tcp' }],
     ['[::1]:2222:22', { hostAddress: '::1', hostPort: 2222, guestPort: 22, protocol: 'tcp' }],
     ['65535:1', { hostPort: 65535, guestPort: 1, protocol: 'tcp' }],
+    // holos: host port 0 = pick one; the 4-part bind:host:guestaddr:guest form
+    ['0:80', { hostPort: null, guestPort: 80, protocol: 'tcp' }],
+    ['0.0.0.0:8080:10.0.2.15:80', { hostAddress: '0.0.0.0', hostPort: 8080, guestPort: 80, protocol: 'tcp' }],
+    ['127.0.0.1:0:10.0.2.15:22/tcp', { hostAddress: '127.0.0.1', hostPort: null, guestPort: 22, protocol: 'tcp' }],
   ];
   for (const [spec, want] of cases) {
     const r = parsePortSpec(spec);
@@ -30,7 +34,9 @@ test('bad port specs say what is wrong', () => {
     ['8080:80/sctp', /protocol "sctp"/],
     ['8000-8010:80', /ranges/],
     ['1.2.3:8080:80', /not an IPv4 address/],
-    ['1:2:3:4', /too many/],
+    ['1:2:3:4:5', /too many/],
+    ['0.0.0.0:8080:10.0.2.16:80', /guest address 10\.0\.2\.16 .* is not the VM's user-network address 10\.0\.2\.15/],
+    ['1:2:3:4', /guest address 3/],
     [':80', /host port is empty/],
     ['8080:', /guest port is empty/],
     ['[::1:8080:80', /closing/],
