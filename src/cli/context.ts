@@ -50,6 +50,8 @@ export interface Loaded {
   project: Project | null;
   diagnostics: Diagnostic[];
   origins: Record<string, SourceLocation>;
+  /** per VM: settings inferred rather than read (plan shows them) */
+  notes: Record<string, string[]>;
 }
 
 export interface Context {
@@ -57,6 +59,8 @@ export interface Context {
   /** warnings (errors make loading throw) */
   diagnostics: Diagnostic[];
   origins: Record<string, SourceLocation>;
+  /** per VM: settings inferred rather than read (plan shows them) */
+  notes: Record<string, string[]>;
   stateRoot: string;
   /** this project's state folder */
   projDir: string;
@@ -143,6 +147,7 @@ function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
     project: r.project,
     diagnostics: r.diagnostics,
     origins: r.origins,
+    notes: r.notes,
     stateRoot: root,
     projDir: projectDir(root, r.project.name, r.project.dir),
     env: g.env ?? process.env,

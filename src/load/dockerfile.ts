@@ -186,7 +186,14 @@ function asUser(user: string | null, command: string): string {
 }
 
 /** A RUN step: a comment naming the instruction (shown as the step's label), then the command. */
-function runLines(line: number, args: string, command: string, env: [string, string][], workdir: string | null, user: string | null): string[] {
+function runLines(
+  line: number,
+  args: string,
+  command: string,
+  env: [string, string][],
+  workdir: string | null,
+  user: string | null,
+): string[] {
   const prelude = [...env.map(([k, v]) => `export ${k}=${shellQuote(v)}`), ...(workdir ? [`cd ${shellQuote(workdir)}`] : [])];
   const body = [...prelude, command].join('\n');
   const label = args.replace(/\s+/g, ' ').trim();

@@ -17,6 +17,7 @@ import { didYouMean, nameProblem } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { loadCompose } from './compose.js';
 import { loadVmsYml } from './vms-yml.js';
+import { catalogEntry, catalogNames } from '../images/catalog.js';
 
 /** Project file names looked for in the working directory, in this order. */
 export const PROJECT_FILE_NAMES = ['tend.yaml', 'tend.yml', 'holos.yaml', 'holos.yml', 'VMFile.kdl', 'vms.yml', 'vms.yaml'] as const;
@@ -26,6 +27,8 @@ export interface LoadResult {
   diagnostics: Diagnostic[];
   /** where each VM is declared */
   origins: Record<string, SourceLocation>;
+  /** per VM: settings tend inferred rather than read (`plan` shows them), e.g. UEFI for devices */
+  notes: Record<string, string[]>;
 }
 
 export function discoverProjectFiles(cwd: string): string[] {
@@ -115,22 +118,69 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
 
   const specs: VmSpec[] = [];
   const origins: Record<string, SourceLocation> = {};
+  const notes: Record<string, string[]> = {};
   for (const vm of loaded) {
     origins[vm.draft.name] = vm.loc;
+    diagnostics.push(...imageCheck(vm));
+    const inferred = inferSettings(vm);
+    if (inferred.length > 0) notes[vm.draft.name] = inferred;
     const spec = withContentDigests(applyDefaults(vm.draft));
     diagnostics.push(...schemaCheck(vm, spec));
     specs.push(spec);
   }
 
   if (diagnostics.some((d) => d.severity === 'error')) {
-    return { project: null, diagnostics: sortDiagnostics(diagnostics), origins };
+    return { project: null, diagnostics: sortDiagnostics(diagnostics), origins, notes };
   }
   const dir = absFiles.length > 0 ? dirname(absFiles[0]) : cwd;
   return {
     project: { name: projectName ?? projectNameFromDir(dir), dir, files: absFiles, vms: specs, volumes },
     diagnostics: sortDiagnostics(diagnostics),
     origins,
+    notes,
   };
+}
+
+/**
+ * Settings a VM gets without writing them, as the tool its file comes from gives them:
+ * UEFI when PCI devices are passed through (holos: VFIO needs OVMF), UEFI for a catalog image
+ * that only boots with it. Explicit firmware in the file wins; each inference is a plan note.
+ */
+function inferSettings(vm: LoadedVm): string[] {
+  const d = vm.draft;
+  const out: string[] = [];
+  if (d.firmware !== undefined) return out;
+  if ((d.devices ?? []).length > 0) {
+    d.firmware = 'uefi';
+    out.push('firmware uefi (inferred: PCI devices are passed through, as holos does)');
+  } else if (d.image.kind === 'catalog' && catalogEntry(d.image.ref)?.firmware === 'uefi') {
+    d.firmware = 'uefi';
+    out.push(`firmware uefi (inferred: the ${catalogEntry(d.image.ref)?.name ?? d.image.ref} image boots only with UEFI)`);
+  }
+  return out;
+}
+
+/** A built-in image name must be one tend knows, so a typo fails `validate`, not `up`. */
+function imageCheck(vm: LoadedVm): Diagnostic[] {
+  const img = vm.draft.image;
+  if (img.kind !== 'catalog' || catalogEntry(img.ref)) return [];
+  const loc = locateField(vm, '/image');
+  const names = catalogNames();
+  const guess = didYouMean(img.ref.toLowerCase(), names);
+  const family = img.ref.toLowerCase().split(':')[0];
+  const sameFamily = names.filter((n) => n.split(':')[0] === family);
+  return [
+    at(
+      loc.file,
+      loc.line,
+      loc.column,
+      `"${img.ref}" is not a built-in image`,
+      guess
+        ? `did you mean ${guess}?`
+        : `${sameFamily.length > 0 ? `built-in ${family} images: ${sameFamily.join(', ')}` : `built-in images: ${names.join(', ')}`}; ` +
+            'for any other image write its URL (with a checksum) or the path of a local disk image',
+    ),
+  ];
 }
 
 /**
@@ -220,6 +270,36 @@ function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagnostic[]
     });
   }
   out.push(...cycleDiagnostics(byName));
+  out.push(...duplicateHostPorts([...byName.values()]));
+  return out;
+}
+
+/** Two VMs (or two forwards of one VM) declaring the same fixed host port: found by `validate`. */
+function duplicateHostPorts(vms: LoadedVm[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const seen: { vm: string; addr: string; port: number; proto: string; loc: SourceLocation }[] = [];
+  const wildcard = (a: string): boolean => a === '0.0.0.0' || a === '::' || a === '';
+  for (const vm of vms) {
+    (vm.draft.ports ?? []).forEach((p, i) => {
+      if (!p || typeof p.hostPort !== 'number') return;
+      const addr = p.hostAddress ?? '127.0.0.1';
+      const proto = p.protocol ?? 'tcp';
+      const loc = locateField(vm, `/ports/${i}`);
+      const other = seen.find((o) => o.port === p.hostPort && o.proto === proto && (o.addr === addr || wildcard(o.addr) || wildcard(addr)));
+      if (other) {
+        const whose = other.vm === vm.draft.name ? 'this VM' : other.vm;
+        out.push(
+          at(
+            loc.file,
+            loc.line,
+            loc.column,
+            `${vm.draft.name}: host port ${p.hostPort}/${proto} is also used by ${whose} (${other.loc.file}:${other.loc.line}:${other.loc.column})`,
+            'give one of them another host port, or leave the host port out to let tend pick one',
+          ),
+        );
+      } else seen.push({ vm: vm.draft.name, addr, port: p.hostPort, proto, loc });
+    });
+  }
   return out;
 }
 

@@ -24,12 +24,36 @@ test('every entry is an https official URL and can be verified (pinned digest or
   for (const e of CATALOG) {
     assert.match(
       e.url,
-      /^https:\/\/(cloud\.debian\.org|cloud-images\.ubuntu\.com|dl-cdn\.alpinelinux\.org|download\.fedoraproject\.org)\//,
+      /^https:\/\/(cloud\.debian\.org|cloud-images\.ubuntu\.com|dl-cdn\.alpinelinux\.org|download\.fedoraproject\.org|geo\.mirror\.pkgbuild\.com|dl\.rockylinux\.org|repo\.almalinux\.org)\//,
       e.name,
     );
     assert.ok(e.checksum !== null || (e.checksumUrl !== null && e.checksumUrl.startsWith('https://')), e.name);
   }
   assert.equal(catalogEntry('debian:12')?.buildable, true);
+});
+
+test('the distros these tools name most: Arch, Fedora current, Alpine current, Rocky, Alma, with pinned digests', () => {
+  for (const [name, canonical, user] of [
+    ['arch', 'arch', 'arch'],
+    ['archlinux', 'arch', 'arch'],
+    ['fedora', 'fedora:44', 'fedora'],
+    ['fedora:43', 'fedora:43', 'fedora'],
+    ['alpine:3.23', 'alpine:3.23', 'alpine'],
+    ['alpine:3.21', 'alpine:3.21', 'alpine'],
+    ['rocky', 'rocky:10', 'rocky'],
+    ['rocky:9', 'rocky:9', 'rocky'],
+    ['almalinux', 'almalinux:10', 'almalinux'],
+    ['almalinux:9', 'almalinux:9', 'almalinux'],
+  ]) {
+    const e = catalogEntry(name);
+    assert.equal(e?.name, canonical, name);
+    assert.equal(e?.user, user, name);
+    assert.match(e?.checksum ?? '', /^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/, name);
+    // a pinned digest belongs to one file: the URL names a version, never "latest"/"current"
+    assert.doesNotMatch(e?.url ?? '', /latest|current/, name);
+  }
+  assert.equal(catalogEntry('alpine:3.23')?.firmware, 'uefi', "Alpine's NoCloud images from 3.21 on are UEFI builds");
+  assert.equal(catalogEntry('rocky:9')?.firmware, undefined);
 });
 
 const vm = (

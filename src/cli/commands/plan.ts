@@ -22,7 +22,9 @@ export async function planCommand(o: PlanCommandOptions): Promise<PlanResult> {
   if (names) checkVmNames(ctx.project, names, Object.keys(observed.vms));
   // a fixed host port someone else holds fails the plan (controllers/port-conflicts.ts)
   await (await import('../port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
-  const entries = plan(ctx.project, observed, { recreate: o.recreate ?? false, prune: o.prune ?? false, ...(names ? { names } : {}) });
+  const entries = plan(ctx.project, observed, { recreate: o.recreate ?? false, prune: o.prune ?? false, ...(names ? { names } : {}) }).map(
+    (e) => (ctx.notes[e.vm] ? { ...e, notes: [...e.notes, ...ctx.notes[e.vm]] } : e),
+  );
   return { project: ctx.project.name, entries };
 }
 
