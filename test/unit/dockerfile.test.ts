@@ -68,7 +68,8 @@ test('a changed RUN changes its step and the ones after it, not the ones before 
 test('instructions that cannot apply to a VM are errors at their line, with what to write instead', () => {
   const d = dir();
   mkdirSync(join(d, 'sub'));
-  const text = 'FROM debian:12\nEXPOSE 80\nCMD ["nginx"]\nCOPY missing.txt /opt/\nCOPY --from=build /a /b\nFROM alpine\nFROBNICATE x\nCOPY ../etc/passwd /x\n';
+  const text =
+    'FROM debian:12\nEXPOSE 80\nCMD ["nginx"]\nCOPY missing.txt /opt/\nCOPY --from=build /a /b\nFROM alpine\nFROBNICATE x\nCOPY ../etc/passwd /x\n';
   const r = parseDockerfile(join(d, 'sub', 'Dockerfile'), text);
   const got = r.diagnostics.map((x) => [x.line, x.message]);
   assert.deepEqual(got, [
