@@ -22,7 +22,9 @@ export interface RunOutcome {
 }
 
 export type OrderResult =
-  { name: string; ran: true; outcome: RunOutcome } | { name: string; ran: false; blockedBy: string; message: string };
+  | { name: string; ran: true; outcome: RunOutcome }
+  /** not run: blocked by a dependency, or (`cancelled`) the run was cancelled before it started */
+  | { name: string; ran: false; blockedBy: string; message: string; cancelled?: true };
 
 /** Names on a dependency cycle (among the items), in a stable order. */
 export function findCycles(items: readonly OrderItem[]): Map<string, string[]> {
@@ -48,20 +50,31 @@ export function findCycles(items: readonly OrderItem[]): Map<string, string[]> {
   return onCycle;
 }
 
+const cancelled = (name: string): OrderResult => ({
+  name,
+  ran: false,
+  blockedBy: name,
+  message: 'cancelled before it started',
+  cancelled: true,
+});
+
 /**
  * Run every item, each as soon as its gate allows. `run` is called at most once per item.
  * Resolves when every item ran or was blocked; if a run rejects (an aborted converge), waits for
  * all the others to settle too, then rejects with the first error: no promise is left dangling.
+ * Once `cancel` aborts, items not started yet are not started (`cancelled`); started ones finish.
  */
 export async function runInOrder(
   items: readonly OrderItem[],
   run: (name: string) => Promise<RunOutcome>,
+  cancel?: AbortSignal,
 ): Promise<Map<string, OrderResult>> {
   const byName = new Map(items.map((i) => [i.name, i]));
   const cycles = findCycles(items);
   const promises = new Map<string, Promise<OrderResult>>();
 
-  const describe = (r: OrderResult): string => (r.ran ? r.outcome.summary : `is blocked (${r.message})`);
+  const describe = (r: OrderResult): string =>
+    r.ran ? r.outcome.summary : 'cancelled' in r ? 'was cancelled' : `is blocked (${r.message})`;
 
   const schedule = (item: OrderItem): Promise<OrderResult> => {
     const existing = promises.get(item.name);
@@ -75,10 +88,12 @@ export async function runInOrder(
           const depItem = byName.get(dep);
           if (!depItem) return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which is not declared` };
           const r = await schedule(depItem);
+          if (cancel?.aborted) return cancelled(item.name);
           if (!(r.ran && r.outcome.usable))
             return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which ${describe(r)}` };
         }
       }
+      if (cancel?.aborted) return cancelled(item.name);
       return { name: item.name, ran: true, outcome: await run(item.name) };
     })();
     promises.set(item.name, p);

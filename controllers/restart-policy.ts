@@ -87,3 +87,35 @@ export class RestartBook {
     return this.records.get(vm) ?? FRESH;
   }
 }
+
+/**
+ * What one reconcile of a VM asks of the work queue (controller-runtime's `Result`): nothing
+ * (it converged, or there is nothing tend can do by retrying), again after `requeueAfter` ms
+ * (0: at once), or `terminal`: a fault in the project's files, not retried until they change.
+ */
+export interface Reconciled<S> {
+  status: S;
+  requeueAfter?: number;
+  terminal?: boolean;
+}
+
+/** Why a VM that is desired running is down after a reconcile. */
+export type DownCause = { kind: ExitKind; config: boolean };
+
+/**
+ * The one retry decision of `tend watch`, for an exit of the VM's process and for a reconcile
+ * that failed alike: a config fault is terminal; otherwise the restart policy and the
+ * crash-loop backoff decide between "at once", "after a delay" and "left down" (terminal).
+ */
+export function requeueFor(
+  book: RestartBook,
+  vm: string,
+  policy: VmSpec['restart'],
+  cause: DownCause,
+  now: number,
+): { requeueAfter?: number; terminal?: boolean; attempt?: number; why?: string } {
+  if (cause.config) return { terminal: true, why: 'a problem in the project files: not retried until they change' };
+  const d = book.decide(vm, policy, cause.kind, now);
+  if (!d.restart) return { terminal: true, why: d.why };
+  return { requeueAfter: d.delayMs, attempt: d.attempt };
+}

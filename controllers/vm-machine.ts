@@ -12,110 +12,22 @@
  *
  * Side effects run only as invoked `fromPromise` actors that hand xstate's `signal` to the
  * backend/guest; every invoke has `onError` (→ Failed, message in context, VmFailed event).
- * `UPDATE` (new spec/plan entry) leaves the current state, so xstate aborts the in-flight call's
- * signal, and re-decides. `STOP` and `DESTROY` work from any state. Settled states carry the tag
- * `settled`; they are not final, so a long-running owner can still send UPDATE/STOP/DESTROY.
+ * Stopping the actor (the reconciler does, once it settled or when its converge is aborted)
+ * aborts the call in flight. The actor takes no events: a new desired state is a new actor in
+ * the next pass (`tend watch`'s work queue), never a message to a running one. Settled states
+ * carry the tag `settled`.
  */
 import { assign, emit, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate';
-import type { Project, VmSpec } from '../schemas/model.js';
 import type { PlanEntry } from './plan.js';
-import type { Backend, Clock, Guest, ObservedVm, StartResult, TendEvent } from '../schemas/ports.js';
+import { alive, type StartResult } from '../schemas/ports.js';
+import { ev, failure, inLane, need, provisioningDue, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
 
-export interface VmMachineOptions {
-  /** run provision steps that are due (false: `--no-provision`) */
-  provision: boolean;
-  /** run every provision step again, ignoring the layer cache (`tend provision`) */
-  forceProvision?: boolean;
-}
-
-export interface VmMachineInput {
-  project: Project;
-  /** the desired spec; null for a VM that is no longer declared (orphan/prune) */
-  vm: VmSpec | null;
-  entry: PlanEntry;
-  observed: ObservedVm | undefined;
-  options: VmMachineOptions;
-  backend: Backend;
-  guest: Guest;
-  clock: Clock;
-  /** an imperative command that overrides the plan entry (`tend destroy web`) */
-  command?: 'destroy';
-}
-
-export type VmMachineEvent =
-  { type: 'UPDATE'; vm: VmSpec | null; entry: PlanEntry; observed?: ObservedVm } | { type: 'STOP' } | { type: 'DESTROY' };
-
-export interface VmEmitted {
-  type: 'tend';
-  event: TendEvent;
-}
-
-interface VmContext extends VmMachineInput {
-  name: string;
-  /** where Stopping goes next */
-  afterStop: 'stopped' | 'prepare';
-  recreateDisk: boolean;
-  /** this actor started (or restarted) the VM, so readiness must be checked */
-  startedHere: boolean;
-  /** the last start's result (pid, accel, ports) */
-  started: StartResult | null;
-  /** whether the last Running check found provisioning due */
-  provisionDue: boolean;
-  error: string | null;
-  /** which step failed (Preparing, Starting, ...) */
-  failedIn: string | null;
-  /** serialises this VM's side effects (see `inLane`) */
-  lane: Lane;
-}
-
-interface Lane {
-  tail: Promise<void>;
-}
-
-/**
- * Run `fn` after the VM's previous side effect settled. When UPDATE/STOP/DESTROY cancels a step,
- * xstate aborts its signal but does not wait for it; the lane makes the next step wait until the
- * aborted call has actually let go, so a VM never has two backend calls in flight at once.
- */
-function inLane<T>(lane: Lane, fn: () => Promise<T>): Promise<T> {
-  const p = lane.tail.then(fn);
-  lane.tail = p.then(
-    () => undefined,
-    () => undefined,
-  );
-  return p;
-}
-
-/** True when the guest's provisioning record is behind the declared steps. */
-async function provisioningDue(ctx: VmContext, signal: AbortSignal): Promise<boolean> {
-  const vm = ctx.vm;
-  if (!vm || !ctx.options.provision || vm.provision.length === 0) return false;
-  if (ctx.options.forceProvision || ctx.startedHere) return true;
-  if (ctx.guest.provisionPending) return ctx.guest.provisionPending(ctx.project, vm, ctx.observed?.provisioned ?? [], signal);
-  // No local hash check offered by this guest: compare step counts with the record.
-  return (ctx.observed?.provisioned.length ?? 0) !== vm.provision.length;
-}
-
-function need(vm: VmSpec | null, what: string): VmSpec {
-  if (!vm) throw new Error(`cannot ${what}: the VM is not declared in the project`);
-  return vm;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function ev(ctx: VmContext, type: TendEvent['type'], reason: string, message: string): VmEmitted {
-  return { type: 'tend', event: { time: new Date(ctx.clock.now()).toISOString(), type, reason, vm: ctx.name, message } };
-}
-
-const alive = (o: ObservedVm | undefined): boolean => o?.power === 'running' || o?.power === 'paused' || o?.power === 'unknown';
+export type { VmEmitted, VmMachineInput, VmMachineOptions } from './vm-steps.js';
 
 export const vmMachine = setup({
   types: {
     context: {} as VmContext,
     input: {} as VmMachineInput,
-    events: {} as VmMachineEvent,
     emitted: {} as VmEmitted,
   },
   actors: {
@@ -152,7 +64,7 @@ export const vmMachine = setup({
     isDestroyCommand: ({ context }) => context.command === 'destroy',
     observedRunning: ({ context }) => context.observed?.power === 'running',
     observedPaused: ({ context }) => context.observed?.power === 'paused',
-    keepsRunning: ({ context }) => context.entry.action === 'reseed' && alive(context.observed) && !context.startedHere,
+    keepsRunning: ({ context }) => context.entry.action === 'reseed' && alive(context.observed?.power) && !context.startedHere,
     afterStopPrepare: ({ context }) => context.afterStop === 'prepare',
     provisionDue: ({ context }) => context.provisionDue,
   },
@@ -168,30 +80,10 @@ export const vmMachine = setup({
     provisionDue: false,
     error: null,
     failedIn: null,
+    configFault: false,
     lane: { tail: Promise.resolve() },
   }),
   initial: 'Deciding',
-  on: {
-    UPDATE: {
-      target: '.Deciding',
-      reenter: true,
-      actions: [
-        assign(({ event }) => ({
-          vm: event.vm,
-          entry: event.entry,
-          ...(event.observed ? { observed: event.observed } : {}),
-          command: undefined,
-          error: null,
-          failedIn: null,
-        })),
-        emit(({ context }) =>
-          ev(context, 'Normal', 'VmUpdated', `desired state changed: ${context.entry.action}; the step in progress was cancelled`),
-        ),
-      ],
-    },
-    STOP: { target: '.Stopping', reenter: true, actions: assign({ afterStop: 'stopped' }) },
-    DESTROY: { target: '.Destroying', reenter: true, actions: assign({ command: 'destroy' as const }) },
-  },
   states: {
     Deciding: {
       always: [
@@ -232,7 +124,7 @@ export const vmMachine = setup({
         src: 'prepare',
         input: ({ context }) => context,
         onDone: { target: 'Prepared' },
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Preparing' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Preparing')) },
       },
     },
     Prepared: {
@@ -260,7 +152,7 @@ export const vmMachine = setup({
             ),
           ],
         },
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Starting' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Starting')) },
       },
     },
     Running: {
@@ -271,7 +163,7 @@ export const vmMachine = setup({
           { guard: ({ event }) => event.output.due, target: 'Provisioning', actions: assign({ provisionDue: true }) },
           { target: 'Ready', actions: assign({ provisionDue: false }) },
         ],
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Running' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Running')) },
       },
     },
     Provisioning: {
@@ -283,7 +175,7 @@ export const vmMachine = setup({
           target: 'Ready',
           actions: emit(({ context }) => ev(context, 'Normal', 'VmProvisioned', 'provision steps done')),
         },
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Provisioning' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Provisioning')) },
       },
     },
     Ready: {
@@ -316,7 +208,7 @@ export const vmMachine = setup({
           },
           { target: 'Stopped', actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped')) },
         ],
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Stopping' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Stopping')) },
       },
     },
     Stopped: { tags: ['settled'] },
@@ -333,7 +225,7 @@ export const vmMachine = setup({
               : ev(context, 'Normal', 'VmDestroyed', 'deleted (named volumes kept)'),
           ),
         },
-        onError: { target: 'Failed', actions: assign(({ event }) => ({ error: messageOf(event.error), failedIn: 'Destroying' })) },
+        onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Destroying')) },
       },
     },
     Destroyed: { tags: ['settled'] },
@@ -362,6 +254,8 @@ export interface VmStatus {
   state: string;
   error?: string;
   conditions: string[];
+  /** Failed because of the project's files (terminal for `tend watch` until they change) */
+  configFault?: true;
 }
 
 /** What `ps`, `converge` and watch show for a VM: its state name and conditions. */
@@ -381,11 +275,11 @@ export function vmStatus(snap: VmSnapshot): VmStatus {
       break;
     case 'RecreateRequired':
       conditions.push('RecreateRequired');
-      if (alive(ctx.observed)) conditions.push('Running');
+      if (alive(ctx.observed?.power)) conditions.push('Running');
       break;
     case 'Orphan':
       conditions.push('Orphan');
-      if (alive(ctx.observed)) conditions.push('Running');
+      if (alive(ctx.observed?.power)) conditions.push('Running');
       break;
     case 'Stopped':
       conditions.push('Stopped');
@@ -400,7 +294,8 @@ export function vmStatus(snap: VmSnapshot): VmStatus {
     default:
       conditions.push('Progressing');
   }
-  return ctx.error && state === 'Failed' ? { state, error: ctx.error, conditions } : { state, conditions };
+  if (state !== 'Failed' || !ctx.error) return { state, conditions };
+  return { state, error: ctx.error, conditions, ...(ctx.configFault ? { configFault: true as const } : {}) };
 }
 
 /** True once the machine reached a state it rests in (Ready, Stopped, Failed, ...). */

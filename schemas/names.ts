@@ -28,6 +28,15 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   return bestD <= limit ? best : undefined;
 }
 
+/**
+ * The error for a VM name that is neither declared nor known from state: names the project,
+ * suggests the closest name, lists the VMs. The one "no VM named" message.
+ */
+export function unknownVmMessage(name: string, project: string, known: readonly string[]): string {
+  const hint = didYouMean(name, known);
+  return `no VM named "${name}" in project ${project}${hint ? `: did you mean "${hint}"?` : ''} (VMs: ${known.join(', ') || 'none'})`;
+}
+
 function levenshtein(a: string, b: string): number {
   const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {

@@ -125,3 +125,13 @@ export interface TendEvent {
   vm?: string;
   message: string;
 }
+
+/** A VM whose process is there (running, paused, or hung: `unknown`). The one definition. */
+export function alive(power: ObservedVm['power'] | undefined): boolean {
+  return power === 'running' || power === 'paused' || power === 'unknown';
+}
+
+/** Build an event stamped at `now` (ms since epoch, from the injected clock). The one constructor. */
+export function tendEvent(now: number, type: TendEvent['type'], reason: string, vm: string | undefined, message: string): TendEvent {
+  return { time: new Date(now).toISOString(), type, reason, ...(vm ? { vm } : {}), message };
+}

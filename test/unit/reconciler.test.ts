@@ -1,16 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  converge,
-  destroyVm,
-  downProject,
-  restartVm,
-  resumeVm,
-  startVm,
-  stopVm,
-  suspendVm,
-  type ControllerDeps,
-} from '../../controllers/reconciler.js';
+import { converge, type ControllerDeps } from '../../controllers/reconciler.js';
+import { destroyVm, downProject, restartVm, resumeVm, startVm, stopVm, suspendVm } from '../../controllers/imperative.js';
 import { TendError } from '../../schemas/errors.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 import { ManualClock } from '../helpers/manual-clock.js';

@@ -47,63 +47,6 @@ test('create walks Preparing → Prepared → Starting → Running → Provision
   assert.deepEqual(reasons, ['VmPreparing', 'VmPrepared', 'VmStarting', 'VmStarted', 'VmProvisioning', 'VmProvisioned', 'VmReady']);
 });
 
-test('UPDATE mid-prepare aborts the in-flight call and restarts from the new spec', async () => {
-  const backend = new MemoryBackend();
-  const held = backend.hold('prepare', 'web');
-  const { actor, reasons, settled } = start(input(backend, spec('web'), entry('web', 'create')));
-  await held.reached;
-  const firstSignal = backend.signals.get('prepare:web');
-  assert.equal(firstSignal?.aborted, false);
-
-  actor.send({ type: 'UPDATE', vm: spec('web', { memory: 4096 }), entry: entry('web', 'create') });
-  assert.equal(firstSignal?.aborted, true, 'the old call is told to stop');
-  const snap = await settled();
-  assert.equal(vmStatus(snap).state, 'Ready');
-  const prepares = backend.log.filter((r) => r.method === 'prepare');
-  assert.deepEqual(
-    prepares.map((r) => r.phase),
-    ['begin', 'abort', 'begin', 'end'],
-  );
-  assert.equal((prepares[2]!.detail as { spec: VmSpec }).spec.memory, 4096);
-  assert.equal(backend.vms.get('web')!.applied?.memory, 4096);
-  assert.ok(reasons.includes('VmUpdated'));
-  assert.ok(!reasons.includes('VmFailed'), 'an aborted step is not a failure');
-  actor.stop();
-});
-
-test('STOP works from any state: mid-start, and after Ready', async () => {
-  const backend = new MemoryBackend();
-  const held = backend.hold('start', 'web');
-  const { actor, settled } = start(input(backend, spec('web'), entry('web', 'create')));
-  await held.reached;
-  actor.send({ type: 'STOP' });
-  assert.equal(backend.signals.get('start:web')?.aborted, true);
-  assert.equal(vmStatus(await settled()).state, 'Stopped');
-  assert.equal(backend.vms.get('web')!.power, 'stopped');
-  actor.stop();
-
-  const b2 = new MemoryBackend();
-  const run = start(input(b2, spec('web'), entry('web', 'create')));
-  await run.settled();
-  run.actor.send({ type: 'STOP' });
-  await waitFor(run.actor, (s) => s.matches('Stopped'));
-  assert.equal(b2.vms.get('web')!.power, 'stopped');
-  run.actor.stop();
-});
-
-test('DESTROY works from any state and deletes the VM', async () => {
-  const backend = new MemoryBackend();
-  const held = backend.hold('waitReady', 'web');
-  const { actor, reasons } = start(input(backend, spec('web'), entry('web', 'create')));
-  await held.reached;
-  actor.send({ type: 'DESTROY' });
-  const snap = await waitFor(actor, (s) => s.matches('Destroyed'));
-  assert.deepEqual(vmStatus(snap).conditions, ['Destroyed']);
-  assert.equal(backend.vms.has('web'), false);
-  assert.ok(reasons.includes('VmDestroyed'));
-  actor.stop();
-});
-
 test('every failing side effect ends in Failed with the message (Starting, Running, Provisioning, Stopping)', async () => {
   const vm = spec('web', { provision: [{ kind: 'shell', inline: ['false'] }] });
   for (const [method, failedIn] of [

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWatch, type PassReport, type WatchDeps, type WatchLoad, type WatchOptions } from '../../controllers/watch-loop.js';
 import type { Project } from '../../schemas/model.js';
+import { NotFoundError } from '../../schemas/errors.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { collector, project, spec, until } from '../helpers/controller-fixtures.js';
@@ -309,4 +310,62 @@ test('a VM removed from the file is reported as an orphan, and deleted only with
     w.ac.abort();
     await w.ctl.done;
   }
+});
+
+test('a save in the middle of a pass cancels what the pass has not started; it is reconciled from the new files', async () => {
+  const initial = project([spec('db'), spec('web', { dependsOn: ['db'] })]);
+  const clock = new ManualClock();
+  const mb = new MemoryBackend({ now: () => clock.now() });
+  const dbStart = mb.hold('start', 'db');
+  const passes: PassReport[] = [];
+  let next: WatchLoad = { project: initial, diagnostics: [] };
+  const ac = new AbortController();
+  const ctl = startWatch(
+    initial,
+    { backend: mb, guest: mb, clock, load: () => next, withLock: (fn) => fn() },
+    { prune: false, recreate: false, provision: true, resyncMs: 0, onPass: (p) => passes.push(p) },
+    ac.signal,
+  );
+  await dbStart.reached;
+  // web waits for db to be Ready; the file is saved meanwhile
+  next = { project: project([spec('db'), spec('web', { dependsOn: ['db'], memory: 2048 })]), diagnostics: [] };
+  ctl.filesChanged(['/p/tend.yaml']);
+  dbStart.release();
+  await until(() => passes.length === 1 && mb.inFlight === 0, 'the first pass');
+  assert.deepEqual(passes[0].result?.cancelled, ['web']);
+  assert.equal(passes[0].result?.vms.db?.state, 'Ready', 'what had started finished');
+  assert.equal(mb.calls((r) => r.vm === 'web' && r.method !== 'observe').length, 0, 'web was not started with the old spec');
+  clock.advance(50); // the debounce of the save
+  await until(() => passes.length === 2 && mb.inFlight === 0, 'the pass of the save');
+  assert.deepEqual(passes[1].triggers, ['files']);
+  assert.deepEqual(passes[1].names, ['web']);
+  assert.equal(passes[1].result?.vms.web?.state, 'Ready');
+  assert.equal(mb.vms.get('web')?.applied?.memory, 2048, 'started once, from the new files');
+  assert.equal(mb.calls((r) => r.method === 'start' && r.vm === 'web').length, 1);
+  ac.abort();
+  await ctl.done;
+});
+
+test('a config fault is terminal: not retried (not even by resync) until the files change', async () => {
+  const w = setup(project([spec('web'), spec('db')]), { resyncMs: 30_000 });
+  w.mb.failOn('prepare', 'web', new NotFoundError('ImageNotFound', 'the image file /img/web.qcow2 does not exist'));
+  await w.passesDone(1);
+  const prepares = (): number => w.mb.calls((r) => r.method === 'prepare' && r.vm === 'web').length;
+  assert.equal(prepares(), 1);
+  assert.match(w.ev.events.find((e) => e.reason === 'NotRetried')?.message ?? '', /does not exist.*not retried until they change/);
+  assert.equal(w.ev.reasons('web').includes('BackOff'), false);
+  assert.equal(w.ctl.held.has('web'), true);
+  w.clock.advance(30_000);
+  await w.passesDone(2);
+  assert.deepEqual(w.passes[1].names, ['db'], 'resync skips it');
+  assert.equal(prepares(), 1);
+  // the file changes: tried again
+  w.mb.failOn('prepare', 'web', new Error('disk full')); // now a transient fault: retried with backoff
+  w.setNext({ project: project([spec('web', { cpus: 2 }), spec('db')]), diagnostics: [] });
+  w.ctl.filesChanged(['/p/tend.yaml']);
+  await until(() => w.clock.pendingSleeps > 1, 'debounce');
+  w.clock.advance(50);
+  await until(() => w.ev.reasons('web').includes('BackOff') && prepares() >= 3, 'tried again, then retried (a transient fault)');
+  w.ac.abort();
+  await w.ctl.done;
 });

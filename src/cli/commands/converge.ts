@@ -32,7 +32,8 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
     // a fixed host port someone else holds fails before anything starts (controllers/port-conflicts.ts)
     await (await import('../port-check.js')).checkHostPorts(ctx.project, observed, names ? { names } : {});
     // `tend up` clears stop intents (design §3), then converges from this same observation
-    const { clearStopIntents, converge } = await import('../../../controllers/reconciler.js');
+    const { clearStopIntents } = await import('../../../controllers/imperative.js');
+    const { converge } = await import('../../../controllers/reconciler.js');
     await clearStopIntents(ctx.project, deps, observed, names);
     const r = await converge(ctx.project, deps, {
       recreate: o.recreate ?? false,

@@ -3,7 +3,7 @@ import { withDeps, type VmCommandOptions, type VmCommandResult } from './lifecyc
 
 export async function destroyCommand(o: VmCommandOptions): Promise<VmCommandResult> {
   return withDeps(o, `destroy ${o.name}`, async (ctx, deps, run) => {
-    const { destroyVm } = await import('../../../controllers/reconciler.js');
+    const { destroyVm } = await import('../../../controllers/imperative.js');
     const r = await destroyVm(ctx.project, deps, o.name, run);
     return { project: ctx.project.name, vm: o.name, ...r };
   });

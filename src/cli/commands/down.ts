@@ -30,7 +30,7 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
     o,
     'down',
     async (ctx, deps, run) => {
-      const { downProject } = await import('../../../controllers/reconciler.js');
+      const { downProject } = await import('../../../controllers/imperative.js');
       const r = await downProject(ctx.project, deps, {
         destroy,
         volumes: o.volumes ?? false,

@@ -9,7 +9,7 @@ export interface RestartCommandOptions extends VmCommandOptions {
 
 export async function restartCommand(o: RestartCommandOptions): Promise<VmCommandResult> {
   return withDeps(o, `restart ${o.name}`, async (ctx, deps, run) => {
-    const { restartVm } = await import('../../../controllers/reconciler.js');
+    const { restartVm } = await import('../../../controllers/imperative.js');
     const r = await restartVm(withGrace(ctx.project, o.name, o.timeout), deps, o.name, { ...run, provision: o.provision ?? true });
     await recordStatus(ctx, { [o.name]: r });
     return { project: ctx.project.name, vm: o.name, ...r };

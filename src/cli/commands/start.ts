@@ -8,7 +8,7 @@ export interface StartCommandOptions extends VmCommandOptions {
 
 export async function startCommand(o: StartCommandOptions): Promise<ConvergeCommandResult> {
   return withDeps(o, `start ${o.name}`, async (ctx, deps, run) => {
-    const { startVm } = await import('../../../controllers/reconciler.js');
+    const { startVm } = await import('../../../controllers/imperative.js');
     const r = await startVm(ctx.project, deps, o.name, { ...run, provision: o.provision ?? true });
     await recordStatus(ctx, r.vms);
     return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };

@@ -15,7 +15,7 @@ export function withGrace(project: Project, name: string, timeout: number | unde
 
 export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResult> {
   return withDeps(o, `stop ${o.name}`, async (ctx, deps, run) => {
-    const { stopVm } = await import('../../../controllers/reconciler.js');
+    const { stopVm } = await import('../../../controllers/imperative.js');
     const r = await stopVm(withGrace(ctx.project, o.name, o.timeout), deps, o.name, run);
     await recordStatus(ctx, { [o.name]: r });
     return { project: ctx.project.name, vm: o.name, ...r };

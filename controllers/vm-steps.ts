@@ -1,0 +1,105 @@
+/**
+ * The context of a VM actor (vm-machine.ts) and the helpers its steps share: the per-VM lane
+ * that serialises side effects, the provisioning check, failures (with config faults told
+ * apart), and events.
+ */
+import type { Project, VmSpec } from '../schemas/model.js';
+import type { PlanEntry } from './plan.js';
+import { EXIT } from '../schemas/errors.js';
+import { tendEvent, type Backend, type Clock, type Guest, type ObservedVm, type StartResult, type TendEvent } from '../schemas/ports.js';
+
+export interface VmMachineOptions {
+  /** run provision steps that are due (false: `--no-provision`) */
+  provision: boolean;
+  /** run every provision step again, ignoring the layer cache (`tend provision`) */
+  forceProvision?: boolean;
+}
+
+export interface VmMachineInput {
+  project: Project;
+  /** the desired spec; null for a VM that is no longer declared (orphan/prune) */
+  vm: VmSpec | null;
+  entry: PlanEntry;
+  observed: ObservedVm | undefined;
+  options: VmMachineOptions;
+  backend: Backend;
+  guest: Guest;
+  clock: Clock;
+  /** an imperative command that overrides the plan entry (`tend destroy web`) */
+  command?: 'destroy';
+}
+
+export interface VmEmitted {
+  type: 'tend';
+  event: TendEvent;
+}
+
+export interface VmContext extends VmMachineInput {
+  name: string;
+  /** where Stopping goes next */
+  afterStop: 'stopped' | 'prepare';
+  recreateDisk: boolean;
+  /** this actor started (or restarted) the VM, so readiness must be checked */
+  startedHere: boolean;
+  /** the last start's result (pid, accel, ports) */
+  started: StartResult | null;
+  /** whether the last Running check found provisioning due */
+  provisionDue: boolean;
+  error: string | null;
+  /** which step failed (Preparing, Starting, ...) */
+  failedIn: string | null;
+  /** the failure is a fault in the project's files (retrying cannot help until they change) */
+  configFault: boolean;
+  /** serialises this VM's side effects (see `inLane`) */
+  lane: Lane;
+}
+
+interface Lane {
+  tail: Promise<void>;
+}
+
+/**
+ * Run `fn` after the VM's previous side effect settled. When the actor is stopped, xstate aborts
+ * the step's signal but does not wait for it; the lane lets the owner wait until the aborted call
+ * has actually let go (runVmActor awaits `lane.tail`), so nothing is left in flight.
+ */
+export function inLane<T>(lane: Lane, fn: () => Promise<T>): Promise<T> {
+  const p = lane.tail.then(fn);
+  lane.tail = p.then(
+    () => undefined,
+    () => undefined,
+  );
+  return p;
+}
+
+/** True when the guest's provisioning record is behind the declared steps. */
+export async function provisioningDue(ctx: VmContext, signal: AbortSignal): Promise<boolean> {
+  const vm = ctx.vm;
+  if (!vm || !ctx.options.provision || vm.provision.length === 0) return false;
+  if (ctx.options.forceProvision || ctx.startedHere) return true;
+  if (ctx.guest.provisionPending) return ctx.guest.provisionPending(ctx.project, vm, ctx.observed?.provisioned ?? [], signal);
+  // No local hash check offered by this guest: compare step counts with the record.
+  return (ctx.observed?.provisioned.length ?? 0) !== vm.provision.length;
+}
+
+export function need(vm: VmSpec | null, what: string): VmSpec {
+  if (!vm) throw new Error(`cannot ${what}: the VM is not declared in the project`);
+  return vm;
+}
+
+/** A usage, invalid-input or not-found error (schemas/errors.ts): the project's files must change. */
+const CONFIG_EXITS: ReadonlySet<number> = new Set([EXIT.usage, EXIT.invalidInput, EXIT.notFound]);
+
+/** The context of a failed step: its message, where, and whether it is a config fault. */
+export function failure(err: unknown, failedIn: string): Pick<VmContext, 'error' | 'failedIn' | 'configFault'> {
+  const code = (err as { exitCode?: unknown } | null)?.exitCode;
+  return {
+    error: err instanceof Error ? err.message : String(err),
+    failedIn,
+    configFault: typeof code === 'number' && CONFIG_EXITS.has(code),
+  };
+}
+
+export function ev(ctx: VmContext, type: TendEvent['type'], reason: string, message: string): VmEmitted {
+  return { type: 'tend', event: tendEvent(ctx.clock.now(), type, reason, ctx.name, message) };
+}
