@@ -12,6 +12,7 @@ import { ensureDir } from '../state/atomic.js';
 import { blobPath, sweepTemps, tempPath } from './blob.js';
 import { findInSumsFile, formatChecksum, hashFile, parseChecksum, type Checksum } from './checksum.js';
 import { downloadTo, fetchText, type DownloadProgress } from './http.js';
+import { resolveOciBlob } from './oci.js';
 
 export type { DownloadProgress } from './http.js';
 
@@ -105,13 +106,18 @@ async function expectedChecksum(url: string, opts: DownloadOptions): Promise<Che
 export async function downloadImage(url: string, imagesDir: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
   await ensureDir(imagesDir);
   await sweepTemps(imagesDir);
-  const expected = await expectedChecksum(url, opts);
+  // an oci:// reference is a blob of a registry, verified against its digest from the manifest
+  const oci = url.startsWith('oci://') ? await resolveOciBlob(url, { signal: opts.signal }) : null;
+  if (oci) opts.onMessage?.(`pulling ${oci.digest} (${oci.mediaType}) from ${url}`);
+  const expected = oci && !opts.checksum ? parseChecksum(oci.digest) : await expectedChecksum(url, opts);
   if (!expected) opts.onMessage?.(`no checksum declared or published for ${url}: the download is not verified`);
   const raw = tempPath(imagesDir, 'download');
   const plain = tempPath(imagesDir, 'plain');
   try {
     if (url.startsWith('file:')) {
       await copyFile(fileURLToPath(url), raw);
+    } else if (oci) {
+      await downloadTo(oci.url, raw, { signal: opts.signal, onProgress: opts.onProgress, retries: opts.retries, headers: oci.headers });
     } else {
       await downloadTo(url, raw, { signal: opts.signal, onProgress: opts.onProgress, retries: opts.retries });
     }

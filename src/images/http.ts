@@ -34,7 +34,11 @@ function get(
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
         if (redirects >= MAX_REDIRECTS) return reject(new BackendError('DownloadFailed', `too many redirects for ${url}`));
-        get(new URL(res.headers.location, u).toString(), headers, signal, redirects + 1).then(resolve, reject);
+        const next = new URL(res.headers.location, u);
+        // credentials are for the host they were given to (a registry redirects blobs to storage)
+        const keep =
+          next.host === u.host ? headers : Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'));
+        get(next.toString(), keep, signal, redirects + 1).then(resolve, reject);
         return;
       }
       resolve({ res, url });
@@ -73,7 +77,7 @@ export async function fetchText(url: string, signal?: AbortSignal): Promise<stri
 export async function downloadTo(
   url: string,
   file: string,
-  opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void; retries?: number } = {},
+  opts: { signal?: AbortSignal; onProgress?: (p: DownloadProgress) => void; retries?: number; headers?: Record<string, string> } = {},
 ): Promise<{ size: number }> {
   const retries = opts.retries ?? 1;
   let acceptRanges = false;
@@ -83,6 +87,7 @@ export async function downloadTo(
     try {
       const r = await fetchOnce(
         url,
+        opts.headers ?? {},
         file,
         have,
         opts.signal,
@@ -125,6 +130,7 @@ async function sizeOf(file: string): Promise<number> {
 
 async function fetchOnce(
   url: string,
+  headers: Record<string, string>,
   file: string,
   offset: number,
   signal: AbortSignal | undefined,
@@ -132,7 +138,7 @@ async function fetchOnce(
   onInfo: (i: { acceptRanges: boolean; total: number | null }) => void,
   knownTotal: number | null,
 ): Promise<{ size: number }> {
-  const { res } = await get(url, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
+  const { res } = await get(url, offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers, signal);
   const status = res.statusCode ?? 0;
   let start = 0;
   let total: number | null = null;

@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { SourceLocation } from '../../schemas/model.js';
 import type { VmDraft } from '../../schemas/defaults.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
+import { parseOciRef } from '../images/oci.js';
 
 /** One VM as a dialect loader read it. */
 export interface LoadedVm {
@@ -53,8 +54,12 @@ export function urlProblem(url: string): string | null {
   } catch {
     return `"${url}" is not a valid URL`;
   }
+  if (u.protocol === 'oci:') {
+    const ref = parseOciRef(url);
+    return typeof ref === 'string' ? ref : null;
+  }
   if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'file:') {
-    return `"${url}" uses ${u.protocol.replace(':', '')}: only http, https and file URLs can be downloaded`;
+    return `"${url}" uses ${u.protocol.replace(':', '')}: images are downloaded from http, https and file URLs, or pulled from oci:// registries`;
   }
   if ((u.protocol === 'http:' || u.protocol === 'https:') && !u.hostname) return `"${url}" has no host`;
   return null;
