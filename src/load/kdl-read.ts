@@ -64,7 +64,7 @@ export const EXAMPLES: Record<string, string> = {
   timeout: 'timeout "2s"',
 };
 
-function example(name: string): string | undefined {
+export function example(name: string): string | undefined {
   const e = EXAMPLES[name];
   return e ? `write ${e}` : undefined;
 }
@@ -196,7 +196,14 @@ export class KdlReader {
   /** A whole number >= min. `unit` is named in messages ("MiB"). */
   wholeNumber(
     node: KNode,
-    opts: { min?: number; max?: number; unit?: string; fromString?: (s: string) => { message: string; hint: string } | undefined } = {},
+    opts: {
+      min?: number;
+      max?: number;
+      /** false: only "a whole number" is checked here (a field table checks the canonical limits) */
+      range?: boolean;
+      unit?: string;
+      fromString?: (s: string) => { message: string; hint: string } | undefined;
+    } = {},
   ): { value: number; loc: SourceLocation } | undefined {
     if (!this.noBlock(node)) return undefined;
     const v = this.one(node);
@@ -223,6 +230,7 @@ export class KdlReader {
       return undefined;
     }
     const min = opts.min ?? 1;
+    if (opts.range === false) return { value: v.value, loc: v.loc };
     if (v.value < min) {
       this.error(
         v.loc,
