@@ -286,6 +286,16 @@ function duplicateHostPorts(vms: LoadedVm[]): Diagnostic[] {
       const proto = p.protocol ?? 'tcp';
       const loc = locateField(vm, `/ports/${i}`);
       const other = seen.find((o) => o.port === p.hostPort && o.proto === proto && (o.addr === addr || wildcard(o.addr) || wildcard(addr)));
+      if (addr === '0.0.0.0' || addr === '::') {
+        out.push({
+          file: loc.file,
+          line: loc.line,
+          column: loc.column,
+          message: `${vm.draft.name}: host port ${p.hostPort}/${proto} is bound to ${addr}, so other machines can reach it`,
+          hint: `write "${p.hostPort}:${p.guestPort ?? ''}" to keep it on 127.0.0.1 (the default)`,
+          severity: 'warning',
+        });
+      }
       if (other) {
         const whose = other.vm === vm.draft.name ? 'this VM' : other.vm;
         out.push(

@@ -5,7 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadProject } from '../../src/load/project.js';
-import { planCommand } from '../../src/cli/commands/plan.js';
+import { planCommand, renderPlan } from '../../src/cli/commands/plan.js';
+import { validateCommand } from '../../src/cli/commands/validate.js';
+import { convergeCommand, renderConverge } from '../../src/cli/commands/converge.js';
+import { formatDiagnostic } from '../../schemas/diagnostic.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 
 function project(name: string, text: string): { dir: string; file: string } {
@@ -102,4 +105,21 @@ test('a catalog image that boots only with UEFI (Alpine 3.21+) gets UEFI', async
   const r = await loadProject([file], { cwd: dir, env: { HOME: dir } });
   assert.equal(r.project?.vms[0].firmware, 'uefi');
   assert.match(r.notes.a?.[0] ?? '', /alpine:3\.23 image boots only with UEFI/);
+});
+
+test('loader warnings reach validate, plan and up: a host port bound to every address', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'tend-warn-'));
+  writeFileSync(join(cwd, 'tend.yaml'), 'services:\n  web:\n    image: debian:12\n    ports:\n      - "0.0.0.0:8080:80"\n');
+  const mem = new MemoryBackend();
+  const g = { cwd, stateDir: mkdtempSync(join(tmpdir(), 'tend-warn-state-')), backend: mem, guest: mem, wait: false };
+  const want =
+    /tend\.yaml:5:9: warning: web: host port 8080\/tcp is bound to 0\.0\.0\.0, so other machines can reach it\n {2}hint: write "8080:80"/;
+  const v = await validateCommand(g);
+  assert.equal(v.ok, true);
+  assert.match(v.diagnostics.map(formatDiagnostic).join('\n'), want);
+  const p = await planCommand(g);
+  assert.match(renderPlan(p), want);
+  const up = await convergeCommand(g);
+  assert.equal(up.ok, true);
+  assert.match(renderConverge(up), want);
 });

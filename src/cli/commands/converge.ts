@@ -5,6 +5,7 @@
  */
 import type { PlanEntry } from '../../../controllers/plan.js';
 import type { TendEvent } from '../../../schemas/ports.js';
+import { formatDiagnostic, type Diagnostic } from '../../../schemas/diagnostic.js';
 import { checkVmNames, type GlobalOptions } from '../context.js';
 import { recordStatus, renderVmLine, withDeps } from './lifecycle.js';
 
@@ -22,6 +23,8 @@ export interface ConvergeCommandResult {
   project: string;
   entries: PlanEntry[];
   vms: Record<string, { state: string; error?: string; conditions: string[] }>;
+  /** the project files' warnings (converge/up) */
+  warnings?: Diagnostic[];
 }
 
 export async function convergeCommand(o: ConvergeCommandOptions, commandName = 'converge'): Promise<ConvergeCommandResult> {
@@ -44,12 +47,18 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
       ...run,
     });
     await recordStatus(ctx, r.vms);
-    return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
+    return {
+      ok: r.ok,
+      project: ctx.project.name,
+      entries: r.entries,
+      vms: r.vms,
+      warnings: ctx.diagnostics.filter((d) => d.severity === 'warning'),
+    };
   });
 }
 
-export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms'] }): string {
+export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms']; warnings?: Diagnostic[] }): string {
   const lines = Object.entries(r.vms).map(([vm, s]) => renderVmLine(vm, s));
   if (lines.length === 0) lines.push('nothing to do');
-  return lines.join('\n');
+  return [...(r.warnings ?? []).map(formatDiagnostic), ...lines].join('\n');
 }

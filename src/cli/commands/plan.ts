@@ -2,6 +2,7 @@
 import { plan, type PlanEntry } from '../../../controllers/plan.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
+import { formatDiagnostic, type Diagnostic } from '../../../schemas/diagnostic.js';
 
 export interface PlanCommandOptions extends GlobalOptions {
   recreate?: boolean;
@@ -12,6 +13,8 @@ export interface PlanCommandOptions extends GlobalOptions {
 export interface PlanResult {
   project: string;
   entries: PlanEntry[];
+  /** the project files' warnings (errors stop the plan) */
+  warnings: Diagnostic[];
 }
 
 export async function planCommand(o: PlanCommandOptions): Promise<PlanResult> {
@@ -25,10 +28,10 @@ export async function planCommand(o: PlanCommandOptions): Promise<PlanResult> {
   const entries = plan(ctx.project, observed, { recreate: o.recreate ?? false, prune: o.prune ?? false, ...(names ? { names } : {}) }).map(
     (e) => (ctx.notes[e.vm] ? { ...e, notes: [...e.notes, ...ctx.notes[e.vm]] } : e),
   );
-  return { project: ctx.project.name, entries };
+  return { project: ctx.project.name, entries, warnings: ctx.diagnostics.filter((d) => d.severity === 'warning') };
 }
 
 export function renderPlan(r: PlanResult): string {
   const rows = r.entries.map((e) => [e.vm, e.action, [...e.changed, ...e.notes].join('; ') || '-']);
-  return table(['VM', 'ACTION', 'CHANGES/NOTES'], rows);
+  return [...r.warnings.map(formatDiagnostic), table(['VM', 'ACTION', 'CHANGES/NOTES'], rows)].join('\n');
 }
