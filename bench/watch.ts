@@ -17,7 +17,6 @@ import type { Backend, Guest, VmExit } from '../schemas/ports.js';
 import type { Project } from '../schemas/model.js';
 import { watchCommand } from '../src/cli/commands/watch.js';
 import { createQemuBackend } from '../src/qemu/backend.js';
-import { withExitWatch } from '../src/qemu/watch.js';
 import { pidAlive } from '../src/qemu/liveness.js';
 import { createPidWatcher } from '../src/watch/crashes.js';
 import { projectDir, vmFile } from '../src/state/paths.js';
@@ -70,8 +69,7 @@ async function qemuBars(): Promise<BenchRow[]> {
   );
   const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}`, TEND_STATE_DIR: stateDir };
   const qemu = createQemuBackend({ stateRoot: stateDir, env });
-  const watched = withExitWatch(qemu, { stateRoot: stateDir, env });
-  const rec = recording(watched.backend);
+  const rec = recording(qemu);
   const ac = new AbortController();
   let passes = 0;
   const done = watchCommand({
@@ -128,7 +126,6 @@ async function qemuBars(): Promise<BenchRow[]> {
   } finally {
     ac.abort();
     await done.catch(() => undefined);
-    watched.close();
     for (let i = 0; i < VMS; i++) {
       const p = pidOf(`vm${i}`);
       if (p) process.kill(p, 'SIGKILL');

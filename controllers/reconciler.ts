@@ -71,7 +71,13 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw aborted(signal);
 }
 
-export function event(clock: Clock, type: TendEvent['type'], reason: string, vm: string | undefined, message: string): TendEvent {
+export function event(
+  clock: Clock,
+  type: TendEvent['type'],
+  reason: TendEvent['reason'],
+  vm: string | undefined,
+  message: string,
+): TendEvent {
   return tendEvent(clock.now(), type, reason, vm, message);
 }
 

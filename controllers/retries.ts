@@ -10,7 +10,7 @@ import { dependentsOf } from './affected.js';
 import { RestartBook, requeueFor, type BackoffOptions, type Reconciled } from './restart-policy.js';
 import type { VmStatus } from './vm-machine.js';
 
-type Emit = (type: TendEvent['type'], reason: string, vm: string | undefined, message: string) => void;
+type Emit = (type: TendEvent['type'], reason: TendEvent['reason'], vm: string | undefined, message: string) => void;
 
 const seconds = (ms: number, digits: 0 | 1): string => `${digits === 0 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10}s`;
 

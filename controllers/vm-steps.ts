@@ -100,6 +100,6 @@ export function failure(err: unknown, failedIn: string): Pick<VmContext, 'error'
   };
 }
 
-export function ev(ctx: VmContext, type: TendEvent['type'], reason: string, message: string): VmEmitted {
+export function ev(ctx: VmContext, type: TendEvent['type'], reason: TendEvent['reason'], message: string): VmEmitted {
   return { type: 'tend', event: tendEvent(ctx.clock.now(), type, reason, ctx.name, message) };
 }

@@ -22,7 +22,7 @@ export interface Reloaded {
   removed: string[];
 }
 
-type Emit = (type: TendEvent['type'], reason: string, vm: string | undefined, message: string) => void;
+type Emit = (type: TendEvent['type'], reason: TendEvent['reason'], vm: string | undefined, message: string) => void;
 
 export class DesiredState {
   private invalid = false;

@@ -39,7 +39,7 @@ const REARM = ':rearm';
 /** Start the loop with a valid first project; the first pass converges everything. */
 export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions, signal: AbortSignal): WatchController {
   const debounceMs = opts.debounceMs ?? 50;
-  const emit = (type: TendEvent['type'], reason: string, vm: string | undefined, message: string): void =>
+  const emit = (type: TendEvent['type'], reason: TendEvent['reason'], vm: string | undefined, message: string): void =>
     opts.onEvent?.(tendEvent(deps.clock.now(), type, reason, vm, message));
   // a stream of saves delays a pass by at most 10 debounce periods (and at least 1 s)
   const queue = new WorkQueue<string>(deps.clock, signal, { debounceMs, maxDebounceMs: Math.max(debounceMs * 10, 1000) });

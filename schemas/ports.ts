@@ -3,7 +3,16 @@
  * observe and ask of a backend. controllers/ never spawns a process or touches fs itself; it
  * receives a `Backend` (QEMU today; libvirt or KubeVirt export later).
  */
+import type { Readable, Writable } from 'node:stream';
 import type { Project, VmSpec } from './model.js';
+
+/** A VM's power state as observed: see ObservedVm.power. */
+export type Power = 'running' | 'paused' | 'stopped' | 'unknown';
+
+/** A VM whose process is there (running, paused, or hung: `unknown`). The one definition. */
+export function alive(power: Power | undefined): boolean {
+  return power === 'running' || power === 'paused' || power === 'unknown';
+}
 
 /** What is really there for one VM, observed now (never a saved belief about the process). */
 export interface ObservedVm {
@@ -14,7 +23,7 @@ export interface ObservedVm {
    * running/paused: our QEMU is alive (pid alive, cmdline is this VM's, QMP answers).
    * stopped: no process. unknown: a process but QMP does not answer (hung).
    */
-  power: 'running' | 'paused' | 'stopped' | 'unknown';
+  power: Power;
   pid: number | null;
   /** the spec the VM was last prepared/started with (recorded by the backend), null if none */
   applied: VmSpec | null;
@@ -59,13 +68,19 @@ export interface PrepareOptions {
   onProgress?: (message: string) => void;
 }
 
-/** A VM backend. Every method is idempotent and honours `signal`. */
-export interface Backend {
-  /** Observe every VM the state dir knows for this project (plus the given names). */
-  observe(project: Project, signal?: AbortSignal): Promise<Observed>;
+/*
+ * A backend is a few small roles. The controller needs `Lifecycle` and `Observe`; exit-watch,
+ * console and volumes are optional (a backend without them degrades: watch notices exits at its
+ * periodic resync only, `tend console` / `tend volume rm` say the backend cannot). The QEMU
+ * backend (src/qemu/backend.ts) and the libvirt backend (src/libvirt/) implement all of them.
+ * Every method is idempotent and honours `signal`.
+ */
+
+/** Lifecycle: make a VM exist, run, stop and go away. */
+export interface Lifecycle {
   /** Resolve the image, create/resize the disk overlay, keys, seed ISO, volumes. No process. */
   prepare(project: Project, vm: VmSpec, opts: PrepareOptions, signal?: AbortSignal): Promise<void>;
-  /** Start QEMU detached with the prepared disk; resolves once QMP reports running. */
+  /** Start the VM detached with the prepared disk; resolves once it reports running. */
   start(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult>;
   /** ACPI powerdown, wait, SIGTERM, SIGKILL. No-op if not running. */
   stop(project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<void>;
@@ -75,18 +90,67 @@ export interface Backend {
   destroy(project: Project, name: string, signal?: AbortSignal): Promise<void>;
   /** Record (or clear, with null) an imperative intent for a VM. */
   setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void>;
-  /**
-   * Delete named volumes of the project (`tend down --volumes`); never called by converge.
-   * Optional: a backend without it cannot delete volumes (the caller reports that).
-   */
-  removeVolumes?(project: Project, names: string[], signal?: AbortSignal): Promise<void>;
-  /**
-   * Call `onExit` (once) as soon as the VM's process `pid` ends (`tend watch`: crash detection
-   * within a second, event-driven). Returns a function that stops watching. Optional: without it
-   * `tend watch` notices exits at its periodic resync only.
-   */
-  watchExit?(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void;
 }
+
+/** Observe: what is really there, now. */
+export interface Observe {
+  /** Observe every VM the backend knows for this project (including orphans). */
+  observe(project: Project, signal?: AbortSignal): Promise<Observed>;
+  /** Where a VM's state lives (for `tend status`): label -> path or URI. Nothing is read. */
+  locate(project: Project, name: string): Record<string, string>;
+}
+
+/** Exit-watch: event-driven crash detection for `tend watch`. */
+export interface ExitWatch {
+  /**
+   * Call `onExit` (once) as soon as the VM's process `pid` ends (within a second). Returns a
+   * function that stops watching.
+   */
+  watchExit(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void;
+}
+
+/** The terminal side of a console session (the caller owns raw mode). */
+export interface ConsoleIo {
+  input: Readable;
+  output: Writable;
+  /** called once connected, before any console output is copied */
+  onAttached?: () => void;
+}
+
+/** How a console session ended: the user detached (Ctrl-]), or the VM side closed (VM stopped). */
+export type ConsoleEnd = 'detached' | 'closed';
+
+/** Console: the VM's serial console, attachable at any time (during boot too). */
+export interface ConsoleAccess {
+  attachConsole(project: Project, name: string, io: ConsoleIo, signal?: AbortSignal): Promise<ConsoleEnd>;
+}
+
+/** A named volume as the backend sees it. */
+export interface VolumeObserved {
+  name: string;
+  /** where it lives (file path or URI) */
+  path: string;
+  /** bytes it takes on the host */
+  allocated: number | null;
+  /** virtual size in bytes; null when unreadable */
+  virtualSize: number | null;
+}
+
+/** Volumes: the project's named volumes (they outlive every VM). */
+export interface Volumes {
+  /** The volumes that exist (were created) for this project, sorted by name. */
+  listVolumes(project: Project, signal?: AbortSignal): Promise<VolumeObserved[]>;
+  /** Where a volume of this name lives (or would be created). */
+  volumePath(project: Project, name: string): string;
+  /** Delete named volumes (`tend down --volumes`, `tend volume rm`); never called by converge. */
+  removeVolumes(project: Project, names: string[], signal?: AbortSignal): Promise<void>;
+}
+
+/** A VM backend: lifecycle and observe, plus the optional roles it has. */
+export interface Backend extends Lifecycle, Observe, Partial<ExitWatch>, Partial<ConsoleAccess>, Partial<Volumes> {}
+
+/** A backend with every role (QEMU, libvirt). */
+export type FullBackend = Lifecycle & Observe & ExitWatch & ConsoleAccess & Volumes;
 
 /** A VM's process ended (reported by Backend.watchExit). */
 export interface VmExit {
@@ -117,21 +181,52 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** Something that happened, for `tend events` and watch output. Reasons are UpperCamelCase. */
+/** Why an event happened (UpperCamelCase, stable: `tend events` users filter on them). */
+export type Reason =
+  | 'BackOff'
+  | 'DependencyNotReady'
+  | 'FilesChanged'
+  | 'NotRetried'
+  | 'OrphanFound'
+  | 'Orphaned'
+  | 'ProjectFileMissing'
+  | 'ProjectInvalid'
+  | 'ProjectValid'
+  | 'ReconcileFailed'
+  | 'Reconciled'
+  | 'ProvisionStepFailed'
+  | 'RecreateRequired'
+  | 'VmDestroyed'
+  | 'VmDestroying'
+  | 'VmExited'
+  | 'VmFailed'
+  | 'VmPrepared'
+  | 'VmPreparing'
+  | 'VmProvisioned'
+  | 'VmProvisioning'
+  | 'VmPruned'
+  | 'VmReady'
+  | 'VmResumed'
+  | 'VmStarted'
+  | 'VmStarting'
+  | 'VmStopped'
+  | 'VmStopping'
+  | 'VmSuspended'
+  | 'VolumesRemoved'
+  | 'WatchError'
+  | 'WatchStarted'
+  | 'WatchStopped';
+
+/** Something that happened, for `tend events` and watch output. */
 export interface TendEvent {
   time: string;
   type: 'Normal' | 'Warning';
-  reason: string;
+  reason: Reason;
   vm?: string;
   message: string;
 }
 
-/** A VM whose process is there (running, paused, or hung: `unknown`). The one definition. */
-export function alive(power: ObservedVm['power'] | undefined): boolean {
-  return power === 'running' || power === 'paused' || power === 'unknown';
-}
-
 /** Build an event stamped at `now` (ms since epoch, from the injected clock). The one constructor. */
-export function tendEvent(now: number, type: TendEvent['type'], reason: string, vm: string | undefined, message: string): TendEvent {
+export function tendEvent(now: number, type: TendEvent['type'], reason: Reason, vm: string | undefined, message: string): TendEvent {
   return { time: new Date(now).toISOString(), type, reason, ...(vm ? { vm } : {}), message };
 }

@@ -189,11 +189,17 @@ function unknownVm(name: string, project: Project | null, cwd: string, runs: str
   );
 }
 
+/** Backend settings only some commands have (watch: how often exit-watch checks pids). */
+export interface BackendTuning {
+  exitPollMs?: number;
+}
+
 /** The backend for this context; imported lazily so read-only commands start fast. */
-export async function backendFor(ctx: Context): Promise<Backend> {
+export async function backendFor(ctx: Context, tuning: BackendTuning = {}): Promise<Backend> {
   if (ctx.opts.backend) return ctx.opts.backend;
   const { createQemuBackend } = await import('../qemu/backend.js');
   return createQemuBackend({
+    ...tuning,
     stateRoot: ctx.stateRoot,
     env: ctx.env,
     ...(ctx.opts.log ? { log: ctx.opts.log } : {}),
@@ -205,8 +211,8 @@ export async function backendFor(ctx: Context): Promise<Backend> {
  * Backend, guest access and clock for the reconciler. The guest module (ssh2) is only loaded
  * when a guest method is first called, so stop/suspend/destroy never load it.
  */
-export async function depsFor(ctx: Context): Promise<ControllerDeps> {
-  const backend = await backendFor(ctx);
+export async function depsFor(ctx: Context, tuning: BackendTuning = {}): Promise<ControllerDeps> {
+  const backend = await backendFor(ctx, tuning);
   const clock = ctx.opts.clock ?? (await import('../state/clock.js')).systemClock;
   if (ctx.opts.guest) return { backend, guest: ctx.opts.guest, clock };
   let real: Promise<Guest> | undefined;

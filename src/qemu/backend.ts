@@ -1,17 +1,27 @@
 /**
- * The QEMU backend: the Backend interface (controllers/types.ts) over the state dir, qemu-img,
- * and detached QEMU processes. Every method is idempotent: prepare twice changes nothing the
- * second time, start of a running VM returns what runs, stop of a stopped VM is a no-op.
+ * The QEMU backend: every backend role of schemas/ports.ts (lifecycle, observe, exit-watch,
+ * console, volumes) over the state dir, qemu-img, and detached QEMU processes. Every method is
+ * idempotent: prepare twice changes nothing the second time, start of a running VM returns what
+ * runs, stop of a stopped VM is a no-op.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, readFile, rm, unlink } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Backend, Clock, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../schemas/ports.js';
+import type {
+  Clock,
+  FullBackend,
+  Observed,
+  ObservedVm,
+  PrepareOptions,
+  StartResult,
+  StopOptions,
+  VolumeObserved,
+} from '../../schemas/ports.js';
 import { systemClock } from '../state/clock.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import { resolveImage } from '../images/resolve.js';
-import { createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
+import { createOverlay, createVolume, qemuImgInfo, resizeImage } from '../images/qemu-img.js';
 import { writeSeed } from '../seed/seed.js';
 import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
@@ -23,6 +33,9 @@ import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { findOvmf } from './firmware.js';
 import { isQemuFor, liveQemu, pidAlive, processArgv } from './liveness.js';
 import { observeVm, vmFolders, type AppliedRecord, type IntentRecord } from './observe.js';
+import { attachConsole } from './console.js';
+import { qemuExitWatch } from './watch.js';
+import { clearRecord } from '../provision/record.js';
 import { allocatePorts, type PortRecord } from './ports.js';
 import { spawnQemu, waitExit } from './process.js';
 import { qmpOnce } from './qmp.js';
@@ -42,6 +55,8 @@ export interface QemuBackendOptions {
   timeouts?: StageTimeouts;
   /** grace after SIGTERM before SIGKILL (default 10 s) */
   termGraceMs?: number;
+  /** how often exit-watch checks QEMU pids (ms, default 250) */
+  exitPollMs?: number;
 }
 
 /** Default size of a named volume the project declares without one. */
@@ -51,7 +66,7 @@ function abortIf(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason ?? Object.assign(new Error('This operation was aborted'), { name: 'AbortError' });
 }
 
-export function createQemuBackend(opts: QemuBackendOptions): Backend {
+export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
   const env = opts.env ?? process.env;
   const clock = opts.clock ?? systemClock;
   const binary = opts.qemuBinary ?? 'qemu-system-x86_64';
@@ -77,7 +92,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     if (o.recreateDisk) {
       if (live) throw new BackendError('VmRunning', `${vm.name}: cannot replace the disk of a running VM (stop it first)`);
       await rm(f('disk'), { force: true });
-      await rm(f('provision'), { force: true });
+      await clearRecord(pd, vm.name);
       await rm(f('instanceId'), { force: true });
       await rm(f('efiVars'), { force: true });
     }
@@ -105,7 +120,7 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
     if (!(await exists(f('disk')))) {
       o.onProgress?.(`${vm.name}: creating disk over ${image.path}`);
       await createOverlay(image, f('disk'), vm.disk);
-      await rm(f('provision'), { force: true });
+      await clearRecord(pd, vm.name);
       diskImage = image.id;
     } else if (vm.disk !== null && !live) {
       // a running QEMU holds the disk's write lock: growth happens at the next prepare after a stop
@@ -292,6 +307,39 @@ export function createQemuBackend(opts: QemuBackendOptions): Backend {
       if (intent === null) await rm(p, { force: true });
       else await writeJsonAtomic(p, { intent } satisfies IntentRecord);
     },
+    locate(project: Project, name: string): Record<string, string> {
+      const pd = pdir(project);
+      const paths: Record<string, string> = { dir: vmDir(pd, name) };
+      for (const key of Object.keys(FILES) as (keyof typeof FILES)[]) {
+        paths[key] = key === 'qmp' || key === 'serial' ? socketPath(pd, name, key, env) : vmFile(pd, name, key);
+      }
+      return paths;
+    },
+    watchExit: qemuExitWatch({ stateRoot: opts.stateRoot, env, ...(opts.exitPollMs ? { pollMs: opts.exitPollMs } : {}) }),
+    attachConsole: (project, name, io, signal) =>
+      attachConsole({ socketPath: socketPath(pdir(project), name, 'serial', env), ...io, ...(signal ? { signal } : {}) }),
+    async listVolumes(project: Project, signal?: AbortSignal): Promise<VolumeObserved[]> {
+      abortIf(signal);
+      const dir = volumesDir(pdir(project));
+      const files = await readdir(dir).catch(() => [] as string[]);
+      const names = files
+        .filter((f) => f.endsWith('.qcow2'))
+        .map((f) => f.slice(0, -'.qcow2'.length))
+        .sort();
+      const out: VolumeObserved[] = [];
+      for (const name of names) {
+        const path = volumePath(pdir(project), name);
+        const st = await stat(path).catch(() => null);
+        if (!st) continue;
+        const virtualSize = await qemuImgInfo(path).then(
+          (i) => i.virtualSize,
+          () => null,
+        );
+        out.push({ name, path, allocated: st.blocks * 512, virtualSize });
+      }
+      return out;
+    },
+    volumePath: (project, name) => volumePath(pdir(project), name),
     async removeVolumes(project: Project, names: string[], signal?: AbortSignal): Promise<void> {
       for (const n of names) {
         abortIf(signal);

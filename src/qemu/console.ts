@@ -9,6 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { BackendError } from '../../schemas/errors.js';
+import type { ConsoleEnd } from '../../schemas/ports.js';
 
 export const DETACH_BYTE = 0x1d;
 
@@ -22,9 +23,6 @@ export interface AttachConsoleOptions {
   /** called once connected, before any console output is copied */
   onAttached?: () => void;
 }
-
-/** How the session ended: the user detached, or the VM side closed (VM stopped). */
-export type ConsoleEnd = 'detached' | 'closed';
 
 function open(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {

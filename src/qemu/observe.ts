@@ -13,6 +13,7 @@ import { accelOf } from './argv.js';
 import { liveQemu } from './liveness.js';
 import type { PortRecord } from './ports.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
+import { recordedSteps } from '../provision/record.js';
 
 /** applied.json: the spec a VM was last prepared/started with, and the image its disk came from. */
 export interface AppliedRecord {
@@ -48,17 +49,6 @@ function isAppliedRecord(v: unknown): v is AppliedRecord {
   );
 }
 
-/** The hashes recorded in provision.json (an array, or an object with a `steps`/`hashes`/`done` array). */
-function provisionHashes(v: unknown): string[] | null {
-  const pick = (x: unknown): string[] | null => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? (x as string[]) : null);
-  if (Array.isArray(v)) return pick(v);
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    return pick(o.steps) ?? pick(o.hashes) ?? pick(o.done);
-  }
-  return null;
-}
-
 function powerOf(st: QmpStatus): ObservedVm['power'] {
   if (st.running) return 'running';
   if (['paused', 'suspended', 'prelaunch', 'inmigrate', 'postmigrate', 'finish-migrate', 'save-vm', 'restore-vm'].includes(st.status))
@@ -72,13 +62,12 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     corrupt.push(c.path);
   };
   const f = (k: Parameters<typeof vmFile>[2]): string => vmFile(projDir, name, k);
-  const [diskExists, live, appliedRaw, portsRaw, intentRaw, provRaw, instanceId] = await Promise.all([
+  const [diskExists, live, appliedRaw, portsRaw, intentRaw, instanceId] = await Promise.all([
     exists(f('disk')),
     liveQemu(f('pid')),
     readJson<unknown>(f('applied'), onCorrupt),
     readJson<unknown>(f('ports'), onCorrupt),
     readJson<unknown>(f('intent'), onCorrupt),
-    readJson<unknown>(f('provision'), onCorrupt),
     readFile(f('instanceId'), 'utf8').then(
       (t) => t.trim(),
       () => null,
@@ -101,14 +90,7 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     if (i === 'stopped') intent = 'stopped';
     else if (i !== null) corrupt.push(f('intent'));
   }
-  let provisioned: string[] = [];
-  if (provRaw !== undefined) {
-    const h = provisionHashes(provRaw);
-    const recordedFor = (provRaw as { instanceId?: unknown } | null)?.instanceId;
-    if (!h) corrupt.push(f('provision'));
-    // a record made on another disk (another instance-id) does not apply to this one
-    else if (typeof recordedFor !== 'string' || recordedFor === instanceId) provisioned = h;
-  }
+  const provisioned = await recordedSteps(projDir, name, instanceId, onCorrupt);
 
   let power: ObservedVm['power'] = 'stopped';
   let startedAt: number | null = null;

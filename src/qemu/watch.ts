@@ -1,5 +1,5 @@
 /**
- * Backend.watchExit for the QEMU backend: notice within a second that a VM's QEMU ended, and
+ * The QEMU backend's exit-watch role: notice within a second that a VM's QEMU ended, and
  * whether it failed or exited cleanly. Two sources, whichever speaks first:
  *   - the VM's event monitor (src/qemu/events.ts, the second QMP socket): the connection closes
  *     the moment QEMU exits; a SHUTDOWN event before that means an orderly exit (guest poweroff,
@@ -10,7 +10,7 @@
  * SIGKILL or a crash it is left behind, still naming the dead pid.
  */
 import { readFileSync } from 'node:fs';
-import type { Backend, VmExit } from '../../schemas/ports.js';
+import type { ExitWatch, VmExit } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
 import { projectDir, vmFile } from '../state/paths.js';
 import { createPidWatcher, defaultIsAlive, type PidWatcher, type PidWatchOptions } from '../watch/crashes.js';
@@ -32,10 +32,15 @@ export function exitKind(pidfile: string, pid: number): VmExit['kind'] {
   }
 }
 
-export function qemuExitWatch(o: QemuExitWatchOptions): { watchExit: NonNullable<Backend['watchExit']>; watcher: PidWatcher } {
-  const watcher = createPidWatcher(o);
+/**
+ * ExitWatch.watchExit over QEMU's event monitor and pid checks. The shared pid timer is made at
+ * the first watch; it is unref'd and stops itself when nothing is watched.
+ */
+export function qemuExitWatch(o: QemuExitWatchOptions): ExitWatch['watchExit'] {
+  let watcher: PidWatcher | null = null;
   const isAlive = o.isAlive ?? defaultIsAlive;
-  const watchExit = (project: Project, name: string, pid: number, onExit: (e: VmExit) => void): (() => void) => {
+  return (project: Project, name: string, pid: number, onExit: (e: VmExit) => void): (() => void) => {
+    watcher ??= createPidWatcher(o);
     const projDir = projectDir(o.stateRoot, project.name, project.dir);
     const pidfile = vmFile(projDir, name, 'pid');
     let finished = false;
@@ -75,14 +80,4 @@ export function qemuExitWatch(o: QemuExitWatchOptions): { watchExit: NonNullable
     }
     return stop;
   };
-  return { watchExit, watcher };
-}
-
-/** The backend with exit watching added (when it has none of its own). */
-export function withExitWatch(backend: Backend, o: QemuExitWatchOptions): { backend: Backend; close: () => void } {
-  if (backend.watchExit) return { backend, close: () => undefined };
-  const { watchExit, watcher } = qemuExitWatch(o);
-  const b: Backend = Object.create(backend) as Backend;
-  b.watchExit = watchExit;
-  return { backend: b, close: () => watcher.close() };
 }

@@ -217,6 +217,10 @@ export class MemoryBackend implements Backend, Guest {
 
   // ---- Backend ----------------------------------------------------------------------------------
 
+  locate(_project: Project, name: string): Record<string, string> {
+    return { dir: `memory:${name}` };
+  }
+
   observe(project: Project, signal?: AbortSignal): Promise<Observed> {
     return this.call('observe', '*', signal, project.name, () => {
       const vms: Record<string, ObservedVm> = {};

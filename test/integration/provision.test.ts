@@ -20,6 +20,7 @@ import { logsCommand, rewriteFollowFlag } from '../../src/cli/commands/logs.js';
 import { provisionCommand } from '../../src/cli/commands/provision.js';
 import { sshCommand } from '../../src/cli/commands/ssh.js';
 import { loadContext, type GlobalOptions } from '../../src/cli/context.js';
+import { createQemuBackend } from '../../src/qemu/backend.js';
 import { createSshGuest } from '../../src/ssh/guest.js';
 import { appendEvent } from '../../src/state/events.js';
 import { projectDir, socketPath, vmDir, vmFile } from '../../src/state/paths.js';
@@ -411,6 +412,9 @@ describe('guest access commands', () => {
     assert.deepEqual(seen.slice(before), ['ProvisionStepFailed']);
   });
 
+  // the console goes through the backend's console role: the QEMU backend over this state dir
+  const qemuBackend = (): ReturnType<typeof createQemuBackend> => createQemuBackend({ stateRoot: root });
+
   test('tend console: bytes both ways through the serial socket; Ctrl-] detaches without reaching the guest', async () => {
     const path = socketPath(pd, 'web', 'serial');
     const got: Buffer[] = [];
@@ -427,7 +431,7 @@ describe('guest access commands', () => {
       const shown: Buffer[] = [];
       output.on('data', (b: Buffer) => shown.push(b));
       let attached = '';
-      const p = consoleCommand({ ...g, input, output, onAttached: (vm) => (attached = vm) });
+      const p = consoleCommand({ ...g, backend: qemuBackend(), input, output, onAttached: (vm) => (attached = vm) });
       await new Promise((r) => setTimeout(r, 200));
       input.write('root\r');
       await new Promise((r) => setTimeout(r, 100));
@@ -447,7 +451,7 @@ describe('guest access commands', () => {
   test('tend console on a VM without a console socket says it is not running', async () => {
     await rm(socketPath(pd, 'web', 'serial'), { force: true });
     await assert.rejects(
-      consoleCommand({ ...g, input: new PassThrough(), output: new PassThrough() }),
+      consoleCommand({ ...g, backend: qemuBackend(), input: new PassThrough(), output: new PassThrough() }),
       rejectsWith('ConsoleUnavailable', /is the VM running/),
     );
   });

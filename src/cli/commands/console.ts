@@ -3,9 +3,9 @@
  * Ctrl-] detaches). The terminal is put in raw mode while attached and restored afterwards.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { ConsoleEnd } from '../../qemu/console.js';
-import { socketPath } from '../../state/paths.js';
-import { loadContext, type GlobalOptions } from '../context.js';
+import type { ConsoleEnd } from '../../../schemas/ports.js';
+import { UsageError } from '../../../schemas/errors.js';
+import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { inferVm } from './ssh.js';
 
 export interface ConsoleCommandOptions extends GlobalOptions {
@@ -26,17 +26,12 @@ export async function consoleCommand(o: ConsoleCommandOptions): Promise<ConsoleR
   const vm = inferVm(ctx.project, o.name, 'console');
   const input = o.input ?? process.stdin;
   const output = o.output ?? process.stdout;
-  const { attachConsole } = await import('../../qemu/console.js');
+  const backend = await backendFor(ctx);
+  if (!backend.attachConsole) throw new UsageError('this backend has no serial console', 'ConsoleUnsupported');
   const raw = input.isTTY === true && typeof input.setRawMode === 'function';
   if (raw) input.setRawMode?.(true);
   try {
-    const end = await attachConsole({
-      socketPath: socketPath(ctx.projDir, vm, 'serial', ctx.env),
-      input,
-      output,
-      ...(o.signal ? { signal: o.signal } : {}),
-      onAttached: () => o.onAttached?.(vm),
-    });
+    const end = await backend.attachConsole(ctx.project, vm, { input, output, onAttached: () => o.onAttached?.(vm) }, o.signal);
     return { vm, end };
   } finally {
     if (raw) input.setRawMode?.(false);

@@ -2,10 +2,8 @@
 import type { ControllerDeps, RunOptions } from '../../../controllers/reconciler.js';
 import type { TendEvent } from '../../../schemas/ports.js';
 import { appendEvent } from '../../state/events.js';
-import { writeJsonAtomic } from '../../state/atomic.js';
 import { withProjectLock } from '../../state/lock.js';
-import { vmDir, vmFile } from '../../state/paths.js';
-import { existsSync } from 'node:fs';
+import { recordStatus as writeStatus } from '../../state/status.js';
 import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
 
 export interface VmCommandOptions extends GlobalOptions {
@@ -68,38 +66,11 @@ export function vmResultOk(r: VmCommandResult): boolean {
   return r.state !== 'Failed' && r.state !== 'Blocked' && !r.error;
 }
 
-/** What `ps`/`status` show as READY and conditions: the controller's last verdict per VM. */
-export interface StatusRecord {
-  state: string;
-  conditions: string[];
-  error?: string;
-  /** ms since epoch when it was recorded; a verdict older than the running process is stale */
-  at: number;
-}
-
-/**
- * Record each VM's last reconcile verdict (status.json). Display only: `ps` trusts it only when
- * it is newer than the running process; nothing decides from it. Destroyed VMs have no folder.
- */
+/** Record each VM's last reconcile verdict (status.json, src/state/status.ts). */
 export async function recordStatus(
   ctx: Context,
   vms: Record<string, { state: string; error?: string; conditions: string[] }>,
   now = Date.now(),
 ): Promise<void> {
-  await Promise.all(
-    Object.entries(vms)
-      // a VM that failed before it had a folder gets none: a folder would make it look known
-      .filter(
-        ([vm, s]) =>
-          s.state !== 'Destroyed' &&
-          s.state !== 'Blocked' &&
-          (s.state === 'Ready' || s.state === 'Running' || existsSync(vmDir(ctx.projDir, vm))),
-      )
-      .map(([vm, s]) => {
-        const rec: StatusRecord = { state: s.state, conditions: s.conditions, ...(s.error ? { error: s.error } : {}), at: now };
-        return writeJsonAtomic(vmFile(ctx.projDir, vm, 'status'), rec).catch((err: unknown) =>
-          ctx.opts.log?.warn({ err, vm }, 'cannot record status'),
-        );
-      }),
-  );
+  await writeStatus(ctx.projDir, vms, now, (vm, err) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));
 }

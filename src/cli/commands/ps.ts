@@ -5,11 +5,10 @@
  * only that VM's row (a `tend run` VM's too).
  */
 import { plan, type PlanEntry } from '../../../controllers/plan.js';
-import type { ObservedVm } from '../../../schemas/ports.js';
+import { alive, type ObservedVm } from '../../../schemas/ports.js';
 import { tapSshAddress } from '../../ssh/target.js';
-import { readJson } from '../../state/atomic.js';
-import { vmFile } from '../../state/paths.js';
-import { backendFor, loadContext, type Context, type GlobalOptions } from '../context.js';
+import { readStatus, type StatusRecord } from '../../state/status.js';
+import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 
 export interface PsRow {
@@ -35,21 +34,8 @@ export interface PsResult {
   vms: PsRow[];
 }
 
-/** The last reconcile verdict (status.json, written by the CLI's lifecycle commands); read loosely. */
-interface StatusRecord {
-  state?: string;
-  conditions?: unknown[];
-  at?: number;
-}
-
-export async function readStatus(ctx: Context, vm: string): Promise<StatusRecord | undefined> {
-  return readJson<StatusRecord>(vmFile(ctx.projDir, vm, 'status'), () => undefined);
-}
-
-function statusConditions(s: StatusRecord | undefined): string[] {
-  const out: string[] = [];
-  for (const c of s?.conditions ?? []) if (typeof c === 'string') out.push(c);
-  return out;
+function statusConditions(s: Partial<StatusRecord> | undefined): string[] {
+  return s?.conditions ?? [];
 }
 
 export function planConditions(e: PlanEntry | undefined, obs: ObservedVm | undefined): string[] {
@@ -83,29 +69,29 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
     if (o.name !== undefined && name !== o.name) continue;
     const spec = ctx.project.vms.find((v) => v.name === name);
     const obs = observed.vms[name];
-    const alive = obs !== undefined && obs.power !== 'stopped';
+    const up = obs !== undefined && alive(obs.power);
     // a verdict recorded before the running process started is about an earlier run: ignore it
-    const recorded = await readStatus(ctx, name);
-    const status = alive && recorded && (recorded.at ?? 0) >= (obs.startedAt ?? Infinity) ? recorded : undefined;
+    const recorded = await readStatus(ctx.projDir, name);
+    const status = up && recorded && (recorded.at ?? 0) >= (obs.startedAt ?? Infinity) ? recorded : undefined;
     const conditions = [...new Set([...statusConditions(status), ...planConditions(entries.get(name), obs)])];
     const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power;
     rows.push({
       name,
       state,
-      ready: alive && obs.power === 'running' && (status?.state === 'Ready' || conditions.includes('Ready')),
-      accel: alive ? obs.accel : null,
+      ready: up && obs.power === 'running' && (status?.state === 'Ready' || conditions.includes('Ready')),
+      accel: up ? obs.accel : null,
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,
-      ports: alive ? Object.fromEntries(Object.entries(obs.ports).filter(([k]) => k !== 'ssh')) : {},
-      ssh: !alive
+      ports: up ? Object.fromEntries(Object.entries(obs.ports).filter(([k]) => k !== 'ssh')) : {},
+      ssh: !up
         ? null
         : obs.sshPort
           ? `127.0.0.1:${obs.sshPort}`
           : spec?.network.mode === 'tap'
             ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env)
             : null,
-      pid: alive ? obs.pid : null,
-      startedAt: alive ? obs.startedAt : null,
+      pid: up ? obs.pid : null,
+      startedAt: up ? obs.startedAt : null,
       conditions,
       declared: Boolean(spec),
     });

@@ -1,12 +1,12 @@
 /** `tend status NAME`: everything known about one VM: spec, observation, plan, state paths. */
 import { planVm, type PlanEntry } from '../../../controllers/plan.js';
-import type { ObservedVm } from '../../../schemas/ports.js';
+import { alive, type ObservedVm } from '../../../schemas/ports.js';
 import type { VmSpec } from '../../../schemas/model.js';
-import { FILES, socketPath, vmDir, vmFile } from '../../state/paths.js';
+import { readStatus } from '../../state/status.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration } from '../output.js';
-import { planConditions, readStatus } from './ps.js';
+import { planConditions } from './ps.js';
 
 export interface StatusCommandOptions extends GlobalOptions {
   name: string;
@@ -37,10 +37,7 @@ export async function statusCommand(o: StatusCommandOptions): Promise<StatusResu
   const entry: PlanEntry | null = spec
     ? planVm(spec, obs ?? undefined, { recreate: false })
     : { vm: o.name, action: 'orphan', changed: [], notes: ['no longer declared: `tend up --prune` deletes it'] };
-  const paths: Record<string, string> = { dir: vmDir(ctx.projDir, o.name) };
-  for (const key of Object.keys(FILES) as (keyof typeof FILES)[]) {
-    paths[key] = key === 'qmp' || key === 'serial' ? socketPath(ctx.projDir, o.name, key, ctx.env) : vmFile(ctx.projDir, o.name, key);
-  }
+  const paths = backend.locate(ctx.project, o.name);
   return {
     project: ctx.project.name,
     name: o.name,
@@ -49,10 +46,10 @@ export async function statusCommand(o: StatusCommandOptions): Promise<StatusResu
     observed: obs,
     plan: entry,
     conditions: planConditions(entry, obs ?? undefined),
-    status: (await readStatus(ctx, o.name)) ?? null,
+    status: (await readStatus(ctx.projDir, o.name)) ?? null,
     paths,
     ssh:
-      !obs || obs.power === 'stopped'
+      !obs || !alive(obs.power)
         ? null
         : obs.sshPort
           ? `127.0.0.1:${obs.sshPort}`

@@ -4,13 +4,11 @@
  * prune); only `tend volume rm` and `tend down --volumes` delete one. `rm` refuses while a VM
  * of the project that mounts the volume still exists (running or stopped): destroy it first.
  */
-import { readdir, stat } from 'node:fs/promises';
-import type { Observed } from '../../../schemas/ports.js';
+import type { Backend, Observed, VolumeObserved, Volumes } from '../../../schemas/ports.js';
 import type { Project } from '../../../schemas/model.js';
 import { EXIT, NotFoundError, TendError, UsageError } from '../../../schemas/errors.js';
 import { didYouMean } from '../../../schemas/names.js';
 import { withProjectLock } from '../../state/lock.js';
-import { volumePath, volumesDir } from '../../state/paths.js';
 import { backendFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 
@@ -65,23 +63,15 @@ export function volumeUsers(project: Project, observed: Observed, name: string):
   return [...users].sort();
 }
 
-async function onDisk(projDir: string): Promise<string[]> {
-  const files = await readdir(volumesDir(projDir)).catch(() => [] as string[]);
-  return files.filter((f) => f.endsWith('.qcow2')).map((f) => f.slice(0, -'.qcow2'.length));
-}
-
-async function describe(ctx: Context, observed: Observed, name: string, declaredNames: Set<string>): Promise<VolumeInfo> {
-  const path = volumePath(ctx.projDir, name);
-  const st = await stat(path).catch(() => null);
-  let virtualSize: number | null = null;
-  if (st) {
-    try {
-      const { qemuImgInfo } = await import('../../images/qemu-img.js');
-      virtualSize = (await qemuImgInfo(path)).virtualSize;
-    } catch {
-      virtualSize = null;
-    }
-  }
+function describe(
+  ctx: Context,
+  backend: VolumeBackend,
+  observed: Observed,
+  name: string,
+  declaredNames: Set<string>,
+  made: Map<string, VolumeObserved>,
+): VolumeInfo {
+  const v = made.get(name);
   const mounts: VolumeInfo['mounts'] = [];
   for (const vm of ctx.project.vms) {
     for (const m of vm.volumes)
@@ -91,14 +81,16 @@ async function describe(ctx: Context, observed: Observed, name: string, declared
     name,
     declared: declaredNames.has(name),
     size: ctx.project.volumes[name]?.size ?? null,
-    created: st !== null,
-    path,
-    allocated: st ? st.blocks * 512 : null,
-    virtualSize,
+    created: v !== undefined,
+    path: v?.path ?? backend.volumePath(ctx.project, name),
+    allocated: v?.allocated ?? null,
+    virtualSize: v?.virtualSize ?? null,
     mounts,
     usedBy: volumeUsers(ctx.project, observed, name),
   };
 }
+
+type VolumeBackend = Backend & Volumes;
 
 function unknownVolume(name: string, known: string[]): NotFoundError {
   const guess = didYouMean(name, known);
@@ -110,29 +102,37 @@ function unknownVolume(name: string, known: string[]): NotFoundError {
 
 export async function volumeCommand(o: VolumeCommandOptions): Promise<VolumeResult> {
   const ctx = await loadContext(o);
-  const backend = await backendFor(ctx);
+  const b = await backendFor(ctx);
+  if (!b.listVolumes || !b.volumePath || !b.removeVolumes) throw new UsageError('this backend has no named volumes', 'VolumesUnsupported');
+  const backend = b as VolumeBackend;
   const declared = new Set(volumeNames(ctx.project, []));
-  const list = async (): Promise<{ observed: Observed; names: string[] }> => ({
-    observed: await backend.observe(ctx.project, o.signal),
-    names: volumeNames(ctx.project, await onDisk(ctx.projDir)),
-  });
+  const list = async (): Promise<{ observed: Observed; names: string[]; made: Map<string, VolumeObserved> }> => {
+    const [observed, made] = await Promise.all([backend.observe(ctx.project, o.signal), backend.listVolumes(ctx.project, o.signal)]);
+    return {
+      observed,
+      names: volumeNames(
+        ctx.project,
+        made.map((v) => v.name),
+      ),
+      made: new Map(made.map((v) => [v.name, v])),
+    };
+  };
 
   if (o.verb === 'ls') {
-    const { observed, names } = await list();
-    const volumes = await Promise.all(names.map((n) => describe(ctx, observed, n, declared)));
+    const { observed, names, made } = await list();
+    const volumes = names.map((n) => describe(ctx, backend, observed, n, declared, made));
     return { verb: 'ls', project: ctx.project.name, volumes };
   }
   const wanted = o.names ?? [];
   if (wanted.length === 0) throw new UsageError(`tend volume ${o.verb} needs a volume name`, 'MissingArgument');
   if (o.verb === 'inspect') {
-    const { observed, names } = await list();
+    const { observed, names, made } = await list();
     if (!names.includes(wanted[0])) throw unknownVolume(wanted[0], names);
-    return { verb: 'inspect', project: ctx.project.name, volume: await describe(ctx, observed, wanted[0], declared) };
+    return { verb: 'inspect', project: ctx.project.name, volume: describe(ctx, backend, observed, wanted[0], declared, made) };
   }
 
   return withProjectLock(ctx.projDir, lockOptions(ctx, `volume rm ${wanted.join(' ')}`), async () => {
-    const { observed, names } = await list();
-    const present = new Set(await onDisk(ctx.projDir));
+    const { observed, names, made } = await list();
     for (const n of wanted) {
       if (!names.includes(n)) throw unknownVolume(n, names);
       const users = volumeUsers(ctx.project, observed, n);
@@ -144,11 +144,8 @@ export async function volumeCommand(o: VolumeCommandOptions): Promise<VolumeResu
         );
       }
     }
-    const doomed = wanted.filter((n) => present.has(n));
-    if (doomed.length > 0) {
-      if (!backend.removeVolumes) throw new UsageError('this backend cannot delete named volumes', 'VolumesUnsupported');
-      await backend.removeVolumes(ctx.project, doomed, o.signal);
-    }
+    const doomed = wanted.filter((n) => made.has(n));
+    if (doomed.length > 0) await backend.removeVolumes(ctx.project, doomed, o.signal);
     return { verb: 'rm', project: ctx.project.name, removed: doomed };
   });
 }

@@ -62,13 +62,7 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
   const cleanups: (() => void | Promise<void>)[] = [];
   let passes = 0;
   try {
-    const deps = await depsFor(ctx);
-    if (!o.backend) {
-      const { withExitWatch } = await import('../../qemu/watch.js');
-      const w = withExitWatch(deps.backend, { stateRoot: ctx.stateRoot, env: ctx.env, ...(o.exitPollMs ? { pollMs: o.exitPollMs } : {}) });
-      deps.backend = w.backend;
-      cleanups.push(w.close);
-    }
+    const deps = await depsFor(ctx, o.exitPollMs ? { exitPollMs: o.exitPollMs } : {});
     const pendingWrites = new Set<Promise<void>>();
     const track = (p: Promise<void>): void => {
       const t = p.catch((err: unknown) => o.log?.warn({ err }, 'cannot record')).finally(() => pendingWrites.delete(t));
