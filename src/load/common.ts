@@ -22,6 +22,8 @@ export interface LoadedVm {
    * A lookup falls back to the longest matching prefix, then to `loc`.
    */
   fieldLocs: Record<string, SourceLocation>;
+  /** settings the loader inferred rather than read (plan shows them), e.g. a replica's host port */
+  notes?: string[];
 }
 
 /** What a dialect loader returns for one file. It never throws on bad input. */

@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { parseDuration, diskSizeToGiB } from '../../schemas/units.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { resolvePath } from './common.js';
+import { absurdSize, describeBytes, GIB, HOLOS_MIN_BYTES, holosBytes } from './sizes.js';
 import { applyField, rangeWords, type Draft, type Field, type Located } from './fields.js';
 import type { YamlLocator, YamlPath } from './compose-yaml.js';
 import { context, fieldName } from './compose-schema.js';
@@ -21,6 +22,8 @@ export interface ComposeContext {
   flagged: Set<string>;
   /** replicas of every service of this file, for depends_on expansion */
   replicasOf: Map<string, number>;
+  /** the file is a holos.yaml: holos' meanings where they differ (sizes in bytes, TCP-only ports) */
+  holos: boolean;
 }
 
 export type Obj = Record<string, unknown>;
@@ -34,6 +37,11 @@ export function report(ctx: ComposeContext, path: YamlPath, message: string, hin
   if (ctx.flagged.has(pointer(path))) return;
   const where = at === 'key' ? ctx.loc.key(path) : ctx.loc.value(path);
   ctx.diagnostics.push({ ...where, message, ...(hint ? { hint } : {}), severity: 'error' });
+}
+
+/** A warning at a YAML path: the file is valid, but something deserves a look. */
+export function warn(ctx: ComposeContext, path: YamlPath, message: string, hint?: string): void {
+  ctx.diagnostics.push({ ...ctx.loc.value(path), message, ...(hint ? { hint } : {}), severity: 'warning' });
 }
 
 /** What a row reads: one service (or a map inside it) and where it is in the file. */
@@ -104,12 +112,18 @@ export const durationField = (s: Svc, _c: ComposeContext, f: ComposeField): Loca
   return v === undefined ? undefined : { value: v, loc: s.ctx.loc.value(path) };
 };
 
-/** A size in whole GiB ("20G", 20), or undefined after reporting why not. */
+/** A size in whole GiB ("20G", 20; holos.yaml: bytes), or undefined after reporting why not. */
 export function sizeGiB(ctx: ComposeContext, path: YamlPath, v: unknown): number | undefined {
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   if (typeof v === 'number' && (!Number.isInteger(v) || v < 1)) return undefined; // ajv said so
-  const g = diskSizeToGiB(v);
   const name = fieldName(path);
+  if (ctx.holos) return holosSizeGiB(ctx, path, v, name);
+  const g = diskSizeToGiB(v);
+  const absurd = g === null ? null : absurdSize(g, (x) => `${name}: ${x}G`);
+  if (absurd) {
+    report(ctx, path, `${name} ${absurd.message}`, absurd.hint);
+    return undefined;
+  }
   if (g === null) {
     report(ctx, path, `${name} "${v}" is not a size`, `write a number of GiB (${name}: 20) or a size with a unit (${name}: 20G)`);
     return undefined;
@@ -122,6 +136,33 @@ export function sizeGiB(ctx: ComposeContext, path: YamlPath, v: unknown): number
     report(ctx, path, `${name} must be a whole number of GiB: ${v} is ${g} GiB`, `write ${name}: ${Math.ceil(g)}G`);
     return undefined;
   }
+  return g;
+}
+
+/** holos reads a bare number as bytes and K/M/G/T as powers of 1024; tend keeps whole GiB (rounded up). */
+function holosSizeGiB(ctx: ComposeContext, path: YamlPath, v: string | number, name: string): number | undefined {
+  const bytes = holosBytes(v);
+  if (bytes === null) {
+    report(ctx, path, `${name} "${v}" is not a size`, `write a size with a unit (${name}: 20G, ${name}: 512M) or a number of bytes`);
+    return undefined;
+  }
+  if (bytes < HOLOS_MIN_BYTES) {
+    report(
+      ctx,
+      path,
+      `${name} ${v} is ${describeBytes(bytes)}: in a holos.yaml a bare number is bytes (as in holos), and the smallest size is 1 MiB`,
+      `did you mean ${name}: ${v}G?`,
+    );
+    return undefined;
+  }
+  const g = Math.ceil(bytes / GIB);
+  const absurd = absurdSize(g, (x) => `${name}: ${x}G`);
+  if (absurd) {
+    report(ctx, path, `${name} ${absurd.message}`, absurd.hint);
+    return undefined;
+  }
+  if (g * GIB !== bytes)
+    warn(ctx, path, `${name} ${v} (${describeBytes(bytes)}) is rounded up to ${g} GiB: tend sizes disks and volumes in whole GiB`);
   return g;
 }
 

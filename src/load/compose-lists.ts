@@ -28,14 +28,46 @@ export function ports(s: Svc, svcName: string, replicas: number): void {
       report(ctx, pp, r.message, r.hint);
       return;
     }
-    if (replicas > 1 && typeof r.value.hostPort === 'number') {
+    if (ctx.holos && r.value.protocol !== 'tcp') {
       report(
         ctx,
         pp,
-        `service ${svcName} has ${replicas} replicas, so they cannot all use host port ${r.value.hostPort}`,
-        `write "${r.value.guestPort}${r.value.protocol === 'udp' ? '/udp' : ''}" and tend picks a free host port per replica`,
+        `"${String(item)}": a holos.yaml forwards TCP only (as holos does)`,
+        'rename the file to tend.yaml to forward UDP too',
       );
       return;
+    }
+    const host = r.value.hostPort;
+    if (replicas > 1 && typeof host === 'number') {
+      // holos' rule: replica i gets host port + i
+      if (host + replicas - 1 > 65535) {
+        report(
+          ctx,
+          pp,
+          `service ${svcName} has ${replicas} replicas: replica ${replicas - 1} would get host port ${host + replicas - 1} (${host} + ${replicas - 1}), above 65535`,
+          `replica i gets host port ${host} + i (as in holos): choose a lower host port, or write "${r.value.guestPort}" to let tend pick`,
+        );
+        return;
+      }
+      const clash = out.find(
+        (o) =>
+          typeof o.hostPort === 'number' &&
+          o.protocol === r.value.protocol &&
+          Math.abs(o.hostPort - host) < replicas &&
+          (o.hostAddress === (r.value.hostAddress ?? DEFAULTS.hostAddress) ||
+            o.hostAddress === '0.0.0.0' ||
+            r.value.hostAddress === '0.0.0.0'),
+      );
+      if (clash && typeof clash.hostPort === 'number') {
+        const [lo, hi] = clash.hostPort < host ? [clash.hostPort, host] : [host, clash.hostPort];
+        report(
+          ctx,
+          pp,
+          `service ${svcName} has ${replicas} replicas, so host ports ${lo} and ${hi} collide: replica ${hi - lo} of ${lo} gets ${hi}`,
+          `replica i gets host port + i (as in holos): keep fixed host ports at least ${replicas} apart`,
+        );
+        return;
+      }
     }
     s.draft.at(`/ports/${out.length}`, ctx.loc.value(pp));
     out.push({ ...r.value, hostAddress: r.value.hostAddress ?? DEFAULTS.hostAddress, hostPort: r.value.hostPort ?? null });

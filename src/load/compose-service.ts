@@ -6,10 +6,14 @@
  * reader rejects are left out of the draft (the diagnostic already says why), so later checks on
  * the canonical model do not report them twice.
  */
-import type { ImageSource, SourceLocation } from '../../schemas/model.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ImageSource, SourceLocation, VmSpec } from '../../schemas/model.js';
+import { parseDockerfile } from './dockerfile.js';
+import { shellQuote } from '../ssh/exec.js';
 import type { VmDraft } from '../../schemas/defaults.js';
 import { looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem, type LoadedVm } from './common.js';
-import { nameProblem } from '../../schemas/names.js';
+import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { Draft, type Located } from './fields.js';
 import type { YamlPath } from './compose-yaml.js';
 import { VOLUME_NAME_RE } from './volumes.js';
@@ -211,7 +215,18 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
   const draft = new Draft();
   draft.set('/service', svcName, svcLoc);
   draft.at('/name', svcLoc);
-  const img = image(ctx, base, raw);
+  let img = image(ctx, base, raw);
+  // (a misspelt `image` key is reported as such: "did you mean `image`" covers "has no image")
+  const misspelt = Object.keys(raw).some((k) => k !== 'image' && didYouMean(k, ['image', 'dockerfile']) !== undefined);
+  if (raw.image === undefined && raw.dockerfile === undefined && !misspelt) {
+    report(
+      ctx,
+      base,
+      `service ${svcName} has no \`image\``,
+      'add `image: debian:12` (a catalog name), an https URL, or a path to a local image (or a `dockerfile:` with FROM)',
+      'key',
+    );
+  }
   if (raw.image !== undefined) draft.at('/image', ctx.loc.value([...base, 'image']));
 
   const replicas = replicasOf(raw);
@@ -220,14 +235,104 @@ export function serviceToVms(ctx: ComposeContext, svcName: string, raw: unknown)
     if (problem) report(ctx, [...base, 'replicas'], `the replica names would be invalid: ${problem}`, 'shorten the service name');
   }
   readFields({ raw, base, ctx, draft }, SERVICE_FIELDS);
+  if (typeof raw.dockerfile === 'string' && raw.dockerfile !== '') {
+    const fromImage = dockerfile({ raw, base, ctx, draft }, raw.dockerfile, img === null);
+    img ??= fromImage;
+  }
 
   if (!img) return [];
+  const source = img;
   const d0 = draft.value as Omit<VmDraft, 'name' | 'image'>;
   return instanceNames(svcName, replicas).map((name, i) => {
-    const d: VmDraft = { ...structuredClone(d0), image: { ...img }, name };
+    const d: VmDraft = { ...structuredClone(d0), image: { ...source }, name };
     if (replicas > 1 && d.cloudInit && typeof d.cloudInit.hostname === 'string') d.cloudInit.hostname = `${d.cloudInit.hostname}-${i}`;
-    return { draft: d, loc: svcLoc, fieldLocs: { ...draft.locs } };
+    const notes: string[] = [];
+    if (i > 0) {
+      // holos: replica i gets the fixed host port + i
+      for (const p of d.ports ?? []) {
+        if (typeof p?.hostPort !== 'number') continue;
+        notes.push(`host port ${p.hostPort + i} → guest ${String(p.guestPort)} (${p.hostPort} + replica ${i}, as holos does)`);
+        p.hostPort += i;
+      }
+    }
+    return { draft: d, loc: svcLoc, fieldLocs: { ...draft.locs }, ...(notes.length ? { notes } : {}) };
   });
+}
+
+/**
+ * holos' `dockerfile:` (src/load/dockerfile.ts): its steps go first in the VM's provision list, its
+ * FROM is the image when the service names none, and the service's cloud_init.runcmd runs after
+ * the Dockerfile's steps (holos runs the Dockerfile first, then runcmd: its runcmd may need what
+ * the Dockerfile installed). Returns FROM's image when `wantImage`.
+ */
+function dockerfile(s: Svc, ref: string, wantImage: boolean): ImageSource | null {
+  const { base, ctx, draft } = s;
+  const path = [...base, 'dockerfile'];
+  const abs = localPath(ctx, path, ref, 'the Dockerfile', 'file');
+  if (!abs) return null;
+  const df = parseDockerfile(abs, readFileSync(abs, 'utf8'));
+  ctx.diagnostics.push(...df.diagnostics);
+  let img: ImageSource | null = null;
+  if (wantImage) {
+    if (!df.from)
+      report(ctx, path, `the Dockerfile ${ref} has no FROM, and service ${String(base[1])} no image`, 'add `FROM debian:12` or `image:`');
+    else img = fromImage(ctx, abs, df.from);
+  }
+  const existing = (draft.get('/provision') as VmSpec['provision'] | undefined) ?? [];
+  const steps: VmSpec['provision'] = df.steps.map((x) => x.step);
+  const locs: SourceLocation[] = df.steps.map((x) => ({ file: abs, line: x.line, column: 1 }));
+  const runcmd = draft.get('/cloudInit/runcmd');
+  if (Array.isArray(runcmd) && runcmd.length > 0) {
+    steps.push({
+      kind: 'shell',
+      inline: [
+        '# cloud_init.runcmd, after the Dockerfile (as holos runs it)',
+        ...runcmd.map((c) => `sudo -n sh -c ${shellQuote(String(c))}`),
+      ],
+    });
+    locs.push(draft.locs['/cloudInit/runcmd'] ?? ctx.loc.value([...base, 'cloud_init', 'runcmd']));
+    draft.set('/cloudInit/runcmd', []);
+  }
+  // the service's own provision steps keep their locations, after the Dockerfile's
+  const moved: Record<string, SourceLocation> = {};
+  for (const [p, l] of Object.entries(draft.locs)) {
+    const m = /^\/provision\/(\d+)(.*)$/.exec(p);
+    if (!m) continue;
+    moved[`/provision/${Number(m[1]) + steps.length}${m[2]}`] = l;
+    delete draft.locs[p];
+  }
+  Object.assign(draft.locs, moved);
+  locs.forEach((l, k) => draft.at(`/provision/${k}`, l));
+  draft.set('/provision', [...steps, ...existing]);
+  return img;
+}
+
+/** FROM's image: a catalog name, a URL, or a path relative to the Dockerfile's folder. */
+function fromImage(ctx: ComposeContext, dockerfileAbs: string, from: { ref: string; line: number; column: number }): ImageSource | null {
+  const at = (message: string, hint?: string): null => {
+    ctx.diagnostics.push({
+      file: dockerfileAbs,
+      line: from.line,
+      column: from.column,
+      message,
+      ...(hint ? { hint } : {}),
+      severity: 'error',
+    });
+    return null;
+  };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(from.ref)) {
+    const problem = urlProblem(from.ref);
+    return problem ? at(`FROM ${problem}`) : { kind: 'url', ref: from.ref };
+  }
+  if (looksLikeCatalogName(from.ref)) return { kind: 'catalog', ref: from.ref };
+  const abs = resolvePath(from.ref, dirname(dockerfileAbs), ctx.env);
+  if (!existsSync(abs)) {
+    return at(
+      `FROM "${from.ref}" is neither a built-in image nor an existing file (looked for ${abs})`,
+      'write a catalog name (FROM debian:12, FROM ubuntu:noble) or the path of a local disk image',
+    );
+  }
+  return { kind: 'path', ref: abs };
 }
 
 /** Top-level named volumes: name -> size GiB (default 10). */

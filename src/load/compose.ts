@@ -4,7 +4,7 @@
  * replica. Never throws on bad input: every problem is a diagnostic at file:line:column.
  * The accepted keys are documented in docs/compose.md.
  */
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
 import { nameProblem } from '../../schemas/names.js';
 import { parseYaml } from './compose-yaml.js';
@@ -49,6 +49,7 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
     diagnostics: [...schema.diagnostics],
     flagged: schema.flagged,
     replicasOf: new Map(),
+    holos: /^holos\.ya?ml$/i.test(basename(file)),
   };
   const top = data as Record<string, unknown>;
   if (typeof top.name === 'string') {

@@ -129,6 +129,17 @@ function cloudInit(n: KNode, c: VmCtx): undefined {
   const kids = c.r.block(n);
   if (!kids) return undefined;
   c.r.noProps(n);
+  const userData = kids.find((k) => k.name === 'user-data');
+  const others = [...new Set(kids.filter((k) => k.name !== 'user-data' && k.name !== 'hostname').map((k) => k.name))];
+  if (userData && others.length > 0) {
+    // the same rule as tend.yaml's cloud_init.user_data (vmctl drops ssh-key silently here)
+    c.r.error(
+      userData.loc,
+      `user-data is used as is, so ${others.map((k) => `\`${k}\``).join(', ')} in the same cloud-init would be ignored`,
+      'put everything in the user-data file, or drop user-data and use the nodes',
+    );
+    return undefined;
+  }
   c.draft.set('/cloudInit', {}, n.loc);
   readBlock(c, 'cloud-init', kids, CLOUD_INIT_FIELDS);
   return undefined;

@@ -10,6 +10,7 @@ import { DEFAULTS, type VmDraft } from '../../schemas/defaults.js';
 import { IMAGE_FORMATS, looksLikeCatalogName, normalizeChecksum, urlProblem, type LoadedVm } from './common.js';
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { diskSizeToGiB, memoryWithUnitToMiB } from '../../schemas/units.js';
+import { absurdSize } from './sizes.js';
 import { Draft, type Located } from './fields.js';
 import { parsePortSpec } from './ports.js';
 import { parseVolumeSpec } from './volumes.js';
@@ -121,13 +122,35 @@ function network(n: KNode, c: VmCtx): undefined {
     );
     return undefined;
   }
-  const mode = c.r.choice(n, ['user', 'tap', 'none'] as const, true);
+  // vmctl's parser reads the bridge as a property (network "tap" bridge="br0"); its book shows a
+  // child node (network "tap" { bridge "br0" }): both are read
+  const bridgeProp = n.props.find((p) => p.key === 'bridge');
+  const mode = c.r.choice({ ...n, props: n.props.filter((p) => p !== bridgeProp) }, ['user', 'tap', 'none'] as const, true);
   if (!mode) return undefined;
-  if (n.children !== null && mode.value !== 'tap') {
-    c.r.error(n.childrenLoc ?? n.loc, `network "${mode.value}" takes no block (only "tap" has a bridge)`, `write network "${mode.value}"`);
+  if ((n.children !== null || bridgeProp) && mode.value !== 'tap') {
+    c.r.error(
+      bridgeProp?.keyLoc ?? n.childrenLoc ?? n.loc,
+      `network "${mode.value}" takes no ${bridgeProp ? 'bridge' : 'block'} (only "tap" has a bridge)`,
+      `write network "${mode.value}"`,
+    );
+    return undefined;
+  }
+  if (bridgeProp && n.children !== null) {
+    c.r.error(bridgeProp.keyLoc, 'the bridge is given twice (bridge= and a bridge node)', 'keep one: network "tap" bridge="br0"');
     return undefined;
   }
   c.draft.set('/network', { mode: mode.value, bridge: null }, mode.loc);
+  if (bridgeProp) {
+    if (typeof bridgeProp.value !== 'string' || bridgeProp.value.trim() === '') {
+      c.r.error(
+        bridgeProp.loc,
+        `bridge must be a bridge name, not ${JSON.stringify(bridgeProp.value)}`,
+        'write network "tap" bridge="br0"',
+      );
+      return undefined;
+    }
+    c.draft.set('/network/bridge', bridgeProp.value, bridgeProp.loc);
+  }
   if (n.children !== null) readBlock(c, 'network', n.children, [{ key: 'bridge', pointer: '/network/bridge', read: str }]);
   // vmctl: a tap network without a bridge uses "br0".
   if (mode.value === 'tap' && c.draft.get('/network/bridge') === null) c.draft.set('/network/bridge', 'br0');
@@ -204,6 +227,17 @@ const diskInGiB = (s: string) => {
 };
 const none = (): undefined => undefined;
 
+/** disk: whole GiB; a size no disk can have is probably bytes written where GiB are read */
+function disk(n: KNode, c: VmCtx, f: KdlField): Located<number> | undefined {
+  const v = int(diskInGiB)(n, c, f);
+  const absurd = v && absurdSize(v.value, (g) => `disk ${g}`);
+  if (v && absurd) {
+    c.r.error(v.loc, `disk ${absurd.message}`, absurd.hint);
+    return undefined;
+  }
+  return v;
+}
+
 /** Every node a `vm` block takes: VMFile.kdl key → canonical field. */
 export const VM_FIELDS: readonly KdlField[] = [
   { key: 'image', pointer: '', read: none },
@@ -222,7 +256,7 @@ export const VM_FIELDS: readonly KdlField[] = [
       hint: `write memory ${v * 1024} for ${v} GiB`,
     }),
   },
-  { key: 'disk', pointer: '/disk', unit: 'GiB', read: int(diskInGiB) },
+  { key: 'disk', pointer: '/disk', unit: 'GiB', read: disk },
   { key: 'machine', pointer: '/machine', read: str },
   { key: 'cpu-model', pointer: '/cpuModel', read: str },
   { key: 'firmware', pointer: '/firmware', read: choice(['bios', 'uefi', 'uefi-secure'] as const) },

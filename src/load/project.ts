@@ -122,7 +122,7 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
   for (const vm of loaded) {
     origins[vm.draft.name] = vm.loc;
     diagnostics.push(...imageCheck(vm));
-    const inferred = inferSettings(vm);
+    const inferred = [...(vm.notes ?? []), ...inferSettings(vm)];
     if (inferred.length > 0) notes[vm.draft.name] = inferred;
     const spec = withContentDigests(applyDefaults(vm.draft));
     diagnostics.push(...schemaCheck(vm, spec));
