@@ -6,7 +6,7 @@ import prettier from 'eslint-config-prettier';
 const fence = (message, regex) => ['error', { patterns: [{ regex, message }] }];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'schemas/validators.generated.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'schemas/validators.generated.js', 'src/state/validators.generated.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

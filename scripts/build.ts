@@ -6,10 +6,11 @@
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { generate, OUT } from './gen-validators.js';
+import { generate, generateState, OUT, STATE_OUT } from './gen-validators.js';
 
 const root = join(import.meta.dirname, '..');
 writeFileSync(OUT, generate());
+writeFileSync(STATE_OUT, generateState());
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 await build({
   entryPoints: [join(root, 'src', 'cli', 'main.ts')],

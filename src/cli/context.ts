@@ -243,6 +243,7 @@ export function lockOptions(ctx: Context, command: string): LockOptions {
     command: `tend ${command}`,
     timeoutMs: parseDuration(ctx.opts.lockTimeout ?? '5m', '--lock-timeout'),
     wait: ctx.opts.wait ?? true,
+    onNote: (message) => ctx.opts.log?.warn(message),
   };
 }
 

@@ -10,6 +10,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { BackendError, NotFoundError, UsageError } from '../../schemas/errors.js';
 import type { ImageSource } from '../../schemas/model.js';
 import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { validateImageIndex } from '../state/validators.generated.js';
 import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
 import { blobPath, tempPath } from './blob.js';
 import { catalogEntry, type CatalogEntry } from './catalog.js';
@@ -49,14 +50,39 @@ interface IndexFile {
   images: Record<string, StoredImage>;
 }
 
+export const imageIndexSchema = {
+  $id: 'tend:state/image-index',
+  type: 'object',
+  required: ['images'],
+  properties: {
+    version: { const: 1 },
+    images: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        required: ['name', 'path', 'format', 'checksum', 'size', 'source', 'addedAt'],
+        properties: {
+          name: { type: 'string' },
+          path: { type: 'string' },
+          format: { type: 'string' },
+          checksum: { type: 'string' },
+          size: { type: 'number' },
+          source: { type: 'string' },
+          addedAt: { type: 'string' },
+          verifiedAgainst: { type: ['string', 'null'] },
+        },
+      },
+    },
+  },
+} as const;
+
 function indexPath(root: string): string {
   return join(imagesDir(root), IMAGE_FILES.index);
 }
 
 async function readIndex(root: string): Promise<IndexFile> {
-  const j = await readJson<IndexFile>(indexPath(root));
-  if (!j || typeof j !== 'object' || typeof j.images !== 'object' || j.images === null) return { version: 1, images: {} };
-  return j;
+  const j = await readJson<IndexFile>(indexPath(root), validateImageIndex);
+  return j ? { version: 1, images: j.images } : { version: 1, images: {} };
 }
 
 async function updateIndex(root: string, fn: (idx: IndexFile) => void): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { readJson, writeJsonAtomic, type CorruptFile } from '../state/atomic.js';
+import { validateProvisionRecord } from '../state/validators.generated.js';
 import { vmFile } from '../state/paths.js';
 
 export interface ProvisionRecord {
@@ -15,27 +16,22 @@ export interface ProvisionRecord {
   steps: string[];
 }
 
+export const provisionRecordSchema = {
+  $id: 'tend:state/provision',
+  type: 'object',
+  required: ['instanceId', 'steps'],
+  properties: { instanceId: { type: 'string' }, steps: { type: 'array', items: { type: 'string' } } },
+} as const;
+
 export const recordPath = (projDir: string, vm: string): string => vmFile(projDir, vm, 'provision');
 
 /** The record as written, or null when there is none (or it is not a record). */
 export async function readRecord(path: string): Promise<ProvisionRecord | null> {
-  const r = await readJson<ProvisionRecord>(path);
-  return r && typeof r.instanceId === 'string' && Array.isArray(r.steps) && r.steps.every((s) => typeof s === 'string') ? r : null;
+  return (await readJson<ProvisionRecord>(path, validateProvisionRecord)) ?? null;
 }
 
 export function writeRecord(path: string, record: ProvisionRecord): Promise<void> {
   return writeJsonAtomic(path, record);
-}
-
-/** The hashes in a record (an array, or an object with a `steps`/`hashes`/`done` array); null if none. */
-function hashesOf(v: unknown): string[] | null {
-  const pick = (x: unknown): string[] | null => (Array.isArray(x) && x.every((s) => typeof s === 'string') ? (x as string[]) : null);
-  if (Array.isArray(v)) return pick(v);
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    return pick(o.steps) ?? pick(o.hashes) ?? pick(o.done);
-  }
-  return null;
 }
 
 /**
@@ -49,16 +45,8 @@ export async function recordedSteps(
   instanceId: string | null,
   onCorrupt: (c: CorruptFile) => void,
 ): Promise<string[]> {
-  const path = recordPath(projDir, vm);
-  const raw = await readJson<unknown>(path, onCorrupt);
-  if (raw === undefined) return [];
-  const h = hashesOf(raw);
-  if (!h) {
-    onCorrupt({ path, error: 'no list of step hashes' });
-    return [];
-  }
-  const recordedFor = (raw as { instanceId?: unknown } | null)?.instanceId;
-  return typeof recordedFor !== 'string' || recordedFor === instanceId ? h : [];
+  const r = await readJson<ProvisionRecord>(recordPath(projDir, vm), validateProvisionRecord, onCorrupt);
+  return r && r.instanceId === instanceId ? r.steps : [];
 }
 
 /** Forget every recorded step (a new disk). */

@@ -13,6 +13,7 @@ import { constants, existsSync } from 'node:fs';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
+import { validateAccelVerdict } from '../state/validators.generated.js';
 import { join } from 'node:path';
 import { BackendError } from '../../schemas/errors.js';
 import type { Accel } from './argv.js';
@@ -53,6 +54,22 @@ interface Verdict {
   at: number;
   choice: AccelChoice;
 }
+
+/** accel.json (host cache): a damaged one is probed again. */
+export const accelVerdictSchema = {
+  $id: 'tend:state/accel',
+  type: 'object',
+  required: ['key', 'at', 'choice'],
+  properties: {
+    key: { type: 'string' },
+    at: { type: 'number' },
+    choice: {
+      type: 'object',
+      required: ['accel', 'reason'],
+      properties: { accel: { enum: ['kvm', 'tcg'] }, reason: { type: ['string', 'null'] } },
+    },
+  },
+} as const;
 
 const MARK = 0x4b; // 'K'
 
@@ -216,8 +233,8 @@ export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {})
   const key = `${whichBinary(opts.binary ?? 'qemu-system-x86_64', opts.env)}\0${release()}\0${opts.kvmDevice ?? '/dev/kvm'}`;
   const now = opts.now ?? Date.now;
   if (want === 'auto' && opts.cacheFile && !opts.fresh) {
-    const v = await readJson<Verdict>(opts.cacheFile);
-    if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS && v.choice?.accel) return v.choice;
+    const v = await readJson<Verdict>(opts.cacheFile, validateAccelVerdict);
+    if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS) return v.choice;
   }
   const kvm = await judgeKvm(opts);
   if (want === 'kvm' && !kvm.ok)

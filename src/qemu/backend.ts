@@ -4,7 +4,6 @@
  * idempotent: prepare twice changes nothing the second time, start of a running VM returns what
  * runs, stop of a stopped VM is a no-op.
  */
-import { randomBytes } from 'node:crypto';
 import { copyFile, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type {
@@ -27,16 +26,20 @@ import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
 import { ensureDir, exists, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { validateAppliedRecord, validatePortRecord } from '../state/validators.generated.js';
 import { CACHE_FILES, FILES, cacheRoot, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { findOvmf } from './firmware.js';
-import { isQemuFor, liveQemu, pidAlive, processArgv } from './liveness.js';
+import { findQemu, isQemuFor, pidAlive, processArgv } from './liveness.js';
+import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
+import { guestPoweroff } from './guest-poweroff.js';
+import { newInstanceId, readInstanceId } from '../state/instance-id.js';
 import { observeVm, vmFolders, type AppliedRecord, type IntentRecord } from './observe.js';
 import { attachConsole } from './console.js';
 import { qemuExitWatch } from './watch.js';
 import { clearRecord } from '../provision/record.js';
-import { allocatePorts, type PortRecord } from './ports.js';
+import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
 import { spawnQemu, waitExit } from './process.js';
 import { qmpOnce } from './qmp.js';
 import { ensureProjectNet } from './project-net.js';
@@ -57,6 +60,8 @@ export interface QemuBackendOptions {
   termGraceMs?: number;
   /** how often exit-watch checks QEMU pids (ms, default 250) */
   exitPollMs?: number;
+  /** how long a guest gets to act on ACPI powerdown before tend also asks it over SSH (default 10 s) */
+  acpiPatienceMs?: number;
 }
 
 /** Default size of a named volume the project declares without one. */
@@ -74,9 +79,22 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
   const pdir = (p: Project): string => projectDir(opts.stateRoot, p.name, p.dir);
   const file = (p: Project, vm: string, k: keyof typeof FILES): string => vmFile(pdir(p), vm, k);
 
+  const corruptNote = (c: { path: string; error: string }): void => {
+    log?.warn(`ignored a damaged state file ${c.path} (${c.error}); it is rebuilt from observation`);
+  };
+
   async function readApplied(p: Project, vm: string): Promise<AppliedRecord | undefined> {
-    const r = await readJson<AppliedRecord>(file(p, vm, 'applied'));
-    return r && typeof r === 'object' && r.spec ? r : undefined;
+    return readJson<AppliedRecord>(file(p, vm, 'applied'), validateAppliedRecord, corruptNote);
+  }
+
+  /** The VM's QEMU (by pidfile, else by a /proc scan); a pidfile that did not lead to it is written again. */
+  async function liveQemu(pidfile: string, vm: string): Promise<{ pid: number; argv: string[] } | null> {
+    const live = await findQemu(pidfile);
+    if (live?.found === 'scan') {
+      log?.warn({ vm }, `found its QEMU (pid ${live.pid}) by its command line: the pidfile ${pidfile} was damaged; written again`);
+      await writeFileAtomic(pidfile, `${live.pid}\n`);
+    }
+    return live;
   }
 
   async function prepare(project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> {
@@ -87,7 +105,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     await ensureDir(vmsDir(pd));
     await ensureDir(dir);
     const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
-    const live = await liveQemu(f('pid'));
+    const live = await liveQemu(f('pid'), vm.name);
 
     if (o.recreateDisk) {
       if (live) throw new BackendError('VmRunning', `${vm.name}: cannot replace the disk of a running VM (stop it first)`);
@@ -98,9 +116,9 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     }
 
     // instance-id: created once, kept for the disk's life
-    let instanceId = (await readFile(f('instanceId'), 'utf8').catch(() => '')).trim();
+    let instanceId = await readInstanceId(pd, vm.name, corruptNote);
     if (!instanceId) {
-      instanceId = `i-${randomBytes(8).toString('hex')}`;
+      instanceId = newInstanceId();
       await writeFileAtomic(f('instanceId'), instanceId + '\n');
     }
 
@@ -151,7 +169,12 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
   }
 
   async function runningResult(project: Project, vm: string, pid: number, argv: string[]): Promise<StartResult> {
-    const ports = (await readJson<PortRecord>(file(project, vm, 'ports'))) ?? {};
+    let ports = await readJson<PortRecord>(file(project, vm, 'ports'), validatePortRecord, corruptNote);
+    if (!ports) {
+      // lost or damaged: what runs says which ports it forwards
+      ports = forwardsOf(argv);
+      await writeJsonAtomic(file(project, vm, 'ports'), ports);
+    }
     const ssh = ports.ssh ? Number(ports.ssh.slice(ports.ssh.lastIndexOf(':') + 1)) : 0;
     return { pid, accel: accelOf(argv) ?? 'tcg', sshPort: ssh, ports };
   }
@@ -160,15 +183,19 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     abortIf(signal);
     const pd = pdir(project);
     const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
-    const live = await liveQemu(f('pid'));
+    const live = await liveQemu(f('pid'), vm.name);
     if (live) return runningResult(project, vm.name, live.pid, live.argv);
+    // no QEMU runs: whatever helper of an earlier start is still around (a crash left it) goes first
+    const reaped = await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+    if (reaped.length > 0)
+      log?.warn({ vm: vm.name }, `stopped ${reaped.length} helper process(es) left by an earlier start (pid ${reaped.join(', ')})`);
     if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
 
     const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(cacheRoot(env), CACHE_FILES.accel) });
     if (reason) log?.info({ vm: vm.name, accel }, reason);
     abortIf(signal);
 
-    const previous = await readJson<PortRecord>(f('ports'));
+    const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, corruptNote);
     const user = vm.network.mode === 'user';
     const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user });
     await writeJsonAtomic(f('ports'), alloc.record);
@@ -188,7 +215,14 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
     const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
     const hostFolders = hostFolderShares(vm, vmDir(pd, vm.name), env);
-    const virtiofsd = await startVirtiofsd(vm.name, hostFolders, { logPath: f('virtiofsdLog'), env });
+    const virtiofsd = await startVirtiofsd(vm.name, hostFolders, {
+      logPath: f('virtiofsdLog'),
+      env: helperEnv(env, vmDir(pd, vm.name)),
+      onSpawn: (pid, socket) => recordHelper(f('helpers'), { kind: 'virtiofsd', pid, socket }),
+    }).catch(async (err: unknown) => {
+      await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+      throw err;
+    });
     const argv = buildArgv({
       vm,
       accel,
@@ -220,8 +254,8 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
       vmName: vm.name,
       timeoutMs: stageTimeoutMs('start', vm, opts.timeouts, env),
       signal,
-    }).catch((err: unknown) => {
-      for (const p of virtiofsd) signalPid(p, 'SIGTERM');
+    }).catch(async (err: unknown) => {
+      if (virtiofsd.length > 0) await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
       throw err;
     });
     const prev = await readApplied(project, vm.name);
@@ -230,26 +264,54 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     return { pid, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record };
   }
 
+  /**
+   * Stop: ACPI powerdown over QMP; a guest that has not acted on it after a moment (stock images
+   * often ignore the power button) is also asked over SSH to power off, as Vagrant's halt does;
+   * then SIGTERM after the grace period, SIGKILL after termGraceMs. `o.timeout` 0 (a VM being
+   * destroyed with nothing worth a clean shutdown): SIGTERM at once. Helpers go with it.
+   */
   async function stop(project: Project, name: string, o: StopOptions, signal?: AbortSignal): Promise<void> {
     abortIf(signal);
     const pd = pdir(project);
     const pidfile = vmFile(pd, name, 'pid');
-    const live = await liveQemu(pidfile);
-    if (!live) return;
+    const live = await liveQemu(pidfile, name);
+    if (!live) {
+      await reapHelpers(vmDir(pd, name), vmFile(pd, name, 'helpers'), clock);
+      return;
+    }
     const ours = async (): Promise<boolean> => {
       const argv = await processArgv(live.pid);
       return argv !== null && isQemuFor(argv, pidfile);
     };
-    let delivered = true;
-    try {
-      await qmpOnce(socketPath(pd, name, 'qmp', env), 'system_powerdown', undefined, 1000);
-    } catch (err) {
-      // QMP hung or gone: no ACPI request reached the guest, so there is nothing to wait for
-      delivered = false;
-      log?.debug({ vm: name, err }, 'ACPI powerdown over QMP failed; falling back to signals');
+    const graceMs = o.timeout * 1000;
+    let delivered = graceMs > 0;
+    if (delivered) {
+      try {
+        await qmpOnce(socketPath(pd, name, 'qmp', env), 'system_powerdown', undefined, 1000);
+      } catch (err) {
+        // QMP hung or gone: no ACPI request reached the guest
+        delivered = false;
+        log?.debug({ vm: name, err }, 'ACPI powerdown over QMP failed');
+      }
     }
-    if (!(await waitExit(live.pid, delivered ? o.timeout * 1000 : 0, clock, ours, signal))) {
-      log?.info({ vm: name }, `did not power off within ${o.timeout} s: sending SIGTERM`);
+    const t0 = clock.now();
+    const patience = Math.min(graceMs, opts.acpiPatienceMs ?? 10_000);
+    let gone = await waitExit(live.pid, delivered ? patience : 0, clock, ours, signal);
+    if (!gone && graceMs > 0) {
+      const applied = await readApplied(project, name);
+      const asked = applied
+        ? await guestPoweroff(pd, applied.spec, {
+            env,
+            signal,
+            log,
+            ports: await readJson<PortRecord>(vmFile(pd, name, 'ports'), validatePortRecord),
+          })
+        : false;
+      if (asked) log?.info({ vm: name }, 'did not act on ACPI powerdown: asked the guest to power off over SSH');
+      if (asked || delivered) gone = await waitExit(live.pid, Math.max(0, graceMs - (clock.now() - t0)), clock, ours, signal);
+    }
+    if (!gone) {
+      if (graceMs > 0) log?.info({ vm: name }, `did not power off within ${o.timeout} s: sending SIGTERM`);
       signalPid(live.pid, 'SIGTERM');
       if (!(await waitExit(live.pid, opts.termGraceMs ?? 10000, clock, ours, signal))) {
         log?.warn({ vm: name }, 'still running after SIGTERM: sending SIGKILL');
@@ -259,6 +321,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
         }
       }
     }
+    await reapHelpers(vmDir(pd, name), vmFile(pd, name, 'helpers'), clock);
     await cleanupRuntime(pd, name);
   }
 
@@ -272,7 +335,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
   async function qmpCommand(project: Project, name: string, command: 'stop' | 'cont', signal?: AbortSignal): Promise<void> {
     abortIf(signal);
     const pd = pdir(project);
-    const live = await liveQemu(vmFile(pd, name, 'pid'));
+    const live = await liveQemu(vmFile(pd, name, 'pid'), name);
     if (!live) throw new BackendError('VmNotRunning', `${name}: is not running`);
     await qmpOnce(socketPath(pd, name, 'qmp', env), command, undefined, 2000);
   }
@@ -298,7 +361,10 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     resume: (p, n, s) => qmpCommand(p, n, 'cont', s),
     async destroy(project: Project, name: string, signal?: AbortSignal): Promise<void> {
       const applied = await readApplied(project, name).catch(() => undefined);
-      await stop(project, name, { timeout: applied?.spec.stopGracePeriod ?? 30 }, signal);
+      // Its disk is about to be deleted: a clean shutdown matters only for what outlives the VM
+      // (named volumes, host folders). Without a record, assume it may have them.
+      const keeps = !applied || applied.spec.volumes.length > 0;
+      await stop(project, name, { timeout: keeps ? (applied?.spec.stopGracePeriod ?? 30) : 0 }, signal);
       await cleanupRuntime(pdir(project), name);
       await rm(vmDir(pdir(project), name), { recursive: true, force: true });
     },

@@ -2,8 +2,13 @@
  * Is this VM's QEMU alive? The pidfile alone is not proof: a pid can be reused by any other
  * process after QEMU died. A pid counts only when the process is alive AND its
  * /proc/<pid>/cmdline is a qemu whose argv names this VM's own pidfile.
+ *
+ * Nor is the pidfile the only way to find it: a damaged, truncated or deleted pidfile must not
+ * make tend start a second QEMU on the same disk. When the pidfile does not lead to the VM's
+ * QEMU, findQemu scans /proc for a qemu whose argv names the VM's pidfile (every QEMU tend starts
+ * has one, and the path is the VM's own).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pidAlive } from '../pid.js';
 
@@ -59,4 +64,36 @@ export async function liveQemu(pidfile: string): Promise<Liveness | null> {
   const argv = await processArgv(pid);
   if (!argv || !isQemuFor(argv, pidfile)) return null;
   return { pid, argv };
+}
+
+/** Live processes whose argv satisfies `match` (a /proc scan; the caller's own process excluded). */
+export async function scanProcesses(match: (argv: readonly string[]) => boolean): Promise<Liveness[]> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const found: Liveness[] = [];
+  await Promise.all(
+    entries.map(async (e) => {
+      if (!/^[0-9]+$/.test(e)) return;
+      const pid = Number(e);
+      if (pid === process.pid) return;
+      const argv = await processArgv(pid);
+      if (argv && match(argv)) found.push({ pid, argv });
+    }),
+  );
+  return found.sort((a, b) => a.pid - b.pid);
+}
+
+/**
+ * The VM's QEMU, found by its pidfile or, when that does not lead to it, by a /proc scan for a
+ * qemu naming the pidfile. `found` says how. Null when none runs.
+ */
+export async function findQemu(pidfile: string): Promise<(Liveness & { found: 'pidfile' | 'scan' }) | null> {
+  const byFile = await liveQemu(pidfile);
+  if (byFile) return { ...byFile, found: 'pidfile' };
+  const scanned = await scanProcesses((argv) => isQemuFor(argv, pidfile));
+  return scanned[0] ? { ...scanned[0], found: 'scan' } : null;
 }

@@ -4,14 +4,16 @@
  * it runs, is paused, or hangs. State files are read defensively: a corrupt one is listed in
  * `corrupt` and treated as missing.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import type { ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { exists, readJson, type CorruptFile } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
+import { validateAppliedRecord, validateIntentRecord, validatePortRecord, validateStatusRecord } from '../state/validators.generated.js';
 import { accelOf } from './argv.js';
-import { liveQemu } from './liveness.js';
-import type { PortRecord } from './ports.js';
+import { readInstanceId } from '../state/instance-id.js';
+import { findQemu } from './liveness.js';
+import { forwardsOf, type PortRecord } from './ports.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
 import { recordedSteps } from '../provision/record.js';
 
@@ -21,9 +23,24 @@ export interface AppliedRecord {
   diskImage: string | null;
 }
 
+/** applied.json's schema: the spec must be a whole canonical VmSpec (schemas/model.ts). */
+export const appliedRecordSchema = {
+  $id: 'tend:state/applied',
+  type: 'object',
+  required: ['spec'],
+  properties: { spec: { $ref: 'tend:vm-spec' }, diskImage: { type: ['string', 'null'] } },
+} as const;
+
 export interface IntentRecord {
   intent: 'stopped' | null;
 }
+
+export const intentRecordSchema = {
+  $id: 'tend:state/intent',
+  type: 'object',
+  required: ['intent'],
+  properties: { intent: { enum: ['stopped', null] } },
+} as const;
 
 /** Names of the VM folders of a project. */
 export async function vmFolders(projDir: string): Promise<string[]> {
@@ -39,16 +56,6 @@ export async function vmFolders(projDir: string): Promise<string[]> {
   }
 }
 
-function isAppliedRecord(v: unknown): v is AppliedRecord {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    'spec' in v &&
-    typeof (v as AppliedRecord).spec === 'object' &&
-    (v as AppliedRecord).spec !== null
-  );
-}
-
 function powerOf(st: QmpStatus): ObservedVm['power'] {
   if (st.running) return 'running';
   if (['paused', 'suspended', 'prelaunch', 'inmigrate', 'postmigrate', 'finish-migrate', 'save-vm', 'restore-vm'].includes(st.status))
@@ -62,34 +69,21 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     corrupt.push(c.path);
   };
   const f = (k: Parameters<typeof vmFile>[2]): string => vmFile(projDir, name, k);
-  const [diskExists, live, appliedRaw, portsRaw, intentRaw, instanceId] = await Promise.all([
+  const [diskExists, live, appliedRec, portsRec, intentRec, instanceId] = await Promise.all([
     exists(f('disk')),
-    liveQemu(f('pid')),
-    readJson<unknown>(f('applied'), onCorrupt),
-    readJson<unknown>(f('ports'), onCorrupt),
-    readJson<unknown>(f('intent'), onCorrupt),
-    readFile(f('instanceId'), 'utf8').then(
-      (t) => t.trim(),
-      () => null,
-    ),
+    findQemu(f('pid')),
+    readJson<AppliedRecord>(f('applied'), validateAppliedRecord, onCorrupt),
+    readJson<PortRecord>(f('ports'), validatePortRecord, onCorrupt),
+    readJson<IntentRecord>(f('intent'), validateIntentRecord, onCorrupt),
+    readInstanceId(projDir, name, onCorrupt),
+    // the CLI's last verdict (status.json) is not observation, but a damaged one is reported here too
+    readJson<unknown>(f('status'), validateStatusRecord, onCorrupt),
   ]);
 
-  let applied: AppliedRecord | null = null;
-  if (appliedRaw !== undefined) {
-    if (isAppliedRecord(appliedRaw)) applied = appliedRaw;
-    else corrupt.push(f('applied'));
-  }
-  let ports: PortRecord = {};
-  if (portsRaw !== undefined) {
-    if (typeof portsRaw === 'object' && portsRaw !== null && !Array.isArray(portsRaw)) ports = portsRaw as PortRecord;
-    else corrupt.push(f('ports'));
-  }
-  let intent: 'stopped' | null = null;
-  if (intentRaw !== undefined) {
-    const i = (intentRaw as IntentRecord | null)?.intent;
-    if (i === 'stopped') intent = 'stopped';
-    else if (i !== null) corrupt.push(f('intent'));
-  }
+  const applied: AppliedRecord | null = appliedRec ?? null;
+  // a lost or damaged port record of a running VM is rebuilt from its QEMU's own argv
+  const ports: PortRecord = portsRec ?? (live ? forwardsOf(live.argv) : {});
+  const intent: 'stopped' | null = intentRec?.intent ?? null;
   const provisioned = await recordedSteps(projDir, name, instanceId, onCorrupt);
 
   let power: ObservedVm['power'] = 'stopped';

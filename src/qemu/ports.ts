@@ -15,6 +15,14 @@ import type { HostForward } from './argv.js';
 
 export type PortRecord = Record<string, string>;
 
+/** ports.json: "ssh" or "<guest port>/<proto>" → "<host address>:<host port>". */
+export const portRecordSchema = {
+  $id: 'tend:state/ports',
+  type: 'object',
+  propertyNames: { pattern: '^(ssh|[0-9]{1,5}/(tcp|udp))$' },
+  additionalProperties: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$' },
+} as const;
+
 export interface AllocatedPorts {
   sshPort: number;
   sshAddress: string;
@@ -111,4 +119,25 @@ export async function allocatePorts(
     record[portKey(p)] = `${p.hostAddress}:${hostPort}`;
   }
   return { sshPort, sshAddress, forwards, record };
+}
+
+/**
+ * The port record of a running QEMU read from its own argv (`-netdev user,...,hostfwd=...`; the
+ * first forward is SSH, argv.ts puts it there): what a lost or damaged ports.json is rebuilt from.
+ */
+export function forwardsOf(argv: readonly string[]): PortRecord {
+  const record: PortRecord = {};
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] !== '-netdev' || !argv[i + 1]?.startsWith('user,')) continue;
+    let first = true;
+    for (const part of (argv[i + 1] as string).split(',')) {
+      const m = /^hostfwd=(tcp|udp):([^:]*):(\d+)-[^:]*:(\d+)$/.exec(part);
+      if (!m) continue;
+      const addr = `${m[2] || '0.0.0.0'}:${m[3]}`;
+      if (first && m[1] === 'tcp') record.ssh = addr;
+      else record[`${m[4]}/${m[1]}`] = addr;
+      first = false;
+    }
+  }
+  return record;
 }

@@ -6,10 +6,19 @@ import { join } from 'node:path';
 import type { Project } from '../../schemas/model.js';
 import { assignAddresses, projectNetMember, wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
 import { readJson, writeJsonAtomic } from '../state/atomic.js';
+import { validateProjectNetRecord } from '../state/validators.generated.js';
 import { PROJECT_FILES } from '../state/paths.js';
 
 /** The assignment file (instance name -> host number); a project-level state file. */
 export const PROJECT_NET_FILE = PROJECT_FILES.network;
+
+/** network.json: VM name → its host number on the project segment. */
+export const projectNetRecordSchema = {
+  $id: 'tend:state/network',
+  type: 'object',
+  required: ['addresses'],
+  properties: { addresses: { type: 'object', additionalProperties: { type: 'integer', minimum: 0, maximum: 65535 } } },
+} as const;
 
 export function projectNetFile(projDir: string): string {
   return join(projDir, PROJECT_NET_FILE);
@@ -28,7 +37,8 @@ export async function ensureProjectNet(
 ): Promise<ProjectNetMember | null> {
   if (!wantsProjectNet(project)) return null;
   const path = projectNetFile(projDir);
-  const prev = (await readJson<{ addresses?: Record<string, number> }>(path))?.addresses ?? {};
+  // a damaged record is rebuilt: addresses are assigned again (deterministically, by name)
+  const prev = (await readJson<{ addresses: Record<string, number> }>(path, validateProjectNetRecord))?.addresses ?? {};
   const names = [
     ...project.vms.filter((v) => v.network.mode === 'user').map((v) => v.name),
     ...existing.filter((n) => prev[n] !== undefined),

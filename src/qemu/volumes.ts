@@ -97,7 +97,14 @@ async function isRustVirtiofsd(binary: string): Promise<boolean> {
 export async function startVirtiofsd(
   vmName: string,
   shares: readonly HostFolderShare[],
-  opts: { logPath: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; sleep?: (ms: number) => Promise<void> },
+  opts: {
+    logPath: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    sleep?: (ms: number) => Promise<void>;
+    /** told each helper's pid and socket as soon as it is spawned (before its socket appears), to record it */
+    onSpawn?: (pid: number, socket: string) => Promise<void>;
+  },
 ): Promise<number[]> {
   if (shares.length === 0) return [];
   const env = opts.env ?? process.env;
@@ -128,6 +135,7 @@ export async function startVirtiofsd(
     } finally {
       closeSync(fd);
     }
+    await opts.onSpawn?.(pids[pids.length - 1] as number, s.socket);
     const deadline = Date.now() + (opts.timeoutMs ?? 5000);
     while (!existsSync(s.socket)) {
       if (exited !== null || Date.now() > deadline) {

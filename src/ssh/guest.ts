@@ -14,6 +14,8 @@ import { systemClock } from '../state/clock.js';
 import { BackendError, TendError } from '../../schemas/errors.js';
 import { projectDir, vmDir, vmFile } from '../state/paths.js';
 import { readJson } from '../state/atomic.js';
+import { validatePortRecord } from '../state/validators.generated.js';
+import type { PortRecord } from '../qemu/ports.js';
 import { readInstanceId } from '../state/instance-id.js';
 import { createProvisioner } from '../provision/run.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
@@ -42,7 +44,7 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec,
   // TAP: no forwarded port; the guest's own address, found by its MAC (src/ssh/target.ts)
   if (vm.network.mode === 'tap') return tapSshTarget(stateRoot, project, vm, env);
   const projDir = projectDir(stateRoot, project.name, project.dir);
-  const ports = await readJson<Record<string, string>>(vmFile(projDir, vm.name, 'ports'));
+  const ports = await readJson<PortRecord>(vmFile(projDir, vm.name, 'ports'), validatePortRecord);
   const ssh = ports?.ssh;
   const m = ssh ? /^(.*):(\d+)$/.exec(ssh) : null;
   if (!m) throw new BackendError('NoSshPort', `${vm.name} has no SSH port recorded: is it running? (tend ps)`);

@@ -1,7 +1,9 @@
 /**
  * Atomic, owner-only state files: written to a temp file in the same folder, fsynced, renamed.
- * Reads are defensive: a missing file is `undefined`, a corrupt one is reported (`CorruptStateFile`)
- * through the `onCorrupt` callback and treated as missing, so the caller rebuilds from observation.
+ * Reads are defensive: every JSON state file is parsed through its schema (the schemas live with
+ * the module that owns the file; src/state/validators.generated.js compiles them). A missing file
+ * is `undefined`; a corrupt one (not JSON, or JSON of the wrong shape) is reported through the
+ * `onCorrupt` callback with its path and treated as missing, so the caller rebuilds from observation.
  */
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
@@ -54,13 +56,19 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
+/** A compiled schema (src/state/validators.generated.js). */
+export interface StateValidator {
+  (data: unknown): boolean;
+  errors?: Array<{ instancePath: string; message?: string }> | null;
+}
+
 export interface CorruptFile {
   path: string;
   error: string;
 }
 
-/** Read a JSON state file. Missing → undefined. Corrupt → onCorrupt(...) and undefined. */
-export async function readJson<T>(path: string, onCorrupt?: (c: CorruptFile) => void): Promise<T | undefined> {
+/** Read a JSON state file through its schema. Missing → undefined. Corrupt → onCorrupt(...) and undefined. */
+export async function readJson<T>(path: string, validate: StateValidator, onCorrupt?: (c: CorruptFile) => void): Promise<T | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -68,10 +76,10 @@ export async function readJson<T>(path: string, onCorrupt?: (c: CorruptFile) => 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return parseJson<T>(path, text, onCorrupt);
+  return parseJson<T>(path, text, validate, onCorrupt);
 }
 
-export function readJsonSync<T>(path: string, onCorrupt?: (c: CorruptFile) => void): T | undefined {
+export function readJsonSync<T>(path: string, validate: StateValidator, onCorrupt?: (c: CorruptFile) => void): T | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -79,16 +87,33 @@ export function readJsonSync<T>(path: string, onCorrupt?: (c: CorruptFile) => vo
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return parseJson<T>(path, text, onCorrupt);
+  return parseJson<T>(path, text, validate, onCorrupt);
 }
 
-function parseJson<T>(path: string, text: string, onCorrupt?: (c: CorruptFile) => void): T | undefined {
+function parseJson<T>(path: string, text: string, validate: StateValidator, onCorrupt?: (c: CorruptFile) => void): T | undefined {
+  let value: unknown;
   try {
-    return JSON.parse(text) as T;
+    value = JSON.parse(text);
   } catch (err) {
-    onCorrupt?.({ path, error: (err as Error).message });
+    onCorrupt?.({ path, error: `not JSON: ${(err as Error).message}` });
     return undefined;
   }
+  if (!validate(value)) {
+    onCorrupt?.({ path, error: `unexpected content: ${schemaErrors(validate)}` });
+    return undefined;
+  }
+  return value as T;
+}
+
+/** ajv's errors in one line ("/ssh must be string"). */
+export function schemaErrors(validate: StateValidator): string {
+  const errs = validate.errors ?? [];
+  return (
+    errs
+      .slice(0, 3)
+      .map((e) => `${e.instancePath || '(top level)'} ${e.message ?? 'is invalid'}`)
+      .join('; ') || 'does not match its schema'
+  );
 }
 
 /** True when the path exists (any kind of file). */

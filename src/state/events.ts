@@ -7,8 +7,23 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TendEvent } from '../../schemas/ports.js';
 import type { CorruptFile } from './atomic.js';
-import { ensureDir, FILE_MODE } from './atomic.js';
+import { ensureDir, FILE_MODE, schemaErrors } from './atomic.js';
 import { PROJECT_FILES } from './paths.js';
+import { validateEvent } from './validators.generated.js';
+
+/** One line of events.jsonl (TendEvent, schemas/ports.ts). */
+export const eventSchema = {
+  $id: 'tend:state/event',
+  type: 'object',
+  required: ['time', 'type', 'reason', 'message'],
+  properties: {
+    time: { type: 'string' },
+    type: { enum: ['Normal', 'Warning'] },
+    reason: { type: 'string' },
+    vm: { type: 'string' },
+    message: { type: 'string' },
+  },
+} as const;
 
 export function eventsPath(projDir: string): string {
   return join(projDir, PROJECT_FILES.events);
@@ -48,8 +63,8 @@ export async function readEvents(projDir: string, opts: ReadEventsOptions = {}):
       opts.onCorrupt?.({ path: `${eventsPath(projDir)}:${i + 1}`, error: (err as Error).message });
       return;
     }
-    if (typeof e !== 'object' || e === null || typeof e.reason !== 'string' || typeof e.time !== 'string') {
-      opts.onCorrupt?.({ path: `${eventsPath(projDir)}:${i + 1}`, error: 'not an event' });
+    if (!validateEvent(e)) {
+      opts.onCorrupt?.({ path: `${eventsPath(projDir)}:${i + 1}`, error: `not an event: ${schemaErrors(validateEvent)}` });
       return;
     }
     if (opts.vm && e.vm !== opts.vm) return;

@@ -4,14 +4,21 @@
  * lock folder kept fresh by mtime); next to it the holder records who it is, so a waiting or
  * refused command can say "project locked by pid 1234 (tend watch) since 19:42:03". A lock whose
  * recorded holder pid is dead is taken over at once.
+ *
+ * Between creating the lock folder and recording the holder there is a window a crash can hit
+ * (a lock with no holder). So a taker first leaves a claim (`project.lock.claim-<pid>`), then
+ * creates the lock, records itself, and removes its claim. A holder-less lock whose claimants
+ * are all gone (no live claim, and the lock is older than a moment) was left by a crash: it is
+ * taken over at once, and `onNote` says so.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Clock } from '../../schemas/ports.js';
 import { systemClock } from './clock.js';
 import { LockError } from '../../schemas/errors.js';
-import { ensureDir, writeFileAtomic } from './atomic.js';
+import { ensureDir, readJsonSync, writeFileAtomic } from './atomic.js';
+import { validateLockHolder } from './validators.generated.js';
 import { PROJECT_FILES } from './paths.js';
 import { pidAlive } from '../pid.js';
 
@@ -34,7 +41,16 @@ export interface LockOptions {
   /** how often to retry while waiting (ms); default 200 */
   pollMs?: number;
   clock?: Clock;
+  /** told when a stale lock is taken over (the CLI prints it as a warning) */
+  onNote?: (message: string) => void;
 }
+
+export const lockHolderSchema = {
+  $id: 'tend:state/lock-holder',
+  type: 'object',
+  required: ['pid', 'command', 'since'],
+  properties: { pid: { type: 'integer', minimum: 1 }, command: { type: 'string' }, since: { type: 'string' } },
+} as const;
 
 export const HOLDER_SUFFIX = '.holder.json';
 
@@ -46,15 +62,58 @@ export function holderPath(projDir: string): string {
   return lockPath(projDir) + HOLDER_SUFFIX;
 }
 
+export const CLAIM_INFIX = '.claim-';
+
+/** The claim a taker leaves before creating the lock (removed once its holder record is written). */
+export function claimPath(projDir: string, pid: number = process.pid): string {
+  return `${lockPath(projDir)}${CLAIM_INFIX}${pid}`;
+}
+
+/** Pids of the claims next to the lock, live or dead. */
+function claimPids(projDir: string): number[] {
+  const prefix = PROJECT_FILES.lock + CLAIM_INFIX;
+  try {
+    return readdirSync(projDir)
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => Number(n.slice(prefix.length)))
+      .filter((n) => Number.isInteger(n) && n > 0);
+  } catch {
+    return [];
+  }
+}
+
+/** A holder-less lock older than this, with no live claimant, was left by a crash. */
+export const ORPHAN_LOCK_GRACE_MS = 1000;
+
+/**
+ * Why a lock with no recorded holder is stale, or null when it may still be in the hands of a
+ * live process (a live claimant other than us, or too young to judge).
+ */
+function orphanedLock(projDir: string, now: number): string | null {
+  let age: number;
+  try {
+    age = now - statSync(lockPath(projDir)).mtimeMs;
+  } catch {
+    return null; // gone meanwhile: the next try takes it
+  }
+  const claims = claimPids(projDir).filter((p) => p !== process.pid);
+  const live = claims.filter((p) => pidAlive(p));
+  if (live.length > 0) return null;
+  const dead = claims.filter((p) => !pidAlive(p));
+  for (const p of dead) rmSync(claimPath(projDir, p), { force: true });
+  if (dead.length > 0) return `its creator (pid ${dead.join(', ')}) is gone`;
+  if (age >= ORPHAN_LOCK_GRACE_MS) return `no process claims it (created ${Math.round(age / 1000)}s ago)`;
+  return null;
+}
+
 /** Who holds the lock now, as recorded next to it; undefined when unknown or unreadable. */
 export function readHolder(projDir: string): LockHolder | undefined {
   try {
-    const h = JSON.parse(readFileSync(holderPath(projDir), 'utf8')) as Partial<LockHolder>;
-    if (typeof h.pid === 'number' && typeof h.command === 'string' && typeof h.since === 'string') return h as LockHolder;
+    // missing, half-written or damaged: the holder is unknown
+    return readJsonSync<LockHolder>(holderPath(projDir), validateLockHolder);
   } catch {
-    // missing or half-written: the holder is unknown
+    return undefined;
   }
-  return undefined;
 }
 
 export function describeHolder(h: LockHolder | undefined): string {
@@ -86,9 +145,11 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
   const file = lockPath(projDir);
   const started = clock.now();
   let compromised: Error | undefined;
+  const claim = claimPath(projDir);
   for (;;) {
     let releaseLock: (() => Promise<void>) | undefined;
     try {
+      writeFileSync(claim, `${process.pid}\n`, { mode: 0o600 });
       releaseLock = await lockfile.lock(projDir, {
         lockfilePath: file,
         realpath: false,
@@ -100,6 +161,7 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
         },
       });
     } catch (err) {
+      rmSync(claim, { force: true });
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
         throw new LockError(`cannot take the project lock ${file}: ${(err as Error).message}`, { cause: err });
       }
@@ -108,6 +170,15 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
         // The recorded holder is gone: its lock is stale, whatever its mtime says.
         rmSync(file, { recursive: true, force: true });
         rmSync(holderPath(projDir), { force: true });
+        opts.onNote?.(`took over the project lock of pid ${holder.pid} (${holder.command}), which is gone`);
+        continue;
+      }
+      const orphan = holder ? null : orphanedLock(projDir, Date.now());
+      if (orphan !== null) {
+        // Created but never recorded (a crash in between): nobody will ever release it.
+        rmSync(file, { recursive: true, force: true });
+        rmSync(holderPath(projDir), { force: true });
+        opts.onNote?.(`took over a project lock with no holder recorded: ${orphan}`);
         continue;
       }
       const waited = clock.now() - started;
@@ -123,7 +194,9 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
     const holder: LockHolder = { pid: process.pid, command: opts.command, since: new Date(clock.now()).toISOString() };
     try {
       await writeFileAtomic(holderPath(projDir), JSON.stringify(holder) + '\n');
+      rmSync(claim, { force: true });
     } catch (err) {
+      rmSync(claim, { force: true });
       await releaseLock();
       throw new LockError(`cannot record the project lock holder: ${(err as Error).message}`, { cause: err });
     }

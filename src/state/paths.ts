@@ -36,6 +36,8 @@ export const FILES = {
   intent: 'intent.json',
   efiVars: 'efi-vars.fd',
   virtiofsdLog: 'virtiofsd.log',
+  /** helper processes (virtiofsd) started for the VM: src/qemu/helpers.ts */
+  helpers: 'helpers.json',
 } as const;
 
 /** Host-wide cache files (a property of the host, not of a project): under cacheRoot(). */

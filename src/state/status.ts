@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readJson, writeJsonAtomic } from './atomic.js';
+import { validateStatusRecord } from './validators.generated.js';
 import { vmDir, vmFile } from './paths.js';
 
 export interface StatusRecord {
@@ -15,16 +16,21 @@ export interface StatusRecord {
   at: number;
 }
 
-/** The verdict recorded for a VM, read loosely (fields that are not what they should be are left out). */
-export async function readStatus(projDir: string, vm: string): Promise<Partial<StatusRecord> | undefined> {
-  const raw = await readJson<Record<string, unknown>>(vmFile(projDir, vm, 'status'), () => undefined);
-  if (!raw || typeof raw !== 'object') return undefined;
-  return {
-    ...(typeof raw.state === 'string' ? { state: raw.state } : {}),
-    ...(Array.isArray(raw.conditions) ? { conditions: raw.conditions.filter((c): c is string => typeof c === 'string') } : {}),
-    ...(typeof raw.error === 'string' ? { error: raw.error } : {}),
-    ...(typeof raw.at === 'number' ? { at: raw.at } : {}),
-  };
+export const statusRecordSchema = {
+  $id: 'tend:state/status',
+  type: 'object',
+  required: ['state', 'conditions', 'at'],
+  properties: {
+    state: { type: 'string' },
+    conditions: { type: 'array', items: { type: 'string' } },
+    error: { type: 'string' },
+    at: { type: 'number' },
+  },
+} as const;
+
+/** The verdict recorded for a VM; a damaged one reads as none (observe reports it: src/qemu/observe.ts). */
+export async function readStatus(projDir: string, vm: string): Promise<StatusRecord | undefined> {
+  return readJson<StatusRecord>(vmFile(projDir, vm, 'status'), validateStatusRecord);
 }
 
 /**

@@ -4,11 +4,12 @@
  * fails at once, naming the holder. proper-lockfile keeps the lock fresh; a lock whose recorded
  * holder is dead is taken over.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { LockError } from '../../schemas/errors.js';
-import { ensureDir, writeFileAtomic } from '../state/atomic.js';
+import { ensureDir, readJsonSync, writeFileAtomic } from '../state/atomic.js';
+import { validateLockHolder } from '../state/validators.generated.js';
 import { describeHolder, pidAlive, type LockHolder } from '../state/lock.js';
 import { PROJECT_FILES } from '../state/paths.js';
 
@@ -22,12 +23,11 @@ function holderFile(projDir: string): string {
 
 export function readControllerHolder(projDir: string): LockHolder | undefined {
   try {
-    const h = JSON.parse(readFileSync(holderFile(projDir), 'utf8')) as Partial<LockHolder>;
-    if (typeof h.pid === 'number' && typeof h.command === 'string' && typeof h.since === 'string') return h as LockHolder;
+    // missing, half-written or damaged: the holder is unknown
+    return readJsonSync<LockHolder>(holderFile(projDir), validateLockHolder);
   } catch {
-    // missing or half-written
+    return undefined;
   }
-  return undefined;
 }
 
 /** Take the controller lock or throw LockError at once; resolves to its release function. */

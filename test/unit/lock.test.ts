@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LockError } from '../../schemas/errors.js';
-import { holderPath, lockPath, readHolder, withProjectLock } from '../../src/state/lock.js';
+import { claimPath, holderPath, lockPath, readHolder, withProjectLock } from '../../src/state/lock.js';
 
 function tempProject(): string {
   return mkdtempSync(join(tmpdir(), 'tend-lock-'));
@@ -120,6 +120,63 @@ test('another live process holding the lock blocks us (cross-process)', async ()
     await assert.rejects(
       withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false }, async () => 'never'),
       (e: unknown) => e instanceof LockError && /pid 1 \(tend watch\)/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lock with no holder recorded, left by a crash between creating and recording it, is taken over at once and said so', async () => {
+  const dir = tempProject();
+  try {
+    // the crash: the claim and the lock folder exist, the holder record never got written
+    writeFileSync(claimPath(dir, deadPid()), '');
+    mkdirSync(lockPath(dir));
+    const notes: string[] = [];
+    const t0 = Date.now();
+    const got = await withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false, onNote: (m) => notes.push(m) }, async () =>
+      readHolder(dir),
+    );
+    assert.ok(Date.now() - t0 < 2000, 'no wait for the 30 s staleness');
+    assert.equal(got?.pid, process.pid);
+    assert.match(notes.join('\n'), /took over a project lock with no holder recorded: its creator \(pid \d+\) is gone/);
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.includes('.claim-')),
+      [],
+      'no claim is left behind',
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a holder-less lock with no claim is taken over once it is older than a moment (older tend, lost claim)', async () => {
+  const dir = tempProject();
+  try {
+    mkdirSync(lockPath(dir));
+    const old = new Date(Date.now() - 5000);
+    utimesSync(lockPath(dir), old, old);
+    const notes: string[] = [];
+    const got = await withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false, onNote: (m) => notes.push(m) }, async () =>
+      readHolder(dir),
+    );
+    assert.equal(got?.pid, process.pid);
+    assert.match(notes.join('\n'), /no holder recorded: no process claims it/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a holder-less lock whose claimant is alive is respected (it is about to record itself)', async () => {
+  const dir = tempProject();
+  try {
+    writeFileSync(claimPath(dir, 1), '');
+    mkdirSync(lockPath(dir));
+    const old = new Date(Date.now() - 5000);
+    utimesSync(lockPath(dir), old, old);
+    await assert.rejects(
+      withProjectLock(dir, { command: 'tend up', timeoutMs: 60_000, wait: false }, async () => 'never'),
+      (e: unknown) => e instanceof LockError && /locked by another tend process/.test(e.message),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

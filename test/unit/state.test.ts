@@ -6,18 +6,19 @@ import { join } from 'node:path';
 import { readJson, readJsonSync, writeJsonAtomic, type CorruptFile } from '../../src/state/atomic.js';
 import { appendEvent, readEvents, eventsPath } from '../../src/state/events.js';
 import { projectDir, socketPath, UNIX_SOCKET_PATH_MAX } from '../../src/state/paths.js';
+import { validatePortRecord, validateStatusRecord } from '../../src/state/validators.generated.js';
 
 test('atomic write leaves no temp file, and creates 0700 folders and 0600 files', async () => {
   const root = mkdtempSync(join(tmpdir(), 'tend-state-'));
   try {
     const file = join(root, 'a', 'b', 'status.json');
-    await writeJsonAtomic(file, { state: 'Ready' });
-    await writeJsonAtomic(file, { state: 'Stopped' });
+    await writeJsonAtomic(file, { state: 'Ready', conditions: [], at: 1 });
+    await writeJsonAtomic(file, { state: 'Stopped', conditions: [], at: 2 });
     assert.deepEqual(readdirSync(join(root, 'a', 'b')), ['status.json']);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(statSync(join(root, 'a')).mode & 0o777, 0o700);
     assert.equal(statSync(join(root, 'a', 'b')).mode & 0o777, 0o700);
-    assert.deepEqual(await readJson(file), { state: 'Stopped' });
+    assert.deepEqual(await readJson(file, validateStatusRecord), { state: 'Stopped', conditions: [], at: 2 });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -29,15 +30,19 @@ test('a corrupt JSON file is reported through onCorrupt and read as missing, not
     const file = join(root, 'ports.json');
     writeFileSync(file, '{"ssh": 22');
     const seen: CorruptFile[] = [];
-    assert.equal(await readJson(file, (c) => seen.push(c)), undefined);
+    assert.equal(await readJson(file, validatePortRecord, (c) => seen.push(c)), undefined);
     assert.equal(
-      readJsonSync(file, (c) => seen.push(c)),
+      readJsonSync(file, validatePortRecord, (c) => seen.push(c)),
       undefined,
     );
     assert.equal(seen.length, 2);
     assert.equal(seen[0].path, file);
     assert.ok(seen[0].error.length > 0);
-    assert.equal(await readJson(join(root, 'missing.json'), () => assert.fail('missing is not corrupt')), undefined);
+    assert.equal(await readJson(join(root, 'missing.json'), validatePortRecord, () => assert.fail('missing is not corrupt')), undefined);
+    // valid JSON of the wrong shape is corrupt too, with what is wrong in the message
+    writeFileSync(file, '{"ssh": 22}');
+    assert.equal(await readJson(file, validatePortRecord, (c) => seen.push(c)), undefined);
+    assert.match(seen[2].error, /unexpected content: \/ssh must be string/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
