@@ -7,11 +7,11 @@
 import { copyFile, rename, rm, stat, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { BackendError } from '../../schemas/errors.js';
+import { BackendError, TendError } from '../../schemas/errors.js';
 import { ensureDir } from '../state/atomic.js';
 import { blobPath, sweepTemps, tempPath } from './blob.js';
 import { findInSumsFile, formatChecksum, hashFile, parseChecksum, type Checksum } from './checksum.js';
-import { downloadTo, fetchText, type DownloadProgress } from './http.js';
+import { downloadTo, fetchText, localFileError, type DownloadProgress } from './http.js';
 import { resolveOciBlob } from './oci.js';
 
 export type { DownloadProgress } from './http.js';
@@ -156,6 +156,10 @@ export async function downloadImage(url: string, imagesDir: string, opts: Downlo
     await rm(plain, { force: true });
     if (opts.signal?.aborted && !(err instanceof BackendError && err.reason === 'DownloadAborted')) {
       throw new BackendError('DownloadAborted', `download of ${url} was cancelled`, { cause: err });
+    }
+    // a local file error (copying a file: URL, hashing, promoting) is said plainly, like a failed write
+    if (!(err instanceof TendError) && typeof (err as NodeJS.ErrnoException).code === 'string') {
+      throw localFileError(err as NodeJS.ErrnoException, imagesDir, `storing ${url} in`);
     }
     throw err;
   }

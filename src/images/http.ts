@@ -19,6 +19,24 @@ const MAX_REDIRECTS = 5;
 /** Raised for a connection that broke mid-body (the only failure a retry may fix). */
 class DroppedConnection extends Error {}
 
+/**
+ * A failure to write or read a local file (disk full, quota, I/O error, permissions) as a clear
+ * BackendError naming the file and what to do; never retried (a retry would fail the same way).
+ */
+export function localFileError(err: NodeJS.ErrnoException, file: string, doing: string): BackendError {
+  const why: Record<string, string> = {
+    ENOSPC: 'no space left on the device: free some space and run the command again',
+    EDQUOT: 'disk quota exceeded: free some space and run the command again',
+    EFBIG: 'the file is larger than this system allows',
+    EIO: 'an I/O error on the device',
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+  };
+  const what = (err.code && why[err.code]) ?? err.message;
+  return new BackendError('ImageWriteFailed', `${doing} ${file} failed: ${what}${err.code ? ` (${err.code})` : ''}`, { cause: err });
+}
+
 function get(
   url: string,
   headers: Record<string, string>,
@@ -160,6 +178,11 @@ async function fetchOnce(
   onInfo({ acceptRanges: String(res.headers['accept-ranges'] ?? '').includes('bytes'), total });
   if (start > 0) await truncate(file, start);
   const out = createWriteStream(file, { flags: start > 0 ? 'r+' : 'w', start, mode: 0o600 });
+  // a write error (disk full, ...) may come at any time, also while the stream is being closed
+  let writeError: BackendError | null = null;
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    writeError ??= localFileError(e, file, `writing the download of ${url} to`);
+  });
   let received = start;
   let lastEmit = 0;
   try {
@@ -168,8 +191,10 @@ async function fetchOnce(
       const fail = (e: Error): void => {
         if (failed) return;
         failed = true;
+        res.destroy();
         reject(e);
       };
+      out.on('error', () => fail(writeError as BackendError));
       res.on('data', (chunk: Buffer) => {
         received += chunk.length;
         if (!out.write(chunk)) {
@@ -193,8 +218,13 @@ async function fetchOnce(
       });
     });
   } finally {
-    await new Promise<void>((resolve) => out.end(() => resolve()));
+    await new Promise<void>((resolve) => {
+      if (out.destroyed) return resolve();
+      out.once('error', () => resolve());
+      out.end(() => resolve());
+    });
   }
+  if (writeError) throw writeError;
   onProgress({ received, total: total ?? received });
   return { size: received };
 }

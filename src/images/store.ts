@@ -7,7 +7,7 @@
  */
 import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
-import { BackendError, NotFoundError, UsageError } from '../../schemas/errors.js';
+import { BackendError, NotFoundError, TendError, UsageError } from '../../schemas/errors.js';
 import type { ImageSource } from '../../schemas/model.js';
 import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
 import { validateImageIndex } from '../state/validators.generated.js';
@@ -16,6 +16,7 @@ import { blobPath, tempPath } from './blob.js';
 import { catalogEntry, type CatalogEntry } from './catalog.js';
 import { hashFile } from './checksum.js';
 import { downloadImage, type DownloadProgress } from './download.js';
+import { localFileError } from './http.js';
 import { withStoreLock } from './lock.js';
 import { qemuImgInfo } from './qemu-img.js';
 
@@ -137,6 +138,9 @@ export async function importImage(stateRoot: string, name: string, file: string,
     return img;
   } catch (err) {
     await rm(tmp, { force: true });
+    if (!(err instanceof TendError) && typeof (err as NodeJS.ErrnoException).code === 'string') {
+      throw localFileError(err as NodeJS.ErrnoException, dir, `importing ${src} into`);
+    }
     throw err;
   }
 }

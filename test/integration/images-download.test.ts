@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +45,7 @@ const files = new Map<string, Buffer>([
   ['/d/drop-norange.img', image],
   ['/e/slow.img', image],
   ['/e/slower.img', image],
+  ['/f/big.img', Buffer.alloc(2 * 1024 * 1024, 1)],
 ]);
 const requests: string[] = [];
 const dropped = new Set<string>();
@@ -266,4 +269,33 @@ process.stdout.write(r.path);`;
   const [a, b] = await Promise.all([runOne(), runOne()]);
   assert.equal(a, b);
   assert.equal(requests.slice(before).filter((l) => l.startsWith('GET /e/slower.img')).length, 1);
+});
+
+test('a disk that fills up during a download: a clear ImageWriteFailed naming the file, nothing promoted, no crash', async () => {
+  // a 512 KiB tmpfs in a private mount namespace holds the store; the image is 2 MiB
+  const dir = mkdtempSync(join(work, 'full-'));
+  const child = fileURLToPath(new URL('../helpers/download-child.ts', import.meta.url));
+  const script = `mount -t tmpfs -o size=512k tend-full "$1" && exec "$2" --import tsx "$3" "$1" "$4"`;
+  // (not spawnSync: this process serves the download)
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const c = spawn('unshare', ['-rm', 'sh', '-c', script, 'sh', dir, process.execPath, child, `${base}/f/big.img`]);
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    c.on('exit', (status) => resolve({ status, stdout, stderr }));
+  });
+  assert.equal(r.status, 0, `the child must not crash:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /Unhandled 'error' event|\n\s+at /);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { reason?: string; message?: string; left?: string[] };
+  assert.equal(out.reason, 'ImageWriteFailed', r.stdout);
+  assert.match(
+    out.message ?? '',
+    /writing the download of http:\/\/127\.0\.0\.1:\d+\/f\/big\.img to \S+ failed: no space left on the device: free some space and run the command again \(ENOSPC\)/,
+  );
+  assert.deepEqual(
+    (out.left ?? []).filter((f) => f.startsWith('.tmp') || f.startsWith('sha256')),
+    [],
+    'no temp file and nothing promoted',
+  );
 });
