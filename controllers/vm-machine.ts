@@ -20,7 +20,8 @@
 import { assign, emit, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate';
 import type { PlanEntry } from './plan.js';
 import { alive, type StartResult } from '../schemas/ports.js';
-import { ev, failure, inLane, need, provisioningDue, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
+import { checkReady, untilExit } from './readiness.js';
+import { ev, failure, inLane, need, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
 
 export type { VmEmitted, VmMachineInput, VmMachineOptions } from './vm-steps.js';
 
@@ -46,16 +47,14 @@ export const vmMachine = setup({
       inLane(input.lane, () => input.backend.destroy(input.project, input.name, signal)),
     ),
     /** Running: check readiness only when it matters (just started, or provisioning is due). */
-    check: fromPromise<{ due: boolean }, VmContext>(({ input, signal }) =>
-      inLane(input.lane, async () => {
-        const due = await provisioningDue(input, signal);
-        if (input.startedHere || due) await input.guest.waitReady(input.project, need(input.vm, 'check readiness'), signal);
-        return { due };
-      }),
+    check: fromPromise<{ due: boolean; checked: boolean }, VmContext>(({ input, signal }) =>
+      inLane(input.lane, () => checkReady(input, signal)),
     ),
     provision: fromPromise<void, VmContext>(({ input, signal }) =>
       inLane(input.lane, () =>
-        input.guest.provision(input.project, need(input.vm, 'provision'), { force: input.options.forceProvision ?? false }, signal),
+        untilExit(input, signal, (s) =>
+          input.guest.provision(input.project, need(input.vm, 'provision'), { force: input.options.forceProvision ?? false }, s),
+        ),
       ),
     ),
   },
@@ -78,6 +77,7 @@ export const vmMachine = setup({
     startedHere: false,
     started: null,
     provisionDue: false,
+    readyChecked: false,
     error: null,
     failedIn: null,
     configFault: false,
@@ -160,8 +160,12 @@ export const vmMachine = setup({
         src: 'check',
         input: ({ context }) => context,
         onDone: [
-          { guard: ({ event }) => event.output.due, target: 'Provisioning', actions: assign({ provisionDue: true }) },
-          { target: 'Ready', actions: assign({ provisionDue: false }) },
+          {
+            guard: ({ event }) => event.output.due,
+            target: 'Provisioning',
+            actions: assign(({ event }) => ({ provisionDue: true, readyChecked: event.output.checked })),
+          },
+          { target: 'Ready', actions: assign(({ event }) => ({ provisionDue: false, readyChecked: event.output.checked })) },
         ],
         onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Running')) },
       },
@@ -182,13 +186,19 @@ export const vmMachine = setup({
       tags: ['settled', 'usable'],
       // A VM that was already Ready with nothing to do emits nothing: a resync stays silent.
       entry: enqueueActions(({ context, enqueue }) => {
-        if (context.startedHere || context.provisionDue || context.entry.action !== 'none') {
+        if (context.startedHere || context.provisionDue || context.readyChecked || context.entry.action !== 'none') {
           enqueue.emit(
             ev(
               context,
               'Normal',
               'VmReady',
-              context.startedHere ? 'ready' : context.provisionDue ? 'ready, provisioned' : 'ready, changes applied',
+              context.startedHere
+                ? 'ready'
+                : context.provisionDue
+                  ? 'ready, provisioned'
+                  : context.entry.action !== 'none'
+                    ? 'ready, changes applied'
+                    : 'ready (checked: readiness was not recorded for this boot)',
             ),
           );
         }

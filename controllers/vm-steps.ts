@@ -45,6 +45,8 @@ export interface VmContext extends VmMachineInput {
   started: StartResult | null;
   /** whether the last Running check found provisioning due */
   provisionDue: boolean;
+  /** the last Running check waited for the guest (readiness was not known for this boot) */
+  readyChecked: boolean;
   error: string | null;
   /** which step failed (Preparing, Starting, ...) */
   failedIn: string | null;

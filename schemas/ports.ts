@@ -40,6 +40,12 @@ export interface ObservedVm {
   provisioned: string[];
   /** when the process started (ms since epoch), null if not running */
   startedAt: number | null;
+  /**
+   * readiness (SSH, cloud-init, healthcheck) was observed for this very process: a record made by
+   * `Backend.markReady(true)` names the running process (same pid and start time) and was not
+   * withdrawn since. Absent or false: readiness must be checked again (issue 13, "False Ready").
+   */
+  ready?: boolean;
   /** state files that were corrupt and will be rebuilt */
   corrupt: string[];
 }
@@ -90,6 +96,12 @@ export interface Lifecycle {
   destroy(project: Project, name: string, signal?: AbortSignal): Promise<void>;
   /** Record (or clear, with null) an imperative intent for a VM. */
   setIntent(project: Project, name: string, intent: 'stopped' | null): Promise<void>;
+  /**
+   * Record that the VM's running process was observed ready (true), or withdraw it (false).
+   * The record names the process (pid, start time): `observe` reports `ready` only while that
+   * same process runs. Optional: without it readiness is checked over SSH on every converge.
+   */
+  markReady?(project: Project, name: string, ready: boolean): Promise<void>;
 }
 
 /** Observe: what is really there, now. */

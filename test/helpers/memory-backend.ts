@@ -5,7 +5,7 @@
  * reflects what it has done.
  */
 import type { Project, VmSpec } from '../../schemas/model.js';
-import type { Backend, Guest, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions } from '../../schemas/ports.js';
+import type { Backend, Guest, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions, VmExit } from '../../schemas/ports.js';
 
 export type Method =
   | 'observe'
@@ -16,6 +16,7 @@ export type Method =
   | 'resume'
   | 'destroy'
   | 'setIntent'
+  | 'markReady'
   | 'removeVolumes'
   | 'waitReady'
   | 'provision'
@@ -50,6 +51,8 @@ interface VmState {
   intent: 'stopped' | null;
   provisioned: string[];
   startedAt: number | null;
+  /** readiness recorded for the running process (markReady) */
+  ready: boolean;
   /** bumped every time a new disk is made */
   disk: number;
 }
@@ -114,7 +117,7 @@ export class MemoryBackend implements Backend, Guest {
     return { release, reached };
   }
 
-  /** Put a VM in place as if an earlier tend had made it. */
+  /** Put a VM in place as if an earlier tend had made it (and, when running, seen it Ready). */
   seed(name: string, state: Partial<VmState> & { applied: VmSpec | null }): void {
     this.vms.set(name, {
       exists: true,
@@ -124,9 +127,22 @@ export class MemoryBackend implements Backend, Guest {
       intent: null,
       provisioned: [],
       startedAt: 0,
+      ready: (state.power ?? 'running') !== 'stopped',
       disk: 1,
       ...state,
     });
+  }
+
+  /** The VM's process dies (kill -9): no process, no readiness. Returns the dead pid. */
+  kill(name: string): number {
+    const s = this.state(name);
+    const pid = s.pid ?? 0;
+    s.power = 'stopped';
+    s.pid = null;
+    s.startedAt = null;
+    s.ready = false;
+    for (const w of this.exitWatches.filter((x) => x.vm === name && x.pid === pid)) w.onExit({ vm: name, pid, kind: 'failure' });
+    return pid;
   }
 
   get inFlight(): number {
@@ -208,6 +224,7 @@ export class MemoryBackend implements Backend, Guest {
         intent: null,
         provisioned: [],
         startedAt: null,
+        ready: false,
         disk: 0,
       };
       this.vms.set(name, s);
@@ -239,6 +256,7 @@ export class MemoryBackend implements Backend, Guest {
           intent: s.intent,
           provisioned: [...s.provisioned],
           startedAt: s.startedAt,
+          ready: s.ready && s.power !== 'stopped',
           corrupt: [],
         };
       }
@@ -267,6 +285,7 @@ export class MemoryBackend implements Backend, Guest {
         s.power = 'running';
         s.pid = this.nextPid++;
         s.startedAt = this.now();
+        s.ready = false;
       }
       s.applied = vm;
       return { pid: s.pid ?? 0, accel: 'tcg' as const, sshPort: 2222, ports: {} };
@@ -279,6 +298,7 @@ export class MemoryBackend implements Backend, Guest {
       s.power = 'stopped';
       s.pid = null;
       s.startedAt = null;
+      s.ready = false;
     });
   }
 
@@ -307,6 +327,30 @@ export class MemoryBackend implements Backend, Guest {
       this.state(name).intent = intent;
     });
   }
+
+  markReady(_project: Project, name: string, ready: boolean): Promise<void> {
+    return this.call('markReady', name, undefined, ready, () => {
+      const s = this.state(name);
+      s.ready = ready && s.power !== 'stopped';
+    });
+  }
+
+  /**
+   * Exit watching is opt-in (`watchExits = true`), as most tests drive exits by hand: then every
+   * `kill(name)` reports the exit to the watchers of that pid.
+   */
+  watchExits = false;
+  readonly exitWatches: { vm: string; pid: number; onExit: (e: VmExit) => void }[] = [];
+
+  watchExit?: (project: Project, name: string, pid: number, onExit: (e: VmExit) => void) => () => void = (_p, vm, pid, onExit) => {
+    if (!this.watchExits) return () => undefined;
+    const w = { vm, pid, onExit };
+    this.exitWatches.push(w);
+    return () => {
+      const i = this.exitWatches.indexOf(w);
+      if (i >= 0) this.exitWatches.splice(i, 1);
+    };
+  };
 
   removeVolumes(_project: Project, names: string[], signal?: AbortSignal): Promise<void> {
     return this.call('removeVolumes', '*', signal, names, () => {

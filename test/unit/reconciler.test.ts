@@ -30,7 +30,7 @@ test('create → Ready: prepare, start, wait for the guest, provision, in that o
   );
   assert.deepEqual(
     backend.calls((r) => r.vm === 'web' && r.method !== 'provisionPending'),
-    ['prepare web', 'start web', 'waitReady web', 'provision web'],
+    ['prepare web', 'start web', 'markReady web', 'waitReady web', 'markReady web', 'provision web'],
   );
   const prep = backend.log.find((r) => r.method === 'prepare' && r.phase === 'begin');
   assert.equal((prep?.detail as { recreateDisk: boolean }).recreateDisk, false);
@@ -68,7 +68,7 @@ test('a provision step added to a running VM is applied live: readiness checked,
   const res = await converge(project([provisioned]), deps, flags);
   const calls = backend.log
     .slice(before)
-    .filter((r) => r.phase === 'begin' && r.method !== 'observe')
+    .filter((r) => r.phase === 'begin' && r.method !== 'observe' && r.method !== 'markReady')
     .map((r) => r.method);
   assert.deepEqual(calls, ['provisionPending', 'waitReady', 'provision']);
   assert.equal(res.vms.web?.state, 'Ready');
@@ -93,7 +93,9 @@ test('changed memory restarts the VM and keeps its disk', async () => {
     res.entries.map((e) => e.action),
     ['restart'],
   );
-  const calls = backend.log.slice(before).filter((r) => r.phase === 'begin' && r.method !== 'observe' && r.method !== 'provisionPending');
+  const calls = backend.log
+    .slice(before)
+    .filter((r) => r.phase === 'begin' && !['observe', 'provisionPending', 'markReady'].includes(r.method));
   assert.deepEqual(
     calls.map((r) => r.method),
     ['stop', 'prepare', 'start', 'waitReady'],
@@ -356,4 +358,45 @@ test('suspend and resume one VM; converge leaves a paused VM paused; destroy del
   assert.equal(gone.state, 'Destroyed');
   assert.equal(backend.vms.has('web'), false);
   await assert.rejects(suspendVm(p, deps, 'web'), /web is not running/);
+});
+
+test('False Ready: a VM whose readiness failed, or was never recorded for this boot, is checked again', async () => {
+  const { backend, deps } = setup();
+  backend.failOn('waitReady', 'web', 'web: no SSH banner on 127.0.0.1:2222 within 3 s');
+  const first = await converge(project([spec('web')]), deps, flags);
+  assert.equal(first.vms.web?.state, 'Failed');
+  // the second converge must not say Ready without observing it
+  const second = await converge(project([spec('web')]), deps, flags);
+  assert.equal(second.vms.web?.state, 'Failed', 'not Ready: the guest still does not answer');
+  assert.equal(backend.calls((r) => r.method === 'waitReady').length, 2, 'checked again');
+  // once it answers, it is Ready, and then a converge skips the round trip (same boot, Ready before)
+  const fixed = setup();
+  fixed.backend.seed('web', { applied: spec('web'), ready: false }); // a tend killed during the SSH wait
+  assert.equal((await converge(project([spec('web')]), fixed.deps, flags)).vms.web?.state, 'Ready');
+  assert.equal(fixed.backend.calls((r) => r.method === 'waitReady').length, 1, 'checked, since no readiness was recorded');
+  assert.equal((await converge(project([spec('web')]), fixed.deps, flags)).vms.web?.state, 'Ready');
+  assert.equal(fixed.backend.calls((r) => r.method === 'waitReady').length, 1, 'Ready before, same boot: no SSH round trip');
+  // a new boot (another process) is not the boot that was seen Ready
+  const s = fixed.backend.vms.get('web')!;
+  s.pid = 4242;
+  s.ready = false;
+  await converge(project([spec('web')]), fixed.deps, flags);
+  assert.equal(fixed.backend.calls((r) => r.method === 'waitReady').length, 2);
+});
+
+test('an exit during readiness fails the step at once with the exit, not after the time limit', async () => {
+  const { backend, deps } = setup();
+  backend.watchExits = true;
+  backend.hangOn('waitReady', 'web'); // an SSH wait that would last until its time limit
+  const run = converge(project([spec('web')]), deps, flags);
+  await until(() => backend.exitWatches.some((w) => w.vm === 'web'), 'the exit watch during the wait');
+  const pid = backend.kill('web');
+  const res = await run;
+  assert.equal(res.vms.web?.state, 'Failed');
+  assert.match(
+    res.vms.web?.error ?? '',
+    new RegExp(`web: its process was killed or crashed \\(pid ${pid}\\) while tend waited for the guest`),
+  );
+  assert.equal(backend.exitWatches.length, 0, 'the exit watch ends with the step');
+  assert.equal(backend.vms.get('web')?.ready, false);
 });
