@@ -42,6 +42,7 @@ import { clearRecord } from '../provision/record.js';
 import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
 import { spawnQemu, waitExit } from './process.js';
 import { qmpOnce } from './qmp.js';
+import { markReady } from './readiness.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
 import { tapMac } from '../net/mac.js';
@@ -406,6 +407,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
       return out;
     },
     volumePath: (project, name) => volumePath(pdir(project), name),
+    markReady: (project, name, ready) => markReady(pdir(project), name, ready),
     async removeVolumes(project: Project, names: string[], signal?: AbortSignal): Promise<void> {
       for (const n of names) {
         abortIf(signal);

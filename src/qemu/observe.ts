@@ -14,6 +14,7 @@ import { accelOf } from './argv.js';
 import { readInstanceId } from '../state/instance-id.js';
 import { findQemu } from './liveness.js';
 import { forwardsOf, type PortRecord } from './ports.js';
+import { readyRecorded } from './readiness.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
 import { recordedSteps } from '../provision/record.js';
 
@@ -101,6 +102,7 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
       startedAt = null;
     }
   }
+  const ready = live ? await readyRecorded(projDir, name, live.pid) : false;
   const sshAddr = live ? ports.ssh : undefined;
   const sshPort = sshAddr ? Number(sshAddr.slice(sshAddr.lastIndexOf(':') + 1)) : null;
   return {
@@ -116,6 +118,7 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     intent,
     provisioned,
     startedAt,
+    ready,
     corrupt: [...new Set(corrupt)],
   };
 }

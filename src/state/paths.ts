@@ -34,6 +34,8 @@ export const FILES = {
   instanceId: 'instance-id',
   status: 'status.json',
   intent: 'intent.json',
+  /** `<pid>:<start time>` of the QEMU process last observed ready (src/qemu/readiness.ts) */
+  ready: 'ready',
   efiVars: 'efi-vars.fd',
   virtiofsdLog: 'virtiofsd.log',
   /** helper processes (virtiofsd) started for the VM: src/qemu/helpers.ts */

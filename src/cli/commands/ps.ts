@@ -73,12 +73,16 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
     // a verdict recorded before the running process started is about an earlier run: ignore it
     const recorded = await readStatus(ctx.projDir, name);
     const status = up && recorded && (recorded.at ?? 0) >= (obs.startedAt ?? Infinity) ? recorded : undefined;
-    const conditions = [...new Set([...statusConditions(status), ...planConditions(entries.get(name), obs)])];
+    // Ready only as observed: readiness recorded for this very process (a verdict of a wait that
+    // failed, or was killed, since is not Ready)
+    const observedReady = up && obs.power === 'running' && obs.ready === true;
+    const recordedConditions = statusConditions(status).filter((c) => observedReady || (c !== 'Ready' && c !== 'Healthy'));
+    const conditions = [...new Set([...recordedConditions, ...planConditions(entries.get(name), obs)])];
     const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power;
     rows.push({
       name,
       state,
-      ready: up && obs.power === 'running' && (status?.state === 'Ready' || conditions.includes('Ready')),
+      ready: observedReady && (status === undefined || status.state === 'Ready'),
       accel: up ? obs.accel : null,
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,
