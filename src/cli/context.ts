@@ -264,3 +264,11 @@ export function vmSpec(project: Project, name: string): Project['vms'][number] {
   checkVmNames(project, [name]);
   return project.vms.find((v) => v.name === name) as Project['vms'][number];
 }
+
+/** The VM a one-VM command means: the one named, else the project's only VM. */
+export function inferVm(project: Project, name: string | undefined, command: string): string {
+  if (name) return vmSpec(project, name).name;
+  if (project.vms.length === 1) return project.vms[0].name;
+  const names = project.vms.map((v) => v.name).join(', ') || '(none)';
+  throw new UsageError(`name the VM: \`tend ${command} NAME\` (this project has ${names})`, 'VmNameRequired');
+}

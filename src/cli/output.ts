@@ -1,5 +1,6 @@
 /** Terminal output helpers: aligned tables, durations, sizes. Pure string functions. */
 import { UsageError } from '../../schemas/errors.js';
+import type { TendEvent } from '../../schemas/ports.js';
 import { parseDuration as parseDurationSeconds } from '../../schemas/units.js';
 
 /** Left-aligned columns separated by three spaces; the last column is not padded. */
@@ -43,4 +44,14 @@ export function formatMemory(mib: number): string {
   if (mib < 1024) return `${mib}M`;
   const g = mib / 1024;
   return `${Number.isInteger(g) ? g : g.toFixed(1)}G`;
+}
+
+/** One event as a table row (the columns of `tend events`), for followed events and `tend logs`. */
+export function renderEventLine(e: TendEvent): string {
+  return [eventTime(e), e.type, e.reason, e.vm ?? '-', e.message].join('   ');
+}
+
+/** "2026-01-02 03:04:05Z" */
+export function eventTime(e: TendEvent): string {
+  return e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

@@ -73,3 +73,14 @@ export async function readEvents(projDir: string, opts: ReadEventsOptions = {}):
   });
   return opts.limit !== undefined ? out.slice(-opts.limit) : out;
 }
+
+/** Parses an events.jsonl line; null for a torn or foreign line. */
+export function parseEventLine(line: string): TendEvent | null {
+  if (!line.trim()) return null;
+  try {
+    const e = JSON.parse(line) as TendEvent;
+    return typeof e === 'object' && e !== null && typeof e.reason === 'string' && typeof e.time === 'string' ? e : null;
+  } catch {
+    return null;
+  }
+}

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installCommand, renderInstall, uninstallCommand } from '../../src/cli/commands/install.js';
+import { installCommand, renderInstall } from '../../src/cli/commands/install.js';
+import { renderUninstall, uninstallCommand } from '../../src/cli/commands/uninstall.js';
 import { systemdWord, unitText } from '../../src/systemd/unit.js';
 
 function setup() {
@@ -37,7 +38,7 @@ test('install writes a user unit that runs tend watch for the project and leaves
     ['systemctl', '--user', 'daemon-reload'],
     ['systemctl', '--user', 'enable', '--now', r.unit],
   ]);
-  assert.match(renderInstall(r, 'install'), /enabled it/);
+  assert.match(renderInstall(r), /enabled it/);
 
   const u = await uninstallCommand({ cwd: s.cwd, env: s.env, run: s.run });
   assert.equal(existsSync(r.path), false);
@@ -45,7 +46,7 @@ test('install writes a user unit that runs tend watch for the project and leaves
     ['systemctl', '--user', 'disable', '--now', r.unit],
     ['systemctl', '--user', 'daemon-reload'],
   ]);
-  assert.match(renderInstall(u, 'uninstall'), /removed/);
+  assert.match(renderUninstall(u), /removed/);
 });
 
 test('--dry-run writes nothing and runs nothing; --system targets multi-user.target as the current user', async () => {
@@ -56,7 +57,7 @@ test('--dry-run writes nothing and runs nothing; --system targets multi-user.tar
   assert.deepEqual(s.ran, []);
   assert.match(r.text, /^User=\S+$/m);
   assert.match(r.text, /^WantedBy=multi-user.target$/m);
-  assert.match(renderInstall(r, 'install'), /not written: --dry-run/);
+  assert.match(renderInstall(r), /not written: --dry-run/);
   assert.deepEqual(r.commands, [['systemctl', 'daemon-reload']]);
 });
 

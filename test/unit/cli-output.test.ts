@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { formatDuration, formatMemory, parseDuration, table } from '../../src/cli/output.js';
 import { UsageError } from '../../schemas/errors.js';
-import { shellQuote } from '../../src/cli/commands/exec.js';
+import { shellQuote } from '../../src/ssh/exec.js';
 import { createLogger, formatHumanLine } from '../../src/log.js';
 
 test('table aligns columns under their headers', () => {

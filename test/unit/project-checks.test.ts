@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { loadProject } from '../../src/load/project.js';
 import { planCommand, renderPlan } from '../../src/cli/commands/plan.js';
 import { validateCommand } from '../../src/cli/commands/validate.js';
-import { convergeCommand, renderConverge } from '../../src/cli/commands/converge.js';
+import { convergeCommand } from '../../src/cli/commands/converge.js';
+import { renderConverge } from '../../src/cli/session.js';
 import { formatDiagnostic } from '../../schemas/diagnostic.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 

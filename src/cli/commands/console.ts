@@ -4,9 +4,9 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ConsoleEnd } from '../../../schemas/ports.js';
-import { UsageError } from '../../../schemas/errors.js';
-import { backendFor, loadContext, type GlobalOptions } from '../context.js';
-import { inferVm } from './ssh.js';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
+import type { CliCommand } from '../command.js';
+import { backendFor, inferVm, loadContext, type GlobalOptions } from '../context.js';
 
 export interface ConsoleCommandOptions extends GlobalOptions {
   name?: string;
@@ -38,3 +38,20 @@ export async function consoleCommand(o: ConsoleCommandOptions): Promise<ConsoleR
     input.pause();
   }
 }
+
+export const command: CliCommand = {
+  name: 'console',
+  description: "attach to the VM's serial console (works during boot); Ctrl-] detaches",
+  examples: ['tend console web'],
+  configure: (c) => c.argument('[name]', 'VM name (optional when the project has one VM)'),
+  async run({ g, args, io }) {
+    const name = args[0] as string | undefined;
+    const r = await consoleCommand({
+      ...g,
+      ...(name ? { name } : {}),
+      onAttached: (vm) => io.err(`attached to ${vm}'s serial console; Ctrl-] detaches`),
+    });
+    io.err(r.end === 'detached' ? '\ndetached' : `\n${r.vm}'s console closed (the VM stopped?)`);
+    return EXIT.ok;
+  },
+};

@@ -3,11 +3,11 @@
  * An explicit converge clears `tend stop` intents of the VMs it targets (design §3): that is
  * how `tend up` undoes `tend stop` and `tend down`.
  */
-import type { PlanEntry } from '../../../controllers/plan.js';
 import type { TendEvent } from '../../../schemas/ports.js';
-import { formatDiagnostic, type Diagnostic } from '../../../schemas/diagnostic.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { collect, logEvent, type CliCommand } from '../command.js';
 import { checkVmNames, type GlobalOptions } from '../context.js';
-import { recordStatus, renderVmLine, withDeps } from './lifecycle.js';
+import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult } from '../session.js';
 
 export interface ConvergeCommandOptions extends GlobalOptions {
   names?: string[];
@@ -16,15 +16,6 @@ export interface ConvergeCommandOptions extends GlobalOptions {
   /** false with --no-provision */
   provision?: boolean;
   onEvent?: (e: TendEvent) => void;
-}
-
-export interface ConvergeCommandResult {
-  ok: boolean;
-  project: string;
-  entries: PlanEntry[];
-  vms: Record<string, { state: string; error?: string; conditions: string[] }>;
-  /** the project files' warnings (converge/up) */
-  warnings?: Diagnostic[];
 }
 
 export async function convergeCommand(o: ConvergeCommandOptions, commandName = 'converge'): Promise<ConvergeCommandResult> {
@@ -57,8 +48,31 @@ export async function convergeCommand(o: ConvergeCommandOptions, commandName = '
   });
 }
 
-export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms']; warnings?: Diagnostic[] }): string {
-  const lines = Object.entries(r.vms).map(([vm, s]) => renderVmLine(vm, s));
-  if (lines.length === 0) lines.push('nothing to do');
-  return [...(r.warnings ?? []).map(formatDiagnostic), ...lines].join('\n');
-}
+export const command: CliCommand = {
+  name: 'converge',
+  aliases: ['up'],
+  description: 'make every declared VM real (create, start, restart, provision), then exit',
+  examples: ['tend up', 'tend converge --name web --no-provision', 'tend up --recreate --prune'],
+  stageTimeouts: true,
+  log: true,
+  configure: (c) =>
+    c
+      .option('--name <vm>', 'only this VM (and what it depends on); repeatable', collect)
+      .option('--no-provision', 'skip provision steps')
+      .option('--recreate', 'replace disks where the image changed or the disk shrank')
+      .option('--prune', 'stop and delete VMs no longer declared'),
+  async run({ g, opts, io }) {
+    const o = opts as { name?: string[]; provision?: boolean; recreate?: boolean; prune?: boolean };
+    const r = await convergeCommand({
+      ...g,
+      ...(o.name ? { names: o.name } : {}),
+      provision: o.provision !== false,
+      recreate: o.recreate ?? false,
+      prune: o.prune ?? false,
+      onEvent: logEvent(g),
+    });
+    if (g.json) io.json(r);
+    else io.out(renderConverge(r));
+    return r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

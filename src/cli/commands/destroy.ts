@@ -1,5 +1,7 @@
 /** `tend destroy NAME`: stop the VM and delete its folder (disk, seed, keys); named volumes are kept. */
-import { withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, type CliCommand } from '../command.js';
+import { renderVmResult, vmResultOk, withDeps, type VmCommandOptions, type VmCommandResult } from '../session.js';
 
 export async function destroyCommand(o: VmCommandOptions): Promise<VmCommandResult> {
   return withDeps(o, `destroy ${o.name}`, async (ctx, deps, run) => {
@@ -8,3 +10,17 @@ export async function destroyCommand(o: VmCommandOptions): Promise<VmCommandResu
     return { project: ctx.project.name, vm: o.name, ...r };
   });
 }
+
+export const command: CliCommand = {
+  name: 'destroy',
+  description: 'stop the VM and delete its disk, seed and keys (named volumes are kept)',
+  examples: ['tend destroy web'],
+  log: true,
+  configure: (c) => c.argument('<name>', 'VM name'),
+  async run({ g, args, io }) {
+    const r = await destroyCommand({ ...g, name: args[0] as string, onEvent: logEvent(g) });
+    if (g.json) io.json(r);
+    else io.out(renderVmResult(r));
+    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -1,6 +1,8 @@
 /** `tend doctor`: check the host (QEMU, qemu-img, which accelerator really works, SSH, state dir). */
 import type { DoctorReport, ToolReport } from '../../qemu/doctor.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import type { CliCommand } from '../command.js';
+import { EXIT } from '../../../schemas/errors.js';
 import { renderDeviceChecks } from '../../qemu/devices.js';
 
 export interface DoctorResult {
@@ -54,3 +56,15 @@ export function renderDoctor(r: DoctorResult): string {
   lines.push(d.problems.length === 0 ? 'no problems found' : `problems:\n${d.problems.map((p) => `  - ${p}`).join('\n')}`);
   return lines.join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'doctor',
+  description: 'check the host: QEMU, qemu-img, which accelerator really works, state dir',
+  examples: ['tend doctor', 'tend doctor --json'],
+  async run({ g, io }) {
+    const r = await doctorCommand(g);
+    if (g.json) io.json(r);
+    else io.out(renderDoctor(r));
+    return r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -7,8 +7,9 @@
  */
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ConvergeCommandResult } from './converge.js';
-import { recordStatus, withDeps } from './lifecycle.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, type CliCommand } from '../command.js';
+import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult } from '../session.js';
 import type { Context, GlobalOptions } from '../context.js';
 import { runsDir } from '../../state/paths.js';
 import type { TendEvent } from '../../../schemas/ports.js';
@@ -50,3 +51,29 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
   if (runFolder && destroy && result.ok) await rm(runFolder, { recursive: true, force: true });
   return result;
 }
+
+export const command: CliCommand = {
+  name: 'down',
+  description: 'stop every VM of the project, dependents first (`tend up` starts them again)',
+  examples: ['tend down', 'tend down --destroy --volumes', 'tend down debian-12-3f2a --destroy'],
+  log: true,
+  configure: (c) =>
+    c
+      .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')
+      .option('--destroy', "also delete the VMs (disks, seeds, keys; a `tend run` VM's folder too)")
+      .option('--volumes', 'also delete named volumes (implies --destroy)'),
+  async run({ g, args, opts, io }) {
+    const names = args[0] as string[];
+    const o = opts as { destroy?: boolean; volumes?: boolean };
+    const r = await downCommand({
+      ...g,
+      ...(names.length > 0 ? { names } : {}),
+      destroy: o.destroy ?? false,
+      volumes: o.volumes ?? false,
+      onEvent: logEvent(g),
+    });
+    if (g.json) io.json(r);
+    else io.out(renderConverge(r));
+    return r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -3,12 +3,12 @@
  * With `follow` (-f), events appended afterwards are passed to `onEvent` as they arrive, until
  * the signal aborts (Ctrl-C).
  */
-import { stat } from 'node:fs/promises';
 import type { TendEvent } from '../../../schemas/ports.js';
-import { eventsPath, readEvents } from '../../state/events.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { tailEvents } from '../../state/tail.js';
+import type { CliCommand } from '../command.js';
 import { loadContext, type GlobalOptions } from '../context.js';
-import { table } from '../output.js';
-import { followNew, parseEventLine } from './logs.js';
+import { eventTime, renderEventLine, table } from '../output.js';
 
 export interface EventsCommandOptions extends GlobalOptions {
   vm?: string;
@@ -31,43 +31,38 @@ export interface EventsResult {
 export async function eventsCommand(o: EventsCommandOptions): Promise<EventsResult> {
   const ctx = await loadContext(o);
   const corrupt: string[] = [];
-  // the follower starts at the size seen before the backlog is read: nothing falls in between
-  const start = await fileSize(eventsPath(ctx.projDir));
-  const events = await readEvents(ctx.projDir, {
-    ...(o.vm ? { vm: o.vm } : {}),
-    ...(o.tail !== undefined ? { limit: o.tail } : {}),
-    onCorrupt: (c) => corrupt.push(c.path),
-  });
-  if (o.follow) {
-    for (const e of events) o.onEvent?.(e);
-    await followNew(eventsPath(ctx.projDir), start, {
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.pollMs ? { pollMs: o.pollMs } : {}),
-      onLine: (line) => {
-        const e = parseEventLine(line);
-        if (e && (!o.vm || e.vm === o.vm)) o.onEvent?.(e);
-      },
-    });
-  }
+  const events = await tailEvents(ctx.projDir, { ...o, onCorrupt: (c) => corrupt.push(c.path) });
   return { project: ctx.project.name, events, corrupt };
-}
-
-async function fileSize(path: string): Promise<number> {
-  return stat(path).then(
-    (s) => s.size,
-    () => 0,
-  );
-}
-
-/** One event as a table row (same columns as renderEvents), for followed events. */
-export function renderEventLine(e: TendEvent): string {
-  return [e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), e.type, e.reason, e.vm ?? '-', e.message].join('   ');
 }
 
 export function renderEvents(r: EventsResult): string {
   if (r.events.length === 0) return `no events recorded for project ${r.project}`;
   return table(
     ['TIME', 'TYPE', 'REASON', 'VM', 'MESSAGE'],
-    r.events.map((e) => [e.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), e.type, e.reason, e.vm ?? '-', e.message]),
+    r.events.map((e) => [eventTime(e), e.type, e.reason, e.vm ?? '-', e.message]),
   );
 }
+
+export const command: CliCommand = {
+  name: 'events',
+  description: 'what happened in this project (VmStarted, VmFailed, ...), oldest first',
+  examples: ['tend events', 'tend events --vm web --tail 20', 'tend events --json', 'tend events -f'],
+  configure: (c) =>
+    c
+      .option('--vm <name>', 'only this VM')
+      .option('--tail <n>', 'only the last N events', (v: string) => Number.parseInt(v, 10))
+      .option('-f, --follow', 'keep printing new events as they happen, until Ctrl-C (--json: one per line)'),
+  async run({ g, opts, io }) {
+    const o = opts as { vm?: string; tail?: number; follow?: boolean };
+    const r = await eventsCommand({
+      ...g,
+      ...(o.vm ? { vm: o.vm } : {}),
+      ...(o.tail !== undefined && Number.isFinite(o.tail) ? { tail: o.tail } : {}),
+      ...(o.follow ? { follow: true, onEvent: (e: TendEvent) => io.out(g.json ? JSON.stringify(e) : renderEventLine(e)) } : {}),
+    });
+    if (o.follow) return EXIT.ok;
+    if (g.json) io.json(r);
+    else io.out(renderEvents(r));
+    return EXIT.ok;
+  },
+};

@@ -3,6 +3,7 @@
  * user (src/ssh/user.ts) and forwarded SSH port; its output streams to our stdout/stderr and its exit code becomes ours.
  */
 import { BackendError, UsageError } from '../../../schemas/errors.js';
+import type { CliCommand } from '../command.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { shellQuote, sshExec } from '../../ssh/exec.js';
@@ -22,8 +23,6 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
 }
-
-export { shellQuote };
 
 export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   if (o.argv.length === 0) throw new UsageError('nothing to run: write `tend exec NAME -- COMMAND [ARGS...]`', 'NoCommand');
@@ -80,3 +79,27 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   });
   return { vm: o.name, ...r };
 }
+
+export const command: CliCommand = {
+  name: 'exec',
+  description: "run a command in the VM over SSH; its exit code becomes tend's",
+  examples: ['tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'", 'tend up & tend exec -w 5m web -- cloud-init status'],
+  stageTimeouts: true,
+  configure: (c) =>
+    c
+      .argument('<name>', 'VM name')
+      .argument('<command...>', 'command and arguments (after --)')
+      .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first'),
+  async run({ g, args, opts, io }) {
+    const o = opts as { wait?: string };
+    const r = await execCommand({
+      ...g,
+      name: args[0] as string,
+      argv: args[1] as string[],
+      ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),
+      stdout: (b) => io.stdout(b),
+      stderr: (b) => io.stderr(b),
+    });
+    return r.code;
+  },
+};

@@ -1,5 +1,6 @@
 /** `tend image pull|list|inspect|verify|rm|build`: thin wrappers over the image store. */
-import { UsageError, NotFoundError } from '../../../schemas/errors.js';
+import { EXIT, UsageError, NotFoundError } from '../../../schemas/errors.js';
+import type { CliCommand, Invocation } from '../command.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
@@ -105,3 +106,70 @@ export function renderImage(r: ImageResult): string {
         .join('\n');
   }
 }
+
+/** A one-line download progress bar on a TTY; nothing otherwise (progress lines still print). */
+function progressBar(): ((p: { received: number; total: number | null }) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    const done = p.total !== null && p.received >= p.total;
+    if (now - last < 100 && !done) return;
+    last = now;
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
+    if (p.total) {
+      const frac = Math.min(1, p.received / p.total);
+      const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.');
+      process.stderr.write(`\r[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(p.received)}/${mib(p.total)} MiB`);
+    } else {
+      process.stderr.write(`\r${mib(p.received)} MiB`);
+    }
+    if (done) process.stderr.write('\n');
+  };
+}
+
+function imageVerb(verb: ImageVerb, description: string, example: string, configure?: CliCommand['configure']): CliCommand {
+  return {
+    name: verb,
+    ...(verb === 'list' ? { aliases: ['ls'] } : {}),
+    description,
+    examples: [example],
+    ...(configure ? { configure } : {}),
+    async run({ g, args, opts, io }: Invocation) {
+      const ref = typeof args[0] === 'string' ? args[0] : undefined;
+      const r = await imageCommand({
+        ...g,
+        verb,
+        ...(ref ? { ref } : {}),
+        force: (opts as { force?: boolean }).force ?? false,
+        onProgress: (m: string) => io.err(m),
+        onDownload: progressBar(),
+      });
+      if (g.json) io.json(r);
+      else io.out(renderImage(r));
+      return r.verb === 'verify' && !r.ok ? EXIT.failure : EXIT.ok;
+    },
+  };
+}
+
+export const command: CliCommand = {
+  name: 'image',
+  description: 'manage base images (pull, list, inspect, verify, rm, build)',
+  examples: ['tend image pull debian:12', 'tend image list', 'tend image rm debian:12'],
+  subcommands: [
+    imageVerb('pull', 'download and verify an image', 'tend image pull debian:12', (c) =>
+      c.argument('<ref>', 'catalog name (debian:12), URL or path'),
+    ),
+    imageVerb('list', 'list stored images', 'tend image list'),
+    imageVerb('inspect', 'show an image: path, format, size, checksum', 'tend image inspect debian:12', (c) =>
+      c.argument('<ref>', 'image'),
+    ),
+    imageVerb('verify', 're-hash a stored image against its checksum', 'tend image verify debian:12', (c) => c.argument('<ref>', 'image')),
+    imageVerb('rm', 'delete a stored image (refused while a VM disk uses it)', 'tend image rm debian:12', (c) =>
+      c.argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)'),
+    ),
+    imageVerb('build', 'build a catalog image locally (no network)', 'tend image build debian:12', (c) =>
+      c.argument('<name>', 'buildable catalog name'),
+    ),
+  ],
+};

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { BackendError, NotFoundError, TendError, EXIT, UsageError } from '../../../schemas/errors.js';
 import { importDomainXml, type ImportWarning } from '../../import/libvirt.js';
 import type { GlobalOptions } from '../context.js';
+import type { CliCommand } from '../command.js';
 
 export interface ImportCommandOptions extends GlobalOptions {
   xml?: string;
@@ -84,3 +85,27 @@ export function renderImport(r: ImportCommandResult): string {
   else lines.unshift(r.yaml.trimEnd());
   return lines.join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'import',
+  description: 'write a tend.yaml from a libvirt domain (--xml FILE or a domain name), warning about every part it cannot map',
+  examples: ['tend import --xml vm.xml', 'tend import web01 -o - ', 'tend import -c qemu:///system web01'],
+  configure: (c) =>
+    c
+      .argument('[domain]', 'libvirt domain name (read with virsh dumpxml)')
+      .option('--xml <file>', 'libvirt domain XML file')
+      .option('-o, --output <file>', 'file to write (default tend.yaml; - prints it)')
+      .option('--force', 'overwrite the output file')
+      .option('-c, --connect <uri>', 'libvirt URI for virsh'),
+  async run({ g, args, opts, io }) {
+    const domain = args[0] as string | undefined;
+    const o = opts as { xml?: string; output?: string; force?: boolean; connect?: string };
+    const r = await importCommand({ ...g, ...(domain ? { domain } : {}), ...o });
+    if (g.json) io.json(r);
+    else if (r.file) {
+      for (const w of r.warnings) io.err(`warning: ${w.part}: ${w.message}`);
+      io.out(`wrote ${r.file} (service ${r.name}); check it with: tend validate -f ${r.file}`);
+    } else io.out(renderImport(r));
+    return EXIT.ok;
+  },
+};

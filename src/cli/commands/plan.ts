@@ -3,6 +3,8 @@ import { plan, type PlanEntry } from '../../../controllers/plan.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import { formatDiagnostic, type Diagnostic } from '../../../schemas/diagnostic.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { collect, type CliCommand } from '../command.js';
 
 export interface PlanCommandOptions extends GlobalOptions {
   recreate?: boolean;
@@ -35,3 +37,21 @@ export function renderPlan(r: PlanResult): string {
   const rows = r.entries.map((e) => [e.vm, e.action, [...e.changed, ...e.notes].join('; ') || '-']);
   return [...r.warnings.map(formatDiagnostic), table(['VM', 'ACTION', 'CHANGES/NOTES'], rows)].join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'plan',
+  description: 'show what converge would do, without doing it',
+  examples: ['tend plan', 'tend plan --recreate --prune', 'tend plan --json | jq .entries'],
+  configure: (c) =>
+    c
+      .option('--recreate', 'plan recreating VMs whose image or disk shrink needs a new disk')
+      .option('--prune', 'plan deleting VMs no longer declared')
+      .option('--name <vm>', 'only this VM (repeatable)', collect),
+  async run({ g, opts, io }) {
+    const o = opts as { recreate?: boolean; prune?: boolean; name?: string[] };
+    const r = await planCommand({ ...g, recreate: o.recreate ?? false, prune: o.prune ?? false, ...(o.name ? { names: o.name } : {}) });
+    if (g.json) io.json(r);
+    else io.out(renderPlan(r));
+    return EXIT.ok;
+  },
+};

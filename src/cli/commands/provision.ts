@@ -3,12 +3,16 @@
  * layer cache (design §5), then record the successes. VMs that are not running are not started
  * for this: naming one is an error, and without names only the running VMs are provisioned.
  */
-import { UsageError } from '../../../schemas/errors.js';
-import { checkVmNames } from '../context.js';
-import type { ConvergeCommandOptions, ConvergeCommandResult } from './converge.js';
-import { recordStatus, withDeps } from './lifecycle.js';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
+import { collect, logEvent, type CliCommand } from '../command.js';
+import { checkVmNames, type GlobalOptions } from '../context.js';
+import type { TendEvent } from '../../../schemas/ports.js';
+import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult } from '../session.js';
 
-export type ProvisionCommandOptions = Omit<ConvergeCommandOptions, 'recreate' | 'prune' | 'provision'>;
+export interface ProvisionCommandOptions extends GlobalOptions {
+  names?: string[];
+  onEvent?: (e: TendEvent) => void;
+}
 
 export async function provisionCommand(o: ProvisionCommandOptions): Promise<ConvergeCommandResult> {
   const asked = o.names && o.names.length > 0 ? o.names : undefined;
@@ -36,3 +40,19 @@ export async function provisionCommand(o: ProvisionCommandOptions): Promise<Conv
     return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
   });
 }
+
+export const command: CliCommand = {
+  name: 'provision',
+  description: 'run every provision step again on the running VMs (ignores the step cache)',
+  examples: ['tend provision', 'tend provision --name web'],
+  stageTimeouts: true,
+  log: true,
+  configure: (c) => c.option('--name <vm>', 'only this VM (repeatable)', collect),
+  async run({ g, opts, io }) {
+    const o = opts as { name?: string[] };
+    const r = await provisionCommand({ ...g, ...(o.name ? { names: o.name } : {}), onEvent: logEvent(g) });
+    if (g.json) io.json(r);
+    else io.out(renderConverge(r));
+    return r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

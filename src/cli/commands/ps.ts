@@ -4,8 +4,11 @@
  * is one, plus what the plan says (RecreateRequired, Orphan, StopIntent). `tend ps NAME` shows
  * only that VM's row (a `tend run` VM's too).
  */
-import { plan, type PlanEntry } from '../../../controllers/plan.js';
-import { alive, type ObservedVm } from '../../../schemas/ports.js';
+import { plan } from '../../../controllers/plan.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { alive } from '../../../schemas/ports.js';
+import type { CliCommand } from '../command.js';
+import { planConditions } from '../conditions.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { readStatus, type StatusRecord } from '../../state/status.js';
 import { backendFor, loadContext, type GlobalOptions } from '../context.js';
@@ -36,16 +39,6 @@ export interface PsResult {
 
 function statusConditions(s: Partial<StatusRecord> | undefined): string[] {
   return s?.conditions ?? [];
-}
-
-export function planConditions(e: PlanEntry | undefined, obs: ObservedVm | undefined): string[] {
-  const out: string[] = [];
-  if (e?.action === 'recreate-required') out.push('RecreateRequired');
-  if (e?.action === 'orphan') out.push('Orphan');
-  if (e && ['restart', 'reseed', 'recreate', 'create', 'start'].includes(e.action) && obs?.exists) out.push('OutOfSync');
-  if (obs?.intent === 'stopped') out.push('StopIntent');
-  if (obs && obs.corrupt.length > 0) out.push('StateRebuilt');
-  return out;
 }
 
 export interface PsCommandOptions extends GlobalOptions {
@@ -120,3 +113,17 @@ export function renderPs(r: PsResult, now: number = Date.now()): string {
   ]);
   return table(['NAME', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', 'CONDITIONS'], rows);
 }
+
+export const command: CliCommand = {
+  name: 'ps',
+  description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
+  examples: ['tend ps', 'tend ps --json', 'tend ps debian-12-3f2a'],
+  configure: (c) => c.argument('[name]', 'only this VM (also a `tend run` VM)'),
+  async run({ g, args, io }) {
+    const name = args[0] as string | undefined;
+    const r = await psCommand({ ...g, ...(name ? { name } : {}) });
+    if (g.json) io.json(r);
+    else io.out(renderPs(r));
+    return EXIT.ok;
+  },
+};

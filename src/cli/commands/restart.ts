@@ -1,6 +1,7 @@
 /** `tend restart NAME`: stop the VM and start it again with the current settings (disk kept). */
-import { recordStatus, withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
-import { withGrace } from './stop.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, seconds, type CliCommand } from '../command.js';
+import { recordStatus, renderVmResult, vmResultOk, withDeps, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
 
 export interface RestartCommandOptions extends VmCommandOptions {
   timeout?: number;
@@ -15,3 +16,24 @@ export async function restartCommand(o: RestartCommandOptions): Promise<VmComman
     return { project: ctx.project.name, vm: o.name, ...r };
   });
 }
+
+export const command: CliCommand = {
+  name: 'restart',
+  description: 'stop the VM, then converge it (start, provision)',
+  examples: ['tend restart web'],
+  stageTimeouts: true,
+  log: true,
+  configure: (c) => c.argument('<name>', 'VM name').option('--timeout <seconds>', 'ACPI grace period before SIGTERM', seconds),
+  async run({ g, args, opts, io }) {
+    const o = opts as { timeout?: number };
+    const r = await restartCommand({
+      ...g,
+      name: args[0] as string,
+      onEvent: logEvent(g),
+      ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+    });
+    if (g.json) io.json(r);
+    else io.out(renderVmResult(r));
+    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -15,13 +15,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { NAME_RE } from '../../../schemas/names.js';
-import { UsageError } from '../../../schemas/errors.js';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
+import { logEvent, type CliCommand } from '../command.js';
 import { memoryWithUnitToMiB } from '../../../schemas/units.js';
 import { isHostPath, parseVolumeSpec } from '../../load/volumes.js';
 import { parsePortSpec } from '../../load/ports.js';
 import { RUN_FILE, runDir } from '../../state/paths.js';
 import { loadContext, resolveStateRoot, type GlobalOptions } from '../context.js';
-import type { ConvergeCommandResult } from './converge.js';
+import type { ConvergeCommandResult } from '../session.js';
 import type { TendEvent } from '../../../schemas/ports.js';
 
 export interface RunCommandOptions extends GlobalOptions {
@@ -277,3 +278,38 @@ export function renderRun(r: RunCommandResult): string {
     `  ${down}`,
   ].join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'run',
+  description:
+    'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
+  examples: ['tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'],
+  log: true,
+  configure: (c) =>
+    c.argument('[args...]', 'image, options, then -- and a command to run over SSH once Ready').allowUnknownOption().helpOption(false),
+  async run({ g, io, rawArgs, help }) {
+    // run parses its own words (-v is --volume here), from the line as typed
+    const raw = rawArgs;
+    let at = raw.indexOf('run');
+    while (at > 0 && ['-f', '--file', '--state-dir', '--lock-timeout'].includes(raw[at - 1])) at = raw.indexOf('run', at + 1);
+    const before = raw.slice(0, Math.max(0, at));
+    g.verbose = before.includes('-v') || before.includes('--verbose');
+    const words = raw.slice(at + 1);
+    const dash = words.indexOf('--');
+    if ((dash < 0 ? words : words.slice(0, dash)).some((w) => w === '--help' || w === '-h')) {
+      io.out(help());
+      return EXIT.ok;
+    }
+    const r = await runCommand({
+      ...g,
+      ...parseRunArgs(words),
+      onEvent: logEvent(g),
+      stdout: (b) => io.stdout(b),
+      stderr: (b) => io.stderr(b),
+    });
+    if (g.json) io.json(r);
+    else if (r.exec) io.err(renderRun(r));
+    else io.out(renderRun(r));
+    return r.exec ? r.exec.code : r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -13,7 +13,8 @@ import { didYouMean } from '../../../schemas/names.js';
 import { hostAlias, readPin } from '../../ssh/known-hosts.js';
 import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
 import { vmDir, vmFile } from '../../state/paths.js';
-import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
+import { backendFor, inferVm, loadContext, vmSpec, type GlobalOptions } from '../context.js';
+import type { CliCommand } from '../command.js';
 
 export interface SshCommandOptions extends GlobalOptions {
   name?: string;
@@ -29,14 +30,6 @@ export interface SshInvocation {
   vm: string;
   argv: string[];
   code: number;
-}
-
-/** The VM to use: the one named, else the project's only VM. */
-export function inferVm(project: Project, name: string | undefined, command: string): string {
-  if (name) return vmSpec(project, name).name;
-  if (project.vms.length === 1) return project.vms[0].name;
-  const names = project.vms.map((v) => v.name).join(', ') || '(none)';
-  throw new UsageError(`name the VM: \`tend ${command} NAME\` (this project has ${names})`, 'VmNameRequired');
 }
 
 function quoteWord(word: string): string {
@@ -152,3 +145,28 @@ export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
   const code = await (o.run ?? spawnSsh)(argv);
   return { vm: name, argv, code };
 }
+
+export const command: CliCommand = {
+  name: 'ssh',
+  description: 'open a terminal in the VM through the system ssh (user and key: docs/ssh.md)',
+  examples: ['tend ssh', 'tend ssh web', 'tend ssh web --user root -- journalctl -b'],
+  configure: (c) =>
+    c
+      .argument('[name]', 'VM name (optional when the project has one VM)')
+      .argument('[command...]', 'run this instead of a login shell (after --)')
+      .option('--user <user>', 'log in as this user')
+      .option('--key <path>', 'also offer this private key (after the generated one)'),
+  async run({ g, args, opts }) {
+    const name = args[0] as string | undefined;
+    const argv = args[1] as string[];
+    const o = opts as { user?: string; key?: string };
+    const r = await sshCommand({
+      ...g,
+      ...(name ? { name } : {}),
+      ...(argv.length > 0 ? { argv } : {}),
+      ...(o.user ? { user: o.user } : {}),
+      ...(o.key ? { key: o.key } : {}),
+    });
+    return r.code;
+  },
+};

@@ -1,6 +1,7 @@
 /** `tend start NAME`: clear a `tend stop` intent, then converge that VM (and what it depends on). */
-import type { ConvergeCommandResult } from './converge.js';
-import { recordStatus, withDeps, type VmCommandOptions } from './lifecycle.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, type CliCommand } from '../command.js';
+import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult, type VmCommandOptions } from '../session.js';
 
 export interface StartCommandOptions extends VmCommandOptions {
   provision?: boolean;
@@ -14,3 +15,19 @@ export async function startCommand(o: StartCommandOptions): Promise<ConvergeComm
     return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
   });
 }
+
+export const command: CliCommand = {
+  name: 'start',
+  description: 'clear a `tend stop` and converge this VM',
+  examples: ['tend start web'],
+  stageTimeouts: true,
+  log: true,
+  configure: (c) => c.argument('<name>', 'VM name').option('--no-provision', 'skip provision steps'),
+  async run({ g, args, opts, io }) {
+    const o = opts as { provision?: boolean };
+    const r = await startCommand({ ...g, name: args[0] as string, provision: o.provision !== false, onEvent: logEvent(g) });
+    if (g.json) io.json(r);
+    else io.out(renderConverge(r));
+    return r.ok ? EXIT.ok : EXIT.failure;
+  },
+};

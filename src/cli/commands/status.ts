@@ -6,7 +6,9 @@ import { readStatus } from '../../state/status.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration } from '../output.js';
-import { planConditions } from './ps.js';
+import { planConditions } from '../conditions.js';
+import type { CliCommand } from '../command.js';
+import { EXIT } from '../../../schemas/errors.js';
 
 export interface StatusCommandOptions extends GlobalOptions {
   name: string;
@@ -94,3 +96,16 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
   for (const [k, v] of Object.entries(r.paths)) out.push(`  ${(k + ':').padEnd(w - 1)} ${v}`);
   return out.join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'status',
+  description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
+  examples: ['tend status web', 'tend status web --json'],
+  configure: (c) => c.argument('<name>', 'VM name'),
+  async run({ g, args, io }) {
+    const r = await statusCommand({ ...g, name: args[0] as string });
+    if (g.json) io.json(r);
+    else io.out(renderStatus(r));
+    return EXIT.ok;
+  },
+};

@@ -1,16 +1,11 @@
 /** `tend stop NAME`: record the stop intent (so watch does not undo it), then stop the VM. */
-import type { Project } from '../../../schemas/model.js';
-import { recordStatus, withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, seconds, type CliCommand } from '../command.js';
+import { recordStatus, renderVmResult, vmResultOk, withDeps, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
 
 export interface StopCommandOptions extends VmCommandOptions {
   /** seconds between ACPI powerdown and SIGTERM; default the VM's stop_grace_period */
   timeout?: number;
-}
-
-/** The project with one VM's grace period replaced (how --timeout reaches the backend). */
-export function withGrace(project: Project, name: string, timeout: number | undefined): Project {
-  if (timeout === undefined) return project;
-  return { ...project, vms: project.vms.map((v) => (v.name === name ? { ...v, stopGracePeriod: timeout } : v)) };
 }
 
 export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResult> {
@@ -21,3 +16,26 @@ export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResul
     return { project: ctx.project.name, vm: o.name, ...r };
   });
 }
+
+export const command: CliCommand = {
+  name: 'stop',
+  description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
+  examples: ['tend stop web', 'tend stop web --timeout 5'],
+  log: true,
+  configure: (c) =>
+    c
+      .argument('<name>', 'VM name')
+      .option('--timeout <seconds>', 'wait this long after ACPI powerdown before SIGTERM (default: its stop_grace_period)', seconds),
+  async run({ g, args, opts, io }) {
+    const o = opts as { timeout?: number };
+    const r = await stopCommand({
+      ...g,
+      name: args[0] as string,
+      onEvent: logEvent(g),
+      ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+    });
+    if (g.json) io.json(r);
+    else io.out(renderVmResult(r));
+    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+  },
+};

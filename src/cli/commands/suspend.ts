@@ -1,5 +1,7 @@
 /** `tend suspend NAME`: pause the VM's vCPUs (QMP stop); memory stays allocated. */
-import { recordStatus, withDeps, type VmCommandOptions, type VmCommandResult } from './lifecycle.js';
+import { EXIT } from '../../../schemas/errors.js';
+import { logEvent, type CliCommand } from '../command.js';
+import { recordStatus, renderVmResult, vmResultOk, withDeps, type VmCommandOptions, type VmCommandResult } from '../session.js';
 
 export async function suspendCommand(o: VmCommandOptions): Promise<VmCommandResult> {
   return withDeps(o, `suspend ${o.name}`, async (ctx, deps, run) => {
@@ -9,3 +11,17 @@ export async function suspendCommand(o: VmCommandOptions): Promise<VmCommandResu
     return { project: ctx.project.name, vm: o.name, ...r };
   });
 }
+
+export const command: CliCommand = {
+  name: 'suspend',
+  description: 'pause the VM (its CPUs stop; memory stays)',
+  examples: ['tend suspend web'],
+  log: true,
+  configure: (c) => c.argument('<name>', 'VM name'),
+  async run({ g, args, io }) {
+    const r = await suspendCommand({ ...g, name: args[0] as string, onEvent: logEvent(g) });
+    if (g.json) io.json(r);
+    else io.out(renderVmResult(r));
+    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+  },
+};

@@ -7,6 +7,7 @@
 import type { Backend, Observed, VolumeObserved, Volumes } from '../../../schemas/ports.js';
 import type { Project } from '../../../schemas/model.js';
 import { EXIT, NotFoundError, TendError, UsageError } from '../../../schemas/errors.js';
+import type { CliCommand, Invocation } from '../command.js';
 import { didYouMean } from '../../../schemas/names.js';
 import { withProjectLock } from '../../state/lock.js';
 import { backendFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
@@ -187,3 +188,30 @@ export function renderVolume(r: VolumeResult): string {
       return r.removed.length ? r.removed.map((n) => `removed volume ${n}`).join('\n') : 'nothing to remove (not created yet)';
   }
 }
+
+function volumeVerb(verb: VolumeCommandOptions['verb'], description: string, configure?: CliCommand['configure']): CliCommand {
+  return {
+    name: verb,
+    ...(verb === 'ls' ? { aliases: ['list'] } : {}),
+    description,
+    ...(configure ? { configure } : {}),
+    async run({ g, args, io }: Invocation) {
+      const names = args.flat().filter((a): a is string => typeof a === 'string');
+      const r = await volumeCommand({ ...g, verb, names });
+      if (g.json) io.json(r);
+      else io.out(renderVolume(r));
+      return EXIT.ok;
+    },
+  };
+}
+
+export const command: CliCommand = {
+  name: 'volume',
+  description: 'named volumes of the project: ls, inspect, rm (they outlive VMs)',
+  examples: ['tend volume ls', 'tend volume inspect data', 'tend volume rm data'],
+  subcommands: [
+    volumeVerb('ls', 'list the named volumes: size, use, who mounts them'),
+    volumeVerb('inspect', 'show one volume', (c) => c.argument('<name>', 'volume')),
+    volumeVerb('rm', 'delete volumes (refused while a VM that mounts one exists)', (c) => c.argument('<names...>', 'volumes')),
+  ],
+};

@@ -12,14 +12,15 @@ import type { Project } from '../../../schemas/model.js';
 import type { Clock, TendEvent } from '../../../schemas/ports.js';
 import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
 import type { BackoffOptions } from '../../../controllers/restart-policy.js';
-import { UsageError } from '../../../schemas/errors.js';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
 import { loadProject } from '../../load/project.js';
 import { appendEvent, eventsPath } from '../../state/events.js';
 import { acquireProjectLock } from '../../state/lock.js';
 import { acquireControllerLock } from '../../watch/controller-lock.js';
 import { depsFor, loadContext, lockOptions, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
-import { recordStatus } from './lifecycle.js';
+import { recordStatus } from '../session.js';
+import type { CliCommand } from '../command.js';
 
 export interface WatchCommandOptions extends GlobalOptions {
   /** periodic resync ("30s"); "0" disables it */
@@ -211,3 +212,38 @@ export function renderWatchEvent(e: TendEvent, json: boolean): string {
   const head = `${time} ${e.type === 'Warning' ? 'WARN ' : 'INFO '} ${e.vm ? `${e.vm}: ` : ''}${e.reason}: ${lines[0]}`;
   return [head, ...lines.slice(1).map((l) => `    ${l}`)].join('\n');
 }
+
+export const command: CliCommand = {
+  name: 'watch',
+  description: 'converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)',
+  examples: ['tend watch', 'tend watch --resync 1m --prune', 'tend watch --json | jq .reason'],
+  stageTimeouts: true,
+  log: true,
+  configure: (c) =>
+    c
+      .option('--resync <duration>', 'periodic full converge; 0 turns it off', '30s')
+      .option('--debounce <duration>', 'quiet time after a file save before reconciling', '50ms')
+      .option('--no-provision', 'skip provision steps')
+      .option('--recreate', 'replace disks where the image changed or the disk shrank')
+      .option('--prune', 'stop and delete VMs no longer declared'),
+  async run({ g, opts, io }) {
+    const o = opts as { resync: string; debounce: string; provision?: boolean; recreate?: boolean; prune?: boolean };
+    // human lines on a terminal; one JSON event per line with --json or under systemd/CI
+    const json = (g.json ?? false) || !process.stdout.isTTY;
+    await watchCommand({
+      ...g,
+      resync: o.resync,
+      debounce: o.debounce,
+      provision: o.provision !== false,
+      recreate: o.recreate ?? false,
+      prune: o.prune ?? false,
+      onEvent: (e) => io.out(renderWatchEvent(e, json)),
+      subscribeReload: (reload) => {
+        const onHup = (): void => reload();
+        process.on('SIGHUP', onHup);
+        return () => process.off('SIGHUP', onHup);
+      },
+    });
+    return EXIT.ok;
+  },
+};

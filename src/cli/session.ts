@@ -1,10 +1,17 @@
-/** Shared by the imperative one-VM commands: load, check the name, take the lock, build the deps. */
-import type { ControllerDeps, RunOptions } from '../../../controllers/reconciler.js';
-import type { TendEvent } from '../../../schemas/ports.js';
-import { appendEvent } from '../../state/events.js';
-import { withProjectLock } from '../../state/lock.js';
-import { recordStatus as writeStatus } from '../../state/status.js';
-import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from '../context.js';
+/**
+ * A mutating command's session: load the project, take the project lock, build the controller's
+ * deps, record events (events.jsonl) and verdicts (status.json). Shared by converge, down, start,
+ * stop, restart, suspend, resume, destroy, provision, run.
+ */
+import type { PlanEntry } from '../../controllers/plan.js';
+import type { ControllerDeps, RunOptions } from '../../controllers/reconciler.js';
+import type { Project } from '../../schemas/model.js';
+import type { TendEvent } from '../../schemas/ports.js';
+import { formatDiagnostic, type Diagnostic } from '../../schemas/diagnostic.js';
+import { appendEvent } from '../state/events.js';
+import { withProjectLock } from '../state/lock.js';
+import { recordStatus as writeStatus } from '../state/status.js';
+import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from './context.js';
 
 export interface VmCommandOptions extends GlobalOptions {
   name: string;
@@ -73,4 +80,26 @@ export async function recordStatus(
   now = Date.now(),
 ): Promise<void> {
   await writeStatus(ctx.projDir, vms, now, (vm, err) => ctx.opts.log?.warn({ err, vm }, 'cannot record status'));
+}
+
+/** What converge-like commands report (converge, down, start, provision, run). */
+export interface ConvergeCommandResult {
+  ok: boolean;
+  project: string;
+  entries: PlanEntry[];
+  vms: Record<string, { state: string; error?: string; conditions: string[] }>;
+  /** the project files' warnings (converge/up) */
+  warnings?: Diagnostic[];
+}
+
+export function renderConverge(r: { ok: boolean; vms: ConvergeCommandResult['vms']; warnings?: Diagnostic[] }): string {
+  const lines = Object.entries(r.vms).map(([vm, s]) => renderVmLine(vm, s));
+  if (lines.length === 0) lines.push('nothing to do');
+  return [...(r.warnings ?? []).map(formatDiagnostic), ...lines].join('\n');
+}
+
+/** The project with one VM's grace period replaced (how stop/restart --timeout reach the backend). */
+export function withGrace(project: Project, name: string, timeout: number | undefined): Project {
+  if (timeout === undefined) return project;
+  return { ...project, vms: project.vms.map((v) => (v.name === name ? { ...v, stopGracePeriod: timeout } : v)) };
 }

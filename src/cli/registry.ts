@@ -1,0 +1,122 @@
+/**
+ * Every command of the CLI: its line in `tend --help` and how to load its module. main.ts loads
+ * only the module of the command being run. A unit test (test/unit/cli-registry.test.ts) checks
+ * that each line matches what the module itself declares, so the two cannot drift apart.
+ */
+import type { CliCommand } from './command.js';
+
+export type Loader = () => Promise<{ command: CliCommand }>;
+
+/** Every command: its line in `tend --help` (term and description) and how to load it. */
+export const REGISTRY: readonly { term: string; description: string; load: Loader }[] = [
+  {
+    term: 'validate',
+    description: 'check the project files and exit (0: valid, 3: errors, each with file:line:col)',
+    load: () => import('./commands/validate.js'),
+  },
+  { term: 'plan [options]', description: 'show what converge would do, without doing it', load: () => import('./commands/plan.js') },
+  {
+    term: 'converge|up [options]',
+    description: 'make every declared VM real (create, start, restart, provision), then exit',
+    load: () => import('./commands/converge.js'),
+  },
+  {
+    term: 'watch [options]',
+    description: 'converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)',
+    load: () => import('./commands/watch.js'),
+  },
+  {
+    term: 'install [options]',
+    description: 'write a systemd unit that runs `tend watch` for this project (survives reboots)',
+    load: () => import('./commands/install.js'),
+  },
+  { term: 'uninstall [options]', description: 'remove the systemd unit of `tend install`', load: () => import('./commands/uninstall.js') },
+  {
+    term: 'down [options] [names...]',
+    description: 'stop every VM of the project, dependents first (`tend up` starts them again)',
+    load: () => import('./commands/down.js'),
+  },
+  { term: 'start [options] <name>', description: 'clear a `tend stop` and converge this VM', load: () => import('./commands/start.js') },
+  {
+    term: 'stop [options] <name>',
+    description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
+    load: () => import('./commands/stop.js'),
+  },
+  {
+    term: 'restart [options] <name>',
+    description: 'stop the VM, then converge it (start, provision)',
+    load: () => import('./commands/restart.js'),
+  },
+  { term: 'suspend <name>', description: 'pause the VM (its CPUs stop; memory stays)', load: () => import('./commands/suspend.js') },
+  { term: 'resume <name>', description: 'continue a suspended VM', load: () => import('./commands/resume.js') },
+  {
+    term: 'destroy <name>',
+    description: 'stop the VM and delete its disk, seed and keys (named volumes are kept)',
+    load: () => import('./commands/destroy.js'),
+  },
+  {
+    term: 'ps [name]',
+    description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
+    load: () => import('./commands/ps.js'),
+  },
+  {
+    term: 'status <name>',
+    description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
+    load: () => import('./commands/status.js'),
+  },
+  {
+    term: 'events [options]',
+    description: 'what happened in this project (VmStarted, VmFailed, ...), oldest first',
+    load: () => import('./commands/events.js'),
+  },
+  {
+    term: 'exec [options] <name> <command...>',
+    description: "run a command in the VM over SSH; its exit code becomes tend's",
+    load: () => import('./commands/exec.js'),
+  },
+  {
+    term: 'ssh [options] [name] [command...]',
+    description: 'open a terminal in the VM through the system ssh (user and key: docs/ssh.md)',
+    load: () => import('./commands/ssh.js'),
+  },
+  {
+    term: 'console [name]',
+    description: "attach to the VM's serial console (works during boot); Ctrl-] detaches",
+    load: () => import('./commands/console.js'),
+  },
+  {
+    term: 'logs [options] [name]',
+    description: "a VM's log: its events (default), its serial console, or its provisioning output",
+    load: () => import('./commands/logs.js'),
+  },
+  {
+    term: 'provision [options]',
+    description: 'run every provision step again on the running VMs (ignores the step cache)',
+    load: () => import('./commands/provision.js'),
+  },
+  {
+    term: 'doctor',
+    description: 'check the host: QEMU, qemu-img, which accelerator really works, state dir',
+    load: () => import('./commands/doctor.js'),
+  },
+  { term: 'image', description: 'manage base images (pull, list, inspect, verify, rm, build)', load: () => import('./commands/image.js') },
+  {
+    term: 'volume',
+    description: 'named volumes of the project: ls, inspect, rm (they outlive VMs)',
+    load: () => import('./commands/volume.js'),
+  },
+  {
+    term: 'run [args...]',
+    description:
+      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
+    load: () => import('./commands/run.js'),
+  },
+  {
+    term: 'import [options] [domain]',
+    description: 'write a tend.yaml from a libvirt domain (--xml FILE or a domain name), warning about every part it cannot map',
+    load: () => import('./commands/import.js'),
+  },
+];
+
+/** "converge|up [options]" → ["converge", "up"] */
+export const namesOf = (term: string): string[] => term.split(' ')[0].split('|');
