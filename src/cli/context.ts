@@ -4,9 +4,9 @@
  * project's state folder, the backend, and the lock options. Commands get a Context and never
  * resolve any of these themselves.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Project, type SourceLocation } from '../../schemas/model.js';
+import { type Project, type SourceLocation, type VmSpec } from '../../schemas/model.js';
 import { NAME_RE } from '../../schemas/names.js';
 import type { Backend, Clock, Guest } from '../../schemas/ports.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
@@ -14,7 +14,7 @@ import { UsageError, ValidationError } from '../../schemas/errors.js';
 import { didYouMean } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { discoverProjectFiles, loadProject } from '../load/project.js';
-import { projectDir, RUN_FILE, runDir, runsDir, stateRoot, vmDir } from '../state/paths.js';
+import { projectDir, projectsDir, RUN_FILE, runDir, runsDir, shortHash, stateRoot, vmDir, vmFile, vmsDir } from '../state/paths.js';
 import type { LockOptions } from '../state/lock.js';
 import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
@@ -39,6 +39,12 @@ export interface GlobalOptions {
   timeouts?: StageTimeouts;
   /** live guest output (provisioning, readiness stages), one line at a time */
   onGuestOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
+  /**
+   * The command needs names and state, not the files' content (down, stop, destroy, ps, status,
+   * logs): when the project files have errors, act on the VMs tend knows from its state dir
+   * (their applied specs) instead of refusing; the errors are kept as warnings.
+   */
+  fromState?: boolean;
   /** test seams: use these instead of the QEMU backend, the SSH guest and the wall clock */
   backend?: Backend;
   guest?: Guest;
@@ -52,6 +58,9 @@ export interface Loaded {
   origins: Record<string, SourceLocation>;
   /** per VM: settings inferred rather than read (plan shows them) */
   notes: Record<string, string[]>;
+  /** the project's name and directory as far as the files tell them (also when invalid) */
+  name: string;
+  dir: string;
 }
 
 export interface Context {
@@ -67,6 +76,8 @@ export interface Context {
   env: NodeJS.ProcessEnv;
   /** the options the project was loaded with (for a run VM: with `file` set to its tend.yaml) */
   opts: GlobalOptions;
+  /** true when the files have errors and the project is what the state dir knows (GlobalOptions.fromState) */
+  fromState?: boolean;
   /** set when the VM named on the command line was found as a `tend run` VM (see loadContext) */
   run?: { name: string; dir: string; file: string };
 }
@@ -142,7 +153,21 @@ export async function loadContext(g: GlobalOptions, vms?: string | readonly stri
 }
 
 function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
-  if (!r.project) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
+  if (!r.project) {
+    const known = g.fromState ? projectFromState(root, r) : null;
+    if (!known) throw new ValidationError(r.diagnostics.filter((d) => d.severity === 'error'));
+    return {
+      project: known,
+      diagnostics: r.diagnostics.map((d) => ({ ...d, severity: 'warning' as const })),
+      origins: {},
+      notes: {},
+      stateRoot: root,
+      projDir: projectDir(root, known.name, known.dir),
+      env: g.env ?? process.env,
+      opts: g,
+      fromState: true,
+    };
+  }
   return {
     project: r.project,
     diagnostics: r.diagnostics,
@@ -153,6 +178,46 @@ function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
     env: g.env ?? process.env,
     opts: g,
   };
+}
+
+/**
+ * The project as tend's state dir knows it: each VM folder's applied spec (what it was last
+ * started with). Null when tend has no folder for this project (nothing to act on).
+ */
+function projectFromState(root: string, r: Loaded): Project | null {
+  let name = r.name;
+  if (!existsSync(projectDir(root, name, r.dir))) {
+    // the name could not be read (a file that no longer parses): the state folder of this
+    // directory is the one whose name ends in the directory's hash (see projectDir)
+    const suffix = `-${shortHash(r.dir)}`;
+    let mine: string[] = [];
+    try {
+      mine = readdirSync(projectsDir(root)).filter((e) => e.endsWith(suffix));
+    } catch {
+      return null;
+    }
+    if (mine.length !== 1) return null;
+    name = mine[0].slice(0, -suffix.length);
+  }
+  const projDir = projectDir(root, name, r.dir);
+  let names: string[];
+  try {
+    names = readdirSync(vmsDir(projDir), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return null;
+  }
+  const vms: VmSpec[] = [];
+  for (const name of names.sort()) {
+    try {
+      const rec = JSON.parse(readFileSync(vmFile(projDir, name, 'applied'), 'utf8')) as { spec?: VmSpec };
+      if (rec.spec && rec.spec.name === name) vms.push(rec.spec);
+    } catch {
+      // never started (or a corrupt record): the backend still observes its folder
+    }
+  }
+  return { name, dir: r.dir, files: r.files, vms, volumes: {} };
 }
 
 /** Declared, or an orphan tend still has a folder for (what the one-VM commands accept). */

@@ -29,6 +29,10 @@ export interface LoadResult {
   origins: Record<string, SourceLocation>;
   /** per VM: settings tend inferred rather than read (`plan` shows them), e.g. UEFI for devices */
   notes: Record<string, string[]>;
+  /** the project's name as far as the files tell it (also when they have errors) */
+  name: string;
+  /** the project's directory (the first file's) */
+  dir: string;
 }
 
 export function discoverProjectFiles(cwd: string): string[] {
@@ -129,15 +133,18 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
     specs.push(spec);
   }
 
-  if (diagnostics.some((d) => d.severity === 'error')) {
-    return { project: null, diagnostics: sortDiagnostics(diagnostics), origins, notes };
-  }
   const dir = absFiles.length > 0 ? dirname(absFiles[0]) : cwd;
+  const name = projectName ?? projectNameFromDir(dir);
+  if (diagnostics.some((d) => d.severity === 'error')) {
+    return { project: null, diagnostics: sortDiagnostics(diagnostics), origins, notes, name, dir };
+  }
   return {
-    project: { name: projectName ?? projectNameFromDir(dir), dir, files: absFiles, vms: specs, volumes },
+    project: { name, dir, files: absFiles, vms: specs, volumes },
     diagnostics: sortDiagnostics(diagnostics),
     origins,
     notes,
+    name,
+    dir,
   };
 }
 

@@ -4,7 +4,7 @@ import { logEvent, type CliCommand } from '../command.js';
 import { renderVmResult, vmResultOk, withDeps, type VmCommandOptions, type VmCommandResult } from '../session.js';
 
 export async function destroyCommand(o: VmCommandOptions): Promise<VmCommandResult> {
-  return withDeps(o, `destroy ${o.name}`, async (ctx, deps, run) => {
+  return withDeps({ ...o, fromState: true }, `destroy ${o.name}`, async (ctx, deps, run) => {
     const { destroyVm } = await import('../../../controllers/imperative.js');
     const r = await destroyVm(ctx.project, deps, o.name, run);
     return { project: ctx.project.name, vm: o.name, ...r };

@@ -28,7 +28,7 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
   const destroy = Boolean(o.destroy || o.volumes);
   let runFolder: string | undefined;
   const result = await withDeps(
-    o,
+    { ...o, fromState: true },
     'down',
     async (ctx, deps, run) => {
       const { downProject } = await import('../../../controllers/imperative.js');
@@ -42,7 +42,9 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
       });
       await recordStatus(ctx, r.vms);
       runFolder = ctx.run?.dir;
-      return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms };
+      // files with errors: what tend knows from its state was acted on; say why
+      const warnings = ctx.fromState ? ctx.diagnostics : [];
+      return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms, ...(warnings.length ? { warnings } : {}) };
     },
     o.names,
   );

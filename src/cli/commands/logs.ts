@@ -37,7 +37,7 @@ export interface LogsResult {
 export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
   if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0))
     throw new UsageError(`-n wants a number of lines, got ${o.lines}`, 'BadLines');
-  const ctx = await loadContext(o, o.name);
+  const ctx = await loadContext({ ...o, fromState: true }, o.name);
   const vm = inferVm(ctx.project, o.name, 'logs');
   const source = o.source ?? 'events';
   const path =

@@ -47,7 +47,7 @@ export interface PsCommandOptions extends GlobalOptions {
 }
 
 export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
-  const ctx = await loadContext(o, o.name);
+  const ctx = await loadContext({ ...o, fromState: true }, o.name);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const entries = new Map(plan(ctx.project, observed, { recreate: false, prune: false }).map((e) => [e.vm, e]));

@@ -30,7 +30,7 @@ export interface StatusResult {
 }
 
 export async function statusCommand(o: StatusCommandOptions): Promise<StatusResult> {
-  const ctx = await loadContext(o, o.name);
+  const ctx = await loadContext({ ...o, fromState: true }, o.name);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   checkVmNames(ctx.project, [o.name], Object.keys(observed.vms));

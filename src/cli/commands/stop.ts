@@ -9,7 +9,7 @@ export interface StopCommandOptions extends VmCommandOptions {
 }
 
 export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResult> {
-  return withDeps(o, `stop ${o.name}`, async (ctx, deps, run) => {
+  return withDeps({ ...o, fromState: true }, `stop ${o.name}`, async (ctx, deps, run) => {
     const { stopVm } = await import('../../../controllers/imperative.js');
     const r = await stopVm(withGrace(ctx.project, o.name, o.timeout), deps, o.name, run);
     await recordStatus(ctx, { [o.name]: r });
