@@ -8,7 +8,24 @@
  * Defaults are applied in one place: `applyDefaults` in `schemas/defaults.ts`.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { NAME_PATTERN } from './names.js';
+import {
+  CPU_MODEL_PATTERN,
+  HOSTNAME_PATTERN,
+  IFNAME_PATTERN,
+  LINUX_USER_PATTERN,
+  MACHINE_PATTERN,
+  NAME_PATTERN,
+  OS_PATTERN,
+  SSH_USER_PATTERN,
+} from './names.js';
+
+/** Upper bounds of the model's numbers (issue 13 §12): no file may ask for more. */
+/** 16 TiB of memory, in MiB: more than any host addresses today. */
+export const MAX_MEMORY_MIB = 16 * 1024 * 1024;
+/** 64 TiB for a disk or a volume, in GiB. */
+export const MAX_SIZE_GIB = 64 * 1024;
+/** 7 days for any duration, in seconds (timers in Node.js end at 24.8 days). */
+export const MAX_SECONDS = 7 * 24 * 3600;
 
 export const imageSourceSchema = {
   $id: 'tend:image-source',
@@ -25,7 +42,7 @@ export const imageSourceSchema = {
     /** "sha256:<hex>" or "sha512:<hex>"; null = none declared (sidecar or catalog may supply one) */
     checksum: { type: ['string', 'null'], pattern: '^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$' },
     /** OS family hint (holos image_os): picks the default SSH user */
-    os: { type: ['string', 'null'] },
+    os: { type: ['string', 'null'], pattern: OS_PATTERN },
   },
 } as const;
 
@@ -60,9 +77,9 @@ export const cloudInitSchema = {
   required: ['hostname', 'user', 'sshAuthorizedKeys', 'userData', 'packages', 'writeFiles', 'runcmd', 'bootcmd'],
   properties: {
     /** null = the VM's name */
-    hostname: { type: ['string', 'null'] },
+    hostname: { type: ['string', 'null'], pattern: HOSTNAME_PATTERN },
     /** the login user cloud-init creates (passwordless sudo); null = the SSH user */
-    user: { type: ['string', 'null'] },
+    user: { type: ['string', 'null'], pattern: LINUX_USER_PATTERN },
     /** public keys (contents, not paths) */
     sshAuthorizedKeys: { type: 'array', items: { type: 'string' } },
     /** absolute path of a raw user-data file given as is; when set, the fields below are not used */
@@ -80,7 +97,7 @@ export const sshSchema = {
   required: ['user', 'privateKey', 'port'],
   properties: {
     /** null = from the image's convention, then a default (docs/ssh.md) */
-    user: { type: ['string', 'null'] },
+    user: { type: ['string', 'null'], pattern: SSH_USER_PATTERN },
     /** absolute path of a private key; null = tend generates one per VM */
     privateKey: { type: ['string', 'null'] },
     /** the guest's sshd port */
@@ -146,10 +163,10 @@ export const healthcheckSchema = {
   properties: {
     /** argv; ["sh", "-c", "..."] for the string form */
     test: { type: 'array', items: { type: 'string' }, minItems: 1 },
-    interval: { type: 'number', exclusiveMinimum: 0 },
-    retries: { type: 'integer', minimum: 1 },
-    startPeriod: { type: 'number', minimum: 0 },
-    timeout: { type: 'number', exclusiveMinimum: 0 },
+    interval: { type: 'number', exclusiveMinimum: 0, maximum: MAX_SECONDS },
+    retries: { type: 'integer', minimum: 1, maximum: 1000 },
+    startPeriod: { type: 'number', minimum: 0, maximum: MAX_SECONDS },
+    timeout: { type: 'number', exclusiveMinimum: 0, maximum: MAX_SECONDS },
   },
 } as const;
 
@@ -191,13 +208,13 @@ export const vmSpecSchema = {
     service: { type: 'string' },
     image: imageSourceSchema,
     cpus: { type: 'integer', minimum: 1, maximum: 512 },
-    /** MiB */
-    memory: { type: 'integer', minimum: 64 },
+    /** MiB (at most 16 TiB: what a host can address) */
+    memory: { type: 'integer', minimum: 64, maximum: MAX_MEMORY_MIB },
     /** GiB; null = the base image's own size */
-    disk: { type: ['integer', 'null'], minimum: 1 },
-    machine: { type: 'string' },
+    disk: { type: ['integer', 'null'], minimum: 1, maximum: MAX_SIZE_GIB },
+    machine: { type: 'string', pattern: MACHINE_PATTERN },
     /** null = the backend picks (host under KVM, max under TCG) */
-    cpuModel: { type: ['string', 'null'] },
+    cpuModel: { type: ['string', 'null'], pattern: CPU_MODEL_PATTERN },
     firmware: { enum: ['bios', 'uefi', 'uefi-secure'] },
     accel: { enum: ['auto', 'kvm', 'tcg'] },
     network: {
@@ -206,7 +223,7 @@ export const vmSpecSchema = {
       required: ['mode', 'bridge'],
       properties: {
         mode: { enum: ['user', 'tap', 'none'] },
-        bridge: { type: ['string', 'null'] },
+        bridge: { type: ['string', 'null'], pattern: IFNAME_PATTERN },
       },
     },
     ports: { type: 'array', items: portSchema },
@@ -237,7 +254,7 @@ export const vmSpecSchema = {
     /** true: image changes and disk shrinks recreate the disk without --recreate */
     disposable: { type: 'boolean' },
     /** seconds between ACPI powerdown and SIGTERM */
-    stopGracePeriod: { type: 'number', minimum: 0 },
+    stopGracePeriod: { type: 'number', minimum: 0, maximum: MAX_SECONDS },
     /**
      * Time limit of each readiness stage, in seconds (a command's flag overrides it); null = the
      * environment, else the built-in default (src/timeouts.ts).
@@ -248,13 +265,13 @@ export const vmSpecSchema = {
       required: ['start', 'ssh', 'login', 'cloudInit'],
       properties: {
         /** QEMU started until QMP reports it running */
-        start: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        start: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: MAX_SECONDS },
         /** until the guest's sshd answers with a banner */
-        ssh: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        ssh: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: MAX_SECONDS },
         /** banner seen until a login works */
-        login: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        login: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: MAX_SECONDS },
         /** login works until `cloud-init status --wait` succeeds */
-        cloudInit: { type: ['number', 'null'], exclusiveMinimum: 0 },
+        cloudInit: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: MAX_SECONDS },
       },
     },
     /**
@@ -287,7 +304,7 @@ export const projectSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['size'],
-        properties: { size: { type: 'integer', minimum: 1 } },
+        properties: { size: { type: 'integer', minimum: 1, maximum: MAX_SIZE_GIB } },
       },
     },
   },

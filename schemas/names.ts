@@ -3,6 +3,26 @@
 export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 export const NAME_RE = new RegExp(NAME_PATTERN);
 
+/**
+ * Strings from a project file that reach a command line or a guest's configuration have one of
+ * these forms, checked by the loaders at the value's position and again by the canonical schema.
+ * None can start with "-", so none can become a command-line option.
+ */
+/** The user tend logs in as over SSH (POSIX portable user name; `-l USER` on ssh's command line). */
+export const SSH_USER_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$';
+/** A Linux user cloud-init creates (useradd's default NAME_REGEX, at most 32 characters). */
+export const LINUX_USER_PATTERN = '^[a-z_][a-z0-9_-]{0,31}$';
+/** A host name: letters, digits, "-" and "." (at most 253 characters). */
+export const HOSTNAME_PATTERN = '^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$';
+/** A network interface (bridge) name: at most 15 characters. */
+export const IFNAME_PATTERN = '^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,14}$';
+/** A QEMU machine type ("q35", "pc-i440fx-8.2", "virt"). */
+export const MACHINE_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$';
+/** A QEMU CPU model with optional features ("host", "max", "Haswell,-hle"). */
+export const CPU_MODEL_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9._+=,-]{0,255}$';
+/** An OS family hint (holos image_os). */
+export const OS_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
+
 /** Why `name` cannot be a VM/file/host name, or null when it can. */
 export function nameProblem(name: string): string | null {
   if (name.length === 0) return 'the name is empty';

@@ -66,11 +66,23 @@ function valueOf(s: Svc, f: ComposeField): unknown {
 /** Reads the service through `table`; a number outside the canonical limits is reported at its value. */
 export function readFields(s: Svc, table: readonly ComposeField[]): void {
   for (const f of table) {
-    applyField(s.draft, f, s, s.ctx, (v, broken, field) => {
-      const path = pathOf(s, field);
-      const words = `${field.key} in ${context(s.base)} ${rangeWords(broken, field.unit)}`;
-      report(s.ctx, path, field.unit === 's' ? words : `${words}, not ${v.value}`);
-    });
+    applyField(
+      s.draft,
+      f,
+      s,
+      s.ctx,
+      (v, broken, field) => {
+        const words = `${field.key} in ${context(s.base)} ${rangeWords(broken, field.unit)}`;
+        report(s.ctx, pathOf(s, field), field.unit === 's' && broken.rel !== 'max' ? words : `${words}, not ${String(v.value)}`);
+      },
+      (v, field) =>
+        report(
+          s.ctx,
+          pathOf(s, field),
+          `${field.key} in ${context(s.base)} is not ${field.form?.what ?? 'valid'}: "${v.value}"`,
+          field.form?.hint,
+        ),
+    );
   }
 }
 

@@ -252,11 +252,11 @@ function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
     case 'maximum': {
       const limit = (e.params as { limit: number }).limit;
       const parent = e.parentSchema as { minimum?: number; maximum?: number };
-      if (parent.minimum !== undefined && parent.maximum !== undefined) {
+      const unit = name === 'memory_mb' ? ' MiB' : name === 'disk_size' || name === 'size' ? ' GiB' : '';
+      if (parent.minimum !== undefined && parent.maximum !== undefined && unit === '') {
         return mk(loc.value(path), `${name}${inCtx} must be between ${parent.minimum} and ${parent.maximum}, not ${show(e.data)}`);
       }
       const rel = e.keyword === 'maximum' ? 'at most' : e.keyword === 'exclusiveMinimum' ? 'more than' : 'at least';
-      const unit = name === 'memory_mb' ? ' MiB' : name === 'disk_size' || name === 'size' ? ' GiB' : '';
       return mk(loc.value(path), `${name}${inCtx} must be ${rel} ${limit}${unit}, not ${show(e.data)}`);
     }
     case 'enum': {

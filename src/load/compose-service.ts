@@ -8,13 +8,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ImageSource, SourceLocation, VmSpec } from '../../schemas/model.js';
+import { MAX_SIZE_GIB, type ImageSource, type SourceLocation, type VmSpec } from '../../schemas/model.js';
 import { parseDockerfile } from './dockerfile.js';
 import { shellQuote } from '../ssh/exec.js';
 import type { VmDraft } from '../../schemas/defaults.js';
 import { looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem, type LoadedVm } from './common.js';
 import { didYouMean, nameProblem } from '../../schemas/names.js';
-import { Draft, type Located } from './fields.js';
+import { Draft, FORMS, limitsAt, matchesForm, type Located } from './fields.js';
 import type { YamlPath } from './compose-yaml.js';
 import { VOLUME_NAME_RE } from './volumes.js';
 import {
@@ -121,6 +121,11 @@ function network(s: Svc): Located<unknown> | undefined {
   const modes = ['user', 'tap', 'none'];
   if (typeof net === 'string' && modes.includes(net)) return { value: { mode: net }, loc };
   if (!isObj(net) || typeof net.mode !== 'string' || !modes.includes(net.mode)) return undefined;
+  if (typeof net.bridge === 'string' && !matchesForm(net.bridge, limitsAt('/network/bridge'))) {
+    report(ctx, [...base, 'network', 'bridge'], `network bridge "${net.bridge}" is not ${FORMS.bridge.what}`, FORMS.bridge.hint);
+    s.draft.at('/network', loc);
+    return undefined;
+  }
   if (typeof net.bridge === 'string' && net.mode !== 'tap') {
     report(
       ctx,
@@ -142,7 +147,7 @@ function ssh(s: Svc): undefined {
 }
 
 const SSH_FIELDS: readonly ComposeField[] = [
-  { key: 'ssh.user', pointer: '/ssh/user', read: nonEmpty },
+  { key: 'ssh.user', pointer: '/ssh/user', read: nonEmpty, form: FORMS.sshUser },
   { key: 'ssh.port', pointer: '/ssh/port', read: int },
   { key: 'ssh.private_key', pointer: '/ssh/privateKey', read: fileField('the private key') },
 ];
@@ -173,8 +178,8 @@ export const SERVICE_FIELDS: readonly ComposeField[] = [
   { key: 'vm.vcpu', pointer: '/cpus', read: int },
   { key: 'vm.memory_mb', pointer: '/memory', unit: 'MiB', read: int },
   { key: 'vm.disk_size', pointer: '/disk', unit: 'GiB', read: sizeField },
-  { key: 'vm.machine', pointer: '/machine', read: nonEmpty },
-  { key: 'vm.cpu_model', pointer: '/cpuModel', read: nonEmpty },
+  { key: 'vm.machine', pointer: '/machine', read: nonEmpty, form: FORMS.machine },
+  { key: 'vm.cpu_model', pointer: '/cpuModel', read: nonEmpty, form: FORMS.cpuModel },
   { key: 'vm.extra_args', pointer: '/extraArgs', read: stringList },
   { key: 'vm.uefi', pointer: '/firmware', read: uefi },
   { key: 'firmware', pointer: '/firmware', read: checked },
@@ -353,6 +358,10 @@ export function namedVolumes(
     if (isObj(v) && v.size !== undefined) {
       const g = sizeGiB(ctx, [...p, 'size'], v.size);
       if (g === undefined) continue;
+      if (g > MAX_SIZE_GIB) {
+        report(ctx, [...p, 'size'], `size of volume ${name} must be at most ${MAX_SIZE_GIB} GiB (64 TiB), not ${g} GiB`);
+        continue;
+      }
       size = g;
     }
     volumes[name] = { size };

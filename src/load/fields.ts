@@ -32,6 +32,8 @@ export interface Field<Src, Ctx> {
   read(src: Src, ctx: Ctx, field: Field<Src, Ctx>): Located<unknown> | undefined;
   /** what to say when a number is below the canonical minimum, when the generic words are not enough */
   tooSmall?: (n: number) => { message: string; hint?: string };
+  /** the canonical pattern in words, for a string that does not match it ("a user name") */
+  form?: { what: string; hint: string };
 }
 
 /** A VM draft under construction, with the location of every field (see LoadedVm.fieldLocs). */
@@ -91,11 +93,12 @@ function segments(pointer: string): string[] {
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
-/** Numeric limits of a canonical field, as the schema states them. */
+/** Limits of a canonical field, as the schema states them: numeric bounds, a string pattern. */
 export interface Limits {
   minimum?: number;
   exclusiveMinimum?: number;
   maximum?: number;
+  pattern?: string;
 }
 
 type SchemaNode = {
@@ -105,6 +108,7 @@ type SchemaNode = {
   minimum?: number;
   exclusiveMinimum?: number;
   maximum?: number;
+  pattern?: string;
 };
 
 const limitsCache = new Map<string, Limits>();
@@ -129,8 +133,20 @@ export function limitsAt(pointer: string, root: SchemaNode = vmSpecSchema as unk
   if (n?.minimum !== undefined) out.minimum = n.minimum;
   if (n?.exclusiveMinimum !== undefined) out.exclusiveMinimum = n.exclusiveMinimum;
   if (n?.maximum !== undefined) out.maximum = n.maximum;
+  const pattern = nodes.flatMap((x) => [x, ...(x.oneOf ?? [])]).find((x) => x.pattern !== undefined)?.pattern;
+  if (pattern !== undefined) out.pattern = pattern;
   if (root === (vmSpecSchema as unknown)) limitsCache.set(pointer, out);
   return out;
+}
+
+const patterns = new Map<string, RegExp>();
+
+/** Whether `s` has the form the canonical schema asks for (no pattern: any string). */
+export function matchesForm(s: string, l: Limits): boolean {
+  if (l.pattern === undefined) return true;
+  let re = patterns.get(l.pattern);
+  if (!re) patterns.set(l.pattern, (re = new RegExp(l.pattern, 'u')));
+  return re.test(s);
 }
 
 /** Which limit `n` breaks, or undefined. */
@@ -141,17 +157,23 @@ export function outOfRange(n: number, l: Limits): { rel: 'min' | 'exclusiveMin' 
   return undefined;
 }
 
-/** "must be at least 64 MiB, not 32" and friends: the words for a broken limit. */
+/** A limit in words: "604800s" is "7 days", "16777216 MiB" stays as it is. */
+export function limitText(limit: number, unit: string | undefined): string {
+  if (unit === 's') return limit >= 86400 && limit % 86400 === 0 ? `${limit / 86400} days` : `${limit}s`;
+  return unit ? `${limit} ${unit}` : String(limit);
+}
+
+/** "must be at least 64 MiB" and friends: the words for a broken limit. */
 export function rangeWords(broken: { rel: 'min' | 'exclusiveMin' | 'max'; limit: number }, unit: string | undefined): string {
-  const u = unit ? ` ${unit}` : '';
-  if (broken.rel === 'max') return `must be at most ${broken.limit}${u}`;
-  if (broken.rel === 'exclusiveMin') return `must be more than ${broken.limit}${unit === 's' ? 's' : u}`;
-  return `must be at least ${broken.limit}${u}`;
+  if (broken.rel === 'max') return `must be at most ${limitText(broken.limit, unit)}`;
+  if (broken.rel === 'exclusiveMin') return `must be more than ${limitText(broken.limit, unit)}`;
+  return `must be at least ${limitText(broken.limit, unit)}`;
 }
 
 /**
  * Reads `src` with `field` and places a value the canonical limits accept. `range` reports a
- * number outside them (the dialect's words); returns whether a value was placed.
+ * number outside them, `form` a string that does not match the canonical pattern (each in the
+ * dialect's words); returns whether a value was placed.
  */
 export function applyField<Src, Ctx>(
   draft: Draft,
@@ -159,6 +181,7 @@ export function applyField<Src, Ctx>(
   src: Src,
   ctx: Ctx,
   range: (v: Located<number>, broken: { rel: 'min' | 'exclusiveMin' | 'max'; limit: number }, field: Field<Src, Ctx>) => void,
+  form: (v: Located<string>, field: Field<Src, Ctx>) => void,
 ): boolean {
   const v = field.read(src, ctx, field);
   if (v === undefined || field.pointer === '') return false;
@@ -169,7 +192,26 @@ export function applyField<Src, Ctx>(
       range(v as Located<number>, broken, field);
       return false;
     }
+  } else if (typeof v.value === 'string' && !matchesForm(v.value, limitsAt(pointer))) {
+    form(v as Located<string>, field);
+    return false;
   }
   draft.set(pointer, v.value, v.loc);
   return true;
 }
+
+/** The canonical patterns (schemas/names.ts) in words, for rows whose field has one. */
+export const FORMS = {
+  sshUser: {
+    what: 'a valid user name',
+    hint: 'a user name has letters, digits, "_", "." and "-" (at most 32, not starting with "-"), e.g. debian',
+  },
+  linuxUser: {
+    what: 'a valid Linux user name',
+    hint: 'use lower-case letters, digits, "_" and "-", starting with a letter or "_" (at most 32)',
+  },
+  machine: { what: 'a QEMU machine type', hint: 'write e.g. q35, pc or virt (see qemu-system-x86_64 -machine help)' },
+  cpuModel: { what: 'a QEMU CPU model', hint: 'write e.g. host, max or Haswell (see qemu-system-x86_64 -cpu help)' },
+  bridge: { what: 'a network interface name', hint: 'a bridge name has at most 15 letters, digits, "_", "." and "-", e.g. br0' },
+  os: { what: 'an OS family name', hint: 'write e.g. debian, ubuntu, alpine, fedora, systemd or openrc' },
+} as const;

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { WriteFile } from '../../schemas/model.js';
-import type { Located } from './fields.js';
+import { FORMS, type Located } from './fields.js';
 import type { KNode } from './kdl-parse.js';
 import { quote } from './kdl-read.js';
 import { existingPath, file, int, list, readBlock, str, suggestName, type KdlField, type VmCtx } from './kdl-fields.js';
@@ -104,7 +104,7 @@ const CLOUD_INIT_FIELDS: readonly KdlField[] = [
   { key: 'hostname', pointer: '/cloudInit/hostname', read: hostname },
   { key: 'ssh-key', pointer: '/cloudInit/sshAuthorizedKeys', repeatable: true, read: sshKeys },
   { key: 'user-data', pointer: '/cloudInit/userData', read: file('the user-data file') },
-  { key: 'user', pointer: '/cloudInit/user', read: str },
+  { key: 'user', pointer: '/cloudInit/user', read: str, form: FORMS.linuxUser },
   { key: 'package', pointer: '/cloudInit/packages', repeatable: true, read: list },
   { key: 'runcmd', pointer: '/cloudInit/runcmd', repeatable: true, read: list },
   { key: 'bootcmd', pointer: '/cloudInit/bootcmd', repeatable: true, read: list },
@@ -146,7 +146,7 @@ function cloudInit(n: KNode, c: VmCtx): undefined {
 }
 
 const SSH_FIELDS: readonly KdlField[] = [
-  { key: 'user', pointer: '/ssh/user', read: str },
+  { key: 'user', pointer: '/ssh/user', read: str, form: FORMS.sshUser },
   { key: 'private-key', pointer: '/ssh/privateKey', read: file('the private-key file') },
   { key: 'port', pointer: '/ssh/port', read: int() },
 ];

@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import type { SourceLocation } from '../../schemas/model.js';
 import { parseDuration } from '../../schemas/units.js';
 import { resolvePath } from './common.js';
-import { applyField, limitsAt, type Draft, type Field, type Located } from './fields.js';
+import { applyField, limitText, limitsAt, type Draft, type Field, type Located } from './fields.js';
 import type { KNode } from './kdl-parse.js';
 import { example, quote, type KdlReader } from './kdl-read.js';
 
@@ -33,28 +33,35 @@ export function readBlock(c: VmCtx, parent: string, kids: KNode[], table: readon
   const sub = { ...c, draft };
   for (const n of c.r.children(parent, kids, known, repeatable)) {
     const f = table.find((x) => x.key === n.name) as KdlField;
-    applyField(draft, f, n, sub, (v, broken, field) => {
-      const custom = broken.rel !== 'max' ? field.tooSmall?.(v.value) : undefined;
-      if (custom) c.r.error(v.loc, custom.message, custom.hint);
-      else if (field.unit === 's')
-        c.r.error(
-          v.loc,
-          broken.rel === 'max' ? `${field.key} must be at most ${broken.limit}s` : `${field.key} must be more than 0s`,
-          `write ${field.key} "10s"`,
-        );
-      else {
-        const unit = field.unit ? ` (in ${field.unit})` : '';
-        c.r.error(
-          v.loc,
-          broken.rel === 'max'
-            ? `${field.key} must be at most ${broken.limit}${unit}, not ${v.value}`
-            : v.value <= 0
+    applyField(
+      draft,
+      f,
+      n,
+      sub,
+      (v, broken, field) => {
+        const custom = broken.rel !== 'max' ? field.tooSmall?.(v.value) : undefined;
+        if (custom) c.r.error(v.loc, custom.message, custom.hint);
+        else if (broken.rel === 'max')
+          c.r.error(
+            v.loc,
+            `${field.key} must be at most ${limitText(broken.limit, field.unit)}, not ${field.unit === 's' ? `${v.value}s` : v.value}`,
+            field.unit === 's' ? `write ${field.key} "30s"` : example(field.key),
+          );
+        else if (field.unit === 's') c.r.error(v.loc, `${field.key} must be more than 0s`, `write ${field.key} "10s"`);
+        else {
+          const unit = field.unit ? ` (in ${field.unit})` : '';
+          c.r.error(
+            v.loc,
+            v.value <= 0
               ? `${field.key} must be more than 0, not ${v.value}`
               : `${field.key} must be at least ${broken.limit}${unit}, not ${v.value}`,
-          example(field.key),
-        );
-      }
-    });
+            example(field.key),
+          );
+        }
+      },
+      (v, field) =>
+        c.r.error(v.loc, `${field.key} ${quote(v.value)} is not ${field.form?.what ?? 'valid'}`, field.form?.hint ?? example(field.key)),
+    );
   }
 }
 

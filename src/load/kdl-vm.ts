@@ -11,7 +11,7 @@ import { IMAGE_FORMATS, looksLikeCatalogName, normalizeChecksum, urlProblem, typ
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { diskSizeToGiB, memoryWithUnitToMiB } from '../../schemas/units.js';
 import { absurdSize } from './sizes.js';
-import { Draft, type Located } from './fields.js';
+import { Draft, FORMS, matchesForm, limitsAt, type Located } from './fields.js';
 import { parsePortSpec } from './ports.js';
 import { parseVolumeSpec } from './volumes.js';
 import type { KNode } from './kdl-parse.js';
@@ -149,9 +149,14 @@ function network(n: KNode, c: VmCtx): undefined {
       );
       return undefined;
     }
+    if (!matchesForm(bridgeProp.value, limitsAt('/network/bridge'))) {
+      c.r.error(bridgeProp.loc, `bridge ${JSON.stringify(bridgeProp.value)} is not ${FORMS.bridge.what}`, FORMS.bridge.hint);
+      return undefined;
+    }
     c.draft.set('/network/bridge', bridgeProp.value, bridgeProp.loc);
   }
-  if (n.children !== null) readBlock(c, 'network', n.children, [{ key: 'bridge', pointer: '/network/bridge', read: str }]);
+  if (n.children !== null)
+    readBlock(c, 'network', n.children, [{ key: 'bridge', pointer: '/network/bridge', read: str, form: FORMS.bridge }]);
   // vmctl: a tap network without a bridge uses "br0".
   if (mode.value === 'tap' && c.draft.get('/network/bridge') === null) c.draft.set('/network/bridge', 'br0');
   return undefined;
@@ -243,7 +248,7 @@ export const VM_FIELDS: readonly KdlField[] = [
   { key: 'image', pointer: '', read: none },
   { key: 'image-url', pointer: '', read: none },
   { key: 'image-format', pointer: '/image/format', read: ofImage(imageFormat) },
-  { key: 'image-os', pointer: '/image/os', read: ofImage(str) },
+  { key: 'image-os', pointer: '/image/os', read: ofImage(str), form: FORMS.os },
   { key: 'checksum', pointer: '/image/checksum', read: ofImage(checksum) },
   { key: 'vcpus', pointer: '/cpus', read: int() },
   {
@@ -257,8 +262,8 @@ export const VM_FIELDS: readonly KdlField[] = [
     }),
   },
   { key: 'disk', pointer: '/disk', unit: 'GiB', read: disk },
-  { key: 'machine', pointer: '/machine', read: str },
-  { key: 'cpu-model', pointer: '/cpuModel', read: str },
+  { key: 'machine', pointer: '/machine', read: str, form: FORMS.machine },
+  { key: 'cpu-model', pointer: '/cpuModel', read: str, form: FORMS.cpuModel },
   { key: 'firmware', pointer: '/firmware', read: choice(['bios', 'uefi', 'uefi-secure'] as const) },
   { key: 'accel', pointer: '/accel', read: choice(['auto', 'kvm', 'tcg'] as const) },
   { key: 'network', pointer: '', read: network },

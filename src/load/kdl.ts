@@ -9,6 +9,7 @@ import type { SourceLocation } from '../../schemas/model.js';
 import { type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { VOLUME_NAME_RE } from './volumes.js';
+import { MAX_SIZE_GIB } from '../../schemas/model.js';
 import { parseKdl, type KNode } from './kdl-parse.js';
 import { KdlReader, quote } from './kdl-read.js';
 import { readVm, type KdlContext } from './kdl-vm.js';
@@ -116,6 +117,7 @@ function topVolume(r: KdlReader, node: KNode, result: DialectResult): void {
   }
   const size = r.wholeNumber(sizeNode, {
     min: 1,
+    max: MAX_SIZE_GIB,
     unit: 'GiB',
     fromString: (s) =>
       /^\d+(\.\d+)?\s*[mgt]i?b?$/i.test(s)

@@ -76,7 +76,8 @@ export function virtiofsdArgv(share: HostFolderShare, rust: boolean): string[] {
       ...(share.readOnly ? ['--readonly'] : []),
     ];
   }
-  return [`--socket-path=${share.socket}`, '-o', `source=${share.source}`, '-o', 'cache=auto'];
+  // FUSE's option parser splits on ",": a comma (or backslash) in the folder's path is escaped
+  return [`--socket-path=${share.socket}`, '-o', `source=${share.source.replace(/[\\,]/g, '\\$&')}`, '-o', 'cache=auto'];
 }
 
 async function isRustVirtiofsd(binary: string): Promise<boolean> {

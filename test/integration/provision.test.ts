@@ -300,7 +300,7 @@ describe('guest access commands', () => {
     assert.equal(r.code, 0);
     assert.equal(got.stdout, 'answer 42');
     assert.ok(
-      r.argv.includes(`${sshd.user}@127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'),
+      r.argv.join(' ').includes(`-l ${sshd.user} -- 127.0.0.1`) && r.argv.includes(sshd.key) && r.argv.includes('StrictHostKeyChecking=no'),
       r.argv.join(' '),
     );
   });
@@ -308,7 +308,7 @@ describe('guest access commands', () => {
   test('tend ssh -- CMD in a one-VM project: the first word is the command; a typo of the VM name is an error', async () => {
     const r = await sshCommand({ ...g, name: 'uptime', argv: ['-p'], run: async () => 0 });
     assert.equal(r.vm, 'web');
-    assert.deepEqual(r.argv.slice(-2), ['--', 'uptime -p']);
+    assert.deepEqual(r.argv.slice(-3), ['--', '127.0.0.1', 'uptime -p']);
     await assert.rejects(sshCommand({ ...g, name: 'wbe', run: async () => 0 }), rejectsWith('UnknownVm', /did you mean "web"/));
   });
 

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { limitsAt, outOfRange, Draft } from '../../src/load/fields.js';
 import { SERVICE_FIELDS } from '../../src/load/compose-service.js';
 import { VM_FIELDS } from '../../src/load/kdl-vm.js';
+import { SSH_USER_PATTERN } from '../../schemas/names.js';
 
 const root = resolve(import.meta.dirname, '../..');
 type S = { properties?: Record<string, S>; $ref?: string; minimum?: number; maximum?: number; exclusiveMinimum?: number };
@@ -29,7 +30,8 @@ test('fields: limits are read from the canonical schema, through lists and oneOf
   assert.deepEqual(limitsAt('/ssh/port'), { minimum: 1, maximum: 65535 });
   assert.equal(limitsAt('/healthcheck/interval').exclusiveMinimum, 0);
   assert.equal(limitsAt('/ports/3/guestPort').maximum, 65535);
-  assert.deepEqual(limitsAt('/machine'), {});
+  assert.deepEqual(limitsAt('/disposable'), {});
+  assert.equal(limitsAt('/ssh/user').pattern, SSH_USER_PATTERN);
   assert.deepEqual(outOfRange(600, limitsAt('/cpus')), { rel: 'max', limit: 512 });
   assert.equal(outOfRange(2, limitsAt('/cpus')), undefined);
 });

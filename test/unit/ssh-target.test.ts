@@ -127,7 +127,7 @@ describe('tend ssh to a TAP guest', () => {
       argv.includes('HostKeyAlias=tend-shop-web') && argv.includes('CheckHostIP=no') && argv.includes('StrictHostKeyChecking=yes'),
       argv.join(' '),
     );
-    assert.equal(argv.at(-1), 'debian@10.78.0.57');
+    assert.deepEqual(argv.slice(-4), ['-l', 'debian', '--', '10.78.0.57']);
   });
 });
 

@@ -68,8 +68,10 @@ export function sshArgv(i: SshArgvInput): string[] {
     // not pinned yet (the guest never passed readiness on this disk): nothing to check against
     a.push('-o', 'UserKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=no');
   }
-  a.push(`${i.user}@${i.host}`);
-  if (i.command && i.command.length > 0) a.push('--', i.command.map(quoteWord).join(' '));
+  // nothing from a project file can become an option: the user is the value of -l, and "--" ends
+  // the options before the host (ssh would otherwise read options after the host too)
+  a.push('-l', i.user, '--', i.host);
+  if (i.command && i.command.length > 0) a.push(i.command.map(quoteWord).join(' '));
   return a;
 }
 
