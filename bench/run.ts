@@ -7,6 +7,7 @@ import type { Bench, BenchRow } from './lib.js';
 
 const MODULES: Record<string, () => Promise<{ bench: Bench }>> = {
   'load-plan': () => import('./load-plan.js'),
+  validate: () => import('./validate.js'),
   'cli-plan': () => import('./cli-plan.js'),
   boot: () => import('./boot.js'),
   provision: () => import('./provision.js'),

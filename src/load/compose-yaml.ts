@@ -2,7 +2,7 @@
  * YAML plumbing for the compose loader: parse with positions, turn YAML syntax errors into
  * diagnostics at the right place, and find the line:column of any path in the document.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { SourceLocation } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 
@@ -16,10 +16,31 @@ export interface ParsedYaml {
 
 export function parseYaml(file: string, text: string): ParsedYaml {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, strict: true, merge: true, logLevel: 'error' });
+  // Duplicate keys are found below in one pass: the yaml library's own check compares every key
+  // with every earlier one of its map (20,000 services took seconds).
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, strict: true, merge: true, logLevel: 'error' });
   const locator = new YamlLocator(file, doc, lineCounter);
-  const diagnostics = doc.errors.map((e) => syntaxDiagnostic(file, text, lineCounter, e.code, e.message, e.pos[0]));
+  const errors = doc.errors.map((e) => ({ code: e.code as string, message: e.message, pos: e.pos[0] }));
+  if (errors.length === 0) errors.push(...duplicateKeys(doc));
+  const diagnostics = errors.map((e) => syntaxDiagnostic(file, text, lineCounter, e.code, e.message, e.pos));
   return { doc, locator, diagnostics };
+}
+
+/** Keys given twice in one map (merge keys `<<` aside), at the second one. */
+function duplicateKeys(doc: Document): { code: string; message: string; pos: number }[] {
+  const out: { code: string; message: string; pos: number }[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key) || pair.key.value === '<<') continue;
+        if (seen.has(pair.key.value))
+          out.push({ code: 'DUPLICATE_KEY', message: 'Map keys must be unique', pos: pair.key.range?.[0] ?? 0 });
+        seen.add(pair.key.value);
+      }
+    },
+  });
+  return out;
 }
 
 function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: string, raw: string, pos: number): Diagnostic {
@@ -37,7 +58,7 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
       );
     }
     case 'DUPLICATE_KEY': {
-      const key = /^["']?([^:"'\n]*)/.exec(text.slice(pos))?.[1]?.trim() ?? '';
+      const key = /^["']?([^:"'\n]*)/.exec(text.slice(pos, pos + 300))?.[1]?.trim() ?? '';
       return at(pos, `the key \`${key}\` appears twice in the same map`, 'keep one of them (YAML keys must be unique)');
     }
     case 'MISSING_CHAR':
@@ -59,7 +80,7 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
         );
       }
       return at(
-        pos + (/^ */.exec(text.slice(pos))?.[0].length ?? 0),
+        pos + (/^ */.exec(text.slice(pos, pos + 300))?.[0].length ?? 0),
         'this line is indented differently from the keys around it',
         'keys of one map must start at the same column',
       );
@@ -77,6 +98,19 @@ export class YamlLocator {
     private readonly lc: LineCounter,
   ) {}
 
+  /** Each map's entries by key, built on first use: a lookup is then one step per path segment. */
+  private readonly index = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+  private entry(map: YAMLMap, seg: string | number): Pair | undefined {
+    let m = this.index.get(map);
+    if (!m) {
+      m = new Map();
+      for (const p of map.items) if (isPair(p) && isScalar(p.key) && !m.has(String(p.key.value))) m.set(String(p.key.value), p as Pair);
+      this.index.set(map, m);
+    }
+    return m.get(String(seg));
+  }
+
   private walk(path: YamlPath): { node: Node | null; pair: Pair | null; lastNode: Node | null; lastPair: Pair | null } {
     let node: unknown = this.doc.contents;
     let pair: Pair | null = null;
@@ -85,7 +119,7 @@ export class YamlLocator {
     for (const seg of path) {
       pair = null;
       if (isMap(node)) {
-        const found = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+        const found = this.entry(node, seg);
         if (!found) return { node: null, pair: null, lastNode, lastPair };
         pair = found as Pair;
         node = found.value;

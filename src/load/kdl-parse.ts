@@ -89,7 +89,15 @@ export function parseKdl(file: string, text: string): KdlParseResult {
     return Math.max(0, Math.min(offset - acc, text.length));
   };
 
-  const parsed = parse(rewritten);
+  // kdljs (chevrotain) backtracks with exceptions; their stack traces cost more than the parse
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(rewritten);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
   if (parsed.errors.length > 0 || !parsed.output) {
     const err = parsed.errors[0] as unknown as { message: string; token?: KdlToken; previousToken?: KdlToken } | undefined;
     return { nodes: null, diagnostics: [parseProblem(err, lexed.tokens, text, starts, original, at)] };
