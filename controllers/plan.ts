@@ -6,7 +6,7 @@
  *   provision steps, healthcheck, restart policy, depends_on, grace period,
  *   readiness timeouts                                                     → applied live
  *   cpus, memory, machine, cpu model, firmware, accel, network, ports, devices, volumes,
- *   extra args, disk growth                                                → restart, disk kept
+ *   extra args, video, graphics, disk growth                               → restart, disk kept
  *   cloud-init content, SSH user/key                                       → new seed (reseed)
  *   image, disk shrink                                                     → recreate, only when
  *     `disposable` or --recreate; otherwise RecreateRequired and the VM is left as it is
@@ -55,6 +55,8 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   devices: 'restart',
   volumes: 'restart',
   extraArgs: 'restart',
+  video: 'restart',
+  graphics: 'restart',
   cloudInit: 'seed',
   ssh: 'seed',
   provision: 'live',
@@ -65,6 +67,9 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   disposable: 'live',
   stopGracePeriod: 'live',
   timeouts: 'live', // read when the VM next waits for readiness
+  backend: 'restart', // stopped on the old backend, started on the new one; the disk is kept
+  connect: 'restart',
+  libvirt: 'restart', // domain XML snippets
 };
 
 const SEED_NOTE =

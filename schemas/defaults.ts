@@ -13,6 +13,9 @@ export const DEFAULTS = {
   restart: 'always',
   runState: 'running',
   stopGracePeriod: 30,
+  /** stock images boot with it (docs/decisions.md: the video device) */
+  video: 'vga',
+  graphics: 'none',
   sshPort: 22,
   hostAddress: '127.0.0.1',
   healthcheck: { interval: 30, retries: 3, startPeriod: 0, timeout: 30 },
@@ -40,6 +43,9 @@ export function defaultCloudInit(partial: Partial<CloudInitSpec> = {}): CloudIni
     })),
     runcmd: partial.runcmd ?? [],
     bootcmd: partial.bootcmd ?? [],
+    ...(partial.adoptUser !== undefined ? { adoptUser: partial.adoptUser } : {}),
+    ...(partial.timezone !== undefined ? { timezone: partial.timezone } : {}),
+    ...(partial.networkConfig !== undefined ? { networkConfig: partial.networkConfig } : {}),
   };
 }
 
@@ -53,6 +59,8 @@ export function applyDefaults(d: VmDraft): VmSpec {
       format: d.image.format ?? null,
       checksum: d.image.checksum ?? null,
       os: d.image.os ?? null,
+      ...(d.image.sidecar !== undefined ? { sidecar: d.image.sidecar } : {}),
+      ...(d.image.bootc !== undefined ? { bootc: d.image.bootc } : {}),
     },
     cpus: d.cpus ?? DEFAULTS.cpus,
     memory: d.memory ?? DEFAULTS.memory,
@@ -75,6 +83,8 @@ export function applyDefaults(d: VmDraft): VmSpec {
     volumes: (d.volumes ?? []) as VmSpec['volumes'],
     devices: (d.devices ?? []).map((x) => ({ pci: x.pci as string, romFile: x.romFile ?? null })),
     extraArgs: d.extraArgs ?? [],
+    video: d.video ?? DEFAULTS.video,
+    graphics: d.graphics ?? DEFAULTS.graphics,
     dependsOn: d.dependsOn ?? [],
     healthcheck: d.healthcheck
       ? {
@@ -95,5 +105,9 @@ export function applyDefaults(d: VmDraft): VmSpec {
       login: d.timeouts?.login ?? null,
       cloudInit: d.timeouts?.cloudInit ?? null,
     },
+    // backend selection: absent = the command's flag, the environment, then qemu (src/backend/select.ts)
+    ...(d.backend !== undefined ? { backend: d.backend } : {}),
+    ...(d.connect !== undefined ? { connect: d.connect } : {}),
+    ...(d.libvirt?.snippets !== undefined && d.libvirt.snippets.length > 0 ? { libvirt: { snippets: d.libvirt.snippets } } : {}),
   };
 }

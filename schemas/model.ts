@@ -33,9 +33,12 @@ export const imageSourceSchema = {
   additionalProperties: false,
   required: ['kind', 'ref'],
   properties: {
-    /** path: a local file; url: downloaded; catalog: a built-in name such as debian:12 */
-    kind: { enum: ['path', 'url', 'catalog'] },
-    /** absolute path, URL, or catalog name */
+    /**
+     * path: a local file; url: downloaded; catalog: a built-in name such as debian:12; bootc: a
+     * bootc container image, made into a disk by `bootc install to-disk` (docs/vms-yml.md)
+     */
+    kind: { enum: ['path', 'url', 'catalog', 'bootc'] },
+    /** absolute path, URL, catalog name, or container image (as podman names it) */
     ref: { type: 'string', minLength: 1 },
     /** disk format of the image file; null = detect (qemu-img info) */
     format: { enum: ['qcow2', 'raw', 'vmdk', 'vdi', 'vhdx', null] },
@@ -43,6 +46,27 @@ export const imageSourceSchema = {
     checksum: { type: ['string', 'null'], pattern: '^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$' },
     /** OS family hint (holos image_os): picks the default SSH user */
     os: { type: ['string', 'null'], pattern: OS_PATTERN },
+    /**
+     * A url image whose checksum of this type is published next to it (ov's `checksum: {type:
+     * sha256}` without a value): read from `<url>.SHA256` (and the other usual sidecar names);
+     * the download fails when there is none. Absent = sidecars are optional.
+     */
+    sidecar: { enum: ['sha256', 'sha512'] },
+    /** how a bootc image becomes a disk (kind bootc only) */
+    bootc: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['transport', 'rootfs', 'rootSize', 'kernelArgs'],
+      properties: {
+        /** where podman reads the container image from */
+        transport: { enum: ['registry', 'containers-storage', 'oci', 'oci-archive'] },
+        /** root filesystem type; null = the image's default */
+        rootfs: { enum: ['ext4', 'xfs', 'btrfs', null] },
+        /** GiB cap of the root partition; null = the whole disk */
+        rootSize: { type: ['integer', 'null'], minimum: 1, maximum: MAX_SIZE_GIB },
+        kernelArgs: { type: 'array', items: { type: 'string' } },
+      },
+    },
   },
 } as const;
 
@@ -88,6 +112,15 @@ export const cloudInitSchema = {
     writeFiles: { type: 'array', items: writeFileSchema },
     runcmd: { type: 'array', items: { type: 'string' } },
     bootcmd: { type: 'array', items: { type: 'string' } },
+    /**
+     * true: `user` is an account the image already has (ov's base_user): cloud-init keeps the
+     * image's default user and only adds the SSH keys to it, no useradd, no sudoers change.
+     */
+    adoptUser: { type: 'boolean' },
+    /** cloud-init's timezone module (e.g. UTC) */
+    timezone: { type: 'string', minLength: 1 },
+    /** a NoCloud network-config document (version 1 or 2), written to the seed as is */
+    networkConfig: { type: 'object' },
   },
 } as const;
 
@@ -193,6 +226,8 @@ export const vmSpecSchema = {
     'volumes',
     'devices',
     'extraArgs',
+    'video',
+    'graphics',
     'dependsOn',
     'healthcheck',
     'restart',
@@ -245,6 +280,18 @@ export const vmSpecSchema = {
     },
     /** extra QEMU arguments, passed as argv, never through a shell */
     extraArgs: { type: 'array', items: { type: 'string' } },
+    /**
+     * The display adapter (design §4). Every VM has one unless this is `none`: stock images'
+     * GRUB (its graphical terminal) waits forever without one. vga = the standard VGA (QEMU's
+     * `-vga std`, the default), virtio = virtio-vga, qxl = qxl-vga, cirrus = cirrus-vga,
+     * none = no display device. docs/qemu.md.
+     */
+    video: { enum: ['none', 'vga', 'virtio', 'qxl', 'cirrus'] },
+    /**
+     * A remote display of the video device, for a person to look at the guest's screen: VNC or
+     * SPICE, always on 127.0.0.1, at a host port tend picks free and keeps; none = off.
+     */
+    graphics: { enum: ['none', 'vnc', 'spice'] },
     /** VM names (replicated services are expanded to their instances) */
     dependsOn: { type: 'array', items: { type: 'string' } },
     healthcheck: { oneOf: [healthcheckSchema, { type: 'null' }] },
@@ -281,6 +328,27 @@ export const vmSpecSchema = {
      */
     userDataDigest: { type: 'string' },
     imageDigest: { type: 'string' },
+    /**
+     * Which backend runs the VM (docs/libvirt.md): qemu = tend's own QEMU processes; libvirt = a
+     * libvirt domain; auto = libvirt when its daemon answers, else qemu. Absent = the command's
+     * --backend, else $TEND_BACKEND, else qemu (the default of VMFile.kdl and compose files).
+     */
+    backend: { enum: ['qemu', 'libvirt', 'auto'] },
+    /**
+     * libvirt connection URI (qemu:///session, qemu:///system, qemu+ssh://user@host/system).
+     * Absent = --connect, else $TEND_LIBVIRT_URI, else qemu:///system as root, qemu:///session otherwise.
+     */
+    connect: { type: 'string', minLength: 1 },
+    /** libvirt-only settings (ignored by the QEMU backend) */
+    libvirt: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['snippets'],
+      properties: {
+        /** raw XML elements merged into the domain: device elements into <devices>, others into <domain> */
+        snippets: { type: 'array', items: { type: 'string' } },
+      },
+    },
   },
 } as const;
 

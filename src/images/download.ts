@@ -26,6 +26,12 @@ export interface DownloadOptions {
   onMessage?: (msg: string) => void;
   /** retries after a dropped connection (default 1) */
   retries?: number;
+  /**
+   * A checksum of this type must be published next to the image (ov's `checksum: {type: sha256}`
+   * without a value): the sidecars of `sidecarUrls(url, type)` are tried, and without one the
+   * download fails instead of going unverified.
+   */
+  sidecar?: 'sha256' | 'sha512' | null;
 }
 
 export interface DownloadResult {
@@ -60,10 +66,17 @@ async function readText(url: string, signal?: AbortSignal): Promise<string | nul
   return fetchText(url, signal);
 }
 
-/** Sidecar files tried, in order, when nothing is declared. */
-export function sidecarUrls(url: string): string[] {
+/**
+ * Sidecar files tried, in order, when nothing is declared; with `type`, only that algorithm's
+ * (ov resolves `<url>.SHA256`, `.sha256` and `.sha256sum`).
+ */
+export function sidecarUrls(url: string, type?: 'sha256' | 'sha512'): string[] {
   const u = new URL(url);
   const dir = new URL('.', u).toString();
+  if (type) {
+    const up = type.toUpperCase();
+    return [`${url}.${up}`, `${url}.${type}`, `${url}.${type}sum`, `${dir}${up}SUMS`];
+  }
   return [`${url}.sha256`, `${url}.sha512`, `${dir}SHA256SUMS`, `${dir}SHA512SUMS`];
 }
 
@@ -87,7 +100,8 @@ async function expectedChecksum(url: string, opts: DownloadOptions): Promise<Che
     if (!c) throw new BackendError('ChecksumUnavailable', `the checksum file ${opts.checksumUrl} does not list ${name}`);
     return c;
   }
-  for (const side of sidecarUrls(url)) {
+  const sides = sidecarUrls(url, opts.sidecar ?? undefined);
+  for (const side of sides) {
     let text: string | null = null;
     try {
       text = await readText(side, opts.signal);
@@ -95,10 +109,17 @@ async function expectedChecksum(url: string, opts: DownloadOptions): Promise<Che
       continue; // a missing or broken sidecar is not an error: there may be none
     }
     const c = text === null ? null : findInSumsFile(text, name);
-    if (c) {
+    if (c && (!opts.sidecar || c.algo === opts.sidecar)) {
       opts.onMessage?.(`verifying against ${side}`);
       return c;
     }
+  }
+  if (opts.sidecar) {
+    throw new BackendError(
+      'ChecksumUnavailable',
+      `no ${opts.sidecar} checksum of ${url} is published next to it (tried ${sides.join(', ')}); ` +
+        `the file asks for one (checksum: {type: ${opts.sidecar}}): write its value, checksum: {type: ${opts.sidecar}, value: <hex>}`,
+    );
   }
   return null;
 }

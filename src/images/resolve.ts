@@ -37,6 +37,12 @@ const verifiedLocal = new Map<string, string>();
 
 export async function resolveImage(stateRoot: string, src: ImageSource, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   if (src.kind === 'path') return resolveLocal(src);
+  if (src.kind === 'bootc') {
+    throw new BackendError(
+      'BootcUnavailable',
+      `the bootc image ${src.ref} has no disk yet: tend does not build bootc disks in this version (docs/vms-yml.md)`,
+    );
+  }
   if (src.kind === 'url') {
     const have = await inspectImage(stateRoot, src.ref);
     if (have && matchesDeclared(have, src.checksum)) return fromStore(have, src);

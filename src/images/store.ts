@@ -251,6 +251,7 @@ async function doPull(
       const res = await downloadImage(url, dir, {
         checksum: src.checksum ?? entry?.checksum ?? null,
         checksumUrl: src.checksum ? null : (entry?.checksumUrl ?? null),
+        sidecar: src.checksum ? null : (src.sidecar ?? null),
         signal: opts.signal,
         onMessage: opts.onProgress,
         onProgress: (p) => {

@@ -47,17 +47,21 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
   const doc: Record<string, unknown> = {
     hostname: hostnameOf(vm),
     preserve_hostname: false,
-    users: [
-      {
-        name: opts.user,
-        sudo: SUDO_NOPASSWD,
-        shell: loginShell(vm),
-        lock_passwd: true,
-        ssh_authorized_keys: keys,
-      },
-    ],
+    // an adopted account (ov's base_user) keeps everything the image gave it: only the keys are added
+    users: ci.adoptUser
+      ? ['default', { name: opts.user, ssh_authorized_keys: keys }]
+      : [
+          {
+            name: opts.user,
+            sudo: SUDO_NOPASSWD,
+            shell: loginShell(vm),
+            lock_passwd: true,
+            ssh_authorized_keys: keys,
+          },
+        ],
     ssh_pwauth: false,
   };
+  if (ci.timezone) doc.timezone = ci.timezone;
   if (ci.packages.length > 0) {
     doc.package_update = true;
     doc.packages = [...ci.packages];

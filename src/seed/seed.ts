@@ -1,4 +1,5 @@
 /** The NoCloud seed ISO (label `cidata`) of a VM, written atomically. */
+import { stringify } from 'yaml';
 import type { VmSpec } from '../../schemas/model.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { renderMetaData, renderUserData } from './cloud-config.js';
@@ -16,8 +17,10 @@ export function seedFiles(
     'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null }),
     'meta-data': renderMetaData(vm, opts.instanceId),
   };
-  // a second NIC (the project network): pin DHCP to the user-mode NIC, a static address on the other
-  if (opts.net) files['network-config'] = renderNetworkConfig(opts.net);
+  // a second NIC (the project network): pin DHCP to the user-mode NIC, a static address on the other;
+  // the file's own network-config (vms.yml cloud_init.network_config) wins, as written
+  if (vm.cloudInit?.networkConfig) files['network-config'] = stringify(vm.cloudInit.networkConfig, { lineWidth: 0, version: '1.1' });
+  else if (opts.net) files['network-config'] = renderNetworkConfig(opts.net);
   return files;
 }
 

@@ -43,6 +43,10 @@ const files = new Map<string, Buffer>([
   ],
   ['/d/drop.img', image],
   ['/d/drop-norange.img', image],
+  ['/f/Arch-cloudimg.qcow2', image],
+  ['/f/Arch-cloudimg.qcow2.SHA256', Buffer.from(`${sha256(image)}  Arch-cloudimg.qcow2\n`)],
+  ['/f/nosum.qcow2', image],
+  ['/f/nosum.qcow2.sha512', Buffer.from(`${sha512(image)}  nosum.qcow2\n`)],
   ['/e/slow.img', image],
   ['/e/slower.img', image],
   ['/f/big.img', Buffer.alloc(2 * 1024 * 1024, 1)],
@@ -298,4 +302,19 @@ test('a disk that fills up during a download: a clear ImageWriteFailed naming th
     [],
     'no temp file and nothing promoted',
   );
+});
+
+test("vms.yml checksum {type: sha256} without a value: verified against ov's <url>.SHA256 sidecar, and refused without one", async () => {
+  const root = freshStore();
+  const url = `${base}/f/Arch-cloudimg.qcow2`;
+  const got = await resolveImage(root, { kind: 'url', ref: url, format: null, checksum: null, os: null, sidecar: 'sha256' });
+  assert.equal(got.id, `sha256:${sha256(image)}`);
+  assert.equal((await inspectImage(root, url))?.verifiedAgainst, `sha256:${sha256(image)}`);
+  assert.ok(requests.includes('GET /f/Arch-cloudimg.qcow2.SHA256'));
+  // only a sha512 sidecar: the sha256 the file asks for is not there, so nothing is downloaded unverified
+  await assert.rejects(
+    resolveImage(freshStore(), { kind: 'url', ref: `${base}/f/nosum.qcow2`, format: null, checksum: null, os: null, sidecar: 'sha256' }),
+    (err: unknown) => err instanceof BackendError && err.reason === 'ChecksumUnavailable' && /nosum\.qcow2\.SHA256/.test(err.message),
+  );
+  assert.ok(!requests.includes('GET /f/nosum.qcow2'));
 });

@@ -77,6 +77,8 @@ test('every node of the full fixture maps to its canonical field', () => {
     ],
     devices: [],
     extraArgs: ['-device', 'virtio-rng-pci'],
+    video: 'vga',
+    graphics: 'none',
     dependsOn: ['db'],
     healthcheck: { test: ['sh', '-c', 'curl -f http://localhost'], interval: 10, retries: 5, startPeriod: 5, timeout: 2 },
     restart: 'on-failure',

@@ -65,11 +65,16 @@ test('no project file in the directory is a usage error that says what to create
   );
 });
 
-test('vms.yml is recognised and reported as not supported yet', async () => {
+test('vms.yml is discovered and read by the ov loader', async () => {
   const d = tmp({ 'vms.yml': 'vms: {}\n' });
   const r = await loadProject(discoverProjectFiles(d));
   assert.equal(r.project, null);
-  assert.match(r.diagnostics[0].message, /not supported yet/);
+  assert.match(r.diagnostics[0].message, /vms is empty/);
+  const ok = tmp({ 'vms.yml': 'vms:\n  web:\n    source: {kind: cloud_image, url: https://example.org/a.qcow2}\n    ram: 2G\n' });
+  const r2 = await loadProject(discoverProjectFiles(ok));
+  assert.deepEqual(r2.diagnostics, []);
+  assert.equal(r2.project?.vms[0].memory, 2048);
+  assert.equal(r2.project?.vms[0].backend, 'auto');
 });
 
 test('project names come from the directory when the file has none', async () => {

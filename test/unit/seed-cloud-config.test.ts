@@ -143,3 +143,23 @@ test('cloud-init off (null) still gives a usable user-data for the SSH key', () 
   assert.deepEqual(doc.users[0].ssh_authorized_keys, [KEY]);
   assert.equal(doc.hostname, 'bare');
 });
+
+test("an adopted account (vms.yml base_user) keeps the image's default user and only gets the keys; timezone and network-config are written", async () => {
+  const { seedFiles } = await import('../../src/seed/seed.js');
+  const a = applyDefaults({
+    name: 'arch',
+    image: { kind: 'url', ref: 'https://example.org/arch.qcow2' },
+    cloudInit: { user: 'arch', adoptUser: true, timezone: 'UTC', networkConfig: { version: 2, ethernets: { eth0: { dhcp4: true } } } },
+  });
+  const files = seedFiles(a, { instanceId: 'i-1', publicKey: KEY, user: 'arch' });
+  const doc = parse(files['user-data']) as { users: unknown[]; timezone: string };
+  assert.deepEqual(doc.users, ['default', { name: 'arch', ssh_authorized_keys: [KEY] }]);
+  assert.equal(doc.timezone, 'UTC');
+  assert.deepEqual(parse(files['network-config']), { version: 2, ethernets: { eth0: { dhcp4: true } } });
+  // without them: one created user with sudo, no timezone, no network-config
+  const b = seedFiles(vm, { instanceId: 'i-2', publicKey: KEY, user: 'debian' });
+  const docB = parse(b['user-data']) as Partial<UserData> & { timezone?: string };
+  assert.equal(docB.users?.[0].sudo, 'ALL=(ALL) NOPASSWD:ALL');
+  assert.equal(docB.timezone, undefined);
+  assert.equal(b['network-config'], undefined);
+});
