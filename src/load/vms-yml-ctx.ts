@@ -111,9 +111,15 @@ export function readMap(n: Node, table: readonly VmsField[], ignored: Ignored = 
   }
   for (const f of table) {
     if (n.raw[f.key] === undefined) continue;
-    applyField(n.draft, f, n, n.ctx, (v, broken, field) => {
-      report(n.ctx, pathOf(n, field), `${named(n, field.key)} ${rangeWords(broken, field.unit)}, not ${v.value}`);
-    });
+    applyField(
+      n.draft,
+      f,
+      n,
+      n.ctx,
+      (v, broken, field) => report(n.ctx, pathOf(n, field), `${named(n, field.key)} ${rangeWords(broken, field.unit)}, not ${v.value}`),
+      (v, field) =>
+        report(n.ctx, pathOf(n, field), `${named(n, field.key)} is not ${field.form?.what ?? 'valid'}: "${v.value}"`, field.form?.hint),
+    );
   }
 }
 

@@ -10,7 +10,7 @@ import { diskSizeToGiB, memoryWithUnitToMiB } from '../../schemas/units.js';
 import { DEFAULTS } from '../../schemas/defaults.js';
 import { resolvePath } from './common.js';
 import { parsePortSpec } from './ports.js';
-import type { Located } from './fields.js';
+import { FORMS, type Located } from './fields.js';
 import {
   bool,
   child,
@@ -251,7 +251,7 @@ const keySource = (n: Node, _c: VmsContext, f: VmsField): undefined => {
 };
 
 const SSH_FIELDS: readonly VmsField[] = [
-  { key: 'user', pointer: '/ssh/user', example: 'user: arch', read: str },
+  { key: 'user', pointer: '/ssh/user', example: 'user: arch', form: FORMS.sshUser, read: str },
   {
     key: 'port',
     pointer: '',
@@ -337,6 +337,7 @@ export const ENTITY_FIELDS: readonly VmsField[] = [
   {
     key: 'machine',
     pointer: '/machine',
+    form: FORMS.machine,
     example: 'machine: q35',
     // ov's i440fx is QEMU's pc machine
     read: (n, c, f) => {
