@@ -21,6 +21,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/converge.js'),
   },
   {
+    term: 'reload [options]',
+    description: "re-read the project files and apply only what changed (vmctl's name for `tend up`)",
+    load: () => import('./commands/reload.js'),
+  },
+  {
     term: 'watch [options]',
     description: 'converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)',
     load: () => import('./commands/watch.js'),
@@ -55,7 +60,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/destroy.js'),
   },
   {
-    term: 'ps [name]',
+    term: 'ps|list [name]',
     description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
     load: () => import('./commands/ps.js'),
   },
@@ -85,7 +90,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/console.js'),
   },
   {
-    term: 'logs [options] [name]',
+    term: 'logs|log [options] [name]',
     description: "a VM's log: its events (default), its serial console, or its provisioning output",
     load: () => import('./commands/logs.js'),
   },
@@ -100,6 +105,27 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/doctor.js'),
   },
   { term: 'image', description: 'manage base images (pull, list, inspect, verify, rm, build)', load: () => import('./commands/image.js') },
+  {
+    term: 'pull <image>',
+    description: 'download and verify a base image into the store (same as `tend image pull`)',
+    load: () => import('./commands/pull.js'),
+  },
+  {
+    term: 'images',
+    description: 'the built-in images: names, OS, login user, firmware, how each download is verified, stored or not',
+    load: () => import('./commands/images.js'),
+  },
+  {
+    term: 'verify [options] [image]',
+    description: 'check stored images against their checksums (one, or --all)',
+    load: () => import('./commands/verify.js'),
+  },
+  {
+    term: 'devices [options]',
+    description: "the host's PCI devices (address, kind, driver, IOMMU group) for passthrough",
+    load: () => import('./commands/devices.js'),
+  },
+  { term: 'version', description: "tend's version, and the Node and QEMU it runs with", load: () => import('./commands/version.js') },
   {
     term: 'volume',
     description: 'named volumes of the project: ls, inspect, rm (they outlive VMs)',

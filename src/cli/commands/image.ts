@@ -27,7 +27,7 @@ export type ImageResult =
 export type StoredImageView = Omit<StoredImage, 'verifiedAgainst'>;
 
 function imageSourceOf(ref: string): { kind: 'path' | 'url' | 'catalog'; ref: string; format: null; checksum: null; os: null } {
-  const kind = /^https?:\/\//.test(ref) ? 'url' : ref.startsWith('/') || ref.startsWith('.') ? 'path' : 'catalog';
+  const kind = /^(https?|file|oci):\/\//.test(ref) ? 'url' : ref.startsWith('/') || ref.startsWith('.') ? 'path' : 'catalog';
   return { kind, ref, format: null, checksum: null, os: null };
 }
 

@@ -73,6 +73,7 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
 
 export const command: CliCommand = {
   name: 'logs',
+  aliases: ['log'],
   description: "a VM's log: its events (default), its serial console, or its provisioning output",
   examples: ['tend logs web', 'tend logs web --console -f', 'tend logs web --provision -n 50'],
   configure: (c) =>

@@ -116,6 +116,7 @@ export function renderPs(r: PsResult, now: number = Date.now()): string {
 
 export const command: CliCommand = {
   name: 'ps',
+  aliases: ['list'],
   description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
   examples: ['tend ps', 'tend ps --json', 'tend ps debian-12-3f2a'],
   configure: (c) => c.argument('[name]', 'only this VM (also a `tend run` VM)'),
