@@ -8,6 +8,9 @@ TEND_APT_PACKAGES=(
   debootstrap grub-pc-bin parted dosfstools e2fsprogs fdisk util-linux
   openssh-server openssh-client
   xz-utils zstd ca-certificates
+  # the libvirt backend (docs/libvirt.md): libvirtd + virtlogd, virsh, and passt where libvirt
+  # accepts it (libvirt >= 9.2; Debian 12's 9.0 does not, so user networking uses QEMU's slirp)
+  libvirt-daemon-system libvirt-clients passt
 )
 
 # ---- TEST TOOLS: packages only the test suites need. Engineers: add yours here. ----

@@ -19,6 +19,7 @@ import type { LockOptions } from '../state/lock.js';
 import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
 import type { StageTimeouts } from '../timeouts.js';
+import type { BackendFlags } from '../backend/select.js';
 
 /** Options every command accepts (main.ts fills them from the global flags). */
 export interface GlobalOptions {
@@ -45,6 +46,8 @@ export interface GlobalOptions {
    * (their applied specs) instead of refusing; the errors are kept as warnings.
    */
   fromState?: boolean;
+  /** --backend / --connect: which backend runs the VMs (src/backend/select.ts) */
+  backendFlags?: BackendFlags;
   /** test seams: use these instead of the QEMU backend, the SSH guest and the wall clock */
   backend?: Backend;
   guest?: Guest;
@@ -259,16 +262,28 @@ export interface BackendTuning {
   exitPollMs?: number;
 }
 
-/** The backend for this context; imported lazily so read-only commands start fast. */
+/**
+ * The backend for this context: the per-VM dispatcher (src/backend/dispatch.ts) over the QEMU
+ * backend and a libvirt backend per connection URI. Imported lazily so read-only commands start fast.
+ */
 export async function backendFor(ctx: Context, tuning: BackendTuning = {}): Promise<Backend> {
   if (ctx.opts.backend) return ctx.opts.backend;
-  const { createQemuBackend } = await import('../qemu/backend.js');
-  return createQemuBackend({
-    ...tuning,
+  const [{ createQemuBackend }, { createDispatcher }, { createLibvirtBackend }] = await Promise.all([
+    import('../qemu/backend.js'),
+    import('../backend/dispatch.js'),
+    import('../libvirt/backend.js'),
+  ]);
+  const common = {
     stateRoot: ctx.stateRoot,
     env: ctx.env,
     ...(ctx.opts.log ? { log: ctx.opts.log } : {}),
     ...(ctx.opts.timeouts ? { timeouts: ctx.opts.timeouts } : {}),
+  };
+  return createDispatcher({
+    ...common,
+    ...(ctx.opts.backendFlags ? { flags: ctx.opts.backendFlags } : {}),
+    qemu: createQemuBackend({ ...common, ...tuning }),
+    libvirt: (uri) => createLibvirtBackend({ ...common, ...tuning, uri }),
   });
 }
 

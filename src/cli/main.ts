@@ -58,6 +58,8 @@ async function globals(cmd: Command, signal: AbortSignal, withLog = false): Prom
     lockTimeout?: string;
     wait?: boolean;
     verbose?: boolean;
+    backend?: string;
+    connect?: string;
   }>();
   const g: GlobalOptions = {
     json: o.json ?? false,
@@ -68,6 +70,13 @@ async function globals(cmd: Command, signal: AbortSignal, withLog = false): Prom
     ...(o.file ? { file: o.file } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   };
+  if (o.backend !== undefined || o.connect !== undefined) {
+    const { parseBackendKind } = await import('../backend/select.js');
+    g.backendFlags = {
+      ...(o.backend !== undefined ? { backend: parseBackendKind(o.backend, '--backend') } : {}),
+      ...(o.connect !== undefined ? { connect: o.connect } : {}),
+    };
+  }
   const flags = o as Record<string, unknown>;
   for (const [stage, flag] of STAGE_FLAGS) {
     const v = flags[`${stage}Timeout`];
@@ -136,6 +145,14 @@ export async function buildProgram(word: string | null, signal: AbortSignal, exi
     .option('--lock-timeout <duration>', 'how long mutating commands wait for the project lock', '5m')
     .option('--no-wait', 'fail at once when the project lock is held')
     .option('-v, --verbose', 'debug logs; stack traces on unexpected errors')
+    .option(
+      '--backend <kind>',
+      "run VMs on qemu, libvirt, or auto (libvirt when its daemon answers); default: the file's `backend`, else $TEND_BACKEND, else qemu",
+    )
+    .option(
+      '--connect <uri>',
+      "libvirt URI (qemu:///system, qemu:///session, qemu+ssh://user@host/system); default: the file's `connect`, else $TEND_LIBVIRT_URI, else system as root, session otherwise",
+    )
     .addHelpText('after', examples(['tend validate', 'tend plan', 'tend up', 'tend ps', 'tend exec web -- uname -a', 'tend help up']))
     .showHelpAfterError('(run `tend help` for usage)')
     .exitOverride()

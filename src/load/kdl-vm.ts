@@ -266,6 +266,8 @@ export const VM_FIELDS: readonly KdlField[] = [
   { key: 'cpu-model', pointer: '/cpuModel', read: str, form: FORMS.cpuModel },
   { key: 'firmware', pointer: '/firmware', read: choice(['bios', 'uefi', 'uefi-secure'] as const) },
   { key: 'accel', pointer: '/accel', read: choice(['auto', 'kvm', 'tcg'] as const) },
+  { key: 'backend', pointer: '/backend', read: choice(['qemu', 'libvirt', 'auto'] as const) },
+  { key: 'connect', pointer: '/connect', read: str },
   { key: 'network', pointer: '', read: network },
   CLOUD_INIT_FIELD,
   SSH_FIELD,

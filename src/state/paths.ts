@@ -40,6 +40,10 @@ export const FILES = {
   virtiofsdLog: 'virtiofsd.log',
   /** helper processes (virtiofsd) started for the VM: src/qemu/helpers.ts */
   helpers: 'helpers.json',
+  /** which backend holds the VM (src/backend/record.ts) */
+  backend: 'backend.json',
+  /** the libvirt domain XML tend last defined (src/libvirt/backend.ts) */
+  domainXml: 'domain.xml',
 } as const;
 
 /** Host-wide cache files (a property of the host, not of a project): under cacheRoot(). */

@@ -15,6 +15,7 @@ import { provisionRecordSchema } from '../provision/record.js';
 import { statusRecordSchema } from './status.js';
 import { eventSchema } from './events.js';
 import { lockHolderSchema } from './lock.js';
+import { backendRecordSchema } from '../backend/record-schema.js';
 
 /** validator name → [file it checks, schema] */
 export const STATE_SCHEMAS = {
@@ -24,6 +25,7 @@ export const STATE_SCHEMAS = {
   validateProvisionRecord: ['vms/<vm>/provision.json', provisionRecordSchema],
   validateStatusRecord: ['vms/<vm>/status.json', statusRecordSchema],
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
+  validateBackendRecord: ['vms/<vm>/backend.json', backendRecordSchema],
   validateProjectNetRecord: ['network.json', projectNetRecordSchema],
   validateLockHolder: ['project.lock.holder.json, watch.lock.holder.json', lockHolderSchema],
   validateEvent: ['events.jsonl (one line)', eventSchema],

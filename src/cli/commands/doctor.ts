@@ -4,10 +4,13 @@ import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../../../schemas/errors.js';
 import { renderDeviceChecks } from '../../qemu/devices.js';
+import { renderLibvirtDoctor } from '../../libvirt/doctor.js';
 
 export interface DoctorResult {
   ok: boolean;
   report: DoctorReport;
+  /** one per libvirt connection URI in play (src/libvirt/doctor.ts) */
+  libvirt?: import('../../libvirt/doctor.js').LibvirtDoctorReport[];
   /** PCI passthrough checks of the devices the project in cwd declares (src/qemu/devices.ts) */
   devices?: import('../../qemu/devices.js').DeviceCheck[];
 }
@@ -17,7 +20,36 @@ export async function doctorCommand(g: GlobalOptions): Promise<DoctorResult> {
   const report = await doctor({ stateRoot: resolveStateRoot(g), env: g.env ?? process.env });
   const devices = await projectDevices(g);
   for (const d of devices) report.problems.push(...d.problems);
-  return { ok: report.problems.length === 0, report, ...(devices.length ? { devices } : {}) };
+  const libvirt = await libvirtChecks(g);
+  for (const l of libvirt) report.problems.push(...l.problems);
+  return {
+    ok: report.problems.length === 0,
+    report,
+    libvirt: libvirt.map((l) => l.report),
+    ...(devices.length ? { devices } : {}),
+  };
+}
+
+/** The libvirt URIs in play: the flag's, the project's VMs', else $TEND_LIBVIRT_URI or the default. */
+async function libvirtChecks(g: GlobalOptions) {
+  const env = g.env ?? process.env;
+  const [{ libvirtDoctor }, { wantedBackend }] = await Promise.all([import('../../libvirt/doctor.js'), import('../../backend/select.js')]);
+  const uris = new Map<string, boolean>();
+  try {
+    const { loadFiles } = await import('../context.js');
+    const project = (await loadFiles(g)).project;
+    for (const vm of project?.vms ?? []) {
+      const w = wantedBackend(vm, g.backendFlags ?? {}, env);
+      if (w.kind !== 'qemu') uris.set(w.uri, (uris.get(w.uri) ?? false) || w.kind === 'libvirt');
+    }
+  } catch {
+    // no project here: the host alone
+  }
+  if (uris.size === 0) {
+    const w = wantedBackend({}, g.backendFlags ?? {}, env);
+    uris.set(w.uri, w.kind === 'libvirt');
+  }
+  return Promise.all([...uris].map(([uri, required]) => libvirtDoctor(uri, { required, env })));
 }
 
 /** Device checks for the project in cwd, if there is one that declares PCI devices. */
@@ -52,6 +84,7 @@ export function renderDoctor(r: DoctorResult): string {
     `ssh client:  ${tool(d.ssh)}`,
     `state dir:   ${d.stateDir.path} (${d.stateDir.writable ? 'writable' : `NOT writable${d.stateDir.error ? `: ${d.stateDir.error}` : ''}`})`,
   ];
+  for (const l of r.libvirt ?? []) lines.push(...renderLibvirtDoctor(l));
   if (r.devices) lines.push(...renderDeviceChecks(r.devices));
   lines.push(d.problems.length === 0 ? 'no problems found' : `problems:\n${d.problems.map((p) => `  - ${p}`).join('\n')}`);
   return lines.join('\n');

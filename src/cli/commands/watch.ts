@@ -64,6 +64,8 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
   let passes = 0;
   try {
     const deps = await depsFor(ctx, o.exitPollMs ? { exitPollMs: o.exitPollMs } : {});
+    // the libvirt backends' event streams end with the watch
+    cleanups.push(() => (deps.backend as { close?: () => void }).close?.());
     const pendingWrites = new Set<Promise<void>>();
     const track = (p: Promise<void>): void => {
       const t = p.catch((err: unknown) => o.log?.warn({ err }, 'cannot record')).finally(() => pendingWrites.delete(t));

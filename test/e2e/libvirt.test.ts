@@ -1,0 +1,149 @@
+/**
+ * End to end through the real libvirtd (qemu:///system; .ci/run starts it) on the real Debian 12
+ * guest image, one project with one VM pinned to `backend: libvirt`, as few boots as possible:
+ *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works;
+ *   - under `tend watch`, a memory edit restarts the domain with the new memory, disk kept;
+ *   - `virsh destroy` behind tend's back: watch begins the restart within a second (libvirt's own
+ *     lifecycle event) and the VM is Ready again, disk kept;
+ *   - `tend down --destroy` leaves no domain, no VM folder (disk, seed, keys) and no NVRAM file.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { execa } from 'execa';
+import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from './helpers.js';
+import { domainName } from '../../src/libvirt/names.js';
+import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
+
+const URI = 'qemu:///system';
+
+interface Event {
+  time: string;
+  reason: string;
+  vm?: string;
+  message: string;
+}
+
+const virsh = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+  const r = await execa('virsh', ['-q', '-c', URI, ...args], { reject: false });
+  return { code: r.exitCode ?? -1, out: String(r.stdout).trim(), err: String(r.stderr).trim() };
+};
+
+async function ok(p: TempProject, args: string[]): Promise<string> {
+  const r = await runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
+  assert.equal(r.code, 0, `tend ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
+}
+
+const yaml = (image: string, memory: number) =>
+  [
+    'name: lvirt',
+    'services:',
+    '  web:',
+    `    image: ${image}`,
+    '    backend: libvirt',
+    `    connect: ${URI}`,
+    `    vm: { vcpu: 1, memory_mb: ${memory} }`,
+    '    cloud_init: { hostname: lvweb }',
+    '',
+  ].join('\n');
+
+test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back, down --destroy", { timeout: 2_400_000 }, async (t) => {
+  const v = await virsh('version');
+  assert.equal(v.code, 0, `libvirtd must answer on ${URI} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
+  const image = await findImage();
+  const p = await tempProject({ 'tend.yaml': yaml(image, 512) });
+  const project = { name: 'lvirt', dir: p.dir };
+  const dom = domainName(project, 'web');
+  t.after(async () => {
+    await virsh('destroy', dom);
+    await virsh('undefine', dom, '--nvram');
+    await p.cleanup();
+  });
+
+  // up: Ready, as a libvirt domain
+  await ok(p, ['up']);
+  assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs`);
+  assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
+  await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
+  const ps = JSON.parse(await ok(p, ['ps', '--json'])) as { vms: { name: string; state: string }[] };
+  assert.equal(ps.vms.find((x) => x.name === 'web')?.state, 'running');
+  assert.match((await ok(p, ['plan'])).split('\n').find((l) => l.startsWith('web')) ?? '', /\bnone\b/, 'a converged VM plans nothing');
+
+  // watch: a memory edit restarts it; a destroy behind its back is repaired
+  const events: Event[] = [];
+  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
+    cwd: p.dir,
+    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (watch.exitCode === null) watch.kill('SIGKILL');
+  });
+  let buf = '';
+  let stderr = '';
+  watch.stdout.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        events.push(JSON.parse(line) as Event);
+      } catch {
+        // a log line
+      }
+    }
+  });
+  watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const count = (reason: string) => events.filter((e) => e.reason === reason && e.vm === 'web').length;
+  const waitFor = async (reason: string, n: number, what: string) => {
+    const deadline = Date.now() + 900_000;
+    while (count(reason) < n) {
+      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${stderr}`);
+      if (Date.now() > deadline) assert.fail(`no ${reason} #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const started = () => events.some((e) => e.reason === 'WatchStarted');
+  for (let i = 0; i < 300 && !started(); i++) await new Promise((r) => setTimeout(r, 100));
+  await waitFor('VmReady', 1, 'the first converge of watch');
+
+  await writeFile(join(p.dir, 'tend.yaml'), yaml(image, 640));
+  await waitFor('VmReady', 2, 'the restart after the memory edit');
+  assert.match((await virsh('dumpxml', dom)).out, /<memory unit='KiB'>655360<\/memory>/, 'the domain has the new memory');
+  const memKb = Number(/MemTotal:\s+(\d+)/.exec(await ok(p, ['exec', 'web', '--', 'cat', '/proc/meminfo']))?.[1]);
+  assert.ok(memKb > 540 * 1024 && memKb <= 640 * 1024, `guest sees ${memKb} kB after the edit`);
+  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
+
+  const before = events.length;
+  const d = await virsh('destroy', dom);
+  const destroyedAt = Date.now();
+  assert.equal(d.code, 0, d.err);
+  await waitFor('VmStarting', 3, 'the restart after virsh destroy');
+  const exited = events.slice(before).find((e) => e.reason === 'VmExited');
+  assert.ok(exited, 'watch reported the exit');
+  const begun = events.slice(before).find((e) => e.reason === 'VmPreparing' || e.reason === 'VmStarting');
+  assert.ok(begun);
+  const ms = Date.parse(begun.time) - destroyedAt;
+  assert.ok(ms < 1000, `restart begun ${ms} ms after virsh destroy returned`);
+  t.diagnostic(`virsh destroy -> restart begun: ${ms} ms`);
+  await waitFor('VmReady', 3, 'Ready after the destroy');
+  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
+
+  const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
+  watch.kill('SIGTERM');
+  assert.equal(await watchExit, 0);
+  assert.equal((await virsh('domstate', dom)).out, 'running', 'watch leaves the VM running');
+
+  // down --destroy: nothing left
+  const pd = projectDir(p.stateDir, 'lvirt', p.dir);
+  await ok(p, ['down', '--destroy']);
+  assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain');
+  assert.equal(existsSync(vmDir(pd, 'web')), false, 'no VM folder: no disk, seed or keys');
+  assert.equal(existsSync(vmFile(pd, 'web', 'efiVars')), false, 'no NVRAM file');
+  assert.doesNotMatch((await virsh('list', '--all', '--name')).out, new RegExp(dom));
+});

@@ -1,0 +1,175 @@
+/**
+ * The real libvirt backend against the real libvirtd (qemu:///system; .ci/run starts it), with
+ * real QEMU under TCG booting only its firmware (a blank disk: no guest OS, so this is cheap and
+ * needs no image). Proves: the domain is defined with tend's metadata (observation reads the spec
+ * back from libvirt), UEFI gets a per-VM NVRAM file, the SSH forward is bound on 127.0.0.1,
+ * suspend/resume, libvirt's lifecycle event reports a `virsh destroy` behind tend's back within a
+ * second, stop falls back to destroy when the guest ignores ACPI, and destroy leaves no domain,
+ * no folder and no NVRAM file. An unreachable daemon is a LibvirtUnavailable error with the fix.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
+import type { Project } from '../../schemas/model.js';
+import type { VmExit } from '../../schemas/ports.js';
+import { createLibvirtBackend } from '../../src/libvirt/backend.js';
+import { domainName } from '../../src/libvirt/names.js';
+import { readMetadata } from '../../src/libvirt/metadata.js';
+import { pidAlive } from '../../src/qemu/liveness.js';
+import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
+import { rejectsWith } from '../helpers/rejects.js';
+
+const URI = 'qemu:///system';
+let root: string;
+let base: string;
+const domains: string[] = [];
+
+const virsh = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+  const r = await execa('virsh', ['-q', '-c', URI, ...args], { reject: false });
+  return { code: r.exitCode ?? -1, out: String(r.stdout).trim(), err: String(r.stderr).trim() };
+};
+
+before(async () => {
+  const v = await virsh('version');
+  assert.equal(v.code, 0, `libvirtd must answer on ${URI} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
+  root = await mkdtemp(join(tmpdir(), 'tend-lv-'));
+  base = join(root, 'base.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '1G']);
+});
+
+after(async () => {
+  for (const d of domains) {
+    await virsh('destroy', d);
+    await virsh('undefine', d, '--nvram');
+  }
+  await rm(root, { recursive: true, force: true });
+});
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, stop, destroy', { timeout: 300_000 }, async () => {
+  const stateRoot = join(root, 'state');
+  const vm = applyDefaults({
+    name: 'fw',
+    image: { kind: 'path', ref: base },
+    accel: 'tcg',
+    memory: 128,
+    firmware: 'uefi',
+    stopGracePeriod: 1,
+    cloudInit: null,
+    libvirt: { snippets: ["<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"] },
+  } as VmDraft);
+  const project: Project = { name: 'lvtest', dir: join(root, 'project'), files: [], vms: [vm], volumes: {} };
+  const dom = domainName(project, 'fw');
+  domains.push(dom);
+  const pd = projectDir(stateRoot, project.name, project.dir);
+  const backend = createLibvirtBackend({ stateRoot, uri: URI, termGraceMs: 3000 });
+  try {
+    await backend.prepare(project, vm, { recreateDisk: false });
+    const nvram = vmFile(pd, 'fw', 'efiVars');
+    assert.ok(existsSync(nvram), 'per-VM NVRAM file');
+    const xml = (await virsh('dumpxml', '--inactive', dom)).out;
+    const md = readMetadata(xml);
+    assert.ok(md.ok, md.ok ? '' : md.why);
+    assert.deepEqual(md.value.spec, vm);
+    assert.match(xml, new RegExp(`<nvram[^>]*>${nvram.replaceAll('/', '\\/')}</nvram>`));
+    assert.match(xml, /org\.qemu\.guest_agent\.0/, 'snippet merged');
+
+    let o = (await backend.observe(project)).vms.fw;
+    assert.equal(o.power, 'stopped');
+    assert.equal(o.exists, true);
+    assert.deepEqual(o.applied, vm, 'the spec is read back from the domain');
+
+    const r = await backend.start(project, vm);
+    assert.ok(r.pid > 0 && pidAlive(r.pid), 'QEMU pid from libvirt');
+    assert.equal(r.accel, 'tcg');
+    assert.ok(await portOpen(r.sshPort), `SSH forward listening on 127.0.0.1:${r.sshPort}`);
+    o = (await backend.observe(project)).vms.fw;
+    assert.equal(o.power, 'running');
+    assert.equal(o.pid, r.pid);
+    assert.equal(o.sshPort, r.sshPort);
+    assert.equal(o.ports.ssh, `127.0.0.1:${r.sshPort}`);
+    assert.deepEqual(await backend.start(project, vm), r, 'start of a running VM returns what runs');
+
+    await backend.suspend(project, 'fw');
+    assert.equal((await backend.observe(project)).vms.fw.power, 'paused');
+    await backend.resume(project, 'fw');
+    assert.equal((await backend.observe(project)).vms.fw.power, 'running');
+
+    // a destroy behind tend's back arrives as libvirt's own event, well within a second
+    const exit = new Promise<{ e: VmExit; at: number }>((resolve) => {
+      backend.watchExit(project, 'fw', r.pid, (e) => resolve({ e, at: Date.now() }));
+    });
+    await new Promise((res) => setTimeout(res, 500)); // the event stream connects
+    const t0 = Date.now();
+    const d = await virsh('destroy', dom);
+    const t1 = Date.now();
+    assert.equal(d.code, 0, d.err);
+    const { e, at } = await exit;
+    assert.deepEqual(e, { vm: 'fw', pid: r.pid, kind: 'failure' });
+    assert.ok(at - t1 < 1000, `exit reported ${at - t1} ms after virsh destroy returned (${t1 - t0} ms to destroy)`);
+    assert.equal((await backend.observe(project)).vms.fw.power, 'stopped');
+
+    // the firmware ignores ACPI: stop ends it anyway (graceful destroy after the grace period)
+    const r2 = await backend.start(project, vm);
+    assert.ok(pidAlive(r2.pid));
+    await backend.stop(project, 'fw', { timeout: 1 });
+    assert.equal((await backend.observe(project)).vms.fw.power, 'stopped');
+    assert.equal(pidAlive(r2.pid), false);
+
+    await backend.destroy(project, 'fw');
+    assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain left');
+    assert.equal(existsSync(vmDir(pd, 'fw')), false, 'no VM folder (disk, seed, keys)');
+    assert.equal(existsSync(nvram), false, 'no NVRAM file');
+    assert.deepEqual((await backend.observe(project)).vms, {});
+  } finally {
+    backend.close();
+  }
+});
+
+test('a URI whose daemon does not answer fails at once with LibvirtUnavailable and the fix', async () => {
+  const backend = createLibvirtBackend({ stateRoot: join(root, 'state2'), uri: 'qemu+unix:///system?socket=/nonexistent/libvirt-sock' });
+  const project: Project = { name: 'lvtest', dir: join(root, 'project2'), files: [], vms: [], volumes: {} };
+  const t0 = Date.now();
+  await assert.rejects(backend.observe(project), rejectsWith('LibvirtUnavailable', /does not answer on qemu\+unix.*backend: qemu/));
+  assert.ok(Date.now() - t0 < 10_000);
+});
+
+test('doctor: the daemon, its version and socket; a VM pinned to a URI without a daemon is a problem with the fix', async () => {
+  const { doctorCommand, renderDoctor } = await import('../../src/cli/commands/doctor.js');
+  const dir = await mkdtemp(join(root, 'doctor-'));
+  const good = await doctorCommand({ cwd: dir, stateDir: join(root, 'state3'), backendFlags: { backend: 'libvirt', connect: URI } });
+  const l = good.libvirt?.find((x) => x.uri === URI);
+  assert.ok(l?.answers, JSON.stringify(good.libvirt));
+  assert.match(l.daemonVersion ?? '', /^\d+\.\d+\.\d+$/);
+  assert.ok(l.socket === '/run/libvirt/virtqemud-sock' || l.socket === '/run/libvirt/libvirt-sock', String(l.socket));
+  assert.match(renderDoctor(good), /libvirt: {5}qemu:\/\/\/system: libvirt \d+\.\d+\.\d+ .*socket \/run\/libvirt\//);
+  assert.match(renderDoctor(good), /passt: /);
+
+  const bad = 'qemu+unix:///system?socket=/nonexistent/libvirt-sock';
+  await (
+    await import('node:fs/promises')
+  ).writeFile(join(dir, 'tend.yaml'), `services:\n  web:\n    image: debian:12\n    connect: "${bad}"\n`);
+  const r = await doctorCommand({ cwd: dir, stateDir: join(root, 'state3') });
+  assert.equal(r.ok, false);
+  assert.ok(
+    r.report.problems.some((p) => p.includes(`libvirt on ${bad} does not answer, but a VM selects it`)),
+    r.report.problems.join('\n'),
+  );
+});
