@@ -47,6 +47,8 @@ export interface ConvergeOptions extends RunOptions {
   observed?: Observed;
   /** once aborted, VMs whose actor has not started yet are not started (`cancelled`); started ones finish */
   cancel?: AbortSignal;
+  /** each VM's result as soon as its actor settled (before the others are done) */
+  onSettled?: (vm: string, r: VmResult) => void;
 }
 
 export type VmResult = VmStatus;
@@ -166,6 +168,7 @@ export async function converge(project: Project, deps: ControllerDeps, opts: Con
         opts,
       );
       vms[name] = r;
+      opts.onSettled?.(name, r);
       return outcomeOf(r, observed.vms[name]);
     },
     opts.cancel,

@@ -18,12 +18,12 @@ import type { Project } from '../schemas/model.js';
 import { tendEvent, type TendEvent, type VmExit } from '../schemas/ports.js';
 import { ExitArms } from './exit-arms.js';
 import { isMutating } from './plan.js';
-import { converge } from './reconciler.js';
 import type { PassReport, WatchController, WatchDeps, WatchOptions } from './watch-api.js';
 import { DEFAULT_BACKOFF } from './restart-policy.js';
 import { Retries } from './retries.js';
 import { DesiredState } from './watch-desired.js';
 import { WorkQueue } from './workqueue.js';
+import { Session } from './watch-session.js';
 
 export type { WatchLoad } from './watch-desired.js';
 
@@ -46,7 +46,11 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
   const desired = new DesiredState(initial, deps.load, emit, opts.prune, deps.watchFiles);
   const retries = new Retries(opts.backoff ?? DEFAULT_BACKOFF, () => deps.clock.now(), emit);
   const exits = new Map<string, VmExit>();
+  const runOpts = { signal, ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) };
+  /** the pass holding the lock, while its converges run */
+  let session: Session | null = null;
   const exited = (e: VmExit): void => {
+    if (session) return session.exited(e);
     exits.set(e.vm, e);
     queue.add(e.vm);
   };
@@ -110,38 +114,29 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         const names = retries.runnable(project, all ? 'all' : targets);
         report = { triggers, names, result: null };
         if (names && names.length === 0) return;
-        const result = await converge(project, deps, {
-          recreate: opts.recreate,
-          prune: opts.prune,
-          provision: opts.provision,
-          ...(names ? { names } : {}),
-          observed,
-          signal,
+        session = new Session({
+          project,
+          deps,
+          flags: { recreate: opts.recreate, prune: opts.prune, provision: opts.provision },
+          run: runOpts,
           cancel: saving.signal,
-          ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+          retries,
+          queue,
+          exits,
         });
+        session.launch(names, observed);
+        const result = await session.done();
+        session = null;
         report.result = result;
         for (const vm of result.cancelled) deferred.add(vm);
         const states = Object.entries(result.vms).map(([vm, s]) => `${vm}: ${s.state}${s.error ? ` (${s.error})` : ''}`);
         // a resync that found nothing to do stays quiet (no line every 30 s in the journal)
         const quiet = triggers.length === 1 && triggers[0] === 'resync' && result.ok && !result.entries.some(isMutating);
         if (!quiet) emit(result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
-        const after = await deps.backend.observe(project, signal);
-        for (const e of arms.arm(project, after)) exited(e);
-        for (const [vm, s] of Object.entries(result.vms)) {
-          const r = retries.afterResult(
-            vm,
-            s,
-            project.vms.find((v) => v.name === vm),
-            after.vms[vm],
-          );
-          if (r.requeueAfter === undefined && !r.terminal) continue;
-          exits.delete(vm); // the failure already counts for the exit that caused it
-          queue.forget(vm);
-          if (r.requeueAfter !== undefined) queue.addAfter(vm, r.requeueAfter);
-        }
+        for (const e of arms.arm(project, await deps.backend.observe(project, signal))) exited(e);
       }, signal);
     } catch (e) {
+      session = null;
       if (signal.aborted) return;
       report.error = e instanceof Error ? e : new Error(String(e));
       emit('Warning', 'ReconcileFailed', undefined, `reconcile failed: ${report.error.message}; retrying at the next change or resync`);

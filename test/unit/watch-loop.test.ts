@@ -369,3 +369,22 @@ test('a config fault is terminal: not retried (not even by resync) until the fil
   w.ac.abort();
   await w.ctl.done;
 });
+
+test('a VM killed while its guest is waited for is restarted at once, while another VM of the same pass still waits', async () => {
+  const w = setup(project([spec('web'), spec('db')]));
+  w.mb.watchExits = true;
+  w.mb.hangOn('waitReady', 'db'); // db's guest never answers: the pass cannot end
+  const webWait = w.mb.hold('waitReady', 'web');
+  await webWait.reached;
+  const starts = (): number => w.mb.calls((r) => r.method === 'start' && r.vm === 'web').length;
+  assert.equal(starts(), 1);
+  const pid = w.mb.kill('web');
+  await until(() => starts() === 2 && w.mb.vms.get('web')?.power === 'running', 'web restarted in the same pass');
+  await until(() => w.mb.vms.get('web')?.ready === true, 'web Ready again');
+  assert.equal(w.passes.length, 0, 'the first pass is still waiting for db');
+  assert.notEqual(w.mb.vms.get('web')?.pid, pid);
+  assert.match(w.ev.events.find((e) => e.reason === 'VmFailed' && e.vm === 'web')?.message ?? '', /killed or crashed/);
+  assert.match(w.ev.events.find((e) => e.reason === 'BackOff' && e.vm === 'web')?.message ?? '', /failure 1 in a row: retrying now/);
+  w.ac.abort();
+  await w.ctl.done;
+});
