@@ -17,7 +17,7 @@ import type { Backend, Guest, VmExit } from '../schemas/ports.js';
 import type { Project } from '../schemas/model.js';
 import { watchCommand } from '../src/cli/commands/watch.js';
 import { createQemuBackend } from '../src/qemu/backend.js';
-import { pidAlive } from '../src/qemu/liveness.js';
+import { pidAlive } from '../src/pid.js';
 import { createPidWatcher } from '../src/watch/crashes.js';
 import { projectDir, vmFile } from '../src/state/paths.js';
 import { MemoryBackend } from '../test/helpers/memory-backend.js';

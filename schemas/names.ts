@@ -54,7 +54,7 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
  */
 export function unknownVmMessage(name: string, project: string, known: readonly string[]): string {
   const hint = didYouMean(name, known);
-  return `no VM named "${name}" in project ${project}${hint ? `: did you mean "${hint}"?` : ''} (VMs: ${known.join(', ') || 'none'})`;
+  return `no VM named "${name}" in project "${project}"${hint ? `: did you mean "${hint}"?` : ''} (VMs: ${known.join(', ') || 'none'})`;
 }
 
 function levenshtein(a: string, b: string): number {

@@ -11,7 +11,7 @@ import { NAME_RE } from '../../schemas/names.js';
 import type { Backend, Clock, Guest } from '../../schemas/ports.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
 import { UsageError, ValidationError } from '../../schemas/errors.js';
-import { didYouMean } from '../../schemas/names.js';
+import { didYouMean, unknownVmMessage } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { discoverProjectFiles, loadProject } from '../load/project.js';
 import { projectDir, projectsDir, RUN_FILE, runDir, runsDir, shortHash, stateRoot, vmDir, vmFile, vmsDir } from '../state/paths.js';
@@ -330,14 +330,7 @@ export function lockOptions(ctx: Context, command: string): LockOptions {
 /** Check that every name is a VM of the project (or one of `extra`, e.g. orphans); UsageError otherwise. */
 export function checkVmNames(project: Project, names: string[], extra: string[] = []): void {
   const known = [...project.vms.map((v) => v.name), ...extra];
-  for (const n of names) {
-    if (known.includes(n)) continue;
-    const guess = didYouMean(n, known);
-    throw new UsageError(
-      `no VM named "${n}" in project "${project.name}"${guess ? `: did you mean "${guess}"?` : `; its VMs are: ${known.join(', ') || '(none)'}`}`,
-      'UnknownVm',
-    );
-  }
+  for (const n of names) if (!known.includes(n)) throw new UsageError(unknownVmMessage(n, project.name, known), 'UnknownVm');
 }
 
 export function vmSpec(project: Project, name: string): Project['vms'][number] {

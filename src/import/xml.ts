@@ -130,7 +130,3 @@ export function child(el: XmlElement | undefined, path: string): XmlElement | un
   for (const part of path.split('/')) cur = cur?.children.find((c) => c.name === part);
   return cur;
 }
-
-export function childrenNamed(el: XmlElement | undefined, name: string): XmlElement[] {
-  return el ? el.children.filter((c) => c.name === name) : [];
-}

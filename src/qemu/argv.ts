@@ -57,7 +57,7 @@ export interface ArgvInput {
   projectNet?: ProjectNetMember | null;
   /** host folders shared with virtiofs (src/qemu/volumes.ts) */
   hostFolders?: HostFolderShare[];
-  /** stable MAC of the TAP NIC (src/qemu/tap.ts), so the guest's IP can be found by it */
+  /** stable MAC of the TAP NIC (src/net/mac.ts), so the guest's IP can be found by it */
   tapMac?: string;
   /** required when vm.firmware is uefi / uefi-secure */
   firmware?: Firmware | null;

@@ -31,7 +31,8 @@ import { CACHE_FILES, FILES, cacheRoot, projectDir, socketPath, vmDir, vmFile, v
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { findOvmf } from './firmware.js';
-import { findQemu, isQemuFor, pidAlive, processArgv } from './liveness.js';
+import { findQemu, isQemuFor, processArgv } from './liveness.js';
+import { pidAlive } from '../pid.js';
 import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
 import { guestPoweroff } from './guest-poweroff.js';
 import { newInstanceId, readInstanceId } from '../state/instance-id.js';

@@ -1,6 +1,5 @@
 /**
- * PCI passthrough (VFIO): the QEMU arguments of `devices: [{ pci, rom_file }]` and the host
- * checks `tend doctor` runs for each declared device: the device exists, the IOMMU is on (the
+ * PCI passthrough (VFIO): the host checks (the QEMU arguments are buildArgv's, src/qemu/argv.ts) `tend doctor` runs for each declared device: the device exists, the IOMMU is on (the
  * device has an IOMMU group), every device of its group is bound to vfio-pci (or is a PCI
  * bridge, which may stay with pcieport), /dev/vfio/<group> exists and is accessible, and the ROM
  * file is readable. Untested on real hardware: this machine has no passthrough device; the
@@ -14,15 +13,6 @@ import type { VmSpec } from '../../schemas/model.js';
 /** "01:00.0" -> "0000:01:00.0" (sysfs and QEMU spell the domain). */
 export function fullPciAddress(pci: string): string {
   return (/^[0-9a-fA-F]{4}:/.test(pci) ? pci : `0000:${pci}`).toLowerCase();
-}
-
-/** `-device vfio-pci,host=...[,romfile=...]` per device. */
-export function deviceArgs(devices: VmSpec['devices']): string[] {
-  const a: string[] = [];
-  for (const d of devices) {
-    a.push('-device', `vfio-pci,host=${fullPciAddress(d.pci)}${d.romFile ? `,romfile=${d.romFile.replaceAll(',', ',,')}` : ''}`);
-  }
-  return a;
 }
 
 export interface DeviceCheck {

@@ -12,8 +12,6 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pidAlive } from '../pid.js';
 
-export { pidAlive };
-
 /** The pid in a pidfile; null when missing or not a pid. */
 export async function readPidfile(path: string): Promise<number | null> {
   let text: string;

@@ -8,7 +8,7 @@ import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../schemas/ports.js';
 import { BackendError } from '../../schemas/errors.js';
-import { pidAlive } from './liveness.js';
+import { pidAlive } from '../pid.js';
 import { QmpClient } from './qmp.js';
 
 export interface SpawnOptions {

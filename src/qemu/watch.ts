@@ -13,7 +13,8 @@ import { readFileSync } from 'node:fs';
 import type { ExitWatch, VmExit } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
 import { projectDir, vmFile } from '../state/paths.js';
-import { createPidWatcher, defaultIsAlive, type PidWatcher, type PidWatchOptions } from '../watch/crashes.js';
+import { pidAlive } from '../pid.js';
+import { createPidWatcher, type PidWatcher, type PidWatchOptions } from '../watch/crashes.js';
 import { watchVmEvents, type VmEventWatch } from './events.js';
 
 export interface QemuExitWatchOptions extends PidWatchOptions {
@@ -38,7 +39,7 @@ export function exitKind(pidfile: string, pid: number): VmExit['kind'] {
  */
 export function qemuExitWatch(o: QemuExitWatchOptions): ExitWatch['watchExit'] {
   let watcher: PidWatcher | null = null;
-  const isAlive = o.isAlive ?? defaultIsAlive;
+  const isAlive = o.isAlive ?? pidAlive;
   return (project: Project, name: string, pid: number, onExit: (e: VmExit) => void): (() => void) => {
     watcher ??= createPidWatcher(o);
     const projDir = projectDir(o.stateRoot, project.name, project.dir);

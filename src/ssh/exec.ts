@@ -53,9 +53,6 @@ export async function readPrivateKey(path: string): Promise<Buffer> {
   }
 }
 
-/** Where the connection attempt failed, so callers (waitForSsh) can name the stage. */
-export type SshFailureLevel = 'connect' | 'auth';
-
 /** Turns an ssh2 connection error into a BackendError naming target, user and key. */
 export function describeSshError(err: Error & { level?: string; code?: string }, t: SshTarget): BackendError {
   const where = `${t.host}:${t.port}`;

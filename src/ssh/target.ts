@@ -1,7 +1,7 @@
 /**
  * Where SSH reaches a guest on a TAP bridge (`network "tap" { bridge "br0" }`): no port is
  * forwarded in that mode, so tend connects to the guest's own IPv4 address, on `ssh.port` (22
- * by default). The address is found by the NIC's stable MAC (src/qemu/tap.ts) in the host's
+ * by default). The address is found by the NIC's stable MAC (src/net/mac.ts) in the host's
  * neighbour table, then in DHCP lease files (src/net/guest-ip.ts): guest-ip.ts's defaults, or
  * the files named by $TEND_LEASE_FILES (colon-separated; an empty entry stands for the
  * defaults, so `TEND_LEASE_FILES=/run/br0.leases:` adds one file to them).

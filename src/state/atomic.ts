@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 export const DIR_MODE = 0o700;
@@ -37,19 +37,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     await rm(tmp, { force: true });
     throw err;
   }
-}
-
-export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
-  const tmp = tempName(path);
-  const fd = openSync(tmp, 'w', FILE_MODE);
-  try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

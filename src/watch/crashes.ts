@@ -8,8 +8,6 @@
  */
 import { pidAlive } from '../pid.js';
 
-export { pidAlive as defaultIsAlive };
-
 export interface PidWatchOptions {
   /** how often to check (ms); default 250 */
   pollMs?: number;

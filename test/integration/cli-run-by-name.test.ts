@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createQemuBackend } from '../../src/qemu/backend.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { loadProject } from '../../src/load/project.js';
 import { projectDir, vmDir } from '../../src/state/paths.js';
 import { ensureBuilt, project, tend } from './cli-harness.js';

@@ -14,7 +14,7 @@ import type { Project, VmSpec } from '../../schemas/model.js';
 import type { Backend } from '../../schemas/ports.js';
 import { BackendError } from '../../schemas/errors.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { watchVmEvents } from '../../src/qemu/events.js';
 import { projectDir, vmFile, volumePath } from '../../src/state/paths.js';
 

@@ -19,7 +19,7 @@ import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import type { Backend } from '../../schemas/ports.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { hostFolderShares } from '../../src/qemu/volumes.js';
 import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
 import { startTestSshd, type TestSshd } from '../helpers/sshd.js';

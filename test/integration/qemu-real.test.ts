@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { watchVmEvents } from '../../src/qemu/events.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 

@@ -11,7 +11,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 import { CLI, ensureBuilt, project, tend } from './cli-harness.js';
 

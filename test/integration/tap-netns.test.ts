@@ -13,7 +13,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyDefaults } from '../../schemas/defaults.js';
-import { tapArgs } from '../../src/qemu/tap.js';
+import { buildArgv } from '../../src/qemu/argv.js';
 import { tapMac } from '../../src/net/mac.js';
 import { findGuestIp } from '../../src/net/guest-ip.js';
 
@@ -57,31 +57,28 @@ test(
     inHost('ip', 'link', 'add', 'br0', 'type', 'bridge');
     inHost('ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'br0');
     inHost('ip', 'link', 'set', 'br0', 'up');
-    inHost('ip', 'tuntap', 'add', 'dev', 'tt0', 'mode', 'tap');
-    inHost('ip', 'link', 'set', 'tt0', 'master', 'br0');
-    inHost('ip', 'link', 'set', 'tt0', 'up');
 
-    // 1. real QEMU accepts tend's TAP argv and opens tt0 with the VM's MAC
-    const vm = applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' }, network: { mode: 'tap', bridge: 'br0' } });
-    const argv = [
-      '-S',
-      '-nodefaults',
-      '-display',
-      'none',
-      '-machine',
-      'q35,accel=tcg',
-      '-m',
-      '64',
-      ...tapArgs(vm, { mac, ifname: 'tt0' }),
-      '-monitor',
-      'stdio',
-    ];
+    // 1. real QEMU accepts tend's TAP argv (buildArgv's NIC: a TAP device of its own, no bridge
+    // helper needed) and opens it with the VM's MAC
+    const vm = applyDefaults({ name: 'web', image: { kind: 'catalog', ref: 'debian:12' }, network: { mode: 'tap' } });
+    const full = buildArgv({
+      vm,
+      accel: 'tcg',
+      paths: { disk: '/x', seed: null, pidfile: '/x', qmp: '/x', serial: '/x', consoleLog: '/x', volumes: {} },
+      ports: [],
+      sshPort: 0,
+      tapMac: mac,
+    });
+    const nic = full.flatMap((a, i) =>
+      a === '-netdev' || (a === '-device' && full[i + 1].startsWith('virtio-net-pci')) ? [a, full[i + 1]] : [],
+    );
+    const argv = ['-S', '-nodefaults', '-display', 'none', '-machine', 'q35,accel=tcg', '-m', '64', ...nic, '-monitor', 'stdio'];
     const q = spawnSync('ip', ['netns', 'exec', hostNs, 'qemu-system-x86_64', ...argv], {
       input: 'info network\nquit\n',
       encoding: 'utf8',
       timeout: 60_000,
     });
-    assert.match(q.stdout, /ifname=tt0/, `qemu said: ${q.stdout}\n${q.stderr}`);
+    assert.match(q.stdout, /ifname=tap\d+/, `qemu said: ${q.stdout}\n${q.stderr}`);
     assert.match(q.stdout, new RegExp(`macaddr=${mac}`));
 
     // 2. dnsmasq on the bridge; a guest with the VM's MAC takes a lease

@@ -14,7 +14,7 @@ import type { Guest, TendEvent } from '../../schemas/ports.js';
 import type { PassReport } from '../../controllers/watch-loop.js';
 import { watchCommand, type WatchCommandOptions } from '../../src/cli/commands/watch.js';
 import { LockError } from '../../schemas/errors.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 
 const fakeDir = fileURLToPath(new URL('../fake-qemu/', import.meta.url));

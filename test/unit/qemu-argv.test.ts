@@ -93,6 +93,12 @@ test('the SSH forward targets the guest sshd port from the spec', () => {
 test('tap networking uses the bridge helper when a bridge is named, a plain tap otherwise; none has no NIC', () => {
   assert.deepEqual(values(buildArgv(input({ network: { mode: 'tap', bridge: 'br0' } })), '-netdev'), ['bridge,id=n0,br=br0']);
   assert.deepEqual(values(buildArgv(input({ network: { mode: 'tap' } })), '-netdev'), ['tap,id=n0,script=no,downscript=no']);
+  const mac = '52:54:00:01:02:03';
+  assert.ok(
+    values(buildArgv(input({ network: { mode: 'tap', bridge: 'br0' } }, { tapMac: mac })), '-device').includes(
+      `virtio-net-pci,netdev=n0,mac=${mac}`,
+    ),
+  );
   const none = buildArgv(input({ network: { mode: 'none' } }));
   assert.deepEqual(values(none, '-nic'), ['none']);
   assert.deepEqual(values(none, '-netdev'), []);

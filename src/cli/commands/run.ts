@@ -200,8 +200,6 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string):
   return `# written by \`tend run\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(doc, { lineWidth: 0 })}`;
 }
 
-export { runDir };
-
 /** Does `tend <command> NAME`, typed in `o.cwd` without -f, reach the run VM? (Not when a project VM has its name.) */
 async function reachableByName(o: RunCommandOptions, root: string, name: string): Promise<boolean> {
   const { file: _file, ...rest } = o;

@@ -9,7 +9,7 @@
 import { setMaxListeners } from 'node:events';
 import { open, stat } from 'node:fs/promises';
 import type { Project } from '../../../schemas/model.js';
-import type { Clock, TendEvent } from '../../../schemas/ports.js';
+import { tendEvent, type Clock, type TendEvent } from '../../../schemas/ports.js';
 import type { PassReport, WatchController } from '../../../controllers/watch-loop.js';
 import type { BackoffOptions } from '../../../controllers/restart-policy.js';
 import { EXIT, UsageError } from '../../../schemas/errors.js';
@@ -84,8 +84,7 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     const ref: { ctl?: WatchController } = {};
     const fw = watchFiles(files, {
       onChange: (paths) => ref.ctl?.filesChanged(paths),
-      onError: (err) =>
-        onEvent({ time: new Date().toISOString(), type: 'Warning', reason: 'WatchError', message: `file watching: ${err.message}` }),
+      onError: (err) => onEvent(tendEvent(deps.clock.now(), 'Warning', 'WatchError', undefined, `file watching: ${err.message}`)),
     });
     cleanups.push(() => fw.close());
     const { startWatch } = await import('../../../controllers/watch-loop.js');
@@ -157,20 +156,18 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
     cleanups.push(() => ew.close());
     if (o.subscribeReload) cleanups.push(o.subscribeReload(() => loop.reload()));
     await Promise.all([fw.ready(), ew.ready()]);
-    onEvent({
-      time: new Date(deps.clock.now()).toISOString(),
-      type: 'Normal',
-      reason: 'WatchStarted',
-      message: `watching project ${ctx.project.name} (${files.length} file${files.length === 1 ? '' : 's'}); resync ${resyncMs > 0 ? `every ${Math.round(resyncMs / 1000)}s` : 'off'}`,
-    });
+    onEvent(
+      tendEvent(
+        deps.clock.now(),
+        'Normal',
+        'WatchStarted',
+        undefined,
+        `watching project ${ctx.project.name} (${files.length} file${files.length === 1 ? '' : 's'}); resync ${resyncMs > 0 ? `every ${Math.round(resyncMs / 1000)}s` : 'off'}`,
+      ),
+    );
     o.onReady?.(loop);
     await loop.done;
-    onEvent({
-      time: new Date(deps.clock.now()).toISOString(),
-      type: 'Normal',
-      reason: 'WatchStopped',
-      message: 'stopped watching; VMs left running',
-    });
+    onEvent(tendEvent(deps.clock.now(), 'Normal', 'WatchStopped', undefined, 'stopped watching; VMs left running'));
     return { project: ctx.project.name, passes };
   } finally {
     for (const c of cleanups.reverse()) {
