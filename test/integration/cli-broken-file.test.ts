@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createQemuBackend } from '../../src/qemu/backend.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { loadProject } from '../../src/load/project.js';
 import { ensureBuilt, project, tend } from './cli-harness.js';
 
