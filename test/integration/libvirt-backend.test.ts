@@ -22,7 +22,7 @@ import type { VmExit } from '../../schemas/ports.js';
 import { createLibvirtBackend } from '../../src/libvirt/backend.js';
 import { domainName } from '../../src/libvirt/names.js';
 import { readMetadata } from '../../src/libvirt/metadata.js';
-import { pidAlive } from '../../src/qemu/liveness.js';
+import { pidAlive } from '../../src/pid.js';
 import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
 import { rejectsWith } from '../helpers/rejects.js';
 
