@@ -34,19 +34,29 @@ export interface ChaosProject {
   env: NodeJS.ProcessEnv;
 }
 
-/** A compose project of `n` VMs (web0..), the SSH user/key of `sshd`; `hostFolder` adds a virtiofs share to each. */
-export function chaosProject(sshd: TestSshd, n: number, o: { hostFolder?: boolean; name?: string } = {}): ChaosProject {
-  const name = o.name ?? 'chaos';
-  const names = Array.from({ length: n }, (_, i) => `web${i}`);
+/** The tend.yaml of a chaos project: VMs `names`, the SSH user/key of `sshd`, optional host folder and memory per VM. */
+export function chaosYaml(
+  name: string,
+  sshd: TestSshd,
+  names: readonly string[],
+  o: { hostFolder?: boolean; memory?: (vm: string) => number } = {},
+): string {
   const services = names
     .map(
       (v) =>
-        `  ${v}:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: 128 }\n    stop_grace_period: 2s\n` +
+        `  ${v}:\n    image: ./base.qcow2\n    accel: tcg\n    vm: { memory_mb: ${o.memory?.(v) ?? 128} }\n    stop_grace_period: 2s\n` +
         `    ssh: { user: ${sshd.user}, private_key: ${sshd.key} }\n` +
         (o.hostFolder ? `    volumes: ["./share:/srv/share"]\n` : ''),
     )
     .join('');
-  const p = project({ 'tend.yaml': `name: ${name}\nservices:\n${services}` });
+  return `name: ${name}\nservices:\n${services}`;
+}
+
+/** A compose project of `n` VMs (web0..), the SSH user/key of `sshd`; `hostFolder` adds a virtiofs share to each. */
+export function chaosProject(sshd: TestSshd, n: number, o: { hostFolder?: boolean; name?: string } = {}): ChaosProject {
+  const name = o.name ?? 'chaos';
+  const names = Array.from({ length: n }, (_, i) => `web${i}`);
+  const p = project({ 'tend.yaml': chaosYaml(name, sshd, names, o) });
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(p.cwd, 'base.qcow2'), '1G']);
   if (o.hostFolder) mkdirSync(join(p.cwd, 'share'));
   const env: NodeJS.ProcessEnv = {
