@@ -6,7 +6,8 @@
  */
 import lockfile from 'proper-lockfile';
 import { BackendError } from '../../schemas/errors.js';
-import { ensureDir } from '../state/atomic.js';
+import { DIR_MODE, ensureDir } from '../state/atomic.js';
+import { chmod } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const chains = new Map<string, Promise<unknown>>();
@@ -29,7 +30,10 @@ async function acquire(path: string, signal?: AbortSignal): Promise<() => Promis
   await ensureDir(dirname(path));
   for (;;) {
     try {
-      return await lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
+      const release = await lockfile.lock(path, { realpath: false, stale: 30_000, update: 5_000, retries: 0 });
+      // proper-lockfile makes its folder (`<path>.lock`) with the umask's mode: state folders are owner-only
+      await chmod(`${path}.lock`, DIR_MODE).catch(() => undefined);
+      return release;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') {
         throw new BackendError('ImageStoreLockFailed', `cannot lock ${path}: ${(err as Error).message}`, { cause: err });

@@ -1,9 +1,9 @@
 /** qemu-img, through execa: inspect images, create copy-on-write overlays and volumes, grow disks. */
 import { execa } from 'execa';
-import { rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BackendError } from '../../schemas/errors.js';
-import { ensureDir } from '../state/atomic.js';
+import { ensureDir, FILE_MODE } from '../state/atomic.js';
 
 export interface QemuImgInfo {
   format: string;
@@ -60,6 +60,8 @@ export async function createOverlay(base: BaseImage, overlayPath: string, sizeGi
   if (sizeGiB !== null && sizeGiB * GiB > base.virtualSize) args.push(`${sizeGiB}G`);
   try {
     await qemuImg(args, `cannot create the disk ${overlayPath} over ${base.path}`);
+    // qemu-img creates with the umask's mode: a VM's disk is owner-only like every state file
+    await chmod(overlayPath, FILE_MODE);
   } catch (err) {
     await rm(overlayPath, { force: true });
     throw err;
@@ -78,4 +80,5 @@ export async function resizeImage(path: string, sizeGiB: number): Promise<boolea
 export async function createVolume(path: string, sizeGiB: number): Promise<void> {
   await ensureDir(dirname(path));
   await qemuImg(['create', '-q', '-f', 'qcow2', path, `${sizeGiB}G`], `cannot create the volume ${path}`);
+  await chmod(path, FILE_MODE);
 }

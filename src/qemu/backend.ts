@@ -4,7 +4,7 @@
  * idempotent: prepare twice changes nothing the second time, start of a running VM returns what
  * runs, stop of a stopped VM is a no-op.
  */
-import { copyFile, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, copyFile, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type {
   Clock,
@@ -25,7 +25,7 @@ import { writeSeed } from '../seed/seed.js';
 import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
-import { ensureDir, exists, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { ensureDir, exists, FILE_MODE, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
 import { validateAppliedRecord, validatePortRecord } from '../state/validators.generated.js';
 import { CACHE_FILES, FILES, cacheRoot, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
@@ -159,6 +159,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
       const fw = await findOvmf(vm.firmware);
       if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
       await copyFile(fw.varsTemplate, f('efiVars'));
+      await chmod(f('efiVars'), FILE_MODE); // the template's mode is world-readable
     }
 
     if (vm.cloudInit !== null) {

@@ -11,13 +11,13 @@
  * are all gone (no live claim, and the lock is older than a moment) was left by a crash: it is
  * taken over at once, and `onNote` says so.
  */
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Clock } from '../../schemas/ports.js';
 import { systemClock } from './clock.js';
 import { LockError } from '../../schemas/errors.js';
-import { ensureDir, readJsonSync, writeFileAtomic } from './atomic.js';
+import { DIR_MODE, ensureDir, readJsonSync, writeFileAtomic } from './atomic.js';
 import { validateLockHolder } from './validators.generated.js';
 import { PROJECT_FILES } from './paths.js';
 import { pidAlive } from '../pid.js';
@@ -191,6 +191,8 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
       await clock.sleep(Math.min(pollMs, Math.max(1, opts.timeoutMs - waited)));
       continue;
     }
+    // proper-lockfile makes its folder with the umask's mode: state folders are owner-only
+    chmodSync(file, DIR_MODE);
     const holder: LockHolder = { pid: process.pid, command: opts.command, since: new Date(clock.now()).toISOString() };
     try {
       await writeFileAtomic(holderPath(projDir), JSON.stringify(holder) + '\n');

@@ -4,11 +4,11 @@
  * fails at once, naming the holder. proper-lockfile keeps the lock fresh; a lock whose recorded
  * holder is dead is taken over.
  */
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { LockError } from '../../schemas/errors.js';
-import { ensureDir, readJsonSync, writeFileAtomic } from '../state/atomic.js';
+import { DIR_MODE, ensureDir, readJsonSync, writeFileAtomic } from '../state/atomic.js';
 import { validateLockHolder } from '../state/validators.generated.js';
 import { describeHolder, pidAlive, type LockHolder } from '../state/lock.js';
 import { PROJECT_FILES } from '../state/paths.js';
@@ -47,6 +47,8 @@ export async function acquireControllerLock(projDir: string, command = 'tend wat
         update: 10_000,
         onCompromised: () => undefined,
       });
+      // proper-lockfile makes its folder with the umask's mode: state folders are owner-only
+      chmodSync(file, DIR_MODE);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED')
         throw new LockError(`cannot take the controller lock ${file}: ${(err as Error).message}`, { cause: err });
