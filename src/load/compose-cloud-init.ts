@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { CloudInitSpec } from '../../schemas/model.js';
 import { nameProblem } from '../../schemas/names.js';
 import { Draft } from './fields.js';
+import { MAX_REFERENCED_BYTES } from './limits.js';
 import { context } from './compose-schema.js';
 import { durationField, int, isObj, localPath, readFields, report, strings, type ComposeField, type Svc } from './compose-ctx.js';
 
@@ -41,7 +42,7 @@ export function cloudInit(s: Svc): void {
     out.sshAuthorizedKeys = [];
     keys.forEach((k, i) => {
       if (/^(~|\.{1,2})?\//.test(k)) {
-        const abs = localPath(ctx, [...p, 'ssh_authorized_keys', i], k, 'the public key file', 'file');
+        const abs = localPath(ctx, [...p, 'ssh_authorized_keys', i], k, 'the public key file', 'file', MAX_REFERENCED_BYTES);
         if (abs) out.sshAuthorizedKeys?.push(readFileSync(abs, 'utf8').trim());
       } else if (/^(ssh-|ecdsa-|sk-)/.test(k.trim())) {
         out.sshAuthorizedKeys?.push(k.trim());
@@ -94,7 +95,7 @@ export function cloudInit(s: Svc): void {
         'put everything in the user-data file, or drop user_data and use the keys',
       );
     }
-    const abs = localPath(ctx, [...p, 'user_data'], ci.user_data, 'the user-data file', 'file');
+    const abs = localPath(ctx, [...p, 'user_data'], ci.user_data, 'the user-data file', 'file', MAX_REFERENCED_BYTES);
     if (abs) {
       out.userData = abs;
       s.draft.at('/cloudInit/userData', ctx.loc.value([...p, 'user_data']));

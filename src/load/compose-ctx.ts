@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { parseDuration, diskSizeToGiB } from '../../schemas/units.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { resolvePath } from './common.js';
+import { specialFile } from './limits.js';
 import { absurdSize, describeBytes, GIB, HOLOS_MIN_BYTES, holosBytes } from './sizes.js';
 import { applyField, rangeWords, type Draft, type Field, type Located } from './fields.js';
 import type { YamlLocator, YamlPath } from './compose-yaml.js';
@@ -187,7 +188,14 @@ export const sizeField = (s: Svc, _c: ComposeContext, f: ComposeField): Located<
 };
 
 /** A referenced local file: resolved, and reported at the value when it does not exist. */
-export function localPath(ctx: ComposeContext, path: YamlPath, value: string, what: string, kind: 'file' | 'dir' | 'any'): string | null {
+export function localPath(
+  ctx: ComposeContext,
+  path: YamlPath,
+  value: string,
+  what: string,
+  kind: 'file' | 'dir' | 'any',
+  maxBytes?: number,
+): string | null {
   const abs = resolvePath(value, ctx.dir, ctx.env);
   let st;
   try {
@@ -201,12 +209,17 @@ export function localPath(ctx: ComposeContext, path: YamlPath, value: string, wh
     );
     return null;
   }
-  if (kind === 'file' && !st.isFile()) {
+  if (kind === 'file' && st.isDirectory()) {
     report(ctx, path, `${what} "${value}" is not a file`);
     return null;
   }
   if (kind === 'dir' && !st.isDirectory()) {
     report(ctx, path, `${what} "${value}" is not a folder`);
+    return null;
+  }
+  const problem = specialFile(st, what, value, kind, maxBytes);
+  if (problem) {
+    report(ctx, path, problem);
     return null;
   }
   return abs;

@@ -9,6 +9,7 @@ import { parseDockerfile } from './dockerfile.js';
 import { shellQuote } from '../ssh/exec.js';
 import { looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem } from './common.js';
 import type { YamlPath } from './compose-yaml.js';
+import { MAX_REFERENCED_BYTES } from './limits.js';
 import { localPath, report, type ComposeContext, type Obj, type Svc } from './compose-ctx.js';
 
 export function image(ctx: ComposeContext, base: YamlPath, svc: Obj): ImageSource | null {
@@ -67,7 +68,7 @@ export /**
 function dockerfile(s: Svc, ref: string, wantImage: boolean): ImageSource | null {
   const { base, ctx, draft } = s;
   const path = [...base, 'dockerfile'];
-  const abs = localPath(ctx, path, ref, 'the Dockerfile', 'file');
+  const abs = localPath(ctx, path, ref, 'the Dockerfile', 'file', MAX_REFERENCED_BYTES);
   if (!abs) return null;
   const df = parseDockerfile(abs, readFileSync(abs, 'utf8'));
   ctx.diagnostics.push(...df.diagnostics);

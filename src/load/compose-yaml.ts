@@ -5,6 +5,7 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { SourceLocation } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
+import { MAX_DEPTH } from './limits.js';
 
 export type YamlPath = readonly (string | number)[];
 
@@ -22,8 +23,21 @@ export function parseYaml(file: string, text: string): ParsedYaml {
   const locator = new YamlLocator(file, doc, lineCounter);
   const errors = doc.errors.map((e) => ({ code: e.code as string, message: e.message, pos: e.pos[0] }));
   if (errors.length === 0) errors.push(...duplicateKeys(doc));
+  if (errors.length === 0) errors.push(...tooDeep(doc));
   const diagnostics = errors.map((e) => syntaxDiagnostic(file, text, lineCounter, e.code, e.message, e.pos));
   return { doc, locator, diagnostics };
+}
+
+/** The first map or list nested deeper than MAX_DEPTH. */
+function tooDeep(doc: Document): { code: string; message: string; pos: number }[] {
+  let hit: Node | undefined;
+  visit(doc, (_key, node, path) => {
+    if (hit) return visit.BREAK;
+    if (!isMap(node) && !isSeq(node)) return undefined;
+    if (path.filter((p) => isMap(p) || isSeq(p)).length + 1 > MAX_DEPTH) hit = node;
+    return undefined;
+  });
+  return hit ? [{ code: 'TOO_DEEP', message: 'too deep', pos: hit.range?.[0] ?? 0 }] : [];
 }
 
 /** Keys given twice in one map (merge keys `<<` aside), at the second one. */
@@ -33,7 +47,7 @@ function duplicateKeys(doc: Document): { code: string; message: string; pos: num
     Map(_key, map) {
       const seen = new Set<unknown>();
       for (const pair of map.items) {
-        if (!isScalar(pair.key) || pair.key.value === '<<') continue;
+        if (!isScalar(pair.key) || typeof pair.key.value === 'symbol' || pair.key.value === '<<') continue;
         if (seen.has(pair.key.value))
           out.push({ code: 'DUPLICATE_KEY', message: 'Map keys must be unique', pos: pair.key.range?.[0] ?? 0 });
         seen.add(pair.key.value);
@@ -57,6 +71,12 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
         'replace the tab with spaces',
       );
     }
+    case 'TOO_DEEP':
+      return at(
+        pos,
+        `maps and lists are nested more than ${MAX_DEPTH} deep here`,
+        'a tend.yaml needs 6 levels at most: check the indentation',
+      );
     case 'DUPLICATE_KEY': {
       const key = /^["']?([^:"'\n]*)/.exec(text.slice(pos, pos + 300))?.[1]?.trim() ?? '';
       return at(pos, `the key \`${key}\` appears twice in the same map`, 'keep one of them (YAML keys must be unique)');
@@ -87,7 +107,42 @@ function syntaxDiagnostic(file: string, text: string, lc: LineCounter, code: str
     default:
       break;
   }
+  if (/call stack/i.test(raw)) return at(pos, `maps and lists are nested too deeply here (tend reads up to ${MAX_DEPTH} levels)`);
   return at(pos, `YAML syntax error: ${raw.replace(/\.$/, '').replace(/^./, (c) => c.toLowerCase())}`);
+}
+
+/** `toJS` failed on an alias or a merge key: the diagnostic at the one that fails. */
+export function aliasProblem(file: string, doc: Document, loc: YamlLocator, err: Error): Diagnostic {
+  let at: Node | undefined;
+  let message = `YAML: ${err.message}`;
+  let hint: string | undefined;
+  visit(doc, {
+    Alias(_k, alias) {
+      if (/Unresolved alias/i.test(err.message) && alias.resolve(doc) === undefined) {
+        at = alias;
+        message = `the alias *${alias.source} names no anchor defined before it`;
+        hint = `define it first with &${alias.source} on the value to repeat`;
+        return visit.BREAK;
+      }
+      if (/alias count/i.test(err.message)) {
+        at = alias;
+        message = 'the aliases of this file expand to too much data (an alias bomb?)';
+        hint = 'repeat values with fewer nested aliases';
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+    Pair(_k, pair) {
+      if (at || !isScalar(pair.key) || String(pair.key.value).replace(/^Symbol\((.*)\)$/, '$1') !== '<<' || !/merge/i.test(err.message))
+        return undefined;
+      at = (pair.value as Node | null) ?? (pair.key as Node);
+      message = 'a merge key (<<) takes a map or an alias of one';
+      hint = 'write <<: *base, where &base is set on a map';
+      return visit.BREAK;
+    },
+  });
+  const where = at?.range ? loc.offset(at.range[0]) : { file, line: 1, column: 1 };
+  return { ...where, message, ...(hint ? { hint } : {}), severity: 'error' };
 }
 
 /** Finds where a path of keys/indices sits in the document. */
@@ -133,6 +188,10 @@ export class YamlLocator {
       if (node && (node as Node).range) lastNode = node as Node;
     }
     return { node: (node as Node | null) ?? null, pair, lastNode, lastPair };
+  }
+
+  offset(offset: number): SourceLocation {
+    return this.pos(offset);
   }
 
   private pos(offset: number): SourceLocation {

@@ -7,8 +7,9 @@
 import { basename, dirname } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
 import { nameProblem } from '../../schemas/names.js';
-import { parseYaml } from './compose-yaml.js';
+import { aliasProblem, parseYaml } from './compose-yaml.js';
 import { checkSchema } from './compose-schema.js';
+import { MAX_VMS } from './limits.js';
 import { namedVolumes, replicasOf, report, serviceToVms, type ComposeContext } from './compose-service.js';
 
 export const loadCompose: DialectLoader = (file, text, env = process.env) => {
@@ -18,7 +19,14 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
     result.diagnostics = diagnostics;
     return result;
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // aliases and merge keys are resolved here: say where the one that fails is
+    result.diagnostics = [aliasProblem(file, doc, locator, err as Error)];
+    return result;
+  }
   if (data === null || data === undefined) {
     result.diagnostics.push({
       file,
@@ -67,6 +75,18 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
   const vms: LoadedVm[] = [];
   if (typeof services === 'object' && services !== null && !Array.isArray(services)) {
     for (const [svc, raw] of Object.entries(services)) ctx.replicasOf.set(svc, replicasOf(raw));
+    const count = [...ctx.replicasOf.values()].reduce((a, b) => a + b, 0);
+    if (count > MAX_VMS) {
+      report(
+        ctx,
+        ['services'],
+        `the file declares ${count} VMs (services × replicas)`,
+        `tend manages up to ${MAX_VMS} VMs per project`,
+        'key',
+      );
+      result.diagnostics = ctx.diagnostics;
+      return result;
+    }
     for (const [svc, raw] of Object.entries(services)) vms.push(...serviceToVms(ctx, svc, raw));
   }
   const vols = namedVolumes(ctx, top.volumes);

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { WriteFile } from '../../schemas/model.js';
 import { FORMS, type Located } from './fields.js';
+import { MAX_REFERENCED_BYTES } from './limits.js';
 import type { KNode } from './kdl-parse.js';
 import { quote } from './kdl-read.js';
 import { existingPath, file, int, list, readBlock, str, suggestName, type KdlField, type VmCtx } from './kdl-fields.js';
@@ -26,7 +27,7 @@ function hostname(n: KNode, c: VmCtx): Located<string> | undefined {
 /** ssh-key: a path to a public key file (its content is used), or the key itself. */
 function publicKey(c: VmCtx, v: Located<string>): string | undefined {
   if (/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-|sk-)\S* \S+/.test(v.value)) return v.value.trim();
-  const abs = existingPath(c, v, 'the ssh-key file');
+  const abs = existingPath(c, v, 'the ssh-key file', 'file', MAX_REFERENCED_BYTES);
   if (!abs) return undefined;
   let text: string;
   try {
@@ -103,7 +104,7 @@ function writeFile(n: KNode, c: VmCtx, f: KdlField): undefined {
 const CLOUD_INIT_FIELDS: readonly KdlField[] = [
   { key: 'hostname', pointer: '/cloudInit/hostname', read: hostname },
   { key: 'ssh-key', pointer: '/cloudInit/sshAuthorizedKeys', repeatable: true, read: sshKeys },
-  { key: 'user-data', pointer: '/cloudInit/userData', read: file('the user-data file') },
+  { key: 'user-data', pointer: '/cloudInit/userData', read: file('the user-data file', MAX_REFERENCED_BYTES) },
   { key: 'user', pointer: '/cloudInit/user', read: str, form: FORMS.linuxUser },
   { key: 'package', pointer: '/cloudInit/packages', repeatable: true, read: list },
   { key: 'runcmd', pointer: '/cloudInit/runcmd', repeatable: true, read: list },

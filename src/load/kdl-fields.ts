@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import type { SourceLocation } from '../../schemas/model.js';
 import { parseDuration } from '../../schemas/units.js';
 import { resolvePath } from './common.js';
+import { specialFile } from './limits.js';
 import { applyField, limitText, limitsAt, type Draft, type Field, type Located } from './fields.js';
 import type { KNode } from './kdl-parse.js';
 import { example, quote, type KdlReader } from './kdl-read.js';
@@ -108,7 +109,13 @@ export function duration(n: KNode, c: VmCtx): Located<number> | undefined {
 }
 
 /** A path that must exist, relative to the file's folder; its absolute form. */
-export function existingPath(c: VmCtx, v: Located<string>, what: string, kind: 'file' | 'folder' | 'any' = 'file'): string | undefined {
+export function existingPath(
+  c: VmCtx,
+  v: Located<string>,
+  what: string,
+  kind: 'file' | 'folder' | 'any' = 'file',
+  maxBytes?: number,
+): string | undefined {
   const abs = resolvePath(v.value, c.ctx.dir, c.ctx.env);
   let st;
   try {
@@ -125,6 +132,11 @@ export function existingPath(c: VmCtx, v: Located<string>, what: string, kind: '
     c.r.error(v.loc, `${what} "${v.value}" is a folder, not a file`);
     return undefined;
   }
+  const problem = specialFile(st, what, v.value, kind, maxBytes);
+  if (problem) {
+    c.r.error(v.loc, problem);
+    return undefined;
+  }
   if (kind === 'folder' && !st.isDirectory()) {
     c.r.error(v.loc, `${what} "${v.value}" is a file, not a folder`);
     return undefined;
@@ -134,10 +146,10 @@ export function existingPath(c: VmCtx, v: Located<string>, what: string, kind: '
 
 /** A string naming a file that must exist: its absolute path. */
 export const file =
-  (what: string) =>
+  (what: string, maxBytes?: number) =>
   (n: KNode, c: VmCtx): Located<string> | undefined => {
     const v = c.r.string(n);
-    const abs = v && existingPath(c, v, what);
+    const abs = v && existingPath(c, v, what, 'file', maxBytes);
     return v && abs ? { value: abs, loc: v.loc } : undefined;
   };
 

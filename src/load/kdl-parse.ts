@@ -10,6 +10,7 @@ import type { SourceLocation } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { memoryWithUnitToMiB } from '../../schemas/units.js';
 import { locateNodes, posOf, type LocNode, type Pos } from './kdl-locate.js';
+import { MAX_DEPTH } from './limits.js';
 
 export type KdlValue = Value;
 
@@ -64,8 +65,26 @@ export function parseKdl(file: string, text: string): KdlParseResult {
     ...(hint ? { hint } : {}),
     severity: 'error',
   });
-  const lexed = lexer.tokenize(text);
+  let lexed: ReturnType<typeof lexer.tokenize>;
+  try {
+    lexed = lexer.tokenize(text);
+  } catch (err) {
+    // chevrotain's regular expressions recurse: a value of megabytes can exhaust the stack
+    if (!(err instanceof RangeError)) throw err;
+    return {
+      nodes: null,
+      diagnostics: [at({ line: 1, column: 1 }, 'the file has a value too long to read', 'put large content into a file')],
+    };
+  }
   if (lexed.errors.length > 0) return { nodes: null, diagnostics: [lexProblem(lexed.tokens, lexed.errors[0], text, at)] };
+  const deep = tooDeep(lexed.tokens);
+  if (deep)
+    return {
+      nodes: null,
+      diagnostics: [
+        at(posOf(deep), `blocks are nested more than ${MAX_DEPTH} deep here`, 'a VMFile.kdl needs 4 levels at most: is a "}" missing?'),
+      ],
+    };
 
   // KDL 1 keywords → KDL 2, remembering the shifts so error offsets map back to the user's text.
   const shifts: { at: number; delta: number }[] = [];
@@ -104,6 +123,17 @@ export function parseKdl(file: string, text: string): KdlParseResult {
   }
   const locs = locateNodes(lexed.tokens);
   return { nodes: zip(parsed.output, locs, file, { line: 1, column: 1 }), diagnostics: [] };
+}
+
+/** The first `{` that opens a block deeper than MAX_DEPTH (kdljs recurses once per level). */
+function tooDeep(tokens: KdlToken[]): KdlToken | undefined {
+  let depth = 0;
+  for (const t of tokens) {
+    const n = t.tokenType.name;
+    if (n === 'LeftBrace' && ++depth > MAX_DEPTH) return t;
+    if (n === 'RightBrace') depth = Math.max(0, depth - 1);
+  }
+  return undefined;
 }
 
 function zip(nodes: KdljsNode[], locs: LocNode[], file: string, fallback: Pos): KNode[] {

@@ -10,6 +10,7 @@ import { type DialectLoader, type DialectResult, type LoadedVm } from './common.
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import { VOLUME_NAME_RE } from './volumes.js';
 import { MAX_SIZE_GIB } from '../../schemas/model.js';
+import { MAX_VMS } from './limits.js';
 import { parseKdl, type KNode } from './kdl-parse.js';
 import { KdlReader, quote } from './kdl-read.js';
 import { readVm, type KdlContext } from './kdl-vm.js';
@@ -28,6 +29,12 @@ export const loadKdl: DialectLoader = (file, text, env = process.env) => {
   const vms: LoadedVm[] = [];
   const seen = new Map<string, SourceLocation>();
   let vmCount = 0;
+  const overLimit = parsed.nodes.filter((n) => n.name === 'vm')[MAX_VMS];
+  if (overLimit) {
+    r.error(overLimit.loc, `the file declares more than ${MAX_VMS} VMs`, `tend manages up to ${MAX_VMS} VMs per project`);
+    result.diagnostics = r.diagnostics;
+    return result;
+  }
 
   for (const node of parsed.nodes) {
     if (!TOP_NODES.includes(node.name)) {

@@ -16,6 +16,7 @@ import { locateField, type DialectLoader, type DialectResult, type LoadedVm } fr
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { loadCompose } from './compose.js';
+import { MAX_FILE_BYTES, textLimits, tidy } from './limits.js';
 import { loadVmsYml } from './vms-yml.js';
 import { catalogEntry, catalogNames } from '../images/catalog.js';
 
@@ -69,10 +70,25 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
   for (const file of absFiles) {
     let text: string;
     try {
+      // a FIFO or a device would block or never end: only regular files, and not huge ones
+      const st = statSync(file);
+      if (!st.isFile()) {
+        diagnostics.push(at(file, 1, 1, 'this is not a regular file', 'name a project file (tend.yaml, VMFile.kdl, ...)'));
+        continue;
+      }
+      if (st.size > MAX_FILE_BYTES) {
+        diagnostics.push(at(file, 1, 1, `the file is larger than ${MAX_FILE_BYTES / 1024 / 1024} MiB, the most tend reads`));
+        continue;
+      }
       text = readFileSync(file, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       diagnostics.push(at(file, 1, 1, code === 'ENOENT' ? 'the file does not exist' : `the file cannot be read (${code ?? String(err)})`));
+      continue;
+    }
+    const limit = textLimits(file, text);
+    if (limit) {
+      diagnostics.push(limit);
       continue;
     }
     const dialect = await dialectOf(file);
@@ -396,5 +412,8 @@ function at(file: string, line: number, column: number, message: string, hint?: 
 }
 
 function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
-  return [...ds].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
+  // a value of megabytes quoted in a message would drown it: long words are cut
+  return ds
+    .map((d) => ({ ...d, message: tidy(d.message), ...(d.hint ? { hint: tidy(d.hint) } : {}) }))
+    .sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProvisionStep } from '../../schemas/model.js';
+import { UsageError } from '../../schemas/errors.js';
 
 /** The content a step runs or uploads, as bytes to hash (a folder upload hashes its tree). */
 export function stepContent(step: ProvisionStep): Buffer {
@@ -15,13 +16,24 @@ export function stepContent(step: ProvisionStep): Buffer {
   return treeContent(step.source);
 }
 
-function treeContent(path: string): Buffer {
+/**
+ * Only regular files and folders are read: a FIFO or a device in an upload would block or never
+ * end, and a link back to a folder above would never end either (folders are entered once).
+ */
+function treeContent(path: string, seen = new Set<string>()): Buffer {
   const st = statSync(path);
-  if (!st.isDirectory()) return readFileSync(path);
+  if (st.isFile()) return readFileSync(path);
+  if (!st.isDirectory()) {
+    throw new UsageError(`cannot upload ${path}: it is not a regular file or a folder (a device, a FIFO or a socket)`, 'UploadNotAFile');
+  }
+  const id = `${st.dev}:${st.ino}`;
+  if (seen.has(id)) throw new UsageError(`cannot upload ${path}: a link leads back to a folder above it`, 'UploadLoop');
+  seen.add(id);
   const parts: Buffer[] = [];
   for (const name of readdirSync(path).sort()) {
-    parts.push(Buffer.from(`\0${name}\0`), treeContent(join(path, name)));
+    parts.push(Buffer.from(`\0${name}\0`), treeContent(join(path, name), seen));
   }
+  seen.delete(id);
   return Buffer.concat(parts);
 }
 
