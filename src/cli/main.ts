@@ -247,7 +247,20 @@ function invokedDirectly(): boolean {
     return false;
   }
 }
+/**
+ * Resolves once everything written to `stream` so far has left the process. A pipe holds 64 KiB:
+ * process.exit() would drop what a slow reader has not taken yet (`tend plan --json | less`).
+ */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    stream.once('error', () => resolve()); // EPIPE: the reader is gone, nothing more to wait for
+    stream.write('', () => resolve());
+  });
+}
+
 if (invokedDirectly()) {
   const code = await main();
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(code);
 }
