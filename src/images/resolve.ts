@@ -30,6 +30,8 @@ export interface ResolveOptions {
   onDownload?: (p: DownloadProgress) => void;
   /** catalog lookup (default: the built-in catalog); tests inject their own */
   catalog?: (name: string) => CatalogEntry | undefined;
+  /** the VM's disk size (GiB): the size a bootc image is installed to */
+  diskGiB?: number | null;
 }
 
 /** Local files whose declared checksum was verified: path -> "size:mtime:checksum". */
@@ -38,10 +40,13 @@ const verifiedLocal = new Map<string, string>();
 export async function resolveImage(stateRoot: string, src: ImageSource, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   if (src.kind === 'path') return resolveLocal(src);
   if (src.kind === 'bootc') {
-    throw new BackendError(
-      'BootcUnavailable',
-      `the bootc image ${src.ref} has no disk yet: tend does not build bootc disks in this version (docs/vms-yml.md)`,
+    const { bootcDisk } = await import('./bootc.js');
+    const img = await bootcDisk(
+      stateRoot,
+      { ...src, kind: 'bootc' },
+      { diskGiB: opts.diskGiB ?? null, signal: opts.signal, onProgress: opts.onProgress },
     );
+    return fromStore(img, src);
   }
   if (src.kind === 'url') {
     const have = await inspectImage(stateRoot, src.ref);

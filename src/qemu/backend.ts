@@ -133,7 +133,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     }
     abortIf(signal);
 
-    const image = await resolveImage(opts.stateRoot, vm.image, { signal, onProgress: o.onProgress });
+    const image = await resolveImage(opts.stateRoot, vm.image, { signal, onProgress: o.onProgress, diskGiB: vm.disk });
     abortIf(signal);
     const previous = await readApplied(project, vm.name);
     let diskImage = previous?.diskImage ?? null;

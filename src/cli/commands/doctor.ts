@@ -13,6 +13,8 @@ export interface DoctorResult {
   libvirt?: import('../../libvirt/doctor.js').LibvirtDoctorReport[];
   /** PCI passthrough checks of the devices the project in cwd declares (src/qemu/devices.ts) */
   devices?: import('../../qemu/devices.js').DeviceCheck[];
+  /** VMs of the project in cwd built from a bootc image, and what is missing to build their disks */
+  bootc?: { vm: string; image: string; missing: string | null }[];
 }
 
 export async function doctorCommand(g: GlobalOptions): Promise<DoctorResult> {
@@ -22,11 +24,14 @@ export async function doctorCommand(g: GlobalOptions): Promise<DoctorResult> {
   for (const d of devices) report.problems.push(...d.problems);
   const libvirt = await libvirtChecks(g);
   for (const l of libvirt) report.problems.push(...l.problems);
+  const bootc = await projectBootc(g);
+  for (const b of bootc) if (b.missing) report.problems.push(`${b.vm}: ${b.missing}`);
   return {
     ok: report.problems.length === 0,
     report,
     libvirt: libvirt.map((l) => l.report),
     ...(devices.length ? { devices } : {}),
+    ...(bootc.length ? { bootc } : {}),
   };
 }
 
@@ -50,6 +55,24 @@ async function libvirtChecks(g: GlobalOptions) {
     uris.set(w.uri, w.kind === 'libvirt');
   }
   return Promise.all([...uris].map(([uri, required]) => libvirtDoctor(uri, { required, env })));
+}
+
+/** For each VM of the project in cwd built from a bootc image: what is missing to build its disk (null: nothing). */
+async function projectBootc(g: GlobalOptions): Promise<{ vm: string; image: string; missing: string | null }[]> {
+  let vms;
+  try {
+    const { loadFiles } = await import('../context.js');
+    vms = (await loadFiles(g)).project?.vms ?? [];
+  } catch {
+    return [];
+  }
+  const { bootcMissing } = await import('../../images/bootc.js');
+  const out: { vm: string; image: string; missing: string | null }[] = [];
+  for (const vm of vms) {
+    if (vm.image.kind !== 'bootc') continue;
+    out.push({ vm: vm.name, image: vm.image.ref, missing: await bootcMissing({ ...vm.image, kind: 'bootc' }, g.env ?? process.env) });
+  }
+  return out;
 }
 
 /** Device checks for the project in cwd, if there is one that declares PCI devices. */
@@ -86,6 +109,7 @@ export function renderDoctor(r: DoctorResult): string {
   ];
   for (const l of r.libvirt ?? []) lines.push(...renderLibvirtDoctor(l));
   if (r.devices) lines.push(...renderDeviceChecks(r.devices));
+  for (const b of r.bootc ?? []) lines.push(`bootc:       ${b.vm} (${b.image}): ${b.missing ?? 'podman and the image are here'}`);
   lines.push(d.problems.length === 0 ? 'no problems found' : `problems:\n${d.problems.map((p) => `  - ${p}`).join('\n')}`);
   return lines.join('\n');
 }
