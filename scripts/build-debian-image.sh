@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # Build a Debian 12 (bookworm) cloud image for tend from Debian packages.
 #
-#   scripts/build-debian-image.sh [--out FILE] [--force]
+#   scripts/build-debian-image.sh [--flavour tend|stock] [--out FILE] [--force]
 #
-# The image is cached outside the repo in ${TEND_IMAGE_CACHE:-/var/cache/tend}
-# as debian-12-<recipe-hash>.qcow2, where the hash covers this script. It is
-# rebuilt only when the recipe changes (or with --force). With --out, the
-# result is also copied to FILE. All progress goes to stderr; the last line on
-# stdout is the path of the image. Needs root (debootstrap, loop devices).
+# Two flavours come from one debootstrap tree, built together:
+#   tend   GRUB on the serial console (tend's debian:12 recipe)
+#   stock  Debian's stock grub-pc configuration: GRUB's default graphical terminal
+#          (gfxterm), no serial GRUB terminal, console=ttyS0 on the kernel line.
+#          It needs a video device to get past GRUB (issue 11).
+# The images are cached outside the repo in ${TEND_IMAGE_CACHE:-/var/cache/tend}
+# as debian-12-<recipe-hash>.qcow2 and debian-12-stock-<recipe-hash>.qcow2,
+# where the hash covers this script. They are rebuilt only when the recipe
+# changes (or with --force). With --out, the chosen flavour is also copied to
+# FILE. All progress goes to stderr; the last line on stdout is the path of the
+# chosen flavour's image (default: tend). Needs root (debootstrap, loop devices).
 set -euo pipefail
 
 OUT=""
 FORCE=0
+FLAVOUR=tend
 while [ $# -gt 0 ]; do
   case "$1" in
+    --flavour|--flavor) FLAVOUR="${2:?--flavour needs tend or stock}"; shift 2 ;;
+    --flavour=*|--flavor=*) FLAVOUR="${1#*=}"; shift ;;
     --out) OUT="${2:?--out needs a file}"; shift 2 ;;
     --out=*) OUT="${1#--out=}"; shift ;;
     --force) FORCE=1; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "build-debian-image: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +43,12 @@ SCRIPT_PATH="$(readlink -f "$0")"
 RECIPE_HASH="$(sha256sum "$SCRIPT_PATH" | cut -c1-16)"
 CACHE_DIR="${TEND_IMAGE_CACHE:-/var/cache/tend}"
 IMAGE="$CACHE_DIR/debian-12-$RECIPE_HASH.qcow2"
+STOCK_IMAGE="$CACHE_DIR/debian-12-stock-$RECIPE_HASH.qcow2"
+case "$FLAVOUR" in
+  tend) CHOSEN="$IMAGE" ;;
+  stock) CHOSEN="$STOCK_IMAGE" ;;
+  *) echo "build-debian-image: --flavour is tend or stock, not: $FLAVOUR" >&2; exit 2 ;;
+esac
 SUITE=bookworm
 DISK_SIZE=3G
 LABEL=tendroot
@@ -45,12 +60,12 @@ mkdir -p "$CACHE_DIR"
 finish() {
   if [ -n "$OUT" ]; then
     mkdir -p "$(dirname "$OUT")"
-    if [ "$(readlink -f "$OUT")" != "$(readlink -f "$IMAGE")" ]; then
-      cp --reflink=auto "$IMAGE" "$OUT.tmp.$$" && mv -f "$OUT.tmp.$$" "$OUT"
+    if [ "$(readlink -f "$OUT")" != "$(readlink -f "$CHOSEN")" ]; then
+      cp --reflink=auto "$CHOSEN" "$OUT.tmp.$$" && mv -f "$OUT.tmp.$$" "$OUT"
     fi
     echo "$OUT"
   else
-    echo "$IMAGE"
+    echo "$CHOSEN"
   fi
 }
 
@@ -58,8 +73,8 @@ finish() {
 exec 9>"$CACHE_DIR/.build.lock"
 flock 9
 
-if [ "$FORCE" = 0 ] && [ -s "$IMAGE" ]; then
-  log "cached: $IMAGE (recipe $RECIPE_HASH)"
+if [ "$FORCE" = 0 ] && [ -s "$IMAGE" ] && [ -s "$STOCK_IMAGE" ]; then
+  log "cached: $CHOSEN (recipe $RECIPE_HASH)"
   finish
   exit 0
 fi
@@ -255,15 +270,52 @@ fstrim "$ROOT" 2>/dev/null || {
 }
 
 for m in dev/pts dev proc sys run; do umount -l "$ROOT/$m"; done
+# Read-only now: the file system is clean on disk, so the raw file is a consistent image.
+mount -o remount,ro "$ROOT"
+sync
+
+log "qemu-img convert -O qcow2 -c (tend flavour)"
+run qemu-img convert -O qcow2 -c "$RAW" "$WORK/image.qcow2"
+
+# The stock flavour: the same tree with Debian's stock GRUB configuration (grub-pc's
+# /etc/default/grub as shipped: GRUB_TIMEOUT=5, "quiet", no GRUB_TERMINAL, so grub-mkconfig
+# picks its default graphical terminal, gfxterm). Only the kernel line gets the serial console,
+# as Debian's own cloud images have it. Without a video device GRUB hangs here (issue 11).
+log "stock flavour: Debian's default grub configuration"
+mount -o remount,rw "$ROOT"
+mount --bind /dev "$ROOT/dev"
+mount --bind /dev/pts "$ROOT/dev/pts"
+mount -t proc proc "$ROOT/proc"
+mount -t sysfs sys "$ROOT/sys"
+mount -t tmpfs tmpfs "$ROOT/run"
+[ -s "$ROOT/usr/share/grub/default/grub" ] || die "no /usr/share/grub/default/grub (Debian's stock grub defaults) in the tree"
+cp "$ROOT/usr/share/grub/default/grub" "$ROOT/etc/default/grub"
+sed -i -E 's#^GRUB_CMDLINE_LINUX=.*#GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200 net.ifnames=0"#' "$ROOT/etc/default/grub"
+if grep -qE '^GRUB_TERMINAL|^GRUB_SERIAL' "$ROOT/etc/default/grub"; then die "stock /etc/default/grub sets a GRUB terminal"; fi
+run "${IN_ROOT[@]}" grub-mkconfig -o /boot/grub/grub.cfg >&2
+# With UUIDs enabled (stock) grub-mkconfig names the file system by UUID; were it to name the
+# loop partition, boot by label instead.
+sed -i -E "s#root=/dev/loop[^ ]+#root=LABEL=$LABEL#g" "$ROOT/boot/grub/grub.cfg"
+if grep -q '/dev/loop' "$ROOT/boot/grub/grub.cfg"; then die "stock grub.cfg still mentions /dev/loop"; fi
+grep -q 'terminal_output gfxterm' "$ROOT/boot/grub/grub.cfg" || die "stock grub.cfg does not use GRUB's graphical terminal"
+if grep -qE '^[[:space:]]*(serial|terminal_output.*serial)' "$ROOT/boot/grub/grub.cfg"; then die "stock grub.cfg has a serial GRUB terminal"; fi
+rm -rf "$ROOT"/tmp/* "$ROOT"/var/tmp/*
+for m in dev/pts dev proc sys run; do umount -l "$ROOT/$m"; done
+sync
+fstrim "$ROOT" 2>/dev/null || true
+
 umount "$ROOT"
 partx -d "$LOOP" >/dev/null 2>&1 || true
 losetup -d "$LOOP"; LOOP=""
 
-log "qemu-img convert -O qcow2 -c"
-run qemu-img convert -O qcow2 -c "$RAW" "$WORK/image.qcow2"
+log "qemu-img convert -O qcow2 -c (stock flavour)"
+run qemu-img convert -O qcow2 -c "$RAW" "$WORK/stock.qcow2"
 mv -f "$WORK/image.qcow2" "$IMAGE"
-# Older recipes' images are garbage now.
-find "$CACHE_DIR" -maxdepth 1 -name 'debian-12-*.qcow2' ! -name "$(basename "$IMAGE")" -delete 2>/dev/null || true
+mv -f "$WORK/stock.qcow2" "$STOCK_IMAGE"
+# Older recipes' images are garbage now, once they are two days old: a checkout that still
+# uses one (another branch, a test running now) keeps it for a while instead of rebuilding.
+find "$CACHE_DIR" -maxdepth 1 -name 'debian-12-*.qcow2' ! -name "$(basename "$IMAGE")" ! -name "$(basename "$STOCK_IMAGE")" \
+  -mmin +2880 -delete 2>/dev/null || true
 
-log "done in $(( $(date +%s) - START ))s: $IMAGE ($(du -h "$IMAGE" | cut -f1))"
+log "done in $(( $(date +%s) - START ))s: $IMAGE ($(du -h "$IMAGE" | cut -f1)), $STOCK_IMAGE ($(du -h "$STOCK_IMAGE" | cut -f1))"
 finish

@@ -5,6 +5,7 @@
  */
 import type { VmSpec } from '../../schemas/model.js';
 import type { ProjectNetMember } from '../net/project-net.js';
+import { displayArgs } from './display.js';
 import { projectNetArgs } from './project-net.js';
 import { hostFolderArgs, volumeDeviceArg, type HostFolderShare } from './volumes.js';
 
@@ -61,6 +62,8 @@ export interface ArgvInput {
   tapMac?: string;
   /** required when vm.firmware is uefi / uefi-secure */
   firmware?: Firmware | null;
+  /** host port of the VNC/SPICE server on 127.0.0.1; required when vm.graphics is not none */
+  graphicsPort?: number;
 }
 
 /** Build the argv (without the binary) for `qemu-system-x86_64`. Never goes through a shell. */
@@ -98,7 +101,7 @@ export function buildArgv(input: ArgvInput): string[] {
   if (input.projectNet) a.push(...projectNetArgs(input.projectNet));
   a.push(...hostFolderArgs(vm, input.hostFolders ?? []));
   a.push('-device', 'virtio-rng-pci');
-  a.push('-display', 'none', '-vga', 'none');
+  a.push(...displayArgs(vm, input.graphicsPort));
   a.push('-chardev', `socket,id=ser0,path=${opt(paths.serial)},server=on,wait=off,logfile=${opt(paths.consoleLog)},logappend=on`);
   a.push('-serial', 'chardev:ser0');
   a.push('-qmp', `unix:${opt(paths.qmp)},server=on,wait=off`);

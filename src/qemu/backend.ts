@@ -26,17 +26,18 @@ import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import type { Logger } from '../log.js';
 import { ensureDir, exists, FILE_MODE, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
-import { validateAppliedRecord, validatePortRecord } from '../state/validators.generated.js';
+import { validatePortRecord } from '../state/validators.generated.js';
 import { CACHE_FILES, FILES, cacheRoot, projectDir, socketPath, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
 import { chooseAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
+import { checkDisplaySupport } from './display.js';
 import { findOvmf } from './firmware.js';
 import { findQemu, isQemuFor, processArgv } from './liveness.js';
 import { pidAlive } from '../pid.js';
 import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
 import { guestPoweroff } from './guest-poweroff.js';
 import { newInstanceId, readInstanceId } from '../state/instance-id.js';
-import { observeVm, vmFolders, type AppliedRecord, type IntentRecord } from './observe.js';
+import { observeVm, validateApplied, vmFolders, type AppliedRecord, type IntentRecord } from './observe.js';
 import { attachConsole } from './console.js';
 import { qemuExitWatch } from './watch.js';
 import { clearRecord } from '../provision/record.js';
@@ -86,7 +87,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
   };
 
   async function readApplied(p: Project, vm: string): Promise<AppliedRecord | undefined> {
-    return readJson<AppliedRecord>(file(p, vm, 'applied'), validateAppliedRecord, corruptNote);
+    return readJson<AppliedRecord>(file(p, vm, 'applied'), validateApplied, corruptNote);
   }
 
   /** The VM's QEMU (by pidfile, else by a /proc scan); a pidfile that did not lead to it is written again. */
@@ -200,7 +201,9 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
 
     const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, corruptNote);
     const user = vm.network.mode === 'user';
-    const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user });
+    // before anything is written: a video model or display protocol this QEMU lacks is a clear error
+    await checkDisplaySupport(vm, binary, env);
+    const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user, graphics: vm.graphics });
     await writeJsonAtomic(f('ports'), alloc.record);
 
     let firmware: Firmware | null = null;
@@ -242,6 +245,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
       ports: alloc.forwards,
       sshPort: alloc.sshPort,
       sshAddress: alloc.sshAddress,
+      ...(alloc.graphicsPort !== undefined ? { graphicsPort: alloc.graphicsPort } : {}),
       firmware,
       projectNet,
       hostFolders,

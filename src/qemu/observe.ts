@@ -7,7 +7,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import type { ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
-import { exists, readJson, type CorruptFile } from '../state/atomic.js';
+import { exists, readJson, type CorruptFile, type StateValidator } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
 import { validateAppliedRecord, validateIntentRecord, validatePortRecord, validateStatusRecord } from '../state/validators.generated.js';
 import { accelOf } from './argv.js';
@@ -31,6 +31,30 @@ export const appliedRecordSchema = {
   required: ['spec'],
   properties: { spec: { $ref: 'tend:vm-spec' }, diskImage: { type: ['string', 'null'] } },
 } as const;
+
+/**
+ * A spec recorded by an older tend lacks the fields added since: fill in what that tend ran
+ * the VM with, so the plan compares like with like (`video: none → vga`, not a phantom change)
+ * and the record is not taken for a damaged one.
+ */
+export function upgradeAppliedSpec<T extends Partial<VmSpec>>(spec: T): T & Pick<VmSpec, 'video' | 'graphics'> {
+  // before the video setting, every VM ran with `-vga none` and no VNC/SPICE
+  return { ...spec, video: spec.video ?? 'none', graphics: spec.graphics ?? 'none' };
+}
+
+/** validateAppliedRecord, after upgradeAppliedSpec filled in what an older tend did not record. */
+export const validateApplied: StateValidator = Object.assign(
+  (data: unknown): boolean => {
+    if (typeof data === 'object' && data !== null) {
+      const rec = data as { spec?: unknown };
+      if (typeof rec.spec === 'object' && rec.spec !== null) rec.spec = upgradeAppliedSpec(rec.spec as Partial<VmSpec>);
+    }
+    const ok = validateAppliedRecord(data);
+    validateApplied.errors = validateAppliedRecord.errors ?? null;
+    return ok;
+  },
+  { errors: null as StateValidator['errors'] },
+);
 
 export interface IntentRecord {
   intent: 'stopped' | null;
@@ -73,7 +97,7 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
   const [diskExists, live, appliedRec, portsRec, intentRec, instanceId] = await Promise.all([
     exists(f('disk')),
     findQemu(f('pid')),
-    readJson<AppliedRecord>(f('applied'), validateAppliedRecord, onCorrupt),
+    readJson<AppliedRecord>(f('applied'), validateApplied, onCorrupt),
     readJson<PortRecord>(f('ports'), validatePortRecord, onCorrupt),
     readJson<IntentRecord>(f('intent'), validateIntentRecord, onCorrupt),
     readInstanceId(projDir, name, onCorrupt),

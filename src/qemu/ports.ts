@@ -5,13 +5,15 @@
  * when someone else has taken it meanwhile.
  *
  * The record (ports.json) is the shape ObservedVm.ports has: guest "port/proto" -> "addr:port",
- * SSH under "ssh".
+ * SSH under "ssh", the VNC or SPICE server (`graphics`) under "vnc" / "spice". Those two are
+ * always on 127.0.0.1 and picked from 5900-5999 (VNC names a port by its display number).
  */
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { PortSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import type { HostForward } from './argv.js';
+import { DISPLAY_PORT_BASE, DISPLAY_PORT_COUNT } from './display.js';
 
 export type PortRecord = Record<string, string>;
 
@@ -19,7 +21,7 @@ export type PortRecord = Record<string, string>;
 export const portRecordSchema = {
   $id: 'tend:state/ports',
   type: 'object',
-  propertyNames: { pattern: '^(ssh|[0-9]{1,5}/(tcp|udp))$' },
+  propertyNames: { pattern: '^(ssh|vnc|spice|[0-9]{1,5}/(tcp|udp))$' },
   additionalProperties: { type: 'string', pattern: '^[^\\s]+:[0-9]{1,5}$' },
 } as const;
 
@@ -27,6 +29,8 @@ export interface AllocatedPorts {
   sshPort: number;
   sshAddress: string;
   forwards: HostForward[];
+  /** the VNC/SPICE server's port on 127.0.0.1, when graphics were asked for */
+  graphicsPort?: number;
   record: PortRecord;
 }
 
@@ -77,7 +81,7 @@ export async function allocatePorts(
   vmName: string,
   ports: readonly PortSpec[],
   previous: PortRecord | undefined,
-  opts: { needSsh: boolean; sshAddress?: string },
+  opts: { needSsh: boolean; sshAddress?: string; graphics?: 'vnc' | 'spice' | 'none' },
 ): Promise<AllocatedPorts> {
   const taken = new Set<string>();
   const record: PortRecord = {};
@@ -118,7 +122,34 @@ export async function allocatePorts(
     forwards.push({ guestPort: p.guestPort, protocol: p.protocol, hostAddress: p.hostAddress, hostPort });
     record[portKey(p)] = `${p.hostAddress}:${hostPort}`;
   }
-  return { sshPort, sshAddress, forwards, record };
+  let graphicsPort: number | undefined;
+  if (opts.graphics && opts.graphics !== 'none') {
+    graphicsPort = await pickDisplayPort(vmName, opts.graphics, splitAddr(previous?.[opts.graphics]), taken);
+    record[opts.graphics] = `${DISPLAY_ADDRESS}:${graphicsPort}`;
+  }
+  return { sshPort, sshAddress, forwards, ...(graphicsPort !== undefined ? { graphicsPort } : {}), record };
+}
+
+/** VNC and SPICE listen on loopback only: a remote viewer goes through an SSH tunnel. */
+export const DISPLAY_ADDRESS = '127.0.0.1';
+
+async function pickDisplayPort(
+  vmName: string,
+  protocol: 'vnc' | 'spice',
+  prev: { address: string; port: number } | null,
+  taken: Set<string>,
+): Promise<number> {
+  const inRange = (p: number): boolean => p >= DISPLAY_PORT_BASE && p < DISPLAY_PORT_BASE + DISPLAY_PORT_COUNT;
+  const candidates = prev && prev.address === DISPLAY_ADDRESS && inRange(prev.port) ? [prev.port] : [];
+  for (let p = DISPLAY_PORT_BASE; p < DISPLAY_PORT_BASE + DISPLAY_PORT_COUNT; p++) if (p !== candidates[0]) candidates.push(p);
+  for (const p of candidates) {
+    if (taken.has(`tcp:${p}`)) continue;
+    if ((await tryBind(DISPLAY_ADDRESS, p, 'tcp')) !== null) return p;
+  }
+  throw new BackendError(
+    'NoFreePort',
+    `${vmName}: no free ${protocol} port on ${DISPLAY_ADDRESS} between ${DISPLAY_PORT_BASE} and ${DISPLAY_PORT_BASE + DISPLAY_PORT_COUNT - 1}`,
+  );
 }
 
 /**
@@ -139,5 +170,12 @@ export function forwardsOf(argv: readonly string[]): PortRecord {
       first = false;
     }
   }
+  // the VNC/SPICE server (src/qemu/display.ts)
+  const vnc = argv.indexOf('-vnc');
+  const vm = vnc >= 0 ? /^([^:]+):(\d+)$/.exec(argv[vnc + 1] ?? '') : null;
+  if (vm) record.vnc = `${vm[1]}:${DISPLAY_PORT_BASE + Number(vm[2])}`;
+  const spice = argv.indexOf('-spice');
+  const sp = spice >= 0 ? /(?:^|,)port=(\d+)/.exec(argv[spice + 1] ?? '') : null;
+  if (sp) record.spice = `${/(?:^|,)addr=([^,]+)/.exec(argv[spice + 1] ?? '')?.[1] ?? DISPLAY_ADDRESS}:${sp[1]}`;
   return record;
 }

@@ -3,7 +3,9 @@
  * cloudInit fields — or, when cloudInit.userData names a file, that file's content as is; when
  * the VM also has mounts or the project network, whose bootcmd tend must add, the file becomes
  * the first part of a MIME multipart user-data and tend's bootcmd the second (`withTendBootcmd`).
- * meta-data carries the instance-id (stable for the VM's lifetime) and the host name.
+ * meta-data carries the instance-id (stable for the VM's lifetime) and the host name; the
+ * generated cloud-config also keeps /etc/hosts naming it (`manage_etc_hosts: localhost`). A raw
+ * user-data file is the user's: tend adds nothing to it but the bootcmd it must have.
  * network-config is not written: with one NIC every supported image configures it by DHCP
  * (cloud-init's fallback), which is what tend wants; it becomes necessary only for static
  * addresses or a second NIC, which the model cannot express yet (docs/images.md).
@@ -47,6 +49,9 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
   const doc: Record<string, unknown> = {
     hostname: hostnameOf(vm),
     preserve_hostname: false,
+    // a 127.0.1.1 line for the host name, kept right at every boot, so `sudo` can resolve it (no
+    // "unable to resolve host"); `localhost` edits only that line and keeps the rest of /etc/hosts
+    manage_etc_hosts: 'localhost',
     // an adopted account (ov's base_user) keeps everything the image gave it: only the keys are added
     users: ci.adoptUser
       ? ['default', { name: opts.user, ssh_authorized_keys: keys }]

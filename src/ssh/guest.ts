@@ -20,6 +20,7 @@ import { readInstanceId } from '../state/instance-id.js';
 import { createProvisioner } from '../provision/run.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
 import { waitForSsh, type SshStage } from './ready.js';
+import { consoleHintAfterMs, silenceHint, watchConsoleSilence, type SilenceWatch } from './silence.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
 import { hostAlias, hostKeyCheck } from './known-hosts.js';
 import { sshLogin, tapReadiness, tapSshTarget } from './target.js';
@@ -52,6 +53,28 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec,
   return { host, port: Number(m[2]), ...sshLogin(stateRoot, project, vm) };
 }
 
+/** Watches the VM's console log while its SSH banner is awaited; null when there is none to watch. */
+async function consoleSilenceWatch(
+  stateRoot: string,
+  project: Project,
+  vm: VmSpec,
+  env: NodeJS.ProcessEnv,
+  clock: Clock,
+  say: (line: string) => void,
+): Promise<SilenceWatch | null> {
+  const afterMs = consoleHintAfterMs(env);
+  if (afterMs === null) return null;
+  const projDir = projectDir(stateRoot, project.name, project.dir);
+  const ports = await readJson<PortRecord>(vmFile(projDir, vm.name, 'ports'), validatePortRecord).catch(() => undefined);
+  const screen = vm.graphics !== 'none' && ports?.[vm.graphics] ? `${vm.graphics} ${ports[vm.graphics]}` : null;
+  return watchConsoleSilence({
+    consoleLog: vmFile(projDir, vm.name, 'consoleLog'),
+    afterMs,
+    clock,
+    onSilent: (seconds) => say(silenceHint(vm, seconds, screen)),
+  });
+}
+
 export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
   const limit = (stage: Stage, vm: VmSpec): number => stageTimeoutMs(stage, vm, opts.timeouts, env);
@@ -73,17 +96,26 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         login: `logging in as ${target.user}`,
         'cloud-init': 'waiting for cloud-init to finish',
       };
+      // A guest silent on its console and on SSH for a while gets a hint line (src/ssh/silence.ts).
+      const silence = await consoleSilenceWatch(opts.stateRoot, project, vm, env, opts.clock ?? systemClock, (line) => say(vm.name, line));
       // Each stage has its own time limit, counted from the stage's start.
-      await waitForSsh({
-        ...target,
-        ...(signal ? { signal } : {}),
-        timeoutMs: limit('ssh', vm),
-        loginTimeoutMs: limit('login', vm),
-        cloudInitTimeoutMs: limit('cloudInit', vm),
-        cloudInit: vm.cloudInit !== null,
-        ...(tap ? { locate: tap.locate } : {}),
-        onStage: (s) => say(vm.name, stageText[s]),
-      });
+      try {
+        await waitForSsh({
+          ...target,
+          ...(signal ? { signal } : {}),
+          timeoutMs: limit('ssh', vm),
+          loginTimeoutMs: limit('login', vm),
+          cloudInitTimeoutMs: limit('cloudInit', vm),
+          cloudInit: vm.cloudInit !== null,
+          ...(tap ? { locate: tap.locate } : {}),
+          onStage: (s) => {
+            if (s !== 'banner') silence?.stop();
+            say(vm.name, stageText[s]);
+          },
+        });
+      } finally {
+        silence?.stop();
+      }
       // The guest is up and cloud-init is done: pin (or check) its host key.
       const pinned = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
       pinned.on('error', () => {});

@@ -2,7 +2,8 @@
  * Helpers for end-to-end tests that boot the real Debian guest image under QEMU (TCG).
  *
  * - findImage(): $TEND_E2E_IMAGE, else the cached build of scripts/build-debian-image.sh
- *   (built on first use; needs root).
+ *   (built on first use; needs root). findStockImage(): its stock-GRUB flavour,
+ *   $TEND_E2E_STOCK_IMAGE.
  * - tempProject(): a temp project dir + a temp TEND_STATE_DIR, and a cleanup that kills every
  *   QEMU whose command line mentions either of them.
  * - runCli(): runs the BUILT CLI (node dist/src/cli/main.js) with that state dir.
@@ -23,20 +24,39 @@ export const CLI_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** The Debian 12 guest image for e2e tests: $TEND_E2E_IMAGE, else the cached script build. */
 export async function findImage(opts: { onProgress?: (line: string) => void } = {}): Promise<string> {
-  const fromEnv = process.env.TEND_E2E_IMAGE;
+  return findFlavour('tend', 'TEND_E2E_IMAGE', opts);
+}
+
+/**
+ * The stock-GRUB flavour of the same image (Debian's stock grub-pc configuration: GRUB's
+ * graphical terminal, no serial GRUB terminal): $TEND_E2E_STOCK_IMAGE, else the cached build.
+ */
+export async function findStockImage(opts: { onProgress?: (line: string) => void } = {}): Promise<string> {
+  return findFlavour('stock', 'TEND_E2E_STOCK_IMAGE', opts);
+}
+
+async function findFlavour(flavour: 'tend' | 'stock', envName: string, opts: { onProgress?: (line: string) => void }): Promise<string> {
+  const fromEnv = process.env[envName];
   if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`TEND_E2E_IMAGE=${fromEnv} does not exist`);
+    if (!existsSync(fromEnv)) throw new Error(`${envName}=${fromEnv} does not exist`);
     return fromEnv;
   }
   if (process.getuid?.() !== 0) {
-    throw new Error(`no TEND_E2E_IMAGE set and building one needs root: run ${BUILD_SCRIPT} as root and export TEND_E2E_IMAGE`);
+    throw new Error(
+      `no ${envName} set and building one needs root: run ${BUILD_SCRIPT} --flavour ${flavour} as root and export ${envName}`,
+    );
   }
-  const sub = execa(BUILD_SCRIPT, [], { reject: false, stdin: 'ignore', buffer: { stdout: true, stderr: false }, stderr: 'pipe' });
+  const sub = execa(BUILD_SCRIPT, ['--flavour', flavour], {
+    reject: false,
+    stdin: 'ignore',
+    buffer: { stdout: true, stderr: false },
+    stderr: 'pipe',
+  });
   sub.stderr?.on('data', (b: Buffer) => opts.onProgress?.(b.toString('utf8')));
   const res = await sub;
   const path = String(res.stdout).trim().split('\n').pop() ?? '';
   if (res.exitCode !== 0 || !existsSync(path)) {
-    throw new Error(`${BUILD_SCRIPT} failed (exit ${res.exitCode}); run it by hand to see why`);
+    throw new Error(`${BUILD_SCRIPT} --flavour ${flavour} failed (exit ${res.exitCode}); run it by hand to see why`);
   }
   return path;
 }

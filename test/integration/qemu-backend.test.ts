@@ -174,6 +174,52 @@ test('start → observe running; start again returns the same process; stop powe
   await s.backend.stop(s.project, 'web', { timeout: 10 });
 });
 
+test('video and graphics reach QEMU: the default VGA; VNC on 127.0.0.1 at a recorded, stable port shown in the ports', async () => {
+  const plain = setup();
+  await up(plain);
+  const argv = (await fakeRuns(plain.log))[0].argv;
+  assert.ok(argv.join(' ').includes('-device VGA'), argv.join(' '));
+  await plain.backend.stop(plain.project, 'web', { timeout: 5 });
+
+  const s = setup('', { video: 'virtio', graphics: 'vnc' });
+  await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
+  const r = await s.backend.start(s.project, s.vm);
+  started.push(r.pid);
+  const vnc = r.ports.vnc;
+  assert.match(vnc, /^127\.0\.0\.1:59\d\d$/);
+  const display = Number(vnc.split(':')[1]) - 5900;
+  const args = (await fakeRuns(s.log))[0].argv;
+  assert.equal(args[args.indexOf('-vnc') + 1], `127.0.0.1:${display}`);
+  assert.ok(args.join(' ').includes('-device virtio-vga'));
+  assert.equal((await s.backend.observe(s.project)).vms.web.ports.vnc, vnc, 'observed, so ps and status show it');
+  await s.backend.stop(s.project, 'web', { timeout: 5 });
+  const r2 = await s.backend.start(s.project, s.vm);
+  started.push(r2.pid);
+  assert.equal(r2.ports.vnc, vnc, 'the same port after a restart');
+  await s.backend.stop(s.project, 'web', { timeout: 5 });
+});
+
+test('a video model or display protocol this QEMU lacks fails start with a clear error, before QEMU runs', async () => {
+  const s = setup('', { video: 'qxl' });
+  s.env.FAKE_QEMU_NO_DEVICES = 'qxl-vga';
+  await s.backend.prepare(s.project, s.vm, { recreateDisk: false });
+  await assert.rejects(s.backend.start(s.project, s.vm), (err: unknown) => {
+    assert.ok(err instanceof BackendError);
+    assert.equal(err.reason, 'DisplayUnsupported');
+    assert.match(
+      err.message,
+      /video qxl needs QEMU's qxl-vga device, which qemu-system-x86_64 does not have.*use video "vga" or "virtio" or "cirrus"/,
+    );
+    return true;
+  });
+  const spice = setup('', { graphics: 'spice' });
+  spice.env.FAKE_QEMU_NO_SPICE = '1';
+  await spice.backend.prepare(spice.project, spice.vm, { recreateDisk: false });
+  await assert.rejects(spice.backend.start(spice.project, spice.vm), /graphics spice is not available/);
+  assert.deepEqual(await fakeRuns(s.log), [], 'no QEMU was started');
+  assert.deepEqual(await fakeRuns(spice.log), []);
+});
+
 test('a guest that ignores ACPI powerdown is SIGTERMed after the grace period', async () => {
   const s = setup('ignore-powerdown');
   const pid = await up(s);

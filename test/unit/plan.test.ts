@@ -61,6 +61,16 @@ const rows: Row[] = [
   { change: 'cpus', desired: { ...base, cpus: 4 }, action: 'restart', changed: /cpus: 1 → 4/ },
   { change: 'memory', desired: { ...base, memory: 2048 }, action: 'restart', changed: /memory: 1024 → 2048/ },
   { change: 'machine', desired: { ...base, machine: 'pc' }, action: 'restart', changed: /machine/ },
+  { change: 'video', desired: { ...base, video: 'virtio' }, action: 'restart', changed: /video: vga → virtio/ },
+  { change: 'graphics', desired: { ...base, graphics: 'vnc' }, action: 'restart', changed: /graphics: none → vnc/ },
+  {
+    // a VM started by a tend from before video devices (observe fills in video: none, what it ran with)
+    change: 'video: the default device on a VM that had none',
+    desired: base,
+    observed: { applied: { ...base, video: 'none' } },
+    action: 'restart',
+    changed: /^video: none → vga$/,
+  },
   {
     change: 'ports',
     desired: { ...base, ports: [{ hostAddress: '127.0.0.1', hostPort: 8080, guestPort: 80, protocol: 'tcp' }] },

@@ -26,6 +26,7 @@ const vm = applyDefaults({
 
 interface UserData {
   hostname: string;
+  manage_etc_hosts: string;
   users: { name: string; sudo: string; shell: string; ssh_authorized_keys: string[] }[];
   ssh_pwauth: boolean;
   packages: string[];
@@ -39,6 +40,8 @@ test('user-data is #cloud-config YAML with the user, sudo, keys, hostname and ev
   assert.ok(text.startsWith('#cloud-config\n'));
   const doc = parse(text) as UserData;
   assert.equal(doc.hostname, 'web');
+  // /etc/hosts names the host (sudo resolves it), and only that line is managed
+  assert.equal(doc.manage_etc_hosts, 'localhost');
   assert.equal(doc.ssh_pwauth, false);
   assert.equal(doc.users.length, 1);
   assert.equal(doc.users[0].name, 'debian');
