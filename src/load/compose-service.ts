@@ -33,6 +33,7 @@ import {
 import { dependsOn, devices, instanceNames, ports, provision, volumes } from './compose-lists.js';
 import { cloudInit, healthcheck } from './compose-cloud-init.js';
 import { dockerfile, image } from './compose-image.js';
+import { canonicalVideo, type VIDEO_WORDS } from './display-words.js';
 
 export { report, sizeGiB, type ComposeContext } from './compose-ctx.js';
 export { instanceNames } from './compose-lists.js';
@@ -47,6 +48,12 @@ export function replicasOf(raw: unknown): number {
     raw.replicas <= MAX_REPLICAS
     ? raw.replicas
     : 1;
+}
+
+/** `vm.video` (an enum the schema checked); `std`, QEMU's word, is the standard VGA. */
+function video(s: Svc, c: ComposeContext, f: ComposeField): Located<unknown> | undefined {
+  const v = checked(s, c, f);
+  return v && { value: canonicalVideo(v.value as (typeof VIDEO_WORDS)[number]), loc: v.loc };
 }
 
 /** `vm.uefi: true` means firmware uefi, unless the service also says `firmware: bios`. */
@@ -129,6 +136,8 @@ export const SERVICE_FIELDS: readonly ComposeField[] = [
   { key: 'vm.machine', pointer: '/machine', read: nonEmpty, form: FORMS.machine },
   { key: 'vm.cpu_model', pointer: '/cpuModel', read: nonEmpty, form: FORMS.cpuModel },
   { key: 'vm.extra_args', pointer: '/extraArgs', read: stringList },
+  { key: 'vm.video', pointer: '/video', read: video },
+  { key: 'vm.graphics', pointer: '/graphics', read: checked },
   { key: 'vm.uefi', pointer: '/firmware', read: uefi },
   { key: 'firmware', pointer: '/firmware', read: checked },
   { key: 'accel', pointer: '/accel', read: checked },

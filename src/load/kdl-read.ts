@@ -54,6 +54,8 @@ export const EXAMPLES: Record<string, string> = {
   disposable: 'disposable #true',
   'stop-grace-period': 'stop-grace-period "30s"',
   'extra-args': 'extra-args "-device" "virtio-rng-pci"',
+  video: 'video "virtio"',
+  graphics: 'graphics "vnc"',
   device: 'device "0000:01:00.0"',
   'rom-file': 'rom-file "roms/gpu.rom"',
   healthcheck: 'healthcheck { test "curl -f http://localhost" }',

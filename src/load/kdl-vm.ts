@@ -31,6 +31,7 @@ import {
 } from './kdl-fields.js';
 import { CLOUD_INIT_FIELD, SSH_FIELD } from './kdl-cloud-init.js';
 import { HEALTHCHECK_FIELD, PROVISION_FIELD, TIMEOUTS_FIELD } from './kdl-provision.js';
+import { canonicalVideo, GRAPHICS_WORDS, VIDEO_WORDS } from './display-words.js';
 
 export type { KdlContext } from './kdl-fields.js';
 
@@ -231,6 +232,11 @@ const diskInGiB = (s: string) => {
     : { message: `disk is in GiB: "${s}" is not a number of GiB`, hint: `write disk ${Math.max(1, Math.ceil(gib))}` };
 };
 const none = (): undefined => undefined;
+/** `video "virtio"`; `std` (QEMU's word) is the standard VGA. */
+const video = (n: KNode, c: VmCtx): Located<string> | undefined => {
+  const v = c.r.choice(n, VIDEO_WORDS);
+  return v && { value: canonicalVideo(v.value), loc: v.loc };
+};
 
 /** disk: whole GiB; a size no disk can have is probably bytes written where GiB are read */
 function disk(n: KNode, c: VmCtx, f: KdlField): Located<number> | undefined {
@@ -280,6 +286,8 @@ export const VM_FIELDS: readonly KdlField[] = [
   { key: 'disposable', pointer: '/disposable', read: disposable },
   { key: 'stop-grace-period', pointer: '/stopGracePeriod', unit: 's', read: duration },
   { key: 'extra-args', pointer: '/extraArgs', repeatable: true, read: list },
+  { key: 'video', pointer: '/video', read: video },
+  { key: 'graphics', pointer: '/graphics', read: choice(GRAPHICS_WORDS) },
   { key: 'device', pointer: '/devices', repeatable: true, read: device },
   HEALTHCHECK_FIELD,
   TIMEOUTS_FIELD,

@@ -141,7 +141,7 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
   const notes: Record<string, string[]> = {};
   for (const vm of loaded) {
     origins[vm.draft.name] = vm.loc;
-    diagnostics.push(...imageCheck(vm));
+    diagnostics.push(...imageCheck(vm), ...displayCheck(vm));
     const inferred = [...(vm.notes ?? []), ...inferSettings(vm)];
     if (inferred.length > 0) notes[vm.draft.name] = inferred;
     const spec = withContentDigests(applyDefaults(vm.draft));
@@ -202,6 +202,22 @@ function imageCheck(vm: LoadedVm): Diagnostic[] {
         ? `did you mean ${guess}?`
         : `${sameFamily.length > 0 ? `built-in ${family} images: ${sameFamily.join(', ')}` : `built-in images: ${names.join(', ')}`}; ` +
             'for any other image write its URL (with a checksum) or the path of a local disk image',
+    ),
+  ];
+}
+
+/** VNC/SPICE show the video device: with `video none` there is nothing to show. */
+function displayCheck(vm: LoadedVm): Diagnostic[] {
+  const { video, graphics } = vm.draft;
+  if (video !== 'none' || graphics === undefined || graphics === 'none') return [];
+  const loc = locateField(vm, '/graphics');
+  return [
+    at(
+      loc.file,
+      loc.line,
+      loc.column,
+      `graphics ${graphics} shows the VM's screen, but video is none: there is no screen to show`,
+      'remove video none (the default is the standard VGA), or remove graphics',
     ),
   ];
 }
