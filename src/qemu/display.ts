@@ -64,12 +64,13 @@ export function parseDeviceHelp(text: string): Set<string> {
 }
 
 /**
- * The output of `binary <args>` (exit 0), or '' when it fails. Asked at every start, not cached:
- * ~0.1 s next to a boot, and always true to the binary installed now (`tend watch` runs for days).
+ * What `binary <args>` prints (stdout and stderr), whatever its exit status: QEMU 7.2 lists the
+ * options of `-vnc help` and `-spice help` and then exits 1. '' when it cannot run. Asked at every
+ * start, not cached: ~0.1 s next to a boot, and always true to the binary installed now.
  */
 async function ask(binary: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   const r = await execa(binary, args, { env, reject: false, timeout: 20_000, stdin: 'ignore', all: true });
-  return r.exitCode === 0 ? String(r.all ?? '') : '';
+  return String(r.all ?? '');
 }
 
 /**

@@ -3,6 +3,7 @@
  * command line tend builds is one QEMU accepts, for BIOS and UEFI, and that start, observe,
  * suspend/resume and stop work against real QMP.
  */
+import { connect } from 'node:net';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -73,6 +74,66 @@ for (const firmware of ['bios', 'uefi'] as const) {
     assert.equal(closed, true, 'the event connection reports the exit');
     assert.ok(events.includes('POWERDOWN') || events.includes('SHUTDOWN'), `events: ${events.join(',')}`);
     watch.close();
+    const stderr = readFileSync(vmFile(projectDir(stateRoot, project.name, project.dir), vm.name, 'qemuStderr'), 'utf8');
+    assert.doesNotMatch(stderr, /error|invalid/i);
+  });
+}
+
+/** The first bytes a TCP server sends (a VNC server greets with "RFB 003.008\n"). */
+function greeting(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (err: Error | null): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(buf);
+    };
+    const timer = setTimeout(() => done(new Error(`no greeting on ${port}`)), 5000);
+    sock.on('data', (b) => {
+      buf += b.toString('latin1');
+      if (buf.includes('\n')) done(null);
+    });
+    sock.on('error', (e) => done(e));
+  });
+}
+
+// Every device model and protocol that `video`/`graphics` name exists in this QEMU and takes tend's argv.
+for (const [video, graphics] of [
+  ['virtio', 'vnc'],
+  ['qxl', 'spice'],
+  ['cirrus', 'none'],
+] as const) {
+  test(`real QEMU takes video ${video} with graphics ${graphics}; VNC/SPICE listen on 127.0.0.1 only, at the recorded port`, async () => {
+    const stateRoot = join(root, `state-${video}`);
+    const vm = applyDefaults({
+      name: `real-${video}`,
+      image: { kind: 'path', ref: base },
+      accel: 'tcg',
+      memory: 256,
+      video,
+      graphics,
+    } as VmDraft);
+    const project: Project = { name: 'real', dir: join(root, video), files: [], vms: [vm], volumes: {} };
+    const backend = createQemuBackend({ stateRoot, termGraceMs: 5000 });
+    await backend.prepare(project, vm, { recreateDisk: false });
+    const r = await backend.start(project, vm);
+    pids.push(r.pid);
+    assert.equal((await backend.observe(project)).vms[vm.name].power, 'running');
+    if (graphics !== 'none') {
+      const where = r.ports[graphics];
+      assert.match(where, /^127\.0\.0\.1:59\d\d$/);
+      const port = Number(where.split(':')[1]);
+      const listening = readFileSync('/proc/net/tcp', 'utf8')
+        .split('\n')
+        .filter((l) => / 0A /.test(l) && l.split(/\s+/)[2]?.endsWith(`:${port.toString(16).toUpperCase().padStart(4, '0')}`))
+        .map((l) => l.split(/\s+/)[2]);
+      assert.deepEqual(listening, ['0100007F:' + port.toString(16).toUpperCase().padStart(4, '0')], 'on 127.0.0.1 only');
+      if (graphics === 'vnc') assert.match(await greeting(port), /^RFB 003\.00\d/);
+    }
+    await backend.stop(project, vm.name, { timeout: 0.5 });
+    await gone(r.pid);
     const stderr = readFileSync(vmFile(projectDir(stateRoot, project.name, project.dir), vm.name, 'qemuStderr'), 'utf8');
     assert.doesNotMatch(stderr, /error|invalid/i);
   });
