@@ -43,7 +43,7 @@ import { createPidWatcher } from '../watch/crashes.js';
 import { tapMac } from '../net/mac.js';
 import { stageTimeoutMs, type StageTimeouts } from '../timeouts.js';
 import { buildDomainXml, type Forward } from './domain-xml.js';
-import { readMetadata, type TendMetadata } from './metadata.js';
+import { metadataForVirsh, readMetadata, TEND_NS, type TendMetadata } from './metadata.js';
 import { domainName, domainPrefix } from './names.js';
 import { createVirsh, parseDomainList, type DomainRow, type Virsh } from './virsh.js';
 import { domainPidfile, isLocalUri, isSystemUri } from './connect.js';
@@ -311,11 +311,10 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
   }
 
   async function setMetadata(dom: string, m: TendMetadata, signal?: AbortSignal): Promise<void> {
-    const { metadataElement, TEND_NS } = await import('./metadata.js');
-    const holder = create().ele('metadata');
-    metadataElement(holder, m);
-    const inner = holder.first().toString();
-    await virsh.run(['metadata', dom, TEND_NS, '--key', 'tend', '--set', inner, '--live', '--config'], { signal });
+    const active = ACTIVE.has((await row(dom, signal))?.state ?? '');
+    await virsh.run(['metadata', dom, TEND_NS, '--key', 'tend', '--set', metadataForVirsh(m), ...(active ? ['--live'] : []), '--config'], {
+      signal,
+    });
   }
 
   async function startResultOf(project: Project, name: string, signal?: AbortSignal): Promise<StartResult> {
@@ -367,9 +366,30 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
         throw err;
       }
     }
+    const ports = { ...alloc.record };
+    if (vm.graphics === 'vnc' || vm.graphics === 'spice') {
+      // libvirt picked the display's port (autoport): record it where observation finds ports
+      const port = await graphicsPort(dom, signal);
+      if (port !== null) {
+        ports[vm.graphics] = `127.0.0.1:${port}`;
+        await writeJsonAtomic(f('ports'), ports);
+        const live = await metadataOf(dom, false, signal);
+        if (live) await setMetadata(dom, { ...live, ports }, signal);
+      }
+    }
     const { pid } = await qemuPid(dom, null);
     log?.debug({ vm: vm.name, pid, accel, uri }, 'libvirt domain started');
-    return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record };
+    return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports };
+  }
+
+  /** The port of the running domain's <graphics> (VNC/SPICE), null when it has none. */
+  async function graphicsPort(dom: string, signal?: AbortSignal): Promise<number | null> {
+    const xml = await virsh.run(['dumpxml', dom], { signal });
+    const root = create(xml).root().node as unknown as Element;
+    const devices = [...root.children].find((c) => c.nodeName === 'devices');
+    const g = devices ? [...devices.children].find((c) => c.nodeName === 'graphics') : undefined;
+    const port = Number(g?.getAttribute('port'));
+    return Number.isInteger(port) && port > 0 ? port : null;
   }
 
   /** The QEMU netdev id of the domain's user NIC: "host" + its device alias (libvirt's naming). */

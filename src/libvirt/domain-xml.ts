@@ -174,8 +174,13 @@ export function buildDomainXml(input: DomainInput): string {
   serial.ele('target', { port: '0' });
   const rng = dev.ele('rng', { model: 'virtio' });
   rng.ele('backend', { model: 'random' }).txt('/dev/urandom');
-  // a display adapter by default: stock images' GRUB hangs without one (design §4)
-  dev.ele('video').ele('model', { type: 'vga' });
+  // a display adapter by default: stock images' GRUB hangs without one (design §4); none = none
+  dev.ele('video').ele('model', { type: vm.video ?? 'vga' });
+  if (vm.graphics === 'vnc' || vm.graphics === 'spice') {
+    // on 127.0.0.1 only, at a port libvirt picks free (the backend reads it back after start)
+    const g = dev.ele('graphics', { type: vm.graphics, autoport: 'yes', listen: '127.0.0.1' });
+    g.ele('listen', { type: 'address', address: '127.0.0.1' });
+  }
   dev.ele('memballoon', { model: 'none' });
 
   for (const d of vm.devices) {

@@ -54,11 +54,26 @@ export function metadataElement(parent: XMLBuilder, m: TendMetadata): void {
   el.ele(TEND_NS, 'tend:spec').txt(JSON.stringify(m.spec));
 }
 
+/**
+ * The same record for `virsh metadata --set` (key "tend"): libvirt puts the root element into
+ * tend's namespace itself and refuses XML that declares one, so nothing here is prefixed.
+ */
+export function metadataForVirsh(m: TendMetadata): string {
+  const el = create().ele('vm', { project: m.project, vm: m.vm, accel: m.accel });
+  el.ele('project-dir').txt(m.projectDir);
+  el.ele('digest').txt(specDigest(m.spec));
+  if (m.diskImage !== null) el.ele('disk-image').txt(m.diskImage);
+  el.ele('ports').txt(JSON.stringify(m.ports));
+  el.ele('spec').txt(JSON.stringify(m.spec));
+  return el.toString();
+}
+
 export type ReadMetadata = { ok: true; value: TendMetadata } | { ok: false; why: string };
 
 function childText(el: Element, local: string): string | null {
   for (const c of [...el.childNodes]) {
-    if (c.nodeType === 1 && (c as Element).localName === local && (c as Element).namespaceURI === TEND_NS) return c.textContent ?? '';
+    // children are in tend's namespace when tend defined the domain, in none after `virsh metadata --set`
+    if (c.nodeType === 1 && (c as Element).localName === local) return c.textContent ?? '';
   }
   return null;
 }

@@ -73,6 +73,7 @@ test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, sto
     firmware: 'uefi',
     stopGracePeriod: 1,
     cloudInit: null,
+    graphics: 'vnc',
     libvirt: { snippets: ["<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"] },
   } as VmDraft);
   const project: Project = { name: 'lvtest', dir: join(root, 'project'), files: [], vms: [vm], volumes: {} };
@@ -96,16 +97,33 @@ test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, sto
     assert.equal(o.exists, true);
     assert.deepEqual(o.applied, vm, 'the spec is read back from the domain');
 
-    const r = await backend.start(project, vm);
+    const r = { ...(await backend.start(project, vm)) };
     assert.ok(r.pid > 0 && pidAlive(r.pid), 'QEMU pid from libvirt');
     assert.equal(r.accel, 'tcg');
     assert.ok(await portOpen(r.sshPort), `SSH forward listening on 127.0.0.1:${r.sshPort}`);
+    const vnc = /^127\.0\.0\.1:(\d+)$/.exec(r.ports.vnc ?? '');
+    assert.ok(vnc, `VNC port recorded: ${JSON.stringify(r.ports)}`);
+    assert.ok(await portOpen(Number(vnc[1])), 'VNC listening on 127.0.0.1');
     o = (await backend.observe(project)).vms.fw;
     assert.equal(o.power, 'running');
     assert.equal(o.pid, r.pid);
     assert.equal(o.sshPort, r.sshPort);
     assert.equal(o.ports.ssh, `127.0.0.1:${r.sshPort}`);
+    assert.equal(o.ports.vnc, r.ports.vnc, 'observation reads the display port from the domain');
     assert.deepEqual(await backend.start(project, vm), r, 'start of a running VM returns what runs');
+
+    // prepare of a running VM (a reseed): the domain keeps running, its record takes the new spec
+    const vm2 = { ...vm, restart: 'on-failure' as const };
+    await backend.prepare(project, vm2, { recreateDisk: false });
+    o = (await backend.observe(project)).vms.fw;
+    assert.equal(o.power, 'running');
+    assert.equal(o.pid, r.pid);
+    assert.deepEqual(o.applied, vm2, 'live metadata updated');
+    assert.equal(o.ports.vnc, r.ports.vnc);
+    await backend.stop(project, 'fw', { timeout: 0 });
+    assert.deepEqual((await backend.observe(project)).vms.fw.applied, vm2, 'persistent metadata updated too');
+    const rr = await backend.start(project, vm);
+    r.pid = rr.pid;
 
     await backend.suspend(project, 'fw');
     assert.equal((await backend.observe(project)).vms.fw.power, 'paused');

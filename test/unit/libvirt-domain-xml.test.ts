@@ -275,3 +275,20 @@ test('spec digest ignores key order and absent optional fields', () => {
   assert.equal(specDigest(reordered), specDigest(a));
   assert.notEqual(specDigest({ ...a, memory: 2048 }), specDigest(a));
 });
+
+test('video: vga by default, the model as chosen, none is none; graphics only on request, on 127.0.0.1', () => {
+  const def = parse(buildDomainXml(input()));
+  assert.equal(one(def, 'devices/video/model').getAttribute('type'), 'vga');
+  assert.equal(kids(one(def, 'devices'), 'graphics').length, 0);
+  for (const video of ['virtio', 'qxl', 'cirrus', 'none'] as const) {
+    assert.equal(one(parse(buildDomainXml(input({ video } as Partial<VmDraft>))), 'devices/video/model').getAttribute('type'), video);
+  }
+  for (const graphics of ['vnc', 'spice'] as const) {
+    const g = one(parse(buildDomainXml(input({ graphics } as Partial<VmDraft>))), 'devices/graphics');
+    assert.equal(g.getAttribute('type'), graphics);
+    assert.equal(g.getAttribute('autoport'), 'yes');
+    assert.equal(g.getAttribute('listen'), '127.0.0.1');
+    assert.equal(one(g, 'listen').getAttribute('address'), '127.0.0.1');
+  }
+  assert.equal(kids(one(parse(buildDomainXml(input({ graphics: 'none' } as Partial<VmDraft>))), 'devices'), 'graphics').length, 0);
+});
