@@ -190,6 +190,9 @@ export function createDispatcher(o: DispatchOptions): Dispatcher {
     resume: byName((b, p, n, signal?: AbortSignal) => b.resume(p, n, signal)),
     destroy: byName((b, p, n, signal?: AbortSignal) => b.destroy(p, n, signal)),
     setIntent: (p, n, intent) => o.qemu.setIntent(p, n, intent),
+    markReady: byName(async (b, p, n, ready: boolean) => {
+      await b.markReady?.(p, n, ready);
+    }),
     locate(project: Project, name: string): Record<string, string> {
       const rec = readBackendRecordSync(pdir(project), name);
       return rec?.backend === 'libvirt' && rec.uri ? lv(rec.uri).locate(project, name) : o.qemu.locate(project, name);

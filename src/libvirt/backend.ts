@@ -39,6 +39,7 @@ import { ensureProjectNet } from '../qemu/project-net.js';
 import { hostFolderShares } from '../qemu/volumes.js';
 import { readPidfile } from '../qemu/liveness.js';
 import { pidAlive } from '../pid.js';
+import { bootId, readyRecorded } from '../qemu/readiness.js';
 import { createPidWatcher } from '../watch/crashes.js';
 import { tapMac } from '../net/mac.js';
 import { stageTimeoutMs, type StageTimeouts } from '../timeouts.js';
@@ -176,8 +177,11 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
     const alive = power !== 'stopped';
     const { pid, startedAt } = alive ? await qemuPid(dom, r?.id ?? null) : { pid: null, startedAt: null };
     const ssh = ports.ssh ? Number(ports.ssh.slice(ports.ssh.lastIndexOf(':') + 1)) : null;
+    // readiness recorded for this very QEMU process (markReady), never for a pid number alone
+    const ready = alive && local && pid !== null ? await readyRecorded(pd, name, pid) : false;
     return {
       ...base,
+      ready,
       power,
       pid,
       applied,
@@ -520,6 +524,13 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       await undefine(domainName(project, name), 'keep', signal);
     },
     setIntent: (p, n, i) => files.setIntent(p, n, i),
+    async markReady(project: Project, name: string, ready: boolean): Promise<void> {
+      const path = vmFile(pdir(project), name, 'ready');
+      const pid = ready && local ? (await qemuPid(domainName(project, name), null)).pid : null;
+      const id = pid !== null ? await bootId(pid) : null;
+      if (id === null) await rm(path, { force: true });
+      else await writeFileAtomic(path, `${id}\n`);
+    },
     locate: (p, n) => ({ ...files.locate(p, n), libvirtUri: uri, libvirtDomain: domainName(p, n) }),
     // a local domain's serial console is a unix socket at the QEMU backend's path (domain-xml.ts)
     attachConsole: (p, n, io, s) => {

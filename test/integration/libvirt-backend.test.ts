@@ -110,6 +110,9 @@ test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, sto
     assert.equal(o.sshPort, r.sshPort);
     assert.equal(o.ports.ssh, `127.0.0.1:${r.sshPort}`);
     assert.equal(o.ports.vnc, r.ports.vnc, 'observation reads the display port from the domain');
+    assert.equal(o.ready, false, 'not known ready before markReady');
+    await backend.markReady?.(project, 'fw', true);
+    assert.equal((await backend.observe(project)).vms.fw.ready, true, 'ready recorded for this very process');
     assert.deepEqual(await backend.start(project, vm), r, 'start of a running VM returns what runs');
 
     // prepare of a running VM (a reseed): the domain keeps running, its record takes the new spec
@@ -124,6 +127,7 @@ test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, sto
     assert.deepEqual((await backend.observe(project)).vms.fw.applied, vm2, 'persistent metadata updated too');
     const rr = await backend.start(project, vm);
     r.pid = rr.pid;
+    assert.equal((await backend.observe(project)).vms.fw.ready, false, 'a new process is not known ready');
 
     await backend.suspend(project, 'fw');
     assert.equal((await backend.observe(project)).vms.fw.power, 'paused');
