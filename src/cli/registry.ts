@@ -75,7 +75,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/events.js'),
   },
   {
-    term: 'exec [options] <name> <command...>',
+    term: 'exec [options] <name> [command...]',
     description: "run a command in the VM over SSH; its exit code becomes tend's",
     load: () => import('./commands/exec.js'),
   },

@@ -89,6 +89,12 @@ test('version; vmctl names: list (ps), log (logs), reload (up)', () => {
   assert.match(list.stdout, /\nweb\s+not-created\s/);
   const log = tend(['log', 'web'], p);
   assert.equal(log.code, 0, log.stderr);
+  // holos: `exec NAME` alone opens a shell (tend ssh), `-u USER` picks the login user
+  const shell = tend(['exec', 'web'], p);
+  assert.equal(shell.code, 2);
+  assert.doesNotMatch(shell.stderr, /nothing to run/);
+  assert.match(shell.stderr, /web is not running/);
+  assert.match(tend(['exec', '--help'], p).stdout, /-u, --user <user>/);
   const help = tend(['reload', '--help'], p);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /Usage: tend reload \[options\]/);

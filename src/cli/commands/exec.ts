@@ -13,6 +13,8 @@ export interface ExecCommandOptions extends GlobalOptions {
   argv: string[];
   /** -w/--wait: wait up to this long ("5m", "90s") for the VM to be Ready before running */
   waitFor?: string;
+  /** -u/--user: log in as this user instead of the VM's (holos `exec -u`) */
+  user?: string;
   stdout?: (b: Buffer) => void;
   stderr?: (b: Buffer) => void;
 }
@@ -72,6 +74,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   }
   const r = await sshExec({
     ...(await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env)),
+    ...(o.user ? { user: o.user } : {}),
     command: o.argv.map(shellQuote).join(' '),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.stdout ? { onStdout: o.stdout } : {}),
@@ -83,19 +86,33 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
 export const command: CliCommand = {
   name: 'exec',
   description: "run a command in the VM over SSH; its exit code becomes tend's",
-  examples: ['tend exec web -- uname -a', "tend exec db -- sh -c 'df -h /'", 'tend up & tend exec -w 5m web -- cloud-init status'],
+  examples: [
+    'tend exec web -- uname -a',
+    'tend exec web',
+    'tend exec -u root web -- id',
+    "tend exec db -- sh -c 'df -h /'",
+    'tend up & tend exec -w 5m web -- cloud-init status',
+  ],
   stageTimeouts: true,
   configure: (c) =>
     c
       .argument('<name>', 'VM name')
-      .argument('<command...>', 'command and arguments (after --)')
-      .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first'),
+      .argument('[command...]', 'command and arguments (after --); none: an interactive shell, as `tend ssh NAME`')
+      .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first')
+      .option('-u, --user <user>', "log in as this user (default: the VM's login user)"),
   async run({ g, args, opts, io }) {
-    const o = opts as { wait?: string };
+    const o = opts as { wait?: string; user?: string };
+    const argv = args[1] as string[];
+    if (argv.length === 0) {
+      // holos: `exec NAME` alone opens a shell
+      const { sshCommand } = await import('./ssh.js');
+      return (await sshCommand({ ...g, name: args[0] as string, ...(o.user ? { user: o.user } : {}) })).code;
+    }
     const r = await execCommand({
       ...g,
       name: args[0] as string,
-      argv: args[1] as string[],
+      argv,
+      ...(o.user ? { user: o.user } : {}),
       ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),
       stdout: (b) => io.stdout(b),
       stderr: (b) => io.stderr(b),

@@ -34,6 +34,16 @@ export interface RunCommandOptions extends GlobalOptions {
   volumes?: string[];
   packages?: string[];
   runcmd?: string[];
+  /** holos: PCI devices to pass through (--device 0000:01:00.0) */
+  devices?: string[];
+  /** holos: OS family of a custom image (--image-os openrc) */
+  imageOs?: string;
+  /** holos: the user cloud-init creates (--user) */
+  user?: string;
+  /** holos: UEFI firmware (--uefi) */
+  uefi?: boolean;
+  /** holos: a Dockerfile run as provisioning (--dockerfile); its FROM is the image when none is given */
+  dockerfile?: string;
   name?: string;
   /** destroy the VM (and its run folder) after CMD ran */
   rm?: boolean;
@@ -63,7 +73,21 @@ export interface RunCommandResult {
 
 export type RunArgs = Pick<
   RunCommandOptions,
-  'image' | 'cpus' | 'memory' | 'ports' | 'volumes' | 'packages' | 'runcmd' | 'name' | 'rm' | 'command'
+  | 'image'
+  | 'cpus'
+  | 'memory'
+  | 'ports'
+  | 'volumes'
+  | 'packages'
+  | 'runcmd'
+  | 'name'
+  | 'rm'
+  | 'command'
+  | 'devices'
+  | 'imageOs'
+  | 'user'
+  | 'uefi'
+  | 'dockerfile'
 >;
 
 /** Global options main.ts already parsed (they may appear after `run` too): skipped here. */
@@ -76,7 +100,7 @@ const GLOBAL_WITH_VALUE = new Set(['-f', '--file', '--state-dir', '--lock-timeou
  */
 export function parseRunArgs(words: readonly string[]): RunArgs {
   const out: RunArgs = { image: '' };
-  const push = (k: 'ports' | 'volumes' | 'packages' | 'runcmd', v: string): void => void (out[k] = [...(out[k] ?? []), v]);
+  const push = (k: 'ports' | 'volumes' | 'packages' | 'runcmd' | 'devices', v: string): void => void (out[k] = [...(out[k] ?? []), v]);
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
     if (w === '--') {
@@ -92,6 +116,7 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
       return v;
     };
     switch (flag) {
+      case '--vcpu': // holos' spelling
       case '--cpus': {
         const v = value();
         const n = Number(v);
@@ -104,6 +129,7 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
         out.memory = value();
         break;
       case '-p':
+      case '--port': // holos' spelling
       case '--publish':
         push('ports', value());
         break;
@@ -120,6 +146,21 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
       case '--name':
         out.name = value();
         break;
+      case '--device':
+        push('devices', value());
+        break;
+      case '--image-os':
+        out.imageOs = value();
+        break;
+      case '--user':
+        out.user = value();
+        break;
+      case '--uefi':
+        out.uefi = true;
+        break;
+      case '--dockerfile':
+        out.dockerfile = value();
+        break;
       case '--rm':
         out.rm = true;
         break;
@@ -135,7 +176,7 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
         out.image = w;
     }
   }
-  if (!out.image) throw new UsageError('tend run needs an image: tend run debian:12 [-- COMMAND]', 'MissingArgument');
+  if (!out.image && !out.dockerfile) throw new UsageError('tend run needs an image: tend run debian:12 [-- COMMAND]', 'MissingArgument');
   return out;
 }
 
@@ -161,8 +202,13 @@ export function parseMemory(v: string | number): number {
 
 /** The tend.yaml of an ad-hoc VM (host paths made absolute against `cwd`). Validates the flags. */
 export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string): string {
-  const svc: Record<string, unknown> = { image: /^(\.|~|\/)/.test(o.image) && !o.image.startsWith('~') ? resolve(cwd, o.image) : o.image };
+  const svc: Record<string, unknown> = {};
+  if (o.image) svc.image = /^(\.|~|\/)/.test(o.image) && !o.image.startsWith('~') ? resolve(cwd, o.image) : o.image;
+  if (o.dockerfile) svc.dockerfile = resolve(cwd, o.dockerfile);
+  if (o.imageOs) svc.image_os = o.imageOs;
+  if (o.devices?.length) svc.devices = o.devices.map((pci) => ({ pci }));
   const vm: Record<string, unknown> = {};
+  if (o.uefi) vm.uefi = true;
   if (o.cpus !== undefined) {
     if (!Number.isInteger(o.cpus) || o.cpus < 1) throw new UsageError(`--cpus wants a whole number >= 1, got ${o.cpus}`, 'BadCpus');
     vm.vcpu = o.cpus;
@@ -193,6 +239,7 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string):
   const ci: Record<string, unknown> = {};
   if (o.packages?.length) ci.packages = [...o.packages];
   if (o.runcmd?.length) ci.runcmd = [...o.runcmd];
+  if (o.user) ci.user = o.user;
   if (Object.keys(ci).length) svc.cloud_init = ci;
   svc.disposable = true;
   const doc: Record<string, unknown> = { name, services: { [name]: svc } };
