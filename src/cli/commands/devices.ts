@@ -29,7 +29,6 @@ export const command: CliCommand = {
   description: "the host's PCI devices (address, kind, driver, IOMMU group) for passthrough",
   examples: ['tend devices', 'tend devices --gpu --json'],
   configure: (c) => c.option('--gpu', 'only display controllers and accelerators'),
-  // eslint-disable-next-line @typescript-eslint/require-await
   async run({ g, opts, io }) {
     const sysfs = (g.env ?? process.env).TEND_SYSFS;
     const ds = devicesCommand({ gpu: opts.gpu === true, ...(sysfs ? { sysfs } : {}) });
