@@ -94,3 +94,8 @@ export function locateField(vm: LoadedVm, pointer: string): SourceLocation {
     p = p.slice(0, i);
   }
 }
+
+/** An error diagnostic at file:line:column. */
+export function errorAt(file: string, line: number, column: number, message: string, hint?: string): Diagnostic {
+  return { file, line, column, message, ...(hint ? { hint } : {}), severity: 'error' };
+}

@@ -12,12 +12,13 @@ import type { Project, SourceLocation, VmSpec } from '../../schemas/model.js';
 import { validateVmSpec } from '../../schemas/validators.generated.js';
 import { applyDefaults } from '../../schemas/defaults.js';
 import { UsageError } from '../../schemas/errors.js';
-import { locateField, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
+import { errorAt as at, locateField, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { loadCompose } from './compose.js';
 import { MAX_FILE_BYTES, textLimits, tidy } from './limits.js';
 import { loadVmsYml } from './vms-yml.js';
+import { crossChecks } from './cross-checks.js';
 import { catalogEntry, catalogNames } from '../images/catalog.js';
 
 /** Project file names looked for in the working directory, in this order. */
@@ -252,139 +253,6 @@ export function projectNameFromDir(dir: string): string {
   return n && nameProblem(n) === null ? n : 'project';
 }
 
-function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const byName = new Map<string, LoadedVm>();
-  for (const vm of vms) {
-    const prev = byName.get(vm.draft.name);
-    if (prev) {
-      out.push(
-        at(
-          vm.loc.file,
-          vm.loc.line,
-          vm.loc.column,
-          `VM name "${vm.draft.name}" is already used at ${prev.loc.file}:${prev.loc.line}:${prev.loc.column}`,
-          'every VM needs its own name: rename one of them',
-        ),
-      );
-      continue;
-    }
-    byName.set(vm.draft.name, vm);
-  }
-  const names = [...byName.keys()];
-  for (const vm of byName.values()) {
-    (vm.draft.dependsOn ?? []).forEach((dep, i) => {
-      const loc = locateField(vm, `/dependsOn/${i}`);
-      if (dep === vm.draft.name) {
-        out.push(at(loc.file, loc.line, loc.column, `"${vm.draft.name}" depends on itself`));
-      } else if (!byName.has(dep)) {
-        const guess = didYouMean(dep, names);
-        out.push(
-          at(
-            loc.file,
-            loc.line,
-            loc.column,
-            `depends_on names "${dep}", which is not a VM of this project`,
-            guess ? `did you mean "${guess}"?` : `known VMs: ${names.join(', ')}`,
-          ),
-        );
-      }
-    });
-    (vm.draft.volumes ?? []).forEach((v, i) => {
-      if (v.kind === 'named' && v.name && !volumes[v.name]) {
-        const loc = locateField(vm, `/volumes/${i}`);
-        const guess = didYouMean(v.name, Object.keys(volumes));
-        out.push(
-          at(
-            loc.file,
-            loc.line,
-            loc.column,
-            `volume "${v.name}" is not declared in the top-level volumes`,
-            guess
-              ? `did you mean "${guess}"?`
-              : `declare it: volumes: { ${v.name}: { size: 10 } } (tend.yaml) or volume "${v.name}" { size 10 } (VMFile.kdl)`,
-          ),
-        );
-      }
-    });
-  }
-  out.push(...cycleDiagnostics(byName));
-  out.push(...duplicateHostPorts([...byName.values()]));
-  return out;
-}
-
-/** Two VMs (or two forwards of one VM) declaring the same fixed host port: found by `validate`. */
-function duplicateHostPorts(vms: LoadedVm[]): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const seen: { vm: string; addr: string; port: number; proto: string; loc: SourceLocation }[] = [];
-  const wildcard = (a: string): boolean => a === '0.0.0.0' || a === '::' || a === '';
-  for (const vm of vms) {
-    (vm.draft.ports ?? []).forEach((p, i) => {
-      if (!p || typeof p.hostPort !== 'number') return;
-      const addr = p.hostAddress ?? '127.0.0.1';
-      const proto = p.protocol ?? 'tcp';
-      const loc = locateField(vm, `/ports/${i}`);
-      const other = seen.find((o) => o.port === p.hostPort && o.proto === proto && (o.addr === addr || wildcard(o.addr) || wildcard(addr)));
-      if (addr === '0.0.0.0' || addr === '::') {
-        out.push({
-          file: loc.file,
-          line: loc.line,
-          column: loc.column,
-          message: `${vm.draft.name}: host port ${p.hostPort}/${proto} is bound to ${addr}, so other machines can reach it`,
-          hint: `write "${p.hostPort}:${p.guestPort ?? ''}" to keep it on 127.0.0.1 (the default)`,
-          severity: 'warning',
-        });
-      }
-      if (other) {
-        const whose = other.vm === vm.draft.name ? 'this VM' : other.vm;
-        out.push(
-          at(
-            loc.file,
-            loc.line,
-            loc.column,
-            `${vm.draft.name}: host port ${p.hostPort}/${proto} is also used by ${whose} (${other.loc.file}:${other.loc.line}:${other.loc.column})`,
-            'give one of them another host port, or leave the host port out to let tend pick one',
-          ),
-        );
-      } else seen.push({ vm: vm.draft.name, addr, port: p.hostPort, proto, loc });
-    });
-  }
-  return out;
-}
-
-function cycleDiagnostics(byName: Map<string, LoadedVm>): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const state = new Map<string, 'visiting' | 'done'>();
-  const stack: string[] = [];
-  const reported = new Set<string>();
-  const visit = (name: string): void => {
-    state.set(name, 'visiting');
-    stack.push(name);
-    const vm = byName.get(name);
-    for (const dep of vm?.draft.dependsOn ?? []) {
-      if (!byName.has(dep) || dep === name) continue;
-      if (state.get(dep) === 'visiting') {
-        const cycle = [...stack.slice(stack.indexOf(dep)), dep];
-        const key = [...cycle].sort().join(',');
-        if (!reported.has(key) && vm) {
-          reported.add(key);
-          const i = (vm.draft.dependsOn ?? []).indexOf(dep);
-          const loc = locateField(vm, `/dependsOn/${i}`);
-          out.push(
-            at(loc.file, loc.line, loc.column, `depends_on forms a cycle: ${cycle.join(' → ')}`, 'remove one of these dependencies'),
-          );
-        }
-      } else if (!state.has(dep)) {
-        visit(dep);
-      }
-    }
-    stack.pop();
-    state.set(name, 'done');
-  };
-  for (const name of byName.keys()) if (!state.has(name)) visit(name);
-  return out;
-}
-
 /** The canonical model's own schema: catches whatever a loader let through, placed via fieldLocs. */
 function schemaCheck(vm: LoadedVm, spec: VmSpec): Diagnostic[] {
   if (validateVmSpec(spec)) return [];
@@ -421,10 +289,6 @@ function plainAjvMessage(e: ErrorObject): string {
     default:
       return e.message ?? 'is invalid';
   }
-}
-
-function at(file: string, line: number, column: number, message: string, hint?: string): Diagnostic {
-  return { file, line, column, message, ...(hint ? { hint } : {}), severity: 'error' };
 }
 
 function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
