@@ -20,7 +20,15 @@ export interface ImportWarning {
 export interface ImportedService {
   image?: string;
   image_format?: string;
-  vm: { vcpu?: number; memory_mb?: number; machine?: string; cpu_model?: string; extra_args?: string[] };
+  vm: {
+    vcpu?: number;
+    memory_mb?: number;
+    machine?: string;
+    cpu_model?: string;
+    extra_args?: string[];
+    video?: 'none' | 'vga' | 'virtio' | 'qxl' | 'cirrus';
+    graphics?: 'vnc' | 'spice';
+  };
   firmware?: 'uefi' | 'uefi-secure';
   devices?: { pci: string; rom_file?: string }[];
 }
@@ -28,6 +36,8 @@ export interface ImportedService {
 export interface ImportResult {
   /** project and service name (normalised domain name) */
   name: string;
+  /** the domain's own name */
+  rawName: string;
   service: ImportedService;
   warnings: ImportWarning[];
   /** the tend.yaml text, warnings as comments at the top */
@@ -35,10 +45,9 @@ export interface ImportResult {
 }
 
 const STANDARD_EMULATORS = /(^|\/)(qemu-system-x86_64|kvm|qemu-kvm)$/;
+/** devices whose absence or presence does not change what the guest is (tend adds its own) */
 const SILENT_DEVICES = new Set([
   'emulator',
-  'graphics',
-  'video',
   'console',
   'serial',
   'channel',
@@ -50,6 +59,36 @@ const SILENT_DEVICES = new Set([
   'panic',
   'parallel',
 ]);
+/** top-level elements that describe libvirt's bookkeeping or behaviour tend has anyway */
+const SILENT_TOP = new Set([
+  'name',
+  'uuid',
+  'title',
+  'description',
+  'metadata',
+  'memory',
+  'vcpu',
+  'os',
+  'cpu',
+  'devices',
+  'features',
+  'clock',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'pm',
+  'seclabel',
+  'resource',
+  'sysinfo',
+  'genid',
+]);
+const VIDEO_MODELS: Record<string, 'none' | 'vga' | 'virtio' | 'qxl' | 'cirrus'> = {
+  none: 'none',
+  vga: 'vga',
+  virtio: 'virtio',
+  qxl: 'qxl',
+  cirrus: 'cirrus',
+};
 const UNIT_BYTES: Record<string, number> = {
   b: 1,
   bytes: 1,
@@ -114,8 +153,18 @@ export function importDomainXml(xml: string): ImportResult {
   const svc: ImportedService = { vm: {} };
   const mem = memoryMiB(child(dom, 'memory'));
   if (mem !== null) svc.vm.memory_mb = Math.max(64, mem);
-  const vcpu = Number(child(dom, 'vcpu')?.text);
+  const current = memoryMiB(child(dom, 'currentMemory'));
+  if (mem !== null && current !== null && current < mem) {
+    warn('currentMemory', `the balloon target ${current} MiB is not mapped: the VM gets its full memory_mb ${Math.max(64, mem)}`);
+  }
+  const vcpuEl = child(dom, 'vcpu');
+  const vcpu = Number(vcpuEl?.text);
   if (Number.isInteger(vcpu) && vcpu > 0) svc.vm.vcpu = vcpu;
+  if (vcpuEl?.attrs.cpuset) warn('vcpu', `CPU pinning (cpuset ${vcpuEl.attrs.cpuset}) is not mapped: tend does not pin vCPUs`);
+  for (const c of dom.children) {
+    if (SILENT_TOP.has(c.name) || c.name === 'currentMemory' || c.name.endsWith(':commandline') || c.name === 'commandline') continue;
+    warn(c.name, `<${c.name}> (tuning or placement) has no tend equivalent and is not imported`);
+  }
 
   const osType = child(dom, 'os/type');
   if (osType?.attrs.arch && osType.attrs.arch !== 'x86_64') {
@@ -130,10 +179,36 @@ export function importDomainXml(xml: string): ImportResult {
   }
   const kernel = child(os, 'kernel');
   if (kernel) warn('os/kernel', `direct kernel boot (${kernel.text}) is not mapped: tend boots the disk image`);
+  const nvram = child(os, 'nvram');
+  if (nvram && svc.firmware) {
+    warn(
+      'os/nvram',
+      `the UEFI variable store${nvram.text ? ` ${nvram.text}` : ''} is not imported: tend starts from a fresh copy (boot entries reset)`,
+    );
+  }
 
   const cpu = child(dom, 'cpu');
   const model = child(cpu, 'model')?.text;
-  if (cpu?.attrs.mode === 'custom' && model) svc.vm.cpu_model = model;
+  const cpuMode = cpu?.attrs.mode ?? (model ? 'custom' : undefined);
+  if (cpuMode === 'custom' && model) svc.vm.cpu_model = model;
+  else if (cpuMode === 'host-passthrough') svc.vm.cpu_model = 'host';
+  else if (cpuMode === 'host-model') {
+    svc.vm.cpu_model = 'host';
+    warn(
+      'cpu',
+      "mode host-model became cpu_model: host (QEMU's -cpu host passes the host CPU through; libvirt's host-model named the closest model)",
+    );
+  } else if (cpuMode === 'maximum') svc.vm.cpu_model = 'max';
+  const topo = child(cpu, 'topology');
+  if (topo) {
+    const t = ['sockets', 'dies', 'cores', 'threads'].filter((k) => topo.attrs[k]).map((k) => `${k}=${topo.attrs[k]}`);
+    warn('cpu/topology', `CPU topology (${t.join(', ')}) is not mapped: tend gives ${svc.vm.vcpu ?? 1} vCPUs as one socket each`);
+  }
+  const features = (cpu?.children ?? [])
+    .filter((c) => c.name === 'feature')
+    .map((f) => `${f.attrs.policy ?? 'require'} ${f.attrs.name ?? '?'}`);
+  if (features.length > 0)
+    warn('cpu/feature', `CPU feature flags (${features.join(', ')}) are not mapped: add them to vm.cpu_model by hand (e.g. host,-vmx)`);
 
   const devices = child(dom, 'devices');
   let diskSeen = false;
@@ -187,7 +262,17 @@ export function importDomainXml(xml: string): ImportResult {
           break;
         }
         nicSeen = true;
-        if (type === 'bridge') {
+        const mac = child(d, 'mac')?.attrs.address;
+        if (mac) warn(`${part}/mac`, `MAC address ${mac} is not kept: tend derives each VM's MAC from its name`);
+        if (type === 'network') {
+          const net = child(d, 'source')?.attrs.network ?? 'default';
+          warn(
+            part,
+            `libvirt network "${net}" (NAT by libvirt) became tend's user-mode networking (NAT by QEMU, guest address 10.0.2.15): reach services through ports: ["HOST:GUEST"]; the guest gets no address on ${net}'s subnet`,
+          );
+        } else if (type === 'user') {
+          // the same as tend's default
+        } else if (type === 'bridge') {
           const br = child(d, 'source')?.attrs.bridge ?? '?';
           warn(
             part,
@@ -214,6 +299,31 @@ export function importDomainXml(xml: string): ImportResult {
           warn(part, `USB host device${v ? ` ${v}:${p ?? '?'}` : ''} is not mapped (add -device usb-host,... to vm.extra_args)`);
         } else {
           warn(part, `${type ?? 'unknown'} host device is not mapped`);
+        }
+        break;
+      }
+      case 'video': {
+        const m = child(d, 'model')?.attrs.type ?? 'vga';
+        const v = VIDEO_MODELS[m];
+        if (!v) warn(part, `video model ${m} has no tend equivalent: imported with tend's default (vga)`);
+        else if (svc.vm.video) warn(part, `extra video device ${m} is not imported: tend gives a VM one`);
+        else svc.vm.video = v;
+        break;
+      }
+      case 'graphics': {
+        const t = d.attrs.type ?? '?';
+        if (t !== 'vnc' && t !== 'spice') {
+          if (t !== 'none') warn(part, `${t} graphics are not mapped: tend offers vm.graphics vnc or spice`);
+          break;
+        }
+        svc.vm.graphics ??= t;
+        const listen = d.attrs.listen ?? child(d, 'listen')?.attrs.address;
+        const port = d.attrs.port && d.attrs.port !== '-1' ? d.attrs.port : undefined;
+        if ((listen && listen !== '127.0.0.1' && listen !== 'localhost') || port) {
+          warn(
+            part,
+            `${t} display${listen ? ` on ${listen}` : ''}${port ? ` port ${port}` : ''} became vm.graphics: ${t} on 127.0.0.1 at a port tend picks (shown in tend ps)`,
+          );
         }
         break;
       }
@@ -245,12 +355,20 @@ export function importDomainXml(xml: string): ImportResult {
     warn('qemu:commandline', `passed through as vm.extra_args: ${extra.join(' ')} (check they still make sense)`);
   }
 
-  const doc = { name, services: { [name]: { ...(svc.image ? { image: svc.image } : { image: 'debian:12' }), ...rest(svc) } } };
-  const header = [
-    `# Imported by tend from the libvirt domain "${rawName}".`,
-    ...(warnings.length ? ['# Not imported (review before `tend up`):', ...warnings.map((w) => `#   ${w.part}: ${w.message}`)] : []),
-  ];
-  return { name, service: svc, warnings, yaml: `${header.join('\n')}\n${stringify(doc, { lineWidth: 0 })}` };
+  const result = { name, rawName, service: svc, warnings };
+  return { ...result, yaml: projectYaml(name, [result]) };
+}
+
+/** One tend.yaml holding these imported domains as services, their warnings as comments at the top. */
+export function projectYaml(project: string, domains: Omit<ImportResult, 'yaml'>[]): string {
+  const services: Record<string, unknown> = {};
+  for (const d of domains)
+    services[d.name] = { ...(d.service.image ? { image: d.service.image } : { image: 'debian:12' }), ...rest(d.service) };
+  const many = domains.length > 1;
+  const header = [`# Imported by tend from the libvirt domain${many ? 's' : ''} ${domains.map((d) => `"${d.rawName}"`).join(', ')}.`];
+  const all = domains.flatMap((d) => d.warnings.map((w) => `#   ${many ? `${d.name}: ` : ''}${w.part}: ${w.message}`));
+  if (all.length > 0) header.push('# Not imported as is (review before `tend up`):', ...all);
+  return `${header.join('\n')}\n${stringify({ name: project, services }, { lineWidth: 0 })}`;
 }
 
 function rest(svc: ImportedService): Record<string, unknown> {

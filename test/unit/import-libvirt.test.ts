@@ -75,6 +75,8 @@ test('a libvirt domain maps name, memory, vcpus, machine, cpu, firmware, image, 
       vcpu: 2,
       machine: 'q35',
       cpu_model: 'Skylake-Client',
+      video: 'qxl',
+      graphics: 'spice',
       extra_args: ['-global', 'kvm-pit.lost_tick_policy=discard'],
     },
     firmware: 'uefi-secure',
@@ -87,9 +89,11 @@ test('every unmappable part gets a warning naming it: extra disks, bridged NICs,
   const parts = r.warnings.map((w) => w.part);
   assert.deepEqual(parts, [
     'name',
+    'currentMemory',
     'devices/emulator[1]',
     'devices/disk[2]',
     'devices/disk[3]',
+    'devices/interface[1]/mac',
     'devices/interface[1]',
     'devices/interface[2]',
     'devices/hostdev[2]',
@@ -177,4 +181,109 @@ test('a domain name goes through virsh dumpxml (a fake virsh on PATH)', async ()
   const r = await importCommand({ cwd: dir, domain: 'web', output: '-', env });
   assert.equal(r.name, 'web-server-1');
   await assert.rejects(importCommand({ cwd: dir, domain: 'nope', output: '-', env }), /failed to get domain 'nope'/);
+});
+
+const NAT_HOST_CPU = `<domain type='kvm'>
+  <name>db</name>
+  <memory unit='MiB'>1024</memory>
+  <vcpu placement='static' cpuset='0-1'>2</vcpu>
+  <memoryBacking><hugepages/></memoryBacking>
+  <cputune><vcpupin vcpu='0' cpuset='0'/></cputune>
+  <os firmware='efi'><type arch='x86_64' machine='pc-i440fx-8.0'>hvm</type><nvram>/var/lib/libvirt/qemu/nvram/db_VARS.fd</nvram></os>
+  <features><acpi/><apic/></features>
+  <cpu mode='host-passthrough' check='none'><topology sockets='1' cores='2' threads='1'/><feature policy='disable' name='vmx'/></cpu>
+  <clock offset='utc'/>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/img/db.raw'/><target dev='vda'/></disk>
+    <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/><model type='virtio'/></interface>
+    <graphics type='vnc' port='5901' listen='0.0.0.0'/>
+    <video><model type='bochs'/></video>
+    <sound model='ich9'/>
+    <watchdog model='i6300esb'/>
+    <console type='pty'/>
+  </devices>
+</domain>`;
+
+test('a NAT network NIC becomes user-mode networking, host-passthrough becomes cpu_model: host, and each is reported', () => {
+  const r = importDomainXml(NAT_HOST_CPU);
+  assert.deepEqual(r.service, {
+    image: '/img/db.raw',
+    image_format: 'raw',
+    vm: { memory_mb: 1024, vcpu: 2, machine: 'pc', cpu_model: 'host', graphics: 'vnc' },
+    firmware: 'uefi',
+  });
+  const by = (p: string) => r.warnings.find((w) => w.part === p)?.message ?? '';
+  assert.deepEqual(
+    r.warnings.map((w) => w.part),
+    [
+      'vcpu',
+      'memoryBacking',
+      'cputune',
+      'os/nvram',
+      'cpu/topology',
+      'cpu/feature',
+      'devices/interface[1]/mac',
+      'devices/interface[1]',
+      'devices/graphics[1]',
+      'devices/video[1]',
+      'devices/sound[1]',
+      'devices/watchdog[1]',
+    ],
+  );
+  assert.match(by('devices/interface[1]'), /libvirt network "default" \(NAT by libvirt\) became tend's user-mode networking .*ports:/);
+  assert.match(by('devices/interface[1]/mac'), /52:54:00:12:34:56 is not kept/);
+  assert.match(by('devices/graphics[1]'), /vnc display on 0\.0\.0\.0 port 5901 became vm.graphics: vnc on 127\.0\.0\.1/);
+  assert.match(by('devices/video[1]'), /video model bochs .*default \(vga\)/);
+  assert.match(by('cpu/feature'), /disable vmx/);
+  assert.match(by('vcpu'), /cpuset 0-1/);
+  assert.match(r.yaml, /cpu_model: host/);
+  assert.match(r.yaml, /^# {3}devices\/interface\[1\]: libvirt network "default"/m);
+});
+
+test('cpu host-model maps to host with a warning; maximum to max', () => {
+  const dom = (cpu: string) =>
+    `<domain><name>x</name><memory unit='MiB'>512</memory>${cpu}<devices><disk device='disk'><source file='/x.qcow2'/></disk></devices></domain>`;
+  const hm = importDomainXml(dom("<cpu mode='host-model'/>"));
+  assert.equal(hm.service.vm.cpu_model, 'host');
+  assert.match(hm.warnings.find((w) => w.part === 'cpu')?.message ?? '', /host-model became cpu_model: host/);
+  assert.equal(importDomainXml(dom("<cpu mode='maximum'/>")).service.vm.cpu_model, 'max');
+  assert.deepEqual(importDomainXml(dom("<cpu mode='host-passthrough'/>")).warnings, []);
+});
+
+test('several domains import into one file, a service each, clashing names made unique and warnings naming their domain', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tend-import-many-'));
+  const bin = join(dir, 'bin');
+  const { mkdirSync, chmodSync } = await import('node:fs');
+  mkdirSync(bin);
+  writeFileSync(join(dir, 'web.xml'), domainXml(join(dir, 'web.qcow2')));
+  writeFileSync(join(dir, 'db.xml'), NAT_HOST_CPU.replace('/img/db.raw', join(dir, 'db.raw')));
+  writeFileSync(join(dir, 'web2.xml'), NAT_HOST_CPU.replace('<name>db</name>', '<name>Web-Server-1</name>'));
+  writeFileSync(
+    join(bin, 'virsh'),
+    `#!/bin/sh
+[ "$1" = -c ] && shift 2
+case "$1 $2" in
+  "list --all") printf 'Web_Server.1\\ndb\\n\\n' ;;
+  "dumpxml Web_Server.1") cat ${join(dir, 'web.xml')} ;;
+  "dumpxml db") cat ${join(dir, 'db.xml')} ;;
+  "dumpxml Web-Server-1") cat ${join(dir, 'web2.xml')} ;;
+  *) echo "error: unexpected $*" >&2; exit 1 ;;
+esac
+`,
+  );
+  chmodSync(join(bin, 'virsh'), 0o755);
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+  const r = await importCommand({ cwd: dir, all: true, output: '-', env });
+  assert.deepEqual(r.services, [
+    { name: 'web-server-1', domain: 'Web_Server.1' },
+    { name: 'db', domain: 'db' },
+  ]);
+  assert.ok(r.warnings.some((w) => w.domain === 'db' && w.part === 'devices/interface[1]'));
+  assert.match(r.yaml, /^# {3}db: devices\/interface\[1\]: libvirt network/m);
+  const two = await importCommand({ cwd: dir, domains: ['Web_Server.1', 'Web-Server-1'], output: '-', env });
+  assert.deepEqual(
+    two.services.map((s) => s.name),
+    ['web-server-1', 'web-server-1-2'],
+  );
+  await assert.rejects(importCommand({ cwd: dir, all: true, domains: ['db'], env }), (e: unknown) => e instanceof UsageError);
 });
