@@ -138,8 +138,8 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/run.js'),
   },
   {
-    term: 'import [options] [domain]',
-    description: 'write a tend.yaml from a libvirt domain (--xml FILE or a domain name), warning about every part it cannot map',
+    term: 'import [options] [domains...]',
+    description: 'write a tend.yaml from libvirt domains (--xml FILE, domain names or --all), warning about every part it cannot map',
     load: () => import('./commands/import.js'),
   },
 ];
