@@ -5,7 +5,7 @@
  * `corrupt` and treated as missing.
  */
 import { readdir, stat } from 'node:fs/promises';
-import type { ObservedVm } from '../../schemas/ports.js';
+import type { Observed, ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { exists, readJson, type CorruptFile, type StateValidator } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
@@ -145,4 +145,17 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
     ready,
     corrupt: [...new Set(corrupt)],
   };
+}
+
+/** Every VM of a project folder, observed (observeVm). */
+export async function observeProject(pd: string, env: NodeJS.ProcessEnv): Promise<Observed> {
+  const names = await vmFolders(pd);
+  const list = await Promise.all(names.map((n) => observeVm(pd, n, env)));
+  const vms: Record<string, ObservedVm> = {};
+  for (const o of list) {
+    // a folder with nothing in it worth reporting (no disk, no process, no intent) is not a VM
+    if (!o.exists && o.pid === null && o.intent === null && o.applied === null) continue;
+    vms[o.name] = o;
+  }
+  return { vms };
 }

@@ -10,12 +10,14 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { VmSpec } from '../../schemas/model.js';
+import type { VolumeObserved } from '../../schemas/ports.js';
 import { BackendError } from '../../schemas/errors.js';
 import { hostFolders, volumeSerial } from '../seed/volumes.js';
-import { shortHash, shortRuntimeDir } from '../state/paths.js';
+import { shortHash, shortRuntimeDir, volumePath, volumesDir } from '../state/paths.js';
+import { qemuImgInfo } from '../images/qemu-img.js';
 import { ensureDir } from '../state/atomic.js';
 
 export const VIRTIOFSD_CANDIDATES = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
@@ -170,4 +172,26 @@ export function volumePciAddr(index: number): string {
 export function volumeDeviceArg(vm: VmSpec, name: string): string {
   const named = vm.volumes.flatMap((m) => (m.kind === 'named' ? [m.name] : []));
   return `virtio-blk-pci,drive=vol-${name},serial=${volumeSerial(name)},addr=${volumePciAddr(named.indexOf(name))}`;
+}
+
+/** The project's named volumes: the qcow2 files of its volumes folder, by name. */
+export async function listVolumes(pd: string): Promise<VolumeObserved[]> {
+  const dir = volumesDir(pd);
+  const files = await readdir(dir).catch(() => [] as string[]);
+  const names = files
+    .filter((f) => f.endsWith('.qcow2'))
+    .map((f) => f.slice(0, -'.qcow2'.length))
+    .sort();
+  const out: VolumeObserved[] = [];
+  for (const name of names) {
+    const path = volumePath(pd, name);
+    const st = await stat(path).catch(() => null);
+    if (!st) continue;
+    const virtualSize = await qemuImgInfo(path).then(
+      (i) => i.virtualSize,
+      () => null,
+    );
+    out.push({ name, path, allocated: st.blocks * 512, virtualSize });
+  }
+  return out;
 }

@@ -1,0 +1,125 @@
+/**
+ * The QEMU backend's start: accelerator, host ports, firmware, sockets, virtiofsd helpers, then a
+ * detached QEMU. Start of a running VM returns what runs.
+ */
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { StartResult } from '../../schemas/ports.js';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../../schemas/errors.js';
+import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { validatePortRecord } from '../state/validators.generated.js';
+import { CACHE_FILES, FILES, cacheRoot, socketPath, vmDir, vmFile, volumePath } from '../state/paths.js';
+import { tapMac } from '../net/mac.js';
+import { stageTimeoutMs } from '../timeouts.js';
+import { chooseAccel } from './accel.js';
+import { accelOf, buildArgv, type Firmware } from './argv.js';
+import { checkDisplaySupport } from './display.js';
+import { findOvmf } from './firmware.js';
+import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
+import type { AppliedRecord } from './observe.js';
+import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
+import { spawnQemu } from './process.js';
+import { ensureProjectNet } from './project-net.js';
+import { hostFolderShares, startVirtiofsd } from './volumes.js';
+import { abortIf, corruptNote, file, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
+
+async function runningResult(ctx: QemuContext, project: Project, vm: string, pid: number, argv: string[]): Promise<StartResult> {
+  let ports = await readJson<PortRecord>(file(ctx, project, vm, 'ports'), validatePortRecord, corruptNote(ctx));
+  if (!ports) {
+    // lost or damaged: what runs says which ports it forwards
+    ports = forwardsOf(argv);
+    await writeJsonAtomic(file(ctx, project, vm, 'ports'), ports);
+  }
+  const ssh = ports.ssh ? Number(ports.ssh.slice(ports.ssh.lastIndexOf(':') + 1)) : 0;
+  return { pid, accel: accelOf(argv) ?? 'tcg', sshPort: ssh, ports };
+}
+
+export async function start(ctx: QemuContext, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult> {
+  abortIf(signal);
+  const { env, clock, binary, log } = ctx;
+  const pd = pdir(ctx, project);
+  const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
+  const live = await liveQemu(ctx, f('pid'), vm.name);
+  if (live) return runningResult(ctx, project, vm.name, live.pid, live.argv);
+  // no QEMU runs: whatever helper of an earlier start is still around (a crash left it) goes first
+  const reaped = await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+  if (reaped.length > 0)
+    log?.warn({ vm: vm.name }, `stopped ${reaped.length} helper process(es) left by an earlier start (pid ${reaped.join(', ')})`);
+  if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
+
+  const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(cacheRoot(env), CACHE_FILES.accel) });
+  if (reason) log?.info({ vm: vm.name, accel }, reason);
+  abortIf(signal);
+
+  const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, corruptNote(ctx));
+  const user = vm.network.mode === 'user';
+  // before anything is written: a video model or display protocol this QEMU lacks is a clear error
+  await checkDisplaySupport(vm, binary, env);
+  const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user, graphics: vm.graphics });
+  await writeJsonAtomic(f('ports'), alloc.record);
+
+  let firmware: Firmware | null = null;
+  if (vm.firmware !== 'bios') {
+    const fw = await findOvmf(vm.firmware);
+    if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
+    firmware = { code: fw.code, vars: f('efiVars'), secure: vm.firmware === 'uefi-secure' };
+  }
+  const qmp = socketPath(pd, vm.name, 'qmp', env);
+  const serial = socketPath(pd, vm.name, 'serial', env);
+  const qmpEvents = socketPath(pd, vm.name, 'qmpEvents', env);
+  for (const p of [qmp, serial, qmpEvents]) await ensureDir(dirname(p));
+  for (const p of [qmp, serial, qmpEvents, f('pid')]) await rm(p, { force: true });
+  const volumes: Record<string, string> = {};
+  for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
+  const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
+  const hostFolders = hostFolderShares(vm, vmDir(pd, vm.name), env);
+  const virtiofsd = await startVirtiofsd(vm.name, hostFolders, {
+    logPath: f('virtiofsdLog'),
+    env: helperEnv(env, vmDir(pd, vm.name)),
+    onSpawn: (pid, socket) => recordHelper(f('helpers'), { kind: 'virtiofsd', pid, socket }),
+  }).catch(async (err: unknown) => {
+    await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+    throw err;
+  });
+  const argv = buildArgv({
+    vm,
+    accel,
+    paths: {
+      disk: f('disk'),
+      seed: vm.cloudInit !== null ? f('seed') : null,
+      pidfile: f('pid'),
+      qmp,
+      qmpEvents,
+      serial,
+      consoleLog: f('consoleLog'),
+      volumes,
+    },
+    ports: alloc.forwards,
+    sshPort: alloc.sshPort,
+    sshAddress: alloc.sshAddress,
+    ...(alloc.graphicsPort !== undefined ? { graphicsPort: alloc.graphicsPort } : {}),
+    firmware,
+    projectNet,
+    hostFolders,
+    ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
+  });
+  const pid = await spawnQemu({
+    binary,
+    argv,
+    env,
+    stderrPath: f('qemuStderr'),
+    qmpPath: qmp,
+    clock,
+    vmName: vm.name,
+    timeoutMs: stageTimeoutMs('start', vm, ctx.timeouts, env),
+    signal,
+  }).catch(async (err: unknown) => {
+    if (virtiofsd.length > 0) await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+    throw err;
+  });
+  const prev = await readApplied(ctx, project, vm.name);
+  await writeJsonAtomic(f('applied'), { spec: vm, diskImage: prev?.diskImage ?? null } satisfies AppliedRecord);
+  log?.debug({ vm: vm.name, pid, accel }, 'QEMU started');
+  return { pid, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record };
+}
