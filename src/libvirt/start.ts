@@ -1,0 +1,122 @@
+/**
+ * Starting a VM's libvirt domain: host ports, the domain defined again with them, `virsh start`,
+ * then what libvirt decided at start (slirp port forwards where passt is missing, the display's
+ * autoport). Start of a running domain returns what runs.
+ */
+import { rm } from 'node:fs/promises';
+import { create } from 'xmlbuilder2';
+import type { Element } from '@oozcitak/dom/lib/dom/interfaces.js';
+import type { StartResult } from '../../schemas/ports.js';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../../schemas/errors.js';
+import { exists, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { validateAppliedRecord, validatePortRecord } from '../state/validators.generated.js';
+import { FILES, socketPath, vmFile } from '../state/paths.js';
+import { allocatePorts, type PortRecord } from '../qemu/ports.js';
+import { stageTimeoutMs } from '../timeouts.js';
+import type { Forward } from './domain-xml.js';
+import { domainName } from './names.js';
+import { abortIf, ACTIVE, metadataOf, pdir, qemuPid, requireLocal, row, type LibvirtContext } from './context.js';
+import { chooseType, define, setMetadata } from './define.js';
+
+async function startResultOf(ctx: LibvirtContext, project: Project, name: string, signal?: AbortSignal): Promise<StartResult> {
+  const dom = domainName(project, name);
+  const m = await metadataOf(ctx, dom, false, signal);
+  const { pid } = await qemuPid(ctx, dom, null);
+  const ssh = m?.ports.ssh ? Number(m.ports.ssh.slice(m.ports.ssh.lastIndexOf(':') + 1)) : 0;
+  return { pid: pid ?? 0, accel: m?.accel ?? 'tcg', sshPort: ssh, ports: m?.ports ?? {} };
+}
+
+export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult> {
+  requireLocal(ctx, vm.name);
+  abortIf(signal);
+  const { env, virsh } = ctx;
+  const pd = pdir(ctx, project);
+  const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
+  const dom = domainName(project, vm.name);
+  const r = await row(ctx, dom, signal);
+  if (r && ACTIVE.has(r.state)) return startResultOf(ctx, project, vm.name, signal);
+  if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
+
+  const { accel } = await chooseType(ctx, vm);
+  abortIf(signal);
+  const user = vm.network.mode === 'user';
+  const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, () => undefined);
+  const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user });
+  await writeJsonAtomic(f('ports'), alloc.record);
+  const forwards: Forward[] = user
+    ? [
+        { protocol: 'tcp', hostAddress: alloc.sshAddress, hostPort: alloc.sshPort, guestPort: vm.ssh.port },
+        ...alloc.forwards.map((p) => ({
+          protocol: p.protocol,
+          hostAddress: p.hostAddress,
+          hostPort: p.hostPort,
+          guestPort: p.guestPort,
+        })),
+      ]
+    : [];
+  const prev = await metadataOf(ctx, dom, true, signal);
+  const applied = await readJson<{ diskImage?: string | null }>(f('applied'), validateAppliedRecord);
+  await define(
+    ctx,
+    project,
+    vm,
+    { ports: alloc.record, forwards, accel, diskImage: applied?.diskImage ?? prev?.diskImage ?? null },
+    signal,
+  );
+  await rm(socketPath(pd, vm.name, 'serial', env), { force: true });
+  await virsh.run(['start', dom], { signal, timeoutMs: stageTimeoutMs('start', vm, ctx.timeouts, env) });
+  const c = await ctx.capabilities(signal);
+  if (user && !c.passt) {
+    try {
+      await addSlirpForwards(ctx, dom, forwards, signal);
+    } catch (err) {
+      await virsh.tryRun(['destroy', dom]);
+      throw err;
+    }
+  }
+  const ports = { ...alloc.record };
+  if (vm.graphics === 'vnc' || vm.graphics === 'spice') {
+    // libvirt picked the display's port (autoport): record it where observation finds ports
+    const port = await graphicsPort(ctx, dom, signal);
+    if (port !== null) {
+      ports[vm.graphics] = `127.0.0.1:${port}`;
+      await writeJsonAtomic(f('ports'), ports);
+      const live = await metadataOf(ctx, dom, false, signal);
+      if (live) await setMetadata(ctx, dom, { ...live, ports }, signal);
+    }
+  }
+  const { pid } = await qemuPid(ctx, dom, null);
+  ctx.log?.debug({ vm: vm.name, pid, accel, uri: ctx.uri }, 'libvirt domain started');
+  return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports };
+}
+
+/** The port of the running domain's <graphics> (VNC/SPICE), null when it has none. */
+async function graphicsPort(ctx: LibvirtContext, dom: string, signal?: AbortSignal): Promise<number | null> {
+  const xml = await ctx.virsh.run(['dumpxml', dom], { signal });
+  const root = create(xml).root().node as unknown as Element;
+  const devices = [...root.children].find((c) => c.nodeName === 'devices');
+  const g = devices ? [...devices.children].find((c) => c.nodeName === 'graphics') : undefined;
+  const port = Number(g?.getAttribute('port'));
+  return Number.isInteger(port) && port > 0 ? port : null;
+}
+
+/** The QEMU netdev id of the domain's user NIC: "host" + its device alias (libvirt's naming). */
+async function userNetdev(ctx: LibvirtContext, dom: string, signal?: AbortSignal): Promise<string> {
+  const xml = await ctx.virsh.run(['dumpxml', dom], { signal });
+  const root = create(xml).root().node as unknown as Element;
+  const devices = [...root.children].find((c) => c.nodeName === 'devices');
+  const nic = devices ? [...devices.children].find((c) => c.nodeName === 'interface' && c.getAttribute('type') === 'user') : undefined;
+  const alias = nic ? [...nic.children].find((c) => c.nodeName === 'alias')?.getAttribute('name') : null;
+  return `host${alias ?? 'net0'}`;
+}
+
+async function addSlirpForwards(ctx: LibvirtContext, dom: string, forwards: readonly Forward[], signal?: AbortSignal): Promise<void> {
+  const netdev = await userNetdev(ctx, dom, signal);
+  for (const fw of forwards) {
+    const cmd = `hostfwd_add ${netdev} ${fw.protocol}:${fw.hostAddress}:${fw.hostPort}-:${fw.guestPort}`;
+    const out = await ctx.virsh.run(['qemu-monitor-command', dom, '--hmp', cmd], { signal });
+    // HMP reports failure as text, with success status
+    if (out.trim() !== '') throw new BackendError('PortForwardFailed', `${dom}: ${cmd}: ${out.trim()}`);
+  }
+}
