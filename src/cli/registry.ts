@@ -41,21 +41,25 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     description: 'stop every VM of the project, dependents first (`tend up` starts them again)',
     load: () => import('./commands/down.js'),
   },
-  { term: 'start [options] <name>', description: 'clear a `tend stop` and converge this VM', load: () => import('./commands/start.js') },
+  { term: 'start [options] [name]', description: 'clear a `tend stop` and converge this VM', load: () => import('./commands/start.js') },
   {
-    term: 'stop [options] <name>',
+    term: 'stop [options] [name]',
     description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
     load: () => import('./commands/stop.js'),
   },
   {
-    term: 'restart [options] <name>',
+    term: 'restart [options] [name]',
     description: 'stop the VM, then converge it (start, provision)',
     load: () => import('./commands/restart.js'),
   },
-  { term: 'suspend <name>', description: 'pause the VM (its CPUs stop; memory stays)', load: () => import('./commands/suspend.js') },
-  { term: 'resume <name>', description: 'continue a suspended VM', load: () => import('./commands/resume.js') },
   {
-    term: 'destroy <name>',
+    term: 'suspend [options] [name]',
+    description: 'pause the VM (its CPUs stop; memory stays)',
+    load: () => import('./commands/suspend.js'),
+  },
+  { term: 'resume [options] [name]', description: 'continue a suspended VM', load: () => import('./commands/resume.js') },
+  {
+    term: 'destroy [options] [name]',
     description: 'stop the VM and delete its disk, seed and keys (named volumes are kept)',
     load: () => import('./commands/destroy.js'),
   },
@@ -65,7 +69,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/ps.js'),
   },
   {
-    term: 'status <name>',
+    term: 'status [options] [name]',
     description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
     load: () => import('./commands/status.js'),
   },
@@ -85,7 +89,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/ssh.js'),
   },
   {
-    term: 'console [name]',
+    term: 'console [options] [name]',
     description: "attach to the VM's serial console (works during boot); Ctrl-] detaches",
     load: () => import('./commands/console.js'),
   },
@@ -136,6 +140,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     description:
       'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
     load: () => import('./commands/run.js'),
+  },
+  {
+    term: 'create [options]',
+    description: "vmctl's create: prepare an ad-hoc VM (a run project) without starting it; tend start NAME starts it",
+    load: () => import('./commands/create.js'),
   },
   {
     term: 'import [options] [domains...]',

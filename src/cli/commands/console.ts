@@ -7,6 +7,7 @@ import type { ConsoleEnd } from '../../../schemas/ports.js';
 import { EXIT, UsageError } from '../../../schemas/errors.js';
 import type { CliCommand } from '../command.js';
 import { backendFor, inferVm, loadContext, type GlobalOptions } from '../context.js';
+import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
 
 export interface ConsoleCommandOptions extends GlobalOptions {
   name?: string;
@@ -43,9 +44,9 @@ export const command: CliCommand = {
   name: 'console',
   description: "attach to the VM's serial console (works during boot); Ctrl-] detaches",
   examples: ['tend console web'],
-  configure: (c) => c.argument('[name]', 'VM name (optional when the project has one VM)'),
-  async run({ g, args, io }) {
-    const name = args[0] as string | undefined;
+  configure: (c) => c.argument('[name]', 'VM name (optional when the project has one VM)').option(NAME_FLAG, NAME_FLAG_HELP),
+  async run({ g, args, opts, io }) {
+    const name = vmName('console', args[0] as string | undefined, (opts as { name?: string }).name, false);
     const r = await consoleCommand({
       ...g,
       ...(name ? { name } : {}),

@@ -2,6 +2,7 @@
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, type CliCommand } from '../command.js';
 import { renderVmResult, vmResultOk, withDeps, type VmCommandOptions, type VmCommandResult } from '../session.js';
+import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
 
 export async function destroyCommand(o: VmCommandOptions): Promise<VmCommandResult> {
   return withDeps({ ...o, fromState: true }, `destroy ${o.name}`, async (ctx, deps, run) => {
@@ -16,9 +17,13 @@ export const command: CliCommand = {
   description: 'stop the VM and delete its disk, seed and keys (named volumes are kept)',
   examples: ['tend destroy web'],
   log: true,
-  configure: (c) => c.argument('<name>', 'VM name'),
-  async run({ g, args, io }) {
-    const r = await destroyCommand({ ...g, name: args[0] as string, onEvent: logEvent(g) });
+  configure: (c) => c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP),
+  async run({ g, args, opts, io }) {
+    const r = await destroyCommand({
+      ...g,
+      name: vmName('destroy', args[0] as string | undefined, (opts as { name?: string }).name, true),
+      onEvent: logEvent(g),
+    });
     if (g.json) io.json(r);
     else io.out(renderVmResult(r));
     return vmResultOk(r) ? EXIT.ok : EXIT.failure;

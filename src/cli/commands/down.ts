@@ -8,11 +8,12 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EXIT } from '../../../schemas/errors.js';
-import { logEvent, type CliCommand } from '../command.js';
+import { collect, logEvent, type CliCommand } from '../command.js';
 import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult } from '../session.js';
 import type { Context, GlobalOptions } from '../context.js';
 import { runsDir } from '../../state/paths.js';
 import type { TendEvent } from '../../../schemas/ports.js';
+import { NAME_FLAG } from '../name-flag.js';
 
 export interface DownCommandOptions extends GlobalOptions {
   destroy?: boolean;
@@ -63,10 +64,11 @@ export const command: CliCommand = {
     c
       .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')
       .option('--destroy', "also delete the VMs (disks, seeds, keys; a `tend run` VM's folder too)")
-      .option('--volumes', 'also delete named volumes (implies --destroy)'),
+      .option('--volumes', 'also delete named volumes (implies --destroy)')
+      .option(NAME_FLAG, 'only this VM, as a NAME argument (vmctl spelling); repeatable', collect),
   async run({ g, args, opts, io }) {
-    const names = args[0] as string[];
-    const o = opts as { destroy?: boolean; volumes?: boolean };
+    const o = opts as { destroy?: boolean; volumes?: boolean; name?: string[] };
+    const names = [...new Set([...(args[0] as string[]), ...(o.name ?? [])])];
     const r = await downCommand({
       ...g,
       ...(names.length > 0 ? { names } : {}),

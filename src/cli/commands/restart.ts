@@ -2,6 +2,7 @@
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, seconds, type CliCommand } from '../command.js';
 import { recordStatus, renderVmResult, vmResultOk, withDeps, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
+import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
 
 export interface RestartCommandOptions extends VmCommandOptions {
   timeout?: number;
@@ -23,12 +24,16 @@ export const command: CliCommand = {
   examples: ['tend restart web'],
   stageTimeouts: true,
   log: true,
-  configure: (c) => c.argument('<name>', 'VM name').option('--timeout <seconds>', 'ACPI grace period before SIGTERM', seconds),
+  configure: (c) =>
+    c
+      .argument('[name]', 'VM name')
+      .option(NAME_FLAG, NAME_FLAG_HELP)
+      .option('--timeout <seconds>', 'ACPI grace period before SIGTERM', seconds),
   async run({ g, args, opts, io }) {
     const o = opts as { timeout?: number };
     const r = await restartCommand({
       ...g,
-      name: args[0] as string,
+      name: vmName('restart', args[0] as string | undefined, (opts as { name?: string }).name, true),
       onEvent: logEvent(g),
       ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
     });

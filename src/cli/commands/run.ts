@@ -45,6 +45,14 @@ export interface RunCommandOptions extends GlobalOptions {
   /** holos: a Dockerfile run as provisioning (--dockerfile); its FROM is the image when none is given */
   dockerfile?: string;
   name?: string;
+  /** vmctl create: disk size in GiB (--disk) */
+  diskGb?: number;
+  /** vmctl create: TAP networking on this host bridge (--bridge) */
+  bridge?: string;
+  /** vmctl create: a cloud-init user-data file used as is (--cloud-init) */
+  userData?: string;
+  /** vmctl create: public key files for the login user (--ssh-key) */
+  sshKeys?: string[];
   /** destroy the VM (and its run folder) after CMD ran */
   rm?: boolean;
   /** run over SSH once Ready */
@@ -201,7 +209,7 @@ export function parseMemory(v: string | number): number {
 }
 
 /** The tend.yaml of an ad-hoc VM (host paths made absolute against `cwd`). Validates the flags. */
-export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string): string {
+export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string, verb = 'run'): string {
   const svc: Record<string, unknown> = {};
   if (o.image) svc.image = /^(\.|~|\/)/.test(o.image) && !o.image.startsWith('~') ? resolve(cwd, o.image) : o.image;
   if (o.dockerfile) svc.dockerfile = resolve(cwd, o.dockerfile);
@@ -214,7 +222,13 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string):
     vm.vcpu = o.cpus;
   }
   if (o.memory !== undefined) vm.memory_mb = parseMemory(o.memory);
+  if (o.diskGb !== undefined) {
+    if (!Number.isInteger(o.diskGb) || o.diskGb < 1)
+      throw new UsageError(`--disk wants a whole number of GB >= 1, got ${o.diskGb}`, 'BadDisk');
+    vm.disk_size = o.diskGb;
+  }
   if (Object.keys(vm).length) svc.vm = vm;
+  if (o.bridge) svc.network = { mode: 'tap', bridge: o.bridge };
   if (o.ports?.length) {
     for (const p of o.ports) {
       const r = parsePortSpec(p);
@@ -240,11 +254,21 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string):
   if (o.packages?.length) ci.packages = [...o.packages];
   if (o.runcmd?.length) ci.runcmd = [...o.runcmd];
   if (o.user) ci.user = o.user;
+  if (o.sshKeys?.length) ci.ssh_authorized_keys = o.sshKeys.map((k) => (k.startsWith('~') ? k : resolve(cwd, k)));
+  if (o.userData) {
+    if (Object.keys(ci).length) {
+      throw new UsageError(
+        'a --cloud-init user-data file is used as is: put packages, commands, users and keys in it rather than in other flags',
+        'ConflictingOptions',
+      );
+    }
+    ci.user_data = resolve(cwd, o.userData);
+  }
   if (Object.keys(ci).length) svc.cloud_init = ci;
   svc.disposable = true;
   const doc: Record<string, unknown> = { name, services: { [name]: svc } };
   if (Object.keys(named).length) doc.volumes = named;
-  return `# written by \`tend run\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(doc, { lineWidth: 0 })}`;
+  return `# written by \`tend ${verb}\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(doc, { lineWidth: 0 })}`;
 }
 
 /** Does `tend <command> NAME`, typed in `o.cwd` without -f, reach the run VM? (Not when a project VM has its name.) */
@@ -256,7 +280,21 @@ async function reachableByName(o: RunCommandOptions, root: string, name: string)
   );
 }
 
-export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult> {
+export interface RunFolder {
+  name: string;
+  /** `<state>/run/NAME` */
+  dir: string;
+  /** its tend.yaml */
+  file: string;
+  root: string;
+  byName: boolean;
+}
+
+/**
+ * Writes `<state>/run/NAME/tend.yaml` for an ad-hoc VM (`tend run`, `tend create`). An existing
+ * run of that name is refused unless `replace` (run --name reuses it), and always for create.
+ */
+export async function writeRunFolder(o: RunCommandOptions, verb: 'run' | 'create' = 'run'): Promise<RunFolder> {
   const cwd = o.cwd ?? process.cwd();
   const root = resolveStateRoot(o);
   const name = o.name ?? `${nameFromImage(o.image)}-${randomBytes(2).toString('hex')}`;
@@ -265,11 +303,20 @@ export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult
   }
   const dir = runDir(root, name);
   const file = join(dir, RUN_FILE);
-  if (existsSync(file) && !o.name) throw new UsageError(`a run named ${name} exists already; pass --name`, 'NameTaken');
-  const yaml = runProjectYaml(o, name, cwd);
+  if (existsSync(file) && (!o.name || verb === 'create')) {
+    throw new UsageError(
+      `a run VM named ${name} exists already (${file}): pick another --name, or remove it with tend down ${name} --destroy`,
+      'NameTaken',
+    );
+  }
+  const yaml = runProjectYaml(o, name, cwd, verb);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(file, yaml, { mode: 0o600 });
-  const byName = await reachableByName(o, root, name);
+  return { name, dir, file, root, byName: await reachableByName(o, root, name) };
+}
+
+export async function runCommand(o: RunCommandOptions): Promise<RunCommandResult> {
+  const { name, dir, file, root, byName } = await writeRunFolder(o);
 
   const g: GlobalOptions = { ...o, file: [file], cwd: dir, stateDir: root };
   const { convergeCommand } = await import('./converge.js');

@@ -15,6 +15,7 @@ import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
 import { vmDir, vmFile } from '../../state/paths.js';
 import { backendFor, inferVm, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import type { CliCommand } from '../command.js';
+import { NAME_FLAG } from '../name-flag.js';
 
 export interface SshCommandOptions extends GlobalOptions {
   name?: string;
@@ -156,12 +157,14 @@ export const command: CliCommand = {
     c
       .argument('[name]', 'VM name (optional when the project has one VM)')
       .argument('[command...]', 'run this instead of a login shell (after --)')
+      .option(NAME_FLAG, 'the VM (vmctl spelling); then every word is the command')
       .option('--user <user>', 'log in as this user')
       .option('--key <path>', 'also offer this private key (after the generated one)'),
   async run({ g, args, opts }) {
-    const name = args[0] as string | undefined;
-    const argv = args[1] as string[];
-    const o = opts as { user?: string; key?: string };
+    const o = opts as { user?: string; key?: string; name?: string };
+    // with --name, the first word is part of the command, not the VM
+    const name = o.name ?? (args[0] as string | undefined);
+    const argv = o.name ? [...(args[0] !== undefined ? [args[0] as string] : []), ...(args[1] as string[])] : (args[1] as string[]);
     const r = await sshCommand({
       ...g,
       ...(name ? { name } : {}),

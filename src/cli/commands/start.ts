@@ -2,6 +2,7 @@
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, type CliCommand } from '../command.js';
 import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult, type VmCommandOptions } from '../session.js';
+import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
 
 export interface StartCommandOptions extends VmCommandOptions {
   provision?: boolean;
@@ -22,10 +23,15 @@ export const command: CliCommand = {
   examples: ['tend start web'],
   stageTimeouts: true,
   log: true,
-  configure: (c) => c.argument('<name>', 'VM name').option('--no-provision', 'skip provision steps'),
+  configure: (c) => c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP).option('--no-provision', 'skip provision steps'),
   async run({ g, args, opts, io }) {
-    const o = opts as { provision?: boolean };
-    const r = await startCommand({ ...g, name: args[0] as string, provision: o.provision !== false, onEvent: logEvent(g) });
+    const o = opts as { provision?: boolean; name?: string };
+    const r = await startCommand({
+      ...g,
+      name: vmName('start', args[0] as string | undefined, o.name, true),
+      provision: o.provision !== false,
+      onEvent: logEvent(g),
+    });
     if (g.json) io.json(r);
     else io.out(renderConverge(r));
     return r.ok ? EXIT.ok : EXIT.failure;

@@ -9,6 +9,7 @@ import { formatDuration } from '../output.js';
 import { planConditions } from '../conditions.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../../../schemas/errors.js';
+import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
 
 export interface StatusCommandOptions extends GlobalOptions {
   name: string;
@@ -101,9 +102,9 @@ export const command: CliCommand = {
   name: 'status',
   description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
   examples: ['tend status web', 'tend status web --json'],
-  configure: (c) => c.argument('<name>', 'VM name'),
-  async run({ g, args, io }) {
-    const r = await statusCommand({ ...g, name: args[0] as string });
+  configure: (c) => c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP),
+  async run({ g, args, opts, io }) {
+    const r = await statusCommand({ ...g, name: vmName('status', args[0] as string | undefined, (opts as { name?: string }).name, true) });
     if (g.json) io.json(r);
     else io.out(renderStatus(r));
     return EXIT.ok;
