@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
-import { nameFromImage, parseMemory, parseRunArgs, renderRun, runCommand, runProjectYaml } from '../../src/cli/commands/run.js';
+import { parseRunArgs, renderRun, runCommand } from '../../src/cli/commands/run.js';
+import { nameFromImage, parseMemory, runProjectYaml } from '../../src/cli/run-folder.js';
 import { loadProject } from '../../src/load/project.js';
 import { UsageError } from '../../schemas/errors.js';
 

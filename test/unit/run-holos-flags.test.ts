@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseRunArgs, runProjectYaml } from '../../src/cli/commands/run.js';
+import { parseRunArgs } from '../../src/cli/commands/run.js';
+import { runProjectYaml } from '../../src/cli/run-folder.js';
 import { loadProject } from '../../src/load/project.js';
 
 test('holos flags: --vcpu, --memory, --port, --device, --image-os, --user, --uefi, --runcmd (first boot), -- CMD (over SSH)', async () => {

@@ -12,7 +12,8 @@ import { logEvent, type CliCommand } from '../command.js';
 import type { GlobalOptions } from '../context.js';
 import type { ConvergeCommandResult } from '../session.js';
 import type { TendEvent } from '../../../schemas/ports.js';
-import { renderRun, writeRunFolder } from './run.js';
+import { renderRun } from './run.js';
+import { writeRunFolder } from '../run-folder.js';
 
 export interface CreateCommandOptions extends GlobalOptions {
   name: string;
