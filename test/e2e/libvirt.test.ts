@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import { execa } from 'execa';
 import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from './helpers.js';
 import { domainName } from '../../src/libvirt/names.js';
-import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
+import { projectDir, vmFile } from '../../src/state/paths.js';
 
 const URI = 'qemu:///system';
 
@@ -161,7 +161,9 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   const pd = projectDir(p.stateDir, 'lvirt', p.dir);
   await ok(p, ['down', '--destroy']);
   assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain');
-  assert.equal(existsSync(vmDir(pd, 'web')), false, 'no VM folder: no disk, seed or keys');
+  // the folder may keep the stop intent `tend down` records (design §3); nothing of the VM is left
+  for (const k of ['disk', 'seed', 'privateKey', 'applied'] as const)
+    assert.equal(existsSync(vmFile(pd, 'web', k)), false, `no ${k} left after down --destroy`);
   assert.equal(existsSync(vmFile(pd, 'web', 'efiVars')), false, 'no NVRAM file');
   assert.doesNotMatch((await virsh('list', '--all', '--name')).out, new RegExp(dom));
 });
