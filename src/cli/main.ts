@@ -6,8 +6,7 @@
  * below loads only the module of the command being run, so `tend --help` and `tend plan` start
  * fast (ssh2, xstate, pino are only loaded by the commands that use them).
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { EXIT, TendError, ValidationError } from '../../schemas/errors.js';
@@ -18,20 +17,7 @@ import { namesOf, REGISTRY } from './registry.js';
 import type { GlobalOptions } from './context.js';
 import { parseDuration } from './output.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_ENV } from '../timeouts.js';
-
-function packageVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tend' && pkg.version) return pkg.version;
-    } catch {
-      // not here: look one folder up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
+import { tendVersion } from './package-version.js';
 
 const line = (s: string): string => (s.endsWith('\n') ? s : s + '\n');
 const io: CliIo = {
@@ -134,7 +120,7 @@ export function define(parent: Command, spec: CliCommand, signal: AbortSignal, e
 export async function buildProgram(word: string | null, signal: AbortSignal, exit: (code: number) => void): Promise<Command> {
   const program = new Command('tend')
     .description('Keep the QEMU VMs declared in your project files running: edit, save, converge.')
-    .version(packageVersion(), '-V, --version', 'print the version')
+    .version(tendVersion(), '-V, --version', 'print the version')
     .option(
       '-f, --file <path>',
       'project file (repeatable); default: discover tend.yaml, holos.yaml, VMFile.kdl, vms.yml',

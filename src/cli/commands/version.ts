@@ -1,23 +1,7 @@
 /** `tend version` (holos): tend's version, Node's, and the QEMU found on PATH. */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT } from '../../../schemas/errors.js';
 import type { CliCommand } from '../command.js';
-
-export function tendVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tend' && pkg.version) return pkg.version;
-    } catch {
-      // not here: look one folder up
-    }
-    dir = dirname(dir);
-  }
-  return '0.0.0';
-}
+import { tendVersion } from '../package-version.js';
 
 export async function versionCommand(): Promise<{ tend: string; node: string; qemu: string | null }> {
   let qemu: string | null = null;
