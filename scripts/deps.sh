@@ -46,16 +46,26 @@ tend_install_deps() {
   return $rc
 }
 
-# Node 20+ is required (Debian 12's own nodejs is 18).
+# Node >= 20.3 is required (package.json "engines"; Debian 12's own nodejs is 18). Called first by
+# scripts/setup.sh and .ci/run, so a too-old Node fails in the first second, before any package is
+# installed. The README says how to get a newer Node on Debian 12.
+TEND_NODE_MIN="20.3"
 tend_check_node() {
+  local how="install Node.js >= ${TEND_NODE_MIN} first: on Debian 12 from NodeSource (https://github.com/nodesource/distributions) or the nodejs.org tarball (see README.md, Prerequisites)"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "tend needs Node.js >= 20 with npm on PATH" >&2
+    echo "tend needs Node.js >= ${TEND_NODE_MIN} with npm on PATH; ${how}" >&2
     return 1
   fi
-  local major
-  major="$(node -p 'process.versions.node.split(".")[0]')"
-  if [ "$major" -lt 20 ]; then
-    echo "tend needs Node.js >= 20 (found $(node --version))" >&2
+  local v major minor
+  v="$(node --version 2>/dev/null || true)"
+  if [[ ! "$v" =~ ^v([0-9]+)\.([0-9]+)\. ]]; then
+    echo "tend needs Node.js >= ${TEND_NODE_MIN}: \`node --version\` printed \"${v}\"; ${how}" >&2
+    return 1
+  fi
+  major="${BASH_REMATCH[1]}"
+  minor="${BASH_REMATCH[2]}"
+  if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 3 ]; }; then
+    echo "tend needs Node.js >= ${TEND_NODE_MIN}, found ${v} ($(command -v node)); ${how}" >&2
     return 1
   fi
 }

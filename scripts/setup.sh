@@ -7,17 +7,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+
+# first, before anything is installed: a Node older than 20.3 (Debian 12's own is 18) cannot run tend
+tend_check_node
+
 if [ "$(id -u)" != 0 ]; then
   echo "setup.sh installs packages and builds a disk image: run it as root (sudo bash scripts/setup.sh)" >&2
   exit 1
 fi
 
-# shellcheck source=scripts/deps.sh
-. scripts/deps.sh
-
 say "installing system packages: ${TEND_APT_PACKAGES[*]} ${TEND_APT_TEST_PACKAGES[*]}"
 tend_install_deps --with-tests
-tend_check_node
 
 say "installing npm dependencies"
 npm ci --no-audit --no-fund

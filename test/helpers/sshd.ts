@@ -46,8 +46,8 @@ export interface TestSshd {
   dispose(): Promise<void>;
 }
 
-/** Starts sshd; `pathDirs` are prepended to the sessions' PATH (fake guest tools). */
-export async function startTestSshd(opts: { pathDirs?: string[] } = {}): Promise<TestSshd> {
+/** Starts sshd; `pathDirs` are prepended to the sessions' PATH (fake guest tools); `config` lines are added to sshd_config. */
+export async function startTestSshd(opts: { pathDirs?: string[]; config?: string[] } = {}): Promise<TestSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'tend-sshd-'));
   const port = await freePort();
   const key = join(dir, 'id_client');
@@ -74,6 +74,7 @@ export async function startTestSshd(opts: { pathDirs?: string[] } = {}): Promise
       'StrictModes no',
       'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
+      ...(opts.config ?? []),
       '',
     ].join('\n'),
   );
