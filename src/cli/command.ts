@@ -50,6 +50,11 @@ export interface CliCommand {
   configure?(c: Command): void;
   /** subcommands (`image pull`, `volume ls`); a command has these or `run` */
   subcommands?: readonly CliCommand[];
+  /**
+   * The exit code of a failure of this command (its own error, or a usage error commander
+   * found), given the one tend uses elsewhere (`exec`: docker's 125/126)
+   */
+  failureExitCode?(e: unknown, code: number): number;
   /** parse, call, print; resolves to the exit code */
   run?(inv: Invocation): Promise<number>;
 }

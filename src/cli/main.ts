@@ -117,7 +117,12 @@ export function define(parent: Command, spec: CliCommand, signal: AbortSignal, e
 }
 
 /** The program with every command listed and `word`'s command fully defined (its module loaded). */
-export async function buildProgram(word: string | null, signal: AbortSignal, exit: (code: number) => void): Promise<Command> {
+export async function buildProgram(
+  word: string | null,
+  signal: AbortSignal,
+  exit: (code: number) => void,
+  onCommand?: (spec: CliCommand) => void,
+): Promise<Command> {
   const program = new Command('tend')
     .description('Keep the QEMU VMs declared in your project files running: edit, save, converge.')
     .version(tendVersion(), '-V, --version', 'print the version')
@@ -147,7 +152,9 @@ export async function buildProgram(word: string | null, signal: AbortSignal, exi
   for (const entry of REGISTRY) {
     const [name, ...aliases] = namesOf(entry.term);
     if (word !== null && (name === word || aliases.includes(word))) {
-      define(program, (await entry.load()).command, signal, exit);
+      const spec = (await entry.load()).command;
+      onCommand?.(spec);
+      define(program, spec, signal, exit);
       continue;
     }
     // listed in `tend --help` only: the module is not loaded
@@ -166,37 +173,59 @@ function defaultTerm(c: Command): string {
   return [[c.name(), ...c.aliases()].join('|'), c.options.length ? '[options]' : '', ...args].filter(Boolean).join(' ');
 }
 
-function printError(e: unknown, verbose: boolean, json: boolean): number {
+/** The exit code of error `e`; `remap`: the command's own convention (CliCommand.failureExitCode). */
+function exitCodeOf(e: unknown, remap?: (e: unknown, code: number) => number): number {
+  const code =
+    e instanceof TendError
+      ? e.reason === 'Aborted'
+        ? 130
+        : e.exitCode
+      : e instanceof CommanderError
+        ? e.exitCode === 0
+          ? EXIT.ok
+          : EXIT.usage
+        : e instanceof Error && e.name === 'AbortError'
+          ? 130
+          : EXIT.failure;
+  return remap ? remap(e, code) : code;
+}
+
+function printError(e: unknown, verbose: boolean, json: boolean, remap?: (e: unknown, code: number) => number): number {
+  const code = exitCodeOf(e, remap);
   if (json && e instanceof TendError) {
     // machine-readable: one JSON object on stderr (stdout stays for results)
     const diagnostics = e instanceof ValidationError ? { diagnostics: e.diagnostics } : {};
-    io.err(JSON.stringify({ error: { reason: e.reason, message: e.message, exitCode: e.exitCode, ...diagnostics } }));
-    return e.reason === 'Aborted' ? 130 : e.exitCode;
+    io.err(JSON.stringify({ error: { reason: e.reason, message: e.message, exitCode: code, ...diagnostics } }));
+    return code;
   }
+  printHuman(e, verbose);
+  return code;
+}
+
+function printHuman(e: unknown, verbose: boolean): void {
   // commander printed its own message already
-  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  if (e instanceof CommanderError) return;
   if (e instanceof ValidationError) {
     for (const d of e.diagnostics) io.err(formatDiagnostic(d));
     io.err(`tend: ${e.message}; nothing was changed`);
-    return e.exitCode;
+    return;
   }
   if (e instanceof TendError && e.reason === 'Aborted') {
     io.err(`tend: ${e.message}`);
-    return 130;
+    return;
   }
   if (e instanceof TendError) {
     io.err(`tend: ${e.message}`);
     if (verbose && e.cause) io.err(`  cause: ${e.cause instanceof Error ? (e.cause.stack ?? e.cause.message) : String(e.cause)}`);
-    return e.exitCode;
+    return;
   }
   if (e instanceof Error && e.name === 'AbortError') {
     io.err('tend: interrupted');
-    return 130;
+    return;
   }
   const msg = e instanceof Error ? e.message : String(e);
   io.err(`tend: unexpected error: ${msg}${verbose ? '' : ' (run with -v for details)'}`);
   if (verbose && e instanceof Error && e.stack) io.err(e.stack);
-  return EXIT.failure;
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
@@ -212,14 +241,22 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const verbose = argv.includes('-v') || argv.includes('--verbose');
+  let remap: ((e: unknown, code: number) => number) | undefined;
   try {
     // `-f` after logs/events means --follow, not the global --file
     const args = rewriteFollowFlag(argv);
-    const program = await buildProgram(commandWord(args), ac.signal, (code) => (exitCode = code));
+    const program = await buildProgram(
+      commandWord(args),
+      ac.signal,
+      (code) => (exitCode = code),
+      (spec) => {
+        if (spec.failureExitCode) remap = spec.failureExitCode.bind(spec);
+      },
+    );
     await program.parseAsync(args);
     return exitCode;
   } catch (e) {
-    return printError(e, verbose, argv.includes('--json'));
+    return printError(e, verbose, argv.includes('--json'), remap);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

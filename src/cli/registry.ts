@@ -80,7 +80,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
   },
   {
     term: 'exec [options] <name> [command...]',
-    description: "run a command in the VM over SSH; its exit code becomes tend's",
+    description: "run a command in the VM over SSH; its exit code becomes tend's (125: tend failed)",
     load: () => import('./commands/exec.js'),
   },
   {

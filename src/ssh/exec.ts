@@ -11,7 +11,9 @@
  * An aborted `signal` rejects with `signal.reason`.
  */
 import { readFile } from 'node:fs/promises';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { constants } from 'node:os';
+import type { Readable } from 'node:stream';
+import { Client, type ClientChannel, type ConnectConfig, type ExecOptions, type PseudoTtyOptions } from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
 
 export interface SshTarget {
@@ -29,6 +31,21 @@ export interface SshExecOptions extends SshTarget {
   timeoutMs?: number;
   onStdout?: (b: Buffer) => void;
   onStderr?: (b: Buffer) => void;
+}
+
+/** What `tend exec` adds to a plain command run (src/cli/commands/exec.ts). */
+export interface SshSessionOptions {
+  /**
+   * The command's stdin: a stream is forwarded (and its end sent as EOF); null sends EOF at once.
+   * Undefined leaves the channel's stdin open and unused (provisioning, healthchecks).
+   */
+  stdin?: Readable | null;
+  /** allocate a pseudo-terminal of this size and type (the guest then merges stderr into stdout) */
+  pty?: PseudoTtyOptions;
+  /** called with a function that resizes the pseudo-terminal (window size changes) */
+  onPty?: (resize: (rows: number, cols: number) => void) => void;
+  /** a command killed by signal N resolves with code 128+N, as a shell reports it, instead of failing */
+  signalAsCode?: boolean;
 }
 
 export interface SshExecResult {
@@ -127,7 +144,7 @@ export function execOnClient(
   client: Client,
   t: SshTarget,
   command: string,
-  opts: Pick<SshExecOptions, 'signal' | 'onStdout' | 'onStderr'> = {},
+  opts: Pick<SshExecOptions, 'signal' | 'onStdout' | 'onStderr'> & SshSessionOptions = {},
 ): Promise<SshExecResult> {
   return new Promise<SshExecResult>((resolve, reject) => {
     const out: Buffer[] = [];
@@ -153,6 +170,10 @@ export function execOnClient(
       if (e !== null) return reject(e);
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
+      if (code === null && exitSignal && opts.signalAsCode) {
+        const n = constants.signals[(exitSignal.startsWith('SIG') ? exitSignal : `SIG${exitSignal}`) as NodeJS.Signals];
+        if (n !== undefined) return resolve({ code: 128 + n, stdout, stderr });
+      }
       if (code === null) {
         const why = exitSignal ? `was killed by signal ${exitSignal}` : 'ended without an exit status';
         return reject(
@@ -165,7 +186,8 @@ export function execOnClient(
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     client.on('close', onClientGone);
     client.on('error', onClientError);
-    client.exec(command, (e: Error | undefined, stream: ClientChannel) => {
+    const execOpts: ExecOptions = opts.pty ? { pty: opts.pty } : {};
+    client.exec(command, execOpts, (e: Error | undefined, stream: ClientChannel) => {
       if (e)
         return done(
           new BackendError('SshExecFailed', `SSH server on ${t.host}:${t.port} refused to run ${command}: ${e.message}`, { cause: e }),
@@ -190,13 +212,21 @@ export function execOnClient(
         if (typeof c === 'number') code = c;
         else if (sig) exitSignal = sig;
       });
-      stream.on('close', () => done(null));
+      stream.on('close', () => {
+        opts.stdin?.unpipe(stream);
+        done(null);
+      });
+      if (opts.pty) opts.onPty?.((rows, cols) => stream.setWindow(rows, cols, 0, 0));
+      if (opts.stdin === null) stream.end();
+      else if (opts.stdin) opts.stdin.pipe(stream);
     });
   });
 }
 
 /** Connects, runs one command, disconnects. A non-zero exit code is a result, not an error. */
-export async function sshExec(opts: SshExecOptions): Promise<SshExecResult> {
+export async function sshExec(
+  opts: SshExecOptions & SshSessionOptions & { hostVerifier?: (key: Buffer) => boolean },
+): Promise<SshExecResult> {
   const t: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
   const timeout = opts.timeoutMs;
   const ctl = new AbortController();
@@ -213,8 +243,17 @@ export async function sshExec(opts: SshExecOptions): Promise<SshExecResult> {
     client = await sshConnect(t, {
       signal: ctl.signal,
       readyTimeoutMs: timeout !== undefined ? Math.min(timeout, DEFAULT_HANDSHAKE_MS) : DEFAULT_HANDSHAKE_MS,
+      ...(opts.hostVerifier ? { hostVerifier: opts.hostVerifier } : {}),
     });
-    return await execOnClient(client, t, opts.command, { signal: ctl.signal, onStdout: opts.onStdout, onStderr: opts.onStderr });
+    return await execOnClient(client, t, opts.command, {
+      signal: ctl.signal,
+      onStdout: opts.onStdout,
+      onStderr: opts.onStderr,
+      ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
+      ...(opts.pty ? { pty: opts.pty } : {}),
+      ...(opts.onPty ? { onPty: opts.onPty } : {}),
+      ...(opts.signalAsCode ? { signalAsCode: true } : {}),
+    });
   } finally {
     if (timer) clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onOuterAbort);

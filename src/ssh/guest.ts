@@ -157,13 +157,19 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
 
 /**
  * An authenticated connection to a ready guest whose host key matches the pin (a first key, or
- * the first after a new disk, is pinned). HostKeyChanged when it does not match.
+ * the first after a new disk, is pinned unless `pinNew` is false). HostKeyChanged when it does not match.
  */
 export async function connectGuest(
   stateRoot: string,
   project: Project,
   vm: VmSpec,
-  o: { signal?: AbortSignal | undefined; env?: NodeJS.ProcessEnv; target?: SshTarget } = {},
+  o: {
+    signal?: AbortSignal | undefined;
+    env?: NodeJS.ProcessEnv;
+    target?: SshTarget;
+    /** false: check an existing pin but pin nothing new (`exec`, `cp`: the guest may not be Ready yet) */
+    pinNew?: boolean;
+  } = {},
 ): Promise<Client> {
   const { signal } = o;
   const projDir = projectDir(stateRoot, project.name, project.dir);
@@ -174,7 +180,7 @@ export async function connectGuest(
     await readInstanceId(projDir, vm.name),
     hostAlias(project.name, vm.name),
     {
-      pinNew: true,
+      pinNew: o.pinNew ?? true,
       where: `${vm.name} (${target.host}:${target.port})`,
     },
   );

@@ -5,7 +5,7 @@
  * key); `newHostKey()` replaces the host key (as a recreated guest would have).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -46,8 +46,12 @@ export interface TestSshd {
   dispose(): Promise<void>;
 }
 
-/** Starts sshd; `pathDirs` are prepended to the sessions' PATH (fake guest tools); `config` lines are added to sshd_config. */
-export async function startTestSshd(opts: { pathDirs?: string[]; config?: string[] } = {}): Promise<TestSshd> {
+/**
+ * Starts sshd; `pathDirs` are prepended to the sessions' PATH (fake guest tools); `config` lines
+ * are added to sshd_config. `users`: the client key is authorised for these users only (and the
+ * current one), each with its own authorized_keys file; by default it is authorised for every user.
+ */
+export async function startTestSshd(opts: { pathDirs?: string[]; config?: string[]; users?: string[] } = {}): Promise<TestSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'tend-sshd-'));
   const port = await freePort();
   const key = join(dir, 'id_client');
@@ -57,7 +61,12 @@ export async function startTestSshd(opts: { pathDirs?: string[]; config?: string
   await keygen(wrongKey);
   await keygen(hostKey);
   const path = [...(opts.pathDirs ?? []), '/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'].join(':');
-  await writeFile(join(dir, 'authorized_keys'), `environment="PATH=${path}" ${pub}\n`, { mode: 0o600 });
+  const authorized = `environment="PATH=${path}" ${pub}\n`;
+  await writeFile(join(dir, 'authorized_keys'), authorized, { mode: 0o600 });
+  for (const u of opts.users ? [userInfo().username, ...opts.users] : [])
+    await writeFile(join(dir, `authorized_keys.${u}`), authorized, { mode: 0o644 });
+  // sshd reads a user's authorized_keys as that user: let other users reach their file (only by name)
+  if (opts.users) await chmod(dir, 0o711);
   await writeFile(
     join(dir, 'sshd_config'),
     [
@@ -65,7 +74,7 @@ export async function startTestSshd(opts: { pathDirs?: string[]; config?: string
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `AuthorizedKeysFile ${join(dir, opts.users ? 'authorized_keys.%u' : 'authorized_keys')}`,
       'PermitRootLogin prohibit-password',
       'PermitUserEnvironment yes',
       'PasswordAuthentication no',

@@ -17,13 +17,13 @@ import { CLI, project, tend, type Run } from './cli-harness.js';
 
 export const FAKE_DIR = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
 
-/** A loopback sshd standing in for every guest, with a fake cloud-init (done at once). */
-export async function startFakeGuest(work: string): Promise<TestSshd> {
+/** A loopback sshd standing in for every guest, with a fake cloud-init (done at once); `users`: see startTestSshd. */
+export async function startFakeGuest(work: string, o: { users?: string[] } = {}): Promise<TestSshd> {
   const bin = join(work, 'guest-bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'cloud-init'), '#!/bin/sh\necho "status: done"\nexit 0\n', { mode: 0o755 });
   writeFileSync(join(bin, 'sudo'), '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n', { mode: 0o755 });
-  return startTestSshd({ pathDirs: [bin] });
+  return startTestSshd({ pathDirs: [bin], ...o });
 }
 
 export interface ChaosProject {

@@ -91,7 +91,7 @@ test('version; vmctl names: list (ps), log (logs), reload (up)', () => {
   assert.equal(log.code, 0, log.stderr);
   // holos: `exec NAME` alone opens a shell (tend ssh), `-u USER` picks the login user
   const shell = tend(['exec', 'web'], p);
-  assert.equal(shell.code, 2);
+  assert.equal(shell.code, 125);
   assert.doesNotMatch(shell.stderr, /nothing to run/);
   assert.match(shell.stderr, /web is not running/);
   assert.match(tend(['exec', '--help'], p).stdout, /-u, --user <user>/);

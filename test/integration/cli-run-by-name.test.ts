@@ -84,7 +84,7 @@ test('a run VM is found by name where no project file is: ps, status, stop, logs
   assert.match(logs.stdout, /Stopp/);
   // exec and ssh look the name up the same way (stopped now, so they say so instead of connecting)
   const exec = tend(['exec', 'adhoc', '--', 'true'], elsewhere, env);
-  assert.equal(exec.code, 2);
+  assert.equal(exec.code, 125, 'exec: tend failed before running the command (docker 125)');
   assert.match(exec.stderr, /adhoc is not running: `tend start adhoc` first/);
   // in a one-VM project, `tend ssh WORD` runs WORD on its VM, unless WORD is a run VM
   const oneVm = project({ 'tend.yaml': 'name: solo\nservices:\n  box:\n    image: debian:12\n' });
@@ -146,7 +146,7 @@ test('a project VM wins over a run VM of the same name; unknown names list the r
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /no VM named "nope" in project "demo" \(its VMs: adhoc, web; run VMs: adhoc, scratch\)/);
   const typo = tend(['exec', 'scrach', '--', 'true'], p, env);
-  assert.equal(typo.code, 2);
+  assert.equal(typo.code, 125);
   assert.match(typo.stderr, /no VM named "scrach" in project "demo": did you mean "scratch"\?/);
   const noProject = tend(['logs', 'nope'], empty, env);
   assert.equal(noProject.code, 2);

@@ -60,9 +60,11 @@ export const command: CliCommand = {
       .option('--name <vm>', 'only this VM (and what it depends on); repeatable', collect)
       .option('--no-provision', 'skip provision steps')
       .option('--recreate', 'replace disks where the image changed or the disk shrank')
-      .option('--prune', 'stop and delete VMs no longer declared'),
+      .option('--prune', 'stop and delete VMs no longer declared')
+      .option('-d, --detach', 'accepted for compose habits: `tend up` always returns once converged; the VMs keep running'),
   async run({ g, opts, io }) {
-    const o = opts as { name?: string[]; provision?: boolean; recreate?: boolean; prune?: boolean };
+    const o = opts as { name?: string[]; provision?: boolean; recreate?: boolean; prune?: boolean; detach?: boolean };
+    if (o.detach && !g.json) io.err('tend: -d is not needed: `tend up` returns once the VMs are converged, and they keep running');
     const r = await convergeCommand({
       ...g,
       ...(o.name ? { names: o.name } : {}),

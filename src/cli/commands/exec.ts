@@ -1,12 +1,16 @@
 /**
  * `tend exec NAME -- CMD...`: run one command in the guest over SSH with the VM's key, login
- * user (src/ssh/user.ts) and forwarded SSH port; its output streams to our stdout/stderr and its exit code becomes ours.
+ * user (src/ssh/user.ts) and forwarded SSH port; its output streams to our stdout/stderr and its
+ * exit code becomes ours. docker's habits: `-i` forwards stdin, `-t` allocates a pseudo-terminal,
+ * and tend's own failures exit 125/126 (docs/cli.md, "exec exit codes"). No command: a shell
+ * through the system ssh (`tend ssh`).
  */
-import { BackendError, UsageError } from '../../../schemas/errors.js';
+import type { Readable } from 'node:stream';
+import { BackendError, TendError, UsageError } from '../../../schemas/errors.js';
 import type { CliCommand } from '../command.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
-import { shellQuote, sshExec } from '../../ssh/exec.js';
+import { execOnClient, shellQuote } from '../../ssh/exec.js';
 
 export interface ExecCommandOptions extends GlobalOptions {
   name: string;
@@ -15,6 +19,12 @@ export interface ExecCommandOptions extends GlobalOptions {
   waitFor?: string;
   /** -u/--user: log in as this user instead of the VM's (holos `exec -u`) */
   user?: string;
+  /** -i: the command's stdin (forwarded until it ends); without it the command reads EOF at once */
+  stdin?: Readable;
+  /** -t: a pseudo-terminal of this size and type */
+  pty?: { rows: number; cols: number; term: string };
+  /** gets a function that resizes the pseudo-terminal */
+  onPty?: (resize: (rows: number, cols: number) => void) => void;
   stdout?: (b: Buffer) => void;
   stderr?: (b: Buffer) => void;
 }
@@ -26,12 +36,30 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** Exit codes of `tend exec` when tend, not the guest command, decides (docker run/exec's). */
+export const EXEC_EXIT = {
+  /** tend failed: the command did not run (bad usage, VM not running, SSH refused, ...) or its outcome is unknown */
+  tendFailed: 125,
+  /** the guest's sshd refused to start the command */
+  cannotInvoke: 126,
+  /** command not found: the guest's shell reports it itself */
+  notFound: 127,
+} as const;
+
+/** SSH failures where the guest is most likely still booting (or never booted). */
+const UNREACHABLE = new Set(['SshConnectFailed', 'SshTimeout', 'NoSshPort']);
+
+function nextSteps(name: string, argv: string[]): string {
+  const cmd = argv.length > 0 ? ` -- ${argv.map(shellQuote).join(' ')}` : '';
+  return `is it still booting? \`tend exec -w 5m ${name}${cmd}\` waits until it is Ready; \`tend logs ${name} --console\` shows its boot`;
+}
+
 export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   if (o.argv.length === 0) throw new UsageError('nothing to run: write `tend exec NAME -- COMMAND [ARGS...]`', 'NoCommand');
   const ctx = await loadContext(o, o.name);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
-  const { sshTarget, createSshGuest } = await import('../../ssh/guest.js');
+  const { sshTarget, createSshGuest, connectGuest } = await import('../../ssh/guest.js');
   const deadline = o.waitFor ? Date.now() + parseDuration(o.waitFor, '--wait') : 0;
   for (;;) {
     const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
@@ -72,51 +100,114 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
       throw err;
     }
   }
-  const r = await sshExec({
-    ...(await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env)),
-    ...(o.user ? { user: o.user } : {}),
-    command: o.argv.map(shellQuote).join(' '),
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.stdout ? { onStdout: o.stdout } : {}),
-    ...(o.stderr ? { onStderr: o.stderr } : {}),
-  });
-  return { vm: o.name, ...r };
+  const base = await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env);
+  const target = { ...base, ...(o.user ? { user: o.user } : {}) };
+  let client;
+  try {
+    // the host key must match the VM's pin when it has one; nothing new is pinned here
+    client = await connectGuest(ctx.stateRoot, ctx.project, spec, { signal: o.signal, env: ctx.env, target, pinNew: false });
+  } catch (err) {
+    if (err instanceof TendError && UNREACHABLE.has(err.reason)) {
+      throw new BackendError(err.reason, `${err.message}: ${nextSteps(o.name, o.argv)}`, { cause: err });
+    }
+    if (err instanceof TendError && err.reason === 'SshAuthFailed' && o.user) {
+      throw new BackendError(
+        err.reason,
+        `${o.name}: user ${o.user} does not accept ${target.privateKey} (-u ${o.user}): add ${target.privateKey}.pub to that user's ~/.ssh/authorized_keys in the guest, or leave out -u to log in as ${base.user}`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  try {
+    const r = await execOnClient(client, target, o.argv.map(shellQuote).join(' '), {
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.stdout ? { onStdout: o.stdout } : {}),
+      ...(o.stderr ? { onStderr: o.stderr } : {}),
+      stdin: o.stdin ?? null,
+      ...(o.pty ? { pty: o.pty } : {}),
+      ...(o.onPty ? { onPty: o.onPty } : {}),
+      signalAsCode: true,
+    });
+    return { vm: o.name, ...r };
+  } finally {
+    client.on('error', () => {});
+    client.end();
+  }
+}
+
+/** tend's failures become 125 (126: the guest refused to start the command); Ctrl-C stays 130, help 0. */
+export function execFailureCode(e: unknown, code: number): number {
+  if (code === 0 || code === 130) return code;
+  if (e instanceof TendError && e.reason === 'SshExecFailed') return EXEC_EXIT.cannotInvoke;
+  return EXEC_EXIT.tendFailed;
 }
 
 export const command: CliCommand = {
   name: 'exec',
-  description: "run a command in the VM over SSH; its exit code becomes tend's",
+  description: "run a command in the VM over SSH; its exit code becomes tend's (125: tend failed)",
   examples: [
     'tend exec web -- uname -a',
     'tend exec web',
     'tend exec -u root web -- id',
     "tend exec db -- sh -c 'df -h /'",
+    'tar c src | tend exec -i web -- tar x -C /srv',
+    'tend exec -it web -- top',
     'tend up & tend exec -w 5m web -- cloud-init status',
   ],
   stageTimeouts: true,
+  failureExitCode: execFailureCode,
   configure: (c) =>
     c
       .argument('<name>', 'VM name')
       .argument('[command...]', 'command and arguments (after --); none: an interactive shell, as `tend ssh NAME`')
       .option('-w, --wait <duration>', 'wait up to this long for the VM to be Ready (running, SSH, cloud-init) first')
-      .option('-u, --user <user>', "log in as this user (default: the VM's login user)"),
+      .option('-u, --user <user>', "log in as this user (default: the VM's login user)")
+      .option('-i, --interactive', "forward tend's stdin to the command (without it the command reads end-of-file)")
+      .option('-t, --tty', 'allocate a pseudo-terminal (full-screen programs; stderr then arrives on stdout)')
+      .addHelpText(
+        'after',
+        "\nExit codes: the guest command's own (128+N when signal N killed it); 125: tend failed (VM not running, SSH refused, ...);\n126: the guest refused to start the command; 127: command not found (from the guest's shell); 130: interrupted.\n",
+      ),
   async run({ g, args, opts, io }) {
-    const o = opts as { wait?: string; user?: string };
+    const o = opts as { wait?: string; user?: string; interactive?: boolean; tty?: boolean };
     const argv = args[1] as string[];
     if (argv.length === 0) {
-      // holos: `exec NAME` alone opens a shell
+      // holos: `exec NAME` alone opens a shell (the shell reads our stdin either way)
       const { sshCommand } = await import('./ssh.js');
-      return (await sshCommand({ ...g, name: args[0] as string, ...(o.user ? { user: o.user } : {}) })).code;
+      return (await sshCommand({ ...g, name: args[0] as string, ...(o.user ? { user: o.user } : {}), ...(o.tty ? { tty: true } : {}) }))
+        .code;
     }
-    const r = await execCommand({
-      ...g,
-      name: args[0] as string,
-      argv,
-      ...(o.user ? { user: o.user } : {}),
-      ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),
-      stdout: (b) => io.stdout(b),
-      stderr: (b) => io.stderr(b),
-    });
-    return r.code;
+    const stdin = process.stdin;
+    const raw = Boolean(o.tty && o.interactive && stdin.isTTY);
+    const out = process.stdout;
+    let onResize: (() => void) | undefined;
+    if (raw) stdin.setRawMode(true);
+    try {
+      const r = await execCommand({
+        ...g,
+        name: args[0] as string,
+        argv,
+        ...(o.user ? { user: o.user } : {}),
+        ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),
+        ...(o.interactive ? { stdin } : {}),
+        ...(o.tty
+          ? {
+              pty: { rows: out.rows || 24, cols: out.columns || 80, term: process.env.TERM || 'xterm' },
+              onPty: (resize: (rows: number, cols: number) => void) => {
+                onResize = () => resize(out.rows || 24, out.columns || 80);
+                out.on('resize', onResize);
+              },
+            }
+          : {}),
+        stdout: (b) => io.stdout(b),
+        stderr: (b) => io.stderr(b),
+      });
+      return r.code;
+    } finally {
+      if (onResize) out.off('resize', onResize);
+      if (raw) stdin.setRawMode(false);
+      if (o.interactive) stdin.pause();
+    }
   },
 };

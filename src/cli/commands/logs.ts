@@ -3,7 +3,7 @@
  *   (default)     the VM's events (from the project's events.jsonl)
  *   --console     the serial console output (console.log, written by QEMU, boot messages too)
  *   --provision   the provisioning output (provision.log)
- * -n N shows the last N lines; -f keeps following the file as it grows until interrupted.
+ * -n N (or docker's --tail N) shows the last N lines; -f keeps following the file as it grows until interrupted.
  */
 import type { TendEvent } from '../../../schemas/ports.js';
 import { EXIT, NotFoundError, UsageError } from '../../../schemas/errors.js';
@@ -71,27 +71,32 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
   return { vm, source, path, found };
 }
 
+/** -n/--tail's value: a number of lines, or "all" (docker's default) for every line. */
+const lineCount = (v: string): number | 'all' => (v === 'all' ? 'all' : Number.parseInt(v, 10));
+
 export const command: CliCommand = {
   name: 'logs',
   aliases: ['log'],
   description: "a VM's log: its events (default), its serial console, or its provisioning output",
-  examples: ['tend logs web', 'tend logs web --console -f', 'tend logs web --provision -n 50'],
+  examples: ['tend logs web', 'tend logs web --console -f', 'tend logs web --provision -n 50', 'tend logs -f --tail 20 web --console'],
   configure: (c) =>
     c
       .argument('[name]', 'VM name (optional when the project has one VM)')
       .option('--console', 'the serial console log (boot messages, login prompt)')
       .option('--provision', "the provisioning log (every step's output)")
-      .option('-n, --lines <n>', 'only the last N lines', (v: string) => Number.parseInt(v, 10))
+      .option('-n, --lines <n>', 'only the last N lines', lineCount)
+      .option('--tail <n>', 'the same as -n (docker logs; "all" shows every line)', lineCount)
       .option('-f, --follow', 'keep printing what is appended, until Ctrl-C'),
   async run({ g, args, opts, io }) {
     const name = args[0] as string | undefined;
-    const o = opts as { console?: boolean; provision?: boolean; lines?: number; follow?: boolean };
+    const o = opts as { console?: boolean; provision?: boolean; lines?: number | 'all'; tail?: number | 'all'; follow?: boolean };
+    const lines = o.lines ?? o.tail;
     if (o.console && o.provision) throw new UsageError('--console and --provision show different logs: pick one', 'BadUsage');
     await logsCommand({
       ...g,
       ...(name ? { name } : {}),
       source: o.console ? 'console' : o.provision ? 'provision' : 'events',
-      ...(o.lines !== undefined ? { lines: o.lines } : {}),
+      ...(lines !== undefined && lines !== 'all' ? { lines } : {}),
       follow: o.follow ?? false,
       write: (line) => io.stdout(line + '\n'),
     });

@@ -23,6 +23,8 @@ export interface SshCommandOptions extends GlobalOptions {
   argv?: string[];
   user?: string;
   key?: string;
+  /** ask ssh for a terminal (-t) even when it would not allocate one */
+  tty?: boolean;
   /** runs the ssh client (tests inject one); default: spawn `ssh` on this terminal */
   run?: (argv: string[]) => Promise<number>;
 }
@@ -45,11 +47,14 @@ export interface SshArgvInput {
   /** pinned host keys file and alias, when the pin is valid for the current disk */
   pin: { file: string; alias: string; keyTypes: string[] } | null;
   command?: string[];
+  /** -t: ask for a terminal */
+  tty?: boolean;
 }
 
 /** The system ssh's argument list (pure). */
 export function sshArgv(i: SshArgvInput): string[] {
   const a = ['-p', String(i.port)];
+  if (i.tty) a.push('-t');
   for (const k of i.keys) a.push('-i', k);
   a.push('-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR');
   if (i.pin) {
@@ -144,6 +149,7 @@ export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
       ? { file: pinFile, alias: valid.alias || hostAlias(ctx.project.name, name), keyTypes: valid.keys.map((k) => k.split(' ')[0]) }
       : null,
     ...(split.argv.length > 0 ? { command: split.argv } : {}),
+    ...(o.tty ? { tty: true } : {}),
   });
   const code = await (o.run ?? spawnSsh)(argv);
   return { vm: name, argv, code };
