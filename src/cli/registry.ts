@@ -79,6 +79,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/events.js'),
   },
   {
+    term: 'ssh-config [options] [names...]',
+    description: 'print an OpenSSH config block per VM (ssh, scp, rsync, VS Code reach it by alias); --append FILE keeps an include file',
+    load: () => import('./commands/ssh-config.js'),
+  },
+  {
     term: 'exec [options] <name> [command...]',
     description: "run a command in the VM over SSH; its exit code becomes tend's (125: tend failed)",
     load: () => import('./commands/exec.js'),

@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TestSshd } from '../helpers/sshd.js';
 import { CLI, ensureBuilt, type Run } from './cli-harness.js';
@@ -151,4 +151,69 @@ test('docker habits: up -d says it is not needed and converges; logs -f --tail N
   const follow = await tendAsync(['logs', '-f', '--tail', '1', 'web0'], p, { killAfterMs: 3000 });
   assert.equal(follow.signal, 'SIGKILL', 'still following');
   assert.deepEqual(follow.stdout.trim().split('\n'), all.stdout.trim().split('\n').slice(-1));
+});
+
+/** The real OpenSSH client with config `file` (nothing from ~/.ssh). */
+function sshWith(file: string, host: string, command: string): Run {
+  const r = spawnSync('ssh', ['-F', file, '-o', 'BatchMode=yes', host, command], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('ssh-config: the real ssh client reaches the VM by its alias with the block, checking the pinned host key', async () => {
+  const r = run(['ssh-config'], p);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Host tend-ex-web0$/m);
+  assert.match(r.stdout, /^ {2}HostName 127\.0\.0\.1$/m);
+  assert.match(r.stdout, /^ {2}StrictHostKeyChecking yes$/m);
+  assert.doesNotMatch(r.stdout, /not pinned/);
+  const json = JSON.parse(run(['--json', 'ssh-config', 'web0'], p).stdout) as {
+    hosts: { host: string; port: number; user: string; pinned: boolean; knownHostsFile: string }[];
+  };
+  assert.equal(json.hosts.length, 1);
+  assert.equal(json.hosts[0]?.user, sshd.user);
+  assert.equal(json.hosts[0]?.pinned, true);
+  assert.match(r.stdout, new RegExp(`^ {2}Port ${json.hosts[0]?.port}$`, 'm'));
+  const cfg = join(work, 'ssh_config');
+  writeFileSync(cfg, r.stdout);
+  const id = sshWith(cfg, 'tend-ex-web0', 'id -un');
+  assert.equal(id.code, 0, id.stderr);
+  assert.equal(id.stdout, `${sshd.user}\n`);
+
+  // another host key on the same disk: ssh refuses it with the generated block
+  const hostKey = join(sshd.dir, 'host_ed25519');
+  const saved = [readFileSync(hostKey), readFileSync(`${hostKey}.pub`)] as const;
+  await sshd.newHostKey();
+  await sshd.restart();
+  try {
+    const refused = sshWith(cfg, 'tend-ex-web0', 'true');
+    assert.equal(refused.code, 255);
+    assert.match(refused.stderr, /Host key verification failed|HOST IDENTIFICATION HAS CHANGED/);
+  } finally {
+    writeFileSync(hostKey, saved[0], { mode: 0o600 });
+    writeFileSync(`${hostKey}.pub`, saved[1]);
+    await sshd.restart();
+  }
+  assert.equal(sshWith(cfg, 'tend-ex-web0', 'true').code, 0, 'the pinned key again');
+});
+
+test('ssh-config --append FILE: a section of its own, written once, the rest of the file kept', () => {
+  const inc = join(work, 'ssh', 'tend.conf');
+  mkdirSync(dirname(inc));
+  writeFileSync(inc, 'Host mine\n  Port 2222\n');
+  const first = run(['ssh-config', '--append', inc], p);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /1 host of project ex written/);
+  assert.match(first.stderr, /add `Include .*tend\.conf` at its top/);
+  const text = readFileSync(inc, 'utf8');
+  assert.match(
+    text,
+    /^Host mine\n {2}Port 2222\n\n# >>> tend ssh-config ex >>>\n[\s\S]*^Host tend-ex-web0$[\s\S]*# <<< tend ssh-config ex <<<\n$/m,
+  );
+  const again = run(['ssh-config', '--append', inc], p);
+  assert.match(again.stdout, /unchanged/);
+  assert.equal(readFileSync(inc, 'utf8'), text, 'idempotent');
+  assert.equal(statSync(inc).mode & 0o777, 0o600);
+  const id = sshWith(inc, 'tend-ex-web0', 'id -un');
+  assert.equal(id.code, 0, id.stderr);
+  assert.equal(id.stdout, `${sshd.user}\n`);
 });
