@@ -4,7 +4,7 @@
  */
 
 /** Global options of the CLI that take a value (they may come before the command name). */
-const GLOBAL_WITH_VALUE = new Set(['-f', '--file', '--state-dir', '--lock-timeout']);
+const GLOBAL_WITH_VALUE = new Set(['-f', '--file', '-p', '--project', '--state-dir', '--lock-timeout']);
 
 /**
  * The command word of `argv` (process.argv: node, script, then the words): the first word that

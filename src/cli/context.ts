@@ -18,13 +18,16 @@ import { projectDir, projectsDir, RUN_FILE, runDir, runsDir, shortHash, stateRoo
 import type { LockOptions } from '../state/lock.js';
 import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
+import { filesOfProjectOption } from './project-option.js';
 import type { StageTimeouts } from '../timeouts.js';
 import type { BackendFlags } from '../backend/select.js';
 
 /** Options every command accepts (main.ts fills them from the global flags). */
 export interface GlobalOptions {
-  /** -f FILE, repeatable; none = discover in cwd */
+  /** -f FILE, repeatable; none = -p, else discover in cwd or the nearest folder above it */
   file?: string[];
+  /** -p PROJECT: a project folder or file, or a project's name (src/cli/project-option.ts) */
+  project?: string;
   json?: boolean;
   stateDir?: string;
   /** "5m", "30s", ... */
@@ -85,9 +88,12 @@ export interface Context {
   run?: { name: string; dir: string; file: string };
 }
 
+/** The one place the project files are found: -f, else -p, else the working directory or the nearest folder above it. */
 export function projectFiles(g: GlobalOptions): string[] {
   const cwd = g.cwd ?? process.cwd();
-  return g.file && g.file.length > 0 ? g.file.map((f) => resolve(cwd, f)) : discoverProjectFiles(cwd);
+  if (g.file && g.file.length > 0) return g.file.map((f) => resolve(cwd, f));
+  if (g.project !== undefined) return filesOfProjectOption(g.project, cwd, resolveStateRoot(g));
+  return discoverProjectFiles(cwd);
 }
 
 /** Load without throwing on invalid files (validate reports them itself). */
@@ -123,7 +129,7 @@ export interface VmLookup {
 export async function loadContext(g: GlobalOptions, vms?: string | readonly string[], lookup: VmLookup = {}): Promise<Context> {
   const names = vms === undefined ? [] : typeof vms === 'string' ? [vms] : [...vms];
   const root = resolveStateRoot(g);
-  if (names.length === 0 || (g.file && g.file.length > 0)) return contextOf(g, await loadFiles(g), root);
+  if (names.length === 0 || (g.file && g.file.length > 0) || g.project !== undefined) return contextOf(g, await loadFiles(g), root);
   const cwd = g.cwd ?? process.cwd();
   let here: Context | null = null;
   try {

@@ -39,6 +39,7 @@ const STAGE_FLAGS = [
 async function globals(cmd: Command, signal: AbortSignal, withLog = false): Promise<GlobalOptions> {
   const o = cmd.optsWithGlobals<{
     file?: string[];
+    project?: string;
     json?: boolean;
     stateDir?: string;
     lockTimeout?: string;
@@ -54,6 +55,7 @@ async function globals(cmd: Command, signal: AbortSignal, withLog = false): Prom
     verbose: o.verbose ?? false,
     signal,
     ...(o.file ? { file: o.file } : {}),
+    ...(o.project !== undefined ? { project: o.project } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   };
   if (o.backend !== undefined || o.connect !== undefined) {
@@ -131,6 +133,7 @@ export async function buildProgram(
       'project file (repeatable); default: discover tend.yaml, holos.yaml, VMFile.kdl, vms.yml',
       (v: string, prev: string[] = []) => [...prev, v],
     )
+    .option('-p, --project <project>', 'the project to work on, from anywhere: its folder, a project file, or its name (see `tend ls`)')
     .option('--json', 'machine-readable output (JSON on stdout, JSON-lines logs)')
     .option('--state-dir <dir>', 'state folder (default $TEND_STATE_DIR, else $XDG_DATA_HOME/tend)')
     .option('--lock-timeout <duration>', 'how long mutating commands wait for the project lock', '5m')

@@ -39,11 +39,11 @@ export function parseDuration(text: string, what = 'duration'): number {
   return Math.round(seconds * 1000);
 }
 
-/** MiB → "512M", "2G", "1.5G". */
+/** MiB → "512MiB", "2GiB", "1.5GiB". */
 export function formatMemory(mib: number): string {
-  if (mib < 1024) return `${mib}M`;
+  if (mib < 1024) return `${mib}MiB`;
   const g = mib / 1024;
-  return `${Number.isInteger(g) ? g : g.toFixed(1)}G`;
+  return `${Number.isInteger(g) ? g : g.toFixed(1)}GiB`;
 }
 
 /** One event as a table row (the columns of `tend events`), for followed events and `tend logs`. */

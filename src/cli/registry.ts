@@ -64,9 +64,14 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/destroy.js'),
   },
   {
-    term: 'ps|list [name]',
-    description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
+    term: 'ps|list [options] [name]',
+    description: "list this project's VMs (every state): readiness, accelerator, ports, SSH, age, conditions; -a: every project",
     load: () => import('./commands/ps.js'),
+  },
+  {
+    term: 'ls [options] [name]',
+    description: 'every VM tend manages on this host, in every project: host, project, state, ready, ports, age, path',
+    load: () => import('./commands/ls.js'),
   },
   {
     term: 'status [options] [name]',
@@ -120,7 +125,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/pull.js'),
   },
   {
-    term: 'images',
+    term: 'images [options]',
     description: 'the built-in images: names, OS, login user, firmware, how each download is verified, stored or not',
     load: () => import('./commands/images.js'),
   },

@@ -139,7 +139,7 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string, 
 
 /** Does `tend <command> NAME`, typed in `o.cwd` without -f, reach the run VM? (Not when a project VM has its name.) */
 async function reachableByName(o: RunCommandOptions, root: string, name: string): Promise<boolean> {
-  const { file: _file, ...rest } = o;
+  const { file: _file, project: _project, ...rest } = o;
   return loadContext({ ...rest, stateDir: root }, name).then(
     (ctx) => ctx.run?.name === name,
     () => false,

@@ -10,6 +10,7 @@ import type { TendEvent } from '../../schemas/ports.js';
 import { formatDiagnostic, type Diagnostic } from '../../schemas/diagnostic.js';
 import { appendEvent } from '../state/events.js';
 import { withProjectLock } from '../state/lock.js';
+import { recordProject } from '../state/project-record.js';
 import { recordStatus as writeStatus } from '../state/status.js';
 import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from './context.js';
 
@@ -41,6 +42,10 @@ export async function withDeps<T>(
 ): Promise<T> {
   const ctx = await loadContext(o, vms);
   return withProjectLock(ctx.projDir, lockOptions(ctx, command), async () => {
+    // the host-wide index `tend ls` and `-p NAME` read (src/state/project-record.ts)
+    await recordProject(ctx.projDir, ctx.project).catch((err: unknown) =>
+      ctx.opts.log?.warn({ err }, 'cannot record the project (tend ls)'),
+    );
     const deps = await depsFor(ctx);
     const pending: Promise<void>[] = [];
     const run: RunOptions = {

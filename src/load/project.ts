@@ -37,15 +37,25 @@ export interface LoadResult {
   dir: string;
 }
 
+/** The project files in `dir` (PROJECT_FILE_NAMES that exist there), in that order. */
+export function projectFilesIn(dir: string): string[] {
+  return PROJECT_FILE_NAMES.map((n) => resolve(dir, n)).filter((p) => existsSync(p));
+}
+
+/**
+ * The project files of the working directory or, as git and compose do, of the nearest folder
+ * above it that has any (`tend ps` in `proj/src/lib` finds `proj/tend.yaml`).
+ */
 export function discoverProjectFiles(cwd: string): string[] {
-  const found = PROJECT_FILE_NAMES.map((n) => resolve(cwd, n)).filter((p) => existsSync(p));
-  if (found.length === 0) {
-    throw new UsageError(
-      `no project file in ${cwd}: create tend.yaml or VMFile.kdl (or holos.yaml, vms.yml), or pass -f FILE`,
-      'NoProjectFile',
-    );
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    const found = projectFilesIn(dir);
+    if (found.length > 0) return found;
+    if (dirname(dir) === dir) break;
   }
-  return found;
+  throw new UsageError(
+    `no project file in ${cwd} or any folder above it: create tend.yaml or VMFile.kdl (or holos.yaml, vms.yml; \`tend init\` writes one), or pass -f FILE or -p PROJECT`,
+    'NoProjectFile',
+  );
 }
 
 /**

@@ -5,7 +5,8 @@
  * $TEND_STATE_DIR (default $XDG_DATA_HOME/tend, i.e. ~/.local/share/tend)
  *   images/                     base images (never written after promotion) + catalog.json
  *   projects/<name>-<hash>/     one folder per project (hash of its directory)
- *     lock, events.jsonl, intents.json
+ *     project.json              name, directory and files of the project (src/state/project-record.ts)
+ *     project.lock, events.jsonl
  *     vms/<vm>/                 one folder per VM: FILES below
  *     volumes/<volume>.qcow2    named volumes (outlive VMs)
  *   run/<name>/tend.yaml        the project file `tend run` writes for an ad-hoc VM
@@ -60,7 +61,8 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
 export const PROJECT_FILES = {
   lock: 'project.lock',
   events: 'events.jsonl',
-  spec: 'project.json',
+  /** the project's identity (name, directory, files): the host-wide index `tend ls` reads (project-record.ts) */
+  record: 'project.json',
   /** project network address assignment (src/qemu/project-net.ts) */
   network: 'network.json',
   /** held by `tend watch` for its whole life: one controller per project */

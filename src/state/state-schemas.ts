@@ -13,6 +13,7 @@ import { projectNetRecordSchema } from '../qemu/project-net.js';
 import { imageIndexSchema } from '../images/store.js';
 import { provisionRecordSchema } from '../provision/record.js';
 import { statusRecordSchema } from './status.js';
+import { projectRecordSchema } from './project-record-schema.js';
 import { eventSchema } from './events.js';
 import { lockHolderSchema } from './lock.js';
 import { backendRecordSchema } from '../backend/record-schema.js';
@@ -27,6 +28,7 @@ export const STATE_SCHEMAS = {
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
   validateBackendRecord: ['vms/<vm>/backend.json', backendRecordSchema],
   validateProjectNetRecord: ['network.json', projectNetRecordSchema],
+  validateProjectRecord: ['project.json', projectRecordSchema],
   validateLockHolder: ['project.lock.holder.json, watch.lock.holder.json', lockHolderSchema],
   validateEvent: ['events.jsonl (one line)', eventSchema],
   validateImageIndex: ['images/catalog.json', imageIndexSchema],

@@ -10,6 +10,7 @@ export const validateStatusRecord: StateValidator;
 export const validateHelperRecord: StateValidator;
 export const validateBackendRecord: StateValidator;
 export const validateProjectNetRecord: StateValidator;
+export const validateProjectRecord: StateValidator;
 export const validateLockHolder: StateValidator;
 export const validateEvent: StateValidator;
 export const validateImageIndex: StateValidator;

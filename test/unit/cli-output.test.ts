@@ -30,9 +30,9 @@ test('durations print like kubectl ages and parse the --lock-timeout forms', () 
   assert.equal(parseDuration('10'), 10_000);
   assert.throws(() => parseDuration('5 minutes'), UsageError);
   assert.throws(() => parseDuration(''), UsageError);
-  assert.equal(formatMemory(512), '512M');
-  assert.equal(formatMemory(2048), '2G');
-  assert.equal(formatMemory(1536), '1.5G');
+  assert.equal(formatMemory(512), '512MiB');
+  assert.equal(formatMemory(2048), '2GiB');
+  assert.equal(formatMemory(1536), '1.5GiB');
 });
 
 test('logger writes JSON lines off a TTY and short human lines on one', () => {

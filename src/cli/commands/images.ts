@@ -1,5 +1,6 @@
 /** `tend images` (holos): the built-in catalog (OS, user, firmware, how each is verified) and what is stored. */
 import { EXIT } from '../../../schemas/errors.js';
+import { outputFormat, outputOptions, printResult } from '../output-format.js';
 import type { CliCommand } from '../command.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
@@ -33,17 +34,20 @@ export async function imagesCommand(g: GlobalOptions): Promise<ImagesRow[]> {
 export const command: CliCommand = {
   name: 'images',
   description: 'the built-in images: names, OS, login user, firmware, how each download is verified, stored or not',
-  examples: ['tend images', 'tend images --json'],
-  async run({ g, io }) {
+  examples: ['tend images', 'tend images --json', 'tend images -q'],
+  configure: (c) => outputOptions(c, { wide: false }),
+  async run({ g, io, opts }) {
+    const format = outputFormat(g, opts);
     const rows = await imagesCommand(g);
-    if (g.json) io.json({ images: rows });
-    else
-      io.out(
+    await printResult(io, format, {
+      data: { images: rows },
+      table: () =>
         table(
           ['NAME', 'ALIASES', 'OS', 'USER', 'FIRMWARE', 'VERIFIED BY', 'STORED'],
           rows.map((r) => [r.name, r.aliases.join(',') || '-', r.os, r.user, r.firmware, r.verification, r.stored ? 'yes' : 'no']),
         ),
-      );
+      names: () => rows.map((r) => r.name),
+    });
     return EXIT.ok;
   },
 };

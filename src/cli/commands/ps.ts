@@ -7,12 +7,13 @@
 import { plan } from '../../../controllers/plan.js';
 import { EXIT } from '../../../schemas/errors.js';
 import { alive } from '../../../schemas/ports.js';
+import { observedReadiness } from '../readiness.js';
 import type { CliCommand } from '../command.js';
 import { planConditions } from '../conditions.js';
 import { tapSshAddress } from '../../ssh/target.js';
-import { readStatus, type StatusRecord } from '../../state/status.js';
 import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration, formatMemory, table } from '../output.js';
+import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
 
 export interface PsRow {
   name: string;
@@ -37,10 +38,6 @@ export interface PsResult {
   vms: PsRow[];
 }
 
-function statusConditions(s: Partial<StatusRecord> | undefined): string[] {
-  return s?.conditions ?? [];
-}
-
 export interface PsCommandOptions extends GlobalOptions {
   /** only this VM's row; it may be a `tend run` VM (see loadContext) */
   name?: string;
@@ -63,19 +60,15 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
     const spec = ctx.project.vms.find((v) => v.name === name);
     const obs = observed.vms[name];
     const up = obs !== undefined && alive(obs.power);
-    // a verdict recorded before the running process started is about an earlier run: ignore it
-    const recorded = await readStatus(ctx.projDir, name);
-    const status = up && recorded && (recorded.at ?? 0) >= (obs.startedAt ?? Infinity) ? recorded : undefined;
-    // Ready only as observed: readiness recorded for this very process (a verdict of a wait that
-    // failed, or was killed, since is not Ready)
-    const observedReady = up && obs.power === 'running' && obs.ready === true;
-    const recordedConditions = statusConditions(status).filter((c) => observedReady || (c !== 'Ready' && c !== 'Healthy'));
+    const { ready, conditions: recordedConditions } = obs
+      ? await observedReadiness(ctx.projDir, name, obs)
+      : { ready: false, conditions: [] };
     const conditions = [...new Set([...recordedConditions, ...planConditions(entries.get(name), obs)])];
     const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power;
     rows.push({
       name,
       state,
-      ready: observedReady && (status === undefined || status.state === 'Ready'),
+      ready,
       accel: up ? obs.accel : null,
       cpus: spec?.cpus ?? obs?.applied?.cpus ?? null,
       memory: spec?.memory ?? obs?.applied?.memory ?? null,
@@ -96,7 +89,20 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
   return { project: ctx.project.name, vms: rows };
 }
 
-export function renderPs(r: PsResult, now: number = Date.now()): string {
+/** A row as `--json` / `-o yaml` print it: timestamps in RFC 3339, memory with its unit in the name. */
+export function psJson(r: PsResult): unknown {
+  return {
+    project: r.project,
+    vms: r.vms.map((v) => ({ ...v, memoryMiB: v.memory, startedAt: rfc3339(v.startedAt) })),
+  };
+}
+
+const portsText = (v: PsRow): string =>
+  Object.entries(v.ports)
+    .map(([g, h]) => `${h}->${g}`)
+    .join(',') || '-';
+
+export function renderPs(r: PsResult, now: number = Date.now(), wide = false): string {
   const rows = r.vms.map((v) => [
     v.name,
     v.state,
@@ -104,27 +110,42 @@ export function renderPs(r: PsResult, now: number = Date.now()): string {
     v.accel ?? '-',
     v.cpus === null ? '-' : String(v.cpus),
     v.memory === null ? '-' : formatMemory(v.memory),
-    Object.entries(v.ports)
-      .map(([g, h]) => `${h}->${g}`)
-      .join(',') || '-',
+    portsText(v),
     v.ssh ?? '-',
     v.startedAt ? formatDuration(now - v.startedAt) : '-',
+    ...(wide ? [v.pid === null ? '-' : String(v.pid), rfc3339(v.startedAt) ?? '-'] : []),
     v.conditions.join(',') || '-',
   ]);
-  return table(['NAME', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', 'CONDITIONS'], rows);
+  const wideHeads = wide ? ['PID', 'STARTED'] : [];
+  return table(['NAME', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', ...wideHeads, 'CONDITIONS'], rows);
 }
 
 export const command: CliCommand = {
   name: 'ps',
   aliases: ['list'],
-  description: 'list the VMs: state, readiness, accelerator, ports, SSH, age, conditions',
-  examples: ['tend ps', 'tend ps --json', 'tend ps debian-12-3f2a'],
-  configure: (c) => c.argument('[name]', 'only this VM (also a `tend run` VM)'),
-  async run({ g, args, io }) {
+  description: "list this project's VMs (every state): readiness, accelerator, ports, SSH, age, conditions; -a: every project",
+  examples: ['tend ps', 'tend ps -o wide', 'tend ps --json', 'tend ps -q', 'tend ps -a', 'tend -p ~/src/shop ps', 'tend ps debian-12-3f2a'],
+  configure: (c) =>
+    outputOptions(
+      c
+        .argument('[name]', 'only this VM (also a `tend run` VM)')
+        .option('-a, --all', 'every VM tend manages on this host, in every project, stopped ones too (same as `tend ls`)'),
+    ),
+  async run(inv) {
+    const { g, args, io, opts } = inv;
     const name = args[0] as string | undefined;
+    if (opts.all === true) {
+      const { printLs } = await import('./ls.js');
+      return printLs(inv, name);
+    }
+    const format = outputFormat(g, opts);
     const r = await psCommand({ ...g, ...(name ? { name } : {}) });
-    if (g.json) io.json(r);
-    else io.out(renderPs(r));
+    await printResult(io, format, {
+      data: psJson(r),
+      table: () => renderPs(r),
+      wide: () => renderPs(r, Date.now(), true),
+      names: () => r.vms.map((v) => v.name),
+    });
     return EXIT.ok;
   },
 };

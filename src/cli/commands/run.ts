@@ -208,8 +208,11 @@ export const command: CliCommand = {
   async run({ g, io, rawArgs, help }) {
     // run parses its own words (-v is --volume here), from the line as typed
     const raw = rawArgs;
+    // commander reads run's `-p PORT` as the global -p PROJECT too: a run VM is a project of its own
+    delete g.project;
     let at = raw.indexOf('run');
-    while (at > 0 && ['-f', '--file', '--state-dir', '--lock-timeout'].includes(raw[at - 1])) at = raw.indexOf('run', at + 1);
+    while (at > 0 && ['-f', '--file', '-p', '--project', '--state-dir', '--lock-timeout'].includes(raw[at - 1]))
+      at = raw.indexOf('run', at + 1);
     const before = raw.slice(0, Math.max(0, at));
     g.verbose = before.includes('-v') || before.includes('--verbose');
     const words = raw.slice(at + 1);

@@ -7,6 +7,7 @@ import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration } from '../output.js';
 import { planConditions } from '../conditions.js';
+import { outputFormat, outputOptions, printResult } from '../output-format.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../../../schemas/errors.js';
 import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
@@ -101,12 +102,12 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
 export const command: CliCommand = {
   name: 'status',
   description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
-  examples: ['tend status web', 'tend status web --json'],
-  configure: (c) => c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP),
+  examples: ['tend status web', 'tend status web --json', 'tend status web -o yaml'],
+  configure: (c) => outputOptions(c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP), { wide: false }),
   async run({ g, args, opts, io }) {
+    const format = outputFormat(g, opts);
     const r = await statusCommand({ ...g, name: vmName('status', args[0] as string | undefined, (opts as { name?: string }).name, true) });
-    if (g.json) io.json(r);
-    else io.out(renderStatus(r));
+    await printResult(io, format, { data: r, table: () => renderStatus(r), names: () => [r.name] });
     return EXIT.ok;
   },
 };

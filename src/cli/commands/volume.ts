@@ -7,6 +7,7 @@
 import type { Backend, Observed, VolumeObserved, Volumes } from '../../../schemas/ports.js';
 import type { Project } from '../../../schemas/model.js';
 import { EXIT, NotFoundError, TendError, UsageError } from '../../../schemas/errors.js';
+import { outputFormat, outputOptions, printResult } from '../output-format.js';
 import type { CliCommand, Invocation } from '../command.js';
 import { didYouMean } from '../../../schemas/names.js';
 import { withProjectLock } from '../../state/lock.js';
@@ -195,11 +196,15 @@ function volumeVerb(verb: VolumeCommandOptions['verb'], description: string, con
     ...(verb === 'ls' ? { aliases: ['list'] } : {}),
     description,
     ...(configure ? { configure } : {}),
-    async run({ g, args, io }: Invocation) {
+    async run({ g, args, io, opts }: Invocation) {
+      const format = outputFormat(g, opts);
       const names = args.flat().filter((a): a is string => typeof a === 'string');
       const r = await volumeCommand({ ...g, verb, names });
-      if (g.json) io.json(r);
-      else io.out(renderVolume(r));
+      await printResult(io, format, {
+        data: r,
+        table: () => renderVolume(r),
+        ...(r.verb === 'ls' ? { names: () => r.volumes.map((v) => v.name) } : {}),
+      });
       return EXIT.ok;
     },
   };
@@ -210,7 +215,7 @@ export const command: CliCommand = {
   description: 'named volumes of the project: ls, inspect, rm (they outlive VMs)',
   examples: ['tend volume ls', 'tend volume inspect data', 'tend volume rm data'],
   subcommands: [
-    volumeVerb('ls', 'list the named volumes: size, use, who mounts them'),
+    volumeVerb('ls', 'list the named volumes: size, use, who mounts them', (c) => outputOptions(c, { wide: false })),
     volumeVerb('inspect', 'show one volume', (c) => c.argument('<name>', 'volume')),
     volumeVerb('rm', 'delete volumes (refused while a VM that mounts one exists)', (c) => c.argument('<names...>', 'volumes')),
   ],

@@ -17,6 +17,7 @@ import { loadProject } from '../../load/project.js';
 import { appendEvent, eventsPath } from '../../state/events.js';
 import { acquireProjectLock } from '../../state/lock.js';
 import { acquireControllerLock } from '../../watch/controller-lock.js';
+import { recordProject } from '../../state/project-record.js';
 import { depsFor, loadContext, lockOptions, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { recordStatus } from '../session.js';
@@ -60,6 +61,7 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
   const ctx = await loadContext(o);
   const files = ctx.project.files;
   const releaseController = await acquireControllerLock(ctx.projDir);
+  await recordProject(ctx.projDir, ctx.project).catch((err: unknown) => o.log?.warn({ err }, 'cannot record the project (tend ls)'));
   const cleanups: (() => void | Promise<void>)[] = [];
   let passes = 0;
   try {
