@@ -19,9 +19,13 @@ export function referencedPaths(vm: VmSpec): string[] {
   return [...new Set(out)];
 }
 
-/** Every file `tend watch` must watch for this project: its own files and everything they reference. */
+/**
+ * Every file `tend watch` must watch for this project: its own files, the `.env` next to a compose
+ * file (its variables are interpolated into it), and everything they reference.
+ */
 export function watchedPaths(project: Project): string[] {
-  return [...new Set([...project.files, ...project.vms.flatMap(referencedPaths)])];
+  const dotenv = project.files.some((f) => /\.ya?ml$/i.test(f) && !/(^|\/)(vms|holos)\.ya?ml$/i.test(f)) ? [`${project.dir}/.env`] : [];
+  return [...new Set([...project.files, ...dotenv, ...project.vms.flatMap(referencedPaths)])];
 }
 
 export interface Affected {

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { escapeDollars } from '../load/interpolate.js';
 import { NAME_RE } from '../../schemas/names.js';
 import { UsageError } from '../../schemas/errors.js';
 import { memoryWithUnitToMiB } from '../../schemas/units.js';
@@ -134,7 +135,7 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string, 
   svc.disposable = true;
   const doc: Record<string, unknown> = { name, services: { [name]: svc } };
   if (Object.keys(named).length) doc.volumes = named;
-  return `# written by \`tend ${verb}\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(doc, { lineWidth: 0 })}`;
+  return `# written by \`tend ${verb}\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(escapeDollars(doc), { lineWidth: 0 })}`;
 }
 
 /** Does `tend <command> NAME`, typed in `o.cwd` without -f, reach the run VM? (Not when a project VM has its name.) */

@@ -8,6 +8,7 @@
  * equivalent. Pure: the XML text is passed in.
  */
 import { stringify } from 'yaml';
+import { escapeDollars } from '../load/interpolate.js';
 import { NAME_RE } from '../../schemas/names.js';
 import { child, parseXml, type XmlElement } from './xml.js';
 
@@ -368,7 +369,7 @@ export function projectYaml(project: string, domains: Omit<ImportResult, 'yaml'>
   const header = [`# Imported by tend from the libvirt domain${many ? 's' : ''} ${domains.map((d) => `"${d.rawName}"`).join(', ')}.`];
   const all = domains.flatMap((d) => d.warnings.map((w) => `#   ${many ? `${d.name}: ` : ''}${w.part}: ${w.message}`));
   if (all.length > 0) header.push('# Not imported as is (review before `tend up`):', ...all);
-  return `${header.join('\n')}\n${stringify({ name: project, services }, { lineWidth: 0 })}`;
+  return `${header.join('\n')}\n${stringify(escapeDollars({ name: project, services }), { lineWidth: 0 })}`;
 }
 
 function rest(svc: ImportedService): Record<string, unknown> {

@@ -10,14 +10,15 @@ import { resolvePath } from './common.js';
 import { specialFile } from './limits.js';
 import { absurdSize, describeBytes, GIB, HOLOS_MIN_BYTES, holosBytes } from './sizes.js';
 import { applyField, rangeWords, type Draft, type Field, type Located } from './fields.js';
-import type { YamlLocator, YamlPath } from './compose-yaml.js';
+import type { YamlPath } from './compose-yaml.js';
+import type { PathLocator } from './compose-merge.js';
 import { context, fieldName } from './compose-schema.js';
 
 export interface ComposeContext {
   file: string;
   dir: string;
   env: NodeJS.ProcessEnv;
-  loc: YamlLocator;
+  loc: PathLocator;
   diagnostics: Diagnostic[];
   /** JSON pointers (into the YAML) ajv already complained about */
   flagged: Set<string>;

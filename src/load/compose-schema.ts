@@ -9,7 +9,8 @@ import { validateTendFile, type GeneratedValidator } from '../../schemas/validat
 import { didYouMean } from '../../schemas/names.js';
 import { memoryWithUnitToMiB } from '../../schemas/units.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
-import type { YamlLocator, YamlPath } from './compose-yaml.js';
+import type { YamlPath } from './compose-yaml.js';
+import type { PathLocator } from './compose-merge.js';
 
 // Precompiled by scripts/gen-validators.ts: compiling the schema at start-up costs ~200 ms.
 function validate(): GeneratedValidator {
@@ -127,7 +128,7 @@ export interface SchemaCheck {
   flagged: Set<string>;
 }
 
-export function checkSchema(data: unknown, loc: YamlLocator): SchemaCheck {
+export function checkSchema(data: unknown, loc: PathLocator): SchemaCheck {
   const v = validate();
   const flagged = new Set<string>();
   if (v(data)) return { diagnostics: [], flagged };
@@ -182,7 +183,7 @@ export function checkSchema(data: unknown, loc: YamlLocator): SchemaCheck {
   return { diagnostics: out, flagged };
 }
 
-function toDiagnostic(e: ErrorObject, loc: YamlLocator): Diagnostic | null {
+function toDiagnostic(e: ErrorObject, loc: PathLocator): Diagnostic | null {
   const path = toPath(e.instancePath);
   const mk = (where: { file: string; line: number; column: number }, message: string, hint?: string): Diagnostic => ({
     ...where,

@@ -4,60 +4,95 @@
  * replica. Never throws on bad input: every problem is a diagnostic at file:line:column.
  * The accepted keys are documented in docs/compose.md.
  */
-import { basename, dirname } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
+import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { nameProblem } from '../../schemas/names.js';
 import { aliasProblem, parseYaml } from './compose-yaml.js';
 import { checkSchema } from './compose-schema.js';
-import { MAX_VMS } from './limits.js';
+import { MAX_FILE_BYTES, MAX_VMS } from './limits.js';
 import { namedVolumes, replicasOf, report, serviceToVms, type ComposeContext } from './compose-service.js';
+import { interpolateDocument, mergeTags } from './compose-vars.js';
+import { mergeParts, type MergePart } from './compose-merge.js';
+import { parseDotEnv } from './dotenv.js';
 
-export const loadCompose: DialectLoader = (file, text, env = process.env) => {
+export const loadCompose: DialectLoader = (file, text, env = process.env) => loadComposeFiles([{ file, text }], env);
+
+/** A holos.yaml is read as holos reads it: verbatim, no interpolation (holos documents none). */
+export const isHolosFile = (file: string): boolean => /^holos\.ya?ml$/i.test(basename(file));
+
+/**
+ * One compose project from one or more files (`-f a.yaml -f b.yaml`): each file parsed and
+ * interpolated on its own (the environment, then the .env file next to the first file), then
+ * merged in order with compose's rules (compose-merge.ts). Paths are relative to the first file.
+ */
+export function loadComposeFiles(files: readonly { file: string; text: string }[], env: NodeJS.ProcessEnv = process.env): DialectResult {
   const result: DialectResult = { vms: [], volumes: {}, volumeLocs: {}, diagnostics: [] };
-  const { doc, locator, diagnostics } = parseYaml(file, text);
-  if (diagnostics.length) {
-    result.diagnostics = diagnostics;
+  const file = files[0].file;
+  const holos = isHolosFile(file);
+  const pre: Diagnostic[] = [];
+  const dotenv = holos || !files.some((f) => f.text.includes('$')) ? undefined : readDotEnv(dirname(file), env);
+  if (dotenv) pre.push(...dotenv.diagnostics);
+  const lookup = (name: string): string | undefined => env[name] ?? dotenv?.vars.get(name);
+  const parts: MergePart[] = [];
+  for (const f of files) {
+    const { doc, locator, diagnostics } = parseYaml(f.file, f.text);
+    if (diagnostics.length) {
+      pre.push(...diagnostics);
+      continue;
+    }
+    if (!holos) {
+      const found = interpolateDocument(doc, f.text, locator, lookup);
+      pre.push(...found);
+      if (found.some((d) => d.severity === 'error')) continue;
+    }
+    let data: unknown;
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // aliases and merge keys are resolved here: say where the one that fails is
+      pre.push(aliasProblem(f.file, doc, locator, err as Error));
+      continue;
+    }
+    if (data === null || data === undefined) {
+      pre.push({
+        file: f.file,
+        line: 1,
+        column: 1,
+        message: 'the file is empty',
+        hint: 'declare services: `services: { web: { image: debian:12 } }`',
+        severity: 'error',
+      });
+      continue;
+    }
+    if (typeof data !== 'object' || Array.isArray(data)) {
+      const where = locator.value([]);
+      pre.push({
+        ...where,
+        message: 'the file must be a map of keys (name, services, volumes)',
+        hint: 'start with `services:`',
+        severity: 'error',
+      });
+      continue;
+    }
+    parts.push({ data: data as Record<string, unknown>, loc: locator, tags: mergeTags(doc, f.text) });
+  }
+  if (pre.some((d) => d.severity === 'error')) {
+    result.diagnostics = pre;
     return result;
   }
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    // aliases and merge keys are resolved here: say where the one that fails is
-    result.diagnostics = [aliasProblem(file, doc, locator, err as Error)];
-    return result;
-  }
-  if (data === null || data === undefined) {
-    result.diagnostics.push({
-      file,
-      line: 1,
-      column: 1,
-      message: 'the file is empty',
-      hint: 'declare services: `services: { web: { image: debian:12 } }`',
-      severity: 'error',
-    });
-    return result;
-  }
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    const where = locator.value([]);
-    result.diagnostics.push({
-      ...where,
-      message: 'the file must be a map of keys (name, services, volumes)',
-      hint: 'start with `services:`',
-      severity: 'error',
-    });
-    return result;
-  }
+  const { data, loc: locator } = mergeParts(parts);
   const schema = checkSchema(data, locator);
   const ctx: ComposeContext = {
     file,
     dir: dirname(file),
     env,
     loc: locator,
-    diagnostics: [...schema.diagnostics],
+    diagnostics: [...pre, ...schema.diagnostics],
     flagged: schema.flagged,
     replicasOf: new Map(),
-    holos: /^holos\.ya?ml$/i.test(basename(file)),
+    holos,
   };
   const top = data as Record<string, unknown>;
   if (typeof top.name === 'string') {
@@ -93,14 +128,26 @@ export const loadCompose: DialectLoader = (file, text, env = process.env) => {
   result.vms = vms;
   result.volumes = vols.volumes;
   result.volumeLocs = vols.locs;
-  result.diagnostics = dedupe(ctx.diagnostics).sort((a, b) => a.line - b.line || a.column - b.column);
+  result.diagnostics = dedupe(ctx.diagnostics).sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
   return result;
-};
+}
 
-function dedupe<T extends { line: number; column: number; message: string }>(ds: T[]): T[] {
+/** The .env file of the project's folder, when there is one (a folder or a special file named .env is not read). */
+function readDotEnv(dir: string, env: NodeJS.ProcessEnv): ReturnType<typeof parseDotEnv> | undefined {
+  const path = join(dir, '.env');
+  try {
+    const st = statSync(path);
+    if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined;
+    return parseDotEnv(path, readFileSync(path, 'utf8'), env);
+  } catch {
+    return undefined;
+  }
+}
+
+function dedupe<T extends { file: string; line: number; column: number; message: string }>(ds: T[]): T[] {
   const seen = new Set<string>();
   return ds.filter((d) => {
-    const k = `${d.line}:${d.column}:${d.message}`;
+    const k = `${d.file}:${d.line}:${d.column}:${d.message}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;

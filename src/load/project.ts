@@ -15,7 +15,7 @@ import { UsageError } from '../../schemas/errors.js';
 import { errorAt as at, locateField, type DialectLoader, type DialectResult, type LoadedVm } from './common.js';
 import { didYouMean, nameProblem } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
-import { loadCompose } from './compose.js';
+import { isHolosFile, loadCompose, loadComposeFiles } from './compose.js';
 import { MAX_FILE_BYTES, textLimits, tidy } from './limits.js';
 import { loadVmsYml } from './vms-yml.js';
 import { crossChecks } from './cross-checks.js';
@@ -78,6 +78,7 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
   const absFiles = files.map((f) => resolve(cwd, f));
   let projectName: string | undefined;
 
+  const readable: { file: string; text: string }[] = [];
   for (const file of absFiles) {
     let text: string;
     try {
@@ -102,10 +103,33 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
       diagnostics.push(limit);
       continue;
     }
+    readable.push({ file, text });
+  }
+
+  // compose files (tend.yaml, holos.yaml and any other YAML but vms.yml) merge as compose's
+  // `-f a -f b` do: the first of a flavour is the base, later ones of the same flavour override it
+  const composeGroups = new Map<boolean, { file: string; text: string }[]>();
+  const units: { file: string; text: string; group?: { file: string; text: string }[] }[] = [];
+  for (const r of readable) {
+    if ((await dialectOf(r.file)).name !== 'compose') {
+      units.push(r);
+      continue;
+    }
+    const holos = isHolosFile(r.file);
+    const group = composeGroups.get(holos);
+    if (group) group.push(r);
+    else {
+      const g = [r];
+      composeGroups.set(holos, g);
+      units.push({ ...r, group: g });
+    }
+  }
+
+  for (const { file, text, group } of units) {
     const dialect = await dialectOf(file);
     let result: DialectResult;
     try {
-      result = dialect.load(file, text, opts.env);
+      result = group ? loadComposeFiles(group, opts.env) : dialect.load(file, text, opts.env);
     } catch (err) {
       // A loader must never throw on bad input; if one does, it is still the user's file we report on.
       diagnostics.push(at(file, 1, 1, `tend could not read this file: ${(err as Error).message}`));

@@ -38,7 +38,7 @@ test('watched paths: project files plus every referenced file', () => {
     provision: [{ kind: 'file', source: '/p/app.tgz', destination: '/srv/app.tgz' }],
   });
   assert.deepEqual(referencedPaths(web).sort(), ['/p/app.tgz', '/p/user-data', '/p/x.qcow2']);
-  assert.deepEqual(watchedPaths(project([web])).sort(), ['/p/app.tgz', '/p/tend.yaml', '/p/user-data', '/p/x.qcow2']);
+  assert.deepEqual(watchedPaths(project([web])).sort(), ['/p/.env', '/p/app.tgz', '/p/tend.yaml', '/p/user-data', '/p/x.qcow2']);
 });
 
 test('dependents are found transitively', () => {

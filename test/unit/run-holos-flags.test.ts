@@ -73,3 +73,13 @@ test('--dockerfile: the image comes from FROM when none is given', async () => {
   assert.equal(r.project?.vms[0].provision.length, 1);
   assert.throws(() => parseRunArgs(['--uefi']), /needs an image/);
 });
+
+test('a $ in run flags reaches the VM as typed: the run tend.yaml escapes it for compose interpolation', async () => {
+  const args = parseRunArgs(['--runcmd', 'echo $HOME ${X:-y} $$', '--name', 'dollar', 'debian:12']);
+  const cwd = mkdtempSync(join(tmpdir(), 'tend-run-dollar-'));
+  const file = join(cwd, 'tend.yaml');
+  writeFileSync(file, runProjectYaml(args, 'dollar', cwd));
+  const r = await loadProject([file], { cwd, env: { HOME: '/elsewhere', X: 'x' } });
+  assert.deepEqual(r.diagnostics, []);
+  assert.deepEqual(r.project?.vms[0].cloudInit?.runcmd, ['echo $HOME ${X:-y} $$']);
+});
