@@ -12,6 +12,7 @@ const MODULES: Record<string, () => Promise<{ bench: Bench }>> = {
   boot: () => import('./boot.js'),
   provision: () => import('./provision.js'),
   watch: () => import('./watch.js'),
+  libvirt: () => import('./libvirt.js'),
   soak: () => import('./soak.js'),
 };
 

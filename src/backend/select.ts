@@ -1,11 +1,18 @@
 /**
- * Which backend runs a VM. Precedence: the command's flag (`--backend`, `--connect`), then the
- * VM's own file (`backend:`, `connect:`), then — for a VM that exists already — the backend that
- * holds it (the dispatcher knows), then the environment (`$TEND_BACKEND`, `$TEND_LIBVIRT_URI`),
- * then the default: qemu (VMFile.kdl and compose files, as vmctl and holos do; a vms.yml loader
- * writes `backend: auto`, ov's default) and, for libvirt, qemu:///system as root,
- * qemu:///session otherwise. `auto` is resolved by the dispatcher: libvirt when its socket
- * answers, else qemu.
+ * Which backend runs a VM: the one function every command and the dispatcher ask. Precedence,
+ * highest first (docs/libvirt.md "Selecting it"):
+ *   1. the command's flag (`--backend`, `--connect`; a URI alone selects libvirt): the user's
+ *      choice for this command beats everything written down, also a VM's own pin;
+ *   2. the VM's pin in its file (`backend: qemu|libvirt`, or a `connect:` URI);
+ *   3. for a VM that exists already, the backend that holds it (the dispatcher knows: the
+ *      environment and the defaults only place new VMs, so a VM never moves behind your back);
+ *   4. the environment (`$TEND_BACKEND`, `$TEND_LIBVIRT_URI`): the user's default, like ov's
+ *      `OV_VM_BACKEND` setting;
+ *   5. the file's `backend: auto` or the dialect's default: `auto` for vms.yml (ov's default;
+ *      an explicit `backend: auto` means the same: "the host decides", so the environment
+ *      overrides it), `qemu` for VMFile.kdl and compose files (as vmctl and holos do).
+ * `auto` is resolved by the dispatcher: libvirt when its socket answers, else qemu. The URI: flag,
+ * file, `$TEND_LIBVIRT_URI`, else qemu:///system as root, qemu:///session otherwise.
  */
 import type { VmSpec } from '../../schemas/model.js';
 import { UsageError } from '../../schemas/errors.js';
@@ -42,8 +49,9 @@ export function wantedBackend(vm: Pick<VmSpec, 'backend' | 'connect'>, flags: Ba
   // a connection URI only means something to libvirt: naming one selects it
   const flag = flags.backend ?? (flags.connect ? 'libvirt' : undefined);
   if (flag) return { kind: flag, uri, source: 'flag' };
-  const file = vm.backend ?? (vm.connect ? 'libvirt' : undefined);
-  if (file) return { kind: file, uri, source: 'file' };
+  // `backend: auto` pins nothing: it is the file saying "the host decides"
+  const pinned = vm.backend === 'auto' ? undefined : (vm.backend ?? (vm.connect ? 'libvirt' : undefined));
+  if (pinned) return { kind: pinned, uri, source: 'file' };
   if (fromEnv) return { kind: fromEnv, uri, source: 'env' };
-  return { kind: 'qemu', uri, source: 'default' };
+  return { kind: vm.backend === 'auto' ? 'auto' : 'qemu', uri, source: 'default' };
 }

@@ -21,6 +21,8 @@ import { parseDuration } from './output.js';
 import { filesOfProjectOption } from './project-option.js';
 import type { StageTimeouts } from '../timeouts.js';
 import type { BackendFlags } from '../backend/select.js';
+import { addInstance, expandInstances, type InstanceMap, type InstanceOf } from '../load/instances.js';
+import { readInstances } from '../state/instances.js';
 
 /** Options every command accepts (main.ts fills them from the global flags). */
 export interface GlobalOptions {
@@ -51,6 +53,11 @@ export interface GlobalOptions {
   fromState?: boolean;
   /** --backend / --connect: which backend runs the VMs (src/backend/select.ts) */
   backendFlags?: BackendFlags;
+  /**
+   * `tend up -i NAME`: create the named instance NAME of `vms` (all declared VMs when none);
+   * the command records it (src/state/instances.ts). Other verbs' `-i` only picks VM names.
+   */
+  createInstance?: { name: string; vms?: string[] };
   /** test seams: use these instead of the QEMU backend, the SSH guest and the wall clock */
   backend?: Backend;
   guest?: Guest;
@@ -86,6 +93,10 @@ export interface Context {
   fromState?: boolean;
   /** set when the VM named on the command line was found as a `tend run` VM (see loadContext) */
   run?: { name: string; dir: string; file: string };
+  /** named instances in the project (src/load/instances.ts): VM name → its declared VM and instance */
+  instances: Record<string, InstanceOf>;
+  /** the instances to record: those recorded plus `createInstance` */
+  instanceMap: InstanceMap;
 }
 
 /** The one place the project files are found: -f, else -p, else the working directory or the nearest folder above it. */
@@ -175,18 +186,40 @@ function contextOf(g: GlobalOptions, r: Loaded, root: string): Context {
       env: g.env ?? process.env,
       opts: g,
       fromState: true,
+      instances: {},
+      instanceMap: {},
     };
   }
+  const projDir = projectDir(root, r.project.name, r.project.dir);
+  const { project, origins, instances, instanceMap } = withInstances(r.project, r.origins, projDir, g.createInstance);
   return {
-    project: r.project,
+    project,
     diagnostics: r.diagnostics,
-    origins: r.origins,
+    origins,
     notes: r.notes,
     stateRoot: root,
-    projDir: projectDir(root, r.project.name, r.project.dir),
+    projDir,
     env: g.env ?? process.env,
     opts: g,
+    instances,
+    instanceMap,
   };
+}
+
+/**
+ * The loaded project with the named instances recorded in its state folder (and the one this
+ * command creates) expanded into VMs. A corrupt record reads as none: the instances' folders are
+ * then orphans (reported, never deleted by converge), not lost.
+ */
+export function withInstances(
+  loaded: Project,
+  origins: Record<string, SourceLocation>,
+  projDir: string,
+  create?: { name: string; vms?: string[] },
+): { project: Project; origins: Record<string, SourceLocation>; instances: Record<string, InstanceOf>; instanceMap: InstanceMap } {
+  const recorded = readInstances(projDir, () => undefined);
+  const instanceMap = create ? addInstance(loaded, recorded, create.name, create.vms) : recorded;
+  return { ...expandInstances(loaded, origins, instanceMap), instanceMap };
 }
 
 /**

@@ -3,6 +3,7 @@
  * web`): vmctl's book says --name targets a VM on any command. Both forms together must agree.
  */
 import { UsageError } from '../../schemas/errors.js';
+import { instanceVmName } from '../load/instances.js';
 
 export const NAME_FLAG = '--name <vm>';
 export const NAME_FLAG_HELP = 'the VM, as the NAME argument (vmctl spelling)';
@@ -17,4 +18,13 @@ export function vmName(verb: string, positional: string | undefined, flag: strin
   if (required && name === undefined)
     throw new UsageError(`tend ${verb} needs a VM name: tend ${verb} NAME (or --name NAME)`, 'MissingArgument');
   return name;
+}
+
+/** ov's `-i NAME` (named instance): the VM `<vm>-NAME` made by `tend up -i NAME` (src/load/instances.ts). */
+export const INSTANCE_FLAG = '-i, --instance <name>';
+export const INSTANCE_FLAG_HELP = 'the named instance NAME of the VM: acts on <vm>-NAME (ov -i)';
+
+/** The VM a one-VM verb acts on, with `-i`: `<name>-<instance>`. */
+export function withInstance(name: string, instance: string | undefined): string {
+  return instance === undefined ? name : instanceVmName(name, instance);
 }

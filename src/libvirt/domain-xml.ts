@@ -182,6 +182,9 @@ export function buildDomainXml(input: DomainInput): string {
     g.ele('listen', { type: 'address', address: '127.0.0.1' });
   }
   dev.ele('memballoon', { model: 'none' });
+  // no USB controller: libvirt adds a qemu-xhci to every q35 domain, the QEMU backend has none
+  // (-nodefaults), and under TCG its emulation is guest time spent on nothing
+  dev.ele('controller', { type: 'usb', model: 'none' });
 
   for (const d of vm.devices) {
     const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(fullPciAddress(d.pci));

@@ -67,6 +67,8 @@ export const PROJECT_FILES = {
   network: 'network.json',
   /** held by `tend watch` for its whole life: one controller per project */
   watchLock: 'watch.lock',
+  /** named instances `tend up -i NAME` created (src/state/instances.ts) */
+  instances: 'instances.json',
 } as const;
 
 /** Files in imagesDir(): the store's index of named images (src/images/store.ts). */

@@ -17,6 +17,7 @@ import { projectRecordSchema } from './project-record-schema.js';
 import { eventSchema } from './events.js';
 import { lockHolderSchema } from './lock.js';
 import { backendRecordSchema } from '../backend/record-schema.js';
+import { instancesRecordSchema } from './instances-schema.js';
 
 /** validator name → [file it checks, schema] */
 export const STATE_SCHEMAS = {
@@ -27,6 +28,7 @@ export const STATE_SCHEMAS = {
   validateStatusRecord: ['vms/<vm>/status.json', statusRecordSchema],
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
   validateBackendRecord: ['vms/<vm>/backend.json', backendRecordSchema],
+  validateInstancesRecord: ['instances.json', instancesRecordSchema],
   validateProjectNetRecord: ['network.json', projectNetRecordSchema],
   validateProjectRecord: ['project.json', projectRecordSchema],
   validateLockHolder: ['project.lock.holder.json, watch.lock.holder.json', lockHolderSchema],

@@ -9,6 +9,7 @@ export const validateProvisionRecord: StateValidator;
 export const validateStatusRecord: StateValidator;
 export const validateHelperRecord: StateValidator;
 export const validateBackendRecord: StateValidator;
+export const validateInstancesRecord: StateValidator;
 export const validateProjectNetRecord: StateValidator;
 export const validateProjectRecord: StateValidator;
 export const validateLockHolder: StateValidator;

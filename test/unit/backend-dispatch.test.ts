@@ -17,11 +17,14 @@ import { BackendError } from '../../schemas/errors.js';
 import { createDispatcher } from '../../src/backend/dispatch.js';
 import { readBackendRecord, writeBackendRecord } from '../../src/backend/record.js';
 import { wantedBackend } from '../../src/backend/select.js';
+import { defaultUri } from '../../src/libvirt/connect.js';
+
+const defaultUriHere = defaultUri();
 import type { LibvirtBackend } from '../../src/libvirt/backend.js';
 import { projectDir, vmDir } from '../../src/state/paths.js';
 import { rejectsWith } from '../helpers/rejects.js';
 
-test('selection: flag, then file, then environment, then qemu; a URI alone selects libvirt', () => {
+test('selection: flag, then the file pin, then environment, then the file auto / the dialect default; a URI alone selects libvirt', () => {
   const env = { TEND_BACKEND: 'libvirt', TEND_LIBVIRT_URI: 'qemu:///session' };
   assert.deepEqual(wantedBackend({}, {}, {}), { kind: 'qemu', uri: wantedBackend({}, {}, {}).uri, source: 'default' });
   assert.deepEqual(wantedBackend({}, {}, env), { kind: 'libvirt', uri: 'qemu:///session', source: 'env' });
@@ -33,6 +36,17 @@ test('selection: flag, then file, then environment, then qemu; a URI alone selec
     uri: 'qemu+ssh://root@h/system',
     source: 'flag',
   });
+  // a flag beats a VM's own pin
+  assert.deepEqual(wantedBackend({ backend: 'libvirt' }, { backend: 'qemu' }, {}).kind, 'qemu');
+  assert.deepEqual(wantedBackend({ backend: 'libvirt' }, { backend: 'qemu' }, {}).source, 'flag');
+  // a pin beats the environment
+  assert.deepEqual(wantedBackend({ backend: 'libvirt' }, {}, { TEND_BACKEND: 'qemu' }).kind, 'libvirt');
+  // `backend: auto` (vms.yml's default, written or not) pins nothing: the environment overrides it
+  assert.deepEqual(wantedBackend({ backend: 'auto' }, {}, { TEND_BACKEND: 'qemu' }), { kind: 'qemu', uri: defaultUriHere, source: 'env' });
+  assert.deepEqual(wantedBackend({ backend: 'auto' }, {}, {}), { kind: 'auto', uri: defaultUriHere, source: 'default' });
+  assert.deepEqual(wantedBackend({ backend: 'auto' }, { backend: 'qemu' }, {}).kind, 'qemu');
+  // no key at all (VMFile.kdl, compose): qemu
+  assert.deepEqual(wantedBackend({}, {}, {}).kind, 'qemu');
   assert.throws(
     () => wantedBackend({}, {}, { TEND_BACKEND: 'kvm' }),
     (e: unknown) => e instanceof Error && /\$TEND_BACKEND must be one of qemu, libvirt, auto/.test(e.message),

@@ -80,6 +80,11 @@ test('resources, machine, TCG cpu, boot disk first with boot order 1, seed read-
   assert.equal(one(d, 'devices/video/model').getAttribute('type'), 'vga');
   assert.equal(kids(d, 'os').flatMap((o) => kids(o, 'loader')).length, 0, 'bios: no loader');
   assert.equal(kids(d, 'seclabel').length, 0);
+  // as the QEMU backend's -nodefaults: no USB controller (libvirt would add a qemu-xhci)
+  assert.deepEqual(
+    kids(one(d, 'devices'), 'controller').map((c) => [c.getAttribute('type'), c.getAttribute('model')]),
+    [['usb', 'none']],
+  );
 });
 
 test('kvm domains pass the host CPU through; a cpu model is used as written', () => {

@@ -7,7 +7,7 @@ import type { ConsoleEnd } from '../../../schemas/ports.js';
 import { EXIT, UsageError } from '../../../schemas/errors.js';
 import type { CliCommand } from '../command.js';
 import { backendFor, inferVm, loadContext, type GlobalOptions } from '../context.js';
-import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
+import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmName, withInstance } from '../name-flag.js';
 
 export interface ConsoleCommandOptions extends GlobalOptions {
   name?: string;
@@ -44,9 +44,17 @@ export const command: CliCommand = {
   name: 'console',
   description: "attach to the VM's serial console (works during boot); Ctrl-] detaches",
   examples: ['tend console web'],
-  configure: (c) => c.argument('[name]', 'VM name (optional when the project has one VM)').option(NAME_FLAG, NAME_FLAG_HELP),
+  configure: (c) =>
+    c
+      .argument('[name]', 'VM name (optional when the project has one VM)')
+      .option(NAME_FLAG, NAME_FLAG_HELP)
+      .option(INSTANCE_FLAG, INSTANCE_FLAG_HELP),
   async run({ g, args, opts, io }) {
-    const name = vmName('console', args[0] as string | undefined, (opts as { name?: string }).name, false);
+    const o = opts as { name?: string; instance?: string };
+    const name =
+      o.instance !== undefined
+        ? withInstance(vmName('console', args[0] as string | undefined, o.name, true), o.instance)
+        : vmName('console', args[0] as string | undefined, o.name, false);
     const r = await consoleCommand({
       ...g,
       ...(name ? { name } : {}),

@@ -7,18 +7,22 @@
  */
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { EXIT } from '../../../schemas/errors.js';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
 import { collect, logEvent, type CliCommand } from '../command.js';
 import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult } from '../session.js';
 import type { Context, GlobalOptions } from '../context.js';
 import { runsDir } from '../../state/paths.js';
 import type { TendEvent } from '../../../schemas/ports.js';
-import { NAME_FLAG } from '../name-flag.js';
+import { INSTANCE_FLAG, NAME_FLAG, withInstance } from '../name-flag.js';
+import { instanceTargets } from '../../load/instances.js';
+import { forgetInstances } from '../../state/instances.js';
 
 export interface DownCommandOptions extends GlobalOptions {
   destroy?: boolean;
   volumes?: boolean;
   names?: string[];
+  /** `-i NAME`: the named instance NAME of `names` (of every VM that has one when none) */
+  instance?: string;
   onEvent?: (e: TendEvent) => void;
 }
 
@@ -33,21 +37,26 @@ export async function downCommand(o: DownCommandOptions): Promise<ConvergeComman
     'down',
     async (ctx, deps, run) => {
       const { downProject } = await import('../../../controllers/imperative.js');
+      const names = o.instance !== undefined ? instanceTargets(ctx.project, ctx.instances, o.instance, o.names) : o.names;
+      if (o.instance !== undefined && names?.length === 0)
+        throw new UsageError(`no instance ${o.instance} in project ${ctx.project.name}`, 'UnknownVm');
       const r = await downProject(ctx.project, deps, {
         destroy,
         volumes: o.volumes ?? false,
-        ...(o.names && o.names.length > 0 ? { names: o.names } : {}),
+        ...(names && names.length > 0 ? { names } : {}),
         // a destroyed `tend run` VM goes away with its file (also `run --rm`, which uses -f): nothing to keep down
         intent: !(destroy && isRunProject(ctx)),
         ...run,
       });
       await recordStatus(ctx, r.vms);
+      // destroyed instances are no longer recorded (the next `tend up` does not bring them back)
+      if (destroy && r.ok) await forgetInstances(ctx.projDir, names && names.length > 0 ? names : ctx.project.vms.map((v) => v.name));
       runFolder = ctx.run?.dir;
       // files with errors: what tend knows from its state was acted on; say why
       const warnings = ctx.fromState ? ctx.diagnostics : [];
       return { ok: r.ok, project: ctx.project.name, entries: r.entries, vms: r.vms, ...(warnings.length ? { warnings } : {}) };
     },
-    o.names,
+    o.instance !== undefined && o.names ? o.names.map((n) => withInstance(n, o.instance)) : o.names,
   );
   // a `tend run` VM reached by name and destroyed: its run folder goes too, as with `run --rm`
   // (after the lock is released: the lock file lives in the project's state folder, not here)
@@ -65,13 +74,15 @@ export const command: CliCommand = {
       .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')
       .option('--destroy', "also delete the VMs (disks, seeds, keys; a `tend run` VM's folder too)")
       .option('--volumes', 'also delete named volumes (implies --destroy)')
-      .option(NAME_FLAG, 'only this VM, as a NAME argument (vmctl spelling); repeatable', collect),
+      .option(NAME_FLAG, 'only this VM, as a NAME argument (vmctl spelling); repeatable', collect)
+      .option(INSTANCE_FLAG, 'only the named instance NAME of these VMs (of every VM when none): <vm>-NAME (ov -i)'),
   async run({ g, args, opts, io }) {
-    const o = opts as { destroy?: boolean; volumes?: boolean; name?: string[] };
+    const o = opts as { destroy?: boolean; volumes?: boolean; name?: string[]; instance?: string };
     const names = [...new Set([...(args[0] as string[]), ...(o.name ?? [])])];
     const r = await downCommand({
       ...g,
       ...(names.length > 0 ? { names } : {}),
+      ...(o.instance !== undefined ? { instance: o.instance } : {}),
       destroy: o.destroy ?? false,
       volumes: o.volumes ?? false,
       onEvent: logEvent(g),

@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import { BackendError, TendError, UsageError } from '../../../schemas/errors.js';
 import type { CliCommand } from '../command.js';
+import { INSTANCE_FLAG_HELP, withInstance } from '../name-flag.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { execOnClient, shellQuote } from '../../ssh/exec.js';
@@ -168,15 +169,17 @@ export const command: CliCommand = {
       .addHelpText(
         'after',
         "\nExit codes: the guest command's own (128+N when signal N killed it); 125: tend failed (VM not running, SSH refused, ...);\n126: the guest refused to start the command; 127: command not found (from the guest's shell); 130: interrupted.\n",
-      ),
+      )
+      // -i is docker's --interactive here: the named instance is --instance only
+      .option('--instance <name>', INSTANCE_FLAG_HELP),
   async run({ g, args, opts, io }) {
-    const o = opts as { wait?: string; user?: string; interactive?: boolean; tty?: boolean };
+    const o = opts as { wait?: string; user?: string; interactive?: boolean; tty?: boolean; instance?: string };
     const argv = args[1] as string[];
+    const name = withInstance(args[0] as string, o.instance);
     if (argv.length === 0) {
       // holos: `exec NAME` alone opens a shell (the shell reads our stdin either way)
       const { sshCommand } = await import('./ssh.js');
-      return (await sshCommand({ ...g, name: args[0] as string, ...(o.user ? { user: o.user } : {}), ...(o.tty ? { tty: true } : {}) }))
-        .code;
+      return (await sshCommand({ ...g, name, ...(o.user ? { user: o.user } : {}), ...(o.tty ? { tty: true } : {}) })).code;
     }
     const stdin = process.stdin;
     const raw = Boolean(o.tty && o.interactive && stdin.isTTY);
@@ -186,7 +189,7 @@ export const command: CliCommand = {
     try {
       const r = await execCommand({
         ...g,
-        name: args[0] as string,
+        name,
         argv,
         ...(o.user ? { user: o.user } : {}),
         ...(typeof o.wait === 'string' ? { waitFor: o.wait } : {}),

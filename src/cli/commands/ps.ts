@@ -9,6 +9,7 @@ import { EXIT } from '../../../schemas/errors.js';
 import { alive } from '../../../schemas/ports.js';
 import { observedReadiness } from '../readiness.js';
 import type { CliCommand } from '../command.js';
+import { INSTANCE_FLAG, withInstance } from '../name-flag.js';
 import { planConditions } from '../conditions.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, loadContext, type GlobalOptions } from '../context.js';
@@ -41,10 +42,13 @@ export interface PsResult {
 export interface PsCommandOptions extends GlobalOptions {
   /** only this VM's row; it may be a `tend run` VM (see loadContext) */
   name?: string;
+  /** `-i NAME`: only the named instances NAME (of `name` when given) */
+  instance?: string;
 }
 
 export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
-  const ctx = await loadContext({ ...o, fromState: true }, o.name);
+  const only = o.name !== undefined ? withInstance(o.name, o.instance) : undefined;
+  const ctx = await loadContext({ ...o, fromState: true }, only);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
   const entries = new Map(plan(ctx.project, observed, { recreate: false, prune: false }).map((e) => [e.vm, e]));
@@ -56,7 +60,8 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
   ];
   const rows: PsRow[] = [];
   for (const name of names) {
-    if (o.name !== undefined && name !== o.name) continue;
+    if (only !== undefined && name !== only) continue;
+    if (o.instance !== undefined && ctx.instances[name]?.instance !== o.instance) continue;
     const spec = ctx.project.vms.find((v) => v.name === name);
     const obs = observed.vms[name];
     const up = obs !== undefined && alive(obs.power);
@@ -129,7 +134,8 @@ export const command: CliCommand = {
     outputOptions(
       c
         .argument('[name]', 'only this VM (also a `tend run` VM)')
-        .option('-a, --all', 'every VM tend manages on this host, in every project, stopped ones too (same as `tend ls`)'),
+        .option('-a, --all', 'every VM tend manages on this host, in every project, stopped ones too (same as `tend ls`)')
+        .option(INSTANCE_FLAG, 'only the named instances NAME (ov -i): <vm>-NAME'),
     ),
   async run(inv) {
     const { g, args, io, opts } = inv;
@@ -139,7 +145,8 @@ export const command: CliCommand = {
       return printLs(inv, name);
     }
     const format = outputFormat(g, opts);
-    const r = await psCommand({ ...g, ...(name ? { name } : {}) });
+    const inst = (opts as { instance?: string }).instance;
+    const r = await psCommand({ ...g, ...(name ? { name } : {}), ...(inst !== undefined ? { instance: inst } : {}) });
     await printResult(io, format, {
       data: psJson(r),
       table: () => renderPs(r),

@@ -15,7 +15,7 @@ import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
 import { vmDir, vmFile } from '../../state/paths.js';
 import { backendFor, inferVm, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import type { CliCommand } from '../command.js';
-import { NAME_FLAG } from '../name-flag.js';
+import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, vmName, withInstance } from '../name-flag.js';
 
 export interface SshCommandOptions extends GlobalOptions {
   name?: string;
@@ -165,11 +165,14 @@ export const command: CliCommand = {
       .argument('[command...]', 'run this instead of a login shell (after --)')
       .option(NAME_FLAG, 'the VM (vmctl spelling); then every word is the command')
       .option('--user <user>', 'log in as this user')
+      .option(INSTANCE_FLAG, INSTANCE_FLAG_HELP)
       .option('--key <path>', 'also offer this private key (after the generated one)'),
   async run({ g, args, opts }) {
-    const o = opts as { user?: string; key?: string; name?: string };
+    const o = opts as { user?: string; key?: string; name?: string; instance?: string };
     // with --name, the first word is part of the command, not the VM
-    const name = o.name ?? (args[0] as string | undefined);
+    const given = o.name ?? (args[0] as string | undefined);
+    if (o.instance !== undefined && given === undefined) vmName('ssh', undefined, undefined, true);
+    const name = given === undefined ? undefined : withInstance(given, o.instance);
     const argv = o.name ? [...(args[0] !== undefined ? [args[0] as string] : []), ...(args[1] as string[])] : (args[1] as string[]);
     const r = await sshCommand({
       ...g,

@@ -2,7 +2,7 @@
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, type CliCommand } from '../command.js';
 import { recordStatus, renderConverge, withDeps, type ConvergeCommandResult, type VmCommandOptions } from '../session.js';
-import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
+import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmName, withInstance } from '../name-flag.js';
 
 export interface StartCommandOptions extends VmCommandOptions {
   provision?: boolean;
@@ -23,12 +23,17 @@ export const command: CliCommand = {
   examples: ['tend start web'],
   stageTimeouts: true,
   log: true,
-  configure: (c) => c.argument('[name]', 'VM name').option(NAME_FLAG, NAME_FLAG_HELP).option('--no-provision', 'skip provision steps'),
+  configure: (c) =>
+    c
+      .argument('[name]', 'VM name')
+      .option(NAME_FLAG, NAME_FLAG_HELP)
+      .option(INSTANCE_FLAG, INSTANCE_FLAG_HELP)
+      .option('--no-provision', 'skip provision steps'),
   async run({ g, args, opts, io }) {
-    const o = opts as { provision?: boolean; name?: string };
+    const o = opts as { provision?: boolean; name?: string; instance?: string };
     const r = await startCommand({
       ...g,
-      name: vmName('start', args[0] as string | undefined, o.name, true),
+      name: withInstance(vmName('start', args[0] as string | undefined, o.name, true), o.instance),
       provision: o.provision !== false,
       onEvent: logEvent(g),
     });

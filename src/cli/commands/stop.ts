@@ -2,7 +2,7 @@
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, seconds, type CliCommand } from '../command.js';
 import { recordStatus, renderVmResult, vmResultOk, withDeps, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
-import { NAME_FLAG, NAME_FLAG_HELP, vmName } from '../name-flag.js';
+import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmName, withInstance } from '../name-flag.js';
 
 export interface StopCommandOptions extends VmCommandOptions {
   /** seconds between ACPI powerdown and SIGTERM; default the VM's stop_grace_period */
@@ -27,12 +27,13 @@ export const command: CliCommand = {
     c
       .argument('[name]', 'VM name')
       .option(NAME_FLAG, NAME_FLAG_HELP)
+      .option(INSTANCE_FLAG, INSTANCE_FLAG_HELP)
       .option('--timeout <seconds>', 'wait this long after ACPI powerdown before SIGTERM (default: its stop_grace_period)', seconds),
   async run({ g, args, opts, io }) {
-    const o = opts as { timeout?: number; name?: string };
+    const o = opts as { timeout?: number; name?: string; instance?: string };
     const r = await stopCommand({
       ...g,
-      name: vmName('stop', args[0] as string | undefined, o.name, true),
+      name: withInstance(vmName('stop', args[0] as string | undefined, o.name, true), o.instance),
       onEvent: logEvent(g),
       ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
     });

@@ -18,7 +18,7 @@ import { appendEvent, eventsPath } from '../../state/events.js';
 import { acquireProjectLock } from '../../state/lock.js';
 import { acquireControllerLock } from '../../watch/controller-lock.js';
 import { recordProject } from '../../state/project-record.js';
-import { depsFor, loadContext, lockOptions, type GlobalOptions } from '../context.js';
+import { depsFor, loadContext, lockOptions, withInstances, type GlobalOptions } from '../context.js';
 import { parseDuration } from '../output.js';
 import { recordStatus } from '../session.js';
 import type { CliCommand } from '../command.js';
@@ -97,7 +97,9 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
         load: async () => {
           const r = await loadProject(files, { env: ctx.env, cwd: ctx.opts.cwd ?? process.cwd() });
           if (r.project && !sameProject(ctx.project, r.project)) return { project: null, diagnostics: renamed(ctx.project, r.project) };
-          return { project: r.project, diagnostics: r.diagnostics };
+          // named instances (`tend up -i NAME`) are VMs of the project as long as they are recorded
+          const project = r.project ? withInstances(r.project, r.origins, ctx.projDir).project : null;
+          return { project, diagnostics: r.diagnostics };
         },
         withLock: async (fn) => {
           const release = await acquireProjectLock(ctx.projDir, { ...lockOptions(ctx, 'watch'), clock: lockClock });

@@ -1,0 +1,135 @@
+/**
+ * Issue-10 bars for the libvirt backend, on real guests (the Debian 12 image, TCG), one boot per
+ * backend plus the restart `watch` begins:
+ *  - libvirt `tend up` to SSH-ready ÷ QEMU backend `tend up` on the same image and file, same
+ *    run, both booting at the same time (same load): ≤ 1.10
+ *  - `tend up` on a converged libvirt project: < 400 ms wall
+ *  - domain destroyed behind tend's back (`virsh destroy`) → restart begun under `tend watch`
+ *    (its VmPreparing/VmStarting event): < 1 s
+ * Needs a libvirt daemon on qemu:///system (.ci/run starts one: scripts/libvirt-daemons.sh).
+ */
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
+import { domainName } from '../src/libvirt/names.js';
+import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from '../test/e2e/helpers.js';
+import { median, nowMs, timeRuns, type Bench, type BenchRow } from './lib.js';
+
+const URI = 'qemu:///system';
+const MEMORY = 1024;
+
+async function tend(p: TempProject, args: string[]): Promise<number> {
+  const t0 = nowMs();
+  const r = await runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`tend ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  return nowMs() - t0;
+}
+
+const oneVm = (image: string, backend: 'qemu' | 'libvirt') =>
+  [
+    'name: lvbench',
+    'services:',
+    '  solo:',
+    `    image: ${image}`,
+    `    backend: ${backend}`,
+    ...(backend === 'libvirt' ? [`    connect: ${URI}`] : []),
+    `    vm: { vcpu: 1, memory_mb: ${MEMORY} }`,
+    '    cloud_init: { user: bench }',
+    '',
+  ].join('\n');
+
+interface Event {
+  time: string;
+  reason: string;
+  vm?: string;
+}
+
+/** `tend watch` on a converged project; `virsh destroy`; ms until watch's restart begins. */
+async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
+  const events: Event[] = [];
+  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
+    cwd: p.dir,
+    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let buf = '';
+  let stderr = '';
+  watch.stdout.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        events.push(JSON.parse(line) as Event);
+      } catch {
+        // a log line
+      }
+    }
+  });
+  watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const until = async (cond: () => boolean, what: string, ms: number): Promise<void> => {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (watch.exitCode !== null) throw new Error(`watch exited (${watch.exitCode}) waiting for ${what}: ${stderr.slice(-1000)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${events.map((e) => e.reason).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    await until(() => events.some((e) => e.reason === 'Reconciled'), "watch's first pass", 300_000);
+    const before = events.length;
+    const d = await execa('virsh', ['-q', '-c', URI, 'destroy', dom], { reject: false });
+    const destroyedAt = Date.now();
+    if (d.exitCode !== 0) throw new Error(`virsh destroy ${dom}: ${String(d.stderr)}`);
+    const begun = (): Event | undefined =>
+      events.slice(before).find((e) => e.vm === 'solo' && (e.reason === 'VmPreparing' || e.reason === 'VmStarting'));
+    await until(() => begun() !== undefined, 'the restart after virsh destroy', 60_000);
+    return Date.parse(begun()!.time) - destroyedAt;
+  } finally {
+    const exit = new Promise((r) => watch.on('exit', r));
+    watch.kill('SIGTERM');
+    await Promise.race([exit, new Promise((r) => setTimeout(r, 60_000))]);
+    if (watch.exitCode === null) watch.kill('SIGKILL');
+  }
+}
+
+export const bench: Bench = {
+  name: 'libvirt',
+  description: 'real guests under TCG: libvirt up vs QEMU up, converged libvirt converge, destroy → watch restart (several minutes)',
+  async run(): Promise<BenchRow[]> {
+    const v = await execa('virsh', ['-c', URI, 'version'], { reject: false });
+    if (v.exitCode !== 0) throw new Error(`no libvirt daemon answers on ${URI}: ${String(v.stderr)}`);
+    const image = await findImage();
+    const rows: BenchRow[] = [];
+
+    // both backends boot at the same time: on a shared machine under TCG a guest's boot time is
+    // mostly the CPU it gets, so the two see the same load and the ratio is the backend's cost
+    const q = await tempProject({ 'tend.yaml': oneVm(image, 'qemu') });
+    const l = await tempProject({ 'tend.yaml': oneVm(image, 'libvirt') });
+    const dom = domainName({ name: 'lvbench', dir: l.dir }, 'solo');
+    try {
+      const [qemuUp, libvirtUp] = await Promise.all([tend(q, ['up']), tend(l, ['up'])]);
+      await tend(q, ['down', '--destroy']);
+      rows.push({
+        name: 'libvirt up to SSH-ready (≤ 1.10 × QEMU backend)',
+        measuredMs: libvirtUp,
+        targetMs: qemuUp * 1.1,
+        baselineMs: qemuUp,
+        baselineName: 'QEMU backend up, same image',
+        runs: 1,
+      });
+      const converged = await timeRuns(5, () => tend(l, ['up']));
+      rows.push({ name: 'libvirt converge, already converged (wall)', measuredMs: median(converged), targetMs: 400, runs: 5 });
+      const ms = await destroyToRestart(l, dom);
+      rows.push({ name: 'virsh destroy → restart begun under watch', measuredMs: ms, targetMs: 1000, runs: 1 });
+      await tend(l, ['down', '--destroy']);
+    } finally {
+      await runCli(['down', '--destroy'], { cwd: q.dir, stateDir: q.stateDir }).catch(() => undefined);
+      await q.cleanup();
+      await execa('virsh', ['-c', URI, 'destroy', dom], { reject: false });
+      await execa('virsh', ['-c', URI, 'undefine', dom, '--nvram'], { reject: false });
+      await l.cleanup();
+    }
+    return rows;
+  },
+};
