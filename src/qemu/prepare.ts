@@ -10,7 +10,6 @@ import { BackendError } from '../../schemas/errors.js';
 import { resolveImage } from '../images/resolve.js';
 import { createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
 import { writeSeed } from '../seed/seed.js';
-import { ensureKeypair, publicKeyOf } from '../ssh/keys.js';
 import { sshUser } from '../ssh/user.js';
 import { ensureDir, exists, FILE_MODE, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
 import { FILES, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
@@ -51,9 +50,12 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
 
   let publicKey: string;
   if (vm.ssh.privateKey === null) {
+    // ssh2 (keys.ts) is loaded only when a VM is prepared: a converged `tend up` never pays for it
+    const { ensureKeypair } = await import('../ssh/keys.js');
     publicKey = (await ensureKeypair(dir)).publicKey;
   } else {
     const pub = await readFile(`${vm.ssh.privateKey}.pub`, 'utf8').catch(() => '');
+    const { publicKeyOf } = await import('../ssh/keys.js');
     publicKey = pub.trim() || publicKeyOf(await readFile(vm.ssh.privateKey, 'utf8'), `tend@${vm.name}`);
   }
   abortIf(signal);

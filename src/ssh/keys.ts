@@ -4,13 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { createRequire } from 'node:module';
-import type * as Ssh2 from 'ssh2';
-
-// ssh2 is loaded on first use: every command loads the QEMU backend (which imports this module
-// for prepare), and a converged `tend up` never touches a key (~25 ms of module loading saved)
-let ssh2Module: typeof Ssh2 | undefined;
-const ssh2 = (): typeof Ssh2 => (ssh2Module ??= createRequire(import.meta.url)('ssh2') as typeof Ssh2);
+import ssh2 from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { FILES } from '../state/paths.js';
@@ -32,7 +26,7 @@ async function readIfExists(path: string): Promise<string | null> {
 
 /** The OpenSSH public key line for a private key (throws BackendError when unreadable). */
 export function publicKeyOf(privateKey: string, comment: string): string {
-  const parsed = ssh2().utils.parseKey(privateKey);
+  const parsed = ssh2.utils.parseKey(privateKey);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error) {
     throw new BackendError('BadSshKey', `cannot read the private key: ${key instanceof Error ? key.message : 'no key'}`);
@@ -47,8 +41,8 @@ export function publicKeyOf(privateKey: string, comment: string): string {
  */
 export function generateKeypair(comment: string): { private: string; public: string } {
   for (;;) {
-    const pair = ssh2().utils.generateKeyPairSync('ed25519', { comment });
-    if (!(ssh2().utils.parseKey(pair.private) instanceof Error) && !(ssh2().utils.parseKey(pair.public) instanceof Error)) return pair;
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
   }
 }
 
