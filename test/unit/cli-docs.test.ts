@@ -43,3 +43,11 @@ test('no section documents a command that does not exist', () => {
   const stale = sections.map((s) => s.heading.split(/[\s,]/)[0]).filter((w) => !known.has(w));
   assert.deepEqual(stale, []);
 });
+
+test('docs/coming-from.md names only commands tend has', () => {
+  const known = new Set(REGISTRY.flatMap((e) => namesOf(e.term)));
+  const page = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'coming-from.md'), 'utf8');
+  const used = [...page.matchAll(/`tend ([a-z][a-z-]*)/g)].map((m) => m[1]);
+  assert.ok(used.length > 30);
+  assert.deepEqual([...new Set(used.filter((w) => !known.has(w)))], []);
+});
