@@ -17,6 +17,7 @@ TEND_APT_PACKAGES=(
 TEND_APT_TEST_PACKAGES=(
   cloud-image-utils   # cloud-localds: e2e seed ISOs when src/seed/iso9660.ts is absent
   procps              # ps, used by the fake cloud-init of test/integration/ssh-exec.test.ts
+  openssh-sftp-server # /usr/lib/openssh/sftp-server: tend cp against the loopback sshd (test/integration/cli-exec.test.ts)
   genisoimage         # isoinfo: reads back the in-process seed ISO (test/unit/seed-iso.test.ts)
   libarchive-tools    # bsdtar: a second reader of the seed ISO
   iproute2 dnsmasq-base isc-dhcp-client  # test/integration/tap-netns.test.ts: netns, bridge, DHCP

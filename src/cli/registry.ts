@@ -89,6 +89,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/ssh-config.js'),
   },
   {
+    term: 'cp [options] <src> <dest>',
+    description: 'copy files and folders between the host and a VM over SFTP: tend cp SRC NAME:DEST, tend cp NAME:SRC DEST',
+    load: () => import('./commands/cp.js'),
+  },
+  {
     term: 'exec [options] <name> [command...]',
     description: "run a command in the VM over SSH; its exit code becomes tend's (125: tend failed)",
     load: () => import('./commands/exec.js'),

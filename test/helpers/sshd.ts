@@ -50,8 +50,11 @@ export interface TestSshd {
  * Starts sshd; `pathDirs` are prepended to the sessions' PATH (fake guest tools); `config` lines
  * are added to sshd_config. `users`: the client key is authorised for these users only (and the
  * current one), each with its own authorized_keys file; by default it is authorised for every user.
+ * `sftpServer`: the sftp subsystem (default internal-sftp; a Debian guest runs /usr/lib/openssh/sftp-server).
  */
-export async function startTestSshd(opts: { pathDirs?: string[]; config?: string[]; users?: string[] } = {}): Promise<TestSshd> {
+export async function startTestSshd(
+  opts: { pathDirs?: string[]; config?: string[]; users?: string[]; sftpServer?: string } = {},
+): Promise<TestSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'tend-sshd-'));
   const port = await freePort();
   const key = join(dir, 'id_client');
@@ -81,7 +84,7 @@ export async function startTestSshd(opts: { pathDirs?: string[]; config?: string
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
-      'Subsystem sftp internal-sftp',
+      `Subsystem sftp ${opts.sftpServer ?? 'internal-sftp'}`,
       'LogLevel ERROR',
       ...(opts.config ?? []),
       '',

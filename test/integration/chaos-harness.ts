@@ -18,7 +18,7 @@ import { CLI, project, tend, type Run } from './cli-harness.js';
 export const FAKE_DIR = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
 
 /** A loopback sshd standing in for every guest, with a fake cloud-init (done at once); `users`: see startTestSshd. */
-export async function startFakeGuest(work: string, o: { users?: string[] } = {}): Promise<TestSshd> {
+export async function startFakeGuest(work: string, o: { users?: string[]; sftpServer?: string } = {}): Promise<TestSshd> {
   const bin = join(work, 'guest-bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'cloud-init'), '#!/bin/sh\necho "status: done"\nexit 0\n', { mode: 0o755 });

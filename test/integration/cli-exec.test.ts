@@ -8,7 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,7 +40,8 @@ before(async () => {
   // '*': no password, and not a locked account (sshd without PAM refuses those, even with a key)
   execFileSync('useradd', ['-m', '-d', otherHome, '-s', '/bin/sh', '-p', '*', other]);
   work = await mkdtemp(join(tmpdir(), 'tend-exec-'));
-  sshd = await startFakeGuest(work, { users: [other] });
+  // the sftp server a Debian guest runs (package openssh-sftp-server), for `tend cp`
+  sshd = await startFakeGuest(work, { users: [other], sftpServer: '/usr/lib/openssh/sftp-server' });
   p = chaosProject(sshd, 1, { name: 'ex' });
   const up = run(['up'], p);
   assert.equal(up.code, 0, `up: ${up.stdout}\n${up.stderr}`);
@@ -43,6 +55,7 @@ after(async () => {
   await sshd?.dispose();
   spawnSync('userdel', ['-r', other], { stdio: 'ignore' });
   await rm(otherHome, { recursive: true, force: true });
+  await rm(`${otherHome}-ro`, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });
 });
 
@@ -216,4 +229,127 @@ test('ssh-config --append FILE: a section of its own, written once, the rest of 
   const id = sshWith(inc, 'tend-ex-web0', 'id -un');
   assert.equal(id.code, 0, id.stderr);
   assert.equal(id.stdout, `${sshd.user}\n`);
+});
+
+/** A folder tree on the host: files with modes, a sub-folder, an empty folder, a link. */
+function makeTree(root: string): void {
+  mkdirSync(join(root, 'sub', 'deeper'), { recursive: true });
+  mkdirSync(join(root, 'empty'));
+  writeFileSync(join(root, 'a.txt'), 'alpha\n', { mode: 0o640 });
+  writeFileSync(join(root, 'sub', 'run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+  writeFileSync(join(root, 'sub', 'deeper', 'big.bin'), Buffer.alloc(300_000, 7));
+  symlinkSync('a.txt', join(root, 'link'));
+  chmodSync(join(root, 'a.txt'), 0o640);
+  chmodSync(join(root, 'sub', 'run.sh'), 0o755);
+}
+
+/** path → "kind mode content-or-target" for every entry under `root` (a comparable picture of a tree). */
+function picture(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string, rel: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const p2 = join(dir, name);
+      const r2 = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(p2);
+      const mode = (st.mode & 0o777).toString(8);
+      if (st.isSymbolicLink()) out[r2] = `link ${readlinkSync(p2)}`;
+      else if (st.isDirectory()) {
+        out[r2] = `dir ${mode}`;
+        walk(p2, r2);
+      } else out[r2] = `file ${mode} ${readFileSync(p2).toString('base64').slice(0, 40)} ${st.size}`;
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+test('cp: folders (recursive, modes, links) and files both ways over SFTP, cp -r landing rules', () => {
+  const tree = join(work, 'tree');
+  makeTree(tree);
+  // the "guest" is this machine: guest paths are host paths under work/guest
+  const guest = join(work, 'guest');
+  mkdirSync(guest);
+  const into = run(['cp', tree, `web0:${guest}/`], p);
+  assert.equal(into.code, 0, into.stderr);
+  assert.match(into.stdout, new RegExp(`copied 3 files, 1 link \\(.* KiB\\) to web0:${guest}/tree`));
+  assert.deepEqual(picture(join(guest, 'tree')), picture(tree), 'the folder lands inside the existing one, same tree');
+  // onto a path that does not exist: it becomes that path; SRC/. copies the content
+  assert.equal(run(['cp', tree, `web0:${guest}/renamed`], p).code, 0);
+  assert.deepEqual(picture(join(guest, 'renamed')), picture(tree));
+  mkdirSync(join(guest, 'content'));
+  assert.equal(run(['cp', `${tree}/.`, `web0:${guest}/content`], p).code, 0);
+  assert.deepEqual(picture(join(guest, 'content')), picture(tree));
+  // a file: into a folder under its name, or to a new name
+  assert.equal(run(['cp', join(tree, 'sub', 'run.sh'), `web0:${guest}`], p).code, 0);
+  assert.equal(readFileSync(join(guest, 'run.sh'), 'utf8'), '#!/bin/sh\necho ran\n');
+  assert.equal(statSync(join(guest, 'run.sh')).mode & 0o777, 0o755);
+  assert.equal(run(['cp', join(tree, 'a.txt'), `web0:${guest}/b.txt`], p).code, 0);
+  assert.equal(readFileSync(join(guest, 'b.txt'), 'utf8'), 'alpha\n');
+
+  // back to the host
+  const back = join(work, 'back');
+  const down = run(['--json', 'cp', `web0:${guest}/tree`, back], p);
+  assert.equal(down.code, 0, down.stderr);
+  const j = JSON.parse(down.stdout) as { direction: string; files: number; links: number; dirs: number; bytes: number; target: string };
+  assert.deepEqual(
+    { direction: j.direction, files: j.files, links: j.links, dirs: j.dirs, bytes: j.bytes, target: j.target },
+    { direction: 'from-vm', files: 3, links: 1, dirs: 4, bytes: 6 + 19 + 300_000, target: back },
+  );
+  assert.deepEqual(picture(back), picture(tree));
+  assert.equal(run(['cp', `web0:${guest}/b.txt`, work], p).code, 0);
+  assert.equal(readFileSync(join(work, 'b.txt'), 'utf8'), 'alpha\n');
+});
+
+test("cp: a relative guest path is in the login user's home (-u picks the user); errors are clear", () => {
+  const file = join(work, 'note.txt');
+  writeFileSync(file, 'for other\n');
+  const up = run(['cp', '-u', other, file, 'web0:'], p);
+  assert.equal(up.code, 0, up.stderr);
+  const landed = join(otherHome, 'note.txt');
+  assert.equal(readFileSync(landed, 'utf8'), 'for other\n');
+  assert.equal(statSync(landed).uid, Number(execFileSync('id', ['-u', other], { encoding: 'utf8' }).trim()), 'written as that user');
+  const got = run(['cp', '-u', other, 'web0:note.txt', join(work, 'note-back.txt')], p);
+  assert.equal(got.code, 0, got.stderr);
+  assert.equal(readFileSync(join(work, 'note-back.txt'), 'utf8'), 'for other\n');
+
+  const missing = run(['cp', join(work, 'nope'), 'web0:/tmp/'], p);
+  assert.equal(missing.code, 5);
+  assert.match(missing.stderr, /nope: no such file or folder/);
+  const missingGuest = run(['cp', 'web0:/no/such/path', work], p);
+  assert.equal(missingGuest.code, 5);
+  assert.match(missingGuest.stderr, /web0:\/no\/such\/path: no such file or folder/);
+  const both = run(['cp', 'web0:/a', 'web0:/b'], p);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /between the host and one VM/);
+  const neither = run(['cp', file, join(work, 'x')], p);
+  assert.equal(neither.code, 2);
+  assert.match(neither.stderr, /NAME:PATH/);
+  const denied = run(['cp', '-u', other, file, 'web0:/root/x'], p);
+  assert.equal(denied.code, 6);
+  assert.match(denied.stderr, /cannot reach web0:\/root\/x: Permission denied/);
+  // a folder the user can reach but not write: root's, under /tmp (work is root's 0700)
+  const readOnly = `${otherHome}-ro`;
+  mkdirSync(readOnly, { mode: 0o755 });
+  const notWritable = run(['cp', '-u', other, file, `web0:${readOnly}/x`], p);
+  assert.equal(notWritable.code, 6);
+  assert.match(notWritable.stderr, /cannot write web0:.*-ro\/x: Permission denied/);
+});
+
+test('cp honours the pinned host key: another key on the same disk is refused, nothing copied', async () => {
+  const hostKey = join(sshd.dir, 'host_ed25519');
+  const saved = [readFileSync(hostKey), readFileSync(`${hostKey}.pub`)] as const;
+  const file = join(work, 'secret.txt');
+  writeFileSync(file, 'secret\n');
+  await sshd.newHostKey();
+  await sshd.restart();
+  try {
+    const r = run(['cp', file, `web0:${join(work, 'stolen.txt')}`], p);
+    assert.equal(r.code, 6);
+    assert.match(r.stderr, /SSH host key of web0 .* changed on the same disk/);
+    assert.equal(existsSync(join(work, 'stolen.txt')), false);
+  } finally {
+    writeFileSync(hostKey, saved[0], { mode: 0o600 });
+    writeFileSync(`${hostKey}.pub`, saved[1]);
+    await sshd.restart();
+  }
 });
