@@ -1,11 +1,18 @@
-/** Issue-13 bar: `validate` of 5,000 VMs < 2 s, in-process, for tend.yaml and for VMFile.kdl. */
-import { rmSync, writeFileSync } from 'node:fs';
+/**
+ * Issue-13 bar: `validate` of 5,000 VMs < 2 s, in-process, for every dialect (tend.yaml,
+ * holos.yaml, VMFile.kdl, vms.yml). The bar is judged on the CPU time the load takes (user +
+ * system, all of the process's threads): on a machine shared with other jobs, wall time measures
+ * the neighbours too, while CPU time bounds what the load costs on an idle one. Wall time is
+ * printed next to it.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadProject } from '../src/load/project.js';
-import { generateProject, median, timeRuns, type Bench, type BenchRow } from './lib.js';
+import { cpuMs, generateProject, median, nowMs, type Bench, type BenchRow } from './lib.js';
 
 const VMS = 5000;
-const RUNS = 3;
+const RUNS = 5;
+const TARGET_MS = 2000;
 
 /** The same project as generateProject, written as a VMFile.kdl. */
 function generateKdl(dir: string, count: number): string {
@@ -29,28 +36,82 @@ function generateKdl(dir: string, count: number): string {
   return file;
 }
 
+/** The same project as a holos.yaml: sizes with units (a bare number is bytes in holos). */
+function generateHolos(dir: string, count: number): string {
+  const lines = ['name: bench', 'volumes:', '  shared: { size: 1G }', 'services:'];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      `  vm${i}:`,
+      '    image: debian:12',
+      '    vm: { vcpu: 1, memory_mb: 512, disk_size: 10G }',
+      `    ports: ["${20000 + i}:80"]`,
+      '    volumes: ["shared:/srv/shared"]',
+      '    cloud_init: { packages: [curl], runcmd: ["echo hi"] }',
+      ...(i % 10 !== 0 ? [`    depends_on: [vm${i - (i % 10)}]`] : []),
+    );
+  }
+  const file = join(dir, 'holos.yaml');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** ov's vms.yml: a cloud image with a checksum, sizes with units, a fixed SSH port per VM. */
+function generateVmsYml(dir: string, count: number): string {
+  const lines = ['vms:'];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      `  vm${i}:`,
+      `    source: {kind: cloud_image, url: https://example.org/debian-12.qcow2, checksum: {type: sha256, value: ${'a'.repeat(64)}}}`,
+      '    ram: 512M',
+      '    cpus: 1',
+      '    disk_size: 10G',
+      '    network: {mode: user}',
+      `    ssh: {port: ${20000 + i}}`,
+      '    backend: qemu',
+      '    cloud_init: {packages: [curl], runcmd: [echo hi]}',
+    );
+  }
+  const file = join(dir, 'vms.yml');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
 export const bench: Bench = {
   name: 'validate',
-  description: `load + validate ${VMS} VMs (tend.yaml, VMFile.kdl), in-process`,
+  description: `load + validate ${VMS} VMs (tend.yaml, holos.yaml, VMFile.kdl, vms.yml), in-process`,
   async run() {
     const { file, dir } = generateProject(VMS);
-    const kdlDir = join(dir, 'kdl');
     const rows: BenchRow[] = [];
     try {
-      writeFileSync(join(dir, '.keep'), '');
-      const { mkdirSync } = await import('node:fs');
-      mkdirSync(kdlDir);
-      const kdl = generateKdl(kdlDir, VMS);
-      for (const [name, f] of [
+      const sub = (name: string): string => {
+        const d = join(dir, name);
+        mkdirSync(d);
+        return d;
+      };
+      const files = [
         ['tend.yaml', file],
-        ['VMFile.kdl', kdl],
-      ] as const) {
-        const times = await timeRuns(RUNS, async () => {
+        ['holos.yaml', generateHolos(sub('holos'), VMS)],
+        ['VMFile.kdl', generateKdl(sub('kdl'), VMS)],
+        ['vms.yml', generateVmsYml(sub('vms'), VMS)],
+      ] as const;
+      for (const [name, f] of files) {
+        const cpu: number[] = [];
+        const wall: number[] = [];
+        for (let i = 0; i < RUNS; i++) {
+          const [c0, w0] = [cpuMs(), nowMs()];
           const r = await loadProject([f], { cwd: dir });
+          [cpu[i], wall[i]] = [cpuMs() - c0, nowMs() - w0];
           if (!r.project || r.project.vms.length !== VMS)
             throw new Error(`generated ${name} is invalid: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+        }
+        rows.push({
+          name: `validate ${VMS} VMs (${name}), CPU`,
+          measuredMs: median(cpu),
+          targetMs: TARGET_MS,
+          baselineMs: median(wall),
+          baselineName: 'wall',
+          runs: RUNS,
         });
-        rows.push({ name: `validate ${VMS} VMs (${name})`, measuredMs: median(times), targetMs: 2000, runs: RUNS });
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -9,11 +9,11 @@ import { basename, dirname, join } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { nameProblem } from '../../schemas/names.js';
-import { aliasProblem, parseYaml } from './compose-yaml.js';
+import { aliasProblem, parseYaml, readYamlFast, type YamlLocator } from './compose-yaml.js';
 import { checkSchema } from './compose-schema.js';
 import { MAX_FILE_BYTES, MAX_VMS } from './limits.js';
 import { namedVolumes, replicasOf, report, serviceToVms, type ComposeContext } from './compose-service.js';
-import { interpolateDocument, mergeTags } from './compose-vars.js';
+import { interpolateDocument, mergeTags, type MergeTag } from './compose-vars.js';
 import { mergeParts, type MergePart } from './compose-merge.js';
 import { parseDotEnv } from './dotenv.js';
 
@@ -37,24 +37,9 @@ export function loadComposeFiles(files: readonly { file: string; text: string }[
   const lookup = (name: string): string | undefined => env[name] ?? dotenv?.vars.get(name);
   const parts: MergePart[] = [];
   for (const f of files) {
-    const { doc, locator, diagnostics } = parseYaml(f.file, f.text);
-    if (diagnostics.length) {
-      pre.push(...diagnostics);
-      continue;
-    }
-    if (!holos) {
-      const found = interpolateDocument(doc, f.text, locator, lookup);
-      pre.push(...found);
-      if (found.some((d) => d.severity === 'error')) continue;
-    }
-    let data: unknown;
-    try {
-      data = doc.toJS({ maxAliasCount: 100 });
-    } catch (err) {
-      // aliases and merge keys are resolved here: say where the one that fails is
-      pre.push(aliasProblem(f.file, doc, locator, err as Error));
-      continue;
-    }
+    const read = readPart(f.file, f.text, holos, lookup, pre);
+    if (!read) continue;
+    const { data, locator } = read;
     if (data === null || data === undefined) {
       pre.push({
         file: f.file,
@@ -76,7 +61,7 @@ export function loadComposeFiles(files: readonly { file: string; text: string }[
       });
       continue;
     }
-    parts.push({ data: data as Record<string, unknown>, loc: locator, tags: mergeTags(doc, f.text) });
+    parts.push({ data: data as Record<string, unknown>, loc: locator, tags: read.tags });
   }
   if (pre.some((d) => d.severity === 'error')) {
     result.diagnostics = pre;
@@ -152,4 +137,38 @@ function dedupe<T extends { file: string; line: number; column: number; message:
     seen.add(k);
     return true;
   });
+}
+
+/**
+ * One file's data, interpolated, with its locator and merge tags; undefined after adding to `pre`
+ * why it cannot be read. A plain file with nothing to interpolate is read fast, its positions
+ * found only if a diagnostic needs one (compose-yaml.ts).
+ */
+function readPart(
+  file: string,
+  text: string,
+  holos: boolean,
+  lookup: (name: string) => string | undefined,
+  pre: Diagnostic[],
+): { data: unknown; locator: YamlLocator; tags: Map<string, MergeTag> } | undefined {
+  // the fast reader declines every tag, so `!reset` / `!override` are never lost
+  const fast = holos || !text.includes('$') ? readYamlFast(file, text) : undefined;
+  if (fast) return { ...fast, tags: new Map() };
+  const { doc, locator, diagnostics } = parseYaml(file, text);
+  if (diagnostics.length) {
+    pre.push(...diagnostics);
+    return undefined;
+  }
+  if (!holos) {
+    const found = interpolateDocument(doc, text, locator, lookup);
+    pre.push(...found);
+    if (found.some((d) => d.severity === 'error')) return undefined;
+  }
+  try {
+    return { data: doc.toJS({ maxAliasCount: 100 }), locator, tags: mergeTags(doc, text) };
+  } catch (err) {
+    // aliases and merge keys are resolved here: say where the one that fails is
+    pre.push(aliasProblem(file, doc, locator, err as Error));
+    return undefined;
+  }
 }

@@ -29,10 +29,11 @@ export function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagn
   const names = [...byName.keys()];
   for (const vm of byName.values()) {
     (vm.draft.dependsOn ?? []).forEach((dep, i) => {
-      const loc = locateField(vm, `/dependsOn/${i}`);
       if (dep === vm.draft.name) {
+        const loc = locateField(vm, `/dependsOn/${i}`);
         out.push(at(loc.file, loc.line, loc.column, `"${vm.draft.name}" depends on itself`));
       } else if (!byName.has(dep)) {
+        const loc = locateField(vm, `/dependsOn/${i}`);
         const guess = didYouMean(dep, names);
         out.push(
           at(
@@ -71,16 +72,20 @@ export function crossChecks(vms: LoadedVm[], volumes: Project['volumes']): Diagn
 /** Two VMs (or two forwards of one VM) declaring the same fixed host port: found by `validate`. */
 function duplicateHostPorts(vms: LoadedVm[]): Diagnostic[] {
   const out: Diagnostic[] = [];
-  const seen: { vm: string; addr: string; port: number; proto: string; loc: SourceLocation }[] = [];
+  // by "port/proto": the forwards seen so far, in file order (one lookup per forward: validation stays linear)
+  const seen = new Map<string, { vm: string; addr: string; loc: () => SourceLocation }[]>();
   const wildcard = (a: string): boolean => a === '0.0.0.0' || a === '::' || a === '';
   for (const vm of vms) {
     (vm.draft.ports ?? []).forEach((p, i) => {
       if (!p || typeof p.hostPort !== 'number') return;
       const addr = p.hostAddress ?? '127.0.0.1';
       const proto = p.protocol ?? 'tcp';
-      const loc = locateField(vm, `/ports/${i}`);
-      const other = seen.find((o) => o.port === p.hostPort && o.proto === proto && (o.addr === addr || wildcard(o.addr) || wildcard(addr)));
+      const here = (): SourceLocation => locateField(vm, `/ports/${i}`);
+      const key = `${p.hostPort}/${proto}`;
+      const same = seen.get(key) ?? [];
+      const other = same.find((o) => o.addr === addr || wildcard(o.addr) || wildcard(addr));
       if (addr === '0.0.0.0' || addr === '::') {
+        const loc = here();
         out.push({
           file: loc.file,
           line: loc.line,
@@ -92,16 +97,20 @@ function duplicateHostPorts(vms: LoadedVm[]): Diagnostic[] {
       }
       if (other) {
         const whose = other.vm === vm.draft.name ? 'this VM' : other.vm;
+        const [loc, first] = [here(), other.loc()];
         out.push(
           at(
             loc.file,
             loc.line,
             loc.column,
-            `${vm.draft.name}: host port ${p.hostPort}/${proto} is also used by ${whose} (${other.loc.file}:${other.loc.line}:${other.loc.column})`,
+            `${vm.draft.name}: host port ${p.hostPort}/${proto} is also used by ${whose} (${first.file}:${first.line}:${first.column})`,
             'give one of them another host port, or leave the host port out to let tend pick one',
           ),
         );
-      } else seen.push({ vm: vm.draft.name, addr, port: p.hostPort, proto, loc });
+      } else {
+        same.push({ vm: vm.draft.name, addr, loc: here });
+        seen.set(key, same);
+      }
     });
   }
   return out;

@@ -21,4 +21,6 @@ declare module 'kdljs/src/parser/kdl.js' {
     message: string;
   }
   export const lexer: { tokenize(text: string): { tokens: KdlToken[]; errors: KdlLexError[] } };
+  /** kdljs's one parser instance (chevrotain): `input` takes lexed tokens, `document()` parses them. */
+  export const parser: { input: KdlToken[]; document(): import('kdljs').Node[] | undefined; errors: unknown[] };
 }

@@ -5,7 +5,8 @@
  * as `#true`, `#false`, `#null`.
  */
 import { parse, type Node as KdljsNode, type Value } from 'kdljs';
-import { lexer, type KdlToken } from 'kdljs/src/parser/kdl.js';
+import { lexer, parser, type KdlToken } from 'kdljs/src/parser/kdl.js';
+import './kdl-speed.js';
 import type { SourceLocation } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { memoryWithUnitToMiB } from '../../schemas/units.js';
@@ -99,7 +100,7 @@ export function parseKdl(file: string, text: string): KdlParseResult {
   }
   rewritten += text.slice(last);
 
-  const starts = lineStarts(text);
+  let starts: number[] | undefined; // line starts: needed only to place a parse error
   const original = (offset: number): number => {
     let acc = 0;
     for (const s of shifts) {
@@ -113,12 +114,18 @@ export function parseKdl(file: string, text: string): KdlParseResult {
   Error.stackTraceLimit = 0;
   let parsed: ReturnType<typeof parse>;
   try {
-    parsed = parse(rewritten);
+    // the tokens lexed above are the parser's input unless KDL 1 keywords were rewritten
+    if (shifts.length === 0) {
+      parser.input = lexed.tokens;
+      const output = parser.document();
+      parsed = { output, errors: parser.errors } as ReturnType<typeof parse>;
+    } else parsed = parse(rewritten);
   } finally {
     Error.stackTraceLimit = limit;
   }
   if (parsed.errors.length > 0 || !parsed.output) {
     const err = parsed.errors[0] as unknown as { message: string; token?: KdlToken; previousToken?: KdlToken } | undefined;
+    starts ??= lineStarts(text);
     return { nodes: null, diagnostics: [parseProblem(err, lexed.tokens, text, starts, original, at)] };
   }
   const locs = locateNodes(lexed.tokens);

@@ -12,7 +12,7 @@ import { didYouMean, nameProblem } from '../../schemas/names.js';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
 import { normalizeChecksum, urlProblem } from './common.js';
 import { Draft } from './fields.js';
-import { parseYaml, type YamlPath } from './compose-yaml.js';
+import { readYaml, type YamlPath } from './compose-yaml.js';
 import { isObj, oneOf, readMap, report, show, str, warn, type Node, type Obj, type VmsContext, type VmsField } from './vms-yml-ctx.js';
 import { ENTITY_ADVICE, ENTITY_FIELDS, ENTITY_IGNORED } from './vms-yml-fields.js';
 
@@ -317,12 +317,11 @@ function entityToVm(ctx: VmsContext, name: string, raw: unknown): LoadedVm | nul
 
 export const loadVmsYml: DialectLoader = (file, text, env = process.env) => {
   const result: DialectResult = { vms: [], volumes: {}, volumeLocs: {}, diagnostics: [] };
-  const { doc, locator, diagnostics } = parseYaml(file, text);
+  const { data, locator, diagnostics } = readYaml(file, text);
   if (diagnostics.length) {
     result.diagnostics = diagnostics;
     return result;
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
   const ctx: VmsContext = { file, dir: dirname(file), env, loc: locator, diagnostics: [] };
   if (data === null || data === undefined) {
     report(ctx, [], 'the file is empty', 'declare VMs: `vms: { arch: { source: { kind: cloud_image, url: https://... } } }`');
