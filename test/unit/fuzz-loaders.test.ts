@@ -101,6 +101,17 @@ const TOKENS = [
   'services:',
   'vms:',
   'x'.repeat(300),
+  // compose interpolation and merge tags (tend.yaml)
+  '$',
+  '$$',
+  '${',
+  '${HOME}',
+  '$HOME',
+  '${X:-',
+  '${X:?no}',
+  '${HOME:+${X-y}}',
+  '!reset ',
+  '!override ',
 ];
 
 type Op =
