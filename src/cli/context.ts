@@ -14,11 +14,12 @@ import { UsageError, ValidationError } from '../../schemas/errors.js';
 import { didYouMean, unknownVmMessage } from '../../schemas/names.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { discoverProjectFiles, loadProject } from '../load/project.js';
-import { projectDir, projectsDir, RUN_FILE, runDir, runsDir, shortHash, stateRoot, vmDir, vmFile, vmsDir } from '../state/paths.js';
+import { projectDir, projectsDir, RUN_FILE, runDir, runsDir, shortHash, vmDir, vmFile, vmsDir } from '../state/paths.js';
 import type { LockOptions } from '../state/lock.js';
 import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
 import { filesOfProjectOption } from './project-option.js';
+import { stateRootOf } from './state-root.js';
 import type { StageTimeouts } from '../timeouts.js';
 import type { BackendFlags } from '../backend/select.js';
 import { addInstance, expandInstances, type InstanceMap, type InstanceOf } from '../load/instances.js';
@@ -115,8 +116,7 @@ export async function loadFiles(g: GlobalOptions): Promise<Loaded> {
 }
 
 export function resolveStateRoot(g: GlobalOptions): string {
-  const env = g.env ?? process.env;
-  return resolve(g.cwd ?? process.cwd(), g.stateDir ?? stateRoot(env));
+  return stateRootOf(g);
 }
 
 /** What the one-VM commands tell loadContext about the names on their command line. */

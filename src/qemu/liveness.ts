@@ -42,12 +42,16 @@ export async function processArgv(pid: number): Promise<string[] | null> {
  * named qemu-system-*) whose `-pidfile` is `pidfile`.
  */
 export function isQemuFor(argv: readonly string[], pidfile: string): boolean {
-  const prog = argv.slice(0, 2).some((a) => basename(a).startsWith('qemu-system'));
-  if (!prog) return false;
+  if (!isQemu(argv)) return false;
   for (let i = 0; i < argv.length - 1; i++) {
     if (argv[i] === '-pidfile' && argv[i + 1] === pidfile) return true;
   }
   return false;
+}
+
+/** The program, or for a script its interpreter's first argument, is named qemu-system-*. */
+export function isQemu(argv: readonly string[]): boolean {
+  return argv.slice(0, 2).some((a) => basename(a).startsWith('qemu-system'));
 }
 
 export interface Liveness {
@@ -85,13 +89,26 @@ export async function scanProcesses(match: (argv: readonly string[]) => boolean)
   return found.sort((a, b) => a.pid - b.pid);
 }
 
+/** Every live QEMU, from one /proc scan. */
+export type QemuScan = () => Promise<Liveness[]>;
+
+/**
+ * One /proc scan shared by the VMs observed in one pass (`ps`, `ls`, a reconcile's observe): made
+ * when the first VM needs it, so a pass over 50 stopped VMs reads /proc once, not 50 times.
+ */
+export function sharedQemuScan(): QemuScan {
+  let scan: Promise<Liveness[]> | undefined;
+  return () => (scan ??= scanProcesses(isQemu));
+}
+
 /**
  * The VM's QEMU, found by its pidfile or, when that does not lead to it, by a /proc scan for a
- * qemu naming the pidfile. `found` says how. Null when none runs.
+ * qemu naming the pidfile (`scan`: a scan shared with other VMs of the same pass). `found` says
+ * how. Null when none runs.
  */
-export async function findQemu(pidfile: string): Promise<(Liveness & { found: 'pidfile' | 'scan' }) | null> {
+export async function findQemu(pidfile: string, scan?: QemuScan): Promise<(Liveness & { found: 'pidfile' | 'scan' }) | null> {
   const byFile = await liveQemu(pidfile);
   if (byFile) return { ...byFile, found: 'pidfile' };
-  const scanned = await scanProcesses((argv) => isQemuFor(argv, pidfile));
+  const scanned = scan ? (await scan()).filter((l) => isQemuFor(l.argv, pidfile)) : await scanProcesses((argv) => isQemuFor(argv, pidfile));
   return scanned[0] ? { ...scanned[0], found: 'scan' } : null;
 }

@@ -12,7 +12,7 @@ import { socketPath, vmFile, vmsDir } from '../state/paths.js';
 import { validateAppliedRecord, validateIntentRecord, validatePortRecord, validateStatusRecord } from '../state/validators.generated.js';
 import { accelOf } from './argv.js';
 import { readInstanceId } from '../state/instance-id.js';
-import { findQemu } from './liveness.js';
+import { findQemu, sharedQemuScan, type QemuScan } from './liveness.js';
 import { forwardsOf, type PortRecord } from './ports.js';
 import { readyRecorded } from './readiness.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
@@ -88,7 +88,13 @@ function powerOf(st: QmpStatus): ObservedVm['power'] {
   return 'unknown';
 }
 
-export async function observeVm(projDir: string, name: string, env: NodeJS.ProcessEnv, qmpTimeoutMs = 1000): Promise<ObservedVm> {
+export async function observeVm(
+  projDir: string,
+  name: string,
+  env: NodeJS.ProcessEnv,
+  qmpTimeoutMs = 1000,
+  scan?: QemuScan,
+): Promise<ObservedVm> {
   const corrupt: string[] = [];
   const onCorrupt = (c: CorruptFile): void => {
     corrupt.push(c.path);
@@ -96,7 +102,7 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
   const f = (k: Parameters<typeof vmFile>[2]): string => vmFile(projDir, name, k);
   const [diskExists, live, appliedRec, portsRec, intentRec, instanceId] = await Promise.all([
     exists(f('disk')),
-    findQemu(f('pid')),
+    findQemu(f('pid'), scan),
     readJson<AppliedRecord>(f('applied'), validateApplied, onCorrupt),
     readJson<PortRecord>(f('ports'), validatePortRecord, onCorrupt),
     readJson<IntentRecord>(f('intent'), validateIntentRecord, onCorrupt),
@@ -147,10 +153,10 @@ export async function observeVm(projDir: string, name: string, env: NodeJS.Proce
   };
 }
 
-/** Every VM of a project folder, observed (observeVm). */
-export async function observeProject(pd: string, env: NodeJS.ProcessEnv): Promise<Observed> {
+/** Every VM of a project folder, observed (observeVm); one /proc scan at most (`scan`: shared wider, e.g. by `tend ls`). */
+export async function observeProject(pd: string, env: NodeJS.ProcessEnv, scan: QemuScan = sharedQemuScan()): Promise<Observed> {
   const names = await vmFolders(pd);
-  const list = await Promise.all(names.map((n) => observeVm(pd, n, env)));
+  const list = await Promise.all(names.map((n) => observeVm(pd, n, env, 1000, scan)));
   const vms: Record<string, ObservedVm> = {};
   for (const o of list) {
     // a folder with nothing in it worth reporting (no disk, no process, no intent) is not a VM

@@ -9,13 +9,15 @@ import { EXIT } from '../../../schemas/errors.js';
 import type { Project, VmSpec } from '../../../schemas/model.js';
 import { alive, type Observed, type ObservedVm } from '../../../schemas/ports.js';
 import type { CliCommand } from '../command.js';
-import { resolveStateRoot, type GlobalOptions } from '../context.js';
+import type { GlobalOptions } from '../context.js';
+import { stateRootOf } from '../state-root.js';
 import { hostOf } from '../host-column.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
 import { listProjectFolders, type ProjectFolder } from '../../state/project-record.js';
 import { readBackendRecordSync, type BackendRecord } from '../../backend/record.js';
 import { observedReadiness } from '../readiness.js';
+import { sharedQemuScan, type QemuScan } from '../../qemu/liveness.js';
 
 export interface LsRow {
   /** where the VM runs: "local", or a remote libvirt host (src/cli/host-column.ts) */
@@ -79,9 +81,9 @@ async function observeLibvirt(root: string, env: NodeJS.ProcessEnv, project: Pro
   }
 }
 
-async function rowsOf(f: ProjectFolder, root: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<LsRow[]> {
+async function rowsOf(f: ProjectFolder, root: string, env: NodeJS.ProcessEnv, scan: QemuScan, signal?: AbortSignal): Promise<LsRow[]> {
   const { observeProject } = await import('../../qemu/observe.js');
-  let observed = await observeProject(f.projDir, env);
+  let observed = await observeProject(f.projDir, env, scan);
   const records: Record<string, BackendRecord | null> = {};
   for (const n of Object.keys(observed.vms)) records[n] = readBackendRecordSync(f.projDir, n);
   const onLibvirt = Object.keys(observed.vms).filter((n) => records[n]?.backend === 'libvirt');
@@ -123,10 +125,11 @@ async function rowsOf(f: ProjectFolder, root: string, env: NodeJS.ProcessEnv, si
 }
 
 export async function lsCommand(o: LsCommandOptions = {}): Promise<LsResult> {
-  const root = resolveStateRoot(o);
+  const root = stateRootOf(o);
   const env = o.env ?? process.env;
   const folders = listProjectFolders(root);
-  const all = (await Promise.all(folders.map((f) => rowsOf(f, root, env, o.signal)))).flat();
+  const scan = sharedQemuScan();
+  const all = (await Promise.all(folders.map((f) => rowsOf(f, root, env, scan, o.signal)))).flat();
   return { vms: all.filter((r) => o.name === undefined || r.name === o.name) };
 }
 
