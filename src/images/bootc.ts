@@ -18,7 +18,7 @@ import { importImage, inspectImage, type StoredImage } from './store.js';
 /** Size of the raw disk bootc installs to when the VM gives none (GiB, sparse). */
 export const BOOTC_DEFAULT_DISK_GIB = 20;
 
-type BootcSource = ImageSource & { kind: 'bootc' };
+export type BootcSource = ImageSource & { kind: 'bootc' };
 
 function optionsOf(src: BootcSource): NonNullable<ImageSource['bootc']> {
   return src.bootc ?? { transport: 'registry', rootfs: null, rootSize: null, kernelArgs: [] };

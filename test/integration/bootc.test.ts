@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { inspectImage } from '../../src/images/store.js';
 import { BackendError } from '../../schemas/errors.js';
 import type { ImageSource } from '../../schemas/model.js';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
+import { imageCommand } from '../../src/cli/commands/image.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tend-bootc-'));
 const src: ImageSource = {
@@ -120,4 +122,41 @@ test('tend doctor names what a bootc VM of the project lacks', async () => {
     },
   ]);
   assert.ok(r.report.problems.some((p) => p.startsWith('desk: the bootc image localhost/desk is not in')));
+});
+
+test('tend image build VM (ov vm build): podman and the image present builds the VM disk; without podman, the clear error at once', async () => {
+  const dir = mkdtempSync(join(work, 'build-'));
+  writeFileSync(join(dir, 'vms.yml'), 'vms:\n  desk:\n    source: {kind: bootc, image: localhost/desk}\n    disk_size: 2G\n');
+  const stateDir = join(dir, 'state');
+  mkdirSync(stateDir);
+
+  const none = envWith('none');
+  const t0 = Date.now();
+  await assert.rejects(
+    imageCommand({ verb: 'build', ref: 'desk', cwd: dir, stateDir, env: none }),
+    (e: unknown) => e instanceof BackendError && e.reason === 'BootcUnavailable' && /podman is not installed.*install it/.test(e.message),
+  );
+  assert.ok(Date.now() - t0 < 5000, 'fails at once');
+
+  const ok = envWith('ok');
+  const r = await imageCommand({ verb: 'build', ref: 'desk', cwd: dir, stateDir, env: ok });
+  assert.ok(r.verb === 'build');
+  assert.match(r.image.name, /^bootc:localhost\/desk@/);
+  assert.equal(r.image.format, 'qcow2');
+  const runs = readFileSync(ok.TEND_TEST_PODMAN_LOG as string, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((c) => c.startsWith('run '));
+  assert.equal(runs.length, 1, 'bootc install ran once');
+  assert.match(runs[0], /--privileged .*-v \/dev:\/dev .*localhost\/desk bootc install to-disk --via-loopback/);
+  const stored = await inspectImage(stateDir, r.image.name);
+  assert.equal(stored?.path, r.image.path, 'kept in the image store: `up` overlays it');
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', r.image.path], { encoding: 'utf8' })) as {
+    'virtual-size': number;
+  };
+  assert.equal(info['virtual-size'], 2 * 1024 ** 3, "the VM's disk_size");
+
+  // a VM whose image is not bootc, and a name that is neither: clear usage errors
+  writeFileSync(join(dir, 'vms.yml'), 'vms:\n  web:\n    source: {kind: cloud_image, url: https://example.org/x.qcow2}\n');
+  await assert.rejects(imageCommand({ verb: 'build', ref: 'web', cwd: dir, stateDir, env: ok }), /not a bootc image/);
 });

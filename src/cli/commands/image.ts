@@ -4,6 +4,7 @@ import type { CliCommand, Invocation } from '../command.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
+import type { BootcSource } from '../../images/bootc.js';
 
 export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build';
 
@@ -29,6 +30,32 @@ export type StoredImageView = Omit<StoredImage, 'verifiedAgainst'>;
 function imageSourceOf(ref: string): { kind: 'path' | 'url' | 'catalog'; ref: string; format: null; checksum: null; os: null } {
   const kind = /^(https?|file|oci):\/\//.test(ref) ? 'url' : ref.startsWith('/') || ref.startsWith('.') ? 'path' : 'catalog';
   return { kind, ref, format: null, checksum: null, os: null };
+}
+
+/**
+ * `tend image build NAME` where NAME is not a buildable catalog name but a VM of the project in the
+ * working directory whose source is a bootc image: its source and disk size. Null otherwise (no
+ * project here, no such VM: the catalog build reports the name).
+ */
+async function bootcVmOf(o: ImageCommandOptions, name: string): Promise<{ source: BootcSource; diskGiB: number | null } | null> {
+  const { catalogEntry } = await import('../../images/catalog.js');
+  if (catalogEntry(name)) return null;
+  const { loadContext } = await import('../context.js');
+  let vm;
+  try {
+    vm = (await loadContext(o)).project.vms.find((v) => v.name === name);
+  } catch (err) {
+    if (err instanceof UsageError && err.reason === 'NoProjectFile') return null;
+    throw err;
+  }
+  if (!vm) return null;
+  if (vm.image.kind !== 'bootc') {
+    throw new UsageError(
+      `${name} is a VM of this project, but its image is not a bootc image (${vm.image.kind} ${vm.image.ref}): \`tend up --name ${name}\` fetches it`,
+      'NotBuildable',
+    );
+  }
+  return { source: { ...vm.image, kind: 'bootc' }, diskGiB: vm.disk };
 }
 
 export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult> {
@@ -65,6 +92,18 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
     case 'rm':
       return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need(), { force: o.force ?? false }) };
     case 'build': {
+      // a VM of the project in the working directory built from a bootc image (ov's `ov vm build NAME`)
+      const bootc = await bootcVmOf(o, need());
+      if (bootc) {
+        const { bootcDisk } = await import('../../images/bootc.js');
+        const image = await bootcDisk(root, bootc.source, {
+          diskGiB: bootc.diskGiB,
+          env: o.env ?? process.env,
+          ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+        return { verb: 'build', image };
+      }
       const { buildImage } = await import('../../images/build.js');
       const image = await buildImage(root, need(), {
         ...(o.onProgress ? { onProgress: o.onProgress } : {}),
@@ -168,8 +207,11 @@ export const command: CliCommand = {
     imageVerb('rm', 'delete a stored image (refused while a VM disk uses it)', 'tend image rm debian:12', (c) =>
       c.argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)'),
     ),
-    imageVerb('build', 'build a catalog image locally (no network)', 'tend image build debian:12', (c) =>
-      c.argument('<name>', 'buildable catalog name'),
+    imageVerb(
+      'build',
+      "build a catalog image locally (no network), or a bootc VM's disk (bootc install to-disk in podman, as `ov vm build`)",
+      'tend image build desktop',
+      (c) => c.argument('<name>', "buildable catalog name, or the name of a VM of this project's files whose source is a bootc image"),
     ),
   ],
 };
