@@ -195,3 +195,20 @@ test('doctor: the daemon, its version and socket; a VM pinned to a URI without a
     r.report.problems.join('\n'),
   );
 });
+
+test('passt: the test define asks the real libvirt; 9.0 (Debian 12) rejects it, so forwards go through slirp; no probe domain is left', async () => {
+  const { createVirsh } = await import('../../src/libvirt/virsh.js');
+  const { passtByTestDefine, probeCapabilities, versionAtLeast } = await import('../../src/libvirt/capabilities.js');
+  const v = createVirsh({ uri: URI });
+  const test = await passtByTestDefine(v);
+  const caps = await probeCapabilities(v);
+  assert.ok(test, 'the test define is conclusive');
+  // libvirt took passt from 9.2 on: the probe must agree with the daemon it talks to
+  assert.equal(test.accepted, versionAtLeast(caps.daemonVersion, [9, 2, 0]), `${caps.daemonVersion}: ${test.why}`);
+  if (!test.accepted) {
+    assert.match(test.why, /Invalid value for attribute 'type' in element 'backend': 'passt'/);
+    assert.equal(caps.passt, false);
+    assert.match(caps.passtWhy, /rejects the passt backend.*slirp/);
+  }
+  assert.doesNotMatch((await virsh('list', '--all', '--name')).out, /tend-passt-probe/);
+});
