@@ -20,6 +20,7 @@ import {
   type Observed,
   type ObservedVm,
   type TendEvent,
+  type VmProgress,
 } from '../schemas/ports.js';
 import { isSettled, vmMachine, vmStatus, type VmMachineInput, type VmStatus } from './vm-machine.js';
 
@@ -32,6 +33,8 @@ export interface ControllerDeps {
 export interface RunOptions {
   signal?: AbortSignal;
   onEvent?: (e: TendEvent) => void;
+  /** what each VM's long step is doing now (downloads, disk creation), for a live display */
+  onProgress?: (p: VmProgress) => void;
 }
 
 export interface ConvergeOptions extends RunOptions {
@@ -102,7 +105,7 @@ export function checkNames(project: Project, observed: Observed, names: readonly
 /** Run one VM actor until it settles; it is stopped afterwards (which aborts anything in flight). */
 export async function runVmActor(input: VmMachineInput, opts: RunOptions): Promise<VmResult> {
   throwIfAborted(opts.signal);
-  const actor = createActor(vmMachine, { input });
+  const actor = createActor(vmMachine, { input: opts.onProgress && !input.onProgress ? { ...input, onProgress: opts.onProgress } : input });
   const sub = actor.on('tend', (e) => opts.onEvent?.(e.event));
   actor.start();
   try {

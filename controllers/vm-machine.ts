@@ -21,7 +21,7 @@ import { assign, emit, enqueueActions, fromPromise, setup, type SnapshotFrom } f
 import type { PlanEntry } from './plan.js';
 import { alive, type StartResult } from '../schemas/ports.js';
 import { checkReady, untilExit } from './readiness.js';
-import { ev, failure, inLane, need, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
+import { ev, failure, inLane, need, prepareOptions, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
 
 export type { VmEmitted, VmMachineInput, VmMachineOptions } from './vm-steps.js';
 
@@ -33,9 +33,7 @@ export const vmMachine = setup({
   },
   actors: {
     prepare: fromPromise<void, VmContext>(({ input, signal }) =>
-      inLane(input.lane, () =>
-        input.backend.prepare(input.project, need(input.vm, 'prepare'), { recreateDisk: input.recreateDisk }, signal),
-      ),
+      inLane(input.lane, () => input.backend.prepare(input.project, need(input.vm, 'prepare'), prepareOptions(input), signal)),
     ),
     start: fromPromise<StartResult, VmContext>(({ input, signal }) =>
       inLane(input.lane, () => input.backend.start(input.project, need(input.vm, 'start'), signal)),

@@ -6,7 +6,17 @@
 import type { Project, VmSpec } from '../schemas/model.js';
 import type { PlanEntry } from './plan.js';
 import { EXIT } from '../schemas/errors.js';
-import { tendEvent, type Backend, type Clock, type Guest, type ObservedVm, type StartResult, type TendEvent } from '../schemas/ports.js';
+import {
+  tendEvent,
+  type Backend,
+  type Clock,
+  type Guest,
+  type ObservedVm,
+  type StartResult,
+  type PrepareOptions,
+  type TendEvent,
+  type VmProgress,
+} from '../schemas/ports.js';
 
 export interface VmMachineOptions {
   /** run provision steps that are due (false: `--no-provision`) */
@@ -27,6 +37,8 @@ export interface VmMachineInput {
   clock: Clock;
   /** an imperative command that overrides the plan entry (`tend destroy web`) */
   command?: 'destroy';
+  /** what a long step is doing now (download bytes, disk creation), for a live display */
+  onProgress?: (p: VmProgress) => void;
 }
 
 export interface VmEmitted {
@@ -104,4 +116,19 @@ export function failure(err: unknown, failedIn: string): Pick<VmContext, 'error'
 
 export function ev(ctx: VmContext, type: TendEvent['type'], reason: TendEvent['reason'], message: string): VmEmitted {
   return { type: 'tend', event: tendEvent(ctx.clock.now(), type, reason, ctx.name, message) };
+}
+
+/** The backend's prepare options for this VM, its progress reported as the VM's (`VmProgress`). */
+export function prepareOptions(ctx: VmContext): PrepareOptions {
+  const report = ctx.onProgress;
+  if (!report) return { recreateDisk: ctx.recreateDisk };
+  let last = 'preparing';
+  return {
+    recreateDisk: ctx.recreateDisk,
+    onProgress: (message) => {
+      last = message;
+      report({ vm: ctx.name, message });
+    },
+    onDownload: (download) => report({ vm: ctx.name, message: last, download }),
+  };
 }

@@ -67,11 +67,34 @@ export interface StopOptions {
   timeout: number;
 }
 
+/** Bytes of a download so far; `total` is null when the server sent no length. */
+export interface ByteProgress {
+  received: number;
+  total: number | null;
+}
+
 export interface PrepareOptions {
   /** replace the VM's disk (recreate): the old overlay is deleted, a new one made */
   recreateDisk: boolean;
-  /** progress lines for humans (downloads, image conversion) */
+  /** progress lines for humans (downloads, image builds and conversion, disk creation) */
   onProgress?: (message: string) => void;
+  /**
+   * byte progress of an image download (a bar on a terminal, a periodic line otherwise); when it
+   * is given, the download's own "40 % of ..." lines are left out of `onProgress`
+   */
+  onDownload?: (p: ByteProgress) => void;
+}
+
+/**
+ * What a VM's long step is doing now (an image download, a build step, a readiness stage),
+ * for a live display. Not an event: never recorded in events.jsonl, superseded by the next one.
+ */
+export interface VmProgress {
+  vm: string;
+  /** in words: "downloading debian:12 from https://...", "creating disk over ..." */
+  message: string;
+  /** set while a download runs */
+  download?: ByteProgress;
 }
 
 /*

@@ -46,6 +46,8 @@ export interface CliCommand {
   stageTimeouts?: boolean;
   /** the logger (pino) and live guest output are set up in `g` */
   log?: boolean;
+  /** brings VMs up: a live line per VM on a terminal, periodic lines otherwise (src/cli/live.ts); implies `log` */
+  live?: boolean;
   /** arguments and options */
   configure?(c: Command): void;
   /** subcommands (`image pull`, `volume ls`); a command has these or `run` */
@@ -61,7 +63,12 @@ export interface CliCommand {
 
 /** Controller events as log lines (human on a TTY, JSON lines with --json). */
 export function logEvent(g: GlobalOptions): (e: TendEvent) => void {
-  return (e) => g.log?.[e.type === 'Warning' ? 'warn' : 'info']({ vm: e.vm, reason: e.reason }, e.message);
+  return (e) => {
+    g.display?.event(e);
+    // a live display shows the event on the VM's line (and warnings in full above it)
+    if (g.display?.mode === 'live') return;
+    g.log?.[e.type === 'Warning' ? 'warn' : 'info']({ vm: e.vm, reason: e.reason }, e.message);
+  };
 }
 
 /** Repeatable option values (`--name a --name b`). */

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Project, type SourceLocation, type VmSpec } from '../../schemas/model.js';
 import { NAME_RE } from '../../schemas/names.js';
-import type { Backend, Clock, Guest } from '../../schemas/ports.js';
+import type { Backend, Clock, Guest, VmProgress } from '../../schemas/ports.js';
+import type { LiveDisplay } from './live.js';
 import type { ControllerDeps } from '../../controllers/reconciler.js';
 import { UsageError, ValidationError } from '../../schemas/errors.js';
 import { didYouMean, unknownVmMessage } from '../../schemas/names.js';
@@ -45,7 +46,13 @@ export interface GlobalOptions {
   /** readiness stage time limits from flags (--ssh-timeout, ...), in ms */
   timeouts?: StageTimeouts;
   /** live guest output (provisioning, readiness stages), one line at a time */
-  onGuestOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
+  onGuestOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status' | 'warning') => void;
+  /** what each VM's long step is doing now (downloads, disk creation), for the live display */
+  onVmProgress?: (p: VmProgress) => void;
+  /** a message for the user on stderr, for commands without a logger (main.ts) */
+  onNote?: (message: string) => void;
+  /** the live display of the command (src/cli/live.ts), when it has one */
+  display?: LiveDisplay;
   /**
    * The command needs names and state, not the files' content (down, stop, destroy, ps, status,
    * logs): when the project files have errors, act on the VMs tend knows from its state dir
@@ -363,6 +370,8 @@ export function lockOptions(ctx: Context, command: string): LockOptions {
     timeoutMs: parseDuration(ctx.opts.lockTimeout ?? '5m', '--lock-timeout'),
     wait: ctx.opts.wait ?? true,
     onNote: (message) => ctx.opts.log?.warn(message),
+    // said at once and then every 10 s while waiting: who holds the lock, how long tend still waits
+    onWait: (message) => (ctx.opts.log ? ctx.opts.log.warn(message) : ctx.opts.onNote?.(message)),
   };
 }
 

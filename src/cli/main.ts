@@ -36,7 +36,7 @@ const STAGE_FLAGS = [
   ['cloudInit', '--cloud-init-timeout', 'from the first login until cloud-init is done'],
 ] as const;
 
-async function globals(cmd: Command, signal: AbortSignal, withLog = false): Promise<GlobalOptions> {
+async function globals(cmd: Command, signal: AbortSignal): Promise<GlobalOptions> {
   const o = cmd.optsWithGlobals<{
     file?: string[];
     project?: string;
@@ -54,6 +54,7 @@ async function globals(cmd: Command, signal: AbortSignal, withLog = false): Prom
     wait: o.wait !== false,
     verbose: o.verbose ?? false,
     signal,
+    onNote: (message) => io.err(`tend: ${message}`),
     ...(o.file ? { file: o.file } : {}),
     ...(o.project !== undefined ? { project: o.project } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
@@ -72,18 +73,6 @@ async function globals(cmd: Command, signal: AbortSignal, withLog = false): Prom
     const ms = parseDuration(v, flag);
     if (ms <= 0) throw new TendError('BadDuration', `${flag} must be more than 0s, got "${v}"`, EXIT.usage);
     (g.timeouts ??= {})[stage] = ms;
-  }
-  if (withLog) {
-    const { createLogger } = await import('../log.js');
-    // one-shot commands log human lines unless --json (CI logs read better); `watch` decides by TTY
-    const log = createLogger({ json: g.json ?? false, verbose: g.verbose ?? false, tty: true });
-    g.log = log;
-    // provisioning output streams live: "web | line" on a terminal, a log record with --json
-    g.onGuestOutput = (vm, text, stream) => {
-      if (g.json) log.info({ vm, stream }, text);
-      else if (stream === 'status') log.info({ vm }, text);
-      else io.err(`${vm} | ${text}`);
-    };
   }
   return g;
 }
@@ -108,11 +97,16 @@ export function define(parent: Command, spec: CliCommand, signal: AbortSignal, e
   if (run) {
     c.action(async (...a: unknown[]) => {
       const cmd = a[a.length - 1] as Command;
-      const g = await globals(cmd, signal, spec.log ?? false);
+      const g = await globals(cmd, signal);
+      const cio = spec.log || spec.live ? await (await import('./terminal.js')).setupTerminal(g, io, spec.live ?? false) : io;
       let root = cmd;
       while (root.parent) root = root.parent;
       const rawArgs = (root as unknown as { rawArgs: string[] }).rawArgs.slice(2);
-      exit(await run({ g, args: a.slice(0, -2), opts: cmd.opts(), io, rawArgs, help: () => cmd.helpInformation() }));
+      try {
+        exit(await run({ g, args: a.slice(0, -2), opts: cmd.opts(), io: cio, rawArgs, help: () => cmd.helpInformation() }));
+      } finally {
+        g.display?.close();
+      }
     });
   }
   return c;

@@ -50,6 +50,7 @@ export async function withDeps<T>(
     const pending: Promise<void>[] = [];
     const run: RunOptions = {
       ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onVmProgress ? { onProgress: o.onVmProgress } : {}),
       onEvent: (e) => {
         pending.push(appendEvent(ctx.projDir, e).catch((err: unknown) => ctx.opts.log?.warn({ err }, 'cannot record event')));
         o.onEvent?.(e);

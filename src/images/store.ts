@@ -211,7 +211,8 @@ export async function removeImage(stateRoot: string, name: string, opts: { force
   return true;
 }
 
-const inflight = new Map<string, Promise<StoredImage>>();
+/** Pulls running in this process, with everyone waiting for each (they all hear its progress). */
+const inflight = new Map<string, { pull: Promise<StoredImage>; listeners: Set<PullOptions> }>();
 
 /**
  * Download (url, catalog) or import (path) an image into the store. Concurrent pulls of one
@@ -225,10 +226,22 @@ export function pullImage(stateRoot: string, src: ImageSource, opts: PullOptions
   const name = entry?.name ?? src.ref;
   const key = `${stateRoot}\0${name}`;
   const running = inflight.get(key);
-  if (running) return running;
-  const p = doPull(stateRoot, name, src, entry, opts).finally(() => inflight.delete(key));
-  inflight.set(key, p);
-  return p;
+  if (running) {
+    // a second VM of the same image: it shares the download, and its progress
+    running.listeners.add(opts);
+    opts.onProgress?.(`waiting for the download of ${name} (started for another VM)`);
+    return running.pull;
+  }
+  const listeners = new Set<PullOptions>([opts]);
+  const shared: PullOptions = {
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.catalog ? { catalog: opts.catalog } : {}),
+    onProgress: (m) => listeners.forEach((l) => l.onProgress?.(m)),
+    ...(opts.onDownload ? { onDownload: (d) => listeners.forEach((l) => l.onDownload?.(d)) } : {}),
+  };
+  const pull = doPull(stateRoot, name, src, entry, shared).finally(() => inflight.delete(key));
+  inflight.set(key, { pull, listeners });
+  return pull;
 }
 
 async function doPull(
@@ -255,7 +268,8 @@ async function doPull(
         signal: opts.signal,
         onMessage: opts.onProgress,
         onProgress: (p) => {
-          opts.onDownload?.(p);
+          // a bar (or a periodic line) drawn from the bytes replaces the 10 % lines
+          if (opts.onDownload) return opts.onDownload(p);
           if (p.total) {
             const pct = Math.floor((p.received / p.total) * 10) * 10;
             if (pct > lastPct) {

@@ -60,18 +60,23 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   }
   abortIf(signal);
 
-  const image = await resolveImage(ctx.stateRoot, vm.image, { signal, onProgress: o.onProgress, diskGiB: vm.disk });
+  const image = await resolveImage(ctx.stateRoot, vm.image, {
+    signal,
+    onProgress: o.onProgress,
+    onDownload: o.onDownload,
+    diskGiB: vm.disk,
+  });
   abortIf(signal);
   const previous = await readApplied(ctx, project, vm.name);
   let diskImage = previous?.diskImage ?? null;
   if (!(await exists(f('disk')))) {
-    o.onProgress?.(`${vm.name}: creating disk over ${image.path}`);
+    o.onProgress?.(`creating disk over ${image.path}`);
     await createOverlay(image, f('disk'), vm.disk);
     await clearRecord(pd, vm.name);
     diskImage = image.id;
   } else if (vm.disk !== null && !live) {
     // a running QEMU holds the disk's write lock: growth happens at the next prepare after a stop
-    if (await resizeImage(f('disk'), vm.disk)) o.onProgress?.(`${vm.name}: disk grown to ${vm.disk} GiB`);
+    if (await resizeImage(f('disk'), vm.disk)) o.onProgress?.(`disk grown to ${vm.disk} GiB`);
   }
 
   for (const v of vm.volumes) {

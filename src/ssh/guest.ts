@@ -26,11 +26,17 @@ import { hostAlias, hostKeyCheck } from './known-hosts.js';
 import { sshLogin, tapReadiness, tapSshTarget } from './target.js';
 import { stageTimeoutMs, type Stage, type StageTimeouts } from '../timeouts.js';
 
+/**
+ * Which kind of guest output a line is: a command's stdout/stderr (provisioning), a readiness
+ * stage starting (`status`), or a hint that the wait looks stuck (`warning`).
+ */
+export type GuestStream = 'stdout' | 'stderr' | 'status' | 'warning';
+
 export interface SshGuestOptions {
   stateRoot: string;
   env?: NodeJS.ProcessEnv;
   /** live output of provisioning and readiness progress, one line at a time */
-  onOutput?: (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status') => void;
+  onOutput?: (vm: string, line: string, stream: GuestStream) => void;
   /**
    * stage time limits from the command's flags, in ms; a stage without one takes the VM's
    * `timeouts`, then the environment, then the default (src/timeouts.ts)
@@ -78,7 +84,7 @@ async function consoleSilenceWatch(
 export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
   const limit = (stage: Stage, vm: VmSpec): number => stageTimeoutMs(stage, vm, opts.timeouts, env);
-  const say = (vm: string, line: string, stream: 'stdout' | 'stderr' | 'status' = 'status') => opts.onOutput?.(vm, line, stream);
+  const say = (vm: string, line: string, stream: GuestStream = 'status') => opts.onOutput?.(vm, line, stream);
   const provisioner = createProvisioner({
     stateRoot: opts.stateRoot,
     say,
@@ -97,7 +103,9 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         'cloud-init': 'waiting for cloud-init to finish',
       };
       // A guest silent on its console and on SSH for a while gets a hint line (src/ssh/silence.ts).
-      const silence = await consoleSilenceWatch(opts.stateRoot, project, vm, env, opts.clock ?? systemClock, (line) => say(vm.name, line));
+      const silence = await consoleSilenceWatch(opts.stateRoot, project, vm, env, opts.clock ?? systemClock, (line) =>
+        say(vm.name, line, 'warning'),
+      );
       // Each stage has its own time limit, counted from the stage's start.
       try {
         await waitForSsh({

@@ -43,6 +43,13 @@ export interface LockOptions {
   clock?: Clock;
   /** told when a stale lock is taken over (the CLI prints it as a warning) */
   onNote?: (message: string) => void;
+  /**
+   * told at once when the lock is held and the command waits, then every `waitNoteMs`: who holds
+   * it and how long the command will still wait (the CLI prints it)
+   */
+  onWait?: (message: string) => void;
+  /** how often `onWait` hears again while waiting (ms); default 10 s */
+  waitNoteMs?: number;
 }
 
 export const lockHolderSchema = {
@@ -116,11 +123,28 @@ export function readHolder(projDir: string): LockHolder | undefined {
   }
 }
 
+/** When the holder took the lock, as a local time of day ("19:42:03"). */
+function sinceOf(h: LockHolder): string {
+  const since = new Date(h.since);
+  return Number.isNaN(since.getTime()) ? h.since : since.toTimeString().slice(0, 8);
+}
+
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'project locked by another tend process';
-  const since = new Date(h.since);
-  const when = Number.isNaN(since.getTime()) ? h.since : since.toTimeString().slice(0, 8);
-  return `project locked by pid ${h.pid} (${h.command}) since ${when}`;
+  return `project locked by pid ${h.pid} (${h.command}) since ${sinceOf(h)}`;
+}
+
+function seconds(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 120 && s % 60 === 0 ? `${s / 60}m` : `${s}s`;
+}
+
+/** "waiting for the project lock: held by pid 42 (tend watch) since 19:42:03; waiting up to 5m more (...)" */
+export function waitMessage(holder: LockHolder | undefined, waitedMs: number, timeoutMs: number): string {
+  const who = holder ? `held by pid ${holder.pid} (${holder.command}) since ${sinceOf(holder)}` : 'held by another tend process';
+  const left = Math.max(0, timeoutMs - waitedMs);
+  const waited = waitedMs >= 1000 ? `waited ${seconds(waitedMs)}, ` : '';
+  return `waiting for the project lock: ${who}; ${waited}waiting up to ${seconds(left)} more (--lock-timeout; --no-wait fails at once)`;
 }
 
 /**
@@ -146,6 +170,7 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
   const started = clock.now();
   let compromised: Error | undefined;
   const claim = claimPath(projDir);
+  let lastWaitNote: number | null = null;
   for (;;) {
     let releaseLock: (() => Promise<void>) | undefined;
     try {
@@ -187,6 +212,10 @@ export async function acquireProjectLock(projDir: string, opts: LockOptions): Pr
         throw new LockError(`${describeHolder(holder)}; gave up after waiting ${Math.round(waited / 1000)}s (--lock-timeout)`, {
           cause: err,
         });
+      }
+      if (opts.onWait && (lastWaitNote === null || clock.now() - lastWaitNote >= (opts.waitNoteMs ?? 10_000))) {
+        lastWaitNote = clock.now();
+        opts.onWait(waitMessage(holder, waited, opts.timeoutMs));
       }
       await clock.sleep(Math.min(pollMs, Math.max(1, opts.timeoutMs - waited)));
       continue;

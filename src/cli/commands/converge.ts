@@ -68,6 +68,7 @@ export const command: CliCommand = {
   examples: ['tend up', 'tend converge --name web --no-provision', 'tend up --recreate --prune', 'tend up --name arch -i prod'],
   stageTimeouts: true,
   log: true,
+  live: true,
   configure: (c) =>
     c
       .option('--name <vm>', 'only this VM (and what it depends on); repeatable', collect)

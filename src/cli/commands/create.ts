@@ -101,6 +101,7 @@ export const command: CliCommand = {
     'tend create --name myvm --image-url https://example.com/image.img --vcpus 4 --memory 4096 --disk 40 --ssh-key ~/.ssh/id_ed25519.pub --start',
   ],
   log: true,
+  live: true,
   configure: (c) =>
     c
       .option('--name <name>', 'VM name (required)')

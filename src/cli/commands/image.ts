@@ -1,6 +1,6 @@
 /** `tend image pull|list|inspect|verify|rm|build`: thin wrappers over the image store. */
 import { EXIT, UsageError, NotFoundError } from '../../../schemas/errors.js';
-import type { CliCommand, Invocation } from '../command.js';
+import type { CliCommand, CliIo, Invocation } from '../command.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
@@ -146,25 +146,19 @@ export function renderImage(r: ImageResult): string {
   }
 }
 
-/** A one-line download progress bar on a TTY; nothing otherwise (progress lines still print). */
-function progressBar(): ((p: { received: number; total: number | null }) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  let last = 0;
-  return (p) => {
-    const now = Date.now();
-    const done = p.total !== null && p.received >= p.total;
-    if (now - last < 100 && !done) return;
-    last = now;
-    const mib = (n: number): string => (n / 1048576).toFixed(1);
-    if (p.total) {
-      const frac = Math.min(1, p.received / p.total);
-      const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.');
-      process.stderr.write(`\r[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(p.received)}/${mib(p.total)} MiB`);
-    } else {
-      process.stderr.write(`\r${mib(p.received)} MiB`);
-    }
-    if (done) process.stderr.write('\n');
-  };
+/**
+ * How a pull shows its progress: on a terminal one bar redrawn in place (src/cli/live.ts) with
+ * the other messages above it; otherwise (piped, --json) a line per message and per 10 %.
+ */
+export async function pullProgress(
+  io: CliIo,
+  g: GlobalOptions,
+): Promise<{ onProgress: (m: string) => void; onDownload?: (p: { received: number; total: number | null }) => void; close(): void }> {
+  const { liveTerminal } = await import('../terminal.js');
+  if (g.json || !liveTerminal(process.stderr, process.env)) return { onProgress: (m) => io.err(m), close: () => undefined };
+  const { createPullBar } = await import('../live.js');
+  const b = createPullBar(process.stderr);
+  return { onProgress: (m) => b.onProgress(m), onDownload: (p) => b.onDownload(p), close: () => b.close() };
 }
 
 function imageVerb(verb: ImageVerb, description: string, example: string, configure?: CliCommand['configure']): CliCommand {
@@ -176,14 +170,19 @@ function imageVerb(verb: ImageVerb, description: string, example: string, config
     ...(configure ? { configure } : {}),
     async run({ g, args, opts, io }: Invocation) {
       const ref = typeof args[0] === 'string' ? args[0] : undefined;
-      const r = await imageCommand({
-        ...g,
-        verb,
-        ...(ref ? { ref } : {}),
-        force: (opts as { force?: boolean }).force ?? false,
-        onProgress: (m: string) => io.err(m),
-        onDownload: progressBar(),
-      });
+      const progress = verb === 'pull' ? await pullProgress(io, g) : { onProgress: (m: string) => io.err(m), close: () => undefined };
+      let r: ImageResult;
+      try {
+        r = await imageCommand({
+          ...g,
+          verb,
+          ...(ref ? { ref } : {}),
+          force: (opts as { force?: boolean }).force ?? false,
+          ...progress,
+        });
+      } finally {
+        progress.close();
+      }
       if (g.json) io.json(r);
       else io.out(renderImage(r));
       return r.verb === 'verify' && !r.ok ? EXIT.failure : EXIT.ok;

@@ -47,6 +47,7 @@ export const command: CliCommand = {
   examples: ['tend provision', 'tend provision --name web'],
   stageTimeouts: true,
   log: true,
+  live: true,
   configure: (c) => c.option('--name <vm>', 'only this VM (repeatable)', collect),
   async run({ g, opts, io }) {
     const o = opts as { name?: string[] };

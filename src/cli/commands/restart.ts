@@ -24,6 +24,7 @@ export const command: CliCommand = {
   examples: ['tend restart web'],
   stageTimeouts: true,
   log: true,
+  live: true,
   configure: (c) =>
     c
       .argument('[name]', 'VM name')

@@ -203,6 +203,7 @@ export const command: CliCommand = {
     'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
   examples: ['tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'],
   log: true,
+  live: true,
   configure: (c) =>
     c.argument('[args...]', 'image, options, then -- and a command to run over SSH once Ready').allowUnknownOption().helpOption(false),
   async run({ g, io, rawArgs, help }) {

@@ -23,6 +23,7 @@ export const command: CliCommand = {
   examples: ['tend start web'],
   stageTimeouts: true,
   log: true,
+  live: true,
   configure: (c) =>
     c
       .argument('[name]', 'VM name')
