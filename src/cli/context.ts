@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import { parseDuration } from './output.js';
 import { filesOfProjectOption } from './project-option.js';
 import { stateRootOf } from './state-root.js';
+import { progressIntervalMs } from './progress-interval.js';
 import type { StageTimeouts } from '../timeouts.js';
 import type { BackendFlags } from '../backend/select.js';
 import { addInstance, expandInstances, type InstanceMap, type InstanceOf } from '../load/instances.js';
@@ -372,6 +373,7 @@ export function lockOptions(ctx: Context, command: string): LockOptions {
     onNote: (message) => ctx.opts.log?.warn(message),
     // said at once and then every 10 s while waiting: who holds the lock, how long tend still waits
     onWait: (message) => (ctx.opts.log ? ctx.opts.log.warn(message) : ctx.opts.onNote?.(message)),
+    waitNoteMs: progressIntervalMs(ctx.env),
   };
 }
 

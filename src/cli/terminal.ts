@@ -7,17 +7,7 @@ import type { CliIo } from './command.js';
 import type { GlobalOptions } from './context.js';
 import { colorEnabled, colors } from './color.js';
 import { createLiveDisplay } from './live.js';
-import { parseDuration } from '../../schemas/units.js';
-
-/** $TEND_PROGRESS_INTERVAL: how often a VM still waiting gets a line when output is not a terminal. */
-export const PROGRESS_INTERVAL_ENV = 'TEND_PROGRESS_INTERVAL';
-export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
-
-export function progressIntervalMs(env: NodeJS.ProcessEnv): number {
-  const v = env[PROGRESS_INTERVAL_ENV];
-  const s = v ? parseDuration(v) : null;
-  return s !== null && s > 0 ? s * 1000 : DEFAULT_PROGRESS_INTERVAL_MS;
-}
+import { progressIntervalMs } from './progress-interval.js';
 
 /** A terminal that can be redrawn in place (a TTY that is not TERM=dumb). */
 export function liveTerminal(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
