@@ -17,6 +17,7 @@ import { CLI, ensureBuilt, project } from './cli-harness.js';
 import { acquireProjectLock } from '../../src/state/lock.js';
 import { projectDir } from '../../src/state/paths.js';
 
+/* eslint-disable no-control-regex -- the test looks for terminal escape codes */
 const fakeDir = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
 const ESC = '\x1b';
 const SGR = /\x1b\[[0-9;]*m/;
