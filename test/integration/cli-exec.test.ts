@@ -131,6 +131,22 @@ test('-i forwards stdin; without it the command reads end-of-file at once; -t gi
   assert.equal(it.code, 4, it.stderr);
 });
 
+test('-it on a real terminal (script(1) gives tend one): the guest sees its size, reads keystrokes, the terminal is restored', () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...p.env, TEND_STATE_DIR: p.stateDir, TERM: 'xterm' };
+  delete env.NODE_OPTIONS;
+  const inner = [process.execPath, CLI, 'exec', '-it', 'web0', '--', 'sh', '-c', 'stty size; read line; echo "got $line"; exit 6']
+    .map((w) => `'${w}'`)
+    .join(' ');
+  // stty cols/rows set the size tend reads; after tend, `stty -a` shows whether raw mode was undone
+  const shell = `stty rows 33 cols 101; ${inner}; echo "rc=$?"; stty -a | grep -o -- '-\\?icanon' | head -1`;
+  const r = spawnSync('script', ['-qec', shell, '/dev/null'], { cwd: p.cwd, env, input: 'typed\n', encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /33 101/, "the pseudo-terminal has tend's size");
+  assert.match(r.stdout, /got typed/);
+  assert.match(r.stdout, /rc=6/);
+  assert.match(r.stdout, /\r?\nicanon\r?\n/, 'canonical mode is back after tend exits');
+});
+
 test('SSH refused: exit 125 and the error names `tend logs NAME --console` and `exec -w`, also with --json', async () => {
   await sshd.stop();
   try {

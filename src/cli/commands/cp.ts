@@ -96,7 +96,7 @@ export const command: CliCommand = {
     'tend cp ./site web:/srv/         # the folder lands in /srv/site',
     'tend cp ./site/. web:/srv/www    # its content into /srv/www',
     'tend cp web:/var/log/syslog .',
-    'tend cp -u root nginx.conf web:/etc/nginx/nginx.conf',
+    'tend cp -u deploy ./app web:/srv/   # as a user whose authorized_keys hold the VM key',
   ],
   configure: (c) =>
     c

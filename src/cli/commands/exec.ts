@@ -150,7 +150,7 @@ export const command: CliCommand = {
   examples: [
     'tend exec web -- uname -a',
     'tend exec web',
-    'tend exec -u root web -- id',
+    'tend exec -u deploy web -- id',
     "tend exec db -- sh -c 'df -h /'",
     'tar c src | tend exec -i web -- tar x -C /srv',
     'tend exec -it web -- top',
