@@ -9,6 +9,7 @@ const MODULES: Record<string, () => Promise<{ bench: Bench }>> = {
   'load-plan': () => import('./load-plan.js'),
   validate: () => import('./validate.js'),
   'cli-plan': () => import('./cli-plan.js'),
+  'cli-start': () => import('./cli-start.js'),
   ls: () => import('./ls.js'),
   boot: () => import('./boot.js'),
   provision: () => import('./provision.js'),

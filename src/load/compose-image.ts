@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ImageSource, SourceLocation, VmSpec } from '../../schemas/model.js';
 import { parseDockerfile } from './dockerfile.js';
-import { shellQuote } from '../ssh/exec.js';
+import { shellQuote } from '../ssh/shell-quote.js';
 import { looksLikeCatalogName, normalizeChecksum, resolvePath, urlProblem } from './common.js';
 import type { YamlPath } from './compose-yaml.js';
 import { MAX_REFERENCED_BYTES } from './limits.js';

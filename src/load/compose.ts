@@ -151,9 +151,10 @@ function readPart(
   lookup: (name: string) => string | undefined,
   pre: Diagnostic[],
 ): { data: unknown; locator: YamlLocator; tags: Map<string, MergeTag> } | undefined {
-  // the fast reader declines every tag, so `!reset` / `!override` are never lost
-  const fast = holos || !text.includes('$') ? readYamlFast(file, text) : undefined;
-  if (fast) return { ...fast, tags: new Map() };
+  // the fast reader declines every tag, so `!reset` / `!override` are never lost; a `$` in a
+  // comment (the schema modeline) interpolates nothing, a `$` in a value needs the document
+  const fast = readYamlFast(file, text);
+  if (fast && (holos || !dollarInValue(fast.data))) return { ...fast, tags: new Map() };
   const { doc, locator, diagnostics } = parseYaml(file, text);
   if (diagnostics.length) {
     pre.push(...diagnostics);
@@ -171,4 +172,12 @@ function readPart(
     pre.push(aliasProblem(file, doc, locator, err as Error));
     return undefined;
   }
+}
+
+/** Whether a string value (not a key) has a `$`: what interpolateDocument would look at. */
+function dollarInValue(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('$');
+  if (Array.isArray(v)) return v.some(dollarInValue);
+  if (typeof v === 'object' && v !== null) return Object.values(v).some(dollarInValue);
+  return false;
 }

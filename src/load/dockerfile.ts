@@ -21,7 +21,7 @@ import { basename, dirname, isAbsolute, posix, relative, resolve } from 'node:pa
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import type { ProvisionStep } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
-import { shellQuote } from '../ssh/exec.js';
+import { shellQuote } from '../ssh/shell-quote.js';
 
 export interface DockerfileStep {
   step: ProvisionStep;

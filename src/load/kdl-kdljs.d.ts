@@ -22,5 +22,6 @@ declare module 'kdljs/src/parser/kdl.js' {
   }
   export const lexer: { tokenize(text: string): { tokens: KdlToken[]; errors: KdlLexError[] } };
   /** kdljs's one parser instance (chevrotain): `input` takes lexed tokens, `document()` parses them. */
+  export function parse(text: string): import('kdljs').ParseResult;
   export const parser: { input: KdlToken[]; document(): import('kdljs').Node[] | undefined; errors: unknown[] };
 }

@@ -4,8 +4,9 @@
  * KDL 1 booleans and null (`true`, `false`, `null`, as vmctl's examples write them) are accepted
  * as `#true`, `#false`, `#null`.
  */
-import { parse, type Node as KdljsNode, type Value } from 'kdljs';
-import { lexer, parser, type KdlToken } from 'kdljs/src/parser/kdl.js';
+import type { Node as KdljsNode, Value } from 'kdljs';
+// kdljs's parser module only: its index also builds a KQL query parser tend does not use
+import { lexer, parse, parser, type KdlToken } from 'kdljs/src/parser/kdl.js';
 import './kdl-speed.js';
 import type { SourceLocation } from '../../schemas/model.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';

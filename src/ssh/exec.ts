@@ -56,10 +56,7 @@ export interface SshExecResult {
 
 const DEFAULT_HANDSHAKE_MS = 20_000;
 
-/** POSIX-shell quoting of one word (words of only safe characters are left as they are). */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from './shell-quote.js';
 
 /** Reads a private key file, failing with an actionable message. */
 export async function readPrivateKey(path: string): Promise<Buffer> {
