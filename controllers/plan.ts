@@ -66,6 +66,7 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   runState: 'live',
   disposable: 'live',
   stopGracePeriod: 'live',
+  stopMode: 'live', // read by the next stop
   timeouts: 'live', // read when the VM next waits for readiness
   backend: 'restart', // stopped on the old backend, started on the new one; the disk is kept
   connect: 'restart',

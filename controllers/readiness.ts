@@ -46,7 +46,9 @@ export async function checkReady(ctx: VmContext, signal: AbortSignal): Promise<{
   if (!ctx.startedHere && !due && ctx.observed?.ready === true) return { due, checked: false };
   const vm = need(ctx.vm, 'check readiness');
   await ctx.backend.markReady?.(ctx.project, ctx.name, false);
-  await untilExit(ctx, signal, (s) => ctx.guest.waitReady(ctx.project, vm, s));
+  // restored from a saved state by this actor: the guest's clock is behind by the time it was saved
+  const restored = ctx.startedHere && ctx.started?.restored === true;
+  await untilExit(ctx, signal, (s) => ctx.guest.waitReady(ctx.project, vm, s, restored ? { restored } : undefined));
   await ctx.backend.markReady?.(ctx.project, ctx.name, true);
   return { due, checked: true };
 }

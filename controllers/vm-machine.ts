@@ -19,7 +19,7 @@
  */
 import { assign, emit, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate';
 import type { PlanEntry } from './plan.js';
-import { alive, type StartResult } from '../schemas/ports.js';
+import { alive, type StartResult, type StopResult } from '../schemas/ports.js';
 import { checkReady, untilExit } from './readiness.js';
 import { ev, failure, inLane, need, prepareOptions, type VmContext, type VmEmitted, type VmMachineInput } from './vm-steps.js';
 
@@ -38,8 +38,19 @@ export const vmMachine = setup({
     start: fromPromise<StartResult, VmContext>(({ input, signal }) =>
       inLane(input.lane, () => input.backend.start(input.project, need(input.vm, 'start'), signal)),
     ),
-    stop: fromPromise<void, VmContext>(({ input, signal }) =>
-      inLane(input.lane, () => input.backend.stop(input.project, input.name, { timeout: input.vm?.stopGracePeriod ?? 30 }, signal)),
+    stop: fromPromise<StopResult | void, VmContext>(({ input, signal }) =>
+      inLane(input.lane, () =>
+        input.backend.stop(
+          input.project,
+          input.name,
+          // a stop that is followed by a start with new settings never saves: the state would be discarded
+          {
+            timeout: input.vm?.stopGracePeriod ?? 30,
+            ...(input.vm?.stopMode === 'save' && input.afterStop === 'stopped' ? { save: true } : {}),
+          },
+          signal,
+        ),
+      ),
     ),
     destroy: fromPromise<void, VmContext>(({ input, signal }) =>
       inLane(input.lane, () => input.backend.destroy(input.project, input.name, signal)),
@@ -74,6 +85,7 @@ export const vmMachine = setup({
     recreateDisk: false,
     startedHere: false,
     started: null,
+    savedHere: false,
     provisionDue: false,
     readyChecked: false,
     error: null,
@@ -145,7 +157,7 @@ export const vmMachine = setup({
                 context,
                 'Normal',
                 'VmStarted',
-                `started (pid ${context.started?.pid}, ${context.started?.accel}, ${context.vm?.network.mode === 'tap' ? 'ssh at its bridge address' : `ssh on port ${context.started?.sshPort}`})`,
+                `${context.started?.restored ? 'restored from its saved state' : 'started'} (pid ${context.started?.pid}, ${context.started?.accel}, ${context.vm?.network.mode === 'tap' ? 'ssh at its bridge address' : `ssh on port ${context.started?.sshPort}`})`,
               ),
             ),
           ],
@@ -204,7 +216,16 @@ export const vmMachine = setup({
     },
     Paused: { tags: ['settled'] },
     Stopping: {
-      entry: emit(({ context }) => ev(context, 'Normal', 'VmStopping', `stopping (grace period ${context.vm?.stopGracePeriod ?? 30} s)`)),
+      entry: emit(({ context }) =>
+        ev(
+          context,
+          'Normal',
+          'VmStopping',
+          context.vm?.stopMode === 'save' && context.afterStop === 'stopped'
+            ? 'saving its memory and stopping'
+            : `stopping (grace period ${context.vm?.stopGracePeriod ?? 30} s)`,
+        ),
+      ),
       invoke: {
         src: 'stop',
         input: ({ context }) => context,
@@ -214,7 +235,13 @@ export const vmMachine = setup({
             target: 'Preparing',
             actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped to apply changes')),
           },
-          { target: 'Stopped', actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped')) },
+          {
+            target: 'Stopped',
+            actions: [
+              assign(({ event }) => ({ savedHere: event.output?.saved === true })),
+              emit(({ context }) => ev(context, 'Normal', 'VmStopped', context.savedHere ? 'stopped, memory saved' : 'stopped')),
+            ],
+          },
         ],
         onError: { target: 'Failed', actions: assign(({ event }) => failure(event.error, 'Stopping')) },
       },
@@ -292,6 +319,7 @@ export function vmStatus(snap: VmSnapshot): VmStatus {
     case 'Stopped':
       conditions.push('Stopped');
       if (ctx.observed?.intent === 'stopped') conditions.push('StopIntent');
+      if (ctx.savedHere || (ctx.observed?.saved && !ctx.startedHere)) conditions.push('Saved');
       break;
     case 'Paused':
       conditions.push('Paused');

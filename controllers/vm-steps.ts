@@ -55,6 +55,8 @@ export interface VmContext extends VmMachineInput {
   startedHere: boolean;
   /** the last start's result (pid, accel, ports) */
   started: StartResult | null;
+  /** this actor's stop saved the VM's state */
+  savedHere: boolean;
   /** whether the last Running check found provisioning due */
   provisionDue: boolean;
   /** the last Running check waited for the guest (readiness was not known for this boot) */

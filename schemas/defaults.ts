@@ -99,6 +99,7 @@ export function applyDefaults(d: VmDraft): VmSpec {
     runState: d.runState ?? DEFAULTS.runState,
     disposable: d.disposable ?? false,
     stopGracePeriod: d.stopGracePeriod ?? DEFAULTS.stopGracePeriod,
+    ...(d.stopMode !== undefined ? { stopMode: d.stopMode } : {}),
     timeouts: {
       start: d.timeouts?.start ?? null,
       ssh: d.timeouts?.ssh ?? null,

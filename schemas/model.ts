@@ -303,6 +303,12 @@ export const vmSpecSchema = {
     /** seconds between ACPI powerdown and SIGTERM */
     stopGracePeriod: { type: 'number', minimum: 0, maximum: MAX_SECONDS },
     /**
+     * How `tend down`, `tend stop` and `tend watch` (a stop by intent) stop the VM: poweroff =
+     * ACPI powerdown (then SIGTERM, SIGKILL); save = its RAM and device state are saved to a file
+     * and the next start restores it instead of booting (docs/warm.md). Absent = poweroff.
+     */
+    stopMode: { enum: ['poweroff', 'save'] },
+    /**
      * Time limit of each readiness stage, in seconds (a command's flag overrides it); null = the
      * environment, else the built-in default (src/timeouts.ts).
      */

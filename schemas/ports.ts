@@ -46,8 +46,20 @@ export interface ObservedVm {
    * withdrawn since. Absent or false: readiness must be checked again (issue 13, "False Ready").
    */
   ready?: boolean;
+  /**
+   * The VM is stopped with its RAM and device state saved (`stop --save`, `stop: save`): the next
+   * start restores it when it is still valid (docs/warm.md). Absent or null: nothing saved.
+   */
+  saved?: SavedState | null;
   /** state files that were corrupt and will be rebuilt */
   corrupt: string[];
+}
+
+/** A saved state as observed: its size and when it was written. */
+export interface SavedState {
+  bytes: number;
+  /** ms since epoch */
+  savedAt: number;
 }
 
 export interface Observed {
@@ -60,11 +72,23 @@ export interface StartResult {
   accel: 'kvm' | 'tcg';
   sshPort: number;
   ports: Record<string, string>;
+  /** the guest was restored from a saved state, not booted (its clock must be stepped; no cloud-init wait) */
+  restored?: boolean;
 }
 
 export interface StopOptions {
   /** seconds to wait after ACPI powerdown before SIGTERM (then SIGKILL) */
   timeout: number;
+  /**
+   * save the VM's RAM and device state instead of powering it off, so the next start restores it
+   * (a backend that cannot refuses with a clear error). A VM not observed Ready is powered off.
+   */
+  save?: boolean;
+}
+
+export interface StopResult {
+  /** the VM's RAM and device state were saved: the next start restores them */
+  saved: boolean;
 }
 
 /** Bytes of a download so far; `total` is null when the server sent no length. */
@@ -111,8 +135,11 @@ export interface Lifecycle {
   prepare(project: Project, vm: VmSpec, opts: PrepareOptions, signal?: AbortSignal): Promise<void>;
   /** Start the VM detached with the prepared disk; resolves once it reports running. */
   start(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult>;
-  /** ACPI powerdown, wait, SIGTERM, SIGKILL. No-op if not running. */
-  stop(project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<void>;
+  /**
+   * ACPI powerdown, wait, SIGTERM, SIGKILL (or, with `opts.save`, save its state and stop). No-op
+   * if not running. Resolves with `saved: true` when the VM's state was saved.
+   */
+  stop(project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<StopResult | void>;
   suspend(project: Project, name: string, signal?: AbortSignal): Promise<void>;
   resume(project: Project, name: string, signal?: AbortSignal): Promise<void>;
   /** Stop if needed and delete the VM's folder (disk, seed, keys). Named volumes are kept. */
@@ -197,8 +224,11 @@ export interface VmExit {
 
 /** Access to a running guest (SSH). Readiness is staged; provisioning is the last reconcile step. */
 export interface Guest {
-  /** Resolve once the guest is reachable over SSH and cloud-init (when used) has finished. */
-  waitReady(project: Project, vm: VmSpec, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolve once the guest is reachable over SSH and cloud-init (when used) has finished.
+   * `restored`: the guest was restored from a saved state: its clock is stepped to the host's.
+   */
+  waitReady(project: Project, vm: VmSpec, signal?: AbortSignal, opts?: { restored?: boolean }): Promise<void>;
   /** Run the VM's provision steps that are not already recorded as done (layer cache). */
   provision(project: Project, vm: VmSpec, opts: { force: boolean }, signal?: AbortSignal): Promise<void>;
   /**

@@ -356,7 +356,7 @@ export async function depsFor(ctx: Context, tuning: BackendTuning = {}): Promise
     backend,
     clock,
     guest: {
-      waitReady: async (project, vm, signal) => (await guest()).waitReady(project, vm, signal),
+      waitReady: async (project, vm, signal, o) => (await guest()).waitReady(project, vm, signal, o),
       provision: async (project, vm, opts, signal) => (await guest()).provision(project, vm, opts, signal),
       // the layer cache's host-side check: an edited step re-runs even when the step count is unchanged
       provisionPending: async (project, vm, recorded, signal) =>

@@ -21,6 +21,7 @@
  * The operations live in define.ts (prepare), start.ts, lifecycle.ts, observe.ts and
  * exit-watch.ts; what they share in context.ts.
  */
+import { UsageError } from '../../schemas/errors.js';
 import { rm } from 'node:fs/promises';
 import type { FullBackend, Clock } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
@@ -107,7 +108,15 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
     observe: (p, s) => observe(ctx, p, s),
     prepare: (p, vm, o, s) => prepare(ctx, p, vm, o, s),
     start: (p, vm, s) => start(ctx, p, vm, s),
-    stop: (p, n, o, s) => stop(ctx, p, n, o, s),
+    stop: (p, n, o, s) => {
+      // `virsh managedsave` is libvirt's equivalent; not wired in yet (docs/warm.md)
+      if (o.save)
+        throw new UsageError(
+          `${n}: the libvirt backend cannot save a VM's memory yet: stop it without --save (or remove \`stop: save\`), or run it with backend: qemu`,
+          'SaveUnsupported',
+        );
+      return stop(ctx, p, n, o, s);
+    },
     suspend: (p, n, s) => domainCommand(ctx, p, n, 'suspend', s),
     resume: (p, n, s) => domainCommand(ctx, p, n, 'resume', s),
     async destroy(project: Project, name: string, signal?: AbortSignal): Promise<void> {

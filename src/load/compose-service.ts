@@ -153,6 +153,7 @@ export const SERVICE_FIELDS: readonly ComposeField[] = [
   self('devices', devices),
   self('depends_on', dependsOn),
   { key: 'stop_grace_period', pointer: '/stopGracePeriod', unit: 's', read: durationField },
+  { key: 'stop', pointer: '/stopMode', read: checked },
   self('timeouts', timeouts),
   self('cloud_init', cloudInit),
   self('healthcheck', healthcheck),

@@ -53,6 +53,7 @@ export const EXAMPLES: Record<string, string> = {
   state: 'state "stopped"',
   disposable: 'disposable #true',
   'stop-grace-period': 'stop-grace-period "30s"',
+  stop: 'stop "save"',
   'extra-args': 'extra-args "-device" "virtio-rng-pci"',
   video: 'video "virtio"',
   graphics: 'graphics "vnc"',

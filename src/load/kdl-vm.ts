@@ -285,6 +285,7 @@ export const VM_FIELDS: readonly KdlField[] = [
   { key: 'state', pointer: '/runState', read: choice(['running', 'stopped'] as const) },
   { key: 'disposable', pointer: '/disposable', read: disposable },
   { key: 'stop-grace-period', pointer: '/stopGracePeriod', unit: 's', read: duration },
+  { key: 'stop', pointer: '/stopMode', read: choice(['poweroff', 'save'] as const) },
   { key: 'extra-args', pointer: '/extraArgs', repeatable: true, read: list },
   { key: 'video', pointer: '/video', read: video },
   { key: 'graphics', pointer: '/graphics', read: choice(GRAPHICS_WORDS) },

@@ -166,6 +166,7 @@ export const ENTITY_FIELDS: readonly VmsField[] = [
     },
   },
   { key: 'disposable', pointer: '/disposable', read: bool },
+  { key: 'stop', pointer: '/stopMode', read: oneOf({ poweroff: 'poweroff', save: 'save' }) },
   { key: 'accel', pointer: '/accel', read: oneOf({ auto: 'auto', kvm: 'kvm', tcg: 'tcg' }) },
   BASE_USER_FIELD,
   self('network', network),

@@ -6,7 +6,16 @@
  * what they share in context.ts.
  */
 import { rm } from 'node:fs/promises';
-import type { Clock, FullBackend, Observed, PrepareOptions, StartResult, StopOptions, VolumeObserved } from '../../schemas/ports.js';
+import type {
+  Clock,
+  FullBackend,
+  Observed,
+  PrepareOptions,
+  StartResult,
+  StopOptions,
+  StopResult,
+  VolumeObserved,
+} from '../../schemas/ports.js';
 import { systemClock } from '../state/clock.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import type { Logger } from '../log.js';
@@ -22,6 +31,7 @@ import { abortIf, file, pdir as pdirOf, readApplied, type QemuContext } from './
 import { prepare } from './prepare.js';
 import { start } from './start.js';
 import { cleanupRuntime, qmpCommand, stop } from './stop.js';
+import { saveOrStop } from './save.js';
 
 export interface QemuBackendOptions {
   stateRoot: string;
@@ -61,7 +71,8 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
     },
     prepare: (project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> => prepare(ctx, project, vm, o, signal),
     start: (project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult> => start(ctx, project, vm, signal),
-    stop: (project: Project, name: string, o: StopOptions, signal?: AbortSignal): Promise<void> => stop(ctx, project, name, o, signal),
+    stop: (project: Project, name: string, o: StopOptions, signal?: AbortSignal): Promise<StopResult | void> =>
+      o.save ? saveOrStop(ctx, project, name, o, signal) : stop(ctx, project, name, o, signal),
     suspend: (p, n, s) => qmpCommand(ctx, p, n, 'stop', s),
     resume: (p, n, s) => qmpCommand(ctx, p, n, 'cont', s),
     async destroy(project: Project, name: string, signal?: AbortSignal): Promise<void> {

@@ -15,6 +15,7 @@ import { readInstanceId } from '../state/instance-id.js';
 import { findQemu, sharedQemuScan, type QemuScan } from './liveness.js';
 import { forwardsOf, type PortRecord } from './ports.js';
 import { readyRecorded } from './readiness.js';
+import { readSaved } from './saved-state.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
 import { recordedSteps } from '../provision/record.js';
 
@@ -133,6 +134,7 @@ export async function observeVm(
     }
   }
   const ready = live ? await readyRecorded(projDir, name, live.pid) : false;
+  const savedRec = live ? undefined : await readSaved(projDir, name, onCorrupt);
   const sshAddr = live ? ports.ssh : undefined;
   const sshPort = sshAddr ? Number(sshAddr.slice(sshAddr.lastIndexOf(':') + 1)) : null;
   return {
@@ -149,6 +151,7 @@ export async function observeVm(
     provisioned,
     startedAt,
     ready,
+    saved: savedRec ? { bytes: savedRec.bytes, savedAt: savedRec.savedAt } : null,
     corrupt: [...new Set(corrupt)],
   };
 }

@@ -16,6 +16,7 @@ import { FILES, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/p
 import { newInstanceId, readInstanceId } from '../state/instance-id.js';
 import { clearRecord } from '../provision/record.js';
 import { findOvmf } from './firmware.js';
+import { discardSaved, savedPaths } from './saved-state.js';
 import type { AppliedRecord } from './observe.js';
 import { ensureProjectNet } from './project-net.js';
 import { abortIf, corruptNote, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
@@ -39,6 +40,8 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
     await clearRecord(pd, vm.name);
     await rm(f('instanceId'), { force: true });
     await rm(f('efiVars'), { force: true });
+    if (await exists(savedPaths(pd, vm.name).record)) o.onProgress?.(`${vm.name}: its saved state is discarded with its disk`);
+    await discardSaved(pd, vm.name);
   }
 
   // instance-id: created once, kept for the disk's life

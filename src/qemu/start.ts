@@ -20,6 +20,8 @@ import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
 import type { AppliedRecord } from './observe.js';
 import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
 import { spawnQemu } from './process.js';
+import { discardSaved, invalidReason, qemuVersion, readSaved, savedPaths, seedDigest, shellQuote } from './saved-state.js';
+import { writableDisks } from './save.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
 import { abortIf, corruptNote, file, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
@@ -104,22 +106,65 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     hostFolders,
     ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
   });
-  const pid = await spawnQemu({
-    binary,
-    argv,
-    env,
-    stderrPath: f('qemuStderr'),
-    qmpPath: qmp,
-    clock,
-    vmName: vm.name,
-    timeoutMs: stageTimeoutMs('start', vm, ctx.timeouts, env),
-    signal,
-  }).catch(async (err: unknown) => {
+  const spawn = (a: string[]): Promise<number> =>
+    spawnQemu({
+      binary,
+      argv: a,
+      env,
+      stderrPath: f('qemuStderr'),
+      qmpPath: qmp,
+      clock,
+      vmName: vm.name,
+      timeoutMs: stageTimeoutMs('start', vm, ctx.timeouts, env),
+      signal,
+    });
+  let pid: number | null = null;
+  let restored = false;
+  try {
+    // a saved state (stop --save) is restored instead of booting, when it is still valid for this argv
+    const state = await usableSavedState(ctx, pd, vm, argv);
+    if (state) {
+      try {
+        pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(state)}`]);
+        restored = true;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        log?.warn({ vm: vm.name }, `saved state discarded: QEMU could not restore it (${(err as Error).message.split('\n')[0]}); booting`);
+      }
+      // used once: from now on the disk moves on without it
+      await discardSaved(pd, vm.name);
+    }
+    pid ??= await spawn(argv);
+  } catch (err) {
     if (virtiofsd.length > 0) await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
     throw err;
-  });
+  }
   const prev = await readApplied(ctx, project, vm.name);
   await writeJsonAtomic(f('applied'), { spec: vm, diskImage: prev?.diskImage ?? null } satisfies AppliedRecord);
-  log?.debug({ vm: vm.name, pid, accel }, 'QEMU started');
-  return { pid, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record };
+  log?.debug({ vm: vm.name, pid, accel, restored }, 'QEMU started');
+  return { pid, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports: alloc.record, ...(restored ? { restored } : {}) };
+}
+
+/**
+ * The VM's saved state when it is valid for `argv` (saved-state.ts), else null; an invalid one is
+ * discarded with one line saying why.
+ */
+async function usableSavedState(ctx: QemuContext, pd: string, vm: VmSpec, argv: string[]): Promise<string | null> {
+  const rec = await readSaved(pd, vm.name, corruptNote(ctx));
+  const paths = savedPaths(pd, vm.name);
+  if (!rec) {
+    // a state without its record (or with a damaged one) is never used
+    await discardSaved(pd, vm.name);
+    return null;
+  }
+  const why = await invalidReason(rec, paths.state, {
+    qemuVersion: await qemuVersion(ctx.binary, ctx.env),
+    argv,
+    disks: writableDisks(pd, vm),
+    seed: await seedDigest(vm.cloudInit !== null ? vmFile(pd, vm.name, 'seed') : null),
+  });
+  if (why === null) return paths.state;
+  ctx.log?.warn({ vm: vm.name }, `saved state discarded: ${why}; booting with its disk kept`);
+  await discardSaved(pd, vm.name);
+  return null;
 }

@@ -13,7 +13,8 @@ import type { Clock, Guest } from '../../schemas/ports.js';
 import { systemClock } from '../state/clock.js';
 import { BackendError, TendError } from '../../schemas/errors.js';
 import { projectDir, vmDir, vmFile } from '../state/paths.js';
-import { readJson } from '../state/atomic.js';
+import { readFile } from 'node:fs/promises';
+import { readJson, writeFileAtomic } from '../state/atomic.js';
 import { validatePortRecord } from '../state/validators.generated.js';
 import type { PortRecord } from '../qemu/ports.js';
 import { readInstanceId } from '../state/instance-id.js';
@@ -93,7 +94,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
   });
 
   return {
-    async waitReady(project, vm, signal) {
+    async waitReady(project, vm, signal, o) {
       // TAP: the guest's address is looked up within the banner stage, as it takes a DHCP lease
       const tap = vm.network.mode === 'tap' ? tapReadiness(opts.stateRoot, project, vm, env, (line) => say(vm.name, line)) : null;
       const target = tap ? tap.target : await sshTarget(opts.stateRoot, project, vm, env);
@@ -102,6 +103,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         login: `logging in as ${target.user}`,
         'cloud-init': 'waiting for cloud-init to finish',
       };
+      const bootRecord = vmFile(projectDir(opts.stateRoot, project.name, project.dir), vm.name, 'cloudInitDone');
       // A guest silent on its console and on SSH for a while gets a hint line (src/ssh/silence.ts).
       const silence = await consoleSilenceWatch(opts.stateRoot, project, vm, env, opts.clock ?? systemClock, (line) =>
         say(vm.name, line, 'warning'),
@@ -115,6 +117,13 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
           loginTimeoutMs: limit('login', vm),
           cloudInitTimeoutMs: limit('cloudInit', vm),
           cloudInit: vm.cloudInit !== null,
+          cloudInitBoot: {
+            recorded: await readFile(bootRecord, 'utf8').then(
+              (t) => t.trim(),
+              () => null,
+            ),
+            done: (boot) => writeFileAtomic(bootRecord, `${boot}\n`),
+          },
           ...(tap ? { locate: tap.locate } : {}),
           onStage: (s) => {
             if (s !== 'banner') silence?.stop();
@@ -126,8 +135,13 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       }
       // The guest is up and cloud-init is done: pin (or check) its host key.
       const pinned = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
-      pinned.on('error', () => {});
-      pinned.end();
+      try {
+        // restored from a saved state: its clock stood still while it was saved
+        if (o?.restored) await stepClock(pinned, target, vm.name, say, signal);
+      } finally {
+        pinned.on('error', () => {});
+        pinned.end();
+      }
       const hc = vm.healthcheck;
       if (!hc) return;
       say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
@@ -161,6 +175,27 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
     provisionPending: (project, vm) => provisioner.pending(project, vm),
     provision: (project, vm, o, signal) => provisioner.run(project, vm, o, signal),
   };
+}
+
+/**
+ * Step the guest's clock to the host's (over SSH, with sudo: the images tend boots have no guest
+ * agent channel). A failure is reported, not fatal: the guest runs, its clock is late.
+ */
+async function stepClock(
+  client: Client,
+  target: SshTarget,
+  name: string,
+  say: (vm: string, line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const now = (Date.now() / 1000).toFixed(3);
+  const r = await execOnClient(client, target, `sudo -n date -u -s @${now} >/dev/null`, signal ? { signal } : {}).catch((e: Error) => ({
+    code: -1,
+    stdout: '',
+    stderr: e.message,
+  }));
+  if (r.code === 0) say(name, 'guest clock set to the host time');
+  else say(name, `could not set the guest clock after the restore (${String(r.stderr).trim() || `exit ${r.code}`})`);
 }
 
 /**

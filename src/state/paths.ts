@@ -41,6 +41,12 @@ export const FILES = {
   virtiofsdLog: 'virtiofsd.log',
   /** helper processes (virtiofsd) started for the VM: src/qemu/helpers.ts */
   helpers: 'helpers.json',
+  /** the VM's RAM and device state, saved by `stop --save` (src/qemu/saved-state.ts) */
+  savedState: 'saved-state.bin',
+  /** what the saved state belongs to: QEMU version, argv, disks (src/qemu/saved-state.ts) */
+  savedRecord: 'saved.json',
+  /** the guest boot (its /proc/sys/kernel/random/boot_id) cloud-init was last seen done in */
+  cloudInitDone: 'cloud-init-done',
   /** which backend holds the VM (src/backend/record.ts) */
   backend: 'backend.json',
   /** the libvirt domain XML tend last defined (src/libvirt/backend.ts) */

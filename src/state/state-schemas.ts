@@ -9,6 +9,7 @@ import { accelVerdictSchema } from '../qemu/accel.js';
 import { helperRecordSchema } from '../qemu/helpers.js';
 import { appliedRecordSchema, intentRecordSchema } from '../qemu/observe.js';
 import { portRecordSchema } from '../qemu/ports.js';
+import { savedRecordSchema } from '../qemu/saved-record-schema.js';
 import { projectNetRecordSchema } from '../qemu/project-net.js';
 import { imageIndexSchema } from '../images/store.js';
 import { provisionRecordSchema } from '../provision/record.js';
@@ -27,6 +28,7 @@ export const STATE_SCHEMAS = {
   validateProvisionRecord: ['vms/<vm>/provision.json', provisionRecordSchema],
   validateStatusRecord: ['vms/<vm>/status.json', statusRecordSchema],
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
+  validateSavedRecord: ['vms/<vm>/saved.json', savedRecordSchema],
   validateBackendRecord: ['vms/<vm>/backend.json', backendRecordSchema],
   validateInstancesRecord: ['instances.json', instancesRecordSchema],
   validateProjectNetRecord: ['network.json', projectNetRecordSchema],

@@ -8,6 +8,7 @@ export const validateIntentRecord: StateValidator;
 export const validateProvisionRecord: StateValidator;
 export const validateStatusRecord: StateValidator;
 export const validateHelperRecord: StateValidator;
+export const validateSavedRecord: StateValidator;
 export const validateBackendRecord: StateValidator;
 export const validateInstancesRecord: StateValidator;
 export const validateProjectNetRecord: StateValidator;

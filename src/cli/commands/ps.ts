@@ -18,7 +18,7 @@ import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-for
 
 export interface PsRow {
   name: string;
-  /** running, paused, stopped, unknown, not-created, orphan */
+  /** running, paused, stopped, saved (stopped with its memory saved), unknown, not-created, orphan */
   state: string;
   ready: boolean;
   accel: string | null;
@@ -69,7 +69,8 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
       ? await observedReadiness(ctx.projDir, name, obs)
       : { ready: false, conditions: [] };
     const conditions = [...new Set([...recordedConditions, ...planConditions(entries.get(name), obs)])];
-    const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power;
+    // saved: stopped with its memory saved (stop --save); the next start restores it
+    const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power === 'stopped' && obs.saved ? 'saved' : obs.power;
     rows.push({
       name,
       state,

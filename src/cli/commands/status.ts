@@ -83,6 +83,12 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
             .join(', ')
         : '-',
     ],
+    [
+      'Saved state',
+      o?.saved
+        ? `${(o.saved.bytes / 1048576).toFixed(0)} MiB, saved ${formatDuration(now - o.saved.savedAt)} ago (the next start restores it)`
+        : '-',
+    ],
     ['Intent', o?.intent ?? '-'],
     ['Image', r.spec ? `${r.spec.image.kind}:${r.spec.image.ref}` : (o?.diskImage ?? '-')],
     ['CPUs/Memory', r.spec ? `${r.spec.cpus} / ${r.spec.memory} MiB` : '-'],
