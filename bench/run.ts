@@ -16,6 +16,7 @@ const MODULES: Record<string, () => Promise<{ bench: Bench }>> = {
   watch: () => import('./watch.js'),
   libvirt: () => import('./libvirt.js'),
   soak: () => import('./soak.js'),
+  warm: () => import('./warm.js'),
 };
 
 function args(argv: string[]): { only: string[] } {

@@ -140,16 +140,21 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
   if (live.length > 0) notes.push(`applied live: ${live.map((t) => t.split(':')[0]).join(', ')}`);
 
   if (recreate.length > 0) {
-    if (opts.recreate || vm.disposable) {
+    // snapshots live in the disk: a recreate drops them, so it is never implied by disposable alone
+    const snaps = obs.snapshots ?? [];
+    const drops = snaps.length > 0 ? [`drops its snapshots: ${snaps.join(', ')}`] : [];
+    if (opts.recreate || (vm.disposable && snaps.length === 0)) {
       return entry(
         'recreate',
         [...recreate, ...restart, ...seed],
-        [...notes, `disk replaced (${vm.disposable ? 'disposable' : '--recreate'}); named volumes kept`],
+        [...notes, `disk replaced (${opts.recreate ? '--recreate' : 'disposable'}); named volumes kept`, ...drops],
       );
     }
     return entry('recreate-required', recreate, [
       ...notes,
-      `needs a new disk: left ${alive ? 'running' : 'as it is'}; run \`tend up --recreate\` or set disposable: true`,
+      snaps.length > 0
+        ? `needs a new disk, which drops its snapshots (${snaps.join(', ')}): left ${alive ? 'running' : 'as it is'}; run \`tend up --recreate\` to replace it anyway`
+        : `needs a new disk: left ${alive ? 'running' : 'as it is'}; run \`tend up --recreate\` or set disposable: true`,
       ...(restart.length + seed.length > 0 ? [`also pending: ${[...restart, ...seed].join('; ')}`] : []),
     ]);
   }

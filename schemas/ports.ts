@@ -51,6 +51,8 @@ export interface ObservedVm {
    * start restores it when it is still valid (docs/warm.md). Absent or null: nothing saved.
    */
   saved?: SavedState | null;
+  /** names of the VM's snapshots (issue 15 §3): a recreate drops them. Absent: not observed */
+  snapshots?: string[];
   /** state files that were corrupt and will be rebuilt */
   corrupt: string[];
 }
@@ -209,7 +211,34 @@ export interface Volumes {
 }
 
 /** A VM backend: lifecycle and observe, plus the optional roles it has. */
-export interface Backend extends Lifecycle, Observe, Partial<ExitWatch>, Partial<ConsoleAccess>, Partial<Volumes> {}
+export interface Backend extends Lifecycle, Observe, Partial<ExitWatch>, Partial<ConsoleAccess>, Partial<Volumes>, Partial<Snapshots> {}
+
+/** A named snapshot of a VM (issue 15 §3). */
+export interface SnapshotInfo {
+  name: string;
+  /** ms since epoch */
+  createdAt: number;
+  /** it holds the VM's memory and device state (taken while it ran), not only its disks */
+  vmState: boolean;
+  vmStateBytes: number;
+}
+
+/** What a snapshot restore did. */
+export interface SnapshotRestore {
+  /** the VM runs (its memory was loaded: the guest is back where it was) */
+  running: boolean;
+  /** its memory was restored too (false: disks only, the VM is stopped) */
+  memory: boolean;
+}
+
+/** Snapshots: named points a VM's disks (and memory, when it runs) can go back to. */
+export interface Snapshots {
+  /** oldest first; [] for a VM without a disk */
+  listSnapshots(project: Project, name: string, signal?: AbortSignal): Promise<SnapshotInfo[]>;
+  saveSnapshot(project: Project, name: string, snap: string, signal?: AbortSignal): Promise<SnapshotInfo>;
+  restoreSnapshot(project: Project, name: string, snap: string, signal?: AbortSignal): Promise<SnapshotRestore>;
+  removeSnapshot(project: Project, name: string, snap: string, signal?: AbortSignal): Promise<void>;
+}
 
 /** A backend with every role (QEMU, libvirt). */
 export type FullBackend = Lifecycle & Observe & ExitWatch & ConsoleAccess & Volumes;

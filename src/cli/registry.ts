@@ -146,6 +146,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
   },
   { term: 'version', description: "tend's version, and the Node and QEMU it runs with", load: () => import('./commands/version.js') },
   {
+    term: 'snapshot',
+    description: 'named snapshots of a VM (disks, and memory while it runs): save, restore, ls, rm',
+    load: () => import('./commands/snapshot.js'),
+  },
+  {
     term: 'volume',
     description: 'named volumes of the project: ls, inspect, rm (they outlive VMs)',
     load: () => import('./commands/volume.js'),

@@ -11,6 +11,7 @@ import type {
   FullBackend,
   Observed,
   PrepareOptions,
+  Snapshots,
   StartResult,
   StopOptions,
   StopResult,
@@ -32,6 +33,7 @@ import { prepare } from './prepare.js';
 import { start } from './start.js';
 import { cleanupRuntime, qmpCommand, stop } from './stop.js';
 import { saveOrStop } from './save.js';
+import { listSnapshots, removeSnapshot, restoreSnapshot, saveSnapshot } from './snapshots.js';
 
 export interface QemuBackendOptions {
   stateRoot: string;
@@ -50,7 +52,7 @@ export interface QemuBackendOptions {
   acpiPatienceMs?: number;
 }
 
-export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
+export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snapshots {
   const env = opts.env ?? process.env;
   const ctx: QemuContext = {
     stateRoot: opts.stateRoot,
@@ -97,6 +99,10 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend {
       }
       return paths;
     },
+    listSnapshots: (p, n, s) => listSnapshots(ctx, p, n, s),
+    saveSnapshot: (p, n, snap, s) => saveSnapshot(ctx, p, n, snap, s),
+    restoreSnapshot: (p, n, snap, s) => restoreSnapshot(ctx, p, n, snap, s),
+    removeSnapshot: (p, n, snap, s) => removeSnapshot(ctx, p, n, snap, s),
     watchExit: qemuExitWatch({ stateRoot: opts.stateRoot, env, ...(opts.exitPollMs ? { pollMs: opts.exitPollMs } : {}) }),
     attachConsole: (project, name, io, signal) =>
       attachConsole({ socketPath: socketPath(pdir(project), name, 'serial', env), ...io, ...(signal ? { signal } : {}) }),

@@ -16,6 +16,7 @@ import { findQemu, sharedQemuScan, type QemuScan } from './liveness.js';
 import { forwardsOf, type PortRecord } from './ports.js';
 import { readyRecorded } from './readiness.js';
 import { readSaved } from './saved-state.js';
+import { diskSnapshots } from './snapshots.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
 import { recordedSteps } from '../provision/record.js';
 
@@ -152,6 +153,7 @@ export async function observeVm(
     startedAt,
     ready,
     saved: savedRec ? { bytes: savedRec.bytes, savedAt: savedRec.savedAt } : null,
+    snapshots: diskExists ? (await diskSnapshots(f('disk')).catch(() => [])).map((x) => x.name) : [],
     corrupt: [...new Set(corrupt)],
   };
 }

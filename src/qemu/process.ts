@@ -19,6 +19,11 @@ export interface SpawnOptions {
   qmpPath: string;
   clock: Clock;
   vmName: string;
+  /**
+   * the argv restores a saved state (-incoming): the guest comes back in the run state it was saved
+   * in (paused: tend pauses it before saving), so it is continued once the state is loaded
+   */
+  incoming?: boolean;
   /** how long QEMU may take to answer QMP (default 30 s) */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -101,6 +106,10 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
       try {
         const st = await qmp.queryStatus(2000);
         if (st.status === 'running') return child.pid as number;
+        if (o.incoming && st.status === 'paused') {
+          await qmp.execute('cont', undefined, { timeoutMs: 5000 });
+          continue;
+        }
         if (st.status === 'prelaunch' || st.status === 'inmigrate') {
           await o.clock.sleep(50, o.signal);
           continue;

@@ -106,10 +106,11 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     hostFolders,
     ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
   });
-  const spawn = (a: string[]): Promise<number> =>
+  const spawn = (a: string[], incoming = false): Promise<number> =>
     spawnQemu({
       binary,
       argv: a,
+      incoming,
       env,
       stderrPath: f('qemuStderr'),
       qmpPath: qmp,
@@ -125,7 +126,7 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     const state = await usableSavedState(ctx, pd, vm, argv);
     if (state) {
       try {
-        pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(state)}`]);
+        pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(state)}`], true);
         restored = true;
       } catch (err) {
         if (signal?.aborted) throw err;

@@ -139,6 +139,11 @@ export function vmFile(projDir: string, vm: string, file: keyof typeof FILES): s
   return join(vmDir(projDir, vm), FILES[file]);
 }
 
+/** The provisioning record kept with a VM's snapshot `snap` (src/qemu/snapshots.ts). */
+export function snapshotProvisionFile(projDir: string, vm: string, snap: string): string {
+  return join(vmDir(projDir, vm), `snapshot-${snap}.provision.json`);
+}
+
 /**
  * Path for a unix socket of a VM. When the natural path (in the VM's folder) is longer than the
  * kernel allows, the socket lives in a short per-user runtime folder named by a hash of the

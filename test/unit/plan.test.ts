@@ -225,3 +225,22 @@ test('plan: is pure (same input, same output; inputs untouched)', () => {
   assert.deepEqual(plan(p, o, noFlags), plan(p, o, noFlags));
   assert.equal(JSON.stringify([p, o]), before);
 });
+
+test('plan: a recreate drops snapshots, so it needs --recreate even when disposable, and says which', () => {
+  const desired = { ...base, disposable: true, image: { ...base.image, ref: 'ubuntu:noble' } };
+  const withSnaps = obs(base, { snapshots: ['clean', 'before-upgrade'] });
+  const [held] = plan(project(desired), observed(withSnaps), noFlags);
+  assert.equal(held.action, 'recreate-required');
+  assert.match(held.notes.join('\n'), /drops its snapshots \(clean, before-upgrade\).*--recreate/);
+  const [forced] = plan(project(desired), observed(withSnaps), { recreate: true, prune: false });
+  assert.equal(forced.action, 'recreate');
+  assert.match(forced.notes.join('\n'), /drops its snapshots: clean, before-upgrade/);
+  const [plain] = plan(project(desired), observed(obs(base, { snapshots: [] })), noFlags);
+  assert.equal(plain.action, 'recreate');
+});
+
+test('plan: the stop mode is applied live (read by the next stop)', () => {
+  const [entry] = plan(project({ ...base, stopMode: 'save' }), observed(obs(base)), noFlags);
+  assert.equal(entry.action, 'none');
+  assert.match(entry.notes.join('\n'), /applied live: stopMode/);
+});
