@@ -16,7 +16,7 @@ import { findQemu, sharedQemuScan, type QemuScan } from './liveness.js';
 import { forwardsOf, type PortRecord } from './ports.js';
 import { readyRecorded } from './readiness.js';
 import { readSaved } from './saved-state.js';
-import { diskSnapshots } from './snapshots.js';
+import { diskSnapshots } from './disk-snapshots.js';
 import { qmpOnce, type QmpStatus } from './qmp.js';
 import { recordedSteps } from '../provision/record.js';
 

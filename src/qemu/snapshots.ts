@@ -9,7 +9,7 @@
  * The provisioning record goes back with the disk: each snapshot keeps a copy of it, restored with
  * the snapshot, so steps run after the snapshot are due again.
  */
-import { copyFile, open, rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import type { SnapshotInfo, SnapshotRestore } from '../../schemas/ports.js';
@@ -20,45 +20,11 @@ import { recordPath } from '../provision/record.js';
 import { QmpClient } from './qmp.js';
 import { writableDisks } from './save.js';
 import { discardSaved } from './saved-state.js';
+import { diskSnapshots } from './disk-snapshots.js';
 import { abortIf, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 
 /** A snapshot name: a word that is also a safe file-name part. */
 export const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
-interface QemuImgSnapshot {
-  name: string;
-  'vm-state-size': number;
-  'date-sec': number;
-  'date-nsec': number;
-}
-
-/** Number of internal snapshots in a qcow2 file's header (bytes 60..63), without a process. */
-async function headerSnapshotCount(path: string): Promise<number> {
-  const fh = await open(path, 'r').catch(() => null);
-  if (!fh) return 0;
-  try {
-    const b = Buffer.alloc(72);
-    const { bytesRead } = await fh.read(b, 0, 72, 0);
-    if (bytesRead < 72 || b.readUInt32BE(0) !== 0x514649fb) return 0; // "QFI\xfb"
-    return b.readUInt32BE(60);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** The snapshots of a disk (qemu-img info -U reads it while QEMU runs), oldest first. */
-export async function diskSnapshots(disk: string): Promise<SnapshotInfo[]> {
-  if ((await headerSnapshotCount(disk)) === 0) return [];
-  const r = await execa('qemu-img', ['info', '-U', '--output=json', disk], { reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new BackendError('SnapshotListFailed', `cannot read the snapshots of ${disk}: ${String(r.stderr).trim()}`);
-  const info = JSON.parse(String(r.stdout)) as { snapshots?: QemuImgSnapshot[] };
-  return (info.snapshots ?? []).map((s) => ({
-    name: s.name,
-    createdAt: s['date-sec'] * 1000 + Math.floor(s['date-nsec'] / 1e6),
-    vmState: s['vm-state-size'] > 0,
-    vmStateBytes: s['vm-state-size'],
-  }));
-}
 
 interface Located {
   pd: string;
