@@ -19,12 +19,13 @@ import type {
   Observed,
   ObservedVm,
   PrepareOptions,
+  Snapshots,
   StartResult,
   StopOptions,
   VmExit,
 } from '../../schemas/ports.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
-import { BackendError } from '../../schemas/errors.js';
+import { BackendError, UsageError } from '../../schemas/errors.js';
 import type { Logger } from '../log.js';
 import type { StageTimeouts } from '../timeouts.js';
 import { projectDir, vmFile } from '../state/paths.js';
@@ -49,7 +50,14 @@ export interface DispatchOptions {
   libvirt: (uri: string) => LibvirtBackend;
 }
 
-export interface Dispatcher extends FullBackend {
+/** The snapshot role of the backend holding a VM (QEMU's); libvirt has none yet. */
+function snapshotsOf(b: Backend, name: string): Snapshots {
+  if (!b.listSnapshots || !b.saveSnapshot || !b.restoreSnapshot || !b.removeSnapshot)
+    throw new UsageError(`${name}: its backend (libvirt) has no snapshots yet: run it with backend: qemu`, 'SnapshotsUnsupported');
+  return b as Snapshots;
+}
+
+export interface Dispatcher extends FullBackend, Snapshots {
   /** Which backend holds (or will run) a VM: for `tend ps` / `status`. */
   placement(project: Project, name: string): Promise<{ backend: 'qemu' | 'libvirt'; uri: string | null }>;
   close(): void;
@@ -202,6 +210,10 @@ export function createDispatcher(o: DispatchOptions): Dispatcher {
       if (!backend.attachConsole) throw new BackendError('Unsupported', `${name}: its backend has no console`);
       return backend.attachConsole(project, name, io, signal);
     },
+    listSnapshots: byName((b, p, n, signal?: AbortSignal) => snapshotsOf(b, n).listSnapshots(p, n, signal)),
+    saveSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).saveSnapshot(p, n, snap, signal)),
+    restoreSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).restoreSnapshot(p, n, snap, signal)),
+    removeSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).removeSnapshot(p, n, snap, signal)),
     // named volumes of local backends live in the project's state folder, whoever mounts them
     listVolumes: (p, s) => o.qemu.listVolumes(p, s),
     volumePath: (p, n) => o.qemu.volumePath(p, n),
