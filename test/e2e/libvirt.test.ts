@@ -1,7 +1,8 @@
 /**
  * End to end through the real libvirtd (qemu:///system; .ci/run starts it) on the real Debian 12
  * guest image, one project with one VM pinned to `backend: libvirt`, as few boots as possible:
- *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works;
+ *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works; a host folder is shared
+ *     over virtiofs (libvirt starts virtiofsd; shared memfd memory) both ways;
  *   - under `tend watch`, a memory edit restarts the domain with the new memory, disk kept;
  *   - `virsh destroy` behind tend's back: watch begins the restart within a second (libvirt's own
  *     lifecycle event) and the VM is Ready again, disk kept;
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
@@ -47,6 +48,7 @@ const yaml = (image: string, memory: number) =>
     '    backend: libvirt',
     `    connect: ${URI}`,
     `    vm: { vcpu: 1, memory_mb: ${memory} }`,
+    '    volumes: ["./share:/srv/share"]',
     '    cloud_init: { hostname: lvweb }',
     '',
   ].join('\n');
@@ -55,7 +57,7 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   const v = await virsh('version');
   assert.equal(v.code, 0, `libvirtd must answer on ${URI} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
   const image = await findImage();
-  const p = await tempProject({ 'tend.yaml': yaml(image, 512) });
+  const p = await tempProject({ 'tend.yaml': yaml(image, 512), 'share/hello.txt': 'from the host\n' });
   const project = { name: 'lvirt', dir: p.dir };
   const dom = domainName(project, 'web');
   t.after(async () => {
@@ -69,6 +71,12 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs`);
   assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
   await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
+  // the host folder, over virtiofs through libvirt: the domain has the filesystem, the guest reads and writes it
+  assert.match((await virsh('dumpxml', dom)).out, /<driver type='virtiofs'\/>/);
+  assert.match((await virsh('dumpxml', dom)).out, /<source type='memfd'\/>/);
+  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', '/srv/share/hello.txt'])).trim(), 'from the host');
+  await ok(p, ['exec', 'web', '--', 'sudo', 'sh', '-c', 'echo from the guest > /srv/share/back.txt']);
+  assert.equal((await readFile(join(p.dir, 'share', 'back.txt'), 'utf8')).trim(), 'from the guest');
   const ps = JSON.parse(await ok(p, ['ps', '--json'])) as { vms: { name: string; state: string }[] };
   assert.equal(ps.vms.find((x) => x.name === 'web')?.state, 'running');
   assert.match((await ok(p, ['plan'])).split('\n').find((l) => l.startsWith('web')) ?? '', /\bnone\b/, 'a converged VM plans nothing');
