@@ -279,7 +279,19 @@ function drained(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
+/**
+ * A reader that goes away (`tend plan --help | head -3`) is not an error of tend's: what is left
+ * to print is dropped, the command itself runs to its end, and its exit code stands.
+ */
+function readerMayLeave(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+}
+
 if (invokedDirectly()) {
+  readerMayLeave(process.stdout);
+  readerMayLeave(process.stderr);
   const code = await main();
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(code);
