@@ -14,6 +14,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     description: 'check the project files and exit (0: valid, 3: errors, each with file:line:col)',
     load: () => import('./commands/validate.js'),
   },
+  {
+    term: 'init [options]',
+    description: 'write a starter project file here (tend.yaml, or --format kdl|vms) for an image; never overwrites',
+    load: () => import('./commands/init.js'),
+  },
   { term: 'plan [options]', description: 'show what converge would do, without doing it', load: () => import('./commands/plan.js') },
   {
     term: 'converge|up [options]',
