@@ -3,7 +3,8 @@
  * the fake qemu-system-x86_64 (test/fake-qemu; no guest, so readiness is a no-op guest):
  * `tend up -i prod` and `-i dev` make `web-prod` and `web-dev` from one declared VM, each with its
  * own disk, seed, key pair and host ports (the declared VM's fixed host port is not reused); they
- * are recorded, so a plain `tend up` keeps them and `ps -i` lists them; `stop -i`, `destroy -i`
+ * are recorded, so a plain `tend up` keeps them, `tend watch` restarts one killed behind its back,
+ * and `ps -i` lists them; `stop -i`, `destroy -i`
  * and `down -i --destroy` act on them, and a destroyed instance is forgotten.
  */
 import { after, test } from 'node:test';
@@ -19,6 +20,7 @@ import { psCommand } from '../../src/cli/commands/ps.js';
 import { stopCommand } from '../../src/cli/commands/stop.js';
 import { destroyCommand } from '../../src/cli/commands/destroy.js';
 import { downCommand } from '../../src/cli/commands/down.js';
+import { watchCommand } from '../../src/cli/commands/watch.js';
 import { readInstances } from '../../src/state/instances.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 import { pidAlive } from '../../src/pid.js';
@@ -103,6 +105,34 @@ test(
       if (after1[n]?.pid) pids.add(after1[n].pid!);
     }
     assert.equal(after1['web-prod'].pid, rows['web-prod'].pid, 'a converged instance is left alone');
+
+    // `tend watch` keeps a recorded instance running: killed behind its back, it is restarted
+    const ac = new AbortController();
+    let passes = 0;
+    const watching = watchCommand({ ...g, signal: ac.signal, resync: '0', onPass: () => passes++ });
+    watching.catch(() => undefined);
+    const until = async (cond: () => boolean, what: string): Promise<void> => {
+      const t0 = Date.now();
+      while (!cond()) {
+        if (Date.now() - t0 > 30_000) assert.fail(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until(() => passes >= 1, "watch's first pass");
+    const before = after1['web-prod'].pid!;
+    process.kill(before, 'SIGKILL');
+    const pidOf = (vm: string): number | null => {
+      try {
+        const n = Number(readFileSync(vmFile(pd, vm, 'pid'), 'utf8').trim());
+        return Number.isInteger(n) && pidAlive(n) ? n : null;
+      } catch {
+        return null;
+      }
+    };
+    await until(() => pidOf('web-prod') !== null && pidOf('web-prod') !== before, 'web-prod restarted by watch');
+    pids.add(pidOf('web-prod')!);
+    ac.abort();
+    await watching.catch(() => undefined);
 
     // one-VM verbs take -i through the CLI: the command functions get <vm>-<instance>
     const stopped = await stopCommand({ ...g, name: 'web-dev' });
