@@ -60,6 +60,7 @@ export async function stop(ctx: QemuContext, project: Project, name: string, o: 
           signal,
           log,
           ports: await readJson<PortRecord>(vmFile(pd, name, 'ports'), validatePortRecord),
+          project: project.name,
         })
       : false;
     if (asked) log?.info({ vm: name }, 'did not act on ACPI powerdown: asked the guest to power off over SSH');

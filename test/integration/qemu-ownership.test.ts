@@ -4,14 +4,15 @@
  *  - a virtiofsd left by a tend killed just after starting it is reaped by the next start and by
  *    destroy; the VM starts again;
  *  - a damaged qemu.pid does not hide the running QEMU: no second QEMU is started;
- *  - a guest that ignores ACPI is asked to power off over SSH before any SIGTERM; destroying a VM
+ *  - a guest that ignores ACPI is asked to power off over SSH before any SIGTERM, only when it
+ *    shows the VM's pinned host key; destroying a VM
  *    with nothing that outlives it does not wait for a shutdown.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ import { createQemuBackend } from '../../src/qemu/backend.js';
 import { pidAlive } from '../../src/pid.js';
 import { hostFolderShares } from '../../src/qemu/volumes.js';
 import { projectDir, vmDir, vmFile } from '../../src/state/paths.js';
+import { hostAlias, writePin } from '../../src/ssh/known-hosts.js';
 import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
 
 const fakeDir = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
@@ -215,6 +217,35 @@ test('a guest that ignores ACPI is asked over SSH to power off before any SIGTER
   assert.equal(readFileSync(join(root, 'poweroff-ran'), 'utf8'), 'ran\n');
   const stderr = await readFile(vmFile(s.projDir, 'web', 'qemuStderr'), 'utf8');
   assert.doesNotMatch(stderr, /signal 15/, 'never SIGTERMed');
+});
+
+test('the in-guest poweroff goes only to a guest with the pinned host key, as exec does; another key: nothing sent, SIGTERM', async () => {
+  const hostKey = (await readFile(join(sshd.dir, 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  const otherKey = (await readFile(`${sshd.wrongKey}.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  for (const [pinned, reaches] of [
+    [hostKey, true],
+    [otherKey, false],
+  ] as const) {
+    const s = setup({ ssh: { user: sshd.user, privateKey: sshd.key } }, 'ignore-powerdown');
+    const backend = createQemuBackend({ stateRoot: s.stateRoot, env: s.env, acpiPatienceMs: 300, termGraceMs: 3000 });
+    await writeFile(join(root, 'target-pidfile'), vmFile(s.projDir, 'web', 'pid'));
+    await rm(join(root, 'poweroff-ran'), { force: true });
+    await backend.prepare(s.project, s.vm, { recreateDisk: false });
+    const instanceId = (await readFile(vmFile(s.projDir, 'web', 'instanceId'), 'utf8')).trim();
+    await writePin(vmFile(s.projDir, 'web', 'knownHosts'), { instanceId, alias: hostAlias('own', 'web'), keys: [pinned] });
+    await backend.start(s.project, s.vm);
+    await backend.stop(s.project, 'web', { timeout: 2 });
+    const stderr = await readFile(vmFile(s.projDir, 'web', 'qemuStderr'), 'utf8');
+    if (reaches) {
+      assert.equal(readFileSync(join(root, 'poweroff-ran'), 'utf8'), 'ran\n');
+      assert.doesNotMatch(stderr, /signal 15/, 'never SIGTERMed');
+    } else {
+      assert.equal(existsSync(join(root, 'poweroff-ran')), false, 'the poweroff command reached a guest with another host key');
+      assert.match(stderr, /signal 15/, 'stopped by SIGTERM after the grace period');
+    }
+    // the pin is the VM's, untouched
+    assert.match(await readFile(vmFile(s.projDir, 'web', 'knownHosts'), 'utf8'), new RegExp(pinned.split(' ')[1].replace(/[+/]/g, '\\$&')));
+  }
 });
 
 test('destroy of a VM with nothing that outlives it does not wait for a shutdown; with a named volume it stops gracefully', async () => {
