@@ -49,7 +49,7 @@ export async function resolveImage(stateRoot: string, src: ImageSource, opts: Re
     return fromStore(img, src);
   }
   if (src.kind === 'url') {
-    const have = await inspectImage(stateRoot, src.ref);
+    const have = await inspectImage(stateRoot, src.ref, opts.onProgress ? { onCorrupt: opts.onProgress } : {});
     if (have && matchesDeclared(have, src.checksum)) return fromStore(have, src);
     return fromStore(await pullImage(stateRoot, src, opts), src);
   }
@@ -61,7 +61,7 @@ export async function resolveImage(stateRoot: string, src: ImageSource, opts: Re
       `"${src.ref}" is not a built-in image${hint ? `: did you mean ${hint}?` : ''} (known: ${catalogNames().join(', ')})`,
     );
   }
-  const have = await inspectImage(stateRoot, entry.name);
+  const have = await inspectImage(stateRoot, entry.name, opts.onProgress ? { onCorrupt: opts.onProgress } : {});
   if (have && matchesDeclared(have, src.checksum)) return fromStore(have, src);
   try {
     return fromStore(await pullImage(stateRoot, src, opts), src);

@@ -3,18 +3,19 @@
  * (`sha256-<hex>`), plus an index (IMAGE_FILES.index) mapping names — catalog names such as
  * `debian:12`, URLs, or names given to `importImage` — to files. Base images are never written
  * after promotion: VM disks are overlays that read them. The index is written atomically and
- * read defensively (a corrupt index reads as empty; the files stay and can be re-registered).
+ * read defensively: a damaged index is reported, kept aside and rebuilt from the files on disk.
  */
 import { copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { BackendError, NotFoundError, TendError, UsageError } from '../../schemas/errors.js';
 import type { ImageSource } from '../../schemas/model.js';
-import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
+import { ensureDir, exists, readJson, writeJsonAtomic, type CorruptFile } from '../state/atomic.js';
 import { validateImageIndex } from '../state/validators.generated.js';
 import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
 import { blobPath, tempPath } from './blob.js';
 import { catalogEntry, type CatalogEntry } from './catalog.js';
 import { hashFile } from './checksum.js';
+import { rebuildIndex } from './index-rebuild.js';
 import { downloadImage, type DownloadProgress } from './download.js';
 import { localFileError } from './http.js';
 import { withStoreLock } from './lock.js';
@@ -81,14 +82,37 @@ function indexPath(root: string): string {
   return join(imagesDir(root), IMAGE_FILES.index);
 }
 
-async function readIndex(root: string): Promise<IndexFile> {
-  const j = await readJson<IndexFile>(indexPath(root), validateImageIndex);
-  return j ? { version: 1, images: j.images } : { version: 1, images: {} };
+/** Told when the index was found damaged and rebuilt: what happened, with the paths, in plain words. */
+export type IndexReport = (message: string) => void;
+
+/**
+ * The index. A damaged one (not JSON, or not an index) is never read as empty, which would
+ * orphan every stored image and let the next write drop their names: it is kept aside, rebuilt
+ * from the files on disk (index-rebuild.ts) and written back, and `report` is told.
+ */
+async function readIndex(root: string, report?: IndexReport): Promise<IndexFile> {
+  let damaged = false;
+  const j = await readJson<IndexFile>(indexPath(root), validateImageIndex, () => (damaged = true));
+  if (j) return { version: 1, images: j.images };
+  if (!damaged) return { version: 1, images: {} };
+  return withStoreLock(`${indexPath(root)}.lock`, () => readOrRebuild(root, report));
+}
+
+/** readIndex for a caller holding the index lock: another process may have rebuilt it meanwhile. */
+async function readOrRebuild(root: string, report?: IndexReport): Promise<IndexFile> {
+  let damage: CorruptFile | undefined;
+  const j = await readJson<IndexFile>(indexPath(root), validateImageIndex, (c) => (damage = c));
+  if (j) return { version: 1, images: j.images };
+  if (!damage) return { version: 1, images: {} };
+  const rebuilt = await rebuildIndex(imagesDir(root), indexPath(root), damage);
+  await writeJsonAtomic(indexPath(root), { version: 1, images: rebuilt.images });
+  report?.(rebuilt.message);
+  return { version: 1, images: rebuilt.images };
 }
 
 async function updateIndex(root: string, fn: (idx: IndexFile) => void): Promise<void> {
   await withStoreLock(`${indexPath(root)}.lock`, async () => {
-    const idx = await readIndex(root);
+    const idx = await readOrRebuild(root);
     fn(idx);
     await writeJsonAtomic(indexPath(root), idx);
   });
@@ -145,14 +169,18 @@ export async function importImage(stateRoot: string, name: string, file: string,
   }
 }
 
-export async function listImages(stateRoot: string): Promise<StoredImage[]> {
-  const idx = await readIndex(stateRoot);
+export async function listImages(stateRoot: string, opts: { onCorrupt?: IndexReport } = {}): Promise<StoredImage[]> {
+  const idx = await readIndex(stateRoot, opts.onCorrupt);
   return Object.values(idx.images).sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** The stored image for a name, alias or URL; null when absent (or its file has gone). */
-export async function inspectImage(stateRoot: string, nameOrUrl: string): Promise<StoredImage | null> {
-  const idx = await readIndex(stateRoot);
+export async function inspectImage(
+  stateRoot: string,
+  nameOrUrl: string,
+  opts: { onCorrupt?: IndexReport } = {},
+): Promise<StoredImage | null> {
+  const idx = await readIndex(stateRoot, opts.onCorrupt);
   const img = idx.images[nameOrUrl] ?? idx.images[canonicalName(nameOrUrl)];
   if (!img || !(await exists(img.path))) return null;
   return img;
@@ -257,7 +285,7 @@ async function doPull(
   return withStoreLock(
     join(dir, `.pull-${shortHash(name, 16)}.lock`),
     async () => {
-      const already = await inspectImage(stateRoot, name);
+      const already = await inspectImage(stateRoot, name, opts.onProgress ? { onCorrupt: opts.onProgress } : {});
       if (already && already.addedAt >= started) return already; // another process pulled it while we waited
       opts.onProgress?.(`downloading ${name === url ? url : `${name} from ${url}`}`);
       let lastPct = -1;

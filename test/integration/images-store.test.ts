@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { importImage, inspectImage, listImages, removeImage, verifyImage } from '../../src/images/store.js';
 import { resolveImage } from '../../src/images/resolve.js';
 import { createOverlay, createVolume, qemuImgInfo, resizeImage } from '../../src/images/qemu-img.js';
@@ -66,16 +66,40 @@ test('importImage with move takes the file; a missing file is ImageNotFound', as
   );
 });
 
-test('a corrupt index reads as empty instead of crashing', async () => {
+test('a damaged index is reported with its path, kept aside and rebuilt from the files on disk: no image is lost', async () => {
   const root = mkdtempSync(join(work, 'root-'));
-  await importImage(root, 'a', makeImage('c.qcow2'));
-  writeFileSync(join(imagesDir(root), IMAGE_FILES.index), '{ not json');
-  assert.deepEqual(await listImages(root), []);
-  await importImage(root, 'b', makeImage('d.qcow2'));
+  const a = await importImage(root, 'debian:12', makeImage('c.qcow2', '64M', 'C'));
+  const b = await importImage(root, 'web-base', makeImage('d.qcow2', '64M', 'D'));
+  const index = join(imagesDir(root), IMAGE_FILES.index);
+  const whole = readFileSync(index, 'utf8');
+  // cut inside the second entry: the first is still legible, the second is not
+  writeFileSync(index, whole.slice(0, whole.indexOf('"web-base": {') + 40));
+  const reports: string[] = [];
+  const listed = await listImages(root, { onCorrupt: (m) => reports.push(m) });
+  assert.equal(reports.length, 1);
+  assert.match(reports[0], new RegExp(`image index ${index.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was damaged`));
+  assert.match(reports[0], /kept as .*catalog\.json\.damaged-/);
+  const kept = readdirSync(imagesDir(root)).filter((f) => f.startsWith(`${IMAGE_FILES.index}.damaged-`));
+  assert.equal(kept.length, 1, 'the damaged file is kept');
+  // the legible entry keeps its name; the other image is registered under its file name, hashed again
+  const byPath = new Map(listed.map((i) => [i.path, i]));
+  assert.equal(byPath.get(a.path)?.name, 'debian:12');
+  assert.equal(byPath.get(a.path)?.checksum, a.checksum);
+  assert.equal(byPath.get(b.path)?.name, basename(b.path));
+  assert.equal(byPath.get(b.path)?.checksum, b.checksum);
+  assert.equal(byPath.get(b.path)?.format, 'qcow2');
+  // rebuilt once: the next reader sees a good index, and a new image joins the others
+  await importImage(root, 'c', makeImage('e.qcow2', '64M', 'E'));
+  const again: string[] = [];
   assert.deepEqual(
-    (await listImages(root)).map((i) => i.name),
-    ['b'],
+    (await listImages(root, { onCorrupt: (m) => again.push(m) })).map((i) => i.name).sort(),
+    ['c', 'debian:12', basename(b.path)].sort(),
   );
+  assert.deepEqual(again, []);
+  // garbage: every file is still there, under its file name
+  writeFileSync(index, '{ not json');
+  assert.equal((await listImages(root)).length, 3);
+  assert.equal((await inspectImage(root, basename(a.path)))?.checksum, a.checksum);
 });
 
 test('overlay: base stays byte-identical, overlay grown to the disk size; rm refuses while a VM disk uses the base', async () => {

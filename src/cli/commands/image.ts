@@ -67,7 +67,7 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
   const store = await import('../../images/store.js');
   switch (o.verb) {
     case 'list':
-      return { verb: 'list', images: await store.listImages(root) };
+      return { verb: 'list', images: await store.listImages(root, o.onProgress ? { onCorrupt: o.onProgress } : {}) };
     case 'pull': {
       const image = await store.pullImage(root, imageSourceOf(need()), {
         ...(o.signal ? { signal: o.signal } : {}),
@@ -77,7 +77,7 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
       return { verb: 'pull', image };
     }
     case 'inspect': {
-      const image = await store.inspectImage(root, need());
+      const image = await store.inspectImage(root, need(), o.onProgress ? { onCorrupt: o.onProgress } : {});
       if (!image)
         throw new NotFoundError(
           'ImageNotFound',
