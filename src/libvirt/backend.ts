@@ -37,11 +37,13 @@ import { createVirsh, type Virsh } from './virsh.js';
 import { isLocalUri } from './connect.js';
 import { probeCapabilities, type LibvirtCapabilities } from './capabilities.js';
 import { metadataOf, pdir as pdirOf, qemuPid, requireLocal, type LibvirtContext } from './context.js';
-import { observe } from './observe.js';
+import { observe, remoteBootId } from './observe.js';
 import { prepare } from './define.js';
 import { start } from './start.js';
 import { domainCommand, stop, undefine } from './lifecycle.js';
 import { createLibvirtExitWatch } from './exit-watch.js';
+import { ensurePool } from './pool.js';
+import { removeRemoteFiles } from './remote-files.js';
 
 export { powerOf } from './observe.js';
 
@@ -84,7 +86,14 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       caps = null;
       throw err;
     }));
+  let pool: Promise<string> | null = null;
+  const poolDir = (signal?: AbortSignal): Promise<string> =>
+    (pool ??= ensurePool(virsh, signal).catch((err: unknown) => {
+      pool = null;
+      throw err;
+    }));
   const ctx: LibvirtContext = {
+    poolDir,
     stateRoot: opts.stateRoot,
     uri,
     local,
@@ -124,6 +133,8 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       const m = await metadataOf(ctx, dom, true, signal);
       await stop(ctx, project, name, { timeout: m?.spec.stopGracePeriod ?? 30 }, signal);
       await undefine(ctx, dom, 'delete', signal);
+      // a remote host: the VM's volumes in the pool go too (the shared base stays)
+      if (!local) await removeRemoteFiles(virsh, dom, signal);
       await rm(vmDir(pdir(project), name), { recursive: true, force: true });
     },
     async release(project: Project, name: string, signal?: AbortSignal): Promise<void> {
@@ -132,8 +143,16 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
     setIntent: (p, n, i) => files.setIntent(p, n, i),
     async markReady(project: Project, name: string, ready: boolean): Promise<void> {
       const path = vmFile(pdir(project), name, 'ready');
-      const pid = ready && local ? (await qemuPid(ctx, domainName(project, name), null)).pid : null;
-      const id = pid !== null ? await bootId(pid) : null;
+      const dom = domainName(project, name);
+      let id: string | null = null;
+      if (ready && local) {
+        const pid = (await qemuPid(ctx, dom, null)).pid;
+        id = pid !== null ? await bootId(pid) : null;
+      } else if (ready) {
+        // another host's process is not ours to see: the domain's id, new at each start
+        const domid = await virsh.tryRun(['domid', dom]);
+        id = domid && /^\d+$/.test(domid) ? remoteBootId(uri, Number(domid)) : null;
+      }
       if (id === null) await rm(path, { force: true });
       else await writeFileAtomic(path, `${id}\n`);
     },

@@ -29,6 +29,8 @@ export interface LibvirtContext {
   files: FullBackend;
   timeouts: StageTimeouts | undefined;
   termGraceMs: number | undefined;
+  /** a remote host's pool directory (pool.ts: ensurePool), once per backend */
+  poolDir: (signal?: AbortSignal) => Promise<string>;
   /** probed once per backend (capabilities.ts) */
   capabilities: (signal?: AbortSignal) => Promise<LibvirtCapabilities>;
 }

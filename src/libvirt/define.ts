@@ -21,9 +21,17 @@ import { buildDomainXml, type Forward } from './domain-xml.js';
 import { metadataForVirsh, TEND_NS, type TendMetadata } from './metadata.js';
 import { domainName } from './names.js';
 import { isSystemUri } from './connect.js';
-import { abortIf, ACTIVE, metadataOf, pdir, requireLocal, row, type LibvirtContext } from './context.js';
+import { abortIf, ACTIVE, metadataOf, pdir, row, type LibvirtContext } from './context.js';
+import { prepareRemoteFiles, remotePaths, requireRemoteSupport } from './remote-files.js';
 
 export async function chooseType(ctx: LibvirtContext, vm: VmSpec): Promise<{ type: 'kvm' | 'qemu'; accel: 'kvm' | 'tcg' }> {
+  if (!ctx.local) {
+    // another host: its accelerator is its own; `auto` takes KVM when that libvirt offers it
+    // (tend cannot run its boot-sector probe there: a host whose KVM hangs needs accel: tcg)
+    const accel =
+      vm.accel === 'auto' ? ((await ctx.virsh.tryRun(['domcapabilities', '--virttype', 'kvm'])) !== null ? 'kvm' : 'tcg') : vm.accel;
+    return { type: accel === 'kvm' ? 'kvm' : 'qemu', accel };
+  }
   const { accel, reason } = await chooseAccel(vm.accel, {
     binary: 'qemu-system-x86_64',
     env: ctx.env,
@@ -55,6 +63,9 @@ export async function define(
   const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
   const dom = domainName(project, vm.name);
   const uuid = await virsh.tryRun(['domuuid', dom], { signal });
+  // a remote host's domain names the volumes in its pool (remote-files.ts), and its serial
+  // console is a pty whose log virtlogd writes into the pool
+  const remote = ctx.local ? null : remotePaths(await ctx.poolDir(signal), dom, vm.cloudInit !== null);
   const xml = buildDomainXml({
     vm,
     domainName: dom,
@@ -70,11 +81,11 @@ export async function define(
       accel: o.accel,
     },
     paths: {
-      disk: f('disk'),
-      seed: vm.cloudInit !== null ? f('seed') : null,
+      disk: remote ? remote.disk : f('disk'),
+      seed: remote ? remote.seed : vm.cloudInit !== null ? f('seed') : null,
       volumes,
-      serialSocket: socketPath(pd, vm.name, 'serial', env),
-      consoleLog: f('consoleLog'),
+      serialSocket: remote ? null : socketPath(pd, vm.name, 'serial', env),
+      consoleLog: remote ? remote.consoleLog : f('consoleLog'),
       nvram: vm.firmware !== 'bios' ? f('efiVars') : null,
     },
     firmware,
@@ -91,7 +102,7 @@ export async function define(
 }
 
 export async function prepare(ctx: LibvirtContext, project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> {
-  requireLocal(ctx, vm.name);
+  if (!ctx.local) requireRemoteSupport(vm, ctx.uri);
   abortIf(signal);
   const pd = pdir(ctx, project);
   const dom = domainName(project, vm.name);
@@ -101,6 +112,21 @@ export async function prepare(ctx: LibvirtContext, project: Project, vm: VmSpec,
   const previous = await metadataOf(ctx, dom, true, signal);
   // a running QEMU holds the disk's write lock: growth waits for the next prepare after a stop
   await ctx.files.prepare(project, active ? { ...vm, disk: null } : vm, o, signal);
+  if (!ctx.local) {
+    await prepareRemoteFiles(
+      ctx.virsh,
+      dom,
+      vm,
+      { disk: vmFile(pd, vm.name, 'disk'), seed: vmFile(pd, vm.name, 'seed') },
+      {
+        recreateDisk: o.recreateDisk === true,
+        active,
+        env: ctx.env,
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        ...(signal ? { signal } : {}),
+      },
+    );
+  }
   await writeBackendRecord(pd, vm.name, { backend: 'libvirt', uri: ctx.uri, domain: dom });
   const diskImage = o.recreateDisk ? null : (previous?.diskImage ?? null);
   const applied = await readJson<{ diskImage?: string | null }>(vmFile(pd, vm.name, 'applied'), validateAppliedRecord);

@@ -10,6 +10,10 @@ import { findOvmf } from '../qemu/firmware.js';
 import { createVirsh, daemonFix } from './virsh.js';
 import { isLocalUri, probeSocket, socketCandidates } from './connect.js';
 import { onPath, probeCapabilities } from './capabilities.js';
+import { parseRemoteUri, remoteLabel } from './remote-uri.js';
+import { POOL_DIR, POOL_NAME } from './pool.js';
+import { connectJump, jumpOf } from '../ssh/jump.js';
+import { execOnClient } from '../ssh/exec.js';
 
 export interface LibvirtDoctorReport {
   uri: string;
@@ -25,6 +29,16 @@ export interface LibvirtDoctorReport {
   hypervisor: string | null;
   passt: { installed: string | null; used: boolean; why: string | null };
   ovmf: string | null;
+  /** a remote URI: the SSH jump to its host and its `tend` pool (null for a local URI) */
+  remote: {
+    host: string;
+    /** null: works; else why not */
+    ssh: string | null;
+    /** the pool's directory, null when it is not defined yet (the first up creates it) */
+    pool: string | null;
+    /** null: a test volume was created and deleted in it (or no pool yet); else why not */
+    poolError: string | null;
+  } | null;
 }
 
 export async function libvirtDoctor(
@@ -45,6 +59,7 @@ export async function libvirtDoctor(
     hypervisor: null,
     passt: { installed: onPath('passt', env), used: false, why: null },
     ovmf: (await findOvmf('uefi'))?.code ?? null,
+    remote: null,
   };
   const problems: string[] = [];
   try {
@@ -58,7 +73,55 @@ export async function libvirtDoctor(
     report.error = err instanceof BackendError ? err.message : (err as Error).message;
     if (o.required) problems.push(`libvirt on ${uri} does not answer, but a VM selects it: ${daemonFix(uri)}`);
   }
+  const r = parseRemoteUri(uri);
+  if (r) {
+    report.remote = await remoteChecks(uri, env, report.answers, o.virsh);
+    if (o.required && report.remote.ssh) problems.push(`guests on ${report.remote.host} are out of reach: ${report.remote.ssh}`);
+    if (o.required && report.remote.poolError)
+      problems.push(`storage pool "${POOL_NAME}" on ${report.remote.host}: ${report.remote.poolError}`);
+  }
   return { report, problems };
+}
+
+/** The SSH jump (an authenticated login and `true`), and the pool: a 1-byte volume created and deleted. */
+async function remoteChecks(
+  uri: string,
+  env: NodeJS.ProcessEnv,
+  answers: boolean,
+  binary?: string,
+): Promise<NonNullable<LibvirtDoctorReport['remote']>> {
+  const r = parseRemoteUri(uri);
+  const out: NonNullable<LibvirtDoctorReport['remote']> = { host: r ? remoteLabel(r) : uri, ssh: null, pool: null, poolError: null };
+  try {
+    const j = jumpOf(uri, env);
+    if (j) {
+      const c = await connectJump(j, { env, readyTimeoutMs: 15_000 });
+      try {
+        const res = await execOnClient(c, { host: j.host, port: j.port, user: j.user, privateKey: j.keyfile ?? '' }, 'true');
+        if (res.code !== 0) out.ssh = `\`true\` exited ${res.code} on ${j.label}`;
+      } finally {
+        c.on('error', () => {});
+        c.end();
+      }
+    }
+  } catch (err) {
+    out.ssh = (err as Error).message;
+  }
+  if (!answers) return out;
+  const virsh = createVirsh({ uri, env, timeoutMs: 30_000, ...(binary ? { binary } : {}) });
+  const xml = await virsh.tryRun(['pool-dumpxml', POOL_NAME]);
+  if (xml === null) return out;
+  out.pool = /<target>\s*<path>([^<]+)<\/path>/.exec(xml)?.[1] ?? '?';
+  const probe = `.tend-doctor-${process.pid}`;
+  try {
+    if (!/^State:\s+running/m.test(await virsh.run(['pool-info', POOL_NAME])))
+      throw new Error('the pool is not running (virsh pool-start tend)');
+    await virsh.run(['vol-create-as', POOL_NAME, probe, '1', '--format', 'raw']);
+    await virsh.run(['vol-delete', '--pool', POOL_NAME, probe]);
+  } catch (err) {
+    out.poolError = (err as Error).message;
+  }
+  return out;
 }
 
 export function renderLibvirtDoctor(r: LibvirtDoctorReport): string[] {
@@ -70,5 +133,15 @@ export function renderLibvirtDoctor(r: LibvirtDoctorReport): string[] {
     `passt:       ${r.passt.installed ?? 'not installed'}${r.answers ? ` — ${r.passt.used ? 'used for user networking' : `not used: ${r.passt.why ?? ''}`}` : ''}`,
     `OVMF:        ${r.ovmf ?? 'not found (firmware: uefi needs apt-get install ovmf)'}`,
   ];
+  if (r.remote) {
+    lines.push(`ssh jump:    ${r.remote.host}: ${r.remote.ssh === null ? 'works (guests are reached through it)' : r.remote.ssh}`);
+    lines.push(
+      `pool:        ${
+        r.remote.pool === null
+          ? `"${POOL_NAME}" not defined yet (the first up creates it at ${POOL_DIR} on a /system URI)`
+          : `"${POOL_NAME}" at ${r.remote.pool}: ${r.remote.poolError === null ? 'works (a test volume was created and deleted)' : r.remote.poolError}`
+      }`,
+    );
+  }
   return lines;
 }

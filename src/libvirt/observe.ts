@@ -2,7 +2,9 @@
  * Observation of a project's libvirt domains: power from libvirt, what each VM was defined with
  * from the domain's <metadata>, the rest from the VM's folder as for QEMU (qemu/observe.ts).
  */
+import { readFile } from 'node:fs/promises';
 import type { Observed, ObservedVm } from '../../schemas/ports.js';
+import { vmFile } from '../state/paths.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import { observeVm, vmFolders } from '../qemu/observe.js';
 import type { PortRecord } from '../qemu/ports.js';
@@ -12,6 +14,11 @@ import { readMetadata } from './metadata.js';
 import { domainName, domainPrefix } from './names.js';
 import { parseDomainList, type DomainRow } from './virsh.js';
 import { abortIf, pdir, qemuPid, type LibvirtContext } from './context.js';
+
+/** What marks a remote domain's run as ready: the URI and the domain id (new at each start). */
+export function remoteBootId(uri: string, domid: number): string {
+  return `${uri}#${domid}`;
+}
 
 /** libvirt's state words -> tend's power states. */
 export function powerOf(state: string | undefined): ObservedVm['power'] {
@@ -68,7 +75,11 @@ async function observeOne(
   const { pid, startedAt } = alive ? await qemuPid(ctx, dom, r?.id ?? null) : { pid: null, startedAt: null };
   const ssh = ports.ssh ? Number(ports.ssh.slice(ports.ssh.lastIndexOf(':') + 1)) : null;
   // readiness recorded for this very QEMU process (markReady), never for a pid number alone
-  const ready = alive && ctx.local && pid !== null ? await readyRecorded(pd, name, pid) : false;
+  const ready = !alive
+    ? false
+    : ctx.local
+      ? pid !== null && (await readyRecorded(pd, name, pid))
+      : r?.id != null && (await readFile(vmFile(pd, name, 'ready'), 'utf8').catch(() => '')).trim() === remoteBootId(ctx.uri, r.id);
   return {
     ...base,
     ready,

@@ -16,7 +16,7 @@ import { allocatePorts, type PortRecord } from '../qemu/ports.js';
 import { stageTimeoutMs } from '../timeouts.js';
 import type { Forward } from './domain-xml.js';
 import { domainName } from './names.js';
-import { abortIf, ACTIVE, metadataOf, pdir, qemuPid, requireLocal, row, type LibvirtContext } from './context.js';
+import { abortIf, ACTIVE, metadataOf, pdir, qemuPid, row, type LibvirtContext } from './context.js';
 import { chooseType, define, setMetadata } from './define.js';
 
 async function startResultOf(ctx: LibvirtContext, project: Project, name: string, signal?: AbortSignal): Promise<StartResult> {
@@ -28,7 +28,6 @@ async function startResultOf(ctx: LibvirtContext, project: Project, name: string
 }
 
 export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<StartResult> {
-  requireLocal(ctx, vm.name);
   abortIf(signal);
   const { env, virsh } = ctx;
   const pd = pdir(ctx, project);

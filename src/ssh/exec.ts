@@ -15,6 +15,7 @@ import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type ExecOptions, type PseudoTtyOptions } from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
+import { forwardThrough, type JumpHost } from './jump.js';
 
 export interface SshTarget {
   host: string;
@@ -22,6 +23,8 @@ export interface SshTarget {
   user: string;
   /** path of the private key file (OpenSSH or PEM format, unencrypted) */
   privateKey: string;
+  /** a remote libvirt host the guest's port is reached through (host:port as seen from there) */
+  jump?: JumpHost;
 }
 
 export interface SshExecOptions extends SshTarget {
@@ -92,6 +95,7 @@ export async function sshConnect(
   opts.signal?.throwIfAborted();
   const key = await readPrivateKey(t.privateKey);
   opts.signal?.throwIfAborted();
+  const hop = t.jump ? await forwardThrough(t.jump, t.host, t.port, { ...opts, env: process.env }) : null;
   return new Promise<Client>((resolve, reject) => {
     const client = new Client();
     let settled = false;
@@ -104,9 +108,11 @@ export async function sshConnect(
         resolve(client);
       } else {
         client.destroy();
+        hop?.close();
         reject(err);
       }
     };
+    if (hop) client.once('close', hop.close);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     // An 'error' event without a listener would kill the process: always listen, even after settling.
     client.on('error', (err: Error & { level?: string }) => settle(describeSshError(err, t)));
@@ -125,6 +131,7 @@ export async function sshConnect(
       // Guests regenerate host keys on first boot; tend trusts the port it forwarded itself.
       // Callers that pin host keys (src/ssh/known-hosts.ts) pass their own verifier.
       hostVerifier: opts.hostVerifier ?? (() => true),
+      ...(hop ? { sock: hop.stream } : {}),
     };
     try {
       client.connect(config);
@@ -224,7 +231,13 @@ export function execOnClient(
 export async function sshExec(
   opts: SshExecOptions & SshSessionOptions & { hostVerifier?: (key: Buffer) => boolean },
 ): Promise<SshExecResult> {
-  const t: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
+  const t: SshTarget = {
+    host: opts.host,
+    port: opts.port,
+    user: opts.user,
+    privateKey: opts.privateKey,
+    ...(opts.jump ? { jump: opts.jump } : {}),
+  };
   const timeout = opts.timeoutMs;
   const ctl = new AbortController();
   const timeoutError = new BackendError(

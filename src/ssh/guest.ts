@@ -25,6 +25,8 @@ import { consoleHintAfterMs, silenceHint, watchConsoleSilence, type SilenceWatch
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
 import { hostAlias, hostKeyCheck } from './known-hosts.js';
 import { sshLogin, tapReadiness, tapSshTarget } from './target.js';
+import { jumpOf } from './jump.js';
+import { readBackendRecord } from '../backend/record.js';
 import { stageTimeoutMs, type Stage, type StageTimeouts } from '../timeouts.js';
 
 /**
@@ -57,7 +59,10 @@ export async function sshTarget(stateRoot: string, project: Project, vm: VmSpec,
   const m = ssh ? /^(.*):(\d+)$/.exec(ssh) : null;
   if (!m) throw new BackendError('NoSshPort', `${vm.name} has no SSH port recorded: is it running? (tend ps)`);
   const host = m[1] === '0.0.0.0' ? '127.0.0.1' : m[1];
-  return { host, port: Number(m[2]), ...sshLogin(stateRoot, project, vm) };
+  // a VM on a remote libvirt host: its forward listens there, reached through that host
+  const rec = await readBackendRecord(projDir, vm.name);
+  const jump = rec?.backend === 'libvirt' && rec.uri ? jumpOf(rec.uri, env) : null;
+  return { host, port: Number(m[2]), ...sshLogin(stateRoot, project, vm), ...(jump ? { jump } : {}) };
 }
 
 /** Watches the VM's console log while its SSH banner is awaited; null when there is none to watch. */
@@ -99,7 +104,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       const tap = vm.network.mode === 'tap' ? tapReadiness(opts.stateRoot, project, vm, env, (line) => say(vm.name, line)) : null;
       const target = tap ? tap.target : await sshTarget(opts.stateRoot, project, vm, env);
       const stageText: Record<SshStage, string> = {
-        banner: tap ? tap.waiting : `waiting for SSH on ${target.host}:${target.port}`,
+        banner: tap ? tap.waiting : `waiting for SSH on ${target.host}:${target.port}${target.jump ? ` on ${target.jump.label}` : ''}`,
         login: `logging in as ${target.user}`,
         'cloud-init': 'waiting for cloud-init to finish',
       };

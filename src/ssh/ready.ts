@@ -14,6 +14,8 @@
  * host keys) is retried, not failed. An aborted `signal` rejects with `signal.reason`.
  */
 import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { forwardThrough, type JumpHost } from './jump.js';
 import type { Client } from 'ssh2';
 import { systemClock } from '../state/clock.js';
 import type { Clock } from '../../schemas/ports.js';
@@ -63,9 +65,18 @@ export interface GuestLocator {
 }
 
 /** Connects over TCP and resolves with the server's identification line ("SSH-2.0-..."). */
-export function readSshBanner(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+export async function readSshBanner(host: string, port: number, timeoutMs: number, signal?: AbortSignal, jump?: JumpHost): Promise<string> {
+  // through a remote libvirt host: the same read on a channel opened from there
+  const hop = jump ? await forwardThrough(jump, host, port, { ...(signal ? { signal } : {}), readyTimeoutMs: timeoutMs }) : null;
+  try {
+    return await bannerOf(hop ? hop.stream : netConnect({ host, port }), timeoutMs, signal);
+  } finally {
+    hop?.close();
+  }
+}
+
+function bannerOf(sock: Duplex, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    const sock = netConnect({ host, port });
     let buf = '';
     let settled = false;
     const onAbort = (): void => done(signal?.reason ?? new Error('aborted'));
@@ -117,7 +128,13 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
     opts.onStage?.(stage);
   };
   let where = `${opts.host}:${opts.port}`;
-  const target: SshTarget = { host: opts.host, port: opts.port, user: opts.user, privateKey: opts.privateKey };
+  const target: SshTarget = {
+    host: opts.host,
+    port: opts.port,
+    user: opts.user,
+    privateKey: opts.privateKey,
+    ...(opts.jump ? { jump: opts.jump } : {}),
+  };
   const { signal } = opts;
   signal?.throwIfAborted();
 
@@ -139,7 +156,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
       }
     }
     try {
-      await readSshBanner(target.host, opts.port, Math.min(10_000, Math.max(1000, remaining(clock, deadline))), signal);
+      await readSshBanner(target.host, opts.port, Math.min(10_000, Math.max(1000, remaining(clock, deadline))), signal, target.jump);
       break;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;

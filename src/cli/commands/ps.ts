@@ -12,12 +12,16 @@ import type { CliCommand } from '../command.js';
 import { INSTANCE_FLAG, withInstance } from '../name-flag.js';
 import { planConditions } from '../conditions.js';
 import { tapSshAddress } from '../../ssh/target.js';
+import { readBackendRecord } from '../../backend/record.js';
+import { hostLabel } from '../../backend/host-label.js';
 import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
 
 export interface PsRow {
   name: string;
+  /** where it runs: `local`, or the remote libvirt host (src/backend/host-label.ts) */
+  host: string;
   /** running, paused, stopped, saved (stopped with its memory saved), unknown, not-created, orphan */
   state: string;
   ready: boolean;
@@ -71,8 +75,11 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
     const conditions = [...new Set([...recordedConditions, ...planConditions(entries.get(name), obs)])];
     // saved: stopped with its memory saved (stop --save); the next start restores it
     const state = !spec ? 'orphan' : !obs || !obs.exists ? 'not-created' : obs.power === 'stopped' && obs.saved ? 'saved' : obs.power;
+    // the backend that holds it; a VM not created yet: where its file sends it
+    const rec = (await readBackendRecord(ctx.projDir, name)) ?? (spec?.connect ? { backend: 'libvirt' as const, uri: spec.connect } : null);
     rows.push({
       name,
+      host: hostLabel(rec),
       state,
       ready,
       accel: up ? obs.accel : null,
@@ -111,6 +118,7 @@ const portsText = (v: PsRow): string =>
 export function renderPs(r: PsResult, now: number = Date.now(), wide = false): string {
   const rows = r.vms.map((v) => [
     v.name,
+    v.host,
     v.state,
     v.ready ? 'yes' : 'no',
     v.accel ?? '-',
@@ -123,7 +131,7 @@ export function renderPs(r: PsResult, now: number = Date.now(), wide = false): s
     v.conditions.join(',') || '-',
   ]);
   const wideHeads = wide ? ['PID', 'STARTED'] : [];
-  return table(['NAME', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', ...wideHeads, 'CONDITIONS'], rows);
+  return table(['NAME', 'HOST', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', ...wideHeads, 'CONDITIONS'], rows);
 }
 
 export const command: CliCommand = {

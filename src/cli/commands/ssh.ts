@@ -12,6 +12,7 @@ import { BackendError, UsageError } from '../../../schemas/errors.js';
 import { didYouMean } from '../../../schemas/names.js';
 import { hostAlias, readPin } from '../../ssh/known-hosts.js';
 import { requireSshKeys, resolveSshUser } from '../../ssh/resolve.js';
+import { jumpProxyCommand } from '../../ssh/jump.js';
 import { vmDir, vmFile } from '../../state/paths.js';
 import { backendFor, inferVm, loadContext, vmSpec, type GlobalOptions } from '../context.js';
 import type { CliCommand } from '../command.js';
@@ -49,6 +50,8 @@ export interface SshArgvInput {
   command?: string[];
   /** -t: ask for a terminal */
   tty?: boolean;
+  /** how to reach a guest on a remote libvirt host (src/ssh/jump.ts: jumpProxyCommand) */
+  proxyCommand?: string;
 }
 
 /** The system ssh's argument list (pure). */
@@ -74,6 +77,8 @@ export function sshArgv(i: SshArgvInput): string[] {
     // not pinned yet (the guest never passed readiness on this disk): nothing to check against
     a.push('-o', 'UserKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=no');
   }
+  // a VM on a remote libvirt host: its forward listens there (src/ssh/jump.ts)
+  if (i.proxyCommand) a.push('-o', `ProxyCommand=${i.proxyCommand}`);
   // nothing from a project file can become an option: the user is the value of -l, and "--" ends
   // the options before the host (ssh would otherwise read options after the host too)
   a.push('-l', i.user, '--', i.host);
@@ -150,6 +155,7 @@ export async function sshCommand(o: SshCommandOptions): Promise<SshInvocation> {
       : null,
     ...(split.argv.length > 0 ? { command: split.argv } : {}),
     ...(o.tty ? { tty: true } : {}),
+    ...(target.jump ? { proxyCommand: jumpProxyCommand(target.jump) } : {}),
   });
   const code = await (o.run ?? spawnSsh)(argv);
   return { vm: name, argv, code };
