@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { Client, utils, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
 import { parseRemoteUri, isSshTransport, remoteLabel } from '../libvirt/remote-uri.js';
 import { hostKeyLine } from './known-hosts.js';
@@ -79,7 +79,7 @@ async function authMethods(j: JumpHost, env: NodeJS.ProcessEnv): Promise<AuthMet
     if (!existsSync(p)) continue;
     const key = await readFile(p).catch(() => null);
     // an encrypted key needs the agent: skip it here as ssh would without a passphrase prompt
-    if (key && !(utils.parseKey(key) instanceof Error)) out.push({ type: 'publickey', username: j.user, key });
+    if (key && !(ssh2.utils.parseKey(key) instanceof Error)) out.push({ type: 'publickey', username: j.user, key });
   }
   return out;
 }

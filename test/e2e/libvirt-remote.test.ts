@@ -49,93 +49,100 @@ async function ok(p: TempProject, args: string[]): Promise<string> {
   return `${r.stdout}\n${r.stderr}`;
 }
 
-test('a VM on a remote libvirt host over SSH: upload once, Ready and exec through the jump, ps HOST, down --destroy', { timeout: 2_400_000 }, async (t) => {
-  const v = await virsh('version');
-  assert.equal(v.code, 0, `libvirtd must answer on ${LOCAL} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
-  const image = await findImage();
-  const sshd = await startTestSshd();
-  const hostPub = (await readFile(join(sshd.dir, 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
-  const knownHosts = join(sshd.dir, 'known_hosts');
-  await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${hostPub}\n`);
-  const uri = `qemu+libssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.key}&known_hosts=${knownHosts}&sshauth=privkey`;
-  const p = await tempProject({
-    'vms.yml': [
-      'vms:',
-      '  rweb:',
-      `    source: {kind: cloud_image, url: "file://${image}"}`,
-      '    ram: 512M',
-      '    cpus: 1',
-      '    accel: tcg',
-      '    backend: libvirt',
-      `    connect: "${uri}"`,
-      '    cloud_init: {hostname: rweb}',
-      '',
-    ].join('\n'),
-  });
-  const project = { name: p.dir.split('/').pop() ?? '', dir: p.dir };
-  const poolBefore = (await virsh('pool-info', POOL_NAME)).code === 0;
-  const base = baseVolumeName(await sha256(image), 'qcow2');
-  let dom = '';
-  t.after(async () => {
-    if (dom) {
-      await virsh('destroy', dom);
-      await virsh('undefine', dom);
-      for (const k of ['disk', 'seed', 'console'] as const) await virsh('vol-delete', '--pool', POOL_NAME, vmVolumeName(dom, k));
-    }
+test(
+  'a VM on a remote libvirt host over SSH: upload once, Ready and exec through the jump, ps HOST, down --destroy',
+  { timeout: 2_400_000 },
+  async (t) => {
+    const v = await virsh('version');
+    assert.equal(v.code, 0, `libvirtd must answer on ${LOCAL} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
+    const image = await findImage();
+    const sshd = await startTestSshd();
+    const hostPub = (await readFile(join(sshd.dir, 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+    const knownHosts = join(sshd.dir, 'known_hosts');
+    await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${hostPub}\n`);
+    const uri = `qemu+libssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.key}&known_hosts=${knownHosts}&sshauth=privkey`;
+    const p = await tempProject({
+      'vms.yml': [
+        'vms:',
+        '  rweb:',
+        `    source: {kind: cloud_image, url: "file://${image}"}`,
+        '    ram: 512M',
+        '    cpus: 1',
+        '    accel: tcg',
+        '    backend: libvirt',
+        `    connect: "${uri}"`,
+        '    cloud_init: {hostname: rweb}',
+        '',
+      ].join('\n'),
+    });
+    const project = { name: p.dir.split('/').pop() ?? '', dir: p.dir };
+    const poolBefore = (await virsh('pool-info', POOL_NAME)).code === 0;
+    const base = baseVolumeName(await sha256(image), 'qcow2');
+    let dom = '';
+    t.after(async () => {
+      if (dom) {
+        await virsh('destroy', dom);
+        await virsh('undefine', dom);
+        for (const k of ['disk', 'seed', 'console'] as const) await virsh('vol-delete', '--pool', POOL_NAME, vmVolumeName(dom, k));
+      }
+      await virsh('vol-delete', '--pool', POOL_NAME, base);
+      if (!poolBefore) {
+        await virsh('pool-destroy', POOL_NAME);
+        await virsh('pool-undefine', POOL_NAME);
+      }
+      await sshd.dispose();
+      await p.cleanup();
+    });
+    // the upload is what is tested: no base volume left by an earlier run
+    await virsh('pool-refresh', POOL_NAME);
     await virsh('vol-delete', '--pool', POOL_NAME, base);
-    if (!poolBefore) {
-      await virsh('pool-destroy', POOL_NAME);
-      await virsh('pool-undefine', POOL_NAME);
-    }
-    await sshd.dispose();
-    await p.cleanup();
-  });
-  // the upload is what is tested: no base volume left by an earlier run
-  await virsh('pool-refresh', POOL_NAME);
-  await virsh('vol-delete', '--pool', POOL_NAME, base);
 
-  // up: uploads the base into the pool, Ready through the jump
-  const up1 = await ok(p, ['up']);
-  const ps0 = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as {
-    project: string;
-    vms: { name: string; host: string; state: string; ready: boolean }[];
-  };
-  project.name = ps0.project;
-  dom = domainName(project, 'rweb');
-  assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs\n${up1}`);
-  await virsh('pool-refresh', POOL_NAME);
-  const basePath = (await virsh('vol-path', '--pool', POOL_NAME, base)).out;
-  assert.ok(basePath.startsWith('/'), `the base image is a volume ${base} in pool ${POOL_NAME}\n${up1}`);
-  const diskXml = (await virsh('vol-dumpxml', '--pool', POOL_NAME, vmVolumeName(dom, 'disk'))).out;
-  assert.match(diskXml, /<format type='qcow2'\/>/, 'the disk is a qcow2 volume');
-  assert.ok(diskXml.includes(`<path>${basePath}</path>`), `the disk is backed by the base volume:\n${diskXml}`);
-  const domXml = (await virsh('dumpxml', dom)).out;
-  assert.ok(domXml.includes(vmVolumeName(dom, 'disk')) && domXml.includes(vmVolumeName(dom, 'seed')), 'the domain boots the pool volumes');
-  const stat = async (): Promise<string> => (await execa('stat', ['-c', '%i %Y %s', basePath])).stdout;
-  const before = await stat();
-  assert.equal(before.split(' ')[2], String((await execa('stat', ['-c', '%s', image])).stdout), 'the whole image was uploaded');
+    // up: uploads the base into the pool, Ready through the jump
+    const up1 = await ok(p, ['up']);
+    const ps0 = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as {
+      project: string;
+      vms: { name: string; host: string; state: string; ready: boolean }[];
+    };
+    project.name = ps0.project;
+    dom = domainName(project, 'rweb');
+    assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs\n${up1}`);
+    await virsh('pool-refresh', POOL_NAME);
+    const basePath = (await virsh('vol-path', '--pool', POOL_NAME, base)).out;
+    assert.ok(basePath.startsWith('/'), `the base image is a volume ${base} in pool ${POOL_NAME}\n${up1}`);
+    const diskXml = (await virsh('vol-dumpxml', '--pool', POOL_NAME, vmVolumeName(dom, 'disk'))).out;
+    assert.match(diskXml, /<format type='qcow2'\/>/, 'the disk is a qcow2 volume');
+    assert.ok(diskXml.includes(`<path>${basePath}</path>`), `the disk is backed by the base volume:\n${diskXml}`);
+    const domXml = (await virsh('dumpxml', dom)).out;
+    assert.ok(
+      domXml.includes(vmVolumeName(dom, 'disk')) && domXml.includes(vmVolumeName(dom, 'seed')),
+      'the domain boots the pool volumes',
+    );
+    const stat = async (): Promise<string> => (await execa('stat', ['-c', '%i %Y %s', basePath])).stdout;
+    const before = await stat();
+    assert.equal(before.split(' ')[2], String((await execa('stat', ['-c', '%s', image])).stdout), 'the whole image was uploaded');
 
-  // through the jump: exec, and ps shows the host
-  assert.equal((await ok(p, ['exec', 'rweb', '--', 'hostname'])).trim(), 'rweb');
-  const ps = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as typeof ps0;
-  const row = ps.vms.find((x) => x.name === 'rweb');
-  assert.equal(row?.host, `root@127.0.0.1:${sshd.port}`);
-  assert.equal(row?.state, 'running');
-  assert.equal(row?.ready, true, 'Ready is recorded for the remote domain');
-  const table = await ok(p, ['ps']);
-  assert.match(table, /NAME\s+HOST\s+STATE/);
-  assert.match(table, new RegExp(`rweb\\s+root@127\\.0\\.0\\.1:${sshd.port}\\s+running`));
+    // through the jump: exec, and ps shows the host
+    assert.equal((await ok(p, ['exec', 'rweb', '--', 'hostname'])).trim(), 'rweb');
+    const ps = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as typeof ps0;
+    const row = ps.vms.find((x) => x.name === 'rweb');
+    assert.equal(row?.host, `root@127.0.0.1:${sshd.port}`);
+    assert.equal(row?.state, 'running');
+    assert.equal(row?.ready, true, 'Ready is recorded for the remote domain');
+    const table = await ok(p, ['ps']);
+    assert.match(table, /NAME\s+HOST\s+STATE/);
+    assert.match(table, new RegExp(`rweb\\s+root@127\\.0\\.0\\.1:${sshd.port}\\s+running`));
 
-  // a second up: converged, nothing uploaded again
-  const up2 = await ok(p, ['up']);
-  assert.doesNotMatch(up2, /uploading/, 'the second up uploads nothing');
-  assert.equal(await stat(), before, 'the base volume is the same file');
+    // a second up: converged, nothing uploaded again
+    const up2 = await ok(p, ['up']);
+    assert.doesNotMatch(up2, /uploading/, 'the second up uploads nothing');
+    assert.equal(await stat(), before, 'the base volume is the same file');
 
-  // down --destroy: no domain, no VM volume; the shared base stays
-  await ok(p, ['down', '--destroy']);
-  assert.notEqual((await virsh('domstate', dom)).code, 0, `domain ${dom} is gone`);
-  await virsh('pool-refresh', POOL_NAME);
-  const vols = (await virsh('vol-list', POOL_NAME)).out;
-  assert.ok(!vols.includes(dom), `no volume of ${dom} is left:\n${vols}`);
-  assert.ok(vols.includes(base), `the shared base stays:\n${vols}`);
-});
+    // down --destroy: no domain, no VM volume; the shared base stays
+    await ok(p, ['down', '--destroy']);
+    assert.notEqual((await virsh('domstate', dom)).code, 0, `domain ${dom} is gone`);
+    await virsh('pool-refresh', POOL_NAME);
+    const vols = (await virsh('vol-list', POOL_NAME)).out;
+    assert.ok(!vols.includes(dom), `no volume of ${dom} is left:\n${vols}`);
+    assert.ok(vols.includes(base), `the shared base stays:\n${vols}`);
+  },
+);

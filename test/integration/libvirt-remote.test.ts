@@ -1,0 +1,134 @@
+/**
+ * The remote-host plumbing without a guest: a loopback sshd for root (its own port, host key and
+ * client key) stands for the libvirt host, and also for the "guest" behind it (the jump forwards
+ * to 127.0.0.1:PORT as seen from the host, which is that same sshd).
+ *   - tend's SSH jump checks the host's key as OpenSSH does: known -> connects; absent ->
+ *     HostKeyUnknown; another key -> HostKeyChanged; no_verify=1 -> connects;
+ *   - a banner read and a command through the jump (what readiness and exec do);
+ *   - `tend doctor` for the remote URI: libvirt answers over SSH, the jump works, the pool works.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { execa } from 'execa';
+import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
+import { connectJump, jumpOf, jumpProxyCommand } from '../../src/ssh/jump.js';
+import { readSshBanner } from '../../src/ssh/ready.js';
+import { sshExec } from '../../src/ssh/exec.js';
+import { libvirtDoctor, renderLibvirtDoctor } from '../../src/libvirt/doctor.js';
+import { rejectsWith } from '../helpers/rejects.js';
+
+let sshd: TestSshd;
+let knownHosts: string;
+let uri: string;
+let poolBefore = false;
+
+const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false, stdin: 'ignore' });
+
+before(async () => {
+  sshd = await startTestSshd();
+  const hostPub = (await readFile(join(sshd.dir, 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  knownHosts = join(sshd.dir, 'known_hosts');
+  await writeFile(
+    knownHosts,
+    `# a comment\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake\n[127.0.0.1]:${sshd.port} ${hostPub}\n`,
+  );
+  uri = `qemu+libssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.key}&known_hosts=${knownHosts}&sshauth=privkey`;
+  poolBefore = (await virsh('pool-info', 'tend')).exitCode === 0;
+});
+
+after(async () => {
+  if (!poolBefore) {
+    await virsh('pool-destroy', 'tend');
+    await virsh('pool-undefine', 'tend');
+  }
+  await sshd.dispose();
+});
+
+test('the jump checks the host key against known_hosts (trusted, unknown, changed, no_verify)', async () => {
+  const j = jumpOf(uri);
+  assert.ok(j);
+  assert.equal(j.label, `root@127.0.0.1:${sshd.port}`);
+  const c = await connectJump(j);
+  c.end();
+
+  const empty = join(sshd.dir, 'empty_known_hosts');
+  await writeFile(empty, '');
+  await assert.rejects(connectJump({ ...j, knownHosts: empty }), rejectsWith('HostKeyUnknown', /not in .*empty_known_hosts.*ssh-keyscan/));
+
+  const other = join(sshd.dir, 'other_known_hosts');
+  const otherPub = (await readFile(`${sshd.wrongKey}.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+  await writeFile(other, `[127.0.0.1]:${sshd.port} ${otherPub}\n`);
+  await assert.rejects(connectJump({ ...j, knownHosts: other }), rejectsWith('HostKeyChanged', /different ssh-ed25519 key/));
+
+  const nv = jumpOf(`qemu+ssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.key}&known_hosts=${other}&no_verify=1`);
+  assert.ok(nv?.noVerify);
+  (await connectJump(nv)).end();
+
+  await assert.rejects(connectJump({ ...j, keyfile: sshd.wrongKey }), rejectsWith('SshAuthFailed', /refused every key/));
+});
+
+test('a banner and a command reach 127.0.0.1:PORT as seen from the host, through the jump', async () => {
+  const j = jumpOf(uri);
+  assert.ok(j);
+  assert.match(await readSshBanner('127.0.0.1', sshd.port, 10_000, undefined, j), /^SSH-2\.0-OpenSSH/);
+  const r = await sshExec({ host: '127.0.0.1', port: sshd.port, user: sshd.user, privateKey: sshd.key, jump: j, command: 'echo through' });
+  assert.deepEqual([r.code, r.stdout.trim()], [0, 'through']);
+  // tend ssh's hop for the system ssh: the URI's key and known_hosts, the host after "--"
+  assert.equal(
+    jumpProxyCommand(j),
+    `ssh -W %h:%p -p ${sshd.port} -l root -i ${sshd.key} -o IdentitiesOnly=yes -o UserKnownHostsFile=${knownHosts} -- 127.0.0.1`,
+  );
+  const viaSystemSsh = await execa(
+    'ssh',
+    [
+      '-o',
+      `ProxyCommand=${jumpProxyCommand(j)}`,
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      `HostKeyAlias=[127.0.0.1]:${sshd.port}`,
+      '-o',
+      'BatchMode=yes',
+      '-i',
+      sshd.key,
+      '-p',
+      String(sshd.port),
+      '-l',
+      sshd.user,
+      '--',
+      '127.0.0.1',
+      'echo system-ssh',
+    ],
+    { reject: false, stdin: 'ignore' },
+  );
+  assert.equal(viaSystemSsh.stdout.trim(), 'system-ssh', viaSystemSsh.stderr);
+});
+
+test('tend doctor on the remote URI: libvirt over SSH, the jump and the pool work', { timeout: 120_000 }, async () => {
+  // the pool exists once a VM was prepared there; doctor tests it with a volume it creates and deletes
+  await virsh('pool-define-as', 'tend', 'dir', '--target', '/var/lib/libvirt/tend');
+  await virsh('pool-build', 'tend');
+  await virsh('pool-start', 'tend');
+  const { report, problems } = await libvirtDoctor(uri, { required: true });
+  assert.deepEqual(problems, []);
+  assert.equal(report.answers, true, report.error ?? '');
+  assert.ok(report.remote);
+  assert.equal(report.remote.ssh, null);
+  assert.equal(report.remote.pool, '/var/lib/libvirt/tend');
+  assert.equal(report.remote.poolError, null);
+  const text = renderLibvirtDoctor(report).join('\n');
+  assert.match(text, /ssh jump: +root@127\.0\.0\.1:\d+: works/);
+  assert.match(text, /pool: +"tend" at \/var\/lib\/libvirt\/tend: works/);
+
+  // a host that does not know the key: doctor says so, as a problem
+  const empty = join(sshd.dir, 'empty2');
+  await writeFile(empty, '');
+  const bad = await libvirtDoctor(uri.replace(knownHosts, empty), { required: true });
+  assert.equal(bad.report.answers, false);
+  assert.ok(
+    bad.problems.some((p) => /not in .*empty2/.test(p)),
+    bad.problems.join('\n'),
+  );
+});
