@@ -12,8 +12,6 @@ import { isLocalUri, probeSocket, socketCandidates } from './connect.js';
 import { onPath, probeCapabilities } from './capabilities.js';
 import { parseRemoteUri, remoteLabel } from './remote-uri.js';
 import { POOL_DIR, POOL_NAME } from './pool.js';
-import { connectJump, jumpOf } from '../ssh/jump.js';
-import { execOnClient } from '../ssh/exec.js';
 
 export interface LibvirtDoctorReport {
   uri: string;
@@ -93,6 +91,8 @@ async function remoteChecks(
   const r = parseRemoteUri(uri);
   const out: NonNullable<LibvirtDoctorReport['remote']> = { host: r ? remoteLabel(r) : uri, ssh: null, pool: null, poolError: null };
   try {
+    const { connectJump, jumpOf } = await import('../ssh/jump.js');
+    const { execOnClient } = await import('../ssh/exec.js');
     const j = jumpOf(uri, env);
     if (j) {
       const c = await connectJump(j, { env, readyTimeoutMs: 15_000 });

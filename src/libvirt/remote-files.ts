@@ -9,8 +9,7 @@ import type { VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import { exists } from '../state/atomic.js';
 import { qemuImgInfo } from '../images/qemu-img.js';
-import { connectJump, jumpOf } from '../ssh/jump.js';
-import { execOnClient, shellQuote } from '../ssh/exec.js';
+// src/ssh loads ssh2: imported when a remote host needs it (every command loads this backend)
 import type { Virsh } from './virsh.js';
 import { baseVolumeName, deleteVolume, ensurePool, sha256File, uploadFile, vmVolumeName, volumeInfo } from './pool.js';
 
@@ -51,6 +50,8 @@ async function baseHash(path: string): Promise<string> {
 
 /** sha256 of a file on the host (over the SSH jump); null when the transport has no SSH. */
 async function remoteSha256(uri: string, path: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<string | null> {
+  const { connectJump, jumpOf } = await import('../ssh/jump.js');
+  const { execOnClient, shellQuote } = await import('../ssh/exec.js');
   let jump;
   try {
     jump = jumpOf(uri, env);
@@ -156,4 +157,15 @@ export async function removeRemoteFiles(virsh: Virsh, dom: string, signal?: Abor
   if ((await virsh.tryRun(['pool-info', 'tend'], { signal })) === null) return;
   await virsh.tryRun(['pool-refresh', 'tend'], { signal });
   for (const k of ['disk', 'seed', 'console'] as const) await deleteVolume(virsh, vmVolumeName(dom, k), signal);
+}
+
+/**
+ * The serial console log of a VM on a remote host, copied to `dest` (`virsh vol-download`);
+ * false when the host has none yet.
+ */
+export async function downloadConsoleLog(virsh: Virsh, dom: string, dest: string, signal?: AbortSignal): Promise<boolean> {
+  const name = vmVolumeName(dom, 'console');
+  if ((await volumeInfo(virsh, name, signal)) === null) return false;
+  await virsh.run(['vol-download', '--pool', 'tend', name, dest], { signal, timeoutMs: 0 });
+  return true;
 }

@@ -9,7 +9,8 @@
  *   - `tend up` uploads the base image into the pool `tend` (the volume exists), makes the disk an
  *     overlay volume backed by it, and reaches Ready through the jump; a second `up` does not
  *     upload again (the volume's file is unchanged);
- *   - `tend exec NAME -- hostname` runs through the jump; `tend ps` shows the host;
+ *   - `tend exec NAME -- hostname` runs through the jump, `tend ssh` through the system ssh's
+ *     ProxyCommand; `tend logs --console` copies the console log from the pool; `tend ps` shows the host;
  *   - `tend down --destroy` leaves no domain and no VM volume (the shared base stays).
  */
 import assert from 'node:assert/strict';
@@ -131,6 +132,10 @@ test(
     const table = await ok(p, ['ps']);
     assert.match(table, /NAME\s+HOST\s+STATE/);
     assert.match(table, new RegExp(`rweb\\s+root@127\\.0\\.0\\.1:${sshd.port}\\s+running`));
+
+    // the system ssh through the same hop (ProxyCommand), and the console log from the host's pool
+    assert.equal((await ok(p, ['ssh', 'rweb', '--', 'hostname'])).trim(), 'rweb');
+    assert.match(await ok(p, ['logs', 'rweb', '--console']), /Linux version|Debian/, 'the serial console log comes from the pool');
 
     // a second up: converged, nothing uploaded again
     const up2 = await ok(p, ['up']);

@@ -13,6 +13,10 @@ import { followFile, tailEvents } from '../../state/tail.js';
 import type { CliCommand } from '../command.js';
 import { inferVm, loadContext, type GlobalOptions } from '../context.js';
 import { renderEventLine } from '../output.js';
+import { readBackendRecord } from '../../backend/record.js';
+import { hostLabel as hostOf } from '../../backend/host-label.js';
+import { parseRemoteUri } from '../../libvirt/remote-uri.js';
+import { createVirsh } from '../../libvirt/virsh.js';
 
 export type LogSource = 'events' | 'console' | 'provision';
 
@@ -58,6 +62,7 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
     // following already showed them as they were read
     if (!follow) for (const e of events) show(e);
   } else {
+    if (source === 'console') await fetchRemoteConsole(ctx.projDir, vm, path, o);
     found = await followFile(path, { ...common, ...(o.lines !== undefined ? { lines: o.lines } : {}), onLine: o.write });
   }
   if (!found && source !== 'events') {
@@ -73,6 +78,19 @@ export async function logsCommand(o: LogsCommandOptions): Promise<LogsResult> {
 
 /** -n/--tail's value: a number of lines, or "all" (docker's default) for every line. */
 const lineCount = (v: string): number | 'all' => (v === 'all' ? 'all' : Number.parseInt(v, 10));
+
+/**
+ * A VM on a remote libvirt host: its console log is a volume in the host's pool (virtlogd writes
+ * it there); copy it to the VM's local console.log first. Following it is not supported yet.
+ */
+async function fetchRemoteConsole(projDir: string, vm: string, path: string, o: LogsCommandOptions): Promise<void> {
+  const rec = await readBackendRecord(projDir, vm);
+  if (rec?.backend !== 'libvirt' || !rec.uri || !rec.domain || parseRemoteUri(rec.uri) === null) return;
+  if (o.follow)
+    throw new UsageError(`${vm} runs on ${hostOf(rec)}: -f on its console log is not supported yet (run without -f)`, 'BadUsage');
+  const { downloadConsoleLog } = await import('../../libvirt/remote-files.js');
+  await downloadConsoleLog(createVirsh({ uri: rec.uri, env: o.env ?? process.env }), rec.domain, path, o.signal);
+}
 
 export const command: CliCommand = {
   name: 'logs',
