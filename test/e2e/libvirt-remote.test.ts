@@ -127,12 +127,12 @@ test(
     assert.equal((await ok(p, ['exec', 'rweb', '--', 'hostname'])).trim(), 'rweb');
     const ps = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as typeof ps0;
     const row = ps.vms.find((x) => x.name === 'rweb');
-    assert.equal(row?.host, `root@127.0.0.1:${sshd.port}`);
+    assert.equal(row?.host, `127.0.0.1:${sshd.port}`);
     assert.equal(row?.state, 'running');
     assert.equal(row?.ready, true, 'Ready is recorded for the remote domain');
     const table = await ok(p, ['ps']);
-    assert.match(table, /NAME\s+HOST\s+STATE/);
-    assert.match(table, new RegExp(`rweb\\s+root@127\\.0\\.0\\.1:${sshd.port}\\s+running`));
+    assert.match(table, /NAME\s+STATE\s.*\sCONDITIONS\s+HOST\n/);
+    assert.match(table, new RegExp(`\\nrweb\\s+running\\s+yes\\s.*\\s127\\.0\\.0\\.1:${sshd.port}\\s*(?:\\n|$)`));
 
     // the system ssh through the same hop (ProxyCommand), and the console log from the host's pool
     assert.equal((await ok(p, ['ssh', 'rweb', '--', 'hostname'])).trim(), 'rweb');

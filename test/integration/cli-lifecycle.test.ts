@@ -60,7 +60,7 @@ test('ps, status, suspend/resume, stop and destroy act on a running VM', async (
   const table = tend(['ps'], p, env);
   assert.match(
     table.stdout,
-    /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS\nweb\s+running\s+no\s+tcg\s+1\s+256MiB\s+-\s+127\.0\.0\.1:\d+\s+\d+s\s/,
+    /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS\s+HOST\nweb\s+running\s+no\s+tcg\s+1\s+256MiB\s+-\s+127\.0\.0\.1:\d+\s+\d+s\s/,
   );
 
   const status = tend(['status', 'web'], p, env);

@@ -98,8 +98,8 @@ test('ps shows every VM with the documented columns; READY follows the last conv
     ],
   );
   const text = renderPs(after, Date.parse('2026-01-01T10:05:00Z'));
-  assert.match(text.split('\n')[0], /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS$/);
-  assert.match(text, /\ndb\s+running\s+yes\s+\S+\s+2\s+1GiB\s/);
+  assert.match(text.split('\n')[0], /^NAME\s+STATE\s+READY\s+ACCEL\s+CPUS\s+MEMORY\s+PORTS\s+SSH\s+AGE\s+CONDITIONS\s+HOST$/);
+  assert.match(text, /\ndb\s+running\s+yes\s+\S+\s+2\s+1GiB\s.*\slocal$/m, 'HOST: local');
 });
 
 test('down stops every VM, dependents first; converge brings them back', async () => {

@@ -29,7 +29,7 @@ test('hostLabel: local for QEMU and local libvirt, user@host:port for a remote U
   assert.equal(hostLabel(null), 'local');
   assert.equal(hostLabel({ backend: 'qemu' }), 'local');
   assert.equal(hostLabel({ backend: 'libvirt', uri: 'qemu:///system' }), 'local');
-  assert.equal(hostLabel({ backend: 'libvirt', uri: 'qemu+ssh://root@10.0.0.7/system?keyfile=/x' }), 'root@10.0.0.7');
+  assert.equal(hostLabel({ backend: 'libvirt', uri: 'qemu+ssh://root@10.0.0.7/system?keyfile=/x' }), '10.0.0.7');
 });
 
 test('jumpOf: defaults (user, port 22), a non-SSH transport is refused', () => {

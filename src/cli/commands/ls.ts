@@ -11,7 +11,7 @@ import { alive, type Observed, type ObservedVm } from '../../../schemas/ports.js
 import type { CliCommand } from '../command.js';
 import type { GlobalOptions } from '../context.js';
 import { stateRootOf } from '../state-root.js';
-import { hostOf } from '../host-column.js';
+import { hostLabel as hostOf } from '../../backend/host-label.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
 import { listProjectFolders, type ProjectFolder } from '../../state/project-record.js';
@@ -20,7 +20,7 @@ import { observedReadiness } from '../readiness.js';
 import { sharedQemuScan, type QemuScan } from '../../qemu/liveness.js';
 
 export interface LsRow {
-  /** where the VM runs: "local", or a remote libvirt host (src/cli/host-column.ts) */
+  /** where the VM runs: "local", or a remote libvirt host (src/backend/host-label.ts) */
   host: string;
   project: string;
   /** the project's directory; null when tend has no record of it (a folder made by an older tend) */

@@ -118,7 +118,6 @@ const portsText = (v: PsRow): string =>
 export function renderPs(r: PsResult, now: number = Date.now(), wide = false): string {
   const rows = r.vms.map((v) => [
     v.name,
-    v.host,
     v.state,
     v.ready ? 'yes' : 'no',
     v.accel ?? '-',
@@ -129,9 +128,10 @@ export function renderPs(r: PsResult, now: number = Date.now(), wide = false): s
     v.startedAt ? formatDuration(now - v.startedAt) : '-',
     ...(wide ? [v.pid === null ? '-' : String(v.pid), rfc3339(v.startedAt) ?? '-'] : []),
     v.conditions.join(',') || '-',
+    v.host,
   ]);
   const wideHeads = wide ? ['PID', 'STARTED'] : [];
-  return table(['NAME', 'HOST', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', ...wideHeads, 'CONDITIONS'], rows);
+  return table(['NAME', 'STATE', 'READY', 'ACCEL', 'CPUS', 'MEMORY', 'PORTS', 'SSH', 'AGE', ...wideHeads, 'CONDITIONS', 'HOST'], rows);
 }
 
 export const command: CliCommand = {
