@@ -11,6 +11,7 @@
  *     upload again (the volume's file is unchanged);
  *   - `tend exec NAME -- hostname` runs through the jump, `tend ssh` through the system ssh's
  *     ProxyCommand; `tend logs --console` copies the console log from the pool; `tend ps` shows the host;
+ *   - the exit-watch `tend watch` uses, on the remote URI: a `virsh destroy` is reported within 1 s;
  *   - `tend down --destroy` leaves no domain and no VM volume (the shared base stays).
  */
 import assert from 'node:assert/strict';
@@ -24,6 +25,8 @@ import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
 import { startTestSshd } from '../helpers/sshd.js';
 import { domainName } from '../../src/libvirt/names.js';
 import { baseVolumeName, POOL_NAME, vmVolumeName } from '../../src/libvirt/pool.js';
+import { createLibvirtBackend } from '../../src/libvirt/backend.js';
+import type { VmExit } from '../../schemas/ports.js';
 
 const LOCAL = 'qemu:///system';
 
@@ -142,6 +145,26 @@ test(
     const up2 = await ok(p, ['up'], true);
     assert.doesNotMatch(up2, /uploading/, 'the second up uploads nothing');
     assert.equal(await stat(), before, 'the base volume is the same file');
+
+    // tend watch's exit-watch on the remote URI: libvirt's events (virsh -c URI event --loop) report
+    // a `virsh destroy` behind tend's back as a failure within a second
+    const backend = createLibvirtBackend({ stateRoot: p.stateDir, uri });
+    try {
+      const domid = Number((await virsh('domid', dom)).out);
+      const exited = new Promise<VmExit>((resolve) =>
+        backend.watchExit?.({ ...project, volumes: {}, files: [], vms: [] }, 'rweb', domid, resolve),
+      );
+      await new Promise((r) => setTimeout(r, 3000)); // the event stream connects over SSH
+      const t0 = Date.now();
+      assert.equal((await virsh('destroy', dom)).code, 0);
+      const e = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+      const ms = Date.now() - t0;
+      assert.equal(e?.kind, 'failure', 'the destroy is reported as a failure');
+      t.diagnostic(`virsh destroy -> exit reported over ${uri.split(':')[0]}: ${ms} ms`);
+      assert.ok(ms < 1000, `exit reported ${ms} ms after virsh destroy returned`);
+    } finally {
+      backend.close();
+    }
 
     // down --destroy: no domain, no VM volume; the shared base stays
     await ok(p, ['down', '--destroy']);
