@@ -21,6 +21,7 @@ import ssh2, { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
 import { parseRemoteUri, isSshTransport, remoteLabel } from '../libvirt/remote-uri.js';
 import { hostKeyLine } from './known-hosts.js';
+import { shellQuote } from './shell-quote.js';
 import { checkKnownHost, defaultKnownHostsFiles, knownHostName, knownKeyTypes, readKnownHosts } from './openssh-known-hosts.js';
 
 export interface JumpHost {
@@ -205,11 +206,6 @@ export async function forwardThrough(
   }
 }
 
-/** POSIX-shell quoting (ProxyCommand is run by the user's shell). */
-function q(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /** The system ssh's `-o ProxyCommand=...` for the same hop (`ssh -W`), with the URI's key and known_hosts. */
 export function jumpProxyCommand(j: JumpHost): string {
   const args = ['ssh', '-W', '%h:%p', '-p', String(j.port), '-l', j.user];
@@ -217,5 +213,6 @@ export function jumpProxyCommand(j: JumpHost): string {
   if (j.noVerify) args.push('-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null');
   else if (j.knownHosts) args.push('-o', `UserKnownHostsFile=${j.knownHosts}`);
   args.push('--', j.host);
-  return args.map((a) => (a === '%h:%p' ? a : q(a))).join(' ');
+  // ProxyCommand is run by the user's shell
+  return args.map((a) => (a === '%h:%p' ? a : shellQuote(a))).join(' ');
 }
