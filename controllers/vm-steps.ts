@@ -109,8 +109,10 @@ const CONFIG_EXITS: ReadonlySet<number> = new Set([EXIT.usage, EXIT.invalidInput
 /** The context of a failed step: its message, where, and whether it is a config fault. */
 export function failure(err: unknown, failedIn: string): Pick<VmContext, 'error' | 'failedIn' | 'configFault'> {
   const code = (err as { exitCode?: unknown } | null)?.exitCode;
+  // the next step (schemas/errors.ts) stays with the VM's error: it is all `ps` and --json show
+  const next = (err as { next?: unknown } | null)?.next;
   return {
-    error: err instanceof Error ? err.message : String(err),
+    error: (err instanceof Error ? err.message : String(err)) + (typeof next === 'string' && next ? `; next: ${next}` : ''),
     failedIn,
     configFault: typeof code === 'number' && CONFIG_EXITS.has(code),
   };

@@ -15,14 +15,23 @@ export const EXIT = {
   backend: 6,
 } as const;
 
+/** Options of every error: the cause it wraps, and the next step for the user when the message does not say it. */
+export interface ErrorOptions {
+  cause?: unknown;
+  /** what to do next, as a command or a change to make (`--json` gives it as `error.next`) */
+  next?: string;
+}
+
 export class TendError extends Error {
   readonly reason: string;
   readonly exitCode: number;
-  constructor(reason: string, message: string, exitCode: number = EXIT.failure, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly next: string | undefined;
+  constructor(reason: string, message: string, exitCode: number = EXIT.failure, options?: ErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.reason = reason;
     this.exitCode = exitCode;
+    this.next = options?.next;
   }
 }
 
@@ -37,27 +46,27 @@ export class ValidationError extends TendError {
 
 /** Bad command-line usage (unknown VM name, conflicting flags, ...). */
 export class UsageError extends TendError {
-  constructor(message: string, reason = 'BadUsage') {
-    super(reason, message, EXIT.usage);
+  constructor(message: string, reason = 'BadUsage', options?: ErrorOptions) {
+    super(reason, message, EXIT.usage, options);
   }
 }
 
 /** The per-project lock is held by someone else. */
 export class LockError extends TendError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: ErrorOptions) {
     super('ProjectLocked', message, EXIT.locked, options);
   }
 }
 
 export class NotFoundError extends TendError {
-  constructor(reason: string, message: string) {
-    super(reason, message, EXIT.notFound);
+  constructor(reason: string, message: string, options?: ErrorOptions) {
+    super(reason, message, EXIT.notFound, options);
   }
 }
 
 /** QEMU, qemu-img, downloads, SSH: something outside tend failed. */
 export class BackendError extends TendError {
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+  constructor(reason: string, message: string, options?: ErrorOptions) {
     super(reason, message, EXIT.backend, options);
   }
 }

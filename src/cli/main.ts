@@ -18,6 +18,7 @@ import type { GlobalOptions } from './context.js';
 import { parseDuration } from './output.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_ENV } from '../timeouts.js';
 import { tendVersion } from './package-version.js';
+import { permissionError, usageOf } from './next-step.js';
 
 const line = (s: string): string => (s.endsWith('\n') ? s : s + '\n');
 const io: CliIo = {
@@ -118,6 +119,7 @@ export async function buildProgram(
   signal: AbortSignal,
   exit: (code: number) => void,
   onCommand?: (spec: CliCommand) => void,
+  json = false,
 ): Promise<Command> {
   const program = new Command('tend')
     .description('Keep the QEMU VMs declared in your project files running: edit, save, converge.')
@@ -144,7 +146,8 @@ export async function buildProgram(
     .addHelpText('after', examples(['tend validate', 'tend plan', 'tend up', 'tend ps', 'tend exec web -- uname -a', 'tend help up']))
     .showHelpAfterError('(run `tend help` for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // with --json, a usage error is one JSON object (printError), not commander's text
+    .configureOutput({ writeErr: (s) => void (json ? undefined : process.stderr.write(s)) });
   const terms = new Map<Command, string>();
   for (const entry of REGISTRY) {
     const [name, ...aliases] = namesOf(entry.term);
@@ -187,12 +190,21 @@ function exitCodeOf(e: unknown, remap?: (e: unknown, code: number) => number): n
   return remap ? remap(e, code) : code;
 }
 
-function printError(e: unknown, verbose: boolean, json: boolean, remap?: (e: unknown, code: number) => number): number {
+function printError(e0: unknown, argv: readonly string[], remap?: (e: unknown, code: number) => number): number {
+  const verbose = argv.includes('-v') || argv.includes('--verbose');
+  const json = argv.includes('--json');
+  // a permission error from anywhere: which path, and the flag or sudo that gets past it
+  const e = (e0 instanceof TendError && e0.next) || e0 instanceof CommanderError ? e0 : (permissionError(e0, argv) ?? e0);
   const code = exitCodeOf(e, remap);
+  if (json && e instanceof CommanderError && e.exitCode !== 0) {
+    io.err(JSON.stringify({ error: { ...usageOf(e, argv), exitCode: code } }));
+    return code;
+  }
   if (json && e instanceof TendError) {
     // machine-readable: one JSON object on stderr (stdout stays for results)
     const diagnostics = e instanceof ValidationError ? { diagnostics: e.diagnostics } : {};
-    io.err(JSON.stringify({ error: { reason: e.reason, message: e.message, exitCode: code, ...diagnostics } }));
+    const next = e.next ? { next: e.next } : {};
+    io.err(JSON.stringify({ error: { reason: e.reason, message: e.message, exitCode: code, ...next, ...diagnostics } }));
     return code;
   }
   printHuman(e, verbose);
@@ -213,6 +225,7 @@ function printHuman(e: unknown, verbose: boolean): void {
   }
   if (e instanceof TendError) {
     io.err(`tend: ${e.message}`);
+    if (e.next) io.err(`  next: ${e.next}`);
     if (verbose && e.cause) io.err(`  cause: ${e.cause instanceof Error ? (e.cause.stack ?? e.cause.message) : String(e.cause)}`);
     return;
   }
@@ -237,7 +250,6 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const verbose = argv.includes('-v') || argv.includes('--verbose');
   let remap: ((e: unknown, code: number) => number) | undefined;
   try {
     // `-f` after logs/events means --follow, not the global --file
@@ -249,11 +261,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       (spec) => {
         if (spec.failureExitCode) remap = spec.failureExitCode.bind(spec);
       },
+      argv.includes('--json'),
     );
     await program.parseAsync(args);
     return exitCode;
   } catch (e) {
-    return printError(e, verbose, argv.includes('--json'), remap);
+    return printError(e, argv, remap);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

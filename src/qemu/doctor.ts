@@ -5,6 +5,7 @@
  * client, and whether the state dir is writable. JSON-serialisable, plus `problems`.
  */
 import { execFile } from 'node:child_process';
+import { INSTALL_HINTS } from '../host/install-hints.js';
 import { access, constants, mkdir, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { judgeKvm, probeAccel } from './accel.js';
@@ -85,9 +86,9 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
     tool('qemu-img', ['--version'], env),
     tool('ssh', ['-V'], env),
   ]);
-  if (!qemu.found) problems.push('qemu-system-x86_64 not found on PATH (apt-get install qemu-system-x86)');
-  if (!qemuImg.found) problems.push('qemu-img not found on PATH (apt-get install qemu-utils)');
-  if (!ssh.found) problems.push('ssh client not found on PATH: `tend ssh` needs it (apt-get install openssh-client)');
+  if (!qemu.found) problems.push(`qemu-system-x86_64 not found on PATH (${INSTALL_HINTS['qemu-system-x86_64']})`);
+  if (!qemuImg.found) problems.push(`qemu-img not found on PATH (${INSTALL_HINTS['qemu-img']})`);
+  if (!ssh.found) problems.push(`ssh client not found on PATH: \`tend ssh\` needs it (${INSTALL_HINTS.ssh})`);
 
   type Verdict = DoctorReport['accel']['kvm'];
   const none: Verdict = { works: false, reason: 'QEMU is not installed', ms: 0 };

@@ -4,6 +4,7 @@
  * exits during start is reported with its own stderr and leaves no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { installNext } from '../host/install-hints.js';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../schemas/ports.js';
@@ -74,6 +75,12 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
       : e?.sig
         ? `was killed by ${e.sig}`
         : `exited with code ${e?.code}`;
+    if ((spawnError as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
+      return new BackendError('QemuNotInstalled', `${o.vmName}: ${o.binary} is not installed (not found on PATH)`, {
+        cause: spawnError,
+        next: installNext(o.binary),
+      });
+    }
     return new BackendError(
       'QemuStartFailed',
       `${o.vmName}: QEMU ${how} during start${err ? `:\n${err}` : ''}`,

@@ -58,6 +58,12 @@ async function bootcVmOf(o: ImageCommandOptions, name: string): Promise<{ source
   return { source: { ...vm.image, kind: 'bootc' }, diskGiB: vm.disk };
 }
 
+function notStored(ref: string): NotFoundError {
+  return new NotFoundError('ImageNotFound', `no stored image "${ref}"`, {
+    next: `\`tend image list\` shows the stored images; \`tend image pull ${ref}\` adds it`,
+  });
+}
+
 export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult> {
   const root = resolveStateRoot(o);
   const need = (): string => {
@@ -78,19 +84,18 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
     }
     case 'inspect': {
       const image = await store.inspectImage(root, need(), o.onProgress ? { onCorrupt: o.onProgress } : {});
-      if (!image)
-        throw new NotFoundError(
-          'ImageNotFound',
-          `no stored image "${o.ref}": \`tend image list\` shows them, \`tend image pull ${o.ref}\` adds it`,
-        );
+      if (!image) throw notStored(need());
       return { verb: 'inspect', image };
     }
     case 'verify': {
       const v = await store.verifyImage(root, need());
       return { verb: 'verify', ref: need(), ...v };
     }
-    case 'rm':
-      return { verb: 'rm', ref: need(), removed: await store.removeImage(root, need(), { force: o.force ?? false }) };
+    case 'rm': {
+      // an image that is not stored is "not found" (exit 5), as for `inspect`, not a silent success
+      if (!(await store.removeImage(root, need(), { force: o.force ?? false }))) throw notStored(need());
+      return { verb: 'rm', ref: need(), removed: true };
+    }
     case 'build': {
       // a VM of the project in the working directory built from a bootc image (ov's `ov vm build NAME`)
       const bootc = await bootcVmOf(o, need());
