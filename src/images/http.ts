@@ -7,6 +7,7 @@ import { stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { BackendError } from '../../schemas/errors.js';
+import { proxyAgent, proxyFor } from './proxy.js';
 
 export interface DownloadProgress {
   received: number;
@@ -37,17 +38,27 @@ export function localFileError(err: NodeJS.ErrnoException, file: string, doing: 
   return new BackendError('ImageWriteFailed', `${doing} ${file} failed: ${what}${err.code ? ` (${err.code})` : ''}`, { cause: err });
 }
 
-function get(
+/** What to do when a host cannot be reached: offline, or a proxy to set (or the one set is wrong). */
+export function unreachableNext(url: string): string {
+  const proxy = proxyFor(url);
+  return proxy
+    ? `check the proxy ${proxy} (HTTPS_PROXY/HTTP_PROXY; hosts in NO_PROXY are reached directly) and the network`
+    : 'check the network; behind a proxy, set HTTPS_PROXY (and NO_PROXY for hosts to reach directly)';
+}
+
+async function get(
   url: string,
   headers: Record<string, string>,
   signal?: AbortSignal,
   redirects = 0,
 ): Promise<{ res: http.IncomingMessage; url: string }> {
+  const u = new URL(url);
+  const proxy = u.protocol === 'https:' || u.protocol === 'http:' ? proxyFor(url) : null;
+  const agent = proxy ? proxyAgent(u, proxy) : undefined;
   return new Promise((resolve, reject) => {
-    const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
     if (!mod) return reject(new BackendError('DownloadFailed', `cannot download ${url}: unsupported protocol ${u.protocol}`));
-    const req = mod.get(u, { headers: { 'user-agent': 'tend', ...headers }, signal }, (res) => {
+    const req = mod.get(u, { headers: { 'user-agent': 'tend', ...headers }, signal, ...(agent ? { agent } : {}) }, (res) => {
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
@@ -122,7 +133,15 @@ export async function downloadTo(
       if (opts.signal?.aborted) throw new BackendError('DownloadAborted', `download of ${url} was cancelled`, { cause: err });
       if (err instanceof BackendError) throw err;
       if (!dropped || attempt >= retries) {
-        throw new BackendError('DownloadFailed', `download of ${url} failed: ${(err as Error).message}`, { cause: err });
+        const proxy = proxyFor(url);
+        throw new BackendError(
+          'DownloadFailed',
+          `download of ${url}${proxy ? ` (via proxy ${proxy})` : ''} failed: ${(err as Error).message}`,
+          {
+            cause: err,
+            ...(isNetworkError(err) ? { next: unreachableNext(url) } : {}),
+          },
+        );
       }
     }
   }

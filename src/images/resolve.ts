@@ -70,7 +70,7 @@ export async function resolveImage(stateRoot: string, src: ImageSource, opts: Re
     const why = err instanceof Error ? err.message : String(err);
     throw new BackendError(
       'ImageUnavailable',
-      `cannot download ${entry.name} (${why}); build it locally instead: tend image build ${entry.name}`,
+      `cannot download ${entry.name} (${why}); build it locally instead (works offline): tend image build ${entry.name}`,
       { cause: err },
     );
   }
