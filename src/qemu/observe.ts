@@ -9,7 +9,8 @@ import type { Observed, ObservedVm } from '../../schemas/ports.js';
 import type { VmSpec } from '../../schemas/model.js';
 import { exists, readJson, type CorruptFile, type StateValidator } from '../state/atomic.js';
 import { socketPath, vmFile, vmsDir } from '../state/paths.js';
-import { validateAppliedRecord, validateIntentRecord, validatePortRecord, validateStatusRecord } from '../state/validators.generated.js';
+import { validateAppliedRecord, validateIntentRecord, validatePortRecord } from '../state/validators.generated.js';
+import { readStatus } from '../state/status.js';
 import { accelOf } from './argv.js';
 import { readInstanceId } from '../state/instance-id.js';
 import { findQemu, sharedQemuScan, type QemuScan } from './liveness.js';
@@ -110,7 +111,7 @@ export async function observeVm(
     readJson<IntentRecord>(f('intent'), validateIntentRecord, onCorrupt),
     readInstanceId(projDir, name, onCorrupt),
     // the CLI's last verdict (status.json) is not observation, but a damaged one is reported here too
-    readJson<unknown>(f('status'), validateStatusRecord, onCorrupt),
+    readStatus(projDir, name, onCorrupt),
   ]);
 
   const applied: AppliedRecord | null = appliedRec ?? null;

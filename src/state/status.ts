@@ -4,7 +4,7 @@
  * running process. This module is its only reader and writer.
  */
 import { existsSync } from 'node:fs';
-import { readJson, writeJsonAtomic } from './atomic.js';
+import { readJson, writeJsonAtomic, type CorruptFile } from './atomic.js';
 import { validateStatusRecord } from './validators.generated.js';
 import { vmDir, vmFile } from './paths.js';
 
@@ -28,9 +28,9 @@ export const statusRecordSchema = {
   },
 } as const;
 
-/** The verdict recorded for a VM; a damaged one reads as none (observe reports it: src/qemu/observe.ts). */
-export async function readStatus(projDir: string, vm: string): Promise<StatusRecord | undefined> {
-  return readJson<StatusRecord>(vmFile(projDir, vm, 'status'), validateStatusRecord);
+/** The verdict recorded for a VM; a damaged one reads as none, told to `onCorrupt` (observe lists it). */
+export async function readStatus(projDir: string, vm: string, onCorrupt?: (c: CorruptFile) => void): Promise<StatusRecord | undefined> {
+  return readJson<StatusRecord>(vmFile(projDir, vm, 'status'), validateStatusRecord, onCorrupt);
 }
 
 /**
