@@ -136,7 +136,7 @@ export function describeHolder(h: LockHolder | undefined): string {
 
 function seconds(ms: number): string {
   const s = Math.round(ms / 1000);
-  return s >= 120 && s % 60 === 0 ? `${s / 60}m` : `${s}s`;
+  return s < 120 ? `${s}s` : `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
 }
 
 /** "waiting for the project lock: held by pid 42 (tend watch) since 19:42:03; waiting up to 5m more (...)" */
