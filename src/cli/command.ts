@@ -34,6 +34,8 @@ export interface Invocation {
   rawArgs: string[];
   /** the command's help text */
   help(): string;
+  /** the program's root command (`tend completion` walks its tree) */
+  program(): Command;
 }
 
 export interface CliCommand {
@@ -42,6 +44,10 @@ export interface CliCommand {
   /** one line; the registry in main.ts repeats it for `tend --help` (a unit test keeps them equal) */
   description: string;
   examples?: readonly string[];
+  /** text after the usage in --help (before the examples): what `run`, which parses its own flags, takes */
+  helpAfter?: string;
+  /** not listed in help (`tend __complete`, which the completion scripts call) */
+  hidden?: boolean;
   /** readiness stage time-limit flags (--start-timeout, --ssh-timeout, ...) */
   stageTimeouts?: boolean;
   /** the logger (pino) and live guest output are set up in `g` */

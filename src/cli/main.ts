@@ -78,11 +78,19 @@ async function globals(cmd: Command, signal: AbortSignal): Promise<GlobalOptions
   return g;
 }
 
+/** Under every command's --help (docs/cli.md, "Exit codes"). */
+const EXIT_CODES_HELP = `
+Exit codes: 0 done, 1 something is still wrong, 2 usage (unknown command, option or VM, no
+project file), 3 invalid project files (nothing changed), 4 project lock held, 5 not found,
+6 QEMU/qemu-img/download/SSH failed, 130 interrupted. exec: the guest command's code (125 when
+tend itself fails, 126 when the command cannot be started).
+`;
+
 const examples = (lines: readonly string[]): string => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 
 /** A command file's surface as a commander command under `parent`; its exit code goes to `exit`. */
 export function define(parent: Command, spec: CliCommand, signal: AbortSignal, exit: (code: number) => void): Command {
-  const c = parent.command(spec.name).description(spec.description);
+  const c = (spec.hidden ? parent.command(spec.name, { hidden: true }) : parent.command(spec.name)).description(spec.description);
   for (const a of spec.aliases ?? []) c.alias(a);
   if (spec.stageTimeouts) {
     for (const [stage, flag, what] of STAGE_FLAGS)
@@ -92,7 +100,11 @@ export function define(parent: Command, spec: CliCommand, signal: AbortSignal, e
       );
   }
   spec.configure?.(c);
-  if (spec.examples) c.addHelpText('after', examples(spec.examples));
+  // after the usage: the command's own text (run's options), its examples, the exit codes
+  const after = [spec.helpAfter ?? '', spec.examples ? examples(spec.examples) : '', parent.parent === null ? EXIT_CODES_HELP : '']
+    .filter(Boolean)
+    .join('');
+  if (after) c.addHelpText('after', after);
   for (const sub of spec.subcommands ?? []) define(c, sub, signal, exit);
   const run = spec.run;
   if (run) {
@@ -104,7 +116,17 @@ export function define(parent: Command, spec: CliCommand, signal: AbortSignal, e
       while (root.parent) root = root.parent;
       const rawArgs = (root as unknown as { rawArgs: string[] }).rawArgs.slice(2);
       try {
-        exit(await run({ g, args: a.slice(0, -2), opts: cmd.opts(), io: cio, rawArgs, help: () => cmd.helpInformation() }));
+        exit(
+          await run({
+            g,
+            args: a.slice(0, -2),
+            opts: cmd.opts(),
+            io: cio,
+            rawArgs,
+            help: () => cmd.helpInformation() + after,
+            program: () => root,
+          }),
+        );
       } finally {
         g.display?.close();
       }
@@ -149,11 +171,18 @@ export async function buildProgram(
     // with --json, a usage error is one JSON object (printError), not commander's text
     .configureOutput({ writeErr: (s) => void (json ? undefined : process.stderr.write(s)) });
   const terms = new Map<Command, string>();
+  // every subcommand's --help lists the global options too (commander copies this setting to
+  // the commands created after it)
+  program.configureHelp({ showGlobalOptions: true, subcommandTerm: (c) => terms.get(c) ?? defaultTerm(c) });
+  // `tend completion` walks the whole command tree: every module is loaded for it
+  const everything = word === 'completion';
+  if (word === '__complete') define(program, (await import('./commands/completion.js')).completeCommand, signal, exit);
   for (const entry of REGISTRY) {
     const [name, ...aliases] = namesOf(entry.term);
-    if (word !== null && (name === word || aliases.includes(word))) {
+    const named = word !== null && (name === word || aliases.includes(word));
+    if (everything || named) {
       const spec = (await entry.load()).command;
-      onCommand?.(spec);
+      if (named) onCommand?.(spec);
       define(program, spec, signal, exit);
       continue;
     }
@@ -162,7 +191,6 @@ export async function buildProgram(
     for (const a of aliases) stub.alias(a);
     terms.set(stub, entry.term);
   }
-  program.configureHelp({ subcommandTerm: (c) => terms.get(c) ?? defaultTerm(c) });
   return program;
 }
 

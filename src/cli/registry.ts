@@ -172,6 +172,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/create.js'),
   },
   {
+    term: 'completion <shell>',
+    description: 'print a shell completion script: tend completion bash|zsh|fish (commands, options, VM and image names)',
+    load: () => import('./commands/completion.js'),
+  },
+  {
     term: 'import [options] [domains...]',
     description: 'write a tend.yaml from libvirt domains (--xml FILE, domain names or --all), warning about every part it cannot map',
     load: () => import('./commands/import.js'),

@@ -201,6 +201,25 @@ export const command: CliCommand = {
   name: 'run',
   description:
     'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
+  helpAfter: `
+Options (run reads its own; global options go before \`run\`):
+  IMAGE                        a built-in name (\`tend images\`), a URL or a path
+  --cpus N, --vcpu N           virtual CPUs (default 1)
+  -m, --memory SIZE            MiB (2048) or with a unit (2G, 512M); default 1G
+  -p, --publish, --port SPEC   forward a port: [host:]guest[/proto] (repeatable)
+  -v, --volume SPEC            name:/target[:ro] or ./host:/target[:ro] (repeatable)
+  --pkg NAME                   install a package with cloud-init (repeatable)
+  --runcmd CMD                 run a command at first boot (repeatable)
+  --name NAME                  the VM's name (default: from the image, plus 4 hex digits);
+                               an existing run VM of that name is reused
+  --user NAME                  the login user cloud-init creates
+  --image-os FAMILY            OS family of a custom image (debian, ubuntu, alpine, ...)
+  --uefi                       boot with UEFI firmware
+  --device PCI                 pass a host PCI device through (repeatable)
+  --dockerfile FILE            provision with a Dockerfile (its FROM is the image if none given)
+  --rm                         destroy the VM and its run folder after -- CMD ran
+  -- CMD [ARGS...]             run CMD over SSH once the VM is Ready; tend exits with its code
+`,
   examples: ['tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'],
   log: true,
   live: true,
