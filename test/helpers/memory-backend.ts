@@ -5,7 +5,17 @@
  * reflects what it has done.
  */
 import type { Project, VmSpec } from '../../schemas/model.js';
-import type { Backend, Guest, Observed, ObservedVm, PrepareOptions, StartResult, StopOptions, VmExit } from '../../schemas/ports.js';
+import type {
+  Backend,
+  Guest,
+  Observed,
+  ObservedVm,
+  PrepareOptions,
+  StartResult,
+  StopOptions,
+  StopResult,
+  VmExit,
+} from '../../schemas/ports.js';
 
 export type Method =
   | 'observe'
@@ -292,13 +302,16 @@ export class MemoryBackend implements Backend, Guest {
     });
   }
 
-  stop(_project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<void> {
+  stop(_project: Project, name: string, opts: StopOptions, signal?: AbortSignal): Promise<StopResult | void> {
     return this.call('stop', name, signal, opts, () => {
       const s = this.state(name);
+      // like the QEMU backend: only a VM observed Ready has its memory saved
+      const saved = opts.save === true && s.ready && s.power === 'running';
       s.power = 'stopped';
       s.pid = null;
       s.startedAt = null;
       s.ready = false;
+      return opts.save ? { saved } : undefined;
     });
   }
 

@@ -400,3 +400,26 @@ test('an exit during readiness fails the step at once with the exit, not after t
   assert.equal(backend.exitWatches.length, 0, 'the exit watch ends with the step');
   assert.equal(backend.vms.get('web')?.ready, false);
 });
+
+test('stop: save asks the backend to save on a stop by intent (stop, down, watch), never on a restart', async () => {
+  const { backend, deps } = setup();
+  const p = project([spec('web', { stopMode: 'save' })]);
+  await converge(p, deps, flags);
+  const stopped = await stopVm(p, deps, 'web');
+  assert.deepEqual(stopped.conditions, ['Stopped', 'StopIntent', 'Saved']);
+  const stops = () => backend.log.filter((r) => r.method === 'stop' && r.phase === 'begin').map((r) => r.detail);
+  assert.deepEqual(stops().at(-1), { timeout: 30, save: true });
+
+  await startVm(p, deps, 'web');
+  await restartVm(p, deps, 'web');
+  assert.deepEqual(stops().at(-1), { timeout: 30 }, 'a restart powers off: the state would be discarded anyway');
+
+  await downProject(p, deps, { destroy: false, volumes: false });
+  assert.deepEqual(stops().at(-1), { timeout: 30, save: true });
+
+  // without the policy: a plain stop
+  const q = project([spec('web')]);
+  await startVm(q, deps, 'web');
+  await stopVm(q, deps, 'web');
+  assert.deepEqual(stops().at(-1), { timeout: 30 });
+});
