@@ -25,10 +25,21 @@ const project = (image: string) =>
 
 async function tend(p: TempProject, args: string[]): Promise<{ ms: number; out: string }> {
   const t0 = nowMs();
-  const r = await runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
+  const r = await runCli(['--json', ...args], { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
   const ms = nowMs() - t0;
   if (r.code !== 0) throw new Error(`tend ${args.join(' ')} exited ${r.code}: ${(r.stdout + r.stderr).slice(-2000)}`);
   return { ms, out: r.stdout + r.stderr };
+}
+
+/** The JSON log lines of a command as "+ms message", from its first line: where the time goes. */
+function timeline(out: string): string {
+  const recs = out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { time?: number; msg?: string })
+    .filter((r) => typeof r.time === 'number' && r.msg);
+  const t0 = recs[0]?.time ?? 0;
+  return recs.map((r) => `  +${String((r.time as number) - t0).padStart(6)} ms  ${r.msg}`).join('\n');
 }
 
 export const bench: Bench = {
@@ -51,6 +62,7 @@ export const bench: Bench = {
         const u = await tend(p, ['up']);
         if (!/restored from its saved state/.test(u.out)) throw new Error(`up did not restore:\n${u.out.slice(-2000)}`);
         warms.push(u.ms);
+        if (i === 0) console.error(`warm up, step by step:\n${timeline(u.out)}`);
       }
       const provisions: number[] = [];
       for (let i = 0; i < 3; i++) provisions.push((await tend(p, ['provision', 'w'])).ms);
