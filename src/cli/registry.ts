@@ -79,6 +79,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     load: () => import('./commands/ls.js'),
   },
   {
+    term: 'top|stats [options] [name]',
+    description: 'CPU, memory, disk and network of the running VMs, refreshed on a terminal (--json: once)',
+    load: () => import('./commands/top.js'),
+  },
+  {
     term: 'status [options] [name]',
     description: 'everything known about one VM: spec, process, ports, plan, conditions, state paths',
     load: () => import('./commands/status.js'),

@@ -148,3 +148,24 @@ test('ls lists every project and VM; ps/status/down walk up from a subdirectory 
     ['stopped', 'stopped', 'stopped'],
   );
 });
+
+test('top --json: CPU, memory and disk of a running VM from its QEMU process and overlay', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tend-top-state-'));
+  const p = await withVms(stateDir, 'lab', ['box', 'idle'], true);
+  const r = tend(['top', '--json', '--interval', '300ms'], p, env);
+  assert.equal(r.code, 0, r.stderr);
+  const top = JSON.parse(r.stdout) as {
+    vms: { name: string; pid: number; cpuPercent: number; memoryBytes: number; diskBytes: number | null; netRxBytes: number | null }[];
+  };
+  assert.deepEqual(top.vms.map((v) => v.name).sort(), ['box', 'idle']);
+  for (const v of top.vms) {
+    assert.ok(started.includes(v.pid), `the QEMU process ${v.pid}`);
+    assert.ok(v.memoryBytes > 1024 * 1024, `RSS of the (fake) QEMU: ${v.memoryBytes}`);
+    assert.ok(v.cpuPercent >= 0);
+    assert.ok(v.diskBytes !== null && v.diskBytes > 0, 'the overlay takes some space');
+    assert.equal(v.netRxBytes, null, 'user-mode networking has no counters');
+  }
+  const text = tend(['stats', 'box', '--interval', '100ms'], p, env);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^NAME\s+PID\s+CPU %\s+MEMORY\s+DISK\s+NET RX \/ TX\nbox\s+\d+\s+\d+\.\d\s+\d+(\.\d)?MiB\s+\S+\s+-$/m);
+});
