@@ -33,11 +33,16 @@ async function tend(p: TempProject, args: string[]): Promise<{ ms: number; out: 
 
 /** The JSON log lines of a command as "+ms message", from its first line: where the time goes. */
 function timeline(out: string): string {
-  const recs = out
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { time?: number; msg?: string })
-    .filter((r) => typeof r.time === 'number' && r.msg);
+  const recs: { time?: number; msg?: string }[] = [];
+  for (const l of out.split('\n')) {
+    if (!l.startsWith('{"')) continue; // a log line (the command's own --json result is spread over lines)
+    try {
+      const r = JSON.parse(l) as { time?: number; msg?: string };
+      if (typeof r.time === 'number' && r.msg) recs.push(r);
+    } catch {
+      // not a log line
+    }
+  }
   const t0 = recs[0]?.time ?? 0;
   return recs.map((r) => `  +${String((r.time as number) - t0).padStart(6)} ms  ${r.msg}`).join('\n');
 }
@@ -53,6 +58,7 @@ export const bench: Bench = {
       await tend(p, ['up']); // create: disk, seed, first boot, cloud-init, provision
       const graceful = (await tend(p, ['stop', 'w'])).ms;
       const cold = (await tend(p, ['up'])).ms; // the same VM booted again, disk kept
+      console.error(`graceful stop ${graceful.toFixed(0)} ms, cold up ${cold.toFixed(0)} ms`);
       const saves: number[] = [];
       const warms: number[] = [];
       for (let i = 0; i < 3; i++) {
@@ -62,10 +68,12 @@ export const bench: Bench = {
         const u = await tend(p, ['up']);
         if (!/restored from its saved state/.test(u.out)) throw new Error(`up did not restore:\n${u.out.slice(-2000)}`);
         warms.push(u.ms);
+        console.error(`stop --save ${s.ms.toFixed(0)} ms, up from it ${u.ms.toFixed(0)} ms`);
         if (i === 0) console.error(`warm up, step by step:\n${timeline(u.out)}`);
       }
       const provisions: number[] = [];
       for (let i = 0; i < 3; i++) provisions.push((await tend(p, ['provision', 'w'])).ms);
+      console.error(`provision of one step: ${provisions.map((x) => x.toFixed(0)).join(', ')} ms`);
       await tend(p, ['down', '--destroy']);
       return [
         {
