@@ -14,9 +14,16 @@ export class ExitArms {
     private readonly onExit: (e: VmExit) => void,
   ) {}
 
-  /** Watch every VM `observed` running; returns the exits that were missed. */
-  arm(project: Project, observed: Observed): VmExit[] {
+  /**
+   * Watch every VM `observed` running; returns the exits that were missed. `leftRunning`: VMs
+   * (with their last known pid) that a pass has just left running but that were not watched
+   * yet: one found dead here died between the pass and this observation, which is an exit too.
+   */
+  arm(project: Project, observed: Observed, leftRunning: ReadonlyMap<string, number> = new Map()): VmExit[] {
     const missed: VmExit[] = [];
+    for (const [vm, pid] of leftRunning) {
+      if (!this.armed.has(vm) && !alive(observed.vms[vm]?.power)) missed.push({ vm, pid, kind: 'failure' });
+    }
     for (const [vm, a] of this.armed) {
       const o = observed.vms[vm];
       if (alive(o?.power) && o?.pid === a.pid) continue;

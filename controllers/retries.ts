@@ -59,7 +59,7 @@ export class Retries {
   /** The VM's process ended: restart it, later, or not at all. */
   afterExit(e: VmExit, spec: VmSpec | undefined, obs: ObservedVm | undefined): Reconciled<null> {
     if (alive(obs?.power) || !wantedUp(spec, obs)) return { status: null }; // started again already, or a deliberate stop
-    const how = `${e.kind === 'failure' ? 'was killed or crashed' : 'shut down'} (pid ${e.pid})`;
+    const how = `${e.kind === 'failure' ? 'was killed or crashed' : 'shut down'} ${e.pid > 0 ? ` (pid ${e.pid})` : ''}`;
     const r = requeueFor(this.book, e.vm, spec.restart, { kind: e.kind, config: false }, this.now());
     if (r.terminal) {
       this.held.set(e.vm, `left stopped: ${r.why}`);

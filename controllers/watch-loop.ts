@@ -15,9 +15,10 @@
  * cancelled through the same signal and VMs are left running.
  */
 import type { Project } from '../schemas/model.js';
-import { tendEvent, type TendEvent, type VmExit } from '../schemas/ports.js';
+import { alive, tendEvent, type Observed, type TendEvent, type VmExit } from '../schemas/ports.js';
 import { ExitArms } from './exit-arms.js';
 import { isMutating } from './plan.js';
+import type { ConvergeResult } from './reconciler.js';
 import type { PassReport, WatchController, WatchDeps, WatchOptions } from './watch-api.js';
 import { DEFAULT_BACKOFF } from './restart-policy.js';
 import { Retries } from './retries.js';
@@ -37,6 +38,17 @@ const RESYNC = ':resync';
 const REARM = ':rearm';
 
 /** Start the loop with a valid first project; the first pass converges everything. */
+/** States a pass leaves a VM in with its process meant to be alive. */
+const RUNNING_STATES: ReadonlySet<string> = new Set(['Ready', 'Running', 'Paused']);
+
+/** The VMs a pass left running (its own results, and the running VMs it did not touch), with a pid. */
+function leftRunning(before: Observed, result: ConvergeResult): Map<string, number> {
+  const left = new Map<string, number>();
+  for (const [vm, o] of Object.entries(before.vms)) if (alive(o.power) && !(vm in result.vms)) left.set(vm, o.pid ?? 0);
+  for (const [vm, s] of Object.entries(result.vms)) if (RUNNING_STATES.has(s.state)) left.set(vm, before.vms[vm]?.pid ?? 0);
+  return left;
+}
+
 export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions, signal: AbortSignal): WatchController {
   const debounceMs = opts.debounceMs ?? 50;
   const emit = (type: TendEvent['type'], reason: TendEvent['reason'], vm: string | undefined, message: string): void =>
@@ -133,7 +145,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         // a resync that found nothing to do stays quiet (no line every 30 s in the journal)
         const quiet = triggers.length === 1 && triggers[0] === 'resync' && result.ok && !result.entries.some(isMutating);
         if (!quiet) emit(result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
-        for (const e of arms.arm(project, await deps.backend.observe(project, signal))) exited(e);
+        for (const e of arms.arm(project, await deps.backend.observe(project, signal), leftRunning(observed, result))) exited(e);
       }, signal);
     } catch (e) {
       session = null;

@@ -388,3 +388,27 @@ test('a VM killed while its guest is waited for is restarted at once, while anot
   w.ac.abort();
   await w.ctl.done;
 });
+
+test('a VM that dies right after a pass, before its exit is watched, is restarted at once (not at the next resync)', async () => {
+  const ev = collector();
+  let killed = false;
+  const ref: { w?: ReturnType<typeof setup> } = {};
+  // the moment the pass reports Reconciled, the guest dies without an exit event reaching watch
+  // (libvirt: `virsh destroy` in the window between the pass and the arming of its event stream)
+  const onEvent = (e: Parameters<typeof ev.onEvent>[0]): void => {
+    ev.onEvent(e);
+    if (e.reason !== 'Reconciled' || killed) return;
+    killed = true;
+    const s = ref.w!.mb.vms.get('web')!;
+    s.power = 'stopped';
+    s.pid = null;
+  };
+  const w = (ref.w = setup(project([spec('web')]), { onEvent }));
+  const starts = (): number => w.mb.calls((r) => r.method === 'start').length;
+  await until(() => killed, 'the first pass');
+  await until(() => starts() === 2 && w.mb.inFlight === 0, 'restart without a resync (resyncMs 0)');
+  assert.ok(ev.reasons('web').includes('VmExited'));
+  assert.doesNotMatch(ev.events.find((e) => e.reason === 'VmExited')!.message, /pid 0/);
+  w.ac.abort();
+  await w.ctl.done;
+});
