@@ -65,6 +65,11 @@ export function createVirsh(o: VirshOptions): Virsh {
         'LibvirtError',
         `virsh ${args[0]} on ${o.uri} did not answer within ${Math.round((r.timeoutMs ?? o.timeoutMs ?? 60_000) / 1000)} s`,
       );
+    if (res.exitCode === undefined && res.signal) {
+      // virsh itself crashed or was killed (libvirt 9.0's client has been seen to segfault, rarely,
+      // on a remote connection): say so instead of "exit undefined"
+      throw new BackendError('LibvirtError', `virsh ${args.join(' ').slice(0, 200)} on ${o.uri} was killed by ${res.signal}`);
+    }
     if (res.exitCode !== 0) {
       const msg = String(res.stderr)
         .trim()

@@ -77,3 +77,21 @@ test('tend ssh through a remote host: ProxyCommand before the user and host', ()
   assert.ok(i > 0 && a[i - 1] === '-o' && i < a.indexOf('-l'), a.join(' '));
   assert.deepEqual(a.slice(-2), ['--', '127.0.0.1']);
 });
+
+test('virsh killed by a signal is reported as such (not "exit undefined")', async () => {
+  const { mkdtemp, writeFile: write, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createVirsh } = await import('../../src/libvirt/virsh.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tend-virsh-'));
+  try {
+    const bin = join(dir, 'virsh');
+    await write(bin, '#!/bin/sh\nkill -SEGV $$\n', { mode: 0o755 });
+    await assert.rejects(
+      createVirsh({ uri: 'qemu+ssh://h/system', binary: bin }).run(['dumpxml', 'd']),
+      /dumpxml d on qemu\+ssh:\/\/h\/system was killed by SIGSEGV/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
