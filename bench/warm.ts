@@ -72,7 +72,7 @@ export const bench: Bench = {
         if (i === 0) console.error(`warm up, step by step:\n${timeline(u.out)}`);
       }
       const provisions: number[] = [];
-      for (let i = 0; i < 3; i++) provisions.push((await tend(p, ['provision', 'w'])).ms);
+      for (let i = 0; i < 3; i++) provisions.push((await tend(p, ['provision'])).ms);
       console.error(`provision of one step: ${provisions.map((x) => x.toFixed(0)).join(', ')} ms`);
       await tend(p, ['down', '--destroy']);
       return [
