@@ -2,10 +2,12 @@
  * End to end, on the real Debian 12 guest image: provisioning as the last reconcile step, with
  * its layer cache. A file upload and a script run for real; a second converge runs nothing;
  * editing the third of four steps re-runs only the third and fourth; a failing step fails the
- * converge with a clear report, and the converge after the fix finishes.
+ * converge with a clear report, and the converge after the fix finishes. Then, on the same boot:
+ * `exec` exit codes and -t, `cp` both ways, `ssh-config` with the system ssh client.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
@@ -73,5 +75,24 @@ test('provisioning on a real guest: runs, caches, re-runs from the changed step,
   await writeFile(join(p.dir, 'tend.yaml'), tendYaml(image, 'echo fixed >> ~/runs.log'));
   await ok(p, ['up']);
   assert.deepEqual(await runs(p), ['one', 'two', 'four', 'four', 'fixed']);
+
+  // On the same boot, how a user reaches the guest besides provisioning (issues 11, 14 §3):
+  // exec's exit codes and -t, cp over the guest's own sftp-server, ssh-config with the system ssh.
+  assert.equal((await cli(p, ['exec', 'p', '--', 'sh', '-c', 'exit 3'])).code, 3);
+  assert.equal((await cli(p, ['exec', 'p', '--', 'no-such-command'])).code, 127);
+  assert.match((await cli(p, ['exec', '-t', 'p', '--', 'tty'])).stdout, /^\/dev\/pts\/\d+\s*$/);
+  await mkdir(join(p.dir, 'site', 'sub'), { recursive: true });
+  await writeFile(join(p.dir, 'site', 'index.html'), 'hello\n');
+  await writeFile(join(p.dir, 'site', 'sub', 'run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+  await ok(p, ['cp', './site', 'p:']);
+  assert.equal((await cli(p, ['exec', 'p', '--', 'site/sub/run.sh'])).stdout.trim(), 'ran', 'copied with its mode');
+  await ok(p, ['cp', 'p:site', './back']);
+  assert.equal(await readFile(join(p.dir, 'back', 'index.html'), 'utf8'), 'hello\n');
+  assert.equal((await stat(join(p.dir, 'back', 'sub', 'run.sh'))).mode & 0o777, 0o755);
+  const cfg = join(p.dir, 'ssh_config');
+  await writeFile(cfg, (await cli(p, ['ssh-config'])).stdout);
+  const viaConfig = spawnSync('ssh', ['-F', cfg, '-o', 'BatchMode=yes', 'tend-prov-p', 'echo via-ssh-config'], { encoding: 'utf8' });
+  assert.equal(viaConfig.status, 0, viaConfig.stderr);
+  assert.equal(viaConfig.stdout, 'via-ssh-config\n');
   await ok(p, ['down', '--destroy']);
 });
