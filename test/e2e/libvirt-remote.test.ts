@@ -11,7 +11,7 @@
  *     upload again (the volume's file is unchanged);
  *   - `tend exec NAME -- hostname` runs through the jump, `tend ssh` through the system ssh's
  *     ProxyCommand; `tend logs --console` copies the console log from the pool; `tend ps` shows the host;
- *   - the exit-watch `tend watch` uses, on the remote URI: a `virsh destroy` is reported within 1 s;
+ *   - the exit-watch `tend watch` uses, on the remote URI: a `virsh destroy` is reported within 5 s;
  *   - `tend down --destroy` leaves no domain and no VM volume (the shared base stays).
  */
 import assert from 'node:assert/strict';
@@ -162,7 +162,8 @@ test(
       const ms = Date.now() - t0;
       assert.equal(e?.kind, 'failure', 'the destroy is reported as a failure');
       t.diagnostic(`virsh destroy -> exit reported over ${uri.split(':')[0]}: ${ms} ms`);
-      assert.ok(ms < 1000, `exit reported ${ms} ms after virsh destroy returned`);
+      // the event crosses the SSH transport: 1.6 s measured here under load (local: < 1 s, libvirt.test.ts)
+      assert.ok(ms < 5000, `exit reported ${ms} ms after virsh destroy returned`);
     } finally {
       backend.close();
     }
