@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { CorruptFile } from '../state/atomic.js';
 import { hashFile } from './checksum.js';
 import { qemuImgInfo } from './qemu-img.js';
+import type { StoredImage } from './stored-image.js';
 
 const STR = '"((?:[^"\\\\]|\\\\.)*)"';
 /** One entry as writeJsonAtomic writes it (JSON.stringify, keys in this order). */
@@ -18,18 +19,6 @@ const ENTRY = new RegExp(
   'g',
 );
 const BLOB = /^sha256-[0-9a-f]{32}$/;
-
-/** An index entry (store.ts's RebuiltImage; declared here too so the two modules do not import each other). */
-export interface RebuiltImage {
-  name: string;
-  path: string;
-  format: string;
-  checksum: string;
-  size: number;
-  source: string;
-  addedAt: string;
-  verifiedAgainst?: string | null;
-}
 
 const unquote = (s: string): string => {
   try {
@@ -43,11 +32,11 @@ export async function rebuildIndex(
   dir: string,
   indexPath: string,
   damage: CorruptFile,
-): Promise<{ images: Record<string, RebuiltImage>; message: string }> {
+): Promise<{ images: Record<string, StoredImage>; message: string }> {
   const kept = `${indexPath}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   await copyFile(indexPath, kept).catch(() => undefined);
   const text = await readFile(indexPath, 'utf8').catch(() => '');
-  const images: Record<string, RebuiltImage> = {};
+  const images: Record<string, StoredImage> = {};
   const files = new Set((await readdir(dir).catch(() => [] as string[])).filter((f) => BLOB.test(f)));
   const covered = new Set<string>();
   let salvaged = 0;

@@ -20,22 +20,9 @@ import { downloadImage, type DownloadProgress } from './download.js';
 import { localFileError } from './http.js';
 import { withStoreLock } from './lock.js';
 import { qemuImgInfo } from './qemu-img.js';
+import type { StoredImage } from './stored-image.js';
 
-export interface StoredImage {
-  name: string;
-  path: string;
-  format: string;
-  /** "sha256:<hex>" of the stored file */
-  checksum: string;
-  /** bytes on disk */
-  size: number;
-  /** where it came from: a URL, or "file:<path>" for an import */
-  source: string;
-  /** ISO time */
-  addedAt: string;
-  /** the publisher's checksum the download was verified against (may be sha512), if any */
-  verifiedAgainst?: string | null;
-}
+export type { StoredImage } from './stored-image.js';
 
 export interface PullOptions {
   signal?: AbortSignal;
