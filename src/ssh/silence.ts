@@ -80,7 +80,7 @@ export function silenceHint(vm: Pick<VmSpec, 'name' | 'video' | 'firmware' | 'im
     vm.video === 'none'
       ? 'no video device (video is "none"): the GRUB of stock images waits for one on its graphical terminal; remove `video none` or set video "vga"'
       : vm.video === 'vga'
-        ? 'the console: the kernel may write only to the screen (no console=ttyS0 on its command line); look at it with graphics vnc'
+        ? 'the screen: GRUB and the kernel may draw only on the vga screen (no serial terminal, no console=ttyS0 on the kernel line); look at it with graphics vnc'
         : `the video device (video "${vm.video}"): a stock image's GRUB may not draw on it; try video "vga"`,
     vm.firmware === 'bios'
       ? 'firmware: an image made for UEFI only does not boot with BIOS (tend.yaml vm.uefi: true, VMFile.kdl firmware "uefi")'

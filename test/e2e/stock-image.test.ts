@@ -50,7 +50,7 @@ test(
 
     // the console hint fired while GRUB's menu was on the screen, and says where to look
     assert.match(up.stderr, /no console output and no SSH banner for \d+ s/);
-    assert.match(up.stderr, /video device.*firmware.*image/s);
+    assert.match(up.stderr, /the screen: GRUB and the kernel.*firmware.*image/s);
     assert.match(up.stderr, /tend logs stock --console/);
 
     // past GRUB: the kernel's serial console has the guest's output

@@ -82,7 +82,7 @@ test('the hint names the likely causes for this VM and where to look', () => {
     'vnc 127.0.0.1:5901',
   );
   // with the default vga device, the advice is not "try vga" but where the kernel writes
-  assert.match(vnc, /\(1\) the console: the kernel may write only to the screen/);
+  assert.match(vnc, /\(1\) the screen: GRUB and the kernel may draw only on the vga screen/);
   assert.doesNotMatch(vnc, /try video "vga"/);
   const qxl = silenceHint(applyDefaults({ name: 'q', image: { kind: 'path', ref: '/i.qcow2' }, video: 'qxl' }), 60, null);
   assert.match(qxl, /\(1\) the video device \(video "qxl"\).*try video "vga"/);
