@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { domainName } from '../src/libvirt/names.js';
-import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from '../test/e2e/helpers.js';
+import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from '../test/e2e/helpers.js';
 import { median, nowMs, timeRuns, type Bench, type BenchRow } from './lib.js';
 
 const URI = 'qemu:///system';
@@ -51,26 +51,11 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
     env: { ...process.env, TEND_STATE_DIR: p.stateDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let buf = '';
-  let stderr = '';
-  watch.stdout.on('data', (b: Buffer) => {
-    buf += b.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        events.push(JSON.parse(line) as Event);
-      } catch {
-        // a log line
-      }
-    }
-  });
-  watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const watchOut = followWatch(watch, events);
   const until = async (cond: () => boolean, what: string, ms: number): Promise<void> => {
     const deadline = Date.now() + ms;
     while (!cond()) {
-      if (watch.exitCode !== null) throw new Error(`watch exited (${watch.exitCode}) waiting for ${what}: ${stderr.slice(-1000)}`);
+      if (watch.exitCode !== null) throw new Error(`watch exited (${watch.exitCode}) waiting for ${what}: ${watchOut.stderr.slice(-1000)}`);
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${events.map((e) => e.reason).join(', ')}`);
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -241,3 +241,27 @@ export function bootRaw(o: RawQemuOptions): ChildProcess {
   child.stderr?.setEncoding('utf8');
   return child;
 }
+
+/**
+ * Follows `tend watch --json`: each JSON line of its stdout is pushed onto `events` as it
+ * arrives (other lines are log lines), and its stderr is kept for failure messages.
+ */
+export function followWatch<T>(watch: ChildProcess, events: T[]): { readonly stderr: string } {
+  let buf = '';
+  const out = { stderr: '' };
+  watch.stdout?.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        events.push(JSON.parse(line) as T);
+      } catch {
+        // a log line
+      }
+    }
+  });
+  watch.stderr?.on('data', (b: Buffer) => (out.stderr += b.toString()));
+  return out;
+}

@@ -15,7 +15,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
-import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from './helpers.js';
+import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from './helpers.js';
 import { domainName } from '../../src/libvirt/names.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 
@@ -91,27 +91,12 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   t.after(() => {
     if (watch.exitCode === null) watch.kill('SIGKILL');
   });
-  let buf = '';
-  let stderr = '';
-  watch.stdout.on('data', (b: Buffer) => {
-    buf += b.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        events.push(JSON.parse(line) as Event);
-      } catch {
-        // a log line
-      }
-    }
-  });
-  watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const watchOut = followWatch(watch, events);
   const count = (reason: string) => events.filter((e) => e.reason === reason && e.vm === 'web').length;
   const waitFor = async (reason: string, n: number, what: string) => {
     const deadline = Date.now() + 900_000;
     while (count(reason) < n) {
-      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${stderr}`);
+      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
       if (Date.now() > deadline) assert.fail(`no ${reason} #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -122,7 +107,7 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   // it says Reconciled and emits no VmReady. Count watch's VmReady events from there.
   const deadline0 = Date.now() + 900_000;
   while (!events.some((e) => e.reason === 'Reconciled')) {
-    if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) before its first pass: ${stderr}`);
+    if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) before its first pass: ${watchOut.stderr}`);
     if (Date.now() > deadline0) assert.fail(`no first pass of watch; events: ${events.map((e) => e.reason).join(', ')}`);
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI_MAIN, findImage, runCli, tempProject, type TempProject } from './helpers.js';
+import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from './helpers.js';
 
 interface Event {
   reason: string;
@@ -52,29 +52,14 @@ test(
     t.after(() => {
       if (watch.exitCode === null) watch.kill('SIGKILL');
     });
-    let buf = '';
-    let stderr = '';
-    watch.stdout.on('data', (b: Buffer) => {
-      buf += b.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          events.push(JSON.parse(line) as Event);
-        } catch {
-          // not an event line
-        }
-      }
-    });
-    watch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const watchOut = followWatch(watch, events);
 
     /** Wait for the n-th VmReady of the VM (counting from 1). */
     const readyCount = () => events.filter((e) => e.reason === 'VmReady' && e.vm === 'w').length;
     const waitReady = async (n: number, what: string) => {
       const deadline = Date.now() + 600_000;
       while (readyCount() < n) {
-        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${stderr}`);
+        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
         if (Date.now() > deadline) assert.fail(`no VmReady #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
         await new Promise((r) => setTimeout(r, 500));
       }
