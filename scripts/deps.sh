@@ -20,6 +20,7 @@ TEND_APT_TEST_PACKAGES=(
   openssh-sftp-server # /usr/lib/openssh/sftp-server: tend cp against the loopback sshd (test/integration/cli-exec.test.ts)
   genisoimage         # isoinfo: reads back the in-process seed ISO (test/unit/seed-iso.test.ts)
   libarchive-tools    # bsdtar: a second reader of the seed ISO
+  zsh fish            # test/integration/cli-completion.test.ts: `tend completion zsh|fish` loaded and TAB-completed
   iproute2 dnsmasq-base isc-dhcp-client  # test/integration/tap-netns.test.ts: netns, bridge, DHCP
   # test/e2e/tap.test.ts needs iproute2 and dnsmasq-base (above) and qemu-bridge-helper, which
   # comes with qemu-system-x86 (its dependency qemu-system-common)
