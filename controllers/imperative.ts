@@ -61,35 +61,42 @@ export async function downProject(project: Project, deps: ControllerDeps, opts: 
   const byVm = new Map(entries.map((e) => [e.vm, e]));
   const forward: OrderItem[] = targets.map((n) => ({ name: n, dependsOn: specs.get(n)?.dependsOn ?? [], gated: true }));
   const vms: Record<string, VmResult> = {};
-  const results = await runInOrder(reversed(forward), async (name) => {
-    const entry = byVm.get(name)!;
-    const obs = observed.vms[name];
-    const keepDown = opts.intent !== false && specs.has(name);
-    if (keepDown) await deps.backend.setIntent(project, name, 'stopped');
-    let r: VmResult;
-    if (entry.action === 'none')
-      r = { state: opts.destroy ? 'Destroyed' : 'Stopped', conditions: [opts.destroy ? 'Destroyed' : 'Stopped'] };
-    else {
-      r = await runVmActor(
-        {
-          project,
-          vm: specs.get(name) ?? null,
-          entry,
-          observed: obs,
-          options: { provision: false },
-          ...deps,
-          ...(opts.destroy ? { command: 'destroy' as const } : {}),
-        },
-        opts,
-      );
-      // destroy deleted the VM's folder with its intent: record it again
-      if (keepDown && opts.destroy && r.state === 'Destroyed') await deps.backend.setIntent(project, name, 'stopped');
-    }
-    vms[name] = r;
-    return r.state === 'Failed'
-      ? { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` }
-      : { usable: true, summary: `is ${r.state.toLowerCase()}` };
-  });
+  const results = await runInOrder(
+    reversed(forward),
+    async (name) => {
+      const entry = byVm.get(name)!;
+      const obs = observed.vms[name];
+      const keepDown = opts.intent !== false && specs.has(name);
+      if (keepDown) await deps.backend.setIntent(project, name, 'stopped');
+      let r: VmResult;
+      if (entry.action === 'none')
+        r = { state: opts.destroy ? 'Destroyed' : 'Stopped', conditions: [opts.destroy ? 'Destroyed' : 'Stopped'] };
+      else {
+        r = await runVmActor(
+          {
+            project,
+            vm: specs.get(name) ?? null,
+            entry,
+            observed: obs,
+            options: { provision: false },
+            ...deps,
+            ...(opts.destroy ? { command: 'destroy' as const } : {}),
+          },
+          opts,
+        );
+        // destroy deleted the VM's folder with its intent: record it again
+        if (keepDown && opts.destroy && r.state === 'Destroyed') await deps.backend.setIntent(project, name, 'stopped');
+      }
+      vms[name] = r;
+      return r.state === 'Failed'
+        ? { usable: false, summary: `failed: ${r.error ?? 'unknown error'}` }
+        : { usable: true, summary: `is ${r.state.toLowerCase()}` };
+    },
+    undefined,
+    // a dependency goes down after what uses it: say so while it waits
+    (name, dependent) =>
+      opts.onProgress?.({ vm: name, message: `waiting for ${dependent} (${opts.destroy ? 'destroyed' : 'stopped'}), which uses it` }),
+  );
   for (const [name, r] of results) {
     if (r.ran) continue;
     const message = r.message.replace(/^waiting on/, 'still used by');

@@ -68,10 +68,13 @@ export async function runInOrder(
   items: readonly OrderItem[],
   run: (name: string) => Promise<RunOutcome>,
   cancel?: AbortSignal,
+  /** a gated item starts waiting for `dep`, which has not settled yet (for "waiting for db" progress) */
+  onWait?: (name: string, dep: string) => void,
 ): Promise<Map<string, OrderResult>> {
   const byName = new Map(items.map((i) => [i.name, i]));
   const cycles = findCycles(items);
   const promises = new Map<string, Promise<OrderResult>>();
+  const done = new Set<string>();
 
   const describe = (r: OrderResult): string =>
     r.ran ? r.outcome.summary : 'cancelled' in r ? 'was cancelled' : `is blocked (${r.message})`;
@@ -87,7 +90,9 @@ export async function runInOrder(
         for (const dep of item.dependsOn) {
           const depItem = byName.get(dep);
           if (!depItem) return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which is not declared` };
-          const r = await schedule(depItem);
+          const pending = schedule(depItem);
+          if (!done.has(dep)) onWait?.(item.name, dep);
+          const r = await pending;
           if (cancel?.aborted) return cancelled(item.name);
           if (!(r.ran && r.outcome.usable))
             return { name: item.name, ran: false, blockedBy: dep, message: `waiting on ${dep}, which ${describe(r)}` };
@@ -97,6 +102,10 @@ export async function runInOrder(
       return { name: item.name, ran: true, outcome: await run(item.name) };
     })();
     promises.set(item.name, p);
+    void p.then(
+      () => done.add(item.name),
+      () => done.add(item.name),
+    );
     return p;
   };
 

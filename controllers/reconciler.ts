@@ -6,7 +6,7 @@
  * imperative.ts. Policy only: every side effect goes through the given Backend and Guest.
  */
 import { createActor, waitFor } from 'xstate';
-import type { Project } from '../schemas/model.js';
+import type { Project, VmSpec } from '../schemas/model.js';
 import { EXIT, TendError, UsageError } from '../schemas/errors.js';
 import { unknownVmMessage } from '../schemas/names.js';
 import { runInOrder, withDependencies, type OrderItem, type RunOutcome } from './order.js';
@@ -138,6 +138,11 @@ function outcomeOf(r: VmResult, obs: ObservedVm | undefined): RunOutcome {
   }
 }
 
+/** What a dependent waits for before it starts (design §3: its dependency Ready, i.e. healthy when it declares a healthcheck). */
+export function waitingFor(dep: string, spec: VmSpec | undefined): string {
+  return `waiting for ${dep} (${spec?.healthcheck ? 'healthy' : 'ready'})`;
+}
+
 export const notOk = (r: VmResult): boolean => r.state === 'Failed' || r.state === 'Blocked' || r.state === 'RecreateRequired';
 
 /**
@@ -175,6 +180,7 @@ export async function converge(project: Project, deps: ControllerDeps, opts: Con
       return outcomeOf(r, observed.vms[name]);
     },
     opts.cancel,
+    (name, dep) => opts.onProgress?.({ vm: name, message: waitingFor(dep, specs.get(dep)) }),
   );
   for (const [name, r] of results) {
     if (r.ran) continue;

@@ -159,6 +159,35 @@ test('on a terminal: one live line per VM redrawn in place, with state, elapsed 
   assert.match(r.out, /\x1b\[31m✘/);
 });
 
+/** web depends on db (which declares a healthcheck); both from a local image (no download). */
+function dependent(): { cwd: string; stateDir: string } {
+  const vm = `    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n    stop_grace_period: 1s\n`;
+  const p = project({
+    'tend.yaml': `name: deps\nservices:\n  web:\n${vm}    depends_on: [db]\n  db:\n${vm}    healthcheck: { test: ["CMD", "true"] }\n`,
+  });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(p.cwd, 'base.qcow2'), '1G']);
+  return p;
+}
+
+test('a VM that waits for its depends_on dependency says so, with elapsed time: piped and on a terminal', async () => {
+  const piped = await run(['up', '--ssh-timeout', '4s'], dependent(), { TEND_PROGRESS_INTERVAL: '1s' }, false);
+  reap(piped.out);
+  assert.equal(piped.code, 1, piped.out);
+  assert.match(piped.out, /web: waiting for db \(healthy\)\n/);
+  assert.match(piped.out, /web: still pending after [1-9]\d*s: waiting for db \(healthy\) \([1-9]\d*s\)/);
+  assert.match(piped.out, /web: not started: waiting on db, which failed/);
+  // the wait ended before web did anything
+  assert.ok(!/web: (starting|creating)/.test(piped.out), piped.out);
+
+  const tty = await run(['up', '--ssh-timeout', '4s'], dependent(), {}, true);
+  reap(tty.out);
+  assert.equal(tty.code, 1, tty.out);
+  const plain = strip(tty.out);
+  assert.match(plain, /… web +Pending +[1-9]\d*s +waiting for db \(healthy\)/);
+  assert.match(plain, /… db +Running +\d+s +waiting for SSH/);
+  assert.match(plain, /• web +Blocked +\d+s +not started: waiting on db, which failed/);
+});
+
 test('NO_COLOR on a terminal: live lines without colour; FORCE_COLOR piped: colour without live lines', async () => {
   const p = twoVms();
   const r = await run(['up', '--ssh-timeout', '2s'], p, { NO_COLOR: '1' }, true);

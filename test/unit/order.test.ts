@@ -100,3 +100,18 @@ test('reversed() and withDependencies()', () => {
     ['db', 'cache', 'api', 'web'],
   );
 });
+
+test('onWait says which unsettled dependency a gated item waits for, once per dependency, not for a settled one', async () => {
+  const c = controlled();
+  const waits: string[] = [];
+  const all = runInOrder([item('web', ['db', 'cache']), item('db'), item('cache')], c.run, undefined, (n, d) => waits.push(`${n}<-${d}`));
+  await c.tick();
+  assert.deepEqual(waits, ['web<-db']);
+  c.done('cache');
+  await c.tick();
+  c.done('db');
+  await c.tick();
+  assert.deepEqual(waits, ['web<-db'], 'cache had settled when web came to it');
+  c.done('web');
+  await all;
+});
