@@ -52,7 +52,7 @@ export interface CliCommand {
   stageTimeouts?: boolean;
   /** the logger (pino) and live guest output are set up in `g` */
   log?: boolean;
-  /** brings VMs up: a live line per VM on a terminal, periodic lines otherwise (src/cli/live.ts); implies `log` */
+  /** brings VMs up or down: a live line per VM on a terminal, periodic lines otherwise (src/cli/live.ts); implies `log` */
   live?: boolean;
   /** arguments and options */
   configure?(c: Command): void;

@@ -1,5 +1,5 @@
 /**
- * What a command that brings VMs up shows while it works (issue 14 §1: progress, never silence).
+ * What a command that brings VMs up or down shows while it works (issue 14 §1: progress, never silence).
  *
  * - **live** (stderr is a terminal, no --json): one line per VM, redrawn in place a few times a
  *   second (log-update), as docker compose does: the VM's state and for how long, what its step

@@ -1,6 +1,6 @@
 /**
  * How a command that logs talks to the terminal: the logger (human lines or JSON lines), live
- * guest output, and for the commands that bring VMs up the live display (src/cli/live.ts): a
+ * guest output, and for the commands that bring VMs up or down the live display (src/cli/live.ts): a
  * line per VM redrawn in place on a terminal, periodic plain lines when piped or with --json.
  */
 import type { CliIo } from './command.js';

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -186,6 +186,47 @@ test('a VM that waits for its depends_on dependency says so, with elapsed time: 
   assert.match(plain, /… web +Pending +[1-9]\d*s +waiting for db \(healthy\)/);
   assert.match(plain, /… db +Running +\d+s +waiting for SSH/);
   assert.match(plain, /• web +Blocked +\d+s +not started: waiting on db, which failed/);
+});
+
+test('down, stop and restart show the same progress as up: live lines on a terminal, periodic lines piped', async () => {
+  // guests that take 2.5 s to act on ACPI powerdown (grace period 5 s): each stop is seen while it runs
+  const slow = { FAKE_QEMU_POWERDOWN_MS: '2500', TEND_PROGRESS_INTERVAL: '1s' };
+  const vm = `    image: ./base.qcow2\n    accel: tcg\n    vm: { vcpu: 1, memory_mb: 256 }\n    stop_grace_period: 5s\n`;
+  const p = project({ 'tend.yaml': `name: halt\nservices:\n  web:\n${vm}  db:\n${vm}` });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(p.cwd, 'base.qcow2'), '1G']);
+  const up = await run(['up', '--ssh-timeout', '1s'], p, slow, false);
+  reap(up.out);
+  assert.match(up.out, /web: started/);
+  assert.match(up.out, /db: started/);
+  // now web uses db: down stops web first while db waits its turn
+  writeFileSync(join(p.cwd, 'tend.yaml'), `name: halt\nservices:\n  web:\n${vm}    depends_on: [db]\n  db:\n${vm}`);
+
+  const down = await run(['down'], p, slow, true);
+  assert.equal(down.code, 0, down.out);
+  let plain = strip(down.out);
+  assert.ok(down.out.includes(`${ESC}[1A`) && down.out.includes(`${ESC}[2K`), 'down redraws its lines in place');
+  assert.match(plain, /… web +Stopping +[1-9]\d*s +stopping \(grace period 5 s\)/);
+  assert.match(plain, /… db +Pending +[1-9]\d*s +waiting for web \(stopped\), which uses it/);
+  assert.match(plain, /… db +Stopping +\d+s +stopping \(grace period 5 s\)/);
+  assert.match(plain, /• db +Stopped +\d+s +stopped/);
+  assert.ok(!/INFO {2}web: stopping/.test(plain), 'on a terminal the live lines say it, not log lines');
+
+  const start = await run(['start', 'db', '--ssh-timeout', '1s'], p, slow, false);
+  reap(start.out);
+  assert.match(start.out, /db: started/);
+  const restart = await run(['restart', 'db', '--ssh-timeout', '1s'], p, slow, true);
+  reap(restart.out);
+  plain = strip(restart.out);
+  assert.ok(restart.out.includes(`${ESC}[1A`), 'restart redraws its line in place');
+  assert.match(plain, /… db +Stopping +[1-9]\d*s +stopping \(grace period 5 s\)/);
+  assert.match(plain, /… db +Running +\d+s +waiting for SSH/);
+
+  const stop = await run(['stop', 'db'], p, slow, false);
+  assert.equal(stop.code, 0, stop.out);
+  assert.ok(!stop.out.includes(ESC), stop.out);
+  assert.match(stop.out, /db: stopping \(grace period 5 s\)/);
+  assert.match(stop.out, /db: still stopping after [1-9]\d*s: stopping \(grace period 5 s\) \([1-9]\d*s\)/);
+  assert.match(stop.out, /db: stopped/);
 });
 
 test('NO_COLOR on a terminal: live lines without colour; FORCE_COLOR piped: colour without live lines', async () => {

@@ -69,6 +69,7 @@ export const command: CliCommand = {
   description: 'stop every VM of the project, dependents first (`tend up` starts them again)',
   examples: ['tend down', 'tend down --destroy --volumes', 'tend down debian-12-3f2a --destroy'],
   log: true,
+  live: true,
   configure: (c) =>
     c
       .argument('[names...]', 'only these VMs (a `tend run` VM by its name: docs/cli.md)')

@@ -29,6 +29,7 @@ export const command: CliCommand = {
   description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
   examples: ['tend stop web', 'tend stop web --timeout 5', 'tend stop web --save'],
   log: true,
+  live: true,
   configure: (c) =>
     c
       .argument('[name]', 'VM name')
