@@ -100,7 +100,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
   },
   {
     term: 'cp [options] <src> <dest>',
-    description: 'copy files and folders between the host and a VM over SFTP: tend cp SRC NAME:DEST, tend cp NAME:SRC DEST',
+    description: 'copy files and folders between the host and a VM, or two VMs, over SFTP: tend cp SRC NAME:DEST, tend cp NAME:SRC DEST',
     load: () => import('./commands/cp.js'),
   },
   {

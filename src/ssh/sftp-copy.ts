@@ -1,6 +1,7 @@
 /**
- * Copy files and folders between the host and a guest over SFTP (ssh2's client; the guest's
- * sshd serves it with OpenSSH's sftp-server or internal-sftp). `tend cp`'s rules are cp -r's and
+ * Copy files and folders between the host and a guest, or between two guests, over SFTP (ssh2's
+ * client; the guest's sshd serves it with OpenSSH's sftp-server or internal-sftp); guest to guest
+ * streams through the host, which keeps nothing on its disk. `tend cp`'s rules are cp -r's and
  * docker cp's:
  *   - a file onto an existing folder (or a path ending in /) lands inside it under its own name;
  *     otherwise DEST is the new file's path (its folder must exist);
@@ -12,6 +13,7 @@
  */
 import { chmod, lstat, mkdir, readdir, readlink, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Client, SFTPWrapper, Stats } from 'ssh2';
 import { BackendError, NotFoundError, UsageError } from '../../schemas/errors.js';
 
@@ -53,15 +55,15 @@ export function openSftp(client: Client, where: string): Promise<SFTPWrapper> {
 /** The guest side, promisified; `vm` prefixes paths in messages ("web:/etc/x"). */
 class Remote {
   constructor(
-    private readonly s: SFTPWrapper,
+    readonly s: SFTPWrapper,
     readonly vm: string,
   ) {}
 
-  private fail(op: string, path: string, err: SftpError): BackendError {
+  fail(op: string, path: string, err: SftpError): BackendError {
     return new BackendError('SftpFailed', `cannot ${op} ${this.vm}:${path}: ${err.message}`, { cause: err });
   }
 
-  private call<T>(op: string, path: string, f: (cb: (err: SftpError | undefined | null, v: T) => void) => void): Promise<T> {
+  call<T>(op: string, path: string, f: (cb: (err: SftpError | undefined | null, v: T) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => f((err, v) => (err ? reject(this.fail(op, path, err)) : resolve(v))));
   }
 
@@ -92,8 +94,11 @@ class Remote {
   readlink(path: string): Promise<string> {
     return this.call('read the link', path, (cb) => this.s.readlink(path, cb));
   }
+  unlink(path: string): Promise<void> {
+    return this.call('replace', path, (cb) => this.s.unlink(path, (e) => cb(e, undefined)));
+  }
   async symlink(target: string, path: string): Promise<void> {
-    if (await this.stat(path, false)) await this.call('replace', path, (cb) => this.s.unlink(path, (e) => cb(e, undefined)));
+    if (await this.stat(path, false)) await this.unlink(path);
     await this.call('create the link', path, (cb) => this.s.symlink(target, path, (e) => cb(e, undefined)));
   }
   put(local: string, path: string, mode: number): Promise<void> {
@@ -101,6 +106,25 @@ class Remote {
   }
   get(path: string, local: string): Promise<void> {
     return this.call('read', path, (cb) => this.s.fastGet(path, local, (e) => cb(e, undefined)));
+  }
+  /** `path` here streamed into `to` of another guest (created with `mode`, then set to it exactly) */
+  async streamTo(path: string, to: Remote, toPath: string, mode: number): Promise<void> {
+    // open both ends first, so a failure names the side and the path it happened on
+    const reader = await this.call<Buffer>('read', path, (cb) => this.s.open(path, 'r', cb));
+    const writer = await to.call<Buffer>('write', toPath, (cb) => to.s.open(toPath, 'w', { mode }, cb));
+    const close = (r: Remote, h: Buffer): Promise<void> => new Promise((res) => r.s.close(h, () => res()));
+    try {
+      await pipeline(
+        this.s.createReadStream(path, { handle: reader, autoClose: false }),
+        to.s.createWriteStream(toPath, { handle: writer, autoClose: false }),
+      ).catch((err: SftpError) => {
+        throw new BackendError('SftpFailed', `cannot copy ${this.vm}:${path} to ${to.vm}:${toPath}: ${err.message}`, { cause: err });
+      });
+    } finally {
+      await close(this, reader);
+      await close(to, writer);
+    }
+    await to.chmod(toPath, mode);
   }
 }
 
@@ -240,5 +264,64 @@ export async function download(sftp: SFTPWrapper, vm: string, src: string, dest:
     await local('set the mode of', to, () => chmod(to, mode));
   };
   await get(src, target, st.mode & 0o7777);
+  return { ...stats, target };
+}
+
+/** Guest → another guest (or the same one), streamed through the host. */
+export async function transfer(
+  fromSftp: SFTPWrapper,
+  fromVm: string,
+  src: string,
+  toSftp: SFTPWrapper,
+  toVm: string,
+  dest: string,
+): Promise<CopyStats & { target: string }> {
+  const r = new Remote(fromSftp, fromVm);
+  const w = new Remote(toSftp, toVm);
+  const stats = newStats();
+  const st = await r.stat(src);
+  if (!st) throw new NotFoundError('NoSuchPath', `${fromVm}:${src}: no such file or folder`);
+  if (!st.isDirectory() && !st.isFile()) throw new UsageError(`${fromVm}:${src} is neither a file nor a folder`, 'NotAFile');
+  const d = await w.stat(dest);
+  const target = landing(
+    src,
+    st.isDirectory(),
+    dest,
+    d ? (d.isDirectory() ? 'dir' : 'file') : null,
+    posix.basename,
+    posix.join,
+    `${toVm}:${dest}`,
+  );
+  const copyFile = async (from: string, to: string, mode: number, size: number): Promise<void> => {
+    if ((await w.stat(to, false))?.isSymbolicLink()) await w.unlink(to);
+    await r.streamTo(from, w, to, mode);
+    stats.files++;
+    stats.bytes += size;
+  };
+  if (st.isFile()) {
+    await copyFile(src, target, st.mode & 0o7777, st.size);
+    return { ...stats, target };
+  }
+  const copyDir = async (from: string, to: string, mode: number): Promise<void> => {
+    const existing = await w.stat(to);
+    if (!existing) await w.mkdir(to, 0o700);
+    else if (!existing.isDirectory())
+      throw new UsageError(`${toVm}:${to} is a file: cannot copy the folder ${fromVm}:${from} onto it`, 'NotAFolder');
+    stats.dirs++;
+    for (const e of (await r.readdir(from)).sort((a, b) => a.filename.localeCompare(b.filename))) {
+      const f = posix.join(from, e.filename);
+      const t = posix.join(to, e.filename);
+      const kind = kindOfMode(e.mode);
+      if (kind === 'dir') await copyDir(f, t, e.mode & 0o7777);
+      else if (kind === 'file') await copyFile(f, t, e.mode & 0o7777, (await r.stat(f, false))?.size ?? 0);
+      else if (kind === 'link') {
+        await w.symlink(await r.readlink(f), t);
+        stats.links++;
+      } else stats.skipped.push(`${fromVm}:${f}`);
+    }
+    // last: a folder without write permission still got its content
+    await w.chmod(to, mode);
+  };
+  await copyDir(src, target, st.mode & 0o7777);
   return { ...stats, target };
 }

@@ -334,9 +334,6 @@ test("cp: a relative guest path is in the login user's home (-u picks the user);
   const missingGuest = run(['cp', 'web0:/no/such/path', work], p);
   assert.equal(missingGuest.code, 5);
   assert.match(missingGuest.stderr, /web0:\/no\/such\/path: no such file or folder/);
-  const both = run(['cp', 'web0:/a', 'web0:/b'], p);
-  assert.equal(both.code, 2);
-  assert.match(both.stderr, /between the host and one VM/);
   const neither = run(['cp', file, join(work, 'x')], p);
   assert.equal(neither.code, 2);
   assert.match(neither.stderr, /NAME:PATH/);
@@ -349,6 +346,70 @@ test("cp: a relative guest path is in the login user's home (-u picks the user);
   const notWritable = run(['cp', '-u', other, file, `web0:${readOnly}/x`], p);
   assert.equal(notWritable.code, 6);
   assert.match(notWritable.stderr, /cannot write web0:.*-ro\/x: Permission denied/);
+});
+
+test('cp between two VMs: files and folders streamed through the host over SFTP, cp -r landing rules, -u on both', () => {
+  // two VMs of one project, both "guests" this machine's loopback sshd (each with its own port and pin)
+  const pair = chaosProject(sshd, 2, { name: 'pair' });
+  try {
+    const up = run(['up'], pair);
+    assert.equal(up.code, 0, `up: ${up.stdout}\n${up.stderr}`);
+    const tree = join(work, 'pair-tree');
+    makeTree(tree);
+    const dest = join(work, 'pair-dest');
+    mkdirSync(dest);
+    // a folder onto an existing folder: lands inside it under its own name, same tree (modes, links)
+    const into = run(['--json', 'cp', `web0:${tree}`, `web1:${dest}/`], pair);
+    assert.equal(into.code, 0, into.stderr);
+    const j = JSON.parse(into.stdout) as Record<string, unknown>;
+    assert.deepEqual(
+      { vm: j.vm, toVm: j.toVm, direction: j.direction, files: j.files, links: j.links, dirs: j.dirs, bytes: j.bytes, target: j.target },
+      {
+        vm: 'web0',
+        toVm: 'web1',
+        direction: 'vm-to-vm',
+        files: 3,
+        links: 1,
+        dirs: 4,
+        bytes: 6 + 19 + 300_000,
+        target: `web1:${dest}/pair-tree`,
+      },
+    );
+    assert.deepEqual(picture(join(dest, 'pair-tree')), picture(tree));
+    // onto a path that does not exist: it becomes that path; SRC/. copies the content
+    assert.equal(run(['cp', `web1:${dest}/pair-tree`, `web0:${dest}/renamed`], pair).code, 0);
+    assert.deepEqual(picture(join(dest, 'renamed')), picture(tree));
+    mkdirSync(join(dest, 'content'));
+    assert.equal(run(['cp', `web0:${tree}/.`, `web1:${dest}/content`], pair).code, 0);
+    assert.deepEqual(picture(join(dest, 'content')), picture(tree));
+    // a file: into a folder under its name (mode kept), or to a new name; an existing file is overwritten
+    const file = run(['cp', `web0:${tree}/sub/run.sh`, `web1:${dest}`], pair);
+    assert.equal(file.code, 0, file.stderr);
+    assert.match(file.stdout, new RegExp(`copied 1 file \\(19 B\\) to web1:${dest}/run\\.sh`));
+    assert.equal(statSync(join(dest, 'run.sh')).mode & 0o777, 0o755);
+    writeFileSync(join(dest, 'b.txt'), 'old content, longer than the new\n');
+    assert.equal(run(['cp', `web0:${tree}/a.txt`, `web1:${dest}/b.txt`], pair).code, 0);
+    assert.equal(readFileSync(join(dest, 'b.txt'), 'utf8'), 'alpha\n');
+    // -u on both sides: relative paths are in that user's home, the copy belongs to that user
+    writeFileSync(join(otherHome, 'from-web0.txt'), 'hello other\n');
+    const as = run(['cp', '-u', other, 'web0:from-web0.txt', 'web1:to-web1.txt'], pair);
+    assert.equal(as.code, 0, as.stderr);
+    assert.equal(readFileSync(join(otherHome, 'to-web1.txt'), 'utf8'), 'hello other\n');
+    assert.equal(statSync(join(otherHome, 'to-web1.txt')).uid, Number(execFileSync('id', ['-u', other], { encoding: 'utf8' }).trim()));
+    // errors name the VM and path
+    const missing = run(['cp', 'web0:/no/such/path', `web1:${dest}`], pair);
+    assert.equal(missing.code, 5);
+    assert.match(missing.stderr, /web0:\/no\/such\/path: no such file or folder/);
+    const denied = run(['cp', '-u', other, 'web0:from-web0.txt', 'web1:/root/x'], pair);
+    assert.equal(denied.code, 6);
+    assert.match(denied.stderr, /web1:\/root\/x: Permission denied/);
+    const notRunning = run(['cp', `web0:${tree}/a.txt`, 'web9:/tmp/'], pair);
+    assert.equal(notRunning.code, 2);
+    assert.match(notRunning.stderr, /web9/);
+  } finally {
+    run(['down'], pair);
+    killAll(pair);
+  }
 });
 
 test('cp honours the pinned host key: another key on the same disk is refused, nothing copied', async () => {

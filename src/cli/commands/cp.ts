@@ -1,14 +1,18 @@
 /**
- * `tend cp SRC DEST`: copy files and folders between the host and a VM over SFTP (docker cp,
- * kubectl cp, limactl copy). One side is `NAME:PATH` (a path relative to the login user's home;
- * `NAME:` is that home), the other a host path. The VM's key, login user (or -u) and pinned host
- * key are used as by `tend exec`; the copy rules are src/ssh/sftp-copy.ts's.
+ * `tend cp SRC DEST`: copy files and folders between the host and a VM, or between two VMs, over
+ * SFTP (docker cp, kubectl cp, limactl copy). A VM side is `NAME:PATH` (a path relative to the
+ * login user's home; `NAME:` is that home), a host side a path. Between two VMs the data streams
+ * through the host (an SFTP session on each). The VM's key, login user (or -u, on both VMs) and
+ * pinned host key are used as by `tend exec` (src/cli/guest-connection.ts); the copy rules are
+ * src/ssh/sftp-copy.ts's.
  */
 import { resolve } from 'node:path';
-import { EXIT, TendError, UsageError } from '../../../schemas/errors.js';
+import type { Client, SFTPWrapper } from 'ssh2';
+import { EXIT, UsageError } from '../../../schemas/errors.js';
 import { NAME_PATTERN } from '../../../schemas/names.js';
 import type { CliCommand } from '../command.js';
-import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
+import { backendFor, loadContext, vmSpec, type Context, type GlobalOptions } from '../context.js';
+import { closeConnection, connectForCommand } from '../guest-connection.js';
 
 /** "web:/etc/hosts" → { vm, path }; a host path → null. `./a:b` is a host path. */
 export function guestPath(arg: string): { vm: string; path: string } | null {
@@ -32,8 +36,11 @@ export interface CpCommandOptions extends GlobalOptions {
 }
 
 export interface CpResult {
+  /** the VM copied to or from (between two VMs: the source) */
   vm: string;
-  direction: 'to-vm' | 'from-vm';
+  direction: 'to-vm' | 'from-vm' | 'vm-to-vm';
+  /** between two VMs: the VM copied to */
+  toVm?: string;
   /** where SRC landed ("web:/srv/site" or a host path) */
   target: string;
   files: number;
@@ -43,46 +50,57 @@ export interface CpResult {
   skipped: string[];
 }
 
+/** An SFTP session on a running VM, opened as `tend exec` opens its connection. */
+async function openVm(ctx: Context, vm: string, o: CpCommandOptions): Promise<{ sftp: SFTPWrapper; client: Client }> {
+  const spec = vmSpec(ctx.project, vm);
+  const backend = await backendFor(ctx);
+  const obs = (await backend.observe(ctx.project, o.signal)).vms[vm];
+  if (!obs || obs.power !== 'running' || (!obs.sshPort && spec.network.mode !== 'tap'))
+    throw new UsageError(`${vm} is not running: \`tend start ${vm}\` first`, 'VmNotRunning');
+  const { client, target } = await connectForCommand(ctx, spec, {
+    user: o.user,
+    signal: o.signal,
+    unreachable: `is it still booting? \`tend logs ${vm} --console\` shows its boot`,
+  });
+  try {
+    const { openSftp } = await import('../../ssh/sftp-copy.js');
+    return { client, sftp: await openSftp(client, `${vm} (${target.host}:${target.port})`) };
+  } catch (err) {
+    closeConnection(client);
+    throw err;
+  }
+}
+
 export async function cpCommand(o: CpCommandOptions): Promise<CpResult> {
   const from = guestPath(o.src);
   const to = guestPath(o.dest);
-  if (from && to)
-    throw new UsageError('tend cp copies between the host and one VM: copy from one VM to the host, then to the other', 'BadUsage');
   if (!from && !to) throw new UsageError(`one side of tend cp is a VM path (NAME:PATH): \`tend cp ${o.src} web:${o.dest}\``, 'BadUsage');
-  const remote = (from ?? to) as { vm: string; path: string };
   const cwd = o.cwd ?? process.cwd();
-  const ctx = await loadContext(o, remote.vm);
-  const spec = vmSpec(ctx.project, remote.vm);
-  const backend = await backendFor(ctx);
-  const obs = (await backend.observe(ctx.project, o.signal)).vms[remote.vm];
-  if (!obs || obs.power !== 'running' || (!obs.sshPort && spec.network.mode !== 'tap'))
-    throw new UsageError(`${remote.vm} is not running: \`tend start ${remote.vm}\` first`, 'VmNotRunning');
-  const { sshTarget, connectGuest } = await import('../../ssh/guest.js');
-  const { openSftp, upload, download } = await import('../../ssh/sftp-copy.js');
-  const base = await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env);
-  const target = { ...base, ...(o.user ? { user: o.user } : {}) };
-  let client;
+  const ctx = await loadContext(o, [...new Set([from?.vm, to?.vm].filter((v): v is string => v !== undefined))]);
+  const { upload, download, transfer } = await import('../../ssh/sftp-copy.js');
+  const opened: Client[] = [];
+  const open = async (vm: string): Promise<SFTPWrapper> => {
+    const c = await openVm(ctx, vm, o);
+    opened.push(c.client);
+    return c.sftp;
+  };
   try {
-    client = await connectGuest(ctx.stateRoot, ctx.project, spec, { signal: o.signal, env: ctx.env, target, pinNew: false });
-  } catch (err) {
-    if (err instanceof TendError && ['SshConnectFailed', 'SshTimeout'].includes(err.reason))
-      throw new TendError(
-        err.reason,
-        `${err.message}: is it still booting? \`tend logs ${remote.vm} --console\` shows its boot`,
-        err.exitCode,
-        { cause: err },
-      );
-    throw err;
-  }
-  try {
-    const sftp = await openSftp(client, `${remote.vm} (${target.host}:${target.port})`);
-    const r = from
-      ? await download(sftp, remote.vm, remote.path, hostPath(cwd, o.dest))
-      : await upload(sftp, remote.vm, hostPath(cwd, o.src), remote.path);
-    return { vm: remote.vm, direction: from ? 'from-vm' : 'to-vm', ...r, target: from ? r.target : `${remote.vm}:${r.target}` };
+    if (from && to) {
+      // between two VMs (or within one): streamed through the host over two SFTP sessions
+      const src = await open(from.vm);
+      const dst = await open(to.vm);
+      const r = await transfer(src, from.vm, from.path, dst, to.vm, to.path);
+      return { vm: from.vm, direction: 'vm-to-vm', toVm: to.vm, ...r, target: `${to.vm}:${r.target}` };
+    }
+    if (from) {
+      const r = await download(await open(from.vm), from.vm, from.path, hostPath(cwd, o.dest));
+      return { vm: from.vm, direction: 'from-vm', ...r };
+    }
+    const remote = to as { vm: string; path: string };
+    const r = await upload(await open(remote.vm), remote.vm, hostPath(cwd, o.src), remote.path);
+    return { vm: remote.vm, direction: 'to-vm', ...r, target: `${remote.vm}:${r.target}` };
   } finally {
-    client.on('error', () => {});
-    client.end();
+    for (const c of opened) closeConnection(c);
   }
 }
 
@@ -91,18 +109,19 @@ const size = (n: number): string =>
 
 export const command: CliCommand = {
   name: 'cp',
-  description: 'copy files and folders between the host and a VM over SFTP: tend cp SRC NAME:DEST, tend cp NAME:SRC DEST',
+  description: 'copy files and folders between the host and a VM, or two VMs, over SFTP: tend cp SRC NAME:DEST, tend cp NAME:SRC DEST',
   examples: [
     'tend cp ./site web:/srv/         # the folder lands in /srv/site',
     'tend cp ./site/. web:/srv/www    # its content into /srv/www',
     'tend cp web:/var/log/syslog .',
+    'tend cp web:/srv/site db:/srv/    # between two VMs, streamed through the host',
     'tend cp -u deploy ./app web:/srv/   # as a user whose authorized_keys hold the VM key',
   ],
   configure: (c) =>
     c
       .argument('<src>', "a host path, or NAME:PATH in the VM (relative to the login user's home)")
-      .argument('<dest>', 'a host path, or NAME:PATH in the VM')
-      .option('-u, --user <user>', "log in as this user (default: the VM's login user); files belong to that user"),
+      .argument('<dest>', 'a host path, or NAME:PATH in the VM (a VM on both sides: copied between them)')
+      .option('-u, --user <user>', "log in as this user (default: the VM's login user; on both VMs); files belong to that user"),
   async run({ g, args, opts, io }) {
     const o = opts as { user?: string };
     const r = await cpCommand({ ...g, src: args[0] as string, dest: args[1] as string, ...(o.user ? { user: o.user } : {}) });

@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import { BackendError, TendError, UsageError } from '../../../schemas/errors.js';
+import { closeConnection, connectForCommand } from '../guest-connection.js';
 import type { CliCommand } from '../command.js';
 import { INSTANCE_FLAG_HELP, withInstance } from '../name-flag.js';
 import { backendFor, loadContext, vmSpec, type GlobalOptions } from '../context.js';
@@ -47,9 +48,6 @@ export const EXEC_EXIT = {
   notFound: 127,
 } as const;
 
-/** SSH failures where the guest is most likely still booting (or never booted). */
-const UNREACHABLE = new Set(['SshConnectFailed', 'SshTimeout', 'NoSshPort']);
-
 function nextSteps(name: string, argv: string[]): string {
   const cmd = argv.length > 0 ? ` -- ${argv.map(shellQuote).join(' ')}` : '';
   return `is it still booting? \`tend exec -w 5m ${name}${cmd}\` waits until it is Ready; \`tend logs ${name} --console\` shows its boot`;
@@ -60,7 +58,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
   const ctx = await loadContext(o, o.name);
   const spec = vmSpec(ctx.project, o.name);
   const backend = await backendFor(ctx);
-  const { sshTarget, createSshGuest, connectGuest } = await import('../../ssh/guest.js');
+  const { createSshGuest } = await import('../../ssh/guest.js');
   const deadline = o.waitFor ? Date.now() + parseDuration(o.waitFor, '--wait') : 0;
   for (;;) {
     const obs = (await backend.observe(ctx.project, o.signal)).vms[o.name];
@@ -101,25 +99,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
       throw err;
     }
   }
-  const base = await sshTarget(ctx.stateRoot, ctx.project, spec, ctx.env);
-  const target = { ...base, ...(o.user ? { user: o.user } : {}) };
-  let client;
-  try {
-    // the host key must match the VM's pin when it has one; nothing new is pinned here
-    client = await connectGuest(ctx.stateRoot, ctx.project, spec, { signal: o.signal, env: ctx.env, target, pinNew: false });
-  } catch (err) {
-    if (err instanceof TendError && UNREACHABLE.has(err.reason)) {
-      throw new BackendError(err.reason, `${err.message}: ${nextSteps(o.name, o.argv)}`, { cause: err });
-    }
-    if (err instanceof TendError && err.reason === 'SshAuthFailed' && o.user) {
-      throw new BackendError(
-        err.reason,
-        `${o.name}: user ${o.user} does not accept ${target.privateKey} (-u ${o.user}): add ${target.privateKey}.pub to that user's ~/.ssh/authorized_keys in the guest, or leave out -u to log in as ${base.user}`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
+  const { client, target } = await connectForCommand(ctx, spec, { user: o.user, signal: o.signal, unreachable: nextSteps(o.name, o.argv) });
   try {
     const r = await execOnClient(client, target, o.argv.map(shellQuote).join(' '), {
       ...(o.signal ? { signal: o.signal } : {}),
@@ -132,8 +112,7 @@ export async function execCommand(o: ExecCommandOptions): Promise<ExecResult> {
     });
     return { vm: o.name, ...r };
   } finally {
-    client.on('error', () => {});
-    client.end();
+    closeConnection(client);
   }
 }
 
