@@ -136,6 +136,46 @@ export function createDispatcher(o: DispatchOptions): Dispatcher {
     return { backend: t.kind === 'qemu' ? o.qemu : lv(t.uri), t };
   }
 
+  /** The project's VMs that mount the named volume `name`. */
+  const mounting = (project: Project, name: string): VmSpec[] =>
+    project.vms.filter((vm) => vm.volumes.some((v) => v.kind === 'named' && v.name === name));
+
+  /** Where a VM's named volumes live: "local" (the state folder) or a remote host's URI (its pool). */
+  const volumeHome = (t: Target): string => (t.kind === 'libvirt' && !isLocalUri(t.uri) ? t.uri : 'local');
+
+  /** Remote libvirt URIs this project's VMs are on or selected for: where its named volumes may be. */
+  async function remoteHosts(project: Project): Promise<string[]> {
+    const pd = pdir(project);
+    const uris = new Set<string>();
+    for (const n of await vmFolders(pd)) {
+      const r = await readBackendRecord(pd, n);
+      if (r?.backend === 'libvirt' && r.uri && !isLocalUri(r.uri)) uris.add(r.uri);
+    }
+    for (const vm of project.vms) {
+      const w = wantedBackend(vm, flags, env);
+      if (w.kind !== 'qemu' && !isLocalUri(w.uri)) uris.add(w.uri);
+    }
+    return [...uris];
+  }
+
+  /** A named volume is a disk on one host: refuse a VM that would mount it on another. */
+  async function checkVolumeHomes(project: Project, vm: VmSpec, t: Target): Promise<void> {
+    const here = volumeHome(t);
+    for (const v of vm.volumes) {
+      if (v.kind !== 'named') continue;
+      for (const other of mounting(project, v.name)) {
+        if (other.name === vm.name) continue;
+        const there = volumeHome(await target(project, other));
+        if (there === here) continue;
+        const at = (h: string): string => (h === 'local' ? 'this machine' : h);
+        throw new BackendError(
+          'VolumeOnTwoHosts',
+          `${vm.name}: volume "${v.name}" would be on ${at(here)}, but ${other.name} mounts it on ${at(there)}: a named volume is a disk on one host; run both VMs on the same host or give each its own volume`,
+        );
+      }
+    }
+  }
+
   async function observe(project: Project, signal?: AbortSignal): Promise<Observed> {
     const pd = pdir(project);
     const recs = new Map<string, BackendRecord | null>();
@@ -185,6 +225,7 @@ export function createDispatcher(o: DispatchOptions): Dispatcher {
   return {
     observe,
     async prepare(project: Project, vm: VmSpec, opts: PrepareOptions, signal?: AbortSignal): Promise<void> {
+      await checkVolumeHomes(project, vm, await target(project, vm));
       const { backend, t } = await route(project, vm, signal);
       await backend.prepare(project, vm, opts, signal);
       if (t.kind === 'qemu') await writeBackendRecord(pdir(project), vm.name, { backend: 'qemu' });
@@ -214,10 +255,25 @@ export function createDispatcher(o: DispatchOptions): Dispatcher {
     saveSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).saveSnapshot(p, n, snap, signal)),
     restoreSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).restoreSnapshot(p, n, snap, signal)),
     removeSnapshot: byName((b, p, n, snap: string, signal?: AbortSignal) => snapshotsOf(b, n).removeSnapshot(p, n, snap, signal)),
-    // named volumes of local backends live in the project's state folder, whoever mounts them
-    listVolumes: (p, s) => o.qemu.listVolumes(p, s),
-    volumePath: (p, n) => o.qemu.volumePath(p, n),
-    removeVolumes: (p, names, s) => o.qemu.removeVolumes(p, names, s),
+    // named volumes of local backends live in the project's state folder, whoever mounts them;
+    // those of VMs on a remote host live in that host's pool
+    async listVolumes(project: Project, signal?: AbortSignal) {
+      const lists = await Promise.all([o.qemu, ...(await remoteHosts(project)).map(lv)].map((b) => b.listVolumes(project, signal)));
+      const seen = new Set<string>();
+      return lists.flat().filter((v) => !seen.has(v.name) && seen.add(v.name));
+    },
+    volumePath(project: Project, name: string): string {
+      for (const vm of mounting(project, name)) {
+        const rec = readBackendRecordSync(pdir(project), vm.name);
+        const w = wantedBackend(vm, flags, env);
+        const uri = rec ? (rec.backend === 'libvirt' ? rec.uri : null) : w.kind !== 'qemu' ? w.uri : null;
+        if (uri && !isLocalUri(uri)) return lv(uri).volumePath(project, name);
+      }
+      return o.qemu.volumePath(project, name);
+    },
+    async removeVolumes(project: Project, names: string[], signal?: AbortSignal) {
+      for (const b of [o.qemu, ...(await remoteHosts(project)).map(lv)]) await b.removeVolumes(project, names, signal);
+    },
     watchExit(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void {
       let off: (() => void) | null = null;
       let cancelled = false;

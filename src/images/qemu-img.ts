@@ -77,6 +77,9 @@ export async function resizeImage(path: string, sizeGiB: number): Promise<boolea
 }
 
 /** A new, empty qcow2 volume. */
+/** A named volume's size when the project file gives none. */
+export const DEFAULT_VOLUME_GIB = 10;
+
 export async function createVolume(path: string, sizeGiB: number): Promise<void> {
   await ensureDir(dirname(path));
   await qemuImg(['create', '-q', '-f', 'qcow2', path, `${sizeGiB}G`], `cannot create the volume ${path}`);

@@ -32,7 +32,7 @@ import { vmDir, vmFile } from '../state/paths.js';
 import { createQemuBackend } from '../qemu/backend.js';
 import { bootId } from '../qemu/readiness.js';
 import type { StageTimeouts } from '../timeouts.js';
-import { domainName } from './names.js';
+import { domainName, remoteVolumeName } from './names.js';
 import { createVirsh, type Virsh } from './virsh.js';
 import { isLocalUri } from './connect.js';
 import { probeCapabilities, type LibvirtCapabilities } from './capabilities.js';
@@ -42,8 +42,8 @@ import { prepare } from './define.js';
 import { start } from './start.js';
 import { domainCommand, stop, undefine } from './lifecycle.js';
 import { createLibvirtExitWatch } from './exit-watch.js';
-import { ensurePool } from './pool.js';
-import { removeRemoteFiles } from './remote-files.js';
+import { POOL_DIR, ensurePool } from './pool.js';
+import { listRemoteVolumes, removeRemoteFiles, removeRemoteVolumes } from './remote-files.js';
 
 export { powerOf } from './observe.js';
 
@@ -79,7 +79,8 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
   const local = isLocalUri(uri);
   const virsh: Virsh = createVirsh({ uri, env, ...(opts.virsh ? { binary: opts.virsh } : {}) });
   // disks, seed and keys are prepared exactly as for QEMU (same files, same folder)
-  const files = createQemuBackend({ stateRoot: opts.stateRoot, env, clock, ...(log ? { log } : {}) });
+  // a remote host keeps the VM's named volumes in its pool (remote-files.ts)
+  const files = createQemuBackend({ stateRoot: opts.stateRoot, env, clock, volumesElsewhere: !local, ...(log ? { log } : {}) });
   let caps: Promise<LibvirtCapabilities> | null = null;
   const capabilities = (signal?: AbortSignal): Promise<LibvirtCapabilities> =>
     (caps ??= probeCapabilities(virsh, { signal }).catch((err: unknown) => {
@@ -162,10 +163,10 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       requireLocal(ctx, n);
       return files.attachConsole(p, n, io, s);
     },
-    // named volumes are files in the project's state folder, whichever backend mounts them
-    listVolumes: (p, s) => files.listVolumes(p, s),
-    volumePath: (p, n) => files.volumePath(p, n),
-    removeVolumes: (p, names, s) => files.removeVolumes(p, names, s),
+    // named volumes: files in the project's state folder on this host, volumes of the pool on another
+    listVolumes: (p, s) => (local ? files.listVolumes(p, s) : listRemoteVolumes(virsh, p, s)),
+    volumePath: (p, n) => (local ? files.volumePath(p, n) : `${uri} ${POOL_DIR}/${remoteVolumeName(p, n)}`),
+    removeVolumes: (p, names, s) => (local ? files.removeVolumes(p, names, s) : removeRemoteVolumes(virsh, p, names, s)),
     watchExit: exitWatch.watchExit,
     close: exitWatch.close,
   };

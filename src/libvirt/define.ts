@@ -19,7 +19,7 @@ import { tapMac } from '../net/mac.js';
 import { writeBackendRecord } from '../backend/record.js';
 import { buildDomainXml, type Forward } from './domain-xml.js';
 import { metadataForVirsh, TEND_NS, type TendMetadata } from './metadata.js';
-import { domainName } from './names.js';
+import { domainName, remoteVolumeName } from './names.js';
 import { isSystemUri } from './connect.js';
 import { abortIf, ACTIVE, metadataOf, pdir, row, type LibvirtContext } from './context.js';
 import { prepareRemoteFiles, remotePaths, requireRemoteSupport } from './remote-files.js';
@@ -58,14 +58,17 @@ export async function define(
     if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
     firmware = fw;
   }
-  const volumes: Record<string, string> = {};
-  for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
   const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
   const dom = domainName(project, vm.name);
   const uuid = await virsh.tryRun(['domuuid', dom], { signal });
   // a remote host's domain names the volumes in its pool (remote-files.ts), and its serial
   // console is a pty whose log virtlogd writes into the pool
-  const remote = ctx.local ? null : remotePaths(await ctx.poolDir(signal), dom, vm.cloudInit !== null);
+  const poolDir = ctx.local ? null : await ctx.poolDir(signal);
+  const remote = poolDir === null ? null : remotePaths(poolDir, dom, vm.cloudInit !== null);
+  const volumes: Record<string, string> = {};
+  for (const v of vm.volumes) {
+    if (v.kind === 'named') volumes[v.name] = poolDir === null ? volumePath(pd, v.name) : `${poolDir}/${remoteVolumeName(project, v.name)}`;
+  }
   const xml = buildDomainXml({
     vm,
     domainName: dom,
@@ -115,6 +118,7 @@ export async function prepare(ctx: LibvirtContext, project: Project, vm: VmSpec,
   if (!ctx.local) {
     await prepareRemoteFiles(
       ctx.virsh,
+      project,
       dom,
       vm,
       { disk: vmFile(pd, vm.name, 'disk'), seed: vmFile(pd, vm.name, 'seed') },

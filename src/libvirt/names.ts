@@ -13,3 +13,13 @@ export function domainPrefix(project: Pick<Project, 'name' | 'dir'>): string {
 export function domainName(project: Pick<Project, 'name' | 'dir'>, vm: string): string {
   return `${domainPrefix(project)}${vm}`;
 }
+
+/** The prefix of a project's named volumes in a remote host's pool (pool.ts). */
+export function remoteVolumePrefix(project: Pick<Project, 'name' | 'dir'>): string {
+  return `vol-${project.name}-${shortHash(project.dir)}-`;
+}
+
+/** A named volume in a remote host's pool: `vol-<project>-<hash>-<volume>.qcow2`. */
+export function remoteVolumeName(project: Pick<Project, 'name' | 'dir'>, volume: string): string {
+  return `${remoteVolumePrefix(project)}${volume}.qcow2`;
+}

@@ -5,13 +5,15 @@
  * VM's disk is a qcow2 overlay volume backed by it, and the seed is uploaded next to it.
  */
 import { stat } from 'node:fs/promises';
-import type { VmSpec } from '../../schemas/model.js';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import type { VolumeObserved } from '../../schemas/ports.js';
 import { BackendError } from '../../schemas/errors.js';
 import { exists } from '../state/atomic.js';
-import { qemuImgInfo } from '../images/qemu-img.js';
+import { DEFAULT_VOLUME_GIB, qemuImgInfo } from '../images/qemu-img.js';
 // src/ssh loads ssh2: imported when a remote host needs it (every command loads this backend)
 import type { Virsh } from './virsh.js';
-import { baseVolumeName, deleteVolume, ensurePool, sha256File, uploadFile, vmVolumeName, volumeInfo } from './pool.js';
+import { POOL_NAME, baseVolumeName, deleteVolume, ensurePool, sha256File, uploadFile, vmVolumeName, volumeInfo } from './pool.js';
+import { remoteVolumeName, remoteVolumePrefix } from './names.js';
 
 const GiB = 1024 ** 3;
 
@@ -20,8 +22,7 @@ export function requireRemoteSupport(vm: VmSpec, uri: string): void {
   const no = (what: string): never => {
     throw new BackendError('LibvirtRemoteUnsupported', `${vm.name}: ${what} is not supported on a remote libvirt host (${uri}) yet`);
   };
-  if (vm.volumes.some((v) => v.kind === 'named')) no('a named volume');
-  if (vm.volumes.some((v) => v.kind !== 'named')) no('a host folder');
+  if (vm.volumes.some((v) => v.kind !== 'named')) no('a host folder (it is on this machine: use a named volume and tend cp)');
   if (vm.firmware !== 'bios') no(`firmware ${vm.firmware}`);
   if (vm.network.mode === 'tap') no('network tap');
   if (vm.devices.length > 0) no('PCI passthrough');
@@ -111,6 +112,7 @@ export async function ensureBase(
  */
 export async function prepareRemoteFiles(
   virsh: Virsh,
+  project: Project,
   dom: string,
   vm: VmSpec,
   local: { disk: string; seed: string },
@@ -147,6 +149,7 @@ export async function prepareRemoteFiles(
     await virsh.run(['vol-resize', '--pool', 'tend', diskName, String(vm.disk * GiB)], { signal });
     o.onProgress?.(`${vm.name}: disk grown to ${vm.disk} GiB`);
   }
+  await ensureRemoteVolumes(virsh, project, vm, signal);
   const seedName = vmVolumeName(dom, 'seed');
   if (vm.cloudInit !== null && (await exists(local.seed))) await uploadFile(virsh, seedName, local.seed, signal);
   else await deleteVolume(virsh, seedName, signal);
@@ -168,4 +171,43 @@ export async function downloadConsoleLog(virsh: Virsh, dom: string, dest: string
   if ((await volumeInfo(virsh, name, signal)) === null) return false;
   await virsh.run(['vol-download', '--pool', 'tend', name, dest], { signal, timeoutMs: 0 });
   return true;
+}
+
+/** The VM's named volumes in the pool, each created (empty qcow2) when missing; never replaced. */
+export async function ensureRemoteVolumes(virsh: Virsh, project: Project, vm: VmSpec, signal?: AbortSignal): Promise<void> {
+  for (const v of vm.volumes) {
+    if (v.kind !== 'named') continue;
+    const name = remoteVolumeName(project, v.name);
+    if (await volumeInfo(virsh, name, signal)) continue;
+    const gib = project.volumes[v.name]?.size ?? DEFAULT_VOLUME_GIB;
+    await virsh.run(['vol-create-as', POOL_NAME, name, String(gib * GiB), '--format', 'qcow2'], { signal });
+  }
+}
+
+/** The project's named volumes in the host's pool, sorted by name; none when there is no pool. */
+export async function listRemoteVolumes(virsh: Virsh, project: Project, signal?: AbortSignal): Promise<VolumeObserved[]> {
+  if ((await virsh.tryRun(['pool-info', POOL_NAME], { signal })) === null) return [];
+  await virsh.tryRun(['pool-refresh', POOL_NAME], { signal });
+  const prefix = remoteVolumePrefix(project);
+  const out: VolumeObserved[] = [];
+  // `vol-list -q`: "NAME  PATH" per line
+  for (const line of (await virsh.run(['vol-list', POOL_NAME], { signal })).split('\n')) {
+    const [file, path] = line.trim().split(/\s+/);
+    if (!file?.startsWith(prefix) || !file.endsWith('.qcow2') || !path) continue;
+    const info = await volumeInfo(virsh, file, signal);
+    out.push({
+      name: file.slice(prefix.length, -'.qcow2'.length),
+      path: `${virsh.uri} ${path}`,
+      allocated: info?.physical ?? null,
+      virtualSize: info?.capacity ?? null,
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Delete named volumes from the host's pool (a missing one is not an error). */
+export async function removeRemoteVolumes(virsh: Virsh, project: Project, names: string[], signal?: AbortSignal): Promise<void> {
+  if ((await virsh.tryRun(['pool-info', POOL_NAME], { signal })) === null) return;
+  await virsh.tryRun(['pool-refresh', POOL_NAME], { signal });
+  for (const n of names) await deleteVolume(virsh, remoteVolumeName(project, n), signal);
 }

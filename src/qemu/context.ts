@@ -20,6 +20,8 @@ export interface QemuContext {
   timeouts: StageTimeouts | undefined;
   termGraceMs: number | undefined;
   acpiPatienceMs: number | undefined;
+  /** named volumes are made by whoever runs the VM elsewhere (a remote libvirt host's pool), not here */
+  volumesElsewhere: boolean;
 }
 
 export function abortIf(signal: AbortSignal | undefined): void {

@@ -8,7 +8,7 @@ import type { PrepareOptions } from '../../schemas/ports.js';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import { resolveImage } from '../images/resolve.js';
-import { createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
+import { DEFAULT_VOLUME_GIB, createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
 import { writeSeed } from '../seed/seed.js';
 import { sshUser } from '../ssh/user.js';
 import { ensureDir, exists, FILE_MODE, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
@@ -22,7 +22,6 @@ import { ensureProjectNet } from './project-net.js';
 import { abortIf, corruptNote, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 
 /** Default size of a named volume the project declares without one. */
-const DEFAULT_VOLUME_GIB = 10;
 
 export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> {
   abortIf(signal);
@@ -83,7 +82,7 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   }
 
   for (const v of vm.volumes) {
-    if (v.kind !== 'named') continue;
+    if (v.kind !== 'named' || ctx.volumesElsewhere) continue;
     const p = volumePath(pd, v.name);
     if (await exists(p)) continue;
     await ensureDir(volumesDir(pd));

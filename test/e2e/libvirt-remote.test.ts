@@ -12,7 +12,9 @@
  *   - `tend exec NAME -- hostname` runs through the jump, `tend ssh` through the system ssh's
  *     ProxyCommand; `tend logs --console` copies the console log from the pool; `tend ps` shows the host;
  *   - the exit-watch `tend watch` uses, on the remote URI: a `virsh destroy` is reported within 5 s;
- *   - `tend down --destroy` leaves no domain and no VM volume (the shared base stays).
+ *   - a named volume is a qcow2 volume in the pool, mounted in the guest, shown by `volume inspect`;
+ *   - `tend down --destroy` leaves no domain and no VM volume (the shared base and the named
+ *     volume stay); `down --volumes` removes the named volume.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -23,7 +25,7 @@ import { test } from 'node:test';
 import { execa } from 'execa';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
 import { startTestSshd } from '../helpers/sshd.js';
-import { domainName } from '../../src/libvirt/names.js';
+import { domainName, remoteVolumeName } from '../../src/libvirt/names.js';
 import { baseVolumeName, POOL_NAME, vmVolumeName } from '../../src/libvirt/pool.js';
 import { createLibvirtBackend } from '../../src/libvirt/backend.js';
 import type { VmExit } from '../../schemas/ports.js';
@@ -67,17 +69,20 @@ test(
     await writeFile(knownHosts, `[127.0.0.1]:${sshd.port} ${hostPub}\n`);
     // qemu+ssh (OpenSSH) ignores known_hosts: no_verify=1 (host keys: test/integration/libvirt-remote.test.ts)
     const uri = `qemu+ssh://root@127.0.0.1:${sshd.port}/system?keyfile=${sshd.key}&no_verify=1`;
+    // compose form (vms.yml has no named volumes; its libvirt path is libvirt.test.ts's)
     const p = await tempProject({
-      'vms.yml': [
-        'vms:',
+      'tend.yaml': [
+        'services:',
         '  rweb:',
-        `    source: {kind: cloud_image, url: "file://${image}"}`,
-        '    ram: 512M',
-        '    cpus: 1',
+        `    image: ${image}`,
+        '    vm: {memory_mb: 512, vcpu: 1}',
         '    accel: tcg',
         '    backend: libvirt',
         `    connect: "${uri}"`,
         '    cloud_init: {hostname: rweb}',
+        '    volumes: ["rdata:/data"]',
+        'volumes:',
+        '  rdata: {size: 1G}',
         '',
       ].join('\n'),
     });
@@ -90,6 +95,7 @@ test(
         await virsh('destroy', dom);
         await virsh('undefine', dom);
         for (const k of ['disk', 'seed', 'console'] as const) await virsh('vol-delete', '--pool', POOL_NAME, vmVolumeName(dom, k));
+        await virsh('vol-delete', '--pool', POOL_NAME, remoteVolumeName(project, 'rdata'));
       }
       await virsh('vol-delete', '--pool', POOL_NAME, base);
       if (!poolBefore) {
@@ -129,6 +135,13 @@ test(
 
     // through the jump: exec, and ps shows the host
     assert.equal((await ok(p, ['exec', 'rweb', '--', 'hostname'])).trim(), 'rweb');
+    // the named volume is a qcow2 volume of the host's pool, formatted and mounted in the guest
+    const volName = remoteVolumeName(project, 'rdata');
+    const volPath = (await virsh('vol-path', '--pool', POOL_NAME, volName)).out;
+    assert.ok(domXml.includes(volPath), `the domain mounts the pool volume ${volName}:\n${domXml}`);
+    await ok(p, ['exec', 'rweb', '--', 'sh', '-c', 'mountpoint -q /data && echo kept | sudo tee /data/mark']);
+    const vi = await ok(p, ['volume', 'inspect', 'rdata']);
+    assert.ok(vi.includes(`path:        ${uri} ${volPath}`), `volume inspect says where it is:\n${vi}`);
     const ps = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as typeof ps0;
     const row = ps.vms.find((x) => x.name === 'rweb');
     assert.equal(row?.host, `127.0.0.1:${sshd.port}`);
@@ -168,8 +181,13 @@ test(
       backend.close();
     }
 
-    // down --destroy: no domain, no VM volume; the shared base stays
+    // down --destroy: no domain, no VM volume; the named volume stays (it outlives VMs) until --volumes
     await ok(p, ['down', '--destroy']);
+    await virsh('pool-refresh', POOL_NAME);
+    assert.equal((await virsh('vol-info', '--pool', POOL_NAME, volName)).code, 0, 'the named volume outlives the VM');
+    await ok(p, ['down', '--volumes']);
+    await virsh('pool-refresh', POOL_NAME);
+    assert.notEqual((await virsh('vol-info', '--pool', POOL_NAME, volName)).code, 0, 'down --volumes removes it from the pool');
     assert.notEqual((await virsh('domstate', dom)).code, 0, `domain ${dom} is gone`);
     await virsh('pool-refresh', POOL_NAME);
     const vols = (await virsh('vol-list', POOL_NAME)).out;

@@ -5,7 +5,9 @@
  *   - tend's SSH jump checks the host's key as OpenSSH does: known -> connects; absent ->
  *     HostKeyUnknown; another key -> HostKeyChanged; no_verify=1 -> connects;
  *   - a banner read and a command through the jump (what readiness and exec do);
- *   - `tend doctor` for the remote URI: libvirt answers over SSH, the jump works, the pool works.
+ *   - `tend doctor` for the remote URI: libvirt answers over SSH, the jump works, the pool works;
+ *   - named volumes of a remote VM are qcow2 volumes of the host's pool: made once with the
+ *     project's size, listed by `volume ls`'s backend call, removed by `down --volumes`'s.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -18,6 +20,13 @@ import { readSshBanner } from '../../src/ssh/ready.js';
 import { sshExec } from '../../src/ssh/exec.js';
 import { libvirtDoctor, renderLibvirtDoctor } from '../../src/libvirt/doctor.js';
 import { rejectsWith } from '../helpers/rejects.js';
+import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
+import type { Project } from '../../schemas/model.js';
+import { createLibvirtBackend } from '../../src/libvirt/backend.js';
+import { createVirsh } from '../../src/libvirt/virsh.js';
+import { ensurePool } from '../../src/libvirt/pool.js';
+import { ensureRemoteVolumes } from '../../src/libvirt/remote-files.js';
+import { remoteVolumeName } from '../../src/libvirt/names.js';
 
 let sshd: TestSshd;
 let knownHosts: string;
@@ -131,4 +140,40 @@ test('tend doctor on the remote URI: libvirt over SSH, the jump and the pool wor
     bad.problems.some((p) => /not in .*empty2/.test(p)),
     bad.problems.join('\n'),
   );
+});
+
+test("named volumes of a remote VM live in the host's pool: made once, listed, removed", { timeout: 120_000 }, async () => {
+  const vm = applyDefaults({
+    name: 'web',
+    image: { kind: 'path', ref: '/img.qcow2' },
+    volumes: [{ kind: 'named', name: 'data', target: '/data', readOnly: false }],
+  } as VmDraft);
+  const project: Project = { name: 'voltest', dir: join(sshd.dir, 'voltest'), files: [], vms: [vm], volumes: { data: { size: 1 } } };
+  const vol = remoteVolumeName(project, 'data');
+  const remote = createVirsh({ uri });
+  const backend = createLibvirtBackend({ stateRoot: join(sshd.dir, 'state'), uri });
+  try {
+    const poolDir = await ensurePool(remote);
+    await ensureRemoteVolumes(remote, project, vm);
+    const file = `${poolDir}/${vol}`;
+    const info = await execa('qemu-img', ['info', '--output=json', '-U', file]);
+    const img = JSON.parse(info.stdout) as { format: string; 'virtual-size': number };
+    assert.deepEqual([img.format, img['virtual-size']], ['qcow2', 1024 ** 3], "a qcow2 volume of the project's size");
+    const inode = (await execa('stat', ['-c', '%i', file])).stdout;
+    await ensureRemoteVolumes(remote, project, vm);
+    assert.equal((await execa('stat', ['-c', '%i', file])).stdout, inode, 'an existing volume is kept, never made again');
+
+    const listed = await backend.listVolumes!(project);
+    assert.deepEqual(
+      listed.map((v) => [v.name, v.virtualSize, v.path]),
+      [['data', 1024 ** 3, `${uri} ${file}`]],
+    );
+    assert.equal(backend.volumePath!(project, 'data'), `${uri} ${file}`);
+    await backend.removeVolumes!(project, ['data']);
+    assert.deepEqual(await backend.listVolumes!(project), []);
+    assert.notEqual((await virsh('vol-info', '--pool', 'tend', vol)).exitCode, 0, 'the volume is gone from the pool');
+  } finally {
+    await virsh('vol-delete', '--pool', 'tend', vol);
+    backend.close();
+  }
 });

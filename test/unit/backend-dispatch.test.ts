@@ -125,9 +125,11 @@ function fake(name: string, calls: Call[], stateRoot: string, opts: { failObserv
     },
     watchExit: () => () => undefined,
     attachConsole: async () => 'detached',
-    listVolumes: async () => [],
-    volumePath: () => '/v',
-    removeVolumes: async () => undefined,
+    listVolumes: async () => [{ name: `on-${name}`, path: `${name}:/v`, allocated: null, virtualSize: null }],
+    volumePath: (_p, n) => `${name}:/${n}`,
+    async removeVolumes(_p, names) {
+      rec('removeVolumes', names.join(','));
+    },
     close: () => undefined,
   };
 }
@@ -244,4 +246,32 @@ test('auto: libvirt when its session socket answers (virtqemud-sock first), else
   } finally {
     srv.close();
   }
+});
+
+test("named volumes: a remote host keeps its VMs' volumes in its pool; one volume is never on two hosts", async () => {
+  const remote = 'qemu+ssh://root@kvm1/system';
+  const data = [{ kind: 'named' as const, name: 'data', target: '/data', readOnly: false }];
+  const { d, calls, project, vm } = await setup({ backend: 'libvirt', connect: remote, volumes: data });
+  project.volumes = { data: { size: 5 } };
+  // where `volume inspect` says it is before it exists, where it is listed, what down -v removes
+  assert.equal(d.volumePath(project, 'data'), `${remote}:/data`);
+  assert.deepEqual((await d.listVolumes(project)).map((v) => v.name).sort(), ['on-qemu', `on-${remote}`].sort());
+  await d.removeVolumes(project, ['data']);
+  assert.deepEqual(
+    calls.filter((c) => c.method === 'removeVolumes').map((c) => c.backend),
+    ['qemu', remote],
+  );
+  // a second VM on this machine mounting the same volume: refused before any action, either way round
+  const db = applyDefaults({ name: 'db', image: { kind: 'path', ref: '/img.qcow2' }, volumes: data } as VmDraft);
+  project.vms.push(db);
+  calls.length = 0;
+  await assert.rejects(
+    d.prepare(project, db, { recreateDisk: false }),
+    rejectsWith('VolumeOnTwoHosts', /db: volume "data" would be on this machine, but web mounts it on qemu\+ssh/),
+  );
+  await assert.rejects(
+    d.prepare(project, vm, { recreateDisk: false }),
+    rejectsWith('VolumeOnTwoHosts', /web: volume "data" would be on qemu\+ssh:\/\/root@kvm1\/system, but db mounts it on this machine/),
+  );
+  assert.deepEqual(calls, [], 'nothing was prepared');
 });
