@@ -376,12 +376,9 @@ test('cp between two VMs: files and folders streamed through the host over SFTP,
       },
     );
     assert.deepEqual(picture(join(dest, 'pair-tree')), picture(tree));
-    // onto a path that does not exist: it becomes that path; SRC/. copies the content
+    // the other way, onto a path that does not exist: it becomes that path
     assert.equal(run(['cp', `web1:${dest}/pair-tree`, `web0:${dest}/renamed`], pair).code, 0);
     assert.deepEqual(picture(join(dest, 'renamed')), picture(tree));
-    mkdirSync(join(dest, 'content'));
-    assert.equal(run(['cp', `web0:${tree}/.`, `web1:${dest}/content`], pair).code, 0);
-    assert.deepEqual(picture(join(dest, 'content')), picture(tree));
     // a file: into a folder under its name (mode kept), or to a new name; an existing file is overwritten
     const file = run(['cp', `web0:${tree}/sub/run.sh`, `web1:${dest}`], pair);
     assert.equal(file.code, 0, file.stderr);
@@ -403,9 +400,6 @@ test('cp between two VMs: files and folders streamed through the host over SFTP,
     const denied = run(['cp', '-u', other, 'web0:from-web0.txt', 'web1:/root/x'], pair);
     assert.equal(denied.code, 6);
     assert.match(denied.stderr, /web1:\/root\/x: Permission denied/);
-    const notRunning = run(['cp', `web0:${tree}/a.txt`, 'web9:/tmp/'], pair);
-    assert.equal(notRunning.code, 2);
-    assert.match(notRunning.stderr, /web9/);
   } finally {
     run(['down'], pair);
     killAll(pair);
