@@ -66,3 +66,65 @@ export function generateProject(count: number): { dir: string; file: string } {
   writeFileSync(file, lines.join('\n') + '\n');
   return { dir, file };
 }
+
+/** The same project as generateProject, written as a VMFile.kdl. */
+export function generateKdl(dir: string, count: number): string {
+  const lines = ['name "bench"', 'volume "shared" { size 1; }'];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      `vm "vm${i}" {`,
+      '  image "debian:12"',
+      '  vcpus 1',
+      '  memory 512',
+      '  disk 10',
+      `  port "${20000 + i}:80"`,
+      '  volume "shared:/srv/shared"',
+      '  cloud-init { package "curl"; runcmd "echo hi"; }',
+      ...(i % 10 !== 0 ? [`  depends-on "vm${i - (i % 10)}"`] : []),
+      '}',
+    );
+  }
+  const file = join(dir, 'VMFile.kdl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** The same project as a holos.yaml: sizes with units (a bare number is bytes in holos). */
+export function generateHolos(dir: string, count: number): string {
+  const lines = ['name: bench', 'volumes:', '  shared: { size: 1G }', 'services:'];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      `  vm${i}:`,
+      '    image: debian:12',
+      '    vm: { vcpu: 1, memory_mb: 512, disk_size: 10G }',
+      `    ports: ["${20000 + i}:80"]`,
+      '    volumes: ["shared:/srv/shared"]',
+      '    cloud_init: { packages: [curl], runcmd: ["echo hi"] }',
+      ...(i % 10 !== 0 ? [`    depends_on: [vm${i - (i % 10)}]`] : []),
+    );
+  }
+  const file = join(dir, 'holos.yaml');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** ov's vms.yml: a cloud image with a checksum, sizes with units, a fixed SSH port per VM. */
+export function generateVmsYml(dir: string, count: number): string {
+  const lines = ['vms:'];
+  for (let i = 0; i < count; i++) {
+    lines.push(
+      `  vm${i}:`,
+      `    source: {kind: cloud_image, url: https://example.org/debian-12.qcow2, checksum: {type: sha256, value: ${'a'.repeat(64)}}}`,
+      '    ram: 512M',
+      '    cpus: 1',
+      '    disk_size: 10G',
+      '    network: {mode: user}',
+      `    ssh: {port: ${20000 + i}}`,
+      '    backend: qemu',
+      '    cloud_init: {packages: [curl], runcmd: [echo hi]}',
+    );
+  }
+  const file = join(dir, 'vms.yml');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}

@@ -24,4 +24,6 @@ declare module 'kdljs/src/parser/kdl.js' {
   /** kdljs's one parser instance (chevrotain): `input` takes lexed tokens, `document()` parses them. */
   export function parse(text: string): import('kdljs').ParseResult;
   export const parser: { input: KdlToken[]; document(): import('kdljs').Node[] | undefined; errors: unknown[] };
+  /** kdljs's parser class: each instance builds (and checks) the grammar again. */
+  export const KdlParser: new () => typeof parser;
 }

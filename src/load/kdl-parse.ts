@@ -5,6 +5,8 @@
  * as `#true`, `#false`, `#null`.
  */
 import type { Node as KdljsNode, Value } from 'kdljs';
+// before kdljs: its lexer and parser are built without chevrotain's grammar checks
+import './kdl-grammar-checks.js';
 // kdljs's parser module only: its index also builds a KQL query parser tend does not use
 import { lexer, parse, parser, type KdlToken } from 'kdljs/src/parser/kdl.js';
 import './kdl-speed.js';

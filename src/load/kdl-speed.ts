@@ -12,6 +12,7 @@
  * Applied once, only to the kdljs version whose grammar it was written for (shape checked);
  * `fastKdl(false)` turns it off (the parity test compares both ways).
  */
+import './kdl-grammar-checks.js';
 import { parser } from 'kdljs/src/parser/kdl.js';
 
 interface Token {
