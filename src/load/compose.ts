@@ -5,22 +5,20 @@
  * The accepted keys are documented in docs/compose.md.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { DialectLoader, DialectResult, LoadedVm } from './common.js';
 import type { Diagnostic } from '../../schemas/diagnostic.js';
 import { nameProblem } from '../../schemas/names.js';
 import { aliasProblem, parseYaml, readYamlFast, type YamlLocator } from './compose-yaml.js';
 import { checkSchema } from './compose-schema.js';
 import { MAX_FILE_BYTES, MAX_VMS } from './limits.js';
+import { isHolosFile } from './holos-file.js';
 import { namedVolumes, replicasOf, report, serviceToVms, type ComposeContext } from './compose-service.js';
 import { interpolateDocument, mergeTags, type MergeTag } from './compose-vars.js';
 import { mergeParts, type MergePart } from './compose-merge.js';
 import { parseDotEnv } from './dotenv.js';
 
 export const loadCompose: DialectLoader = (file, text, env = process.env) => loadComposeFiles([{ file, text }], env);
-
-/** A holos.yaml is read as holos reads it: verbatim, no interpolation (holos documents none). */
-export const isHolosFile = (file: string): boolean => /^holos\.ya?ml$/i.test(basename(file));
 
 /**
  * One compose project from one or more files (`-f a.yaml -f b.yaml`): each file parsed and
