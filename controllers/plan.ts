@@ -67,6 +67,7 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   disposable: 'live',
   stopGracePeriod: 'live',
   stopMode: 'live', // read by the next stop
+  warm: 'live', // read when the VM is next created (clone) or observed Ready (template)
   timeouts: 'live', // read when the VM next waits for readiness
   backend: 'restart', // stopped on the old backend, started on the new one; the disk is kept
   connect: 'restart',

@@ -100,6 +100,7 @@ export function applyDefaults(d: VmDraft): VmSpec {
     disposable: d.disposable ?? false,
     stopGracePeriod: d.stopGracePeriod ?? DEFAULTS.stopGracePeriod,
     ...(d.stopMode !== undefined ? { stopMode: d.stopMode } : {}),
+    ...(d.warm === true ? { warm: true } : {}),
     timeouts: {
       start: d.timeouts?.start ?? null,
       ssh: d.timeouts?.ssh ?? null,

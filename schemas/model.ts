@@ -309,6 +309,13 @@ export const vmSpecSchema = {
      */
     stopMode: { enum: ['poweroff', 'save'] },
     /**
+     * Warm clones (issue 15 §2, docs/warm.md): once Ready, the VM's post-boot state is kept as a
+     * template (frozen disk + memory) keyed by what defines it, and a new VM with the same key
+     * starts from it (a new overlay on the frozen disk, the memory restored) with its identity
+     * made its own, instead of booting. Absent = false.
+     */
+    warm: { type: 'boolean' },
+    /**
      * Time limit of each readiness stage, in seconds (a command's flag overrides it); null = the
      * environment, else the built-in default (src/timeouts.ts).
      */

@@ -133,7 +133,11 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     description: 'check the host: QEMU, qemu-img, which accelerator really works, state dir',
     load: () => import('./commands/doctor.js'),
   },
-  { term: 'image', description: 'manage base images (pull, list, inspect, verify, rm, build)', load: () => import('./commands/image.js') },
+  {
+    term: 'image',
+    description: 'manage base images (pull, list, inspect, verify, rm, build) and warm templates (templates, prune)',
+    load: () => import('./commands/image.js'),
+  },
   {
     term: 'pull <image>',
     description: 'download and verify a base image into the store (same as `tend image pull`)',
@@ -168,7 +172,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
   {
     term: 'run [args...]',
     description:
-      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [-- CMD]',
+      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [--warm] [-- CMD]',
     load: () => import('./commands/run.js'),
   },
   {

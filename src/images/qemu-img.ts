@@ -68,6 +68,21 @@ export async function createOverlay(base: BaseImage, overlayPath: string, sizeGi
   }
 }
 
+/** A qcow2 overlay over the qcow2 `backing` (a warm template's frozen disk), the same size. */
+export async function qemuImgCreateBacked(backing: string, overlayPath: string): Promise<void> {
+  await ensureDir(dirname(overlayPath));
+  try {
+    await qemuImg(
+      ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, overlayPath],
+      `cannot create the disk ${overlayPath} over ${backing}`,
+    );
+    await chmod(overlayPath, FILE_MODE);
+  } catch (err) {
+    await rm(overlayPath, { force: true });
+    throw err;
+  }
+}
+
 /** Grow a disk to `sizeGiB`. Never shrinks: a smaller size is a no-op (shrinking is a recreate). */
 export async function resizeImage(path: string, sizeGiB: number): Promise<boolean> {
   const info = await qemuImgInfo(path);

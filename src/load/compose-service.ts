@@ -154,6 +154,7 @@ export const SERVICE_FIELDS: readonly ComposeField[] = [
   self('depends_on', dependsOn),
   { key: 'stop_grace_period', pointer: '/stopGracePeriod', unit: 's', read: durationField },
   { key: 'stop', pointer: '/stopMode', read: checked },
+  { key: 'warm', pointer: '/warm', read: bool },
   self('timeouts', timeouts),
   self('cloud_init', cloudInit),
   self('healthcheck', healthcheck),

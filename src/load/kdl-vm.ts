@@ -216,7 +216,7 @@ function device(n: KNode, c: VmCtx): undefined {
   return undefined;
 }
 
-function disposable(n: KNode, c: VmCtx): Located<boolean> | undefined {
+function boolArg(n: KNode, c: VmCtx): Located<boolean> | undefined {
   const v = c.r.bool(n);
   return v === undefined ? undefined : { value: v, loc: n.args[0]?.loc ?? n.loc };
 }
@@ -283,9 +283,10 @@ export const VM_FIELDS: readonly KdlField[] = [
   { key: 'depends-on', pointer: '/dependsOn', repeatable: true, read: list },
   { key: 'restart', pointer: '/restart', read: choice(['always', 'on-failure', 'no'] as const) },
   { key: 'state', pointer: '/runState', read: choice(['running', 'stopped'] as const) },
-  { key: 'disposable', pointer: '/disposable', read: disposable },
+  { key: 'disposable', pointer: '/disposable', read: boolArg },
   { key: 'stop-grace-period', pointer: '/stopGracePeriod', unit: 's', read: duration },
   { key: 'stop', pointer: '/stopMode', read: choice(['poweroff', 'save'] as const) },
+  { key: 'warm', pointer: '/warm', read: boolArg },
   { key: 'extra-args', pointer: '/extraArgs', repeatable: true, read: list },
   { key: 'video', pointer: '/video', read: video },
   { key: 'graphics', pointer: '/graphics', read: choice(GRAPHICS_WORDS) },

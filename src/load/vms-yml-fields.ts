@@ -167,6 +167,7 @@ export const ENTITY_FIELDS: readonly VmsField[] = [
   },
   { key: 'disposable', pointer: '/disposable', read: bool },
   { key: 'stop', pointer: '/stopMode', read: oneOf({ poweroff: 'poweroff', save: 'save' }) },
+  { key: 'warm', pointer: '/warm', read: bool },
   { key: 'accel', pointer: '/accel', read: oneOf({ auto: 'auto', kvm: 'kvm', tcg: 'tcg' }) },
   BASE_USER_FIELD,
   self('network', network),

@@ -26,6 +26,7 @@ import { observeProject, type IntentRecord } from './observe.js';
 import { attachConsole } from './console.js';
 import { qemuExitWatch } from './watch.js';
 import { markReady } from './readiness.js';
+import { maybeKeepTemplate } from './templates.js';
 import { listVolumes } from './volumes.js';
 import type { StageTimeouts } from '../timeouts.js';
 import { abortIf, file, pdir as pdirOf, readApplied, type QemuContext } from './context.js';
@@ -114,7 +115,11 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snaps
       return listVolumes(pdir(project));
     },
     volumePath: (project, name) => volumePath(pdir(project), name),
-    markReady: (project, name, ready) => markReady(pdir(project), name, ready),
+    async markReady(project, name, ready) {
+      await markReady(pdir(project), name, ready);
+      // the first Ready of a fresh disk of a `warm` VM becomes a warm template (src/qemu/templates.ts)
+      if (ready) await maybeKeepTemplate(ctx, project, name);
+    },
     async removeVolumes(project: Project, names: string[], signal?: AbortSignal): Promise<void> {
       for (const n of names) {
         abortIf(signal);

@@ -19,6 +19,7 @@ import { findOvmf } from './firmware.js';
 import { discardSaved, savedPaths } from './saved-state.js';
 import type { AppliedRecord } from './observe.js';
 import { ensureProjectNet } from './project-net.js';
+import { prepareClone } from './clone.js';
 import { abortIf, corruptNote, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 
 /** Default size of a named volume the project declares without one. */
@@ -36,6 +37,9 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   if (o.recreateDisk) {
     if (live) throw new BackendError('VmRunning', `${vm.name}: cannot replace the disk of a running VM (stop it first)`);
     await rm(f('disk'), { force: true });
+    await rm(f('clone'), { force: true });
+    await rm(f('templatePending'), { force: true });
+    await rm(f('cloudInitDone'), { force: true });
     await clearRecord(pd, vm.name);
     await rm(f('instanceId'), { force: true });
     await rm(f('efiVars'), { force: true });
@@ -72,8 +76,21 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   const previous = await readApplied(ctx, project, vm.name);
   let diskImage = previous?.diskImage ?? null;
   if (!(await exists(f('disk')))) {
-    o.onProgress?.(`creating disk over ${image.path}`);
-    await createOverlay(image, f('disk'), vm.disk);
+    await rm(f('templatePending'), { force: true });
+    await rm(f('clone'), { force: true });
+    // a warm VM whose key has a template starts from it (src/qemu/clone.ts)
+    if (!(await prepareClone(ctx, project, pd, vm, image.id, o.onProgress))) {
+      o.onProgress?.(`creating disk over ${image.path}`);
+      await createOverlay(image, f('disk'), vm.disk);
+      // its first Ready may become a warm template (src/qemu/templates.ts)
+      if (vm.warm)
+        await writeJsonAtomic(f('templatePending'), {
+          path: image.path,
+          format: image.format,
+          id: image.id,
+          virtualSize: image.virtualSize,
+        });
+    }
     await clearRecord(pd, vm.name);
     diskImage = image.id;
   } else if (vm.disk !== null && !live) {

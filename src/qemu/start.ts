@@ -9,7 +9,7 @@ import type { Project, VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import { ensureDir, exists, readJson, writeJsonAtomic } from '../state/atomic.js';
 import { validatePortRecord } from '../state/validators.generated.js';
-import { CACHE_FILES, FILES, cacheRoot, socketPath, vmDir, vmFile, volumePath } from '../state/paths.js';
+import { CACHE_FILES, FILES, TEMPLATE_FILES, cacheRoot, socketPath, templateDir, vmDir, vmFile, volumePath } from '../state/paths.js';
 import { tapMac } from '../net/mac.js';
 import { stageTimeoutMs } from '../timeouts.js';
 import { chooseAccel } from './accel.js';
@@ -22,6 +22,8 @@ import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
 import { spawnQemu } from './process.js';
 import { discardSaved, invalidReason, qemuVersion, readSaved, savedPaths, seedDigest, shellQuote } from './saved-state.js';
 import { writableDisks } from './save.js';
+import { abandonClone, cloneToRestore, makeIdentityOwn } from './clone.js';
+import { stop } from './stop.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
 import { abortIf, corruptNote, file, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
@@ -122,8 +124,30 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
   let pid: number | null = null;
   let restored = false;
   try {
+    // a warm clone not started yet restores its template's memory, then makes its identity its own
+    const template = await cloneToRestore(ctx, pd, vm, argv);
+    if (template) {
+      const statePath = join(templateDir(ctx.stateRoot, template.key), TEMPLATE_FILES.state);
+      try {
+        pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true);
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        await abandonClone(ctx, pd, vm, `QEMU could not restore its template (${(err as Error).message.split('\n')[0]})`);
+      }
+      if (pid !== null) {
+        try {
+          await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, signal);
+          restored = true;
+        } catch (err) {
+          // never leave a guest with the template's identity running
+          await stop(ctx, project, vm.name, { timeout: 0 }).catch(() => undefined);
+          await abandonClone(ctx, pd, vm, (err as Error).message);
+          throw err;
+        }
+      }
+    }
     // a saved state (stop --save) is restored instead of booting, when it is still valid for this argv
-    const state = await usableSavedState(ctx, pd, vm, argv);
+    const state = pid === null ? await usableSavedState(ctx, pd, vm, argv) : null;
     if (state) {
       try {
         pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(state)}`], true);

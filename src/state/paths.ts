@@ -4,6 +4,7 @@
  *
  * $TEND_STATE_DIR (default $XDG_DATA_HOME/tend, i.e. ~/.local/share/tend)
  *   images/                     base images (never written after promotion) + catalog.json
+ *     templates/<key>/          warm templates: frozen disk + memory state (src/qemu/templates.ts)
  *   projects/<name>-<hash>/     one folder per project (hash of its directory)
  *     project.json              name, directory and files of the project (src/state/project-record.ts)
  *     project.lock, events.jsonl
@@ -51,6 +52,22 @@ export const FILES = {
   backend: 'backend.json',
   /** the libvirt domain XML tend last defined (src/libvirt/backend.ts) */
   domainXml: 'domain.xml',
+  /** a fresh disk whose first Ready may become a warm template (src/qemu/templates.ts) */
+  templatePending: 'template-pending',
+  /** the disk is a warm clone not started yet: which template it restores (src/qemu/clone.ts) */
+  clone: 'clone.json',
+} as const;
+
+/** Files of one warm template, in `templateDir()` (src/qemu/templates.ts). */
+export const TEMPLATE_FILES = {
+  /** the source VM's disk overlay, frozen read-only (backed by the base image) */
+  disk: 'disk.qcow2',
+  /** RAM and device state, QEMU's migration stream */
+  state: 'state.bin',
+  /** what the template is (template.json) */
+  record: 'template.json',
+  /** the login key the template's guest authorizes (only when tend generated it) */
+  privateKey: 'id_ed25519',
 } as const;
 
 /** Host-wide cache files (a property of the host, not of a project): under cacheRoot(). */
@@ -97,6 +114,15 @@ export function shortHash(s: string, n = 8): string {
 
 export function imagesDir(root: string): string {
   return join(root, 'images');
+}
+
+/** Warm templates (issue 15 §2): one folder per template key, under the images. */
+export function templatesDir(root: string): string {
+  return join(imagesDir(root), 'templates');
+}
+
+export function templateDir(root: string, key: string): string {
+  return join(templatesDir(root), key);
 }
 
 /** The project file of a `tend run` VM: one folder per run, named like its only VM. */

@@ -10,6 +10,7 @@ import { helperRecordSchema } from '../qemu/helpers.js';
 import { appliedRecordSchema, intentRecordSchema } from '../qemu/observe.js';
 import { portRecordSchema } from '../qemu/ports.js';
 import { savedRecordSchema } from '../qemu/saved-record-schema.js';
+import { cloneRecordSchema, templatePendingSchema, templateRecordSchema } from '../qemu/template-record-schema.js';
 import { projectNetRecordSchema } from '../qemu/project-net.js';
 import { imageIndexSchema } from '../images/store.js';
 import { provisionRecordSchema } from '../provision/record.js';
@@ -29,6 +30,9 @@ export const STATE_SCHEMAS = {
   validateStatusRecord: ['vms/<vm>/status.json', statusRecordSchema],
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
   validateSavedRecord: ['vms/<vm>/saved.json', savedRecordSchema],
+  validateTemplateRecord: ['images/templates/<key>/template.json', templateRecordSchema],
+  validateCloneRecord: ['vms/<vm>/clone.json', cloneRecordSchema],
+  validateTemplatePending: ['vms/<vm>/template-pending', templatePendingSchema],
   validateBackendRecord: ['vms/<vm>/backend.json', backendRecordSchema],
   validateInstancesRecord: ['instances.json', instancesRecordSchema],
   validateProjectNetRecord: ['network.json', projectNetRecordSchema],

@@ -5,8 +5,9 @@ import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
 import type { BootcSource } from '../../images/bootc.js';
+import type { TemplateInfo } from '../../qemu/templates.js';
 
-export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build';
+export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build' | 'templates' | 'prune';
 
 export interface ImageCommandOptions extends GlobalOptions {
   verb: string;
@@ -22,7 +23,9 @@ export type ImageResult =
   | { verb: 'list'; images: StoredImageView[] }
   | { verb: 'pull' | 'inspect' | 'build'; image: StoredImageView }
   | { verb: 'verify'; ref: string; ok: boolean; expected: string; actual: string }
-  | { verb: 'rm'; ref: string; removed: boolean };
+  | { verb: 'rm'; ref: string; removed: boolean }
+  | { verb: 'templates'; templates: TemplateInfo[] }
+  | { verb: 'prune'; removed: TemplateInfo[]; kept: TemplateInfo[] };
 
 /** What the CLI shows of a stored image (src/images/store.ts). */
 export type StoredImageView = Omit<StoredImage, 'verifiedAgainst'>;
@@ -116,8 +119,17 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
       });
       return { verb: 'build', image };
     }
+    case 'templates': {
+      const { listTemplates } = await import('../../qemu/templates.js');
+      return { verb: 'templates', templates: await listTemplates(root) };
+    }
+    case 'prune': {
+      const { listTemplates, pruneTemplates } = await import('../../qemu/templates.js');
+      const removed = await pruneTemplates(root);
+      return { verb: 'prune', removed, kept: await listTemplates(root) };
+    }
     default:
-      throw new UsageError(`unknown image command "${o.verb}": use pull, list, inspect, verify, rm or build`);
+      throw new UsageError(`unknown image command "${o.verb}": use pull, list, inspect, verify, rm, build, templates or prune`);
   }
 }
 
@@ -144,6 +156,26 @@ export function renderImage(r: ImageResult): string {
       return r.ok ? `${r.ref}: ok (${r.actual})` : `${r.ref}: MISMATCH\n  expected ${r.expected}\n  actual   ${r.actual}`;
     case 'rm':
       return r.removed ? `${r.ref}: removed` : `${r.ref}: not stored`;
+    case 'templates':
+      return r.templates.length === 0
+        ? 'no warm templates (a VM with `warm: true`, or `tend run --warm`, keeps one once Ready)'
+        : table(
+            ['TEMPLATE', 'SIZE', 'FROM', 'USED BY', 'CREATED', 'IMAGE'],
+            r.templates.map((t) => [
+              t.key,
+              human(t.bytes),
+              `${t.from.project}/${t.from.vm}`,
+              String(t.usedBy.length),
+              new Date(t.createdAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+              t.image,
+            ]),
+          );
+    case 'prune':
+      return [
+        ...r.removed.map((t) => `removed template ${t.key} (${human(t.bytes)})`),
+        ...r.kept.map((t) => `kept template ${t.key}: ${t.usedBy.length} VM disk(s) are backed by it`),
+        ...(r.removed.length + r.kept.length === 0 ? ['no warm templates'] : []),
+      ].join('\n');
     default:
       return Object.entries(r.image)
         .map(([k, v]) => `${k}: ${k === 'size' ? human(Number(v)) : String(v)}`)
@@ -197,7 +229,7 @@ function imageVerb(verb: ImageVerb, description: string, example: string, config
 
 export const command: CliCommand = {
   name: 'image',
-  description: 'manage base images (pull, list, inspect, verify, rm, build)',
+  description: 'manage base images (pull, list, inspect, verify, rm, build) and warm templates (templates, prune)',
   examples: ['tend image pull debian:12', 'tend image list', 'tend image rm debian:12'],
   subcommands: [
     imageVerb('pull', 'download and verify an image', 'tend image pull debian:12', (c) =>
@@ -211,6 +243,8 @@ export const command: CliCommand = {
     imageVerb('rm', 'delete a stored image (refused while a VM disk uses it)', 'tend image rm debian:12', (c) =>
       c.argument('<ref>', 'image').option('--force', 'delete even while VM disks use it (they break)'),
     ),
+    imageVerb('templates', 'list warm templates (frozen disk + memory of a ready VM) with their size', 'tend image templates'),
+    imageVerb('prune', 'remove the warm templates no VM disk is backed by', 'tend image prune'),
     imageVerb(
       'build',
       "build a catalog image locally (no network), or a bootc VM's disk (bootc install to-disk in podman, as `ov vm build`)",

@@ -1,0 +1,243 @@
+/**
+ * Warm clones (issue 15 §2, docs/warm.md): a new `warm` VM whose key has a template
+ * (src/qemu/templates.ts) gets, at prepare, a new qcow2 overlay backed by the template's frozen
+ * disk and `clone.json` saying so; its first start restores the template's memory (-incoming)
+ * instead of booting, then makes the guest's identity its own over SSH, on a connection that
+ * must present the template's pinned host key:
+ *   - hostname (/etc/hostname, the kernel's, /etc/hosts), machine-id (/etc/machine-id and dbus'),
+ *   - the kernel's random pool reseeded from the host (the clones' pools were one pool),
+ *   - SSH host key: a new ed25519 key generated on the host, installed, sshd restarted; it is
+ *     pinned at once (never trusted on first use), the template's keys are removed,
+ *   - cloud-init's instance-id moved to the VM's own (its per-instance work is marked done for
+ *     it, so cloud-init does not run again at the next boot), and the login key swapped for the
+ *     VM's own.
+ * Then readiness goes on as after any restore (clock stepped, no cloud-init wait) and the VM's
+ * provision steps run. A clone that cannot be restored gets a plain overlay over the base image
+ * and boots cold: a guest with the template's identity is never left running.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../../schemas/errors.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { TEMPLATE_FILES, templateDir, vmFile } from '../state/paths.js';
+import { validateCloneRecord } from '../state/validators.generated.js';
+import { createOverlay, qemuImgCreateBacked } from '../images/qemu-img.js';
+import { hostAlias, hostKeyLine, writePin } from '../ssh/known-hosts.js';
+import { shellQuote } from '../ssh/shell-quote.js';
+import { hostnameOf } from '../seed/cloud-config.js';
+import { sshUser } from '../ssh/user.js';
+import { argvDifference, identify, qemuVersion, type FileId } from './saved-state.js';
+import { portableArgv, templateKey, cloneIneligible } from './template-key.js';
+import { readTemplate, type TemplateRecord } from './templates.js';
+import { wantsProjectNet } from '../net/project-net.js';
+import type { QemuContext } from './context.js';
+
+export interface CloneRecord {
+  key: string;
+  /** the template's folder */
+  template: string;
+  /** the clone's overlay right after it was made: a start restores only onto that very disk */
+  disk: FileId;
+}
+
+export async function readClone(pd: string, vm: string): Promise<CloneRecord | undefined> {
+  return readJson<CloneRecord>(vmFile(pd, vm, 'clone'), validateCloneRecord).catch(() => undefined);
+}
+
+/**
+ * Prepare of a new disk for a `warm` VM: when a template has its key, the disk is made over the
+ * template's frozen disk and true is returned; else false (the caller makes a plain overlay).
+ */
+export async function prepareClone(
+  ctx: QemuContext,
+  project: Project,
+  pd: string,
+  vm: VmSpec,
+  imageId: string,
+  say?: (m: string) => void,
+): Promise<boolean> {
+  if (!vm.warm || cloneIneligible(vm, wantsProjectNet(project))) return false;
+  const key = templateKey(vm, imageId);
+  const t = await readTemplate(ctx.stateRoot, key).catch(() => undefined);
+  if (!t) return false;
+  const dir = templateDir(ctx.stateRoot, key);
+  const disk = vmFile(pd, vm.name, 'disk');
+  say?.(`creating disk over warm template ${key}`);
+  await qemuImgCreateBacked(join(dir, TEMPLATE_FILES.disk), disk);
+  const id = await identify(disk);
+  if (!id) throw new BackendError('QemuImgFailed', `${vm.name}: the clone's disk ${disk} was not created`);
+  // the template's guest is in the boot cloud-init was seen done in: no wait for it again
+  if (t.bootId) await writeFileAtomic(vmFile(pd, vm.name, 'cloudInitDone'), `${t.bootId}\n`);
+  await rm(vmFile(pd, vm.name, 'knownHosts'), { force: true });
+  await writeJsonAtomic(vmFile(pd, vm.name, 'clone'), { key, template: dir, disk: id } satisfies CloneRecord);
+  return true;
+}
+
+/** Replace a clone's disk by a plain overlay over the base image (it then boots cold). */
+async function uncloned(pd: string, vm: VmSpec, t: TemplateRecord | undefined): Promise<void> {
+  await rm(vmFile(pd, vm.name, 'clone'), { force: true });
+  await rm(vmFile(pd, vm.name, 'cloudInitDone'), { force: true });
+  await rm(vmFile(pd, vm.name, 'knownHosts'), { force: true });
+  if (!t) throw new BackendError('VmNotPrepared', `${vm.name}: its warm template is gone; recreate it (tend up --recreate)`);
+  await rm(vmFile(pd, vm.name, 'disk'), { force: true });
+  await createOverlay(t.image, vmFile(pd, vm.name, 'disk'), vm.disk);
+}
+
+/**
+ * At start: the template to restore when the VM's disk is a clone not started yet and the
+ * template fits what is about to run (same QEMU, same argv but for per-clone values); null when
+ * the VM is no pending clone. A clone that does not fit is turned into a plain disk (one line why).
+ */
+export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, argv: readonly string[]): Promise<TemplateRecord | null> {
+  const rec = await readClone(pd, vm.name);
+  if (!rec) return null;
+  const t = await readTemplate(ctx.stateRoot, rec.key).catch(() => undefined);
+  const why = await (async (): Promise<string | null> => {
+    if (!t) return 'its template is gone';
+    const now = await identify(vmFile(pd, vm.name, 'disk'));
+    if (!now || now.ino !== rec.disk.ino || now.size !== rec.disk.size || now.mtimeMs !== rec.disk.mtimeMs)
+      return 'its disk was written since it was made';
+    const version = await qemuVersion(ctx.binary, ctx.env);
+    if (version !== t.qemuVersion) return `QEMU changed (template made with "${t.qemuVersion}", now "${version}")`;
+    const diff = argvDifference(portableArgv(t.argv), portableArgv(argv));
+    if (diff) return `its settings differ from the template's (${diff})`;
+    return null;
+  })();
+  if (why === null) return t!;
+  ctx.log?.warn({ vm: vm.name }, `warm template not used: ${why}; booting with a fresh disk`);
+  await uncloned(pd, vm, t);
+  return null;
+}
+
+/** After a failed restore or identity change: the guest is gone; the VM boots cold next time. */
+export async function abandonClone(ctx: QemuContext, pd: string, vm: VmSpec, why: string): Promise<void> {
+  ctx.log?.warn({ vm: vm.name }, `warm clone abandoned: ${why}; the next start boots a fresh disk`);
+  const rec = await readClone(pd, vm.name);
+  await uncloned(pd, vm, rec ? await readTemplate(ctx.stateRoot, rec.key).catch(() => undefined) : undefined);
+}
+
+/** The shell script (run as root) that gives a restored clone its own identity. */
+export function identityScript(o: {
+  hostname: string;
+  machineId: string;
+  seedB64: string;
+  hostKeyB64: string;
+  hostKeyPub: string;
+  instanceId: string;
+  user: string;
+  /** the template's login key (base64 part) to drop, and the VM's own to add; null: same key */
+  loginSwap: { drop: string; add: string } | null;
+}): string {
+  const q = shellQuote;
+  return [
+    'set -e',
+    `new=${q(o.hostname)}`,
+    'old=$(hostname)',
+    'echo "$new" > /etc/hostname',
+    'hostname "$new"',
+    // /etc/hosts: the old name (and old.domain) replaced field by field, comments kept
+    `awk -v o="$old" -v n="$new" '/^[[:space:]]*#/ {print; next} {for (i = 2; i <= NF; i++) { if ($i == o) $i = n; else if (index($i, o ".") == 1) $i = n substr($i, length(o) + 1) } print}' /etc/hosts > /etc/hosts.tend`,
+    'cat /etc/hosts.tend > /etc/hosts && rm -f /etc/hosts.tend',
+    `echo ${q(o.machineId)} > /etc/machine-id`,
+    'if [ -e /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cp /etc/machine-id /var/lib/dbus/machine-id; fi',
+    // the random pool: credited entropy from the host, then a reseed (RNDADDENTROPY, RNDRESEEDCRNG)
+    `python3 -c "import base64,fcntl,os,struct; b=base64.b64decode('${o.seedB64}'); fd=os.open('/dev/random', os.O_WRONLY); fcntl.ioctl(fd, 0x40085203, struct.pack('ii', len(b) * 8, len(b)) + b); fcntl.ioctl(fd, 0x5207)" 2>/dev/null || echo ${q(o.seedB64)} > /dev/urandom`,
+    'rm -f /etc/ssh/ssh_host_*',
+    `echo ${q(o.hostKeyB64)} | base64 -d > /etc/ssh/ssh_host_ed25519_key`,
+    'chmod 600 /etc/ssh/ssh_host_ed25519_key',
+    `echo ${q(o.hostKeyPub)} > /etc/ssh/ssh_host_ed25519_key.pub`,
+    // existing sessions (this one) survive: Debian's ssh.service has KillMode=process
+    '(systemctl restart ssh.service || systemctl restart sshd.service || service ssh restart) >/dev/null 2>&1',
+    `iid=${q(o.instanceId)}`,
+    'if [ -f /var/lib/cloud/data/instance-id ]; then',
+    '  was=$(cat /var/lib/cloud/data/instance-id)',
+    '  if [ "$was" != "$iid" ] && [ -d "/var/lib/cloud/instances/$was" ]; then mv "/var/lib/cloud/instances/$was" "/var/lib/cloud/instances/$iid"; fi',
+    '  ln -sfn "/var/lib/cloud/instances/$iid" /var/lib/cloud/instance',
+    '  echo "$iid" > /var/lib/cloud/data/instance-id',
+    '  echo "$iid" > /var/lib/cloud/data/previous-instance-id',
+    'fi',
+    ...(o.loginSwap
+      ? [
+          `ak="$(getent passwd ${q(o.user)} | cut -d: -f6)/.ssh/authorized_keys"`,
+          'if [ -f "$ak" ]; then',
+          `  echo ${q(o.loginSwap.add)} >> "$ak"`,
+          `  grep -vF ${q(o.loginSwap.drop)} "$ak" > "$ak.tend" || true`,
+          '  cat "$ak.tend" > "$ak"; rm -f "$ak.tend"',
+          'fi',
+        ]
+      : []),
+    'sync',
+  ].join('\n');
+}
+
+/**
+ * Make a restored clone's identity its own (see the top of this file), over SSH on `sshPort`,
+ * logged in with the template's login key and accepting only the template's host keys. The new
+ * host key is pinned for the VM.
+ */
+export async function makeIdentityOwn(
+  ctx: QemuContext,
+  project: Project,
+  pd: string,
+  vm: VmSpec,
+  t: TemplateRecord,
+  sshPort: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { sshConnect, execOnClient } = await import('../ssh/exec.js');
+  const { generateKeypair } = await import('../ssh/keys.js');
+  const tdir = templateDir(ctx.stateRoot, t.key);
+  const loginKey = t.loginKey ? join(tdir, TEMPLATE_FILES.privateKey) : vm.ssh.privateKey;
+  if (!loginKey) throw new BackendError('CloneFailed', `${vm.name}: the template has no login key`);
+  const target = { host: '127.0.0.1', port: sshPort, user: t.user, privateKey: loginKey };
+  const deadline = ctx.clock.now() + 120_000;
+  let client;
+  for (;;) {
+    try {
+      client = await sshConnect(target, {
+        ...(signal ? { signal } : {}),
+        readyTimeoutMs: 20_000,
+        hostVerifier: (blob) => t.hostKeys.includes(hostKeyLine(blob)),
+      });
+      break;
+    } catch (err) {
+      if (signal?.aborted || ctx.clock.now() > deadline) throw err;
+      await ctx.clock.sleep(300, signal);
+    }
+  }
+  try {
+    const hostKey = generateKeypair(`root@${hostnameOf(vm)}`);
+    const hostPub = hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ');
+    let loginSwap: { drop: string; add: string } | null = null;
+    if (t.loginKey) {
+      const drop = (await readFile(join(tdir, `${TEMPLATE_FILES.privateKey}.pub`), 'utf8')).trim().split(/\s+/)[1] ?? '';
+      const add = (await readFile(vmFile(pd, vm.name, 'publicKey'), 'utf8')).trim();
+      if (drop && !add.includes(drop)) loginSwap = { drop, add };
+    }
+    const instanceId = (await readFile(vmFile(pd, vm.name, 'instanceId'), 'utf8')).trim();
+    const script = identityScript({
+      hostname: hostnameOf(vm),
+      machineId: randomBytes(16).toString('hex'),
+      seedB64: randomBytes(64).toString('base64'),
+      hostKeyB64: Buffer.from(hostKey.private).toString('base64'),
+      hostKeyPub: hostKey.public.trim(),
+      instanceId,
+      user: sshUser(vm),
+      loginSwap,
+    });
+    const r = await execOnClient(client, target, `sudo -n sh -c ${shellQuote(script)}`, signal ? { signal } : {});
+    if (r.code !== 0)
+      throw new BackendError(
+        'CloneFailed',
+        `${vm.name}: could not make the clone's identity its own (exit ${r.code}: ${String(r.stderr).trim().slice(0, 300)})`,
+      );
+    await writePin(vmFile(pd, vm.name, 'knownHosts'), { instanceId, alias: hostAlias(project.name, vm.name), keys: [hostPub] });
+  } finally {
+    client.on('error', () => {});
+    client.end();
+  }
+  await rm(vmFile(pd, vm.name, 'clone'), { force: true });
+  ctx.log?.info({ vm: vm.name }, `warm clone of template ${t.key}: hostname, machine-id, SSH host key and instance-id made its own`);
+}

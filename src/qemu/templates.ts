@@ -1,0 +1,251 @@
+/**
+ * Warm templates (issue 15 §2, docs/warm.md): the state of a VM right after the first boot of a
+ * fresh disk reached Ready (cloud-init done, no provision step run yet), kept under
+ * `<state>/images/templates/<key>/` so that a new VM with the same key starts from it instead of
+ * booting (src/qemu/clone.ts):
+ *   disk.qcow2     the VM's overlay as it was, copied while the guest was paused after its state was
+ *                  migrated out (so disk and memory agree), then made read-only; backed by the base image
+ *   state.bin      RAM and device state (QEMU's migration stream, as `stop --save` writes it)
+ *   template.json  what it is: key, image, QEMU version, argv, the guest's identity to replace
+ *   id_ed25519     the login key its guest authorizes (when tend generated the VM's key)
+ * The source VM is paused for the capture (~3 s for 1 GiB under TCG) and runs on afterwards.
+ */
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Project, VmSpec } from '../../schemas/model.js';
+import { BackendError } from '../../schemas/errors.js';
+import { readJson, writeJsonAtomic, FILE_MODE } from '../state/atomic.js';
+import { FILES, TEMPLATE_FILES, projectsDir, socketPath, templateDir, templatesDir, vmFile, vmsDir } from '../state/paths.js';
+import { validateTemplatePending, validateTemplateRecord } from '../state/validators.generated.js';
+import { readPin } from '../ssh/known-hosts.js';
+import { sshUser } from '../ssh/user.js';
+import { hostnameOf } from '../seed/cloud-config.js';
+import { readInstanceId } from '../state/instance-id.js';
+import { qemuImgInfo, type BaseImage } from '../images/qemu-img.js';
+import { readRecord, recordPath } from '../provision/record.js';
+import { QmpClient } from './qmp.js';
+import { builtArgv } from './save.js';
+import { qemuVersion, shellQuote } from './saved-state.js';
+import { cloneIneligible, templateKey } from './template-key.js';
+import { liveQemu, pdir, readApplied, type QemuContext } from './context.js';
+import { wantsProjectNet } from '../net/project-net.js';
+
+export interface TemplateRecord {
+  key: string;
+  /** ms since epoch */
+  createdAt: number;
+  /** the VM it was taken from */
+  from: { project: string; vm: string };
+  /** the base image its disk is backed by */
+  image: BaseImage & { id: string };
+  qemuVersion: string;
+  /** the source's QEMU argv (compared through portableArgv) */
+  argv: string[];
+  stateBytes: number;
+  /** the source guest's identity, which a clone replaces */
+  instanceId: string;
+  hostname: string;
+  user: string;
+  /** "TYPE BASE64" host keys the source guest presented (pinned) */
+  hostKeys: string[];
+  /** the guest boot cloud-init was seen done in (a clone is still in it) */
+  bootId: string | null;
+  /** the template folder holds the login key its guest authorizes */
+  loginKey: boolean;
+}
+
+export async function readTemplate(root: string, key: string): Promise<TemplateRecord | undefined> {
+  return readJson<TemplateRecord>(join(templateDir(root, key), TEMPLATE_FILES.record), validateTemplateRecord);
+}
+
+/** The image a fresh disk was made over, when its first Ready may still become a template. */
+export async function readTemplatePending(pd: string, vm: string): Promise<(BaseImage & { id: string }) | undefined> {
+  return readJson<BaseImage & { id: string }>(vmFile(pd, vm, 'templatePending'), validateTemplatePending);
+}
+
+interface MigrateInfo {
+  status?: string;
+  'error-desc'?: string;
+}
+
+/**
+ * Called when the VM was observed Ready: on the first Ready of a fresh disk of a `warm` VM, keep
+ * a template of it unless one with its key exists. Never throws: a template that could not be
+ * made is a warning (the VM runs on as before). Returns the key when a template was made.
+ */
+export async function maybeKeepTemplate(ctx: QemuContext, project: Project, name: string): Promise<string | null> {
+  const pd = pdir(ctx, project);
+  const pending = await readTemplatePending(pd, name).catch(() => undefined);
+  if (!pending) return null;
+  // one chance: the first Ready of this disk (later, steps or users may have changed it)
+  await rm(vmFile(pd, name, 'templatePending'), { force: true });
+  const applied = await readApplied(ctx, project, name);
+  const vm = applied?.spec;
+  if (!vm?.warm) return null;
+  const why = cloneIneligible(vm, wantsProjectNet(project));
+  if (why) {
+    ctx.log?.info({ vm: name }, `no warm template kept: ${why}`);
+    return null;
+  }
+  const key = templateKey(vm, pending.id);
+  if (await readTemplate(ctx.stateRoot, key)) return null;
+  const steps = await readRecord(recordPath(pd, name));
+  if (steps && steps.steps.length > 0) return null;
+  try {
+    await captureTemplate(ctx, project, vm, key, pending);
+    return key;
+  } catch (err) {
+    ctx.log?.warn({ vm: name }, `no warm template kept: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+async function captureTemplate(
+  ctx: QemuContext,
+  project: Project,
+  vm: VmSpec,
+  key: string,
+  image: BaseImage & { id: string },
+): Promise<void> {
+  const pd = pdir(ctx, project);
+  const live = await liveQemu(ctx, vmFile(pd, vm.name, 'pid'), vm.name);
+  if (!live) throw new Error('its QEMU is not running');
+  const pin = await readPin(vmFile(pd, vm.name, 'knownHosts'));
+  if (!pin) throw new Error('its SSH host key is not pinned yet');
+  const bootId = await readFile(vmFile(pd, vm.name, 'cloudInitDone'), 'utf8').then(
+    (t) => t.trim() || null,
+    () => null,
+  );
+  const version = await qemuVersion(ctx.binary, ctx.env);
+  const root = templatesDir(ctx.stateRoot);
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  const tmp = join(root, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmp, { mode: 0o700 });
+  const t0 = ctx.clock.now();
+  try {
+    const qmp = await QmpClient.connect(socketPath(pd, vm.name, 'qmp', ctx.env), { timeoutMs: 2000 });
+    try {
+      await qmp.execute('stop', undefined, { timeoutMs: 5000 });
+      try {
+        await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(join(tmp, TEMPLATE_FILES.state))}` }, { timeoutMs: 10_000 });
+        for (;;) {
+          const info = await qmp.execute<MigrateInfo>('query-migrate', undefined, { timeoutMs: 5000 });
+          if (info.status === 'completed') break;
+          if (info.status === 'failed' || info.status === 'cancelled')
+            throw new BackendError('SaveFailed', `QEMU could not save its state (${info['error-desc'] ?? info.status})`);
+          await ctx.clock.sleep(50);
+        }
+        // a completed migration flushed and released the disk: its overlay now matches the state
+        await copyFile(vmFile(pd, vm.name, 'disk'), join(tmp, TEMPLATE_FILES.disk));
+      } finally {
+        // the source runs on (cont after a completed migration takes its disks back)
+        await qmp.execute('cont', undefined, { timeoutMs: 10_000 });
+      }
+    } finally {
+      qmp.close();
+    }
+    await chmod(join(tmp, TEMPLATE_FILES.disk), 0o400);
+    const loginKey = vm.ssh.privateKey === null;
+    if (loginKey) {
+      await copyFile(vmFile(pd, vm.name, 'privateKey'), join(tmp, TEMPLATE_FILES.privateKey));
+      await copyFile(vmFile(pd, vm.name, 'publicKey'), join(tmp, `${TEMPLATE_FILES.privateKey}.pub`));
+      await chmod(join(tmp, TEMPLATE_FILES.privateKey), FILE_MODE);
+    }
+    const rec: TemplateRecord = {
+      key,
+      createdAt: ctx.clock.now(),
+      from: { project: project.name, vm: vm.name },
+      image,
+      qemuVersion: version,
+      argv: builtArgv(live.argv),
+      stateBytes: (await stat(join(tmp, TEMPLATE_FILES.state))).size,
+      instanceId: await readInstanceId(pd, vm.name),
+      hostname: hostnameOf(vm),
+      user: sshUser(vm),
+      hostKeys: pin.keys,
+      bootId,
+      loginKey,
+    };
+    await writeJsonAtomic(join(tmp, TEMPLATE_FILES.record), rec);
+    // whole or not at all: a template folder appears only complete
+    await rename(tmp, templateDir(ctx.stateRoot, key)).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') return; // another VM kept the same template meanwhile
+      throw err;
+    });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  ctx.log?.info(
+    { vm: vm.name },
+    `warm template ${key} kept (guest paused ${((ctx.clock.now() - t0) / 1000).toFixed(1)} s): a new VM with the same image, cloud-init and hardware starts from it`,
+  );
+}
+
+/** A template as `tend image templates` shows it. */
+export interface TemplateInfo {
+  key: string;
+  path: string;
+  createdAt: number;
+  from: { project: string; vm: string };
+  image: string;
+  /** bytes on the host: frozen disk + memory state */
+  bytes: number;
+  /** VM disks backed by it */
+  usedBy: string[];
+}
+
+async function sizeOf(dir: string): Promise<number> {
+  let n = 0;
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const s = await stat(join(dir, f)).catch(() => null);
+    if (s?.isFile()) n += s.blocks * 512;
+  }
+  return n;
+}
+
+/** Every VM disk under the state root, with the file its overlay is backed by. */
+async function vmDisks(root: string): Promise<{ disk: string; backing: string | null }[]> {
+  const out: { disk: string; backing: string | null }[] = [];
+  for (const p of await readdir(projectsDir(root)).catch(() => [] as string[])) {
+    const vms = vmsDir(join(projectsDir(root), p));
+    for (const v of await readdir(vms).catch(() => [] as string[])) {
+      const disk = join(vms, v, FILES.disk);
+      const info = await qemuImgInfo(disk).catch(() => null);
+      if (info) out.push({ disk, backing: info.backingFile });
+    }
+  }
+  return out;
+}
+
+export async function listTemplates(root: string): Promise<TemplateInfo[]> {
+  const disks = await vmDisks(root);
+  const out: TemplateInfo[] = [];
+  for (const key of (await readdir(templatesDir(root)).catch(() => [] as string[])).sort()) {
+    if (key.startsWith('.')) continue;
+    const rec = await readTemplate(root, key).catch(() => undefined);
+    const dir = templateDir(root, key);
+    const frozen = join(dir, TEMPLATE_FILES.disk);
+    out.push({
+      key,
+      path: dir,
+      createdAt: rec?.createdAt ?? 0,
+      from: rec?.from ?? { project: '?', vm: '?' },
+      image: rec?.image.path ?? '(damaged template record)',
+      bytes: await sizeOf(dir),
+      usedBy: disks.filter((d) => d.backing === frozen).map((d) => d.disk),
+    });
+  }
+  return out;
+}
+
+/** Remove templates no VM disk is backed by (and unfinished captures); returns what was removed. */
+export async function pruneTemplates(root: string): Promise<TemplateInfo[]> {
+  const removed: TemplateInfo[] = [];
+  for (const t of await listTemplates(root)) {
+    if (t.usedBy.length > 0) continue;
+    await rm(t.path, { recursive: true, force: true });
+    removed.push(t);
+  }
+  return removed;
+}
