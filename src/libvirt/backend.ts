@@ -79,8 +79,8 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
   const local = isLocalUri(uri);
   const virsh: Virsh = createVirsh({ uri, env, ...(opts.virsh ? { binary: opts.virsh } : {}) });
   // disks, seed and keys are prepared exactly as for QEMU (same files, same folder)
-  // a remote host keeps the VM's named volumes in its pool (remote-files.ts)
-  const files = createQemuBackend({ stateRoot: opts.stateRoot, env, clock, volumesElsewhere: !local, ...(log ? { log } : {}) });
+  // a remote host keeps the VM's named volumes (remote-files.ts) and UEFI variables (domain-xml.ts)
+  const files = createQemuBackend({ stateRoot: opts.stateRoot, env, clock, runsElsewhere: !local, ...(log ? { log } : {}) });
   let caps: Promise<LibvirtCapabilities> | null = null;
   const capabilities = (signal?: AbortSignal): Promise<LibvirtCapabilities> =>
     (caps ??= probeCapabilities(virsh, { signal }).catch((err: unknown) => {

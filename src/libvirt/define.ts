@@ -52,8 +52,9 @@ export async function define(
   const pd = pdir(ctx, project);
   const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
   const c = await ctx.capabilities(signal);
-  let firmware: { code: string; varsTemplate: string } | null = null;
-  if (vm.firmware !== 'bios') {
+  let firmware: { code: string; varsTemplate: string } | 'host' | null = null;
+  if (vm.firmware !== 'bios' && !ctx.local) firmware = 'host';
+  else if (vm.firmware !== 'bios') {
     const fw = await findOvmf(vm.firmware);
     if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
     firmware = fw;
@@ -89,7 +90,7 @@ export async function define(
       volumes,
       serialSocket: remote ? null : socketPath(pd, vm.name, 'serial', env),
       consoleLog: remote ? remote.consoleLog : f('consoleLog'),
-      nvram: vm.firmware !== 'bios' ? f('efiVars') : null,
+      nvram: vm.firmware !== 'bios' && ctx.local ? f('efiVars') : null,
     },
     firmware,
     userNet: { backend: c.passt ? 'passt' : 'slirp', forwards: o.forwards },

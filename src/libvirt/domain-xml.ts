@@ -91,8 +91,12 @@ export interface DomainInput {
     /** this VM's own UEFI variable store (libvirt copies the template there when missing) */
     nvram: string | null;
   };
-  /** OVMF code image and variable store template; required when vm.firmware is not bios */
-  firmware: { code: string; varsTemplate: string } | null;
+  /**
+   * OVMF code image and variable store template; required when vm.firmware is not bios. 'host':
+   * the host's libvirt picks OVMF from its firmware descriptors and keeps the variable store
+   * itself (a remote host, whose files tend cannot name).
+   */
+  firmware: { code: string; varsTemplate: string } | 'host' | null;
   /** user networking: forward through passt (<portForward>, libvirt >= 9.2) or QEMU's slirp (hostfwd_add after start) */
   userNet: { backend: 'passt' | 'slirp'; forwards: Forward[] };
   /** host folders shared over virtiofs (libvirt starts virtiofsd itself) */
@@ -120,12 +124,18 @@ export function buildDomainXml(input: DomainInput): string {
   root.ele('vcpu').txt(String(vm.cpus));
 
   const secure = vm.firmware === 'uefi-secure';
-  const os = root.ele('os');
+  const fw = vm.firmware === 'bios' ? null : input.firmware;
+  const os = root.ele('os', fw === 'host' ? { firmware: 'efi' } : {});
   os.ele('type', { arch: 'x86_64', machine: vm.machine }).txt('hvm');
-  if (vm.firmware !== 'bios') {
-    if (!input.firmware) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
-    os.ele('loader', { readonly: 'yes', type: 'pflash', secure: secure ? 'yes' : 'no' }).txt(input.firmware.code);
-    const nv = os.ele('nvram', { template: input.firmware.varsTemplate });
+  if (fw === 'host') {
+    // libvirt's firmware autoselection: it makes <nvram> from the chosen template, undefine --nvram deletes it
+    const want = os.ele('firmware');
+    want.ele('feature', { enabled: secure ? 'yes' : 'no', name: 'secure-boot' });
+    want.ele('feature', { enabled: secure ? 'yes' : 'no', name: 'enrolled-keys' });
+  } else if (vm.firmware !== 'bios') {
+    if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
+    os.ele('loader', { readonly: 'yes', type: 'pflash', secure: secure ? 'yes' : 'no' }).txt(fw.code);
+    const nv = os.ele('nvram', { template: fw.varsTemplate });
     if (input.paths.nvram) nv.txt(input.paths.nvram);
   }
 

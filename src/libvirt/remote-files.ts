@@ -23,7 +23,6 @@ export function requireRemoteSupport(vm: VmSpec, uri: string): void {
     throw new BackendError('LibvirtRemoteUnsupported', `${vm.name}: ${what} is not supported on a remote libvirt host (${uri}) yet`);
   };
   if (vm.volumes.some((v) => v.kind !== 'named')) no('a host folder (it is on this machine: use a named volume and tend cp)');
-  if (vm.firmware !== 'bios') no(`firmware ${vm.firmware}`);
   if (vm.network.mode === 'tap') no('network tap');
   if (vm.devices.length > 0) no('PCI passthrough');
 }

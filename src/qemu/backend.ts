@@ -51,8 +51,8 @@ export interface QemuBackendOptions {
   exitPollMs?: number;
   /** how long a guest gets to act on ACPI powerdown before tend also asks it over SSH (default 10 s) */
   acpiPatienceMs?: number;
-  /** prepare makes no named volume files: they live with the host that runs the VM (remote libvirt) */
-  volumesElsewhere?: boolean;
+  /** prepare makes no named volume files and no UEFI variable store: they live with the host that runs the VM (remote libvirt) */
+  runsElsewhere?: boolean;
 }
 
 export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snapshots {
@@ -66,7 +66,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snaps
     timeouts: opts.timeouts,
     termGraceMs: opts.termGraceMs,
     acpiPatienceMs: opts.acpiPatienceMs,
-    volumesElsewhere: opts.volumesElsewhere === true,
+    runsElsewhere: opts.runsElsewhere === true,
   };
   const pdir = (p: Project): string => pdirOf(ctx, p);
 

@@ -20,8 +20,8 @@ export interface QemuContext {
   timeouts: StageTimeouts | undefined;
   termGraceMs: number | undefined;
   acpiPatienceMs: number | undefined;
-  /** named volumes are made by whoever runs the VM elsewhere (a remote libvirt host's pool), not here */
-  volumesElsewhere: boolean;
+  /** the VM runs on another host (remote libvirt): its named volumes and UEFI variables are made there, not here */
+  runsElsewhere: boolean;
 }
 
 export function abortIf(signal: AbortSignal | undefined): void {

@@ -99,14 +99,14 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   }
 
   for (const v of vm.volumes) {
-    if (v.kind !== 'named' || ctx.volumesElsewhere) continue;
+    if (v.kind !== 'named' || ctx.runsElsewhere) continue;
     const p = volumePath(pd, v.name);
     if (await exists(p)) continue;
     await ensureDir(volumesDir(pd));
     await createVolume(p, project.volumes[v.name]?.size ?? DEFAULT_VOLUME_GIB);
   }
 
-  if (vm.firmware !== 'bios' && !(await exists(f('efiVars')))) {
+  if (vm.firmware !== 'bios' && !ctx.runsElsewhere && !(await exists(f('efiVars')))) {
     const fw = await findOvmf(vm.firmware);
     if (!fw) throw new BackendError('FirmwareMissing', `${vm.name}: firmware ${vm.firmware} needs OVMF (apt-get install ovmf)`);
     await copyFile(fw.varsTemplate, f('efiVars'));

@@ -160,6 +160,15 @@ test('UEFI: pflash loader and a per-VM NVRAM file from the template; Secure Boot
     () => buildDomainXml(input({ firmware: 'uefi' })),
     (e: unknown) => e instanceof BackendError && e.reason === 'FirmwareMissing',
   );
+  // a remote host: its libvirt picks OVMF (autoselection) by the features asked for, and names no file of ours
+  const h = parse(buildDomainXml(input({ firmware: 'uefi-secure' }, { firmware: 'host', paths: { ...input().paths, nvram: null } })));
+  assert.equal(one(h, 'os').getAttribute('firmware'), 'efi');
+  assert.deepEqual(
+    kids(one(h, 'os/firmware'), 'feature').map((f) => `${f.getAttribute('name')}=${f.getAttribute('enabled')}`),
+    ['secure-boot=yes', 'enrolled-keys=yes'],
+  );
+  assert.equal(kids(one(h, 'os'), 'loader').length + kids(one(h, 'os'), 'nvram').length, 0);
+  assert.equal(one(h, 'features/smm').getAttribute('state'), 'on');
 });
 
 test('named volumes carry their serial; host folders are virtiofs with shared memory; PCI devices are managed hostdevs', () => {
