@@ -44,7 +44,10 @@ export interface WaitForSshOptions extends SshTarget {
   onStage?: (stage: SshStage) => void;
   /** time source (tests); defaults to the system clock */
   clock?: Clock;
-  /** pause between attempts (default 1000 ms) */
+  /**
+   * pause between attempts (default: 250 ms while no SSH banner answers, 1000 ms between login
+   * and cloud-init attempts)
+   */
   retryDelayMs?: number;
   /**
    * The guest boot (/proc/sys/kernel/random/boot_id) cloud-init was last seen done in: while the
@@ -119,6 +122,9 @@ function isTransient(err: unknown): boolean {
 export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
   const clock = opts.clock ?? systemClock;
   const retry = opts.retryDelayMs ?? 1000;
+  // a banner probe is one TCP connect the forward refuses or closes at once while sshd is not up:
+  // cheap for the guest, so probe often and notice sshd within 250 ms of it listening
+  const bannerRetry = opts.retryDelayMs ?? 250;
   // one deadline per stage, reset as each stage starts
   let limitMs = opts.timeoutMs;
   let deadline = clock.now() + limitMs;
@@ -151,7 +157,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
         where = `${found}:${opts.port}`;
       } else if (!target.host) {
         if (remaining(clock, deadline) <= 0) throw new BackendError('GuestAddressUnknown', opts.locate.unknown(Math.round(limitMs / 1000)));
-        await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+        await clock.sleep(Math.min(bannerRetry, remaining(clock, deadline)), signal);
         continue;
       }
     }
@@ -171,7 +177,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
             : `is the guest booting (see its serial console log) and is port ${opts.port} forwarded to the guest's port 22?`),
       );
     }
-    await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
+    await clock.sleep(Math.min(bannerRetry, remaining(clock, deadline)), signal);
   }
 
   // Stage 2: login.
