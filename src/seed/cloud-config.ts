@@ -23,6 +23,15 @@ import { volumeBootcmd } from './volumes.js';
 
 export const SUDO_NOPASSWD = 'ALL=(ALL) NOPASSWD:ALL';
 
+/**
+ * No password logins over SSH, as an sshd drop-in cloud-init writes (write_files, init stage)
+ * before sshd first starts, instead of `ssh_pwauth: false`: that one makes cloud-init edit
+ * sshd_config and restart sshd in its config stage, 10.7 s of a 74 s cloud-init run measured
+ * under TCG (`cloud-init analyze blame`, config-set-passwords), time the raw image does not spend.
+ * Read where sshd_config includes sshd_config.d (Debian 11+, Ubuntu 20.04+, Fedora, RHEL 9).
+ */
+export const SSHD_DROP_IN = { path: '/etc/ssh/sshd_config.d/60-tend.conf', content: 'PasswordAuthentication no\n', permissions: '0644' };
+
 export function hostnameOf(vm: VmSpec): string {
   return vm.cloudInit?.hostname ?? vm.name;
 }
@@ -64,21 +73,21 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
             ssh_authorized_keys: keys,
           },
         ],
-    ssh_pwauth: false,
   };
   if (ci.timezone) doc.timezone = ci.timezone;
   if (ci.packages.length > 0) {
     doc.package_update = true;
     doc.packages = [...ci.packages];
   }
-  if (ci.writeFiles.length > 0) {
-    doc.write_files = ci.writeFiles.map((f) => ({
+  doc.write_files = [
+    SSHD_DROP_IN,
+    ...ci.writeFiles.map((f) => ({
       path: f.path,
       content: f.content,
       ...(f.permissions ? { permissions: f.permissions } : {}),
       ...(f.owner ? { owner: f.owner } : {}),
-    }));
-  }
+    })),
+  ];
   const bootcmd = [...tendBootcmd, ...ci.bootcmd];
   if (bootcmd.length > 0) doc.bootcmd = bootcmd;
   if (ci.runcmd.length > 0) doc.runcmd = [...ci.runcmd];

@@ -80,6 +80,8 @@ test('provisioning on a real guest: runs, caches, re-runs from the changed step,
   // exec's exit codes and -t, cp over the guest's own sftp-server, ssh-config with the system ssh.
   assert.equal((await cli(p, ['exec', 'p', '--', 'sh', '-c', 'exit 3'])).code, 3);
   assert.equal((await cli(p, ['exec', 'p', '--', 'no-such-command'])).code, 127);
+  // password logins are off (tend's sshd drop-in, written before sshd first started)
+  assert.match((await cli(p, ['exec', 'p', '--', 'sudo', '-n', '/usr/sbin/sshd', '-T'])).stdout, /^passwordauthentication no$/m);
   assert.match((await cli(p, ['exec', '-t', 'p', '--', 'tty'])).stdout, /^\/dev\/pts\/\d+\s*$/);
   await mkdir(join(p.dir, 'site', 'sub'), { recursive: true });
   await writeFile(join(p.dir, 'site', 'index.html'), 'hello\n');

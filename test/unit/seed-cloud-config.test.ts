@@ -28,7 +28,7 @@ interface UserData {
   hostname: string;
   manage_etc_hosts: string;
   users: { name: string; sudo: string; shell: string; ssh_authorized_keys: string[] }[];
-  ssh_pwauth: boolean;
+  ssh_pwauth?: boolean;
   packages: string[];
   write_files: { path: string; content: string; permissions?: string; owner?: string }[];
   runcmd: string[];
@@ -42,14 +42,19 @@ test('user-data is #cloud-config YAML with the user, sudo, keys, hostname and ev
   assert.equal(doc.hostname, 'web');
   // /etc/hosts names the host (sudo resolves it), and only that line is managed
   assert.equal(doc.manage_etc_hosts, 'localhost');
-  assert.equal(doc.ssh_pwauth, false);
+  // password logins off by an sshd drop-in written before sshd starts, not ssh_pwauth (which
+  // restarts sshd in the middle of cloud-init)
+  assert.equal(doc.ssh_pwauth, undefined);
   assert.equal(doc.users.length, 1);
   assert.equal(doc.users[0].name, 'debian');
   assert.equal(doc.users[0].sudo, 'ALL=(ALL) NOPASSWD:ALL');
   assert.equal(doc.users[0].shell, '/bin/bash');
   assert.deepEqual(doc.users[0].ssh_authorized_keys, [KEY, EXTRA]);
   assert.deepEqual(doc.packages, ['nginx', 'curl']);
-  assert.deepEqual(doc.write_files, [{ path: '/etc/motd', content: 'hello\nworld\n', permissions: '0644' }]);
+  assert.deepEqual(doc.write_files, [
+    { path: '/etc/ssh/sshd_config.d/60-tend.conf', content: 'PasswordAuthentication no\n', permissions: '0644' },
+    { path: '/etc/motd', content: 'hello\nworld\n', permissions: '0644' },
+  ]);
   assert.deepEqual(doc.runcmd, ['systemctl enable --now nginx']);
   assert.deepEqual(doc.bootcmd, ['echo booting > /dev/console']);
 });
@@ -61,7 +66,11 @@ test('hostname override, empty sections omitted, alpine gets /bin/sh', () => {
   assert.equal(doc.users?.[0].shell, '/bin/sh');
   assert.equal(doc.packages, undefined);
   assert.equal(doc.runcmd, undefined);
-  assert.equal(doc.write_files, undefined);
+  // no write_files of its own: only tend's sshd drop-in
+  assert.deepEqual(
+    doc.write_files?.map((f) => f.path),
+    ['/etc/ssh/sshd_config.d/60-tend.conf'],
+  );
 });
 
 test('a raw user-data file is passed through as is', () => {
