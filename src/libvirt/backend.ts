@@ -36,7 +36,8 @@ import { domainName, remoteVolumeName } from './names.js';
 import { createVirsh, type Virsh } from './virsh.js';
 import { isLocalUri } from './connect.js';
 import { probeCapabilities, type LibvirtCapabilities } from './capabilities.js';
-import { metadataOf, pdir as pdirOf, qemuPid, requireLocal, type LibvirtContext } from './context.js';
+import { metadataOf, pdir as pdirOf, qemuPid, type LibvirtContext } from './context.js';
+import { attachRemoteConsole } from './remote-console.js';
 import { observe, remoteBootId } from './observe.js';
 import { prepare } from './define.js';
 import { start } from './start.js';
@@ -158,11 +159,10 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       else await writeFileAtomic(path, `${id}\n`);
     },
     locate: (p, n) => ({ ...files.locate(p, n), libvirtUri: uri, libvirtDomain: domainName(p, n) }),
-    // a local domain's serial console is a unix socket at the QEMU backend's path (domain-xml.ts)
-    attachConsole: (p, n, io, s) => {
-      requireLocal(ctx, n);
-      return files.attachConsole(p, n, io, s);
-    },
+    // a local domain's serial console is a unix socket at the QEMU backend's path (domain-xml.ts);
+    // a remote one's is a pty on its host, reached with virsh console over SSH (remote-console.ts)
+    attachConsole: (p, n, io, s) =>
+      local ? files.attachConsole(p, n, io, s) : attachRemoteConsole(uri, domainName(p, n), io, { env, ...(s ? { signal: s } : {}) }),
     // named volumes: files in the project's state folder on this host, volumes of the pool on another
     listVolumes: (p, s) => (local ? files.listVolumes(p, s) : listRemoteVolumes(virsh, p, s)),
     volumePath: (p, n) => (local ? files.volumePath(p, n) : `${uri} ${POOL_DIR}/${remoteVolumeName(p, n)}`),

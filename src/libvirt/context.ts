@@ -5,7 +5,6 @@
 import { stat } from 'node:fs/promises';
 import type { Clock, FullBackend } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
-import { BackendError } from '../../schemas/errors.js';
 import type { Logger } from '../log.js';
 import { projectDir } from '../state/paths.js';
 import { readPidfile } from '../qemu/liveness.js';
@@ -43,15 +42,6 @@ export function abortIf(signal: AbortSignal | undefined): void {
 
 export function pdir(ctx: LibvirtContext, p: Project): string {
   return projectDir(ctx.stateRoot, p.name, p.dir);
-}
-
-export function requireLocal(ctx: LibvirtContext, what: string): void {
-  if (!ctx.local) {
-    throw new BackendError(
-      'LibvirtRemoteUnsupported',
-      `${what}: remote libvirt hosts (${ctx.uri}) are not supported yet: tend keeps disks in its local state folder; use qemu:///system or qemu:///session`,
-    );
-  }
 }
 
 export async function row(ctx: LibvirtContext, dom: string, signal?: AbortSignal): Promise<DomainRow | null> {

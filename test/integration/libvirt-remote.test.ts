@@ -10,7 +10,8 @@
  *     project's size, listed by `volume ls`'s backend call, removed by `down --volumes`'s;
  *   - UEFI on a remote host: the host's libvirt picks OVMF (firmware autoselection) and makes the
  *     VM's variable store; the domain runs its firmware (an empty disk: no guest needed) and
- *     destroy leaves no NVRAM file, no domain and no VM volume.
+ *     destroy leaves no NVRAM file, no domain and no VM volume; `tend console`'s backend call
+ *     reaches that firmware's serial console through the host (virsh console in a pty over SSH).
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -29,6 +30,7 @@ import { createLibvirtBackend } from '../../src/libvirt/backend.js';
 import { createVirsh } from '../../src/libvirt/virsh.js';
 import { domainName } from '../../src/libvirt/names.js';
 import { existsSync } from 'node:fs';
+import { PassThrough, Writable } from 'node:stream';
 import { ensurePool } from '../../src/libvirt/pool.js';
 import { ensureRemoteVolumes } from '../../src/libvirt/remote-files.js';
 import { remoteVolumeName } from '../../src/libvirt/names.js';
@@ -214,6 +216,33 @@ test(
       const live = (await virsh('dumpxml', dom)).stdout;
       const loader = /<loader[^>]*>([^<]+)<\/loader>/.exec(live)?.[1] ?? '';
       const nvram = /<nvram[^>]*>([^<]+)<\/nvram>/.exec(live)?.[1] ?? '';
+
+      // tend console on the remote host: the firmware's own output on the serial console, typed
+      // input reaches it (the UEFI shell answers `ver`), Ctrl-] detaches
+      const input = new PassThrough();
+      let seen = '';
+      const output = new Writable({
+        write(chunk: Buffer, _e, cb) {
+          seen += chunk.toString('latin1');
+          cb();
+        },
+      });
+      let attached = false;
+      const session = backend.attachConsole!(project, 'efi', { input, output, onAttached: () => (attached = true) });
+      const until = async (re: RegExp, ms: number, poke?: string): Promise<boolean> => {
+        for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 1000))) {
+          if (re.test(seen)) return true;
+          if (poke && attached) input.write(poke);
+        }
+        return re.test(seen);
+      };
+      assert.ok(await until(/Shell>/, 120_000, '\r'), `the UEFI shell's prompt on the console:\n${seen.slice(-2000)}`);
+      seen = '';
+      input.write('ver\r');
+      assert.ok(await until(/UEFI/, 30_000), `the shell answered ver:\n${seen}`);
+      assert.doesNotMatch(seen, /Escape character/, "virsh's greeting is not shown");
+      input.write(Buffer.from([0x1d]));
+      assert.equal(await session, 'detached');
       assert.match(loader, /OVMF/, `the host's libvirt chose an OVMF loader:\n${live}`);
       assert.doesNotMatch(loader, /secboot|\.ms\./, 'uefi (not uefi-secure): a firmware without Secure Boot');
       assert.ok(nvram && existsSync(nvram), `the host made the VM's variable store (${nvram})`);
