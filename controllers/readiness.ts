@@ -48,7 +48,8 @@ export async function checkReady(ctx: VmContext, signal: AbortSignal): Promise<{
   await ctx.backend.markReady?.(ctx.project, ctx.name, false);
   // restored from a saved state by this actor: the guest's clock is behind by the time it was saved
   const restored = ctx.startedHere && ctx.started?.restored === true;
-  await untilExit(ctx, signal, (s) => ctx.guest.waitReady(ctx.project, vm, s, restored ? { restored } : undefined));
+  const opts = { ...(restored ? { restored } : {}), ...(due ? { provisionNext: true } : {}) };
+  await untilExit(ctx, signal, (s) => ctx.guest.waitReady(ctx.project, vm, s, Object.keys(opts).length > 0 ? opts : undefined));
   await ctx.backend.markReady?.(ctx.project, ctx.name, true);
   return { due, checked: true };
 }

@@ -257,7 +257,16 @@ export interface Guest {
    * Resolve once the guest is reachable over SSH and cloud-init (when used) has finished.
    * `restored`: the guest was restored from a saved state: its clock is stepped to the host's.
    */
-  waitReady(project: Project, vm: VmSpec, signal?: AbortSignal, opts?: { restored?: boolean }): Promise<void>;
+  waitReady(
+    project: Project,
+    vm: VmSpec,
+    signal?: AbortSignal,
+    /**
+     * restored: the guest comes from a saved state (its clock stood still). provisionNext:
+     * `provision` of this VM follows at once, so the guest may keep its last connection for it.
+     */
+    opts?: { restored?: boolean; provisionNext?: boolean },
+  ): Promise<void>;
   /** Run the VM's provision steps that are not already recorded as done (layer cache). */
   provision(project: Project, vm: VmSpec, opts: { force: boolean }, signal?: AbortSignal): Promise<void>;
   /**

@@ -91,11 +91,48 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
   const limit = (stage: Stage, vm: VmSpec): number => stageTimeoutMs(stage, vm, opts.timeouts, env);
   const say = (vm: string, line: string, stream: GuestStream = 'status') => opts.onOutput?.(vm, line, stream);
+  // The pinned connection readiness ends with, kept for the provisioning that follows at once
+  // (waitReady's provisionNext): one SSH login fewer on a cold start, a second or more of a TCG
+  // guest's time. Closed if nothing takes it within HANDOFF_MS.
+  const handoff = new Map<string, { client: Client; target: SshTarget; timer: NodeJS.Timeout }>();
+  const handoffKey = (project: Project, vm: VmSpec): string => `${project.dir}\0${project.name}\0${vm.name}`;
+  const drop = (key: string): Client | undefined => {
+    const h = handoff.get(key);
+    if (!h) return undefined;
+    handoff.delete(key);
+    clearTimeout(h.timer);
+    return h.client;
+  };
+  const keep = (project: Project, vm: VmSpec, client: Client, target: SshTarget): void => {
+    const key = handoffKey(project, vm);
+    close(drop(key));
+    const timer = setTimeout(() => close(drop(key)), HANDOFF_MS);
+    timer.unref();
+    handoff.set(key, { client, target, timer });
+    client.once('close', () => {
+      if (handoff.get(key)?.client === client) drop(key);
+    });
+  };
+  const take = (project: Project, vm: VmSpec, target: SshTarget): Client | undefined => {
+    const key = handoffKey(project, vm);
+    const h = handoff.get(key);
+    if (!h) return undefined;
+    const client = drop(key);
+    const same =
+      h.target.host === target.host &&
+      h.target.port === target.port &&
+      h.target.user === target.user &&
+      h.target.privateKey === target.privateKey;
+    if (same) return client;
+    close(client);
+    return undefined;
+  };
   const provisioner = createProvisioner({
     stateRoot: opts.stateRoot,
     say,
     target: (project, vm) => sshTarget(opts.stateRoot, project, vm, env),
-    connect: (project, vm, target, signal) => connectGuest(opts.stateRoot, project, vm, { signal, env, target }),
+    connect: async (project, vm, target, signal) =>
+      take(project, vm, target) ?? connectGuest(opts.stateRoot, project, vm, { signal, env, target }),
   });
 
   return {
@@ -140,12 +177,17 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       }
       // The guest is up and cloud-init is done: pin (or check) its host key.
       const pinned = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
+      let kept = false;
       try {
         // restored from a saved state: its clock stood still while it was saved
         if (o?.restored) await stepClock(pinned, target, vm.name, say, signal);
+        // provisioning follows at once (and no healthcheck comes first): it gets this connection
+        if (o?.provisionNext && !vm.healthcheck && vm.provision.length > 0) {
+          keep(project, vm, pinned, target);
+          kept = true;
+        }
       } finally {
-        pinned.on('error', () => {});
-        pinned.end();
+        if (!kept) close(pinned);
       }
       const hc = vm.healthcheck;
       if (!hc) return;
@@ -180,6 +222,14 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
     provisionPending: (project, vm) => provisioner.pending(project, vm),
     provision: (project, vm, o, signal) => provisioner.run(project, vm, o, signal),
   };
+}
+
+/** How long a connection kept for provisioning waits to be taken before it is closed. */
+export const HANDOFF_MS = 5000;
+
+function close(client: Client | undefined): void {
+  client?.on('error', () => {});
+  client?.end();
 }
 
 /**

@@ -249,6 +249,28 @@ describe('readiness, reconnect and host keys', () => {
     await guest.provision(withVm(vm), vm, { force: false });
     assert.deepEqual(await counter(), ['run1', 'run2', 'run4']);
   });
+  test('provisionNext: provisioning runs on the connection readiness ended with (no new login)', async () => {
+    const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
+    const vm = vmWith(steps);
+    await guest.waitReady(withVm(vm), vm, undefined, { provisionNext: true });
+    // the listener goes away; an open connection lives on in its own sshd process
+    await sshd.stop();
+    try {
+      await writeFile(join(work, 'counter'), '');
+      await guest.provision(withVm(vm), vm, { force: true });
+      assert.deepEqual(await counter(), ['run1', 'run2', 'run4']);
+    } finally {
+      await sshd.start();
+    }
+    // without provisionNext nothing is kept: provisioning needs a new login, which fails now
+    await guest.waitReady(withVm(vm), vm);
+    await sshd.stop();
+    try {
+      await assert.rejects(guest.provision(withVm(vm), vm, { force: true }));
+    } finally {
+      await sshd.start();
+    }
+  });
 });
 
 describe('guest access commands', () => {
