@@ -181,8 +181,9 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       try {
         // restored from a saved state: its clock stood still while it was saved
         if (o?.restored) await stepClock(pinned, target, vm.name, say, signal);
-        // provisioning follows at once (and no healthcheck comes first): it gets this connection
-        if (o?.provisionNext && !vm.healthcheck && vm.provision.length > 0) {
+        // provisioning follows at once (no healthcheck first) and has steps to run: it gets this
+        // connection (`pending` is host-side, and keeps the step identities for that run)
+        if (o?.provisionNext && !vm.healthcheck && vm.provision.length > 0 && (await provisioner.pending(project, vm))) {
           keep(project, vm, pinned, target);
           kept = true;
         }
@@ -220,7 +221,14 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
     },
 
     provisionPending: (project, vm) => provisioner.pending(project, vm),
-    provision: (project, vm, o, signal) => provisioner.run(project, vm, o, signal),
+    async provision(project, vm, o, signal) {
+      try {
+        await provisioner.run(project, vm, o, signal);
+      } finally {
+        // a kept connection the run did not take (nothing to run) is not left open
+        close(drop(handoffKey(project, vm)));
+      }
+    },
   };
 }
 

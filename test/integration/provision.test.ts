@@ -252,16 +252,25 @@ describe('readiness, reconnect and host keys', () => {
   test('provisionNext: provisioning runs on the connection readiness ended with (no new login)', async () => {
     const guest = createSshGuest({ stateRoot: root, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } });
     const vm = vmWith(steps);
+    // a new disk: every step is due
+    await writeFile(vmFile(projDir, 'web', 'instanceId'), 'iid-4\n');
     await guest.waitReady(withVm(vm), vm, undefined, { provisionNext: true });
     // the listener goes away; an open connection lives on in its own sshd process
     await sshd.stop();
     try {
       await writeFile(join(work, 'counter'), '');
-      await guest.provision(withVm(vm), vm, { force: true });
+      await guest.provision(withVm(vm), vm, { force: false });
       assert.deepEqual(await counter(), ['run1', 'run2', 'run4']);
     } finally {
       await sshd.start();
     }
+    // every step recorded: nothing is kept, so no connection outlives the converge
+    const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const before = sockets();
+    await guest.waitReady(withVm(vm), vm, undefined, { provisionNext: true });
+    await guest.provision(withVm(vm), vm, { force: false });
+    for (let i = 0; i < 50 && sockets() > before; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sockets(), before, 'no SSH connection left open');
     // without provisionNext nothing is kept: provisioning needs a new login, which fails now
     await guest.waitReady(withVm(vm), vm);
     await sshd.stop();
