@@ -23,9 +23,11 @@ import { readRecord, recordPath, writeRecord, type ProvisionRecord } from './rec
 
 export interface ProvisionerOptions {
   stateRoot: string;
-  /** where the VM's sshd is, and an authenticated connection to it (host key checked) */
-  target(project: Project, vm: VmSpec): Promise<SshTarget>;
-  connect(project: Project, vm: VmSpec, target: SshTarget, signal: AbortSignal | undefined): Promise<Client>;
+  /**
+   * An authenticated connection to the VM (host key checked) and where it goes, owned by the run
+   * from then on (it ends it): the readiness wait's connection when that was kept for this run.
+   */
+  open(project: Project, vm: VmSpec, signal: AbortSignal | undefined): Promise<{ client: Client; target: SshTarget }>;
   /** live output, one line at a time */
   say(vm: string, line: string, stream?: 'stdout' | 'stderr' | 'status'): void;
   /** step identities (tests count the calls) */
@@ -71,8 +73,7 @@ export function createProvisioner(o: ProvisionerOptions): Provisioner {
         return;
       }
       await writeRecord(path, record);
-      const target = await o.target(project, vm);
-      const client = await o.connect(project, vm, target, signal);
+      const { client, target } = await o.open(project, vm, signal);
       const logPath = vmFile(projDir, vm.name, 'provisionLog');
       const log = (line: string) => appendFile(logPath, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 });
       try {
@@ -104,6 +105,7 @@ export function createProvisioner(o: ProvisionerOptions): Provisioner {
           await writeRecord(path, record);
         }
       } finally {
+        client.on('error', () => {});
         client.end();
       }
     },

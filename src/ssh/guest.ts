@@ -2,10 +2,14 @@
  * The SSH implementation of the controller's `Guest`: staged readiness here; provisioning, the
  * last reconcile step, is src/provision/run.ts (given this module's connection).
  *
- * Readiness ends with two steps after waitForSsh (banner, login, cloud-init): the guest's host
- * key is pinned (src/ssh/known-hosts.ts; every later connection of tend must present it), then
- * the healthcheck, when declared, runs with compose semantics (src/ssh/healthcheck.ts). So Ready
- * means healthy, which is what depends_on waits for.
+ * Readiness ends with two steps after the SSH stages (banner, login, cloud-init; src/ssh/ready.ts):
+ * the guest's host key is pinned (src/ssh/known-hosts.ts; every later connection of tend must
+ * present it), then the healthcheck, when declared, runs with compose semantics
+ * (src/ssh/healthcheck.ts). So Ready means healthy, which is what depends_on waits for.
+ *
+ * One connection serves it all when it can (issue 15 §3b): the one the SSH stages ended on, when
+ * its host key is final (checked against the pin like any other), carries the clock step, the
+ * healthcheck and, when the controller says provisioning follows, the provision steps.
  */
 import type { Client } from 'ssh2';
 import type { Project, VmSpec } from '../../schemas/model.js';
@@ -20,10 +24,10 @@ import type { PortRecord } from '../qemu/ports.js';
 import { readInstanceId } from '../state/instance-id.js';
 import { createProvisioner } from '../provision/run.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
-import { waitForSsh, type SshStage } from './ready.js';
+import { openReadySsh, type SshReady, type SshStage } from './ready.js';
 import { consoleHintAfterMs, silenceHint, watchConsoleSilence, type SilenceWatch } from './silence.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
-import { hostAlias, hostKeyCheck } from './known-hosts.js';
+import { hostAlias, hostKeyCheck, type HostKeyCheck } from './known-hosts.js';
 import { sshLogin, tapReadiness, tapSshTarget } from './target.js';
 import { jumpOf } from './jump.js';
 import { readBackendRecord } from '../backend/record.js';
@@ -87,52 +91,33 @@ async function consoleSilenceWatch(
   });
 }
 
+/**
+ * How long the connection a readiness wait ended on is kept for the provisioning that follows it
+ * (normally a few milliseconds later); unused by then, it is closed and provisioning connects anew.
+ */
+const HANDOFF_MS = 5_000;
+
+function endClient(client: Client): void {
+  client.on('error', () => {});
+  client.end();
+}
+
 export function createSshGuest(opts: SshGuestOptions): Guest {
   const env = opts.env ?? process.env;
   const limit = (stage: Stage, vm: VmSpec): number => stageTimeoutMs(stage, vm, opts.timeouts, env);
   const say = (vm: string, line: string, stream: GuestStream = 'status') => opts.onOutput?.(vm, line, stream);
-  // The pinned connection readiness ends with, kept for the provisioning that follows at once
-  // (waitReady's provisionNext): one SSH login fewer on a cold start, a second or more of a TCG
-  // guest's time. Closed if nothing takes it within HANDOFF_MS.
-  const handoff = new Map<string, { client: Client; target: SshTarget; timer: NodeJS.Timeout }>();
-  const handoffKey = (project: Project, vm: VmSpec): string => `${project.dir}\0${project.name}\0${vm.name}`;
-  const drop = (key: string): Client | undefined => {
-    const h = handoff.get(key);
-    if (!h) return undefined;
-    handoff.delete(key);
-    clearTimeout(h.timer);
-    return h.client;
-  };
-  const keep = (project: Project, vm: VmSpec, client: Client, target: SshTarget): void => {
-    const key = handoffKey(project, vm);
-    close(drop(key));
-    const timer = setTimeout(() => close(drop(key)), HANDOFF_MS);
-    timer.unref();
-    handoff.set(key, { client, target, timer });
-    client.once('close', () => {
-      if (handoff.get(key)?.client === client) drop(key);
-    });
-  };
-  const take = (project: Project, vm: VmSpec, target: SshTarget): Client | undefined => {
-    const key = handoffKey(project, vm);
-    const h = handoff.get(key);
-    if (!h) return undefined;
-    const client = drop(key);
-    const same =
-      h.target.host === target.host &&
-      h.target.port === target.port &&
-      h.target.user === target.user &&
-      h.target.privateKey === target.privateKey;
-    if (same) return client;
-    close(client);
-    return undefined;
-  };
+  const handoff = createHandoff(HANDOFF_MS);
+  const keyOf = (project: Project, vm: VmSpec): string => `${projectDir(opts.stateRoot, project.name, project.dir)}\0${vm.name}`;
   const provisioner = createProvisioner({
     stateRoot: opts.stateRoot,
     say,
-    target: (project, vm) => sshTarget(opts.stateRoot, project, vm, env),
-    connect: async (project, vm, target, signal) =>
-      take(project, vm, target) ?? connectGuest(opts.stateRoot, project, vm, { signal, env, target }),
+    // the readiness wait's connection when it was kept for this (one SSH connection per run)
+    open: async (project, vm, signal) => {
+      const kept = handoff.take(keyOf(project, vm));
+      if (kept) return kept;
+      const target = await sshTarget(opts.stateRoot, project, vm, env);
+      return { target, client: await connectGuest(opts.stateRoot, project, vm, { signal, env, target }) };
+    },
   });
 
   return {
@@ -151,8 +136,9 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         say(vm.name, line, 'warning'),
       );
       // Each stage has its own time limit, counted from the stage's start.
+      let ready: SshReady;
       try {
-        await waitForSsh({
+        ready = await openReadySsh({
           ...target,
           ...(signal ? { signal } : {}),
           timeoutMs: limit('ssh', vm),
@@ -175,48 +161,63 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       } finally {
         silence?.stop();
       }
-      // The guest is up and cloud-init is done: pin (or check) its host key.
-      const pinned = await connectGuest(opts.stateRoot, project, vm, { signal, env, target });
-      let kept = false;
+      // The guest is up and cloud-init is done: pin (or check) its host key. The readiness
+      // connection is checked and kept when its key is final (it was opened after cloud-init was
+      // done in this boot, or no cloud-init is used); otherwise a new connection is.
+      const reconnect = () => connectGuest(opts.stateRoot, project, vm, { signal, env, target });
+      let client: Client | undefined;
+      if (ready.beforeCloudInit) {
+        endClient(ready.client);
+        client = await reconnect();
+      } else {
+        try {
+          await checkPresentedKey(await pinCheck(opts.stateRoot, project, vm, target, true), ready.hostKey);
+        } catch (err) {
+          endClient(ready.client);
+          throw err;
+        }
+        client = ready.client;
+      }
       try {
         // restored from a saved state: its clock stood still while it was saved
-        if (o?.restored) await stepClock(pinned, target, vm.name, say, signal);
-        // provisioning follows at once (no healthcheck first) and has steps to run: it gets this
-        // connection (`pending` is host-side, and keeps the step identities for that run)
-        if (o?.provisionNext && !vm.healthcheck && vm.provision.length > 0 && (await provisioner.pending(project, vm))) {
-          keep(project, vm, pinned, target);
-          kept = true;
-        }
-      } finally {
-        if (!kept) close(pinned);
-      }
-      const hc = vm.healthcheck;
-      if (!hc) return;
-      say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
-      const probe = guestProbe(() => connectGuest(opts.stateRoot, project, vm, { signal, env, target }), target);
-      try {
-        await waitHealthy(hc, probe.run, {
-          clock: opts.clock ?? systemClock,
-          vm: vm.name,
-          ...(signal ? { signal } : {}),
-          onAttempt: (a) => {
-            if (a.ok) say(vm.name, 'healthy');
-            else {
-              const why = a.code === null ? 'no result' : `exit status ${a.code}`;
-              say(
-                vm.name,
-                `healthcheck attempt ${a.attempt} failed (${why})${a.counted ? `, ${a.failures}/${hc.retries}` : ', within start_period'}`,
-              );
+        if (o?.restored) await stepClock(client, target, vm.name, say, signal);
+        const hc = vm.healthcheck;
+        if (hc) {
+          say(vm.name, `running healthcheck "${describeTest(hc.test)}"`);
+          const probe = guestProbe(reconnect, target, client);
+          client = undefined;
+          try {
+            await waitHealthy(hc, probe.run, {
+              clock: opts.clock ?? systemClock,
+              vm: vm.name,
+              ...(signal ? { signal } : {}),
+              onAttempt: (a) => {
+                if (a.ok) say(vm.name, 'healthy');
+                else {
+                  const why = a.code === null ? 'no result' : `exit status ${a.code}`;
+                  say(
+                    vm.name,
+                    `healthcheck attempt ${a.attempt} failed (${why})${a.counted ? `, ${a.failures}/${hc.retries}` : ', within start_period'}`,
+                  );
+                }
+              },
+            });
+          } catch (err) {
+            if (err instanceof BackendError && err.reason === 'HealthcheckFailed') {
+              throw new BackendError('HealthcheckFailed', `${vm.name}: ${err.message}`, { cause: err });
             }
-          },
-        });
-      } catch (err) {
-        if (err instanceof BackendError && err.reason === 'HealthcheckFailed') {
-          throw new BackendError('HealthcheckFailed', `${vm.name}: ${err.message}`, { cause: err });
+            throw err;
+          } finally {
+            client = probe.take();
+          }
         }
-        throw err;
+        // provisioning follows at once: it runs on this connection (issue 15 §3b)
+        if (o?.provisionNext && client) {
+          handoff.keep(keyOf(project, vm), client, target);
+          client = undefined;
+        }
       } finally {
-        probe.close();
+        if (client) endClient(client);
       }
     },
 
@@ -225,19 +226,53 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
       try {
         await provisioner.run(project, vm, o, signal);
       } finally {
-        // a kept connection the run did not take (nothing to run) is not left open
-        close(drop(handoffKey(project, vm)));
+        // a connection kept for a run that had nothing to do
+        handoff.drop(keyOf(project, vm));
       }
     },
   };
 }
 
-/** How long a connection kept for provisioning waits to be taken before it is closed. */
-export const HANDOFF_MS = 5000;
+interface Handoff {
+  /** keep `client` for `key` until taken, replaced, or `ms` have passed (then it is ended) */
+  keep(key: string, client: Client, target: SshTarget): void;
+  /** the client kept for `key`, now owned by the caller */
+  take(key: string): { client: Client; target: SshTarget } | undefined;
+  /** end the client kept for `key`, if any */
+  drop(key: string): void;
+}
 
-function close(client: Client | undefined): void {
-  client?.on('error', () => {});
-  client?.end();
+/**
+ * Connections handed from a readiness wait to the provisioning of the same VM. Every kept client
+ * is ended unless taken: a replaced or expired one at once (ssh2's keepalive timer and socket
+ * would otherwise keep the process alive), a taken one by its new owner.
+ */
+function createHandoff(ms: number): Handoff {
+  const kept = new Map<string, { client: Client; target: SshTarget; timer: NodeJS.Timeout }>();
+  const take = (key: string) => {
+    const k = kept.get(key);
+    if (!k) return undefined;
+    kept.delete(key);
+    clearTimeout(k.timer);
+    return { client: k.client, target: k.target };
+  };
+  const drop = (key: string): void => {
+    const k = take(key);
+    if (k) endClient(k.client);
+  };
+  return {
+    keep(key, client, target) {
+      drop(key);
+      const entry = { client, target, timer: setTimeout(() => drop(key), ms) };
+      // gone while kept (the guest stopped): forget it, provisioning connects anew
+      client.once('close', () => {
+        if (kept.get(key) === entry) take(key);
+      });
+      kept.set(key, entry);
+    },
+    take,
+    drop,
+  };
 }
 
 /**
@@ -278,18 +313,9 @@ export async function connectGuest(
   } = {},
 ): Promise<Client> {
   const { signal } = o;
-  const projDir = projectDir(stateRoot, project.name, project.dir);
   // a caller that already resolved the target passes it: no second port-file read or address lookup
   const target = o.target ?? (await sshTarget(stateRoot, project, vm, o.env));
-  const check = await hostKeyCheck(
-    vmFile(projDir, vm.name, 'knownHosts'),
-    await readInstanceId(projDir, vm.name),
-    hostAlias(project.name, vm.name),
-    {
-      pinNew: o.pinNew ?? true,
-      where: `${vm.name} (${target.host}:${target.port})`,
-    },
-  );
+  const check = await pinCheck(stateRoot, project, vm, target, o.pinNew ?? true);
   let client: Client;
   try {
     client = await sshConnect(target, { ...(signal ? { signal } : {}), hostVerifier: check.verifier });
@@ -307,14 +333,39 @@ export async function connectGuest(
   return client;
 }
 
+/** The host-key check of one connection to the VM (its pin, src/ssh/known-hosts.ts). */
+async function pinCheck(stateRoot: string, project: Project, vm: VmSpec, target: SshTarget, pinNew: boolean): Promise<HostKeyCheck> {
+  const projDir = projectDir(stateRoot, project.name, project.dir);
+  return hostKeyCheck(vmFile(projDir, vm.name, 'knownHosts'), await readInstanceId(projDir, vm.name), hostAlias(project.name, vm.name), {
+    pinNew,
+    where: `${vm.name} (${target.host}:${target.port})`,
+  });
+}
+
+/**
+ * The check of a key an open connection's server presented: the same verdict its handshake would
+ * have had with the verifier (HostKeyChanged on a mismatch, a new key pinned). Nothing the
+ * connection returned is trusted before this passed.
+ */
+async function checkPresentedKey(check: HostKeyCheck, key: Buffer): Promise<void> {
+  check.verifier(key);
+  await check.settle();
+}
+
 const TRANSIENT = new Set(['SshConnectFailed', 'SshSessionLost', 'SshTimeout']);
 
-/** Healthcheck runs on one connection, reopened after a timeout or a drop. */
-function guestProbe(connect: () => Promise<Client>, target: SshTarget): { run: HealthProbe; close: () => void } {
-  let client: Client | undefined;
+/**
+ * Healthcheck runs on one connection (`first`, else opened on the first attempt), reopened after a
+ * timeout or a drop. `take` hands the connection it ends on to the caller.
+ */
+function guestProbe(
+  connect: () => Promise<Client>,
+  target: SshTarget,
+  first?: Client,
+): { run: HealthProbe; take: () => Client | undefined } {
+  let client: Client | undefined = first;
   const drop = (): void => {
-    client?.on('error', () => {});
-    client?.end();
+    if (client) endClient(client);
     client = undefined;
   };
   const run: HealthProbe = async (command, timeoutMs, signal) => {
@@ -348,7 +399,12 @@ function guestProbe(connect: () => Promise<Client>, target: SshTarget): { run: H
       signal?.removeEventListener('abort', onAbort);
     }
   };
-  return { run, close: drop };
+  const take = (): Client | undefined => {
+    const c = client;
+    client = undefined;
+    return c;
+  };
+  return { run, take };
 }
 
 /** The VM's folder, for callers that show where its logs are. */

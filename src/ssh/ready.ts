@@ -12,6 +12,10 @@
  *   CloudInitMissing   cloud-init is not installed in the guest but `cloudInit` was requested
  * A session dropped during the cloud-init wait (cloud-init restarts sshd after regenerating
  * host keys) is retried, not failed. An aborted `signal` rejects with `signal.reason`.
+ *
+ * A guest that is already up passes banner and login on one connection (the first attempt is a
+ * full login; the login stage starts when its key exchange is done). `openReadySsh` keeps the
+ * connection the wait ended on, with the host key it presented, for the caller's next commands.
  */
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -118,8 +122,32 @@ function isTransient(err: unknown): boolean {
   return err instanceof TendError && ['SshConnectFailed', 'SshSessionLost', 'SshTimeout'].includes(err.reason);
 }
 
+/** The connection a readiness wait ended on, handed to the caller (who must `end()` it). */
+export interface SshReady {
+  client: Client;
+  /** the host key (raw SSH blob) the server of `client` presented */
+  hostKey: Buffer;
+  /**
+   * The connection was opened before cloud-init was seen done in the guest's current boot: on a
+   * first boot cloud-init may have replaced the host keys (and restarted sshd) since, so the key
+   * it presented must not be pinned. False when cloud-init is not used, or when the wait was
+   * skipped because this boot was already recorded done.
+   */
+  beforeCloudInit: boolean;
+}
+
 /** Waits until the guest accepts an SSH login (and cloud-init is done, when asked). */
 export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
+  const { client } = await openReadySsh(opts);
+  client.on('error', () => {});
+  client.end();
+}
+
+/**
+ * waitForSsh, keeping the connection it ended on: the caller runs its next commands on it
+ * instead of paying for another key exchange and session start in the guest (issue 15 §3b).
+ */
+export async function openReadySsh(opts: WaitForSshOptions): Promise<SshReady> {
   const clock = opts.clock ?? systemClock;
   const retry = opts.retryDelayMs ?? 1000;
   // a banner probe is one TCP connect the forward refuses or closes at once while sshd is not up:
@@ -146,8 +174,39 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
 
   // Stage 1: TCP + SSH banner.
   startStage('banner', opts.timeoutMs);
+  let hostKey: Buffer | undefined;
+  const connect = (readyTimeoutMs: number, onHandshake?: () => void): Promise<Client> =>
+    sshConnect(target, {
+      ...(signal ? { signal } : {}),
+      readyTimeoutMs,
+      ...(onHandshake ? { onHandshake } : {}),
+      // nothing is checked while the guest gets ready (src/ssh/known-hosts.ts): the key is kept
+      // for the caller, who checks or pins it once it knows the key is final
+      hostVerifier: (key) => {
+        hostKey = key;
+        return true;
+      },
+    });
+  // A guest that is up (a Ready VM, a restored one) answers a login at once: one connection sees
+  // the banner and logs in, so no separate banner probe is made. A guest that is not up yet fails
+  // this attempt quickly (QEMU's forward closes the connection) and is waited for stage by stage.
+  let client: Client | undefined;
+  let bannerSeen = false;
+  let lastLoginError: unknown;
+  if (!opts.locate) {
+    try {
+      client = await connect(Math.min(10_000, Math.max(1000, remaining(clock, deadline))), () => {
+        bannerSeen = true;
+        startStage('login', opts.loginTimeoutMs ?? opts.timeoutMs);
+      });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (err instanceof TendError && err.reason === 'SshKeyUnreadable') throw err;
+      lastLoginError = err;
+    }
+  }
   let lastBannerError = '';
-  for (;;) {
+  for (; !bannerSeen;) {
     if (opts.locate) {
       // the address may appear (DHCP) or change (a new lease) while the guest boots
       const found = await opts.locate.find(signal).catch(() => null);
@@ -181,13 +240,11 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
   }
 
   // Stage 2: login.
-  startStage('login', opts.loginTimeoutMs ?? opts.timeoutMs);
-  let client: Client | undefined;
-  let lastLoginError: unknown;
+  if (!bannerSeen) startStage('login', opts.loginTimeoutMs ?? opts.timeoutMs);
   const login = async (): Promise<Client> => {
     for (;;) {
       try {
-        return await sshConnect(target, { signal, readyTimeoutMs: Math.min(20_000, Math.max(1000, remaining(clock, deadline))) });
+        return await connect(Math.min(20_000, Math.max(1000, remaining(clock, deadline))));
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         if (err instanceof TendError && err.reason === 'SshKeyUnreadable') throw err;
@@ -212,9 +269,14 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
       await clock.sleep(Math.min(retry, remaining(clock, deadline)), signal);
     }
   };
-  client = await login();
+  client ??= await login();
+  let kept = false;
+  const ready = (beforeCloudInit: boolean): SshReady => {
+    kept = true;
+    return { client: client as Client, hostKey: hostKey as Buffer, beforeCloudInit };
+  };
   try {
-    if (!opts.cloudInit) return;
+    if (!opts.cloudInit) return ready(false);
 
     // Stage 3: cloud-init, skipped while the guest runs the boot it was recorded done in.
     startStage('cloud-init', opts.cloudInitTimeoutMs ?? opts.timeoutMs);
@@ -227,7 +289,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
         if (res.code === 0) {
           const boot = BOOT_ID_RE.exec(res.stdout)?.[1];
           if (boot && boot !== known) await opts.cloudInitBoot?.done(boot);
-          return;
+          return ready(!/^rc=0 done$/m.test(res.stdout));
         }
         if (res.code === 127) {
           throw new BackendError(
@@ -276,8 +338,10 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<void> {
       });
     }
   } finally {
-    client.on('error', () => {});
-    client.end();
+    if (!kept) {
+      client.on('error', () => {});
+      client.end();
+    }
   }
 }
 

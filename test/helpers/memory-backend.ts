@@ -373,8 +373,8 @@ export class MemoryBackend implements Backend, Guest {
 
   // ---- Guest ------------------------------------------------------------------------------------
 
-  waitReady(_project: Project, vm: VmSpec, signal?: AbortSignal): Promise<void> {
-    return this.call('waitReady', vm.name, signal, undefined, () => {
+  waitReady(_project: Project, vm: VmSpec, signal?: AbortSignal, opts?: { restored?: boolean; provisionNext?: boolean }): Promise<void> {
+    return this.call('waitReady', vm.name, signal, opts, () => {
       if (this.state(vm.name).power !== 'running') throw new Error(`${vm.name}: not running`);
     });
   }

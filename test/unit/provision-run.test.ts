@@ -38,8 +38,7 @@ function setup() {
       calls++;
       return stepHashes(steps);
     },
-    target: () => Promise.resolve({ host: '127.0.0.1', port: 1, user: 'u', privateKey: '/nonexistent' }),
-    connect: () => {
+    open: () => {
       connects++;
       return Promise.reject(new Error('no guest in this test'));
     },

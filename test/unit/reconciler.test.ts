@@ -72,6 +72,9 @@ test('a provision step added to a running VM is applied live: readiness checked,
     .map((r) => r.method);
   assert.deepEqual(calls, ['provisionPending', 'waitReady', 'provision']);
   assert.equal(res.vms.web?.state, 'Ready');
+  // the guest is told provisioning follows (it keeps its readiness connection for it)
+  const wait = backend.log.slice(before).find((r) => r.phase === 'begin' && r.method === 'waitReady');
+  assert.deepEqual(wait?.detail, { provisionNext: true });
   // and with --no-provision nothing is due
   const b2 = setup();
   await converge(project([spec('web')]), b2.deps, flags);
@@ -374,6 +377,12 @@ test('False Ready: a VM whose readiness failed, or was never recorded for this b
   fixed.backend.seed('web', { applied: spec('web'), ready: false }); // a tend killed during the SSH wait
   assert.equal((await converge(project([spec('web')]), fixed.deps, flags)).vms.web?.state, 'Ready');
   assert.equal(fixed.backend.calls((r) => r.method === 'waitReady').length, 1, 'checked, since no readiness was recorded');
+  assert.equal(
+    (fixed.backend.log.find((r) => r.phase === 'begin' && r.method === 'waitReady')?.detail as { provisionNext?: boolean } | undefined)
+      ?.provisionNext,
+    undefined,
+    'nothing to provision: the guest keeps no connection',
+  );
   assert.equal((await converge(project([spec('web')]), fixed.deps, flags)).vms.web?.state, 'Ready');
   assert.equal(fixed.backend.calls((r) => r.method === 'waitReady').length, 1, 'Ready before, same boot: no SSH round trip');
   // a new boot (another process) is not the boot that was seen Ready
