@@ -2,7 +2,8 @@
  * End to end, on the real Debian 12 guest image: provisioning as the last reconcile step, with
  * its layer cache. A file upload and a script run for real; a second converge runs nothing;
  * editing the third of four steps re-runs only the third and fourth; a failing step fails the
- * converge with a clear report, and the converge after the fix finishes. Then, on the same boot:
+ * converge with a clear report, and the converge after the fix finishes; `tend provision` re-runs
+ * every step over one SSH connection (counted by the guest's sshd). Then, on the same boot:
  * `exec` exit codes and -t, `cp` both ways, `ssh-config` with the system ssh client.
  */
 import assert from 'node:assert/strict';
@@ -75,6 +76,23 @@ test('provisioning on a real guest: runs, caches, re-runs from the changed step,
   await writeFile(join(p.dir, 'tend.yaml'), tendYaml(image, 'echo fixed >> ~/runs.log'));
   await ok(p, ['up']);
   assert.deepEqual(await runs(p), ['one', 'two', 'four', 'four', 'fixed']);
+
+  // `tend provision` re-runs every step, on ONE SSH connection, as the guest's sshd counts them
+  // (issue 15 §3b: readiness, host-key check and the steps share it). A count leaves out the
+  // connection of the `exec` that reads it (by its client port, from $SSH_CONNECTION).
+  const accepted = async (): Promise<number> => {
+    const count =
+      'own=$(echo "$SSH_CONNECTION" | cut -d" " -f2); ' +
+      'sudo -n journalctl -u ssh -o cat --no-pager | grep "Accepted publickey" | grep -vc " port $own "';
+    const r = await cli(p, ['exec', 'p', '--', 'sh', '-c', count]);
+    assert.equal(r.code, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const before = await accepted();
+  await ok(p, ['provision']);
+  // since `before`: the connection of that first read, and tend provision's
+  assert.equal((await accepted()) - before - 1, 1, 'tend provision opened one SSH connection');
+  assert.deepEqual(await runs(p), ['one', 'two', 'four', 'four', 'fixed', 'one', 'two', 'fixed']);
 
   // On the same boot, how a user reaches the guest besides provisioning (issues 11, 14 §3):
   // exec's exit codes and -t, cp over the guest's own sftp-server, ssh-config with the system ssh.
