@@ -4,10 +4,10 @@
  * ~170 ms a `tend validate` of a VMFile.kdl took, on every start, for a grammar that never
  * changes between releases. kdljs passes chevrotain no options, so this module, imported before
  * kdljs (`kdl-parse.ts`, `kdl-speed.ts`), makes chevrotain's `skipValidations` option true for
- * the lexer and parser kdljs builds. Nothing else changes: the checks only report a broken
- * grammar, they do not shape the parser. `test/unit/kdl-grammar.test.ts` runs the checks on
- * kdljs's grammar in CI (`grammarChecks(true)`), so a kdljs upgrade with a broken grammar fails
- * there, not silently in production.
+ * every chevrotain lexer and parser built after it is loaded (in tend, only kdljs's two).
+ * Nothing else changes: the checks only report a broken grammar, they do not shape the parser.
+ * `test/unit/kdl-grammar.test.ts` runs the checks on kdljs's grammar in CI (`grammarChecks(true)`),
+ * so a kdljs upgrade with a broken grammar fails there, not silently in production.
  */
 import { EmbeddedActionsParser, Lexer } from 'chevrotain';
 
