@@ -11,7 +11,7 @@ import { BackendError, NotFoundError, TendError, UsageError } from '../../schema
 import type { ImageSource } from '../../schemas/model.js';
 import { ensureDir, exists, readJson, writeJsonAtomic, type CorruptFile } from '../state/atomic.js';
 import { validateImageIndex } from '../state/validators.generated.js';
-import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash } from '../state/paths.js';
+import { FILES, IMAGE_FILES, imagesDir, projectsDir, shortHash, templatesDir } from '../state/paths.js';
 import { blobPath, tempPath } from './blob.js';
 import { catalogEntry, type CatalogEntry } from './catalog.js';
 import { hashFile } from './checksum.js';
@@ -183,19 +183,24 @@ export async function verifyImage(stateRoot: string, name: string): Promise<{ ok
   return { ok: actual === img.checksum, expected: img.checksum, actual };
 }
 
-/** VM disks (overlays) in any project whose backing file is `path`. */
-export async function overlayUsers(stateRoot: string, path: string): Promise<string[]> {
+/**
+ * VM disks (overlays) in any project whose backing file is `path`, and (`templates`) the frozen
+ * disks of warm templates backed by it (src/qemu/templates.ts): a template is a user of its base image.
+ */
+export async function overlayUsers(stateRoot: string, path: string, o: { templates?: boolean } = { templates: true }): Promise<string[]> {
   const users: string[] = [];
-  const projects = await readdir(projectsDir(stateRoot)).catch(() => [] as string[]);
-  for (const p of projects) {
+  const dirs: string[] = [];
+  for (const p of await readdir(projectsDir(stateRoot)).catch(() => [] as string[])) {
     const vmsRoot = join(projectsDir(stateRoot), p, 'vms');
-    const vms = await readdir(vmsRoot).catch(() => [] as string[]);
-    for (const vm of vms) {
-      const disk = join(vmsRoot, vm, FILES.disk);
-      if (!(await exists(disk))) continue;
-      const info = await qemuImgInfo(disk).catch(() => null);
-      if (info?.backingFile && resolvePath(join(vmsRoot, vm), info.backingFile) === path) users.push(disk);
-    }
+    for (const vm of await readdir(vmsRoot).catch(() => [] as string[])) dirs.push(join(vmsRoot, vm));
+  }
+  if (o.templates)
+    for (const t of await readdir(templatesDir(stateRoot)).catch(() => [] as string[])) dirs.push(join(templatesDir(stateRoot), t));
+  for (const dir of dirs) {
+    const disk = join(dir, FILES.disk);
+    if (!(await exists(disk))) continue;
+    const info = await qemuImgInfo(disk).catch(() => null);
+    if (info?.backingFile && resolvePath(dir, info.backingFile) === path) users.push(disk);
   }
   return users;
 }

@@ -122,7 +122,8 @@ export async function abandonClone(ctx: QemuContext, pd: string, vm: VmSpec, why
 export function identityScript(o: {
   hostname: string;
   machineId: string;
-  seedB64: string;
+  /** random bytes from the host, hex */
+  seedHex: string;
   hostKeyB64: string;
   hostKeyPub: string;
   instanceId: string;
@@ -143,13 +144,13 @@ export function identityScript(o: {
     `echo ${q(o.machineId)} > /etc/machine-id`,
     'if [ -e /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cp /etc/machine-id /var/lib/dbus/machine-id; fi',
     // the random pool: credited entropy from the host, then a reseed (RNDADDENTROPY, RNDRESEEDCRNG)
-    `python3 -c "import base64,fcntl,os,struct; b=base64.b64decode('${o.seedB64}'); fd=os.open('/dev/random', os.O_WRONLY); fcntl.ioctl(fd, 0x40085203, struct.pack('ii', len(b) * 8, len(b)) + b); fcntl.ioctl(fd, 0x5207)" 2>/dev/null || echo ${q(o.seedB64)} > /dev/urandom`,
+    `perl -e 'open(my $f, ">", "/dev/random") or die; my $b = pack("H*", $ARGV[0]); ioctl($f, 0x40085203, pack("ii", length($b) * 8, length($b)) . $b) or die; ioctl($f, 0x5207, 0) or die' ${o.seedHex} 2>/dev/null || echo ${o.seedHex} > /dev/urandom`,
     'rm -f /etc/ssh/ssh_host_*',
     `echo ${q(o.hostKeyB64)} | base64 -d > /etc/ssh/ssh_host_ed25519_key`,
     'chmod 600 /etc/ssh/ssh_host_ed25519_key',
     `echo ${q(o.hostKeyPub)} > /etc/ssh/ssh_host_ed25519_key.pub`,
-    // existing sessions (this one) survive: Debian's ssh.service has KillMode=process
-    '(systemctl restart ssh.service || systemctl restart sshd.service || service ssh restart) >/dev/null 2>&1',
+    // sshd re-executes itself on SIGHUP and loads the new key; sessions (this one) go on
+    'if [ -s /run/sshd.pid ] && kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null; then :; else (systemctl restart ssh.service || systemctl restart sshd.service || service ssh restart) >/dev/null 2>&1; fi',
     `iid=${q(o.instanceId)}`,
     'if [ -f /var/lib/cloud/data/instance-id ]; then',
     '  was=$(cat /var/lib/cloud/data/instance-id)',
@@ -168,7 +169,8 @@ export function identityScript(o: {
           'fi',
         ]
       : []),
-    'sync',
+    // on disk before tend calls the VM started (only these files: a whole `sync` writes back the page cache)
+    'sync /etc/hostname /etc/hosts /etc/machine-id /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh /var/lib/cloud/data /var/lib/cloud 2>/dev/null || sync',
   ].join('\n');
 }
 
@@ -192,7 +194,8 @@ export async function makeIdentityOwn(
   const loginKey = t.loginKey ? join(tdir, TEMPLATE_FILES.privateKey) : vm.ssh.privateKey;
   if (!loginKey) throw new BackendError('CloneFailed', `${vm.name}: the template has no login key`);
   const target = { host: '127.0.0.1', port: sshPort, user: t.user, privateKey: loginKey };
-  const deadline = ctx.clock.now() + 120_000;
+  const t0 = ctx.clock.now();
+  const deadline = t0 + 120_000;
   let client;
   for (;;) {
     try {
@@ -207,6 +210,7 @@ export async function makeIdentityOwn(
       await ctx.clock.sleep(300, signal);
     }
   }
+  const tConnected = ctx.clock.now();
   try {
     const hostKey = generateKeypair(`root@${hostnameOf(vm)}`);
     const hostPub = hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ');
@@ -220,7 +224,7 @@ export async function makeIdentityOwn(
     const script = identityScript({
       hostname: hostnameOf(vm),
       machineId: randomBytes(16).toString('hex'),
-      seedB64: randomBytes(64).toString('base64'),
+      seedHex: randomBytes(64).toString('hex'),
       hostKeyB64: Buffer.from(hostKey.private).toString('base64'),
       hostKeyPub: hostKey.public.trim(),
       instanceId,
@@ -239,5 +243,8 @@ export async function makeIdentityOwn(
     client.end();
   }
   await rm(vmFile(pd, vm.name, 'clone'), { force: true });
-  ctx.log?.info({ vm: vm.name }, `warm clone of template ${t.key}: hostname, machine-id, SSH host key and instance-id made its own`);
+  ctx.log?.info(
+    { vm: vm.name },
+    `warm clone of template ${t.key}: hostname, machine-id, SSH host key and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
+  );
 }

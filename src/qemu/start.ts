@@ -135,6 +135,7 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
         await abandonClone(ctx, pd, vm, `QEMU could not restore its template (${(err as Error).message.split('\n')[0]})`);
       }
       if (pid !== null) {
+        log?.debug({ vm: vm.name }, 'template memory restored');
         try {
           await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, signal);
           restored = true;

@@ -16,13 +16,14 @@ import { randomBytes } from 'node:crypto';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
 import { readJson, writeJsonAtomic, FILE_MODE } from '../state/atomic.js';
-import { FILES, TEMPLATE_FILES, projectsDir, socketPath, templateDir, templatesDir, vmFile, vmsDir } from '../state/paths.js';
+import { TEMPLATE_FILES, socketPath, templateDir, templatesDir, vmFile } from '../state/paths.js';
+import { overlayUsers } from '../images/store.js';
 import { validateTemplatePending, validateTemplateRecord } from '../state/validators.generated.js';
 import { readPin } from '../ssh/known-hosts.js';
 import { sshUser } from '../ssh/user.js';
 import { hostnameOf } from '../seed/cloud-config.js';
 import { readInstanceId } from '../state/instance-id.js';
-import { qemuImgInfo, type BaseImage } from '../images/qemu-img.js';
+import type { BaseImage } from '../images/qemu-img.js';
 import { readRecord, recordPath } from '../provision/record.js';
 import { QmpClient } from './qmp.js';
 import { builtArgv } from './save.js';
@@ -204,22 +205,7 @@ async function sizeOf(dir: string): Promise<number> {
   return n;
 }
 
-/** Every VM disk under the state root, with the file its overlay is backed by. */
-async function vmDisks(root: string): Promise<{ disk: string; backing: string | null }[]> {
-  const out: { disk: string; backing: string | null }[] = [];
-  for (const p of await readdir(projectsDir(root)).catch(() => [] as string[])) {
-    const vms = vmsDir(join(projectsDir(root), p));
-    for (const v of await readdir(vms).catch(() => [] as string[])) {
-      const disk = join(vms, v, FILES.disk);
-      const info = await qemuImgInfo(disk).catch(() => null);
-      if (info) out.push({ disk, backing: info.backingFile });
-    }
-  }
-  return out;
-}
-
 export async function listTemplates(root: string): Promise<TemplateInfo[]> {
-  const disks = await vmDisks(root);
   const out: TemplateInfo[] = [];
   for (const key of (await readdir(templatesDir(root)).catch(() => [] as string[])).sort()) {
     if (key.startsWith('.')) continue;
@@ -233,7 +219,7 @@ export async function listTemplates(root: string): Promise<TemplateInfo[]> {
       from: rec?.from ?? { project: '?', vm: '?' },
       image: rec?.image.path ?? '(damaged template record)',
       bytes: await sizeOf(dir),
-      usedBy: disks.filter((d) => d.backing === frozen).map((d) => d.disk),
+      usedBy: await overlayUsers(root, frozen, { templates: false }),
     });
   }
   return out;

@@ -7,15 +7,31 @@
  *  - an edit of memory between that save and the next start discards the state (one line saying
  *    why) and cold-boots (boot 2) on the same disk: a file written before the save is there.
  *  - on boot 2: `snapshot save` → change a file → `snapshot restore` → the change is gone.
+ *  - warm clones (issue 15 §2), no boot of their own: `w` is `warm: true`, so its first Ready kept
+ *    a template; two `tend run IMAGE --warm` VMs start from it and both reach Ready, with their
+ *    own hostname, machine-id and SSH host key (pinned), their own disk (an overlay on the
+ *    template's read-only disk), and a file written in one is not seen in the other.
+ *    `image templates` lists the template with its users; `image prune` keeps it while a disk is
+ *    backed by it and removes it after.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
 
 const tendYaml = (image: string, memory: number) =>
-  ['name: warm', 'services:', '  w:', `    image: ${image}`, `    vm: { vcpu: 1, memory_mb: ${memory} }`, '    stop: save', ''].join('\n');
+  [
+    'name: warm',
+    'services:',
+    '  w:',
+    `    image: ${image}`,
+    `    vm: { vcpu: 1, memory_mb: ${memory} }`,
+    '    stop: save',
+    '    warm: true',
+    '',
+  ].join('\n');
 
 async function cli(p: TempProject, args: string[]) {
   return runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 600_000 });
@@ -50,7 +66,8 @@ test(
     const p = await tempProject({ 'tend.yaml': tendYaml(image, 1024) });
     t.after(() => p.cleanup());
 
-    await ok(p, ['up']);
+    const first = await ok(p, ['up']);
+    assert.match(first, /warm template [0-9a-f]{16} kept/, 'the first Ready of a warm VM keeps a template');
     await sh(p, 'echo kept > ~/marker && sync');
     // a process that outlives the save: it counts into a file
     const pid = await sh(
@@ -107,6 +124,79 @@ test(
     await ok(p, ['snapshot', 'rm', 'w', 'clean']);
     assert.deepEqual((JSON.parse(await ok(p, ['snapshot', 'ls', 'w', '--json'])) as { snapshots: unknown[] }).snapshots, []);
 
+    const wIdentity = await sh(p, 'cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub');
     await ok(p, ['down', '--destroy']);
+
+    // 4. two warm clones of w's template (w is gone: the template outlives its source)
+    const templates = async () =>
+      (
+        JSON.parse(await ok(p, ['image', 'templates', '--json'])) as {
+          templates: { key: string; bytes: number; path: string; usedBy: string[] }[];
+        }
+      ).templates;
+    const [tpl] = await templates();
+    assert.ok(tpl && tpl.bytes > 100 * 1048576, `one template with its disk and memory (${JSON.stringify(await templates())})`);
+    const frozen = join(tpl.path, 'disk.qcow2');
+    assert.equal((await stat(frozen)).mode & 0o777, 0o400, "the template's disk is read-only");
+    const clones = ['c1', 'c2'];
+    for (const c of clones) {
+      const t0 = Date.now();
+      const r = await cli(p, ['run', image, '--warm', '--name', c, '--', 'hostname']);
+      const out = r.stdout + r.stderr;
+      assert.equal(r.code, 0, out);
+      assert.equal(r.stdout.trim(), c, 'the command ran in the clone, which has its own hostname');
+      assert.match(out, new RegExp(`creating disk over warm template ${tpl.key}`));
+      assert.match(out, /hostname, machine-id, SSH host key and instance-id made its own/);
+      console.error(`clone ${c}: tend run --warm -- hostname took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const ex = async (vm: string, script: string) => (await ok(p, ['exec', vm, '--', 'sh', '-c', script])).trim();
+    const ids: Record<string, string[]> = {};
+    for (const c of clones) {
+      ids[c] = (await ex(c, 'hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub /var/lib/cloud/data/instance-id')).split('\n');
+      assert.equal(ids[c]![0], c, `${c} has its own hostname`);
+      assert.equal(await ex(c, 'getent hosts $(hostname) >/dev/null && echo resolves'), 'resolves', `${c}: /etc/hosts names it`);
+    }
+    const [h1, m1, k1, i1] = ids.c1!;
+    const [, m2, k2, i2] = ids.c2!;
+    assert.notEqual(m1, m2, 'machine-ids differ');
+    assert.ok(!wIdentity.includes(m1!) && !wIdentity.includes(m2!), "neither has the template's machine-id");
+    assert.notEqual(k1!.split(' ')[1], k2!.split(' ')[1], 'host keys differ');
+    assert.ok(!wIdentity.includes(k1!.split(' ')[1]!) && !wIdentity.includes(k2!.split(' ')[1]!), "neither has the template's host key");
+    assert.notEqual(i1, i2, 'instance-ids differ');
+    assert.equal(h1, 'c1');
+    // the pin tend holds for each is the key the guest has (tend exec checked it on connecting)
+    for (const c of clones) {
+      const pinned = await readFile(join(p.stateDir, 'projects', await projectOf(p, c), 'vms', c, 'known_hosts'), 'utf8');
+      assert.ok(pinned.includes(ids[c]![2]!.split(' ')[1]!), `${c}'s pinned host key is its new one`);
+    }
+    // own disks, each an overlay on the template's frozen disk; a write in one is not in the other
+    const disks = [];
+    for (const c of clones) {
+      const disk = join(p.stateDir, 'projects', await projectOf(p, c), 'vms', c, 'disk.qcow2');
+      const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk], { encoding: 'utf8' })) as {
+        'backing-filename'?: string;
+      };
+      assert.equal(info['backing-filename'], frozen, `${c}'s disk is backed by the template's`);
+      disks.push((await stat(disk)).ino);
+    }
+    assert.notEqual(disks[0], disks[1], 'two disk files');
+    await ex('c1', 'echo only-c1 > ~/mine && sync');
+    assert.equal(await ex('c2', 'cat ~/mine 2>/dev/null || echo absent'), 'absent', 'a write in c1 is not seen in c2');
+    assert.equal(await ex('c1', 'cat ~/mine'), 'only-c1');
+
+    assert.deepEqual((await templates())[0]?.usedBy.length, 2, 'the template is used by both clones');
+    assert.match(await ok(p, ['image', 'prune']), /kept template .*2 VM disk/);
+    for (const c of clones) await ok(p, ['down', c, '--destroy']);
+    assert.match(await ok(p, ['image', 'prune']), new RegExp(`removed template ${tpl.key}`));
+    assert.deepEqual(await templates(), []);
   },
 );
+
+/** The project folder (under <state>/projects) of a `tend run` VM. */
+async function projectOf(p: TempProject, vm: string): Promise<string> {
+  const { readdir } = await import('node:fs/promises');
+  const dirs = await readdir(join(p.stateDir, 'projects'));
+  const hit = dirs.find((d) => d.startsWith(`${vm}-`));
+  assert.ok(hit, `a project folder for ${vm} (${dirs.join(', ')})`);
+  return hit;
+}

@@ -125,7 +125,7 @@ test('the identity script is valid sh and sets every part of the identity', () =
   const script = identityScript({
     hostname: 'c1',
     machineId: '0123456789abcdef0123456789abcdef',
-    seedB64: Buffer.alloc(64, 7).toString('base64'),
+    seedHex: Buffer.alloc(64, 7).toString('hex'),
     hostKeyB64: Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\n...\n').toString('base64'),
     hostKeyPub: 'ssh-ed25519 AAAAC3Nza root@c1',
     instanceId: 'i-0123',
