@@ -9,6 +9,9 @@
  * Needs a libvirt daemon on qemu:///system (.ci/run starts one: scripts/libvirt-daemons.sh).
  */
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { domainName } from '../src/libvirt/names.js';
 import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from '../test/e2e/helpers.js';
@@ -48,7 +51,7 @@ interface Event {
 /** `tend watch` on a converged project; `virsh destroy`; ms until watch's restart begins. */
 async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
   const events: Event[] = [];
-  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
+  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json', '--verbose'], {
     cwd: p.dir,
     env: { ...process.env, TEND_STATE_DIR: p.stateDir },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -71,7 +74,14 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
     const begun = (): Event | undefined =>
       events.slice(before).find((e) => e.vm === 'solo' && (e.reason === 'VmPreparing' || e.reason === 'VmStarting'));
     await until(() => begun() !== undefined, 'the restart after virsh destroy', 60_000);
-    return Date.parse(begun()!.time) - destroyedAt;
+    const ms = Date.parse(begun()!.time) - destroyedAt;
+    if (ms > 1000) {
+      // a slow one is kept for whoever looks next: watch's events and its debug log
+      const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
+      await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
+      process.stderr.write(`  destroy → restart took ${ms} ms: watch's events and log in ${file}\n`);
+    }
+    return ms;
   } finally {
     const exit = new Promise((r) => watch.on('exit', r));
     watch.kill('SIGTERM');
