@@ -9,7 +9,7 @@
 import type { ClientChannel } from 'ssh2';
 import { BackendError } from '../../schemas/errors.js';
 import type { ConsoleEnd, ConsoleIo } from '../../schemas/ports.js';
-import { DETACH_BYTE } from '../qemu/console.js';
+import { consoleSession } from '../qemu/console.js';
 import { parseRemoteUri } from './remote-uri.js';
 
 /** virsh console's greeting ends with this line; what follows is the guest's. */
@@ -42,57 +42,40 @@ export async function attachRemoteConsole(
       cause: err,
     });
   }
-  return new Promise<ConsoleEnd>((resolve, reject) => {
-    let settled = false;
-    let greeted = false;
-    let head = '';
-    const finish = (end: ConsoleEnd | Error): void => {
-      if (settled) return;
-      settled = true;
-      io.input.off('data', onInput);
-      io.input.off('end', onInputEnd);
-      o.signal?.removeEventListener('abort', onAbort);
+  let greeted = false;
+  let head = '';
+  const onOutput = (b: Buffer): void => {
+    if (greeted) {
+      io.output.write(b);
+      return;
+    }
+    head += b.toString('latin1');
+    const m = GREETING_END.exec(head);
+    if (!m) return;
+    greeted = true;
+    io.onAttached?.();
+    const rest = head.slice(m.index + m[0].length);
+    if (rest) io.output.write(Buffer.from(rest, 'latin1'));
+  };
+  return consoleSession({
+    input: io.input,
+    signal: o.signal,
+    send: (b) => ch.write(b),
+    connect: (end) => {
+      ch.on('data', onOutput);
+      // virsh ended before its greeting: what it printed is why (no such domain, not running, ...)
+      ch.on('close', () =>
+        end(
+          greeted
+            ? 'closed'
+            : new BackendError('ConsoleUnavailable', `${dom}: virsh console on ${jump.label}: ${head.trim() || 'ended at once'}`),
+        ),
+      );
+      client.on('error', (err) => end(new BackendError('ConsoleLost', `serial console connection lost: ${err.message}`, { cause: err })));
+    },
+    cleanup: () => {
       ch.close();
       client.end();
-      if (end instanceof Error) reject(end);
-      else resolve(end);
-    };
-    const onOutput = (b: Buffer): void => {
-      if (greeted) {
-        io.output.write(b);
-        return;
-      }
-      head += b.toString('latin1');
-      const m = GREETING_END.exec(head);
-      if (!m) return;
-      greeted = true;
-      io.onAttached?.();
-      const rest = head.slice(m.index + m[0].length);
-      if (rest) io.output.write(Buffer.from(rest, 'latin1'));
-    };
-    const onInput = (chunk: Buffer | string): void => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      const i = b.indexOf(DETACH_BYTE);
-      if (i < 0) {
-        ch.write(b);
-        return;
-      }
-      if (i > 0) ch.write(b.subarray(0, i));
-      finish('detached');
-    };
-    const onInputEnd = (): void => finish('detached');
-    const onAbort = (): void => finish(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
-    ch.on('data', onOutput);
-    ch.on('close', () => {
-      // virsh ended before its greeting: what it printed is why (no such domain, not running, ...)
-      if (!greeted)
-        finish(new BackendError('ConsoleUnavailable', `${dom}: virsh console on ${jump.label}: ${head.trim() || 'ended at once'}`));
-      else finish('closed');
-    });
-    client.on('error', (err) => finish(new BackendError('ConsoleLost', `serial console connection lost: ${err.message}`, { cause: err })));
-    io.input.on('data', onInput);
-    io.input.on('end', onInputEnd);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    io.input.resume();
+    },
   });
 }

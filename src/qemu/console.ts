@@ -44,12 +44,26 @@ function open(path: string): Promise<Socket> {
   });
 }
 
-/** Connects and shuttles bytes until detach, close or abort. */
-export async function attachConsole(o: AttachConsoleOptions): Promise<ConsoleEnd> {
-  o.signal?.throwIfAborted();
+export interface ConsoleSessionOptions {
+  input: Readable;
+  signal?: AbortSignal | undefined;
+  /** byte that detaches (default Ctrl-], 0x1d); never sent */
+  detachByte?: number | undefined;
+  /** send the user's bytes to the console */
+  send: (b: Buffer) => void;
+  /** wire the console's side: call `end` with 'closed' when it closes, or with an error */
+  connect: (end: (e: ConsoleEnd | Error) => void) => void;
+  /** release the console's side; runs once, however the session ended */
+  cleanup: () => void;
+}
+
+/**
+ * One console session, whatever carries it (a local socket, virsh console over SSH): the user's
+ * input goes to the console until the detach byte or the input's end ('detached'), the console
+ * closing ('closed'), an error, or the abort signal.
+ */
+export function consoleSession(o: ConsoleSessionOptions): Promise<ConsoleEnd> {
   const detach = o.detachByte ?? DETACH_BYTE;
-  const sock = await open(o.socketPath);
-  o.onAttached?.();
   return new Promise<ConsoleEnd>((resolve, reject) => {
     let settled = false;
     const finish = (end: ConsoleEnd | Error): void => {
@@ -58,8 +72,7 @@ export async function attachConsole(o: AttachConsoleOptions): Promise<ConsoleEnd
       o.input.off('data', onInput);
       o.input.off('end', onInputEnd);
       o.signal?.removeEventListener('abort', onAbort);
-      sock.unpipe(o.output);
-      sock.destroy();
+      o.cleanup();
       if (end instanceof Error) reject(end);
       else resolve(end);
     };
@@ -67,20 +80,40 @@ export async function attachConsole(o: AttachConsoleOptions): Promise<ConsoleEnd
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       const i = b.indexOf(detach);
       if (i < 0) {
-        sock.write(b);
+        o.send(b);
         return;
       }
-      if (i > 0) sock.write(b.subarray(0, i));
+      if (i > 0) o.send(b.subarray(0, i));
       finish('detached');
     };
     const onInputEnd = (): void => finish('detached');
     const onAbort = (): void => finish(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
-    sock.pipe(o.output, { end: false });
-    sock.on('error', (err) => finish(new BackendError('ConsoleLost', `serial console connection lost: ${err.message}`, { cause: err })));
-    sock.on('close', () => finish('closed'));
+    o.connect(finish);
     o.input.on('data', onInput);
     o.input.on('end', onInputEnd);
     o.signal?.addEventListener('abort', onAbort, { once: true });
     o.input.resume();
+  });
+}
+
+/** Connects and shuttles bytes until detach, close or abort. */
+export async function attachConsole(o: AttachConsoleOptions): Promise<ConsoleEnd> {
+  o.signal?.throwIfAborted();
+  const sock = await open(o.socketPath);
+  o.onAttached?.();
+  return consoleSession({
+    input: o.input,
+    signal: o.signal,
+    detachByte: o.detachByte,
+    send: (b) => sock.write(b),
+    connect: (end) => {
+      sock.pipe(o.output, { end: false });
+      sock.on('error', (err) => end(new BackendError('ConsoleLost', `serial console connection lost: ${err.message}`, { cause: err })));
+      sock.on('close', () => end('closed'));
+    },
+    cleanup: () => {
+      sock.unpipe(o.output);
+      sock.destroy();
+    },
   });
 }

@@ -7,22 +7,12 @@
 // first, as in production: tend's KDL parser module, which loads kdljs without the checks
 import { parseKdl } from '../../src/load/kdl-parse.js';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { createToken, EmbeddedActionsParser, Lexer } from 'chevrotain';
 import { KdlParser, lexer, parser } from 'kdljs/src/parser/kdl.js';
 import { grammarChecks, grammarChecksSkipped } from '../../src/load/kdl-grammar-checks.js';
-
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
-
-function kdlFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) return kdlFiles(p);
-    return n.endsWith('.kdl') ? [p] : [];
-  });
-}
+import { FIXTURES, kdlFiles } from '../helpers/kdl-fixtures.js';
 
 interface ChevLexer {
   lexerDefinition: unknown;

@@ -4,22 +4,13 @@
  * and on seeded mutations of the good ones.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { parseKdl } from '../../src/load/kdl-parse.js';
 import { fastKdl, KDL_SPEEDUPS } from '../../src/load/kdl-speed.js';
-
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
-
-function kdlFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => {
-    const p = join(dir, n);
-    if (statSync(p).isDirectory()) return kdlFiles(p);
-    return n.endsWith('.kdl') ? [p] : [];
-  });
-}
+import { FIXTURES, kdlFiles } from '../helpers/kdl-fixtures.js';
 
 function both(text: string): { ok: boolean } {
   fastKdl(false);
