@@ -47,23 +47,28 @@ export async function timeRuns(n: number, fn: () => unknown): Promise<number[]> 
   return out;
 }
 
-/** A tend.yaml with `count` services (catalog image, ports, a volume, depends_on chains). */
-export function generateProject(count: number): { dir: string; file: string } {
-  const dir = mkdtempSync(join(tmpdir(), `tend-bench-${count}-`));
-  const lines = ['name: bench', 'volumes:', '  shared: { size: 1 }', 'services:'];
+/** The compose form of the bench project; `unit` follows sizes (holos reads a bare number as bytes). */
+function composeText(count: number, unit: '' | 'G'): string {
+  const lines = ['name: bench', 'volumes:', `  shared: { size: 1${unit} }`, 'services:'];
   for (let i = 0; i < count; i++) {
     lines.push(
       `  vm${i}:`,
       '    image: debian:12',
-      '    vm: { vcpu: 1, memory_mb: 512, disk_size: 10 }',
+      `    vm: { vcpu: 1, memory_mb: 512, disk_size: 10${unit} }`,
       `    ports: ["${20000 + i}:80"]`,
       '    volumes: ["shared:/srv/shared"]',
       '    cloud_init: { packages: [curl], runcmd: ["echo hi"] }',
       ...(i % 10 !== 0 ? [`    depends_on: [vm${i - (i % 10)}]`] : []),
     );
   }
+  return lines.join('\n') + '\n';
+}
+
+/** A tend.yaml with `count` services (catalog image, ports, a volume, depends_on chains). */
+export function generateProject(count: number): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), `tend-bench-${count}-`));
   const file = join(dir, 'tend.yaml');
-  writeFileSync(file, lines.join('\n') + '\n');
+  writeFileSync(file, composeText(count, ''));
   return { dir, file };
 }
 
@@ -91,20 +96,8 @@ export function generateKdl(dir: string, count: number): string {
 
 /** The same project as a holos.yaml: sizes with units (a bare number is bytes in holos). */
 export function generateHolos(dir: string, count: number): string {
-  const lines = ['name: bench', 'volumes:', '  shared: { size: 1G }', 'services:'];
-  for (let i = 0; i < count; i++) {
-    lines.push(
-      `  vm${i}:`,
-      '    image: debian:12',
-      '    vm: { vcpu: 1, memory_mb: 512, disk_size: 10G }',
-      `    ports: ["${20000 + i}:80"]`,
-      '    volumes: ["shared:/srv/shared"]',
-      '    cloud_init: { packages: [curl], runcmd: ["echo hi"] }',
-      ...(i % 10 !== 0 ? [`    depends_on: [vm${i - (i % 10)}]`] : []),
-    );
-  }
   const file = join(dir, 'holos.yaml');
-  writeFileSync(file, lines.join('\n') + '\n');
+  writeFileSync(file, composeText(count, 'G'));
   return file;
 }
 
