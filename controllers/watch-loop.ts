@@ -67,6 +67,13 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     queue.add(e.vm);
   };
   const arms = new ExitArms(deps.backend, exited);
+  /** arm the exit watchers from an observation; a VM running without a pid is looked at again soon */
+  const arm = (project: Project, observed: Observed, left?: ReadonlyMap<string, number>): VmExit[] => {
+    const missed = arms.arm(project, observed, left);
+    const ms = arms.settleAfterMs();
+    if (ms !== null) queue.addAfter(REARM, ms);
+    return missed;
+  };
   const saved = new Set<string>();
   /** aborted by a save: the running pass starts nothing more */
   let saving: AbortController | null = null;
@@ -102,7 +109,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
     if (!all && targets.size === 0 && exits.size === 0) {
       // only a rearm: observe (read-only, no lock) and watch what runs now; nothing to converge
       const observed = batch.has(REARM) ? await deps.backend.observe(project, signal).catch(() => null) : null;
-      if (observed) for (const e of arms.arm(project, observed)) exited(e);
+      if (observed) for (const e of arm(project, observed)) exited(e);
       return;
     }
     let report: PassReport = { triggers, names: [], result: null };
@@ -111,7 +118,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         saving = new AbortController();
         const observed = await deps.backend.observe(project, signal);
         retries.seen(observed.vms);
-        for (const e of arms.arm(project, observed)) exits.set(e.vm, e);
+        for (const e of arm(project, observed)) exits.set(e.vm, e);
         for (const [vm, e] of exits) {
           exits.delete(vm);
           queue.forget(vm);
@@ -145,7 +152,7 @@ export function startWatch(initial: Project, deps: WatchDeps, opts: WatchOptions
         // a resync that found nothing to do stays quiet (no line every 30 s in the journal)
         const quiet = triggers.length === 1 && triggers[0] === 'resync' && result.ok && !result.entries.some(isMutating);
         if (!quiet) emit(result.ok ? 'Normal' : 'Warning', 'Reconciled', undefined, states.join(', ') || 'nothing to do');
-        for (const e of arms.arm(project, await deps.backend.observe(project, signal), leftRunning(observed, result))) exited(e);
+        for (const e of arm(project, await deps.backend.observe(project, signal), leftRunning(observed, result))) exited(e);
       }, signal);
     } catch (e) {
       session = null;

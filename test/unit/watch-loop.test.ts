@@ -389,6 +389,34 @@ test('a VM killed while its guest is waited for is restarted at once, while anot
   await w.ctl.done;
 });
 
+test('a VM seen running without a pid (its QEMU gone, the domain not yet) is looked at again soon and restarted', async () => {
+  const ev = collector();
+  let dying = false;
+  const ref: { w?: ReturnType<typeof setup> } = {};
+  // libvirt in the middle of `virsh destroy`: the domain still says running, its QEMU is gone
+  const onEvent = (e: Parameters<typeof ev.onEvent>[0]): void => {
+    ev.onEvent(e);
+    if (e.reason !== 'Reconciled' || dying) return;
+    dying = true;
+    ref.w!.mb.vms.get('web')!.pid = null;
+  };
+  const w = (ref.w = setup(project([spec('web')]), { onEvent }));
+  w.mb.watchExits = true;
+  const starts = (): number => w.mb.calls((r) => r.method === 'start').length;
+  await until(() => dying && w.mb.inFlight === 0 && w.clock.pendingSleeps > 0, 'the first pass, then a wait to look again');
+  assert.equal(starts(), 1);
+  assert.equal(w.mb.exitWatches.length, 0, 'nothing to watch without a pid');
+  // the destroy completes: the domain is shut off
+  const s = w.mb.vms.get('web')!;
+  s.power = 'stopped';
+  s.ready = false;
+  w.clock.advance(250);
+  await until(() => starts() === 2 && w.mb.inFlight === 0, 'restart without a resync (resyncMs 0)');
+  assert.ok(ev.reasons('web').includes('VmExited'));
+  w.ac.abort();
+  await w.ctl.done;
+});
+
 test('a VM that dies right after a pass, before its exit is watched, is restarted at once (not at the next resync)', async () => {
   const ev = collector();
   let killed = false;
