@@ -5,7 +5,7 @@
  *    run, medians of 3 rounds of one boot each, alternating which goes first: ≤ 1.10
  *  - `tend up` on a converged libvirt project: < 400 ms wall
  *  - domain destroyed behind tend's back (`virsh destroy`) → restart begun under `tend watch`
- *    (its VmPreparing/VmStarting event): < 1 s
+ *    (its VmPreparing/VmStarting event): < 1 s, the slowest of DESTROYS rounds
  * Needs a libvirt daemon on qemu:///system (.ci/run starts one: scripts/libvirt-daemons.sh).
  */
 import { spawn } from 'node:child_process';
@@ -48,8 +48,14 @@ interface Event {
   vm?: string;
 }
 
-/** `tend watch` on a converged project; `virsh destroy`; ms until watch's restart begins. */
-async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
+/** rounds of destroy → restart under one `tend watch`; the bar holds for the slowest */
+const DESTROYS = 3;
+
+/**
+ * `tend watch` on a converged project; DESTROYS times: wait for a pass to report the VM
+ * reconciled, `virsh destroy` it, ms until watch's restart begins.
+ */
+async function destroyToRestart(p: TempProject, dom: string): Promise<number[]> {
   const events: Event[] = [];
   const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json', '--verbose'], {
     cwd: p.dir,
@@ -65,23 +71,30 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number> {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  const times: number[] = [];
   try {
-    await until(() => events.some((e) => e.reason === 'Reconciled'), "watch's first pass", 300_000);
-    const before = events.length;
-    const d = await execa('virsh', ['-q', '-c', URI, 'destroy', dom], { reject: false });
-    const destroyedAt = Date.now();
-    if (d.exitCode !== 0) throw new Error(`virsh destroy ${dom}: ${String(d.stderr)}`);
-    const begun = (): Event | undefined =>
-      events.slice(before).find((e) => e.vm === 'solo' && (e.reason === 'VmPreparing' || e.reason === 'VmStarting'));
-    await until(() => begun() !== undefined, 'the restart after virsh destroy', 60_000);
-    const ms = Date.parse(begun()!.time) - destroyedAt;
-    if (ms > 1000) {
-      // a slow one is kept for whoever looks next: watch's events and its debug log
-      const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
-      await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
-      process.stderr.write(`  destroy → restart took ${ms} ms: watch's events and log in ${file}\n`);
+    let from = 0;
+    for (let i = 0; i < DESTROYS; i++) {
+      await until(() => events.slice(from).some((e) => e.reason === 'Reconciled'), 'a pass that reconciled the VM', 300_000);
+      const before = events.length;
+      const d = await execa('virsh', ['-q', '-c', URI, 'destroy', dom], { reject: false });
+      const destroyedAt = Date.now();
+      if (d.exitCode !== 0) throw new Error(`virsh destroy ${dom}: ${String(d.stderr)}`);
+      const begun = (): Event | undefined =>
+        events.slice(before).find((e) => e.vm === 'solo' && (e.reason === 'VmPreparing' || e.reason === 'VmStarting'));
+      await until(() => begun() !== undefined, 'the restart after virsh destroy', 60_000);
+      const ms = Date.parse(begun()!.time) - destroyedAt;
+      console.error(`  destroy ${i + 1}: restart begun after ${ms} ms`);
+      if (ms > 1000) {
+        // a slow one is kept for whoever looks next: watch's events and its debug log
+        const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
+        await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
+        process.stderr.write(`  destroy → restart took ${ms} ms: watch's events and log in ${file}\n`);
+      }
+      times.push(ms);
+      from = events.indexOf(begun()!);
     }
-    return ms;
+    return times;
   } finally {
     const exit = new Promise((r) => watch.on('exit', r));
     watch.kill('SIGTERM');
@@ -157,8 +170,13 @@ export const bench: Bench = {
         baselineName: '`tend version`, same CLI',
         runs: 5,
       });
-      const ms = await destroyToRestart(l, dom);
-      rows.push({ name: 'virsh destroy → restart begun under watch', measuredMs: ms, targetMs: 1000, runs: 1 });
+      const restarts = await destroyToRestart(l, dom);
+      rows.push({
+        name: 'virsh destroy → restart begun under watch (slowest)',
+        measuredMs: Math.max(...restarts),
+        targetMs: 1000,
+        runs: DESTROYS,
+      });
       await tend(l, ['down', '--destroy']);
     } finally {
       await runCli(['down', '--destroy'], { cwd: q.dir, stateDir: q.stateDir }).catch(() => undefined);
