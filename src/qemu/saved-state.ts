@@ -108,7 +108,7 @@ export async function invalidReason(rec: SavedRecord, statePath: string, t: Rest
   if (!st) return 'the state file is missing';
   if (st.size !== rec.bytes) return `the state file is ${st.size} bytes, ${rec.bytes} were saved`;
   if (rec.qemuVersion !== t.qemuVersion) return `QEMU changed (saved with "${rec.qemuVersion}", now "${t.qemuVersion}")`;
-  const argvChange = argvDifference(rec.argv, t.argv);
+  const argvChange = argvDifference(withoutHostForwards(rec.argv), withoutHostForwards(t.argv));
   if (argvChange) return `the VM's settings changed (${argvChange})`;
   const saved = Object.keys(rec.disks).sort();
   const now = [...t.disks].sort();
@@ -122,6 +122,22 @@ export async function invalidReason(rec: SavedRecord, statePath: string, t: Rest
   }
   if (rec.seed !== t.seed) return 'its cloud-init seed changed';
   return null;
+}
+
+/**
+ * `argv` without the host forwards of its user-mode netdevs: which host port reaches the guest's
+ * sshd (or any forwarded port) is not part of the guest's state. A restore onto other host ports
+ * (an edited `ports:`, an SSH port allocated anew) is as good as onto the same ones.
+ */
+export function withoutHostForwards(argv: readonly string[]): string[] {
+  return argv.map((a, i) =>
+    argv[i - 1] === '-netdev' && a.startsWith('user,')
+      ? a
+          .split(',')
+          .filter((p) => !p.startsWith('hostfwd='))
+          .join(',')
+      : a,
+  );
 }
 
 /** The first difference between two argvs, in words (`-m 1024 → -m 2048`). */

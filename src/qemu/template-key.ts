@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { VmSpec } from '../../schemas/model.js';
+import { withoutHostForwards } from './saved-state.js';
 
 /** Bump when the template's content or key changes meaning: old templates are then never used. */
 const KEY_VERSION = 1;
@@ -59,29 +60,11 @@ const MASKED_FLAGS = new Set(['-name', '-pidfile', '-qmp', '-chardev']);
 
 /** `argv` with what differs per clone masked: compare two of these whole (saved-state.ts argvDifference). */
 export function portableArgv(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+  // host forwards too: a clone has its own host ports (the guest side is the same sshd)
+  return withoutHostForwards(argv).map((a, i) => {
     const prev = argv[i - 1];
-    if (prev !== undefined && MASKED_FLAGS.has(prev)) {
-      out.push('*');
-      continue;
-    }
-    if (prev === '-netdev' && a.startsWith('user,')) {
-      // host forwards: a clone has its own host ports (the guest side is the same sshd)
-      out.push(
-        a
-          .split(',')
-          .filter((p) => !p.startsWith('hostfwd='))
-          .join(','),
-      );
-      continue;
-    }
-    if (prev === '-drive') {
-      out.push(a.replace(/(^|,)file=(?:[^,]|,,)*/, '$1file=*'));
-      continue;
-    }
-    out.push(a);
-  }
-  return out;
+    if (prev !== undefined && MASKED_FLAGS.has(prev)) return '*';
+    if (prev === '-drive') return a.replace(/(^|,)file=(?:[^,]|,,)*/, '$1file=*');
+    return a;
+  });
 }

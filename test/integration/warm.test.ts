@@ -155,6 +155,19 @@ test('a memory change discards the state with the reason and cold-boots on the s
   await s.backend.stop(s.project, 'web', { timeout: 0 });
 });
 
+test('other host ports (an edited `ports:`) keep the state: it is restored with the new forwards', async () => {
+  const s = setup();
+  await saved(s);
+  const forwarded = { ...s.vm, ports: [{ hostAddress: '127.0.0.1', hostPort: 18080, guestPort: 80, protocol: 'tcp' as const }] };
+  const r = await start(s, forwarded);
+  assert.equal(r.restored, true, s.lines.join('\n'));
+  const argv = (await runs(s.log)).at(-1)!;
+  assert.ok(argv.includes('-incoming'));
+  assert.match(argv[argv.indexOf('-netdev') + 1]!, /hostfwd=tcp:127\.0\.0\.1:18080-:80/);
+  assert.ok(!s.lines.some((l) => /saved state discarded/.test(l)), s.lines.join('\n'));
+  await s.backend.stop(s.project, 'web', { timeout: 0 });
+});
+
 test('a disk written since the save, a new QEMU, a lost state file or a recreate each discard it', async () => {
   // the overlay written (its mtime moves)
   const a = setup();
