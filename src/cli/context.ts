@@ -62,6 +62,8 @@ export interface GlobalOptions {
   fromState?: boolean;
   /** --backend / --connect: which backend runs the VMs (src/backend/select.ts) */
   backendFlags?: BackendFlags;
+  /** `tend up --warm`: the project-wide default of `warm` (a VM's own `warm` wins; docs/warm.md) */
+  warm?: boolean;
   /**
    * `tend up -i NAME`: create the named instance NAME of `vms` (all declared VMs when none);
    * the command records it (src/state/instances.ts). Other verbs' `-i` only picks VM names.
@@ -119,7 +121,11 @@ export function projectFiles(g: GlobalOptions): string[] {
 /** Load without throwing on invalid files (validate reports them itself). */
 export async function loadFiles(g: GlobalOptions): Promise<Loaded> {
   const files = projectFiles(g);
-  const r = await loadProject(files, { env: g.env ?? process.env, cwd: g.cwd ?? process.cwd() });
+  const r = await loadProject(files, {
+    env: g.env ?? process.env,
+    cwd: g.cwd ?? process.cwd(),
+    ...(g.warm !== undefined ? { warm: g.warm } : {}),
+  });
   return { files, ...r };
 }
 

@@ -34,6 +34,11 @@ export interface DialectResult {
   /** top-level named volumes: name -> size GiB */
   volumes: Record<string, { size: number }>;
   volumeLocs: Record<string, SourceLocation>;
+  /**
+   * the file's project-wide `warm` (top-level `warm` in tend.yaml / holos.yaml / vms.yml, a
+   * top-level `warm` node in VMFile.kdl): the default of every VM of the file that sets none
+   */
+  warm?: { value: boolean; loc: SourceLocation };
   diagnostics: Diagnostic[];
 }
 

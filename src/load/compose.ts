@@ -89,6 +89,8 @@ export function loadComposeFiles(files: readonly { file: string; text: string }[
       );
     else result.name = top.name;
   }
+  // the project-wide default of `warm` (the JSON Schema reported a value that is not a boolean)
+  if (typeof top.warm === 'boolean') result.warm = { value: top.warm, loc: locator.value(['warm']) };
   const services = top.services;
   const vms: LoadedVm[] = [];
   if (typeof services === 'object' && services !== null && !Array.isArray(services)) {

@@ -15,7 +15,7 @@ import { parseKdl, type KNode } from './kdl-parse.js';
 import { KdlReader, quote } from './kdl-read.js';
 import { readVm, type KdlContext } from './kdl-vm.js';
 
-const TOP_NODES = ['vm', 'volume', 'name'];
+const TOP_NODES = ['vm', 'volume', 'name', 'warm'];
 
 export const loadKdl: DialectLoader = (file, text, env = process.env) => {
   const result: DialectResult = { vms: [], volumes: {}, volumeLocs: {}, diagnostics: [] };
@@ -47,7 +47,7 @@ export const loadKdl: DialectLoader = (file, text, env = process.env) => {
           ? `"${node.name}" belongs inside a vm "name" { ... } block`
           : guess
             ? `did you mean "${guess}"?`
-            : 'the top level has vm "name" { ... } and volume "name" { size 10 }',
+            : 'the top level has vm "name" { ... }, volume "name" { size 10 }, name "project" and warm #true',
       );
       continue;
     }
@@ -62,6 +62,16 @@ export const loadKdl: DialectLoader = (file, text, env = process.env) => {
     }
     if (node.name === 'volume') {
       topVolume(r, node, result);
+      continue;
+    }
+    if (node.name === 'warm') {
+      // the project-wide default of `warm`: every vm that sets none (docs/warm.md)
+      if (result.warm) {
+        r.error(node.loc, `warm is set twice at the top level (first on line ${result.warm.loc.line})`, 'keep one of them');
+        continue;
+      }
+      const v = r.bool(node);
+      if (v !== undefined) result.warm = { value: v, loc: node.args[0]?.loc ?? node.loc };
       continue;
     }
     vmCount++;

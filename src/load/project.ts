@@ -70,7 +70,17 @@ export async function dialectOf(file: string): Promise<{ name: 'kdl' | 'compose'
   return { name: 'compose', load: (await import('./compose.js')).loadCompose };
 }
 
-export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<LoadResult> {
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /**
+   * `tend up --warm`: the project-wide default of `warm`, in place of the files' top-level
+   * `warm`; a VM's own `warm` still wins
+   */
+  warm?: boolean;
+}
+
+export async function loadProject(files: string[], opts: LoadOptions = {}): Promise<LoadResult> {
   const cwd = opts.cwd ?? process.cwd();
   const diagnostics: Diagnostic[] = [];
   const loaded: LoadedVm[] = [];
@@ -138,6 +148,7 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
     }
     diagnostics.push(...result.diagnostics);
     projectName ??= result.name;
+    projectWarm(result, opts.warm);
     loaded.push(...result.vms);
     for (const [name, vol] of Object.entries(result.volumes)) {
       if (volumes[name]) {
@@ -198,6 +209,20 @@ export async function loadProject(files: string[], opts: { env?: NodeJS.ProcessE
     name,
     dir,
   };
+}
+
+/**
+ * The project-wide `warm` (the command line's, else the file's top level) as the default of each
+ * VM of the file that does not set its own: a VM's own `warm: false` keeps it cold.
+ */
+function projectWarm(result: DialectResult, flag: boolean | undefined): void {
+  const dflt = flag !== undefined ? { value: flag, loc: undefined } : result.warm;
+  if (!dflt) return;
+  for (const vm of result.vms) {
+    if (vm.draft.warm !== undefined) continue;
+    vm.draft.warm = dflt.value;
+    if (dflt.loc) vm.fieldLocs['/warm'] = dflt.loc;
+  }
 }
 
 /**

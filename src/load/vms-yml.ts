@@ -331,13 +331,19 @@ export const loadVmsYml: DialectLoader = (file, text, env = process.env) => {
     let reportedTop = false;
     for (const k of Object.keys(data)) {
       if (k === 'vms') continue;
-      const guess = didYouMean(k, ['vms']);
+      if (k === 'warm') {
+        // tend's project-wide default of `warm`: every VM that sets none (docs/warm.md)
+        if (typeof data.warm === 'boolean') result.warm = { value: data.warm, loc: locator.value(['warm']) };
+        else report(ctx, ['warm'], `warm at the top level must be true or false, not ${show(data.warm)}`, 'write warm: true');
+        continue;
+      }
+      const guess = didYouMean(k, ['vms', 'warm']);
       reportedTop = true;
       report(
         ctx,
         [k],
-        `unknown key \`${k}\` at the top level${guess ? '; did you mean `vms`?' : ''}`,
-        guess ? undefined : 'a vms.yml holds `vms:` only',
+        `unknown key \`${k}\` at the top level${guess ? `; did you mean \`${guess}\`?` : ''}`,
+        guess ? undefined : "a vms.yml holds `vms:` (and tend's project-wide `warm:`) only",
         'key',
       );
     }

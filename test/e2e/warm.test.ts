@@ -7,7 +7,7 @@
  *  - an edit of memory between that save and the next start discards the state (one line saying
  *    why) and cold-boots (boot 2) on the same disk: a file written before the save is there.
  *  - on boot 2: `snapshot save` → change a file → `snapshot restore` → the change is gone.
- *  - warm clones (issue 15 §2), no boot of their own: `w` is `warm: true`, so its first Ready kept
+ *  - warm clones (issue 15 §2), no boot of their own: `w` is warm (the file's top-level `warm: true`), so its first Ready kept
  *    a template; two `tend run IMAGE --warm` VMs start from it and both reach Ready, with their
  *    own hostname, machine-id and SSH host key (pinned), their own disk (an overlay on the
  *    template's read-only disk), and a file written in one is not seen in the other.
@@ -24,12 +24,12 @@ import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
 const tendYaml = (image: string, memory: number) =>
   [
     'name: warm',
+    'warm: true', // the project-wide default (w sets none of its own)
     'services:',
     '  w:',
     `    image: ${image}`,
     `    vm: { vcpu: 1, memory_mb: ${memory} }`,
     '    stop: save',
-    '    warm: true',
     '',
   ].join('\n');
 

@@ -65,7 +65,13 @@ export const command: CliCommand = {
   name: 'converge',
   aliases: ['up'],
   description: 'make every declared VM real (create, start, restart, provision), then exit',
-  examples: ['tend up', 'tend converge --name web --no-provision', 'tend up --recreate --prune', 'tend up --name arch -i prod'],
+  examples: [
+    'tend up',
+    'tend converge --name web --no-provision',
+    'tend up --recreate --prune',
+    'tend up --name arch -i prod',
+    'tend up --warm',
+  ],
   stageTimeouts: true,
   log: true,
   live: true,
@@ -76,9 +82,18 @@ export const command: CliCommand = {
       .option('--no-provision', 'skip provision steps')
       .option('--recreate', 'replace disks where the image changed or the disk shrank')
       .option('--prune', 'stop and delete VMs no longer declared')
+      .option('--warm', 'warm VMs unless a VM sets warm itself: keep a template once Ready, start new VMs from one (docs/warm.md)')
       .option('-d, --detach', 'accepted for compose habits: `tend up` always returns once converged; the VMs keep running'),
   async run({ g, opts, io }) {
-    const o = opts as { name?: string[]; provision?: boolean; recreate?: boolean; prune?: boolean; detach?: boolean; instance?: string };
+    const o = opts as {
+      name?: string[];
+      provision?: boolean;
+      recreate?: boolean;
+      prune?: boolean;
+      detach?: boolean;
+      instance?: string;
+      warm?: boolean;
+    };
     if (o.detach && !g.json) io.err('tend: -d is not needed: `tend up` returns once the VMs are converged, and they keep running');
     const r = await convergeCommand({
       ...g,
@@ -87,6 +102,7 @@ export const command: CliCommand = {
       provision: o.provision !== false,
       recreate: o.recreate ?? false,
       prune: o.prune ?? false,
+      ...(o.warm ? { warm: true } : {}),
       onEvent: logEvent(g),
     });
     if (g.json) io.json(r);
