@@ -172,7 +172,7 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
   {
     term: 'run [args...]',
     description:
-      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [--warm] [-- CMD]',
+      'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [--no-warm] [-- CMD]',
     load: () => import('./commands/run.js'),
   },
   {

@@ -48,7 +48,10 @@ export interface RunCommandOptions extends GlobalOptions {
   sshKeys?: string[];
   /** destroy the VM (and its run folder) after CMD ran */
   rm?: boolean;
-  /** start from a warm template of the same image and settings when there is one; keep one when not (docs/warm.md) */
+  /**
+   * start from a warm template of the same image and settings when there is one; keep one when
+   * not (docs/warm.md). `tend run`'s default is true (false with --no-warm); `tend create`'s false.
+   */
   warm?: boolean;
   /** run over SSH once Ready */
   command?: string[];
@@ -135,7 +138,8 @@ export function runProjectYaml(o: RunCommandOptions, name: string, cwd: string, 
   }
   if (Object.keys(ci).length) svc.cloud_init = ci;
   svc.disposable = true;
-  if (o.warm) svc.warm = true;
+  // `tend run` is warm unless --no-warm: a second run of the same image and settings is a clone
+  if (o.warm ?? verb === 'run') svc.warm = true;
   const doc: Record<string, unknown> = { name, services: { [name]: svc } };
   if (Object.keys(named).length) doc.volumes = named;
   return `# written by \`tend ${verb}\`; remove with: tend down ${name} --destroy (or tend -f <this file> down --destroy)\n${stringify(escapeDollars(doc), { lineWidth: 0 })}`;

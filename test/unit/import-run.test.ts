@@ -45,6 +45,7 @@ test("the synthesized tend.yaml carries every flag and loads with tend's loader"
     volumes: ['data:/data', `${cwd}/site:/srv:ro`],
     cloud_init: { packages: ['nginx'], runcmd: ['echo hi'] },
     disposable: true,
+    warm: true,
   });
   assert.deepEqual(doc.volumes, { data: {} });
   assert.throws(() => runProjectYaml({ image: 'debian:12', ports: ['99999'] }, 'x', cwd), /-p 99999/);

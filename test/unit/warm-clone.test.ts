@@ -52,11 +52,15 @@ for (const [file, text] of DIALECTS) {
   });
 }
 
-test('tend run --warm writes warm: true into the run VM', () => {
-  const args = parseRunArgs(['debian:12', '--warm', '--', 'hostname']);
-  assert.equal(args.warm, true);
-  assert.match(runProjectYaml({ ...args }, 'd', '/tmp'), /\n {4}warm: true\n/);
-  assert.doesNotMatch(runProjectYaml({ image: 'debian:12' }, 'd', '/tmp'), /warm/);
+test('tend run is warm by default, --no-warm keeps it cold; tend create is cold', async () => {
+  const warmOfYaml = async (yaml: string) => (await load('tend.yaml', yaml)).project?.vms[0]?.warm ?? false;
+  const plain = parseRunArgs(['debian:12', '--', 'hostname']);
+  assert.equal(await warmOfYaml(runProjectYaml(plain, 'd', '/tmp')), true, 'run: warm by default');
+  assert.equal(await warmOfYaml(runProjectYaml(parseRunArgs(['debian:12', '--warm']), 'd', '/tmp')), true, '--warm: the default');
+  const cold = parseRunArgs(['debian:12', '--no-warm', '--', 'hostname']);
+  assert.equal(cold.warm, false);
+  assert.equal(await warmOfYaml(runProjectYaml(cold, 'd', '/tmp')), false, '--no-warm');
+  assert.equal(await warmOfYaml(runProjectYaml({ image: 'debian:12' }, 'd', '/tmp', 'create')), false, 'create');
 });
 
 async function vmOf(yaml: string): Promise<VmSpec> {

@@ -126,8 +126,11 @@ export function parseRunArgs(words: readonly string[]): RunArgs {
       case '--rm':
         out.rm = true;
         break;
-      case '--warm':
+      case '--warm': // the default; kept for scripts written before it was
         out.warm = true;
+        break;
+      case '--no-warm':
+        out.warm = false;
         break;
       default:
         if (GLOBAL_FLAGS.has(flag)) break;
@@ -204,7 +207,7 @@ export function renderRun(r: RunCommandResult): string {
 export const command: CliCommand = {
   name: 'run',
   description:
-    'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [--warm] [-- CMD]',
+    'start an ad-hoc VM without a project file: tend run IMAGE [--cpus N] [--memory M] [-p PORT] [-v VOL] [--pkg P] [--runcmd C] [--name N] [--rm] [--no-warm] [-- CMD]',
   helpAfter: `
 Options (run reads its own; global options go before \`run\`):
   IMAGE                        a built-in name (\`tend images\`), a URL or a path
@@ -222,8 +225,9 @@ Options (run reads its own; global options go before \`run\`):
   --device PCI                 pass a host PCI device through (repeatable)
   --dockerfile FILE            provision with a Dockerfile (its FROM is the image if none given)
   --rm                         destroy the VM and its run folder after -- CMD ran
-  --warm                       start from a warm template of the same image and settings
-                               (seconds, not a boot); without one, keep one once Ready
+  --no-warm                    boot cold and keep no template. By default run starts from a
+                               warm template of the same image and settings (seconds, not a
+                               boot) and, without one, keeps one once Ready (docs/warm.md)
   -- CMD [ARGS...]             run CMD over SSH once the VM is Ready; tend exits with its code
 `,
   examples: ['tend run debian:12', 'tend run debian:12 --memory 2G -p 8080:80 -v ./site:/srv:ro', 'tend run debian:12 --rm -- uname -a'],
