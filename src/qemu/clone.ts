@@ -30,7 +30,7 @@ import { hostnameOf } from '../seed/cloud-config.js';
 import { sshUser } from '../ssh/user.js';
 import { argvDifference, identify, qemuVersion, type FileId } from './saved-state.js';
 import { portableArgv, templateKey, cloneIneligible } from './template-key.js';
-import { readTemplate, type TemplateRecord } from './templates.js';
+import { readTemplate, withTemplateLock, type TemplateRecord } from './templates.js';
 import { wantsProjectNet } from '../net/project-net.js';
 import type { QemuContext } from './context.js';
 
@@ -60,12 +60,19 @@ export async function prepareClone(
 ): Promise<boolean> {
   if (!vm.warm || cloneIneligible(vm, wantsProjectNet(project))) return false;
   const key = templateKey(vm, imageId);
-  const t = await readTemplate(ctx.stateRoot, key).catch(() => undefined);
-  if (!t) return false;
   const dir = templateDir(ctx.stateRoot, key);
   const disk = vmFile(pd, vm.name, 'disk');
-  say?.(`creating disk over warm template ${key}`);
-  await qemuImgCreateBacked(join(dir, TEMPLATE_FILES.disk), disk);
+  // under the template's lock (shared with `image prune`): once it is released, the overlay
+  // backed by the template exists, and prune sees the template in use
+  const made = await withTemplateLock(ctx.stateRoot, key, async () => {
+    const t = await readTemplate(ctx.stateRoot, key).catch(() => undefined);
+    if (!t) return null;
+    say?.(`creating disk over warm template ${key}`);
+    await qemuImgCreateBacked(join(dir, TEMPLATE_FILES.disk), disk);
+    return t;
+  });
+  if (!made) return false;
+  const t = made;
   const id = await identify(disk);
   if (!id) throw new BackendError('QemuImgFailed', `${vm.name}: the clone's disk ${disk} was not created`);
   // the template's guest is in the boot cloud-init was seen done in: no wait for it again

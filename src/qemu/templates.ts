@@ -18,6 +18,7 @@ import { BackendError } from '../../schemas/errors.js';
 import { readJson, writeJsonAtomic, FILE_MODE } from '../state/atomic.js';
 import { TEMPLATE_FILES, socketPath, templateDir, templatesDir, vmFile } from '../state/paths.js';
 import { overlayUsers } from '../images/store.js';
+import { withStoreLock } from '../images/lock.js';
 import { validateTemplatePending, validateTemplateRecord } from '../state/validators.generated.js';
 import { readPin } from '../ssh/known-hosts.js';
 import { sshUser } from '../ssh/user.js';
@@ -225,13 +226,28 @@ export async function listTemplates(root: string): Promise<TemplateInfo[]> {
   return out;
 }
 
-/** Remove templates no VM disk is backed by (and unfinished captures); returns what was removed. */
+/**
+ * Run `fn` holding the lock of template `key`, which a clone's disk creation (src/qemu/clone.ts
+ * prepareClone) and `image prune` share: a prune never sees "no user" while a clone's overlay on
+ * the template is being made. proper-lockfile (src/images/lock.ts) on `.KEY` in the templates
+ * folder (its `.KEY.lock` folder is skipped by listings, as every dot name is).
+ */
+export function withTemplateLock<T>(root: string, key: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return withStoreLock(join(templatesDir(root), `.${key}`), fn, signal);
+}
+
+/** Remove templates no VM disk is backed by; returns what was removed. */
 export async function pruneTemplates(root: string): Promise<TemplateInfo[]> {
   const removed: TemplateInfo[] = [];
   for (const t of await listTemplates(root)) {
     if (t.usedBy.length > 0) continue;
-    await rm(t.path, { recursive: true, force: true });
-    removed.push(t);
+    // asked again under the template's lock: a clone may have made its disk on it meanwhile
+    const gone = await withTemplateLock(root, t.key, async () => {
+      if ((await overlayUsers(root, join(t.path, TEMPLATE_FILES.disk), { templates: false })).length > 0) return false;
+      await rm(t.path, { recursive: true, force: true });
+      return true;
+    });
+    if (gone) removed.push(t);
   }
   return removed;
 }
