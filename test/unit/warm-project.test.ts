@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadProject, type LoadOptions } from '../../src/load/project.js';
 import { convergeCommand } from '../../src/cli/commands/converge.js';
+import { planCommand, renderPlan } from '../../src/cli/commands/plan.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 
@@ -91,9 +92,10 @@ test('tend up --warm: the default over the file’s top level; a VM’s own warm
   writeFileSync(join(cwd, 'tend.yaml'), yaml);
   const mem = new MemoryBackend();
   const clock = new ManualClock();
+  const stateDir = mkdtempSync(join(tmpdir(), 'tend-warm-up-state-'));
   const r = await convergeCommand({
     cwd,
-    stateDir: mkdtempSync(join(tmpdir(), 'tend-warm-up-state-')),
+    stateDir,
     backend: mem,
     guest: mem,
     clock,
@@ -103,4 +105,14 @@ test('tend up --warm: the default over the file’s top level; a VM’s own warm
   assert.equal(r.ok, true);
   assert.equal(mem.vms.get('a')?.applied?.warm, true);
   assert.equal(mem.vms.get('b')?.applied?.warm, undefined);
+  // `tend plan --warm` plans what `tend up --warm` did: nothing left; a plain plan says warm goes
+  const g = { cwd, stateDir, backend: mem, guest: mem, clock, wait: false };
+  assert.deepEqual(
+    (await planCommand({ ...g, recreate: false, prune: false, warm: true })).entries.map((e) => [e.vm, e.action, e.notes.join()]),
+    [
+      ['a', 'none', ''],
+      ['b', 'none', ''],
+    ],
+  );
+  assert.match(renderPlan(await planCommand({ ...g, recreate: false, prune: false })), /a +none +applied live: warm/);
 });

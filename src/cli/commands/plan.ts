@@ -46,10 +46,17 @@ export const command: CliCommand = {
     c
       .option('--recreate', 'plan recreating VMs whose image or disk shrink needs a new disk')
       .option('--prune', 'plan deleting VMs no longer declared')
-      .option('--name <vm>', 'only this VM (repeatable)', collect),
+      .option('--name <vm>', 'only this VM (repeatable)', collect)
+      .option('--warm', 'plan as `tend up --warm` converges: warm VMs unless a VM sets warm itself'),
   async run({ g, opts, io }) {
-    const o = opts as { recreate?: boolean; prune?: boolean; name?: string[] };
-    const r = await planCommand({ ...g, recreate: o.recreate ?? false, prune: o.prune ?? false, ...(o.name ? { names: o.name } : {}) });
+    const o = opts as { recreate?: boolean; prune?: boolean; name?: string[]; warm?: boolean };
+    const r = await planCommand({
+      ...g,
+      recreate: o.recreate ?? false,
+      prune: o.prune ?? false,
+      ...(o.name ? { names: o.name } : {}),
+      ...(o.warm ? { warm: true } : {}),
+    });
     if (g.json) io.json(r);
     else io.out(renderPlan(r));
     return EXIT.ok;
