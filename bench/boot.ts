@@ -33,17 +33,44 @@ async function tend(p: TempProject, args: string[]): Promise<number> {
   return nowMs() - t0;
 }
 
+/** What the guest's serial console showed when cloud-init's final message appeared on it. */
+interface Finished {
+  /** ms since the side's t0 */
+  ms: number;
+  /** the guest's own uptime in that line ("Up N seconds"), s */
+  upS: number | null;
+  /** CPU time QEMU had used by then (user + system, all threads), s */
+  qemuCpuS: number | null;
+}
+
+async function cpuSeconds(pid: number | null): Promise<number | null> {
+  if (pid === null) return null;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (!stat) return null;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
+
 /**
- * Polls a serial console log for cloud-init's final message; resolves with ms since `t0` when it
- * appears (null when stopped first). `find` names the file, which may not exist yet.
+ * Polls a serial console log for cloud-init's final message; resolves with when it appeared (null
+ * when stopped first). `find` names the file and `pid` QEMU's process, which may not exist yet.
  */
-function watchFinished(find: () => Promise<string | null>, t0: number): { at: Promise<number | null>; stop(): void } {
+function watchFinished(
+  find: () => Promise<string | null>,
+  pid: () => Promise<number | null>,
+  t0: number,
+): { at: Promise<Finished | null>; stop(): void } {
   let stopped = false;
-  const at = (async (): Promise<number | null> => {
+  const at = (async (): Promise<Finished | null> => {
     while (!stopped) {
       const file = await find().catch(() => null);
       const text = file ? await readFile(file, 'latin1').catch(() => '') : '';
-      if (CLOUD_INIT_FINISHED.test(text)) return nowMs() - t0;
+      const m = CLOUD_INIT_FINISHED.exec(text);
+      if (m) {
+        const ms = nowMs() - t0;
+        const up = /Up ([\d.]+) seconds/.exec(text.slice(m.index));
+        return { ms, upS: up ? Number(up[1]) : null, qemuCpuS: await cpuSeconds(await pid().catch(() => null)) };
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     return null;
@@ -101,8 +128,16 @@ async function rawSeed(p: TempProject): Promise<Raw> {
   return { key, seed };
 }
 
-/** Boots the image with the defaults command line; ms to cloud-init done (over SSH), and to its console line. */
-async function rawBoot(p: TempProject, image: string, raw: Raw, n: number): Promise<{ ms: number; consoleMs: number | null }> {
+interface Side {
+  ms: number;
+  finished: Finished | null;
+}
+
+const lateFinish = (f: { at: Promise<Finished | null> }): Promise<Finished | null> =>
+  Promise.race([f.at, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+
+/** Boots the image with the defaults command line; ms to cloud-init done (over SSH), and its console line. */
+async function rawBoot(p: TempProject, image: string, raw: Raw, n: number): Promise<Side> {
   const disk = join(p.scratch, `raw-${n}.qcow2`);
   await makeOverlay(image, disk);
   const sshPort = await freePort();
@@ -111,29 +146,39 @@ async function rawBoot(p: TempProject, image: string, raw: Raw, n: number): Prom
   const qemu = spawn('qemu-system-x86_64', defaultsQemuArgv({ disk, seed: raw.seed, sshPort, serialLog, memoryMb: MEMORY }), {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const finished = watchFinished(async () => serialLog, t0);
+  const finished = watchFinished(
+    async () => serialLog,
+    async () => qemu.pid ?? null,
+    t0,
+  );
   try {
     await waitForSsh({ host: '127.0.0.1', port: sshPort, user: 'bench', privateKey: raw.key, timeoutMs: 600_000, cloudInit: true });
     const ms = nowMs() - t0;
-    const consoleMs = await Promise.race([finished.at, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-    return { ms, consoleMs };
+    return { ms, finished: await lateFinish(finished) };
   } finally {
     finished.stop();
     qemu.kill('SIGKILL');
   }
 }
 
-/** `tend up` to provisioned; ms, and ms to cloud-init's console line in the VM's console log. */
-async function tendBoot(p: TempProject): Promise<{ ms: number; consoleMs: number | null }> {
+/** `tend up` to provisioned; ms, and cloud-init's line in the VM's console log. */
+async function tendBoot(p: TempProject): Promise<Side> {
   const t0 = nowMs();
-  const finished = watchFinished(async () => {
-    const d = await vmDir(p, 'solo');
-    return d ? join(d, 'console.log') : null;
-  }, t0);
+  const finished = watchFinished(
+    async () => {
+      const d = await vmDir(p, 'solo');
+      return d ? join(d, 'console.log') : null;
+    },
+    async () => {
+      const d = await vmDir(p, 'solo');
+      const pid = d ? Number((await readFile(join(d, 'qemu.pid'), 'utf8')).trim()) : NaN;
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    },
+    t0,
+  );
   try {
     const ms = await tend(p, ['up']);
-    const consoleMs = await Promise.race([finished.at, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
-    return { ms, consoleMs };
+    return { ms, finished: await lateFinish(finished) };
   } finally {
     finished.stop();
   }
@@ -160,6 +205,57 @@ const threeVms = (image: string) =>
   ].join('\n') + '\n';
 
 const s = (ms: number | null): string => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const guest = (f: Finished | null): string =>
+  f === null ? "cloud-init's line not seen" : `line at ${s(f.ms)}, guest up ${f.upS ?? '-'} s, QEMU CPU ${f.qemuCpuS?.toFixed(1) ?? '-'} s`;
+
+/**
+ * Issue 15 §3c: `tend up` to provisioned ÷ raw QEMU to cloud-init done, rounds alternating
+ * (tend, raw, tend, raw, ...), medians; with the converged-converge row measured after round 1.
+ */
+async function coldRows(image: string): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const p = await tempProject({ 'tend.yaml': oneVm(image) });
+  try {
+    const raw = await rawSeed(p);
+    const tendTimes: number[] = [];
+    const rawTimes: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const t = await tendBoot(p);
+      tendTimes.push(t.ms);
+      if (i === 0) {
+        const converged = await timeRuns(5, () => tend(p, ['up']));
+        rows.push({ name: 'converge, already converged (wall)', measuredMs: median(converged), targetMs: 300, runs: 5 });
+      }
+      await tend(p, ['down', '--destroy']);
+      const r = await rawBoot(p, image, raw, i);
+      rawTimes.push(r.ms);
+      console.error(
+        `  round ${i + 1}: tend up ${s(t.ms)} (${guest(t.finished)}); raw ${s(r.ms)} (${guest(r.finished)}); ratio ${(t.ms / r.ms).toFixed(3)}`,
+      );
+    }
+    const rawMedian = median(rawTimes);
+    rows.push({
+      name: 'tend up to provisioned (≤ 1.05 × raw QEMU to cloud-init done)',
+      measuredMs: median(tendTimes),
+      targetMs: rawMedian * 1.05,
+      baselineMs: rawMedian,
+      baselineName: "raw qemu, QEMU's defaults",
+      runs: ROUNDS,
+    });
+  } finally {
+    await p.cleanup();
+  }
+  return rows;
+}
+
+/** The §3c rows alone (`npm run bench -- --only cold`). */
+export const coldBench: Bench = {
+  name: 'cold',
+  description: 'real guests under TCG: tend up to provisioned vs raw QEMU (defaults) to cloud-init done, 3 rounds (several minutes)',
+  async run(): Promise<BenchRow[]> {
+    return coldRows(await findImage());
+  },
+};
 
 export const bench: Bench = {
   name: 'boot',
@@ -167,40 +263,8 @@ export const bench: Bench = {
     'real guests under TCG: tend up vs raw QEMU (defaults) to cloud-init done, converged converge, parallel vs serial (several minutes)',
   async run(): Promise<BenchRow[]> {
     const image = await findImage();
-    const rows: BenchRow[] = [];
 
-    const p = await tempProject({ 'tend.yaml': oneVm(image) });
-    try {
-      const raw = await rawSeed(p);
-      const tendTimes: number[] = [];
-      const rawTimes: number[] = [];
-      for (let i = 0; i < ROUNDS; i++) {
-        const t = await tendBoot(p);
-        tendTimes.push(t.ms);
-        if (i === 0) {
-          const converged = await timeRuns(5, () => tend(p, ['up']));
-          rows.push({ name: 'converge, already converged (wall)', measuredMs: median(converged), targetMs: 300, runs: 5 });
-        }
-        await tend(p, ['down', '--destroy']);
-        const r = await rawBoot(p, image, raw, i);
-        rawTimes.push(r.ms);
-        console.error(
-          `  round ${i + 1}: tend up ${s(t.ms)} (cloud-init's line on its console at ${s(t.consoleMs)}); ` +
-            `raw ${s(r.ms)} (console line at ${s(r.consoleMs)}); ratio ${(t.ms / r.ms).toFixed(3)}`,
-        );
-      }
-      const rawMedian = median(rawTimes);
-      rows.push({
-        name: 'tend up to provisioned (≤ 1.05 × raw QEMU to cloud-init done)',
-        measuredMs: median(tendTimes),
-        targetMs: rawMedian * 1.05,
-        baselineMs: rawMedian,
-        baselineName: "raw qemu, QEMU's defaults",
-        runs: ROUNDS,
-      });
-    } finally {
-      await p.cleanup();
-    }
+    const rows: BenchRow[] = await coldRows(image);
 
     const trio = await tempProject({ 'tend.yaml': threeVms(image) });
     try {

@@ -24,7 +24,7 @@ import type { PortRecord } from '../qemu/ports.js';
 import { readInstanceId } from '../state/instance-id.js';
 import { createProvisioner } from '../provision/run.js';
 import { execOnClient, sshConnect, type SshTarget } from './exec.js';
-import { openReadySsh, type SshReady, type SshStage } from './ready.js';
+import { openReadySsh, type GuestPaths, type SshReady, type SshStage } from './ready.js';
 import { consoleHintAfterMs, silenceHint, watchConsoleSilence, type SilenceWatch } from './silence.js';
 import { describeTest, waitHealthy, type HealthProbe } from './healthcheck.js';
 import { hostAlias, hostKeyCheck, type HostKeyCheck } from './known-hosts.js';
@@ -51,6 +51,8 @@ export interface SshGuestOptions {
   timeouts?: StageTimeouts;
   /** time source for the healthcheck's interval and start period (tests) */
   clock?: Clock;
+  /** where guests keep cloud-init's run state and sshd's host keys (tests); src/ssh/ready.ts */
+  guestPaths?: GuestPaths;
 }
 
 /** Where and how to reach a VM over SSH, from its state folder. */
@@ -153,6 +155,7 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
             done: (boot) => writeFileAtomic(bootRecord, `${boot}\n`),
           },
           ...(tap ? { locate: tap.locate } : {}),
+          ...(opts.guestPaths ? { guestPaths: opts.guestPaths } : {}),
           onStage: (s) => {
             if (s !== 'banner') silence?.stop();
             say(vm.name, stageText[s]);
@@ -162,11 +165,12 @@ export function createSshGuest(opts: SshGuestOptions): Guest {
         silence?.stop();
       }
       // The guest is up and cloud-init is done: pin (or check) its host key. The readiness
-      // connection is checked and kept when its key is final (it was opened after cloud-init was
-      // done in this boot, or no cloud-init is used); otherwise a new connection is.
+      // connection is checked and kept when its key is final (no cloud-init, this boot already
+      // recorded done, or the guest lists the key among its host keys now that cloud-init is
+      // done: src/ssh/ready.ts); otherwise a new connection is.
       const reconnect = () => connectGuest(opts.stateRoot, project, vm, { signal, env, target });
       let client: Client | undefined;
-      if (ready.beforeCloudInit) {
+      if (!ready.hostKeyFinal) {
         endClient(ready.client);
         client = await reconnect();
       } else {

@@ -1,5 +1,7 @@
 /**
- * Staged SSH readiness of a guest: SSH banner → login → `cloud-init status --wait`.
+ * Staged SSH readiness of a guest: SSH banner → login → cloud-init done (in the guest's shell, on
+ * cloud-init's own result file; `cloud-init status --wait` where that does not tell: see
+ * `cloudInitWaitCommand`).
  *
  * Each stage retries until its own time limit (counted from the stage's start) and fails with
  * a message that says which stage did not pass and what to check:
@@ -24,7 +26,7 @@ import type { Client } from 'ssh2';
 import { systemClock } from '../state/clock.js';
 import type { Clock } from '../../schemas/ports.js';
 import { BackendError, TendError } from '../../schemas/errors.js';
-import { execOnClient, sshConnect, type SshTarget } from './exec.js';
+import { execOnClient, shellQuote, sshConnect, type SshTarget } from './exec.js';
 
 export type SshStage = 'banner' | 'login' | 'cloud-init';
 
@@ -59,9 +61,57 @@ export interface WaitForSshOptions extends SshTarget {
    * with the boot id once cloud-init finished.
    */
   cloudInitBoot?: { recorded: string | null; done: (bootId: string) => Promise<void> };
+  /** where the guest keeps cloud-init's run state and its host keys (tests point them elsewhere) */
+  guestPaths?: GuestPaths;
 }
 
 const BOOT_ID_RE = /^boot=([0-9a-f-]{36})$/m;
+
+export interface GuestPaths {
+  /** cloud-init's run directory: the current boot's state (a tmpfs: nothing in it survives a reboot) */
+  cloudInitRunDir: string;
+  /** a shell glob of sshd's host public keys */
+  hostKeys: string;
+}
+
+export const GUEST_PATHS: GuestPaths = { cloudInitRunDir: '/run/cloud-init', hostKeys: '/etc/ssh/ssh_host_*_key.pub' };
+
+/**
+ * The guest side of the cloud-init stage, one shell command (issue 15 §3c). It prints the guest's
+ * boot id, ends at once when that boot was recorded done (`rc=0 done`), else waits for cloud-init
+ * and prints `rc=<exit>` as `cloud-init status --wait` would exit, then, when done, the guest's
+ * host public keys (`hostkey=...`).
+ *
+ * `cloud-init status --wait` is a Python process: under TCG its start-up alone costs the guest
+ * seconds of CPU, taken from cloud-init itself while it runs. So while cloud-init's generator
+ * enabled it in this boot (`enabled` in its run directory), a shell loop waits for the file
+ * cloud-init writes last, `result.json` (written after the final stage, once status.json records
+ * every stage finished: what `cloud-init status` itself reads as done), at the cost of a `sleep`
+ * every 250 ms. Done without errors is read from that file only in the form cloud-init writes it
+ * (`"errors": []` and no non-empty error list or map); any other content (errors, another
+ * format), and a guest where the loop does not apply (no `enabled`: an init system without
+ * cloud-init's generator, cloud-init disabled or missing), is judged by `cloud-init status
+ * --wait` itself, whose exit status is then the stage's (1 and 2: errors; 127: missing).
+ */
+export function cloudInitWaitCommand(recordedBoot: string | null, paths: GuestPaths = GUEST_PATHS): string {
+  const r = shellQuote(paths.cloudInitRunDir);
+  if (!/^[\w./*-]+$/.test(paths.hostKeys)) throw new Error(`host key glob ${paths.hostKeys}: letters, digits, . / * - _ only`);
+  return [
+    'b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null); echo "boot=$b"',
+    ...(recordedBoot ? [`if [ "$b" = "${recordedBoot}" ]; then echo "rc=0 done"; exit 0; fi`] : []),
+    `R=${r}`,
+    'if [ -e "$R/enabled" ]; then while [ ! -e "$R/result.json" ] && [ ! -e "$R/disabled" ]; do sleep 0.25 2>/dev/null || sleep 1; done; fi',
+    'if [ -e "$R/result.json" ] && grep -q \'"errors": \\[\\]\' "$R/result.json" && ! grep -Eq \'"[a-z_]*errors": [[{] *$\' "$R/result.json"; ' +
+      'then rc=0; else cloud-init status --wait >/dev/null 2>&1; rc=$?; fi',
+    `if [ "$rc" = 0 ]; then for k in ${paths.hostKeys}; do [ -r "$k" ] && echo "hostkey=$(cat "$k")"; done; fi`,
+    'echo "rc=$rc"; exit $rc',
+  ].join('\n');
+}
+
+/** The host keys (base64 blobs) a cloud-init wait's output lists. */
+function hostKeysOf(stdout: string): string[] {
+  return [...stdout.matchAll(/^hostkey=\S+ ([A-Za-z0-9+/=]+)/gm)].map((m) => m[1]);
+}
 
 /** Finds a guest whose address is not known in advance (src/ssh/target.ts for TAP). */
 export interface GuestLocator {
@@ -128,12 +178,14 @@ export interface SshReady {
   /** the host key (raw SSH blob) the server of `client` presented */
   hostKey: Buffer;
   /**
-   * The connection was opened before cloud-init was seen done in the guest's current boot: on a
-   * first boot cloud-init may have replaced the host keys (and restarted sshd) since, so the key
-   * it presented must not be pinned. False when cloud-init is not used, or when the wait was
-   * skipped because this boot was already recorded done.
+   * The key `client`'s server presented is the guest's for good, so it may be checked against
+   * the pin (or pinned) and the connection kept: true when cloud-init is not used, when the wait
+   * was skipped because this boot was already recorded done, or when, cloud-init done, the guest
+   * listed that key among its host keys (/etc/ssh/ssh_host_*_key.pub). False when the connection
+   * was opened while cloud-init ran and the key is not among them (cloud-init may have replaced
+   * the host keys, and restarted sshd, since): the caller connects again.
    */
-  beforeCloudInit: boolean;
+  hostKeyFinal: boolean;
 }
 
 /** Waits until the guest accepts an SSH login (and cloud-init is done, when asked). */
@@ -271,25 +323,27 @@ export async function openReadySsh(opts: WaitForSshOptions): Promise<SshReady> {
   };
   client ??= await login();
   let kept = false;
-  const ready = (beforeCloudInit: boolean): SshReady => {
+  const ready = (hostKeyFinal: boolean): SshReady => {
     kept = true;
-    return { client: client as Client, hostKey: hostKey as Buffer, beforeCloudInit };
+    return { client: client as Client, hostKey: hostKey as Buffer, hostKeyFinal };
   };
   try {
-    if (!opts.cloudInit) return ready(false);
+    if (!opts.cloudInit) return ready(true);
 
     // Stage 3: cloud-init, skipped while the guest runs the boot it was recorded done in.
     startStage('cloud-init', opts.cloudInitTimeoutMs ?? opts.timeoutMs);
     const known = opts.cloudInitBoot?.recorded;
-    const skip = known && /^[0-9a-f-]{36}$/.test(known) ? `if [ "$b" = "${known}" ]; then echo "rc=0 done"; exit 0; fi; ` : '';
-    const command = `b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null); echo "boot=$b"; ${skip}cloud-init status --wait >/dev/null 2>&1; rc=$?; echo "rc=$rc"; exit $rc`;
+    const command = cloudInitWaitCommand(known && /^[0-9a-f-]{36}$/.test(known) ? known : null, opts.guestPaths);
     for (;;) {
       try {
         const res = await withDeadline(execOnClient(client, target, command, { signal }), remaining(clock, deadline), clock, signal);
         if (res.code === 0) {
           const boot = BOOT_ID_RE.exec(res.stdout)?.[1];
           if (boot && boot !== known) await opts.cloudInitBoot?.done(boot);
-          return ready(!/^rc=0 done$/m.test(res.stdout));
+          // the key this connection's server presented is final when cloud-init's wait was skipped
+          // (this boot was recorded done) or when, cloud-init done, it is one of the guest's host keys
+          const skipped = /^rc=0 done$/m.test(res.stdout);
+          return ready(skipped || (hostKey !== undefined && hostKeysOf(res.stdout).includes(hostKey.toString('base64'))));
         }
         if (res.code === 127) {
           throw new BackendError(

@@ -38,6 +38,8 @@ test('cloud-init is waited for once per guest boot (its boot id recorded)', asyn
       timeoutMs: 20_000,
       cloudInit: true,
       cloudInitBoot: { recorded, done: async (b) => void done.push(b) },
+      // no cloud-init run directory (whatever this host has): the fake `cloud-init status --wait` waits
+      guestPaths: { cloudInitRunDir: join(tools, 'no-run-dir'), hostKeys: join(tools, 'no-keys', '*.pub') },
     });
 
   await wait(null);

@@ -1,5 +1,5 @@
 /**
- * Issue 15 §3b: `tend provision` on a Ready VM opens ONE SSH connection. The readiness wait's
+ * Issue 15 §3b/§3c: `tend provision` on a Ready VM, and the first one, open ONE SSH connection. The readiness wait's
  * connection (banner, login, the boot-id check that skips `cloud-init status --wait`) is checked
  * against the pinned host key and carries the healthcheck and the provision steps.
  *
@@ -92,8 +92,23 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const provision = () =>
-  provisionCommand({ ...g, guest: createSshGuest({ stateRoot: state, timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 } }) });
+/**
+ * The guest's host keys as the cloud-init wait lists them: the sshd's own key file (the guest
+ * lists the key it serves), or `elsewhere` (a key it does not serve: cloud-init may have replaced
+ * it). No cloud-init run directory: the fake `cloud-init status --wait` is what waits.
+ */
+const provision = (hostKeys: 'served' | 'elsewhere' = 'served') =>
+  provisionCommand({
+    ...g,
+    guest: createSshGuest({
+      stateRoot: state,
+      timeouts: { ssh: 20_000, login: 20_000, cloudInit: 20_000 },
+      guestPaths: {
+        cloudInitRunDir: join(work, 'no-cloud-init-run-dir'),
+        hostKeys: hostKeys === 'served' ? join(sshd.dir, 'host_ed25519.pub') : join(work, 'elsewhere', 'ssh_host_*_key.pub'),
+      },
+    }),
+  });
 
 /** Every connection tend opened is closed soon after the command: none is left to hold the process. */
 async function allClosed(): Promise<void> {
@@ -101,7 +116,7 @@ async function allClosed(): Promise<void> {
   assert.equal(proxy.open.size, 0, 'no SSH connection is left open after the command');
 }
 
-test('first tend provision: cloud-init is waited for, then one more connection (the final host key) serves pin, healthcheck and step', async () => {
+test('first tend provision: cloud-init is waited for, and the same connection (its key listed by the guest) serves pin, healthcheck and step', async () => {
   const before = proxy.accepted;
   const r = await provision();
   assert.equal(r.ok, true, JSON.stringify(r.vms));
@@ -109,9 +124,9 @@ test('first tend provision: cloud-init is waited for, then one more connection (
   assert.deepEqual(await lines('step-runs'), ['step']);
   assert.deepEqual(await lines('hc-runs'), ['hc']);
   assert.match(await readFile(vmFile(pd, 'web', 'knownHosts'), 'utf8'), /^tend-pconn-web ssh-ed25519 /m);
-  // the connection cloud-init was waited on may hold a host key from before cloud-init replaced
-  // it: the pin is made on a new one, which then runs the healthcheck and the step
-  assert.equal(proxy.accepted - before, 2, 'readiness connection + the pinned one');
+  // cloud-init done, the guest lists the key the readiness connection's server presented among its
+  // host keys: it is final, so it is pinned and that connection is kept (issue 15 §3c)
+  assert.equal(proxy.accepted - before, 1, 'one SSH connection for the whole first run');
   await allClosed();
 });
 
@@ -141,14 +156,14 @@ test('the readiness connection is held to the pin: a changed host key on the sam
   await allClosed();
 });
 
-test('a rebooted guest (another boot id recorded) is waited for again and pinned on a new connection', async () => {
+test('a rebooted guest (another boot id recorded) is waited for again; a key it does not list is pinned on a new connection', async () => {
   await rm(vmFile(pd, 'web', 'knownHosts'));
   await writeFile(vmFile(pd, 'web', 'cloudInitDone'), '00000000-0000-4000-8000-000000000000\n');
   const before = proxy.accepted;
-  const r = await provision();
+  const r = await provision('elsewhere');
   assert.equal(r.ok, true, JSON.stringify(r.vms));
   assert.equal((await lines('cloud-init-runs')).length, 2, 'another boot: cloud-init waited for');
-  assert.equal(proxy.accepted - before, 2);
+  assert.equal(proxy.accepted - before, 2, 'the key presented before cloud-init finished is not pinned: a new connection is');
   assert.deepEqual(await lines('step-runs'), ['step', 'step', 'step']);
   await allClosed();
 });
