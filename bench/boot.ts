@@ -255,7 +255,8 @@ async function coldRows(image: string): Promise<BenchRow[]> {
 /** The §3c rows alone (`npm run bench -- --only cold`). */
 export const coldBench: Bench = {
   name: 'cold',
-  description: 'real guests under TCG: tend up to provisioned vs raw QEMU (defaults) to cloud-init done, 3 rounds (several minutes)',
+  description:
+    'real guests under TCG: tend up to provisioned vs raw QEMU (defaults) to cloud-init done, both at once, 5 rounds (several minutes)',
   async run(): Promise<BenchRow[]> {
     return coldRows(await findImage());
   },
