@@ -11,6 +11,15 @@ import { parseRemoteUri } from '../libvirt/remote-uri.js';
 
 export const LOCAL_HOST_LABEL = 'local';
 
+/**
+ * A VM's pid as a process of this machine: null for a VM on another host, whose observed "pid"
+ * is its libvirt domain id there (the identity `tend watch` follows, not a process to show or
+ * to read /proc of).
+ */
+export function localPid(rec: Pick<BackendRecord, 'backend' | 'uri'> | null | undefined, pid: number | null): number | null {
+  return hostLabel(rec) === LOCAL_HOST_LABEL ? pid : null;
+}
+
 export function hostLabel(rec: Pick<BackendRecord, 'backend' | 'uri'> | null | undefined): string {
   if (!rec || rec.backend !== 'libvirt' || !rec.uri) return LOCAL_HOST_LABEL;
   const r = parseRemoteUri(rec.uri);

@@ -113,7 +113,7 @@ test(
     const up1 = await ok(p, ['up'], true);
     const ps0 = JSON.parse(await runCli(['ps', '--json'], { cwd: p.dir, stateDir: p.stateDir }).then((r) => r.stdout)) as {
       project: string;
-      vms: { name: string; host: string; state: string; ready: boolean }[];
+      vms: { name: string; host: string; state: string; ready: boolean; pid: number | null }[];
     };
     project.name = ps0.project;
     dom = domainName(project, 'rweb');
@@ -147,6 +147,9 @@ test(
     assert.equal(row?.host, `127.0.0.1:${sshd.port}`);
     assert.equal(row?.state, 'running');
     assert.equal(row?.ready, true, 'Ready is recorded for the remote domain');
+    assert.equal(row?.pid, null, 'no local PID for a VM of another host (its domain id is not a process here)');
+    const st = JSON.parse(await ok(p, ['status', 'rweb', '--json'])) as { observed: { pid: number | null } };
+    assert.equal(st.observed.pid, null);
     const table = await ok(p, ['ps']);
     assert.match(table, /NAME\s+STATE\s.*\sCONDITIONS\s+HOST\n/);
     assert.match(table, new RegExp(`\\nrweb\\s+running\\s+yes\\s.*\\s127\\.0\\.0\\.1:${sshd.port}\\s*(?:\\n|$)`));

@@ -11,7 +11,7 @@ import { alive, type Observed, type ObservedVm } from '../../../schemas/ports.js
 import type { CliCommand } from '../command.js';
 import type { GlobalOptions } from '../context.js';
 import { stateRootOf } from '../state-root.js';
-import { hostLabel as hostOf } from '../../backend/host-label.js';
+import { hostLabel as hostOf, localPid } from '../../backend/host-label.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
 import { listProjectFolders, type ProjectFolder } from '../../state/project-record.js';
@@ -115,7 +115,7 @@ async function rowsOf(f: ProjectFolder, root: string, env: NodeJS.ProcessEnv, sc
         memoryMiB: obs.applied?.memory ?? null,
         ports: up ? Object.fromEntries(Object.entries(obs.ports).filter(([k]) => k !== 'ssh')) : {},
         ssh: up && obs.sshPort ? `127.0.0.1:${obs.sshPort}` : null,
-        pid: up ? obs.pid : null,
+        pid: up ? localPid(records[obs.name], obs.pid) : null,
         startedAt: up ? rfc3339(obs.startedAt) : null,
         conditions: [...conditions, ...(obs.intent === 'stopped' ? ['StopIntent'] : [])],
         stateDir: f.projDir,

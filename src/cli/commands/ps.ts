@@ -13,7 +13,7 @@ import { INSTANCE_FLAG, withInstance } from '../name-flag.js';
 import { planConditions } from '../conditions.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { readBackendRecord } from '../../backend/record.js';
-import { hostLabel } from '../../backend/host-label.js';
+import { hostLabel, localPid } from '../../backend/host-label.js';
 import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration, formatMemory, table } from '../output.js';
 import { outputFormat, outputOptions, printResult, rfc3339 } from '../output-format.js';
@@ -93,7 +93,7 @@ export async function psCommand(o: PsCommandOptions): Promise<PsResult> {
           : spec?.network.mode === 'tap'
             ? await tapSshAddress(ctx.stateRoot, ctx.project, spec, ctx.env)
             : null,
-      pid: up ? obs.pid : null,
+      pid: up ? localPid(rec, obs.pid) : null,
       startedAt: up ? obs.startedAt : null,
       conditions,
       declared: Boolean(spec),

@@ -3,6 +3,8 @@ import { planVm, type PlanEntry } from '../../../controllers/plan.js';
 import { alive, type ObservedVm } from '../../../schemas/ports.js';
 import type { VmSpec } from '../../../schemas/model.js';
 import { readStatus } from '../../state/status.js';
+import { localPid } from '../../backend/host-label.js';
+import { readBackendRecord } from '../../backend/record.js';
 import { tapSshAddress } from '../../ssh/target.js';
 import { backendFor, checkVmNames, loadContext, type GlobalOptions } from '../context.js';
 import { formatDuration } from '../output.js';
@@ -37,7 +39,9 @@ export async function statusCommand(o: StatusCommandOptions): Promise<StatusResu
   const observed = await backend.observe(ctx.project, o.signal);
   checkVmNames(ctx.project, [o.name], Object.keys(observed.vms));
   const spec = ctx.project.vms.find((v) => v.name === o.name) ?? null;
-  const obs = observed.vms[o.name] ?? null;
+  const seen = observed.vms[o.name] ?? null;
+  // a VM on another host: its pid is the domain id there, not a process of this machine
+  const obs = seen && { ...seen, pid: localPid(await readBackendRecord(ctx.projDir, o.name), seen.pid) };
   const entry: PlanEntry | null = spec
     ? planVm(spec, obs ?? undefined, { recreate: false })
     : { vm: o.name, action: 'orphan', changed: [], notes: ['no longer declared: `tend up --prune` deletes it'] };

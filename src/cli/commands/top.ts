@@ -14,6 +14,8 @@ import { backendFor, loadContext, type GlobalOptions } from '../context.js';
 import { parseDuration, table } from '../output.js';
 import { cpuPercent, sampleProcess } from '../../host/procfs.js';
 import { vmFile } from '../../state/paths.js';
+import { localPid } from '../../backend/host-label.js';
+import { readBackendRecordSync } from '../../backend/record.js';
 
 export interface TopRow {
   name: string;
@@ -66,8 +68,10 @@ export async function topCommand(o: TopCommandOptions): Promise<TopResult> {
   const ctx = await loadContext({ ...o, fromState: true }, o.name);
   const backend = await backendFor(ctx);
   const observed = await backend.observe(ctx.project, o.signal);
+  // processes of this machine only: a remote VM's "pid" is its domain id on that host
   const running = Object.values(observed.vms).filter(
-    (v) => alive(v.power) && v.pid !== null && (o.name === undefined || v.name === o.name),
+    (v) =>
+      alive(v.power) && localPid(readBackendRecordSync(ctx.projDir, v.name), v.pid) !== null && (o.name === undefined || v.name === o.name),
   );
   const intervalMs = o.intervalMs ?? 1000;
   const first = await Promise.all(running.map((v) => sampleProcess(v.pid as number)));
