@@ -72,6 +72,12 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number[]> 
     }
   };
   const times: number[] = [];
+  /** watch's events and its debug log, kept for whoever looks next */
+  const keep = async (why: string): Promise<void> => {
+    const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
+    await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
+    process.stderr.write(`  ${why}: watch's events and log in ${file}\n`);
+  };
   try {
     let from = 0;
     for (let i = 0; i < DESTROYS; i++) {
@@ -85,16 +91,14 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number[]> 
       await until(() => begun() !== undefined, 'the restart after virsh destroy', 60_000);
       const ms = Date.parse(begun()!.time) - destroyedAt;
       console.error(`  destroy ${i + 1}: restart begun after ${ms} ms`);
-      if (ms > 1000) {
-        // a slow one is kept for whoever looks next: watch's events and its debug log
-        const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
-        await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
-        process.stderr.write(`  destroy → restart took ${ms} ms: watch's events and log in ${file}\n`);
-      }
+      if (ms > 1000) await keep(`destroy → restart took ${ms} ms`);
       times.push(ms);
       from = events.indexOf(begun()!);
     }
     return times;
+  } catch (err) {
+    await keep(`failed (${err instanceof Error ? err.message.slice(0, 200) : String(err)})`);
+    throw err;
   } finally {
     const exit = new Promise((r) => watch.on('exit', r));
     watch.kill('SIGTERM');
