@@ -19,6 +19,7 @@ import { BackendError } from '../../schemas/errors.js';
 import type { ProjectNetMember } from '../net/project-net.js';
 import { volumeSerial } from '../seed/volumes.js';
 import { projectNetArgs } from '../qemu/project-net.js';
+import { QEMU_FIRST_DEFAULT_MAC } from '../seed/network-config.js';
 import { fullPciAddress } from '../qemu/devices.js';
 import { metadataElement, type TendMetadata } from './metadata.js';
 import { parseXml } from '../import/xml.js';
@@ -244,6 +245,10 @@ function networkElements(dev: XMLBuilder, input: DomainInput): void {
     }
     case 'user': {
       const nic = dev.ele('interface', { type: 'user' });
+      // QEMU's own first MAC, as the QEMU backend's NIC has: without one libvirt picks a new random
+      // MAC at every define (each start), and a guest that configured its NIC at first boot waited
+      // minutes for DHCP on the next (the project network's network-config pins this MAC too)
+      nic.ele('mac', { address: QEMU_FIRST_DEFAULT_MAC });
       nic.ele('model', { type: 'virtio' });
       if (input.userNet.backend === 'passt') {
         nic.ele('backend', { type: 'passt' });

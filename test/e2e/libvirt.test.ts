@@ -70,6 +70,9 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   await ok(p, ['up']);
   assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs`);
   assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
+  // the guest's NIC: the same MAC at every start (a new one made the guest wait minutes for DHCP)
+  const mac = async (): Promise<string> => (await ok(p, ['exec', 'web', '--', 'cat', '/sys/class/net/eth0/address'])).trim();
+  const mac0 = await mac();
   await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
   // the host folder, over virtiofs through libvirt: the domain has the filesystem, the guest reads and writes it
   assert.match((await virsh('dumpxml', dom)).out, /<driver type='virtiofs'\/>/);
@@ -144,6 +147,7 @@ test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back
   t.diagnostic(`virsh destroy -> restart begun: ${ms} ms`);
   await waitFor('VmReady', ready0 + 2, 'Ready after the destroy');
   assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
+  assert.equal(await mac(), mac0, 'the NIC kept its MAC through two restarts (each defines the domain again)');
 
   const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
   watch.kill('SIGTERM');

@@ -97,6 +97,8 @@ test('user networking: slirp NIC without forwards in the XML; passt gets <backen
   const slirp = parse(buildDomainXml(input()));
   const nic = one(slirp, 'devices/interface');
   assert.equal(nic.getAttribute('type'), 'user');
+  // the MAC QEMU gives its first NIC: the same NIC at every define, on both backends
+  assert.equal(one(nic, 'mac').getAttribute('address'), '52:54:00:12:34:56');
   assert.equal(kids(nic, 'backend').length, 0);
   assert.equal(kids(nic, 'portForward').length, 0);
   const passt = one(
