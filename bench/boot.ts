@@ -145,8 +145,12 @@ async function rawBoot(p: TempProject, image: string, raw: Raw, n: number): Prom
   const sshPort = await freePort();
   const serialLog = join(p.scratch, `raw-${n}.log`);
   const t0 = nowMs();
+  // in a session of its own, as tend starts its QEMU: with the kernel's autogroup scheduling (on by
+  // default) each session shares the CPUs as one group, so a QEMU left in this bench's session
+  // and tend's in its own would not get the same share of a loaded host
   const qemu = spawn('qemu-system-x86_64', defaultsQemuArgv({ disk, seed: raw.seed, sshPort, serialLog, memoryMb: MEMORY }), {
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
   });
   const finished = watchFinished(
     async () => serialLog,
