@@ -242,6 +242,10 @@ async function coldRows(image: string): Promise<BenchRow[]> {
       await tend(p, ['down', '--destroy']);
     }
     const rawMedian = median(rawTimes);
+    const ratios = tendTimes.map((t, i) => t / rawTimes[i]);
+    console.error(
+      `  tend ÷ raw: ${(median(tendTimes) / rawMedian).toFixed(3)} (medians); per round ${ratios.map((r) => r.toFixed(3)).join(', ')}, median ${median(ratios).toFixed(3)}`,
+    );
     rows.push({
       name: 'tend up to provisioned (≤ 1.05 × raw QEMU to cloud-init done)',
       measuredMs: median(tendTimes),
