@@ -79,8 +79,8 @@ export const GUEST_PATHS: GuestPaths = { cloudInitRunDir: '/run/cloud-init', hos
 /**
  * The guest side of the cloud-init stage, one shell command (issue 15 §3c). It prints the guest's
  * boot id, ends at once when that boot was recorded done (`rc=0 done`), else waits for cloud-init
- * and prints `rc=<exit>` as `cloud-init status --wait` would exit, then, when done, the guest's
- * host public keys (`hostkey=...`).
+ * and prints `rc=<exit>` as `cloud-init status --wait` would exit, then, when done, flushes the
+ * guest's filesystems (`sync`) and prints its host public keys (`hostkey=...`).
  *
  * `cloud-init status --wait` is a Python process: under TCG its start-up alone costs the guest
  * seconds of CPU, taken from cloud-init itself while it runs. So while cloud-init's generator
@@ -103,7 +103,9 @@ export function cloudInitWaitCommand(recordedBoot: string | null, paths: GuestPa
     'if [ -e "$R/enabled" ]; then while [ ! -e "$R/result.json" ] && [ ! -e "$R/disabled" ]; do sleep 0.25 2>/dev/null || sleep 1; done; fi',
     'if [ -e "$R/result.json" ] && grep -q \'"errors": \\[\\]\' "$R/result.json" && ! grep -Eq \'"[a-z_]*errors": [[{] *$\' "$R/result.json"; ' +
       'then rc=0; else cloud-init status --wait >/dev/null 2>&1; rc=$?; fi',
-    `if [ "$rc" = 0 ]; then for k in ${paths.hostKeys}; do [ -r "$k" ] && echo "hostkey=$(cat "$k")"; done; fi`,
+    // done in this boot for the first time: what cloud-init made (host keys, network config) goes
+    // to disk, or a crash right after Ready leaves empty host key files and an sshd that never starts
+    `if [ "$rc" = 0 ]; then sync; for k in ${paths.hostKeys}; do [ -r "$k" ] && echo "hostkey=$(cat "$k")"; done; fi`,
     'echo "rc=$rc"; exit $rc',
   ].join('\n');
 }

@@ -20,7 +20,10 @@ import { startTestSshd, type TestSshd } from '../helpers/sshd.js';
 let sshd: TestSshd;
 let work = '';
 let run = '';
-const runs = async (): Promise<number> => (await readFile(join(work, 'runs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+const count = async (file: string): Promise<number> =>
+  (await readFile(join(work, file), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+const runs = (): Promise<number> => count('runs');
+const syncs = (): Promise<number> => count('syncs');
 
 /** result.json as cloud-init writes it (json.dumps with indent=1, sorted keys) */
 const result = (errors: string[]): string =>
@@ -33,6 +36,8 @@ before(async () => {
   await writeFile(join(bin, 'cloud-init'), `#!/bin/sh\necho "$*" >> ${work}/runs\nexit $(cat ${work}/rc 2>/dev/null || echo 0)\n`, {
     mode: 0o755,
   });
+  // and a `sync` that counts its runs too (the guest's filesystems flushed once cloud-init is done)
+  await writeFile(join(bin, 'sync'), `#!/bin/sh\necho sync >> ${work}/syncs\n`, { mode: 0o755 });
   sshd = await startTestSshd({ pathDirs: [bin] });
 });
 
@@ -40,6 +45,7 @@ beforeEach(async () => {
   run = await mkdtemp(join(work, 'run-'));
   await rm(join(work, 'runs'), { force: true });
   await rm(join(work, 'rc'), { force: true });
+  await rm(join(work, 'syncs'), { force: true });
 });
 
 after(async () => {
@@ -71,9 +77,13 @@ test('while cloud-init runs, readiness waits for its result.json and never start
   const p = wait().finally(() => (settled = true));
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal(settled, false, 'not ready while result.json is missing (cloud-init still running)');
+  assert.equal(await syncs(), 0);
   await writeFile(join(run, 'result.json'), result([]));
   const r = await p;
   assert.equal(await runs(), 0, "cloud-init's Python was not started");
+  // what cloud-init made (host keys, network config) is on disk before Ready: a crash right after
+  // Ready left empty host key files on a real guest, and an sshd that never started again
+  assert.equal(await syncs(), 1, "the guest's filesystems are flushed once cloud-init is done");
   assert.equal(r.hostKeyFinal, true, 'the presented key is the one the guest lists: final, the connection can be kept');
 });
 
@@ -96,6 +106,7 @@ test("errors in result.json: cloud-init's own verdict (status --wait) fails the 
   await writeFile(join(work, 'rc'), '1');
   await assert.rejects(wait(), (e: unknown) => e instanceof TendError && e.reason === 'CloudInitFailed');
   assert.ok((await runs()) >= 1, 'cloud-init status was asked');
+  assert.equal(await syncs(), 0, 'not done: nothing to flush for');
 });
 
 test('no generator mark (another init system, cloud-init disabled): cloud-init status --wait decides', async () => {
