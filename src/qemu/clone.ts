@@ -64,15 +64,14 @@ export async function prepareClone(
   const disk = vmFile(pd, vm.name, 'disk');
   // under the template's lock (shared with `image prune`): once it is released, the overlay
   // backed by the template exists, and prune sees the template in use
-  const made = await withTemplateLock(ctx.stateRoot, key, async () => {
+  const t = await withTemplateLock(ctx.stateRoot, key, async () => {
     const t = await readTemplate(ctx.stateRoot, key).catch(() => undefined);
     if (!t) return null;
     say?.(`creating disk over warm template ${key}`);
     await qemuImgCreateBacked(join(dir, TEMPLATE_FILES.disk), disk);
     return t;
   });
-  if (!made) return false;
-  const t = made;
+  if (!t) return false;
   const id = await identify(disk);
   if (!id) throw new BackendError('QemuImgFailed', `${vm.name}: the clone's disk ${disk} was not created`);
   // the template's guest is in the boot cloud-init was seen done in: no wait for it again
