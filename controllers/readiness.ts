@@ -23,11 +23,12 @@ function exitError(name: string, e: VmExit): BackendError {
 
 /**
  * Run `fn` with a signal that also aborts, with the exit as its reason, when the VM's process
- * ends. Without an exit watch (or a pid) it is `fn(signal)`.
+ * ends. Without an exit watch it is `fn(signal)`. A VM observed running without a known process
+ * (libvirt in the middle of a `virsh destroy`) is watched by name: pid 0 (ExitWatch).
  */
 export async function untilExit<T>(ctx: VmContext, signal: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const pid = ctx.started?.pid ?? ctx.observed?.pid ?? null;
-  if (pid === null || !ctx.backend.watchExit) return fn(signal);
+  const pid = ctx.started?.pid ?? ctx.observed?.pid ?? 0;
+  if (!ctx.backend.watchExit) return fn(signal);
   const exited = new AbortController();
   const off = ctx.backend.watchExit(ctx.project, ctx.name, pid, (e) => exited.abort(exitError(ctx.name, e)));
   try {

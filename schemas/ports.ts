@@ -168,7 +168,9 @@ export interface Observe {
 export interface ExitWatch {
   /**
    * Call `onExit` (once) as soon as the VM's process `pid` ends (within a second). Returns a
-   * function that stops watching.
+   * function that stops watching. `pid` 0: the VM was observed running without a known process
+   * (libvirt in the middle of a `virsh destroy`); a backend that can watch it by name does (libvirt:
+   * the domain's events and state), one that cannot returns a no-op.
    */
   watchExit(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void;
 }

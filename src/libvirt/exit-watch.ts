@@ -1,6 +1,10 @@
 /**
  * The libvirt backend's exit-watch: libvirt's lifecycle events, with a pid check as the fallback
  * for local domains. One event stream and one pid watcher per backend, ended by close().
+ *
+ * pid 0 (a domain libvirt lists as running while its QEMU is already gone, in the middle of a
+ * `virsh destroy`): watched by name, by its events and, since its end may have come before the
+ * event stream connected, by its state (`virsh domstate`) every STATE_POLL_MS.
  */
 import type { Project } from '../../schemas/model.js';
 import type { VmExit } from '../../schemas/ports.js';
@@ -14,8 +18,10 @@ export interface LibvirtExitWatch {
   close(): void;
 }
 
+const STATE_POLL_MS = 500;
+
 export function createLibvirtExitWatch(ctx: LibvirtContext, o: { virshBinary?: string; exitPollMs?: number }): LibvirtExitWatch {
-  const { uri, env, log, local } = ctx;
+  const { uri, env, log, local, virsh } = ctx;
   let events: EventStream | null = null;
   const pidWatcher = createPidWatcher(o.exitPollMs ? { pollMs: o.exitPollMs } : {});
   function watchExit(project: Project, name: string, pid: number, onExit: (e: VmExit) => void): () => void {
@@ -28,11 +34,13 @@ export function createLibvirtExitWatch(ctx: LibvirtContext, o: { virshBinary?: s
     });
     let finished = false;
     let fallback: NodeJS.Timeout | null = null;
+    let poll: NodeJS.Timeout | null = null;
     const stop = (): void => {
       finished = true;
       offEvents();
       offPid();
       if (fallback) clearTimeout(fallback);
+      if (poll) clearTimeout(poll);
     };
     const fire = (kind: VmExit['kind']): void => {
       if (finished) return;
@@ -51,6 +59,22 @@ export function createLibvirtExitWatch(ctx: LibvirtContext, o: { virshBinary?: s
             fallback.unref();
           })
         : () => undefined;
+    if (pid <= 0) {
+      const look = (): void => {
+        void virsh.tryRun(['domstate', dom], { timeoutMs: 10_000 }).then(
+          (state) => {
+            if (finished) return;
+            // no domain (undefined meanwhile) or shut off: its process has ended
+            if (state === null || state.startsWith('shut off') || state.startsWith('crashed')) fire('failure');
+            else poll = setTimeout(look, STATE_POLL_MS).unref();
+          },
+          () => {
+            if (!finished) poll = setTimeout(look, STATE_POLL_MS).unref();
+          },
+        );
+      };
+      look();
+    }
     return stop;
   }
 

@@ -41,6 +41,8 @@ export function qemuExitWatch(o: QemuExitWatchOptions): ExitWatch['watchExit'] {
   let watcher: PidWatcher | null = null;
   const isAlive = o.isAlive ?? pidAlive;
   return (project: Project, name: string, pid: number, onExit: (e: VmExit) => void): (() => void) => {
+    // a QEMU VM is observed running only with its pid: nothing to watch without one
+    if (pid <= 0) return () => undefined;
     watcher ??= createPidWatcher(o);
     const projDir = projectDir(o.stateRoot, project.name, project.dir);
     const pidfile = vmFile(projDir, name, 'pid');

@@ -4,7 +4,7 @@
  * needs no image). Proves: the domain is defined with tend's metadata (observation reads the spec
  * back from libvirt), UEFI gets a per-VM NVRAM file, the SSH forward is bound on 127.0.0.1,
  * suspend/resume, libvirt's lifecycle event reports a `virsh destroy` behind tend's back within a
- * second, stop falls back to destroy when the guest ignores ACPI, and destroy leaves no domain,
+ * second (and a watch by name, made after the end, reports it from the domain's state), stop falls back to destroy when the guest ignores ACPI, and destroy leaves no domain,
  * no folder and no NVRAM file. An unreachable daemon is a LibvirtUnavailable error with the fix.
  */
 import { test, before, after } from 'node:test';
@@ -147,6 +147,15 @@ test('a UEFI VM on real libvirt: define, observe, run, suspend, crash event, sto
     assert.deepEqual(e, { vm: 'fw', pid: r.pid, kind: 'failure' });
     assert.ok(at - t1 < 1000, `exit reported ${at - t1} ms after virsh destroy returned (${t1 - t0} ms to destroy)`);
     assert.equal((await backend.observe(project)).vms.fw.power, 'stopped');
+    // watched by name (pid 0: libvirt listed the domain running while its QEMU was already gone),
+    // with the watch made after the end: no event comes any more, the domain's state tells
+    const t2 = Date.now();
+    const byName = await Promise.race([
+      new Promise<VmExit>((resolve) => backend.watchExit(project, 'fw', 0, resolve)),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000)),
+    ]);
+    assert.deepEqual(byName, { vm: 'fw', pid: 0, kind: 'failure' }, 'a watch by name of a domain already ended reports its end');
+    assert.ok(Date.now() - t2 < 2000, `reported after ${Date.now() - t2} ms`);
 
     // the firmware ignores ACPI: stop ends it anyway (graceful destroy after the grace period)
     const r2 = await backend.start(project, vm);

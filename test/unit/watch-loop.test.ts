@@ -417,6 +417,30 @@ test('a VM seen running without a pid (its QEMU gone, the domain not yet) is loo
   await w.ctl.done;
 });
 
+test('a resync pass that waits on a VM seen running without a pid hears its end by name and restarts it', async () => {
+  const w = setup(project([spec('web')]), { resyncMs: 30_000 });
+  w.mb.watchExits = true;
+  await w.passesDone(1);
+  const starts = (): number => w.mb.calls((r) => r.method === 'start').length;
+  assert.equal(starts(), 1);
+  // libvirt mid-destroy when the resync observes: the domain runs, its QEMU is gone, not Ready
+  const s = w.mb.vms.get('web')!;
+  s.pid = null;
+  s.ready = false;
+  const wait = w.mb.hold('waitReady', 'web'); // the resync waits for the guest (it never answers)
+  w.clock.advance(30_000);
+  await wait.reached;
+  assert.ok(
+    w.mb.exitWatches.some((x) => x.vm === 'web' && x.pid === 0),
+    `the wait watches the VM by name: ${JSON.stringify(w.mb.exitWatches.map((x) => [x.vm, x.pid]))}`,
+  );
+  w.mb.kill('web'); // the destroy completes: the domain's end is reported by name
+  await until(() => starts() === 2 && w.mb.vms.get('web')?.ready === true, 'restarted and Ready in the same pass');
+  assert.match(w.ev.events.find((e) => e.reason === 'VmFailed' && e.vm === 'web')?.message ?? '', /killed or crashed/);
+  w.ac.abort();
+  await w.ctl.done;
+});
+
 test('a VM that dies right after a pass, before its exit is watched, is restarted at once (not at the next resync)', async () => {
   const ev = collector();
   let killed = false;
