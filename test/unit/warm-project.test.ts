@@ -1,7 +1,8 @@
 /**
  * The project-wide `warm` (issue 15 §2: "opt-in per VM or project"): a top-level `warm` in every
  * dialect is the default of each VM of the file without its own; `tend up --warm` is the same
- * default from the command line, over the file's; a VM's own `warm` (false included) wins. The
+ * default from the command line, over the file's (and `tend watch --warm` keeps it across saves); a
+ * VM's own `warm` (false included) wins. The
  * examples of docs/warm.md ("For a whole project") are loaded as they are written there, and a
  * wrong value is an error at its line and column.
  */
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { loadProject, type LoadOptions } from '../../src/load/project.js';
 import { convergeCommand } from '../../src/cli/commands/converge.js';
 import { planCommand, renderPlan } from '../../src/cli/commands/plan.js';
+import { watchCommand } from '../../src/cli/commands/watch.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 
@@ -115,4 +117,23 @@ test('tend up --warm: the default over the file’s top level; a VM’s own warm
     ],
   );
   assert.match(renderPlan(await planCommand({ ...g, recreate: false, prune: false })), /a +none +applied live: warm/);
+
+  // `tend watch --warm` keeps what `tend up --warm` made, also when a save reloads the file
+  const ac = new AbortController();
+  let passes = 0;
+  const watching = watchCommand({ ...g, warm: true, signal: ac.signal, resync: '0', debounce: '0', onPass: () => passes++ });
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; !cond(); i++) {
+      if (i > 500) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+      clock.advance(10); // the debounce runs on the test's clock
+    }
+  };
+  await until(() => passes >= 1, "watch's first pass");
+  writeFileSync(join(cwd, 'tend.yaml'), yaml.replace('  a:\n    image: debian:12\n', '  a:\n    image: debian:12\n    vm: { vcpu: 2 }\n'));
+  await until(() => mem.vms.get('a')?.applied?.cpus === 2, 'the saved edit applied');
+  ac.abort();
+  await watching;
+  assert.equal(mem.vms.get('a')?.applied?.warm, true, 'watch --warm left a warm');
+  assert.equal(mem.vms.get('b')?.applied?.warm, undefined);
 });

@@ -95,7 +95,11 @@ export async function watchCommand(o: WatchCommandOptions): Promise<WatchSummary
       {
         ...deps,
         load: async () => {
-          const r = await loadProject(files, { env: ctx.env, cwd: ctx.opts.cwd ?? process.cwd() });
+          const r = await loadProject(files, {
+            env: ctx.env,
+            cwd: ctx.opts.cwd ?? process.cwd(),
+            ...(o.warm !== undefined ? { warm: o.warm } : {}),
+          });
           if (r.project && !sameProject(ctx.project, r.project)) return { project: null, diagnostics: renamed(ctx.project, r.project) };
           // named instances (`tend up -i NAME`) are VMs of the project as long as they are recorded
           const project = r.project ? withInstances(r.project, r.origins, ctx.projDir).project : null;
@@ -219,7 +223,7 @@ export function renderWatchEvent(e: TendEvent, json: boolean): string {
 export const command: CliCommand = {
   name: 'watch',
   description: 'converge, then keep converging on every save, VM crash and resync (Ctrl-C stops watching; VMs keep running)',
-  examples: ['tend watch', 'tend watch --resync 1m --prune', 'tend watch --json | jq .reason'],
+  examples: ['tend watch', 'tend watch --resync 1m --prune', 'tend watch --warm', 'tend watch --json | jq .reason'],
   stageTimeouts: true,
   log: true,
   configure: (c) =>
@@ -228,9 +232,10 @@ export const command: CliCommand = {
       .option('--debounce <duration>', 'quiet time after a file save before reconciling', '50ms')
       .option('--no-provision', 'skip provision steps')
       .option('--recreate', 'replace disks where the image changed or the disk shrank')
-      .option('--prune', 'stop and delete VMs no longer declared'),
+      .option('--prune', 'stop and delete VMs no longer declared')
+      .option('--warm', 'as `tend up --warm`: warm VMs unless a VM sets warm itself (docs/warm.md)'),
   async run({ g, opts, io }) {
-    const o = opts as { resync: string; debounce: string; provision?: boolean; recreate?: boolean; prune?: boolean };
+    const o = opts as { resync: string; debounce: string; provision?: boolean; recreate?: boolean; prune?: boolean; warm?: boolean };
     // human lines on a terminal; one JSON event per line with --json or under systemd/CI
     const json = (g.json ?? false) || !process.stdout.isTTY;
     await watchCommand({
@@ -240,6 +245,7 @@ export const command: CliCommand = {
       provision: o.provision !== false,
       recreate: o.recreate ?? false,
       prune: o.prune ?? false,
+      ...(o.warm ? { warm: true } : {}),
       onEvent: (e) => io.out(renderWatchEvent(e, json)),
       subscribeReload: (reload) => {
         const onHup = (): void => reload();
