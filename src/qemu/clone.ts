@@ -29,9 +29,10 @@ import { shellQuote } from '../ssh/shell-quote.js';
 import { hostnameOf } from '../seed/cloud-config.js';
 import { sshUser } from '../ssh/user.js';
 import { argvDifference, identify, qemuVersion, type FileId } from './saved-state.js';
-import { portableArgv, templateKey, cloneIneligible } from './template-key.js';
+import { portableArgv, projectNicMac, templateKey, cloneIneligible } from './template-key.js';
 import { readTemplate, withTemplateLock, type TemplateRecord } from './templates.js';
-import { wantsProjectNet } from '../net/project-net.js';
+import { wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
+import { HOSTS_BEGIN, HOSTS_END, hostsLines } from '../seed/network-config.js';
 import type { QemuContext } from './context.js';
 
 export interface CloneRecord {
@@ -58,8 +59,8 @@ export async function prepareClone(
   imageId: string,
   say?: (m: string) => void,
 ): Promise<boolean> {
-  if (!vm.warm || cloneIneligible(vm, wantsProjectNet(project))) return false;
-  const key = templateKey(vm, imageId);
+  if (!vm.warm || cloneIneligible(vm)) return false;
+  const key = templateKey(vm, imageId, wantsProjectNet(project));
   const dir = templateDir(ctx.stateRoot, key);
   const disk = vmFile(pd, vm.name, 'disk');
   // under the template's lock (shared with `image prune`): once it is released, the overlay
@@ -136,6 +137,8 @@ export function identityScript(o: {
   user: string;
   /** the template's login key (base64 part) to drop, and the VM's own to add; null: same key */
   loginSwap: { drop: string; add: string } | null;
+  /** on the project network: the template's project MAC (the restored NIC has it) and the VM's own member */
+  net?: { templateMac: string; member: ProjectNetMember } | null;
 }): string {
   const q = shellQuote;
   return [
@@ -165,6 +168,7 @@ export function identityScript(o: {
     '  echo "$iid" > /var/lib/cloud/data/instance-id',
     '  echo "$iid" > /var/lib/cloud/data/previous-instance-id',
     'fi',
+    ...(o.net ? projectNicScript(o.net.templateMac, o.net.member) : []),
     ...(o.loginSwap
       ? [
           `ak="$(getent passwd ${q(o.user)} | cut -d: -f6)/.ssh/authorized_keys"`,
@@ -181,6 +185,66 @@ export function identityScript(o: {
 }
 
 /**
+ * Where a guest keeps the network configuration cloud-init rendered at the template's first
+ * boot (ifupdown on Debian, netplan, networkd, sysconfig, NetworkManager) and the udev rule that
+ * names the NICs by MAC: the template's project MAC and address are in them, and cloud-init
+ * renders them only for a new instance, which a clone is not. On Debian 12 they are
+ * /etc/network/interfaces.d/50-cloud-init (the template's address) and 70-persistent-net.rules
+ * (the template's MAC), which ifupdown and udev apply at every boot (docs/decisions.md).
+ */
+const GUEST_NET_FILES = [
+  '/etc/network/interfaces',
+  '/etc/network/interfaces.d/*',
+  '/etc/netplan/*.yaml',
+  '/etc/systemd/network/*.network',
+  '/etc/systemd/network/*.link',
+  '/etc/sysconfig/network-scripts/ifcfg-*',
+  '/etc/NetworkManager/system-connections/*',
+  '/etc/udev/rules.d/70-persistent-net.rules',
+];
+
+/**
+ * The project NIC made the clone's own: the NIC that has the template's MAC gets the VM's MAC
+ * (virtio-net passes it to QEMU over its control queue), loses the template's address and gets
+ * its own, in the running guest and in the guest's network configuration files (for the next
+ * boot), and the project block of /etc/hosts (and of cloud-init's hosts templates) is the VM's
+ * member's. The link goes down and up around the MAC change so that its IPv6 link-local
+ * address follows the new MAC (two clones would otherwise share the template's on the segment).
+ * Every later boot's bootcmd comes from the VM's own seed: cloud-init reads a NoCloud ISO again
+ * at each boot (its cached copy is trusted only for seeds on the kernel command line or in
+ * /var/lib/cloud/seed).
+ */
+function projectNicScript(templateMac: string, net: ProjectNetMember): string[] {
+  const q = shellQuote;
+  const block = [HOSTS_BEGIN, ...hostsLines(net), HOSTS_END].join('\n');
+  return [
+    `tmac=${q(templateMac)}; pmac=${q(net.mac)}; paddr=${q(`${net.address}/${net.prefix}`)}; pdev=`,
+    'for i in /sys/class/net/*; do a=$(cat "$i/address" 2>/dev/null || true); if [ "$a" = "$tmac" ] || [ "$a" = "$pmac" ]; then pdev=$(basename "$i"); fi; done',
+    'if [ -z "$pdev" ]; then echo "no NIC with the project MAC $tmac" >&2; exit 1; fi',
+    // the template's address (CIDR) as the guest has it, to find it in the configuration files
+    'taddr=$(ip -4 -o addr show dev "$pdev" | awk \'{print $4; exit}\')',
+    'ip link set dev "$pdev" down',
+    'ip link set dev "$pdev" address "$pmac"',
+    'ip -4 addr flush dev "$pdev"',
+    'ip link set dev "$pdev" up',
+    'ip addr add "$paddr" dev "$pdev"',
+    `for f in ${GUEST_NET_FILES.join(' ')}; do`,
+    '  [ -f "$f" ] || continue',
+    '  grep -qiF -e "$tmac" ${taddr:+-e "$taddr"} "$f" || continue',
+    '  sed -i -e "s/$tmac/$pmac/gI" "$f"',
+    // the address as a whole word: 10.213.0.1/24 is not a part of 10.213.0.11/24
+    '  if [ -n "$taddr" ] && [ "$taddr" != "$paddr" ]; then re=$(printf \'%s\' "$taddr" | sed \'s/[.]/\\\\./g\'); sed -i -e "s#\\(^\\|[^0-9.]\\)$re\\([^0-9]\\|\\$\\)#\\1$paddr\\2#g" "$f"; fi',
+    '  sync "$f"',
+    'done',
+    'for f in /etc/hosts /etc/cloud/templates/hosts.*.tmpl; do',
+    '  [ -f "$f" ] || continue',
+    `  sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' "$f"`,
+    `  printf '%s\\n' ${q(block)} >> "$f"`,
+    'done',
+  ];
+}
+
+/**
  * Make a restored clone's identity its own (see the top of this file), over SSH on `sshPort`,
  * logged in with the template's login key and accepting only the template's host keys. The new
  * host key is pinned for the VM.
@@ -192,6 +256,7 @@ export async function makeIdentityOwn(
   vm: VmSpec,
   t: TemplateRecord,
   sshPort: number,
+  projectNet: ProjectNetMember | null,
   signal?: AbortSignal,
 ): Promise<void> {
   const { sshConnect, execOnClient } = await import('../ssh/exec.js');
@@ -227,6 +292,10 @@ export async function makeIdentityOwn(
       if (drop && !add.includes(drop)) loginSwap = { drop, add };
     }
     const instanceId = (await readFile(vmFile(pd, vm.name, 'instanceId'), 'utf8')).trim();
+    const templateMac = projectNicMac(t.argv);
+    // portableArgv compared the two argvs: both have a project NIC or neither has
+    if ((templateMac === null) !== (projectNet === null))
+      throw new BackendError('CloneFailed', `${vm.name}: the template and the clone differ in having a project NIC`);
     const script = identityScript({
       hostname: hostnameOf(vm),
       machineId: randomBytes(16).toString('hex'),
@@ -236,6 +305,7 @@ export async function makeIdentityOwn(
       instanceId,
       user: sshUser(vm),
       loginSwap,
+      net: templateMac && projectNet ? { templateMac, member: projectNet } : null,
     });
     const r = await execOnClient(client, target, `sudo -n sh -c ${shellQuote(script)}`, signal ? { signal } : {});
     if (r.code !== 0)
@@ -251,6 +321,6 @@ export async function makeIdentityOwn(
   await rm(vmFile(pd, vm.name, 'clone'), { force: true });
   ctx.log?.info(
     { vm: vm.name },
-    `warm clone of template ${t.key}: hostname, machine-id, SSH host key and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
+    `warm clone of template ${t.key}: hostname, machine-id, SSH host key${projectNet ? `, project MAC and address (${projectNet.address})` : ''} and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
   );
 }

@@ -48,12 +48,15 @@ export async function ensureProjectNet(
   return projectNetMember(project, projDir, vm, addresses);
 }
 
+/** The id of the project NIC's netdev (template-key.ts finds the NIC by it). */
+export const PROJECT_NETDEV = 'pn0';
+
 /** QEMU arguments of the project NIC: a virtio NIC on the project's multicast segment. */
 export function projectNetArgs(net: ProjectNetMember): string[] {
   return [
     '-netdev',
-    `socket,id=pn0,mcast=${net.segment.group}:${net.segment.port},localaddr=127.0.0.1`,
+    `socket,id=${PROJECT_NETDEV},mcast=${net.segment.group}:${net.segment.port},localaddr=127.0.0.1`,
     '-device',
-    `virtio-net-pci,netdev=pn0,mac=${net.mac}`,
+    `virtio-net-pci,netdev=${PROJECT_NETDEV},mac=${net.mac}`,
   ];
 }

@@ -137,7 +137,7 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
       if (pid !== null) {
         log?.debug({ vm: vm.name }, 'template memory restored');
         try {
-          await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, signal);
+          await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, projectNet, signal);
           restored = true;
         } catch (err) {
           // never leave a guest with the template's identity running

@@ -3,23 +3,28 @@
  *  - `templateKey`: the image (its content identity), the cloud-init seed minus identity (the
  *    hostname; instance-id and tend's login key are per VM and never in the key), the SSH user and
  *    key file, the disk size and the hardware (CPUs, memory, machine, CPU model, firmware, video,
- *    accelerator, extra args). No provision step: a template is the state right after the first
- *    boot of a fresh disk reached Ready, before any step ran, so a clone runs all of its own.
+ *    accelerator, extra args), and whether it has a project NIC (the project network's second
+ *    NIC; not its MAC, address or hosts list, which are per VM and per project: a clone makes
+ *    them its own, src/qemu/clone.ts). No provision step: a template is the state right after the
+ *    first boot of a fresh disk reached Ready, before any step ran, so a clone runs all of its own.
  *  - `cloneIneligible`: why a VM cannot be (or make) a template: state that lives outside its
  *    disk overlay (named volumes, host folders, PCI devices, UEFI variables) or a NIC whose
- *    address is per VM (TAP, the project network's second NIC).
+ *    address is per VM outside tend's reach (TAP: a host-side MAC and DHCP lease).
  *  - `portableArgv`: a QEMU argv with what legitimately differs per clone masked (the VM's name,
- *    its files and sockets, host forwards); everything else (machine, CPU, memory, devices, MACs)
- *    must be equal for a template's memory to be restored into it.
+ *    its files and sockets, host forwards, the project NIC's MAC and segment); everything else
+ *    (machine, CPU, memory, devices, the user NIC's MAC) must be equal for a template's memory to
+ *    be restored into it.
  */
 import { createHash } from 'node:crypto';
 import type { VmSpec } from '../../schemas/model.js';
 import { withoutHostForwards } from './saved-state.js';
+import { PROJECT_NETDEV } from './project-net.js';
 
 /** Bump when the template's content or key changes meaning: old templates are then never used. */
 const KEY_VERSION = 1;
 
-export function templateKey(vm: VmSpec, imageId: string): string {
+/** `projectNic`: the VM has the project network's second NIC (src/net/project-net.ts). */
+export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean): string {
   const ci = vm.cloudInit === null ? null : { ...vm.cloudInit, hostname: null };
   const parts = {
     v: KEY_VERSION,
@@ -40,16 +45,17 @@ export function templateKey(vm: VmSpec, imageId: string): string {
       graphics: vm.graphics,
       network: vm.network.mode,
       extraArgs: vm.extraArgs,
+      // only when true: the key of a VM without one is what it was before clones had it
+      ...(projectNic ? { projectNic: true } : {}),
     },
   };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
-/** Why `vm` cannot be cloned or be a template (null: it can). `projectNet`: it has the project's second NIC. */
-export function cloneIneligible(vm: VmSpec, projectNet: boolean): string | null {
+/** Why `vm` cannot be cloned or be a template (null: it can). */
+export function cloneIneligible(vm: VmSpec): string | null {
   if (vm.backend === 'libvirt') return 'the libvirt backend has no warm clones yet';
   if (vm.network.mode !== 'user') return `its ${vm.network.mode} network gives each VM its own MAC and address`;
-  if (projectNet) return "it is on the project network, where each VM has its own MAC and address (a clone's would be the template's)";
   if (vm.volumes.length > 0) return 'it has volumes, whose content is not in the template';
   if (vm.devices.length > 0) return 'it has passed-through PCI devices, which cannot be migrated';
   if (vm.firmware !== 'bios') return 'its UEFI variable store is not part of the template yet';
@@ -58,13 +64,31 @@ export function cloneIneligible(vm: VmSpec, projectNet: boolean): string | null 
 
 const MASKED_FLAGS = new Set(['-name', '-pidfile', '-qmp', '-chardev']);
 
-/** `argv` with what differs per clone masked: compare two of these whole (saved-state.ts argvDifference). */
+/**
+ * `argv` with what differs per clone masked: compare two of these whole (saved-state.ts
+ * argvDifference). The project NIC (src/qemu/project-net.ts, netdev `pn0`): its MAC is the
+ * VM's own (virtio-net migrates the template's in its state; the clone's identity step sets its
+ * own, clone.ts) and its multicast segment is its project's (host side only, nothing migrated).
+ */
 export function portableArgv(argv: readonly string[]): string[] {
   // host forwards too: a clone has its own host ports (the guest side is the same sshd)
   return withoutHostForwards(argv).map((a, i) => {
     const prev = argv[i - 1];
     if (prev !== undefined && MASKED_FLAGS.has(prev)) return '*';
     if (prev === '-drive') return a.replace(/(^|,)file=(?:[^,]|,,)*/, '$1file=*');
+    if (prev === '-netdev' && a.startsWith(`socket,id=${PROJECT_NETDEV},`)) return a.replace(/(^|,)mcast=[^,]*/, '$1mcast=*');
+    if (prev === '-device' && a.split(',').includes(`netdev=${PROJECT_NETDEV}`)) return a.replace(/(^|,)mac=[^,]*/, '$1mac=*');
     return a;
   });
+}
+
+/** The project NIC's MAC in a QEMU argv (the template's, in its record), or null when it has none. */
+export function projectNicMac(argv: readonly string[]): string | null {
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (argv[i - 1] !== '-device' || !a.split(',').includes(`netdev=${PROJECT_NETDEV}`)) continue;
+    const m = /(?:^|,)mac=([^,]+)/.exec(a);
+    if (m) return m[1]!;
+  }
+  return null;
 }

@@ -85,12 +85,12 @@ export async function maybeKeepTemplate(ctx: QemuContext, project: Project, name
   const applied = await readApplied(ctx, project, name);
   const vm = applied?.spec;
   if (!vm?.warm) return null;
-  const why = cloneIneligible(vm, wantsProjectNet(project));
+  const why = cloneIneligible(vm);
   if (why) {
     ctx.log?.info({ vm: name }, `no warm template kept: ${why}`);
     return null;
   }
-  const key = templateKey(vm, pending.id);
+  const key = templateKey(vm, pending.id, wantsProjectNet(project));
   if (await readTemplate(ctx.stateRoot, key)) return null;
   const steps = await readRecord(recordPath(pd, name));
   if (steps && steps.steps.length > 0) return null;

@@ -44,7 +44,7 @@ test('a prune while a clone is being made keeps the template; the clone is backe
   const draft = (name: string) => ({ name, image: { kind: 'path', ref: base }, accel: 'tcg', warm: true }) as VmDraft;
   const first = applyDefaults(draft('first'));
   const clone = applyDefaults(draft('clone'));
-  // one VM per project: two user-network VMs would put a project on its project network (no clones)
+  // one VM per project: two user-network VMs would put a project on its project network (another key)
   const other: Project = { name: 'other', dir: join(root, 'o'), files: [], vms: [first], volumes: {} };
   const project: Project = { name: 'race', dir: join(root, 'p'), files: [], vms: [clone], volumes: {} };
   const pd = projectDir(stateRoot, project.name, project.dir);
@@ -54,7 +54,7 @@ test('a prune while a clone is being made keeps the template; the clone is backe
   const otherPd = projectDir(stateRoot, other.name, other.dir);
   const pending = JSON.parse(readFileSync(vmFile(otherPd, 'first', 'templatePending'), 'utf8')) as TemplateRecord['image'];
   // a template of `clone`'s key, as a capture leaves one: a frozen disk over the base, a record
-  const key = templateKey(clone, pending.id);
+  const key = templateKey(clone, pending.id, false);
   const tdir = templateDir(stateRoot, key);
   mkdirSync(tdir, { recursive: true });
   execFileSync(realQemuImg, ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, join(tdir, TEMPLATE_FILES.disk)]);
