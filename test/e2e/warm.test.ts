@@ -1,18 +1,23 @@
 /**
- * End to end, on the real Debian 12 guest (issue 15 §4), with two boots in all:
+ * End to end, on the real Debian 12 guest (issue 15 §4), with three boots in all:
  *  - boot 1: `tend stop --save` → `tend up` restores it: a process started before the save still
  *    runs with the same PID, its counter goes on, the guest clock is within 2 s of the host's;
- *    `ps` shows `saved` and `status` the state's size meanwhile. Then `stop: save` (the file's
- *    policy) is what `tend down` does.
- *  - an edit of memory between that save and the next start discards the state (one line saying
- *    why) and cold-boots (boot 2) on the same disk: a file written before the save is there.
- *  - on boot 2: `snapshot save` → change a file → `snapshot restore` → the change is gone.
+ *    `ps` shows `saved` and `status` the state's size meanwhile.
+ *  - on it: `snapshot save` → change a file → `snapshot restore` → the change is gone.
  *  - warm clones (issue 15 §2), no boot of their own: `w` is warm (the file's top-level `warm: true`), so its first Ready kept
  *    a template; two `tend run IMAGE --warm` VMs start from it and both reach Ready, with their
  *    own hostname, machine-id and SSH host key (pinned), their own disk (an overlay on the
  *    template's read-only disk), and a file written in one is not seen in the other.
  *    `image templates` lists the template with its users; `image prune` keeps it while a disk is
  *    backed by it and removes it after.
+ *  - warm clones on the project network (issue 15 §2 "MAC where the project network needs it"):
+ *    boot 2 is `a`, the first VM of a three-VM warm project, which keeps a template with a
+ *    project NIC; `b` and `c` are its clones, each with its own MAC and address on the project
+ *    network (the ones tend gave it), reached by name from the others and reaching them.
+ *  - boot 3, a clone's cold boot: `stop: save` (the file's policy) is what `tend down b` does; an
+ *    edit of b's memory then discards the state (one line saying why) and cold-boots it on the
+ *    same disk: a file written before the save is there, and b keeps its own address and MAC
+ *    (not the template's: cloud-init's network files of the template's first boot were made its own).
  */
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
@@ -21,15 +26,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
 
-const tendYaml = (image: string, memory: number) =>
+const tendYaml = (image: string) =>
   [
     'name: warm',
     'warm: true', // the project-wide default (w sets none of its own)
     'services:',
     '  w:',
     `    image: ${image}`,
-    `    vm: { vcpu: 1, memory_mb: ${memory} }`,
-    '    stop: save',
+    '    vm: { vcpu: 1, memory_mb: 1024 }',
     '',
   ].join('\n');
 
@@ -53,22 +57,21 @@ async function clockSkew(p: TempProject): Promise<{ low: number; high: number }>
   return { low: guest - after, high: guest - before };
 }
 
-async function psState(p: TempProject): Promise<string> {
+async function psState(p: TempProject, vm = 'w'): Promise<string> {
   const r = JSON.parse(await ok(p, ['ps', '--json'])) as { vms: { name: string; state: string }[] };
-  return r.vms.find((v) => v.name === 'w')!.state;
+  return r.vms.find((v) => v.name === vm)!.state;
 }
 
 test(
-  'warm starts on a real guest: save → restore keeps processes and time; a memory edit cold-boots; snapshots',
+  'warm starts on a real guest: save → restore keeps processes and time; snapshots; two warm clones of one template',
   { timeout: 1_500_000 },
   async (t) => {
     const image = await findImage();
-    const p = await tempProject({ 'tend.yaml': tendYaml(image, 1024) });
+    const p = await tempProject({ 'tend.yaml': tendYaml(image) });
     t.after(() => p.cleanup());
 
     const first = await ok(p, ['up']);
     assert.match(first, /warm template [0-9a-f]{16} kept/, 'the first Ready of a warm VM keeps a template');
-    await sh(p, 'echo kept > ~/marker && sync');
     // a process that outlives the save: it counts into a file
     const pid = await sh(
       p,
@@ -96,18 +99,7 @@ test(
     const skew = await clockSkew(p);
     assert.ok(skew.low < 2 && skew.high > -2, `guest clock within 2 s of the host's (${skew.low.toFixed(2)}..${skew.high.toFixed(2)} s)`);
 
-    // 2. `stop: save` is what down does; a memory edit then discards the state and cold-boots
-    assert.match(await ok(p, ['down']), /memory saved/);
-    assert.equal(await psState(p), 'saved');
-    await writeFile(join(p.dir, 'tend.yaml'), tendYaml(image, 1280));
-    const cold = await ok(p, ['up']);
-    assert.match(cold, /saved state discarded: the VM's settings changed \(-m 1024 → -m 1280\); booting with its disk kept/);
-    assert.doesNotMatch(cold, /restored from its saved state/);
-    assert.equal(await sh(p, 'cat ~/marker'), 'kept', 'same disk');
-    assert.equal(await sh(p, `kill -0 ${pid} 2>/dev/null && echo alive || echo gone`), 'gone', 'a new boot');
-    assert.equal(await sh(p, 'free -m | awk "/^Mem:/ {print (\\$2 > 1100)}"'), '1', 'with the new memory');
-
-    // 3. snapshot save → change a file → restore → the change is gone
+    // 2. snapshot save → change a file → restore → the change is gone
     await sh(p, 'echo before > ~/snapfile && sync');
     await ok(p, ['snapshot', 'save', 'w', 'clean']);
     const ls = JSON.parse(await ok(p, ['snapshot', 'ls', 'w', '--json'])) as { snapshots: { name: string; vmState: boolean }[] };
@@ -127,7 +119,7 @@ test(
     const wIdentity = await sh(p, 'cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub');
     await ok(p, ['down', '--destroy']);
 
-    // 4. two warm clones of w's template (w is gone: the template outlives its source)
+    // 3. two warm clones of w's template (w is gone: the template outlives its source)
     const templates = async () =>
       (
         JSON.parse(await ok(p, ['image', 'templates', '--json'])) as {
@@ -200,3 +192,106 @@ async function projectOf(p: TempProject, vm: string): Promise<string> {
   assert.ok(hit, `a project folder for ${vm} (${dirs.join(', ')})`);
   return hit;
 }
+
+const pnYaml = (image: string, bMemory: number) =>
+  [
+    'name: pn',
+    'warm: true',
+    'services:',
+    ...['a', 'b', 'c'].flatMap((n) => [
+      `  ${n}:`,
+      `    image: ${image}`,
+      `    vm: { vcpu: 1, memory_mb: ${n === 'b' ? bMemory : 1024} }`,
+      ...(n === 'b' ? ['    stop: save'] : []),
+    ]),
+    '',
+  ].join('\n');
+
+test(
+  'warm clones on the project network: own MAC and address, reached by name, kept over a cold boot',
+  { timeout: 1_500_000 },
+  async (t) => {
+    const image = await findImage();
+    const p = await tempProject({ 'tend.yaml': pnYaml(image, 1024) });
+    t.after(() => p.cleanup());
+    const ex = async (vm: string, script: string) => (await ok(p, ['exec', vm, '--', 'bash', '-c', script])).trim();
+
+    // boot 2: `a` alone (the project has three VMs, so it is on the project network): a template with a project NIC
+    const first = await ok(p, ['up', '--name', 'a']);
+    const key = /warm template ([0-9a-f]{16}) kept/.exec(first)?.[1];
+    assert.ok(key, `a's first Ready keeps a template\n${first}`);
+    // b and c start from it
+    const t0 = Date.now();
+    const up = await ok(p, ['up']);
+    console.error(`b and c: tend up from the template took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    for (const c of ['b', 'c']) {
+      assert.match(up, new RegExp(`${c}: creating disk over warm template ${key}`));
+      assert.match(up, new RegExp(`${c}: warm clone of template ${key}: hostname, machine-id, SSH host key, project MAC and address`));
+    }
+    assert.doesNotMatch(up, /warm template not used|warm clone abandoned/);
+
+    // what tend gave each VM: its address (network.json) and its MAC
+    const pd = join(p.stateDir, 'projects', await projectOf(p, 'pn'));
+    const { addresses } = JSON.parse(await readFile(join(pd, 'network.json'), 'utf8')) as { addresses: Record<string, number> };
+    const { projectMac } = await import('../../src/net/project-net.js');
+    const member = (vm: string) => ({ mac: projectMac(pd, vm), address: `10.213.0.${addresses[vm]}` });
+    const vms = ['a', 'b', 'c'];
+    assert.equal(new Set(vms.map((v) => member(v).address)).size, 3, JSON.stringify(addresses));
+    /** The guest's view of its project NIC: the NIC with its member's MAC, and that NIC's IPv4 addresses. */
+    const projectNic = async (vm: string) => {
+      const { mac } = member(vm);
+      const out = await ex(
+        vm,
+        `n=; for i in /sys/class/net/*; do [ "$(cat $i/address)" = ${mac} ] && n=$(basename $i); done; echo "nic=$n"; [ -n "$n" ] && ip -4 -o addr show dev $n | awk '{print $4}'; echo all; ip -4 -o addr show | awk '{print $4}'`,
+      );
+      const [nic, ...rest] = out.split('\n');
+      const split = rest.indexOf('all');
+      return { nic: nic!.replace('nic=', ''), own: rest.slice(0, split), all: rest.slice(split + 1) };
+    };
+    const reaches = async (from: string, to: string) => {
+      const out = await ex(
+        from,
+        `getent hosts ${to} | awk '{print $1}'; timeout 10 bash -c 'exec 3<>/dev/tcp/${to}/22 && head -c 8 <&3'; echo`,
+      );
+      const [resolved, banner] = out.split('\n');
+      assert.equal(resolved, member(to).address, `${from} resolves ${to} to ${to}'s own address`);
+      assert.equal(banner, 'SSH-2.0-', `${from} reaches ${to}'s sshd by name`);
+    };
+    const checkNet = async (label: string) => {
+      for (const vm of vms) {
+        const nic = await projectNic(vm);
+        assert.ok(nic.nic, `${label}: ${vm} has a NIC with its own MAC ${member(vm).mac}`);
+        assert.deepEqual(nic.own, [`${member(vm).address}/24`], `${label}: ${vm}'s project NIC has its own address, only`);
+        for (const other of vms)
+          if (other !== vm) assert.ok(!nic.all.includes(`${member(other).address}/24`), `${label}: ${vm} has not ${other}'s address`);
+      }
+      for (const from of vms) for (const to of vms) if (from !== to) await reaches(from, to);
+    };
+    await checkNet('clones');
+
+    // their own identity, as for any clone
+    const ids: Record<string, string> = {};
+    for (const vm of vms) ids[vm] = await ex(vm, 'hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub');
+    for (const vm of vms) assert.equal(ids[vm]!.split('\n')[0], vm);
+    assert.equal(new Set(vms.map((v) => ids[v]!.split('\n')[1])).size, 3, 'three machine-ids');
+    assert.equal(new Set(vms.map((v) => ids[v]!.split('\n')[2]!.split(' ')[1])).size, 3, 'three host keys');
+
+    // boot 3: b's cold boot. `stop: save` is what `down b` does; a memory edit then discards the state
+    await ex('b', 'echo kept > ~/marker && sync');
+    const pid = await ex('b', "setsid sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 < /dev/null & echo $!");
+    assert.match(await ok(p, ['down', 'b']), /memory saved/);
+    assert.equal(await psState(p, 'b'), 'saved');
+    await writeFile(join(p.dir, 'tend.yaml'), pnYaml(image, 1280));
+    const t1 = Date.now();
+    const cold = await ok(p, ['up']);
+    console.error(`b: cold boot of the clone took ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    assert.match(cold, /saved state discarded: the VM's settings changed \(-m 1024 → -m 1280\); booting with its disk kept/);
+    assert.doesNotMatch(cold, /restored from its saved state/);
+    assert.equal(await ex('b', 'cat ~/marker'), 'kept', 'same disk');
+    assert.equal(await ex('b', `kill -0 ${pid} 2>/dev/null && echo alive || echo gone`), 'gone', 'a new boot');
+    assert.equal(await ex('b', 'free -m | awk "/^Mem:/ {print (\\$2 > 1100)}"'), '1', 'with the new memory');
+    assert.equal(await ex('b', 'hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub'), ids.b, 'the same identity');
+    await checkNet('after b cold-booted');
+    await ok(p, ['down', '--destroy']);
+  },
+);
