@@ -190,7 +190,8 @@ export function identityScript(o: {
  * names the NICs by MAC: the template's project MAC and address are in them, and cloud-init
  * renders them only for a new instance, which a clone is not. On Debian 12 they are
  * /etc/network/interfaces.d/50-cloud-init (the template's address) and 70-persistent-net.rules
- * (the template's MAC), which ifupdown and udev apply at every boot (docs/decisions.md).
+ * (the template's MAC), which ifupdown and udev apply at every boot: a clone cold-booted without
+ * this edit had the template's address next to its own (docs/decisions.md).
  */
 const GUEST_NET_FILES = [
   '/etc/network/interfaces',
