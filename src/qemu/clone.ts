@@ -15,12 +15,12 @@
  * provision steps run. A clone that cannot be restored gets a plain overlay over the base image
  * and boots cold: a guest with the template's identity is never left running.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { chmod, copyFile, readFile, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Project, VmSpec } from '../../schemas/model.js';
 import { BackendError } from '../../schemas/errors.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
+import { FILE_MODE, readJson, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
 import { TEMPLATE_FILES, templateDir, vmFile } from '../state/paths.js';
 import { validateCloneRecord } from '../state/validators.generated.js';
 import { createOverlay, qemuImgCreateBacked } from '../images/qemu-img.js';
@@ -68,8 +68,15 @@ export async function prepareClone(
   const t = await withTemplateLock(ctx.stateRoot, key, async () => {
     const t = await readTemplate(ctx.stateRoot, key).catch(() => undefined);
     if (!t) return null;
+    const vars = join(dir, TEMPLATE_FILES.efiVars);
+    if (vm.firmware !== 'bios' && !(await exists(vars))) return null; // a damaged template: boot cold
     say?.(`creating disk over warm template ${key}`);
     await qemuImgCreateBacked(join(dir, TEMPLATE_FILES.disk), disk);
+    if (vm.firmware !== 'bios') {
+      // the guest's UEFI variables as the template's memory knows them, in a file of its own
+      await copyFile(vars, vmFile(pd, vm.name, 'efiVars'));
+      await chmod(vmFile(pd, vm.name, 'efiVars'), FILE_MODE);
+    }
     return t;
   });
   if (!t) return false;
@@ -82,7 +89,17 @@ export async function prepareClone(
   return true;
 }
 
-/** Replace a clone's disk by a plain overlay over the base image (it then boots cold). */
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Replace a clone's disk by a plain overlay over the base image (it then boots cold). A UEFI
+ * clone keeps its copy of the template's variables: they are those of a guest that booted the
+ * same base image, as a VM's own are from its second boot on.
+ */
 async function uncloned(pd: string, vm: VmSpec, t: TemplateRecord | undefined): Promise<void> {
   await rm(vmFile(pd, vm.name, 'clone'), { force: true });
   await rm(vmFile(pd, vm.name, 'cloudInitDone'), { force: true });

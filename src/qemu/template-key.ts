@@ -8,8 +8,9 @@
  *    them its own, src/qemu/clone.ts). No provision step: a template is the state right after the
  *    first boot of a fresh disk reached Ready, before any step ran, so a clone runs all of its own.
  *  - `cloneIneligible`: why a VM cannot be (or make) a template: state that lives outside its
- *    disk overlay (named volumes, host folders, PCI devices, UEFI variables) or a NIC whose
- *    address is per VM outside tend's reach (TAP: a host-side MAC and DHCP lease).
+ *    disk overlay (named volumes, host folders, PCI devices) or a NIC whose address is per VM
+ *    outside tend's reach (TAP: a host-side MAC and DHCP lease). A UEFI guest's variable store is
+ *    copied into the template and each clone gets its own copy (src/qemu/templates.ts, clone.ts).
  *  - `portableArgv`: a QEMU argv with what legitimately differs per clone masked (the VM's name,
  *    its files and sockets, host forwards, the project NIC's MAC and segment); everything else
  *    (machine, CPU, memory, devices, the user NIC's MAC) must be equal for a template's memory to
@@ -58,7 +59,6 @@ export function cloneIneligible(vm: VmSpec): string | null {
   if (vm.network.mode !== 'user') return `its ${vm.network.mode} network gives each VM its own MAC and address`;
   if (vm.volumes.length > 0) return 'it has volumes, whose content is not in the template';
   if (vm.devices.length > 0) return 'it has passed-through PCI devices, which cannot be migrated';
-  if (vm.firmware !== 'bios') return 'its UEFI variable store is not part of the template yet';
   return null;
 }
 

@@ -6,6 +6,7 @@
  *   disk.qcow2     the VM's overlay as it was, copied while the guest was paused after its state was
  *                  migrated out (so disk and memory agree), then made read-only; backed by the base image
  *   state.bin      RAM and device state (QEMU's migration stream, as `stop --save` writes it)
+ *   efivars.fd     a UEFI guest's variable store as it was (read-only; each clone gets a copy)
  *   template.json  what it is: key, image, QEMU version, argv, the guest's identity to replace
  *   id_ed25519     the login key its guest authorizes (when tend generated the VM's key)
  * The source VM is paused for the capture (~3 s for 1 GiB under TCG) and runs on afterwards.
@@ -138,8 +139,10 @@ async function captureTemplate(
             throw new BackendError('SaveFailed', `QEMU could not save its state (${info['error-desc'] ?? info.status})`);
           await ctx.clock.sleep(50);
         }
-        // a completed migration flushed and released the disk: its overlay now matches the state
+        // a completed migration flushed and released the disks: the overlay (and a UEFI guest's
+        // variable store, which QEMU writes too) now match the state
         await copyFile(vmFile(pd, vm.name, 'disk'), join(tmp, TEMPLATE_FILES.disk));
+        if (vm.firmware !== 'bios') await copyFile(vmFile(pd, vm.name, 'efiVars'), join(tmp, TEMPLATE_FILES.efiVars));
       } finally {
         // the source runs on (cont after a completed migration takes its disks back)
         await qmp.execute('cont', undefined, { timeoutMs: 10_000 });
@@ -148,6 +151,7 @@ async function captureTemplate(
       qmp.close();
     }
     await chmod(join(tmp, TEMPLATE_FILES.disk), 0o400);
+    if (vm.firmware !== 'bios') await chmod(join(tmp, TEMPLATE_FILES.efiVars), 0o400);
     const loginKey = vm.ssh.privateKey === null;
     if (loginKey) {
       await copyFile(vmFile(pd, vm.name, 'privateKey'), join(tmp, TEMPLATE_FILES.privateKey));

@@ -66,6 +66,8 @@ export const TEMPLATE_FILES = {
   state: 'state.bin',
   /** what the template is (template.json) */
   record: 'template.json',
+  /** a UEFI guest's variable store (NVRAM) as it was, read-only: each clone gets its own copy */
+  efiVars: 'efivars.fd',
   /** the login key the template's guest authorizes (only when tend generated it) */
   privateKey: 'id_ed25519',
 } as const;

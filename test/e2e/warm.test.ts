@@ -184,6 +184,59 @@ test(
   },
 );
 
+test(
+  'UEFI warm clones on a real guest: a run VM keeps a template with its NVRAM; the next run is a clone',
+  { timeout: 1_200_000 },
+  async (t) => {
+    // one boot: `tend run --uefi` (warm by default) boots under OVMF and keeps a template
+    const image = await findImage();
+    const p = await tempProject({});
+    t.after(() => p.cleanup());
+    const first = await cli(p, [
+      'run',
+      image,
+      '--uefi',
+      '--name',
+      'u1',
+      '--',
+      'sh',
+      '-c',
+      'cat /etc/machine-id; test -d /sys/firmware/efi && echo efi',
+    ]);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    assert.match(first.stdout + first.stderr, /warm template [0-9a-f]{16} kept/);
+    const [m1, efi1] = first.stdout.trim().split('\n');
+    assert.equal(efi1, 'efi', 'u1 booted with UEFI');
+    const [tpl] = (JSON.parse(await ok(p, ['image', 'templates', '--json'])) as { templates: { key: string; path: string }[] }).templates;
+    assert.ok(tpl);
+    assert.equal((await stat(join(tpl.path, 'efivars.fd'))).mode & 0o777, 0o400, 'the template keeps the NVRAM, read-only');
+
+    // the clone: restored from the template under OVMF, its own identity and NVRAM file
+    const second = await cli(p, [
+      'run',
+      image,
+      '--uefi',
+      '--name',
+      'u2',
+      '--',
+      'sh',
+      '-c',
+      'hostname; cat /etc/machine-id; test -d /sys/firmware/efi && echo efi',
+    ]);
+    const out = second.stdout + second.stderr;
+    assert.equal(second.code, 0, out);
+    assert.match(out, new RegExp(`creating disk over warm template ${tpl.key}`));
+    assert.match(out, /hostname, machine-id, SSH host key and instance-id made its own/);
+    const [h2, m2, efi2] = second.stdout.trim().split('\n');
+    assert.equal(h2, 'u2');
+    assert.notEqual(m2, m1, 'its own machine-id');
+    assert.equal(efi2, 'efi', 'a UEFI guest');
+    const vars = join(p.stateDir, 'projects', await projectOf(p, 'u2'), 'vms', 'u2', 'efi-vars.fd');
+    assert.equal((await stat(vars)).mode & 0o777, 0o600, 'its own writable NVRAM file');
+    for (const n of ['u1', 'u2']) await ok(p, ['down', n, '--destroy']);
+  },
+);
+
 /** The project folder (under <state>/projects) of a `tend run` VM. */
 async function projectOf(p: TempProject, vm: string): Promise<string> {
   const { readdir } = await import('node:fs/promises');

@@ -98,11 +98,12 @@ test('the template key on the project network: "has a project NIC" only, not whi
   assert.equal(templateKey(a!, 'img1', false), templateKey(await vmOf(svc('a')), 'img1', false));
 });
 
-test('eligibility: user network, the project network included; not TAP, volumes or UEFI', async () => {
+test('eligibility: user network, the project network included, UEFI too; not TAP or volumes', async () => {
   const a = await vmOf(svc('a'));
   assert.equal(cloneIneligible(a), null);
   assert.match(cloneIneligible({ ...a, network: { mode: 'tap', bridge: 'br0' } }) ?? '', /tap network/);
-  assert.match(cloneIneligible({ ...a, firmware: 'uefi' }) ?? '', /UEFI/);
+  assert.equal(cloneIneligible({ ...a, firmware: 'uefi' }), null);
+  assert.equal(cloneIneligible({ ...a, firmware: 'uefi-secure' }), null);
   assert.match(cloneIneligible({ ...a, volumes: [{ kind: 'named', name: 'v', target: '/v', readOnly: false }] }) ?? '', /volumes/);
 });
 
