@@ -3,7 +3,11 @@
 #
 #   scripts/build-debian-image.sh [--flavour tend|stock] [--out FILE] [--force]
 #
-# Two flavours come from one debootstrap tree, built together:
+# Two flavours come from one debootstrap tree, built together. Both boot with BIOS (SeaBIOS)
+# and UEFI (OVMF): a GPT disk with a BIOS boot partition (grub-pc's core image), an EFI system
+# partition (GRUB at the removable path EFI/BOOT/BOOTX64.EFI, no NVRAM entry needed; written
+# with mtools, as the build host's kernel may have no vfat to mount it) and the
+# root file system last (cloud-init grows it). Both GRUBs read the same /boot/grub/grub.cfg.
 #   tend   GRUB on the serial console (tend's debian:12 recipe)
 #   stock  Debian's stock grub-pc configuration: GRUB's default graphical terminal
 #          (gfxterm), no serial GRUB terminal, console=ttyS0 on the kernel line.
@@ -35,8 +39,8 @@ log() { printf '[build-debian-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, loop devices and mounts need it)"
-for tool in debootstrap qemu-img losetup partx parted mkfs.ext4 sha256sum flock; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install debootstrap qemu-utils parted e2fsprogs util-linux)"
+for tool in debootstrap qemu-img losetup partx parted mkfs.ext4 mkfs.vfat mcopy sha256sum flock; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install debootstrap qemu-utils parted e2fsprogs dosfstools mtools util-linux)"
 done
 
 SCRIPT_PATH="$(readlink -f "$0")"
@@ -52,7 +56,7 @@ esac
 SUITE=bookworm
 DISK_SIZE=3G
 LABEL=tendroot
-PACKAGES="linux-image-cloud-amd64 grub-pc cloud-init cloud-guest-utils openssh-server locales sudo \
+PACKAGES="linux-image-cloud-amd64 grub-pc grub-efi-amd64-bin cloud-init cloud-guest-utils openssh-server locales sudo \
 systemd-sysv udev dbus ifupdown isc-dhcp-client iproute2 netbase ca-certificates util-linux"
 
 mkdir -p "$CACHE_DIR"
@@ -97,7 +101,7 @@ WORK="$(mktemp -d "$CACHE_DIR/.build.XXXXXX")"
 RAW="$WORK/disk.raw"
 ROOT="$WORK/root"
 LOOP=""
-MADE_NODE=""
+MADE_NODES=()
 
 cleanup() {
   local rc=$?
@@ -112,7 +116,7 @@ cleanup() {
     partx -d "$LOOP" >/dev/null 2>&1
     losetup -d "$LOOP"
   fi
-  [ -n "$MADE_NODE" ] && rm -f "$MADE_NODE"
+  [ ${#MADE_NODES[@]} -gt 0 ] && rm -f "${MADE_NODES[@]}"
   rm -rf "$WORK"
   [ $rc -ne 0 ] && log "failed (exit $rc) after $(( $(date +%s) - START ))s"
   exit $rc
@@ -143,19 +147,30 @@ trap 'on_signal 143' TERM
 log "recipe $RECIPE_HASH, mirror $MIRROR, work dir $WORK"
 
 truncate -s "$DISK_SIZE" "$RAW"
-parted -s "$RAW" mklabel msdos mkpart primary ext4 1MiB 100% set 1 boot on
+# 1: BIOS boot (grub-pc's core image), 2: EFI system partition, 3: root (last, so it can grow)
+parted -s "$RAW" mklabel gpt \
+  mkpart bios 1MiB 2MiB set 1 bios_grub on \
+  mkpart esp fat32 2MiB 66MiB set 2 esp on \
+  mkpart root ext4 66MiB 100%
 LOOP="$(losetup -f --show -P "$RAW")"
 partx -a "$LOOP" >/dev/null 2>&1 || true
-PART="${LOOP}p1"
-if [ ! -b "$PART" ]; then
-  name="$(basename "$LOOP")"
-  for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/block/$name/${name}p1/dev" ] && break; sleep 0.2; done
-  devno="$(cat "/sys/block/$name/${name}p1/dev" 2>/dev/null)" || die "kernel did not create partition 1 of $LOOP"
-  mknod "$PART" b "${devno%%:*}" "${devno##*:}"
-  MADE_NODE="$PART"
-fi
-log "disk $RAW on $LOOP, root partition $PART"
+# A partition's block device in $DEV (some containers get no udev: then made here from sysfs).
+part_dev() {
+  local n="$1" dev="${LOOP}p$1" name devno
+  if [ ! -b "$dev" ]; then
+    name="$(basename "$LOOP")"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/block/$name/${name}p$n/dev" ] && break; sleep 0.2; done
+    devno="$(cat "/sys/block/$name/${name}p$n/dev" 2>/dev/null)" || die "kernel did not create partition $n of $LOOP"
+    mknod "$dev" b "${devno%%:*}" "${devno##*:}"
+    MADE_NODES+=("$dev")
+  fi
+  DEV="$dev"
+}
+part_dev 2; ESP="$DEV"
+part_dev 3; PART="$DEV"
+log "disk $RAW on $LOOP, EFI system partition $ESP, root partition $PART"
 
+mkfs.vfat -F 32 -n EFI "$ESP" >/dev/null
 mkfs.ext4 -q -L "$LABEL" -O ^metadata_csum_seed "$PART"
 mkdir -p "$ROOT"
 mount "$PART" "$ROOT"
@@ -241,7 +256,20 @@ echo localhost > "$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 
 log "grub"
-run "${IN_ROOT[@]}" grub-install --target=i386-pc --boot-directory=/boot --modules="part_msdos ext2" "$LOOP" >&2
+run "${IN_ROOT[@]}" grub-install --target=i386-pc --boot-directory=/boot --modules="part_gpt ext2" "$LOOP" >&2
+# UEFI: GRUB at the removable path (EFI/BOOT/BOOTX64.EFI) boots without an NVRAM entry, so a
+# fresh variable store (every new VM's) finds it. grub-install --target=x86_64-efi wants the ESP
+# mounted (the build host's kernel may have no vfat), so the image is made as grub-install would:
+# its embedded config finds the root file system by label and reads the same /boot/grub/grub.cfg
+# as the BIOS GRUB, with the modules next to it. The guest's fstab leaves the ESP out.
+mkdir -p "$ROOT/boot/grub/x86_64-efi"
+cp "$ROOT"/usr/lib/grub/x86_64-efi/*.mod "$ROOT"/usr/lib/grub/x86_64-efi/*.lst "$ROOT/boot/grub/x86_64-efi/"
+printf 'search --no-floppy --label %s --set=root\nset prefix=($root)/boot/grub\n' "$LABEL" > "$ROOT/tmp/efi-early.cfg"
+run "${IN_ROOT[@]}" grub-mkimage -O x86_64-efi -o /tmp/BOOTX64.EFI -c /tmp/efi-early.cfg -p /boot/grub \
+  part_gpt ext2 search search_label search_fs_uuid normal configfile >&2
+mmd -i "$ESP" ::/EFI ::/EFI/BOOT
+mcopy -i "$ESP" "$ROOT/tmp/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+mdir -i "$ESP" ::/EFI/BOOT | grep -q BOOTX64 || die "no EFI/BOOT/BOOTX64.EFI on the EFI system partition"
 run "${IN_ROOT[@]}" grub-mkconfig -o /boot/grub/grub.cfg >&2
 # grub-mkconfig in a chroot names the loop partition; boot by label instead.
 sed -i -E "s#root=/dev/[^ ]+#root=LABEL=$LABEL#g" "$ROOT/boot/grub/grub.cfg"

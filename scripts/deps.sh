@@ -5,7 +5,7 @@
 # Runtime: QEMU, qemu-img, and what scripts/build-debian-image.sh uses to build the guest image.
 TEND_APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf
-  debootstrap grub-pc-bin parted dosfstools e2fsprogs fdisk util-linux
+  debootstrap grub-pc-bin parted dosfstools mtools e2fsprogs fdisk util-linux
   openssh-server openssh-client
   xz-utils zstd ca-certificates
   # the libvirt backend (docs/libvirt.md): libvirtd + virtlogd, virsh, and passt where libvirt
