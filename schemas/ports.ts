@@ -57,11 +57,11 @@ export interface ObservedVm {
   corrupt: string[];
 }
 
-/** A saved state as observed: its size and when it was written. */
+/** A saved state as observed: its size and when it was written (null: not observable, e.g. on another host). */
 export interface SavedState {
-  bytes: number;
+  bytes: number | null;
   /** ms since epoch */
-  savedAt: number;
+  savedAt: number | null;
 }
 
 export interface Observed {

@@ -21,7 +21,6 @@
  * The operations live in define.ts (prepare), start.ts, lifecycle.ts, observe.ts and
  * exit-watch.ts; what they share in context.ts.
  */
-import { UsageError } from '../../schemas/errors.js';
 import { rm } from 'node:fs/promises';
 import type { FullBackend, Clock } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
@@ -42,6 +41,7 @@ import { observe, remoteBootId } from './observe.js';
 import { prepare } from './define.js';
 import { start } from './start.js';
 import { domainCommand, stop, undefine } from './lifecycle.js';
+import { discardManagedSave, saveOrStop } from './managed-save.js';
 import { createLibvirtExitWatch } from './exit-watch.js';
 import { POOL_DIR, ensurePool } from './pool.js';
 import { listRemoteVolumes, removeRemoteFiles, removeRemoteVolumes } from './remote-files.js';
@@ -119,15 +119,8 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
     observe: (p, s) => observe(ctx, p, s),
     prepare: (p, vm, o, s) => prepare(ctx, p, vm, o, s),
     start: (p, vm, s) => start(ctx, p, vm, s),
-    stop: (p, n, o, s) => {
-      // `virsh managedsave` is libvirt's equivalent; not wired in yet (docs/warm.md)
-      if (o.save)
-        throw new UsageError(
-          `${n}: the libvirt backend cannot save a VM's memory yet: stop it without --save (or remove \`stop: save\`), or run it with backend: qemu`,
-          'SaveUnsupported',
-        );
-      return stop(ctx, p, n, o, s);
-    },
+    // with save: `virsh managedsave` (managed-save.ts); the next start restores it when still valid
+    stop: (p, n, o, s) => (o.save ? saveOrStop(ctx, p, n, o, s) : stop(ctx, p, n, o, s)),
     suspend: (p, n, s) => domainCommand(ctx, p, n, 'suspend', s),
     resume: (p, n, s) => domainCommand(ctx, p, n, 'resume', s),
     async destroy(project: Project, name: string, signal?: AbortSignal): Promise<void> {
@@ -140,7 +133,13 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       await rm(vmDir(pdir(project), name), { recursive: true, force: true });
     },
     async release(project: Project, name: string, signal?: AbortSignal): Promise<void> {
-      await undefine(ctx, domainName(project, name), 'keep', signal);
+      const dom = domainName(project, name);
+      // libvirt's state file goes with the domain: the other backend boots the VM
+      if (/\(saved\)/.test((await virsh.tryRun(['domstate', '--reason', dom], { signal })) ?? '')) {
+        log?.warn({ vm: name }, 'saved state discarded: the VM moves to another backend; booting with its disk kept');
+        await discardManagedSave(ctx, pdir(project), name, dom, signal);
+      }
+      await undefine(ctx, dom, 'keep', signal);
     },
     setIntent: (p, n, i) => files.setIntent(p, n, i),
     async markReady(project: Project, name: string, ready: boolean): Promise<void> {

@@ -59,3 +59,15 @@ export function domainPidfile(uri: string, domain: string, env: NodeJS.ProcessEn
   const runtime = env.XDG_RUNTIME_DIR || join(env.HOME || homedir(), '.cache');
   return join(runtime, 'libvirt', 'qemu', 'run', `${domain}.pid`);
 }
+
+/**
+ * Where libvirt keeps a domain's managed save (`virsh managedsave`) on this host (local URIs
+ * only): the system daemon under /var/lib/libvirt/qemu/save, a session daemon under
+ * $XDG_CONFIG_HOME/libvirt/qemu/save. Another host's file is not ours to see: null.
+ */
+export function managedSavePath(uri: string, domain: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (!isLocalUri(uri)) return null;
+  if (isSystemUri(uri)) return `/var/lib/libvirt/qemu/save/${domain}.save`;
+  const config = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(config, 'libvirt', 'qemu', 'save', `${domain}.save`);
+}

@@ -22,6 +22,7 @@ import { metadataForVirsh, TEND_NS, type TendMetadata } from './metadata.js';
 import { domainName, remoteVolumeName } from './names.js';
 import { isSystemUri } from './connect.js';
 import { abortIf, ACTIVE, metadataOf, pdir, row, type LibvirtContext } from './context.js';
+import { discardManagedSave } from './managed-save.js';
 import { prepareRemoteFiles, remotePaths, requireRemoteSupport } from './remote-files.js';
 
 export async function chooseType(ctx: LibvirtContext, vm: VmSpec): Promise<{ type: 'kvm' | 'qemu'; accel: 'kvm' | 'tcg' }> {
@@ -47,7 +48,7 @@ export async function define(
   vm: VmSpec,
   o: { ports: PortRecord; forwards: Forward[]; accel: 'kvm' | 'tcg'; diskImage: string | null },
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<string> {
   const { env, virsh } = ctx;
   const pd = pdir(ctx, project);
   const f = (k: keyof typeof FILES): string => vmFile(pd, vm.name, k);
@@ -103,6 +104,7 @@ export async function define(
   const xmlPath = f('domainXml');
   await writeFileAtomic(xmlPath, xml);
   await virsh.run(['define', xmlPath], { signal });
+  return xml;
 }
 
 export async function prepare(ctx: LibvirtContext, project: Project, vm: VmSpec, o: PrepareOptions, signal?: AbortSignal): Promise<void> {
@@ -114,6 +116,11 @@ export async function prepare(ctx: LibvirtContext, project: Project, vm: VmSpec,
   const active = r !== null && ACTIVE.has(r.state);
   if (o.recreateDisk && active) throw new BackendError('VmRunning', `${vm.name}: cannot replace the disk of a running VM (stop it first)`);
   const previous = await metadataOf(ctx, dom, true, signal);
+  if (o.recreateDisk && r !== null && /\(saved\)/.test((await ctx.virsh.tryRun(['domstate', '--reason', dom], { signal })) ?? '')) {
+    // a state never outlives its disk
+    o.onProgress?.(`${vm.name}: its saved state is discarded with its disk`);
+    await discardManagedSave(ctx, pd, vm.name, dom, signal);
+  }
   // a running QEMU holds the disk's write lock: growth waits for the next prepare after a stop
   await ctx.files.prepare(project, active ? { ...vm, disk: null } : vm, o, signal);
   if (!ctx.local) {

@@ -14,6 +14,7 @@ import { readMetadata } from './metadata.js';
 import { domainName, domainPrefix } from './names.js';
 import { parseDomainList, type DomainRow } from './virsh.js';
 import { abortIf, pdir, qemuPid, type LibvirtContext } from './context.js';
+import { observedSaved } from './managed-save.js';
 
 /** What marks a remote domain's run as ready: the URI and the domain id (new at each start). */
 export function remoteBootId(uri: string, domid: number): string {
@@ -32,6 +33,7 @@ export function powerOf(state: string | undefined): ObservedVm['power'] {
       return 'paused';
     case undefined:
     case 'shut off':
+    case 'saved': // shut off with a managed save (`virsh list --managed-save`)
     case 'crashed':
       return 'stopped';
     default:
@@ -91,6 +93,8 @@ async function observeOne(
     ports,
     sshPort: ssh !== null && Number.isInteger(ssh) ? ssh : null,
     startedAt,
+    // libvirt's managed save (stop --save), never the QEMU backend's file of a VM that moved here
+    saved: r?.state === 'saved' ? await observedSaved(ctx, pd, name, dom) : null,
     corrupt: [...new Set(corrupt)],
   };
 }
@@ -98,7 +102,8 @@ async function observeOne(
 /** Domain rows of this project on this connection, by VM name. */
 async function projectDomains(ctx: LibvirtContext, project: Project, signal?: AbortSignal): Promise<Map<string, DomainRow>> {
   const prefix = domainPrefix(project);
-  const rows = parseDomainList(await ctx.virsh.run(['list', '--all'], { signal }));
+  // --managed-save: a domain stopped with its state saved is listed as `saved` (no extra call)
+  const rows = parseDomainList(await ctx.virsh.run(['list', '--all', '--managed-save'], { signal }));
   const out = new Map<string, DomainRow>();
   for (const r of rows) if (r.name.startsWith(prefix)) out.set(r.name.slice(prefix.length), r);
   return out;

@@ -13,11 +13,13 @@ import { exists, readJson, writeJsonAtomic } from '../state/atomic.js';
 import { validateAppliedRecord, validatePortRecord } from '../state/validators.generated.js';
 import { FILES, socketPath, vmFile } from '../state/paths.js';
 import { allocatePorts, type PortRecord } from '../qemu/ports.js';
+import { discardSaved } from '../qemu/saved-state.js';
 import { stageTimeoutMs } from '../timeouts.js';
 import type { Forward } from './domain-xml.js';
 import { domainName } from './names.js';
 import { abortIf, ACTIVE, metadataOf, pdir, qemuPid, row, type LibvirtContext } from './context.js';
 import { chooseType, define, setMetadata } from './define.js';
+import { consumeManagedSave, discardManagedSave, managedSaveToRestore } from './managed-save.js';
 
 async function startResultOf(ctx: LibvirtContext, project: Project, name: string, signal?: AbortSignal): Promise<StartResult> {
   const dom = domainName(project, name);
@@ -36,6 +38,11 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
   const r = await row(ctx, dom, signal);
   if (r && ACTIVE.has(r.state)) return startResultOf(ctx, project, vm.name, signal);
   if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
+  if (await exists(f('savedRecord'))) {
+    // saved by the QEMU backend before the VM moved here: libvirt cannot load QEMU's own file
+    ctx.log?.warn({ vm: vm.name }, 'saved state discarded: it was saved by the QEMU backend; booting with its disk kept');
+    await discardSaved(pd, vm.name);
+  }
 
   const { accel } = await chooseType(ctx, vm);
   abortIf(signal);
@@ -56,15 +63,40 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
     : [];
   const prev = await metadataOf(ctx, dom, true, signal);
   const applied = await readJson<{ diskImage?: string | null }>(f('applied'), validateAppliedRecord);
-  await define(
-    ctx,
-    project,
-    vm,
-    { ports: alloc.record, forwards, accel, diskImage: applied?.diskImage ?? prev?.diskImage ?? null },
-    signal,
-  );
+  const diskImage = applied?.diskImage ?? prev?.diskImage ?? null;
+  // defining again keeps a managed save (libvirt restores it with the XML saved in it)
+  const xml = await define(ctx, project, vm, { ports: alloc.record, forwards, accel, diskImage }, signal);
   await rm(socketPath(pd, vm.name, 'serial', env), { force: true });
-  await virsh.run(['start', dom], { signal, timeoutMs: stageTimeoutMs('start', vm, ctx.timeouts, env) });
+  // a saved state (stop --save: virsh managedsave) is restored by virsh start, when still valid
+  let restoring = await managedSaveToRestore(ctx, pd, vm, dom, xml, signal);
+  const timeoutMs = stageTimeoutMs('start', vm, ctx.timeouts, env);
+  try {
+    await virsh.run(['start', dom], { signal, timeoutMs });
+  } catch (err) {
+    if (!restoring || signal?.aborted) throw err;
+    ctx.log?.warn(
+      { vm: vm.name },
+      `saved state discarded: libvirt could not restore it (${(err as Error).message.split('\n')[0]}); booting`,
+    );
+    await discardManagedSave(ctx, pd, vm.name, dom, signal);
+    restoring = false;
+    await virsh.run(['start', dom], { signal, timeoutMs });
+  }
+  let restored = false;
+  if (restoring) {
+    // used once: from now on the disk moves on without it
+    await consumeManagedSave(pd, vm.name);
+    // libvirt boots instead when its state file's header is unreadable (it deletes the file)
+    restored = !/\(booted\)/.test((await virsh.tryRun(['domstate', '--reason', dom], { signal })) ?? '(booted)');
+    if (!restored) ctx.log?.warn({ vm: vm.name }, 'saved state discarded: libvirt booted the VM instead of restoring it');
+    // the restored domain runs the XML saved in its state: its record takes this start's spec and ports
+    await setMetadata(
+      ctx,
+      dom,
+      { project: project.name, projectDir: project.dir, vm: vm.name, spec: vm, diskImage, ports: alloc.record, accel },
+      signal,
+    );
+  }
   const c = await ctx.capabilities(signal);
   if (user && !c.passt) {
     try {
@@ -86,8 +118,8 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
     }
   }
   const { pid } = await qemuPid(ctx, dom, null);
-  ctx.log?.debug({ vm: vm.name, pid, accel, uri: ctx.uri }, 'libvirt domain started');
-  return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports };
+  ctx.log?.debug({ vm: vm.name, pid, accel, uri: ctx.uri, restored }, 'libvirt domain started');
+  return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports, ...(restored ? { restored } : {}) };
 }
 
 /** The port of the running domain's <graphics> (VNC/SPICE), null when it has none. */

@@ -1,5 +1,5 @@
 /** saved.json's schema (src/qemu/saved-state.ts), apart so the validator generator can import it. */
-const fileId = {
+export const fileIdSchema = {
   type: 'object',
   required: ['ino', 'size', 'mtimeMs'],
   properties: { ino: { type: 'number' }, size: { type: 'number' }, mtimeMs: { type: 'number' } },
@@ -14,7 +14,7 @@ export const savedRecordSchema = {
     bytes: { type: 'number' },
     qemuVersion: { type: 'string' },
     argv: { type: 'array', items: { type: 'string' } },
-    disks: { type: 'object', additionalProperties: fileId },
+    disks: { type: 'object', additionalProperties: fileIdSchema },
     seed: { type: ['string', 'null'] },
   },
 } as const;

@@ -110,17 +110,30 @@ export async function invalidReason(rec: SavedRecord, statePath: string, t: Rest
   if (rec.qemuVersion !== t.qemuVersion) return `QEMU changed (saved with "${rec.qemuVersion}", now "${t.qemuVersion}")`;
   const argvChange = argvDifference(withoutHostForwards(rec.argv), withoutHostForwards(t.argv));
   if (argvChange) return `the VM's settings changed (${argvChange})`;
-  const saved = Object.keys(rec.disks).sort();
-  const now = [...t.disks].sort();
-  if (saved.join('\0') !== now.join('\0')) return `its disks changed (${saved.join(', ')} → ${now.join(', ')})`;
-  for (const d of now) {
+  return disksChanged(rec.disks, t.disks, rec.seed, t.seed);
+}
+
+/**
+ * Why the writable disks `now` (and the seed) are not those a state was saved with (`saved`: each
+ * disk's identity after the save), or null when they are untouched since.
+ */
+export async function disksChanged(
+  saved: Record<string, FileId>,
+  now: readonly string[],
+  savedSeed: string | null,
+  seed: string | null,
+): Promise<string | null> {
+  const was = Object.keys(saved).sort();
+  const is = [...now].sort();
+  if (was.join('\0') !== is.join('\0')) return `its disks changed (${was.join(', ')} → ${is.join(', ')})`;
+  for (const d of is) {
     const id = await identify(d);
-    const was = rec.disks[d]!;
+    const w = saved[d]!;
     if (!id) return `its disk ${d} is gone`;
-    if (id.ino !== was.ino) return `its disk ${d} was replaced since the save`;
-    if (id.size !== was.size || id.mtimeMs !== was.mtimeMs) return `its disk ${d} was written since the save`;
+    if (id.ino !== w.ino) return `its disk ${d} was replaced since the save`;
+    if (id.size !== w.size || id.mtimeMs !== w.mtimeMs) return `its disk ${d} was written since the save`;
   }
-  if (rec.seed !== t.seed) return 'its cloud-init seed changed';
+  if (savedSeed !== seed) return 'its cloud-init seed changed';
   return null;
 }
 

@@ -46,6 +46,8 @@ export const FILES = {
   savedState: 'saved-state.bin',
   /** what the saved state belongs to: QEMU version, argv, disks (src/qemu/saved-state.ts) */
   savedRecord: 'saved.json',
+  /** what a libvirt managed save belongs to: the domain XML, disks, seed (src/libvirt/managed-save.ts) */
+  libvirtSaved: 'libvirt-saved.json',
   /** the guest boot (its /proc/sys/kernel/random/boot_id) cloud-init was last seen done in */
   cloudInitDone: 'cloud-init-done',
   /** which backend holds the VM (src/backend/record.ts) */

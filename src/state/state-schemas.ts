@@ -10,6 +10,7 @@ import { helperRecordSchema } from '../qemu/helpers.js';
 import { appliedRecordSchema, intentRecordSchema } from '../qemu/observe.js';
 import { portRecordSchema } from '../qemu/ports.js';
 import { savedRecordSchema } from '../qemu/saved-record-schema.js';
+import { libvirtSavedRecordSchema } from '../libvirt/saved-record-schema.js';
 import { cloneRecordSchema, templatePendingSchema, templateRecordSchema } from '../qemu/template-record-schema.js';
 import { projectNetRecordSchema } from '../qemu/project-net.js';
 import { imageIndexSchema } from '../images/store.js';
@@ -30,6 +31,7 @@ export const STATE_SCHEMAS = {
   validateStatusRecord: ['vms/<vm>/status.json', statusRecordSchema],
   validateHelperRecord: ['vms/<vm>/helpers.json', helperRecordSchema],
   validateSavedRecord: ['vms/<vm>/saved.json', savedRecordSchema],
+  validateLibvirtSavedRecord: ['vms/<vm>/libvirt-saved.json', libvirtSavedRecordSchema],
   validateTemplateRecord: ['images/templates/<key>/template.json', templateRecordSchema],
   validateCloneRecord: ['vms/<vm>/clone.json', cloneRecordSchema],
   validateTemplatePending: ['vms/<vm>/template-pending', templatePendingSchema],

@@ -9,6 +9,7 @@ export const validateProvisionRecord: StateValidator;
 export const validateStatusRecord: StateValidator;
 export const validateHelperRecord: StateValidator;
 export const validateSavedRecord: StateValidator;
+export const validateLibvirtSavedRecord: StateValidator;
 export const validateTemplateRecord: StateValidator;
 export const validateCloneRecord: StateValidator;
 export const validateTemplatePending: StateValidator;

@@ -1,16 +1,23 @@
 /**
  * End to end through the real libvirtd (qemu:///system; .ci/run starts it) on the real Debian 12
- * guest image, one project with one VM pinned to `backend: libvirt`, as few boots as possible:
- *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works; a host folder is shared
- *     over virtiofs (libvirt starts virtiofsd; shared memfd memory) both ways;
- *   - under `tend watch`, a memory edit restarts the domain with the new memory, disk kept;
+ * guest image, one project with one VM pinned to `backend: libvirt`, as few boots as possible
+ * (three: the first `up`, the cold boot after a memory edit, the restart after a `virsh destroy`):
+ *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works;
+ *   - `tend stop --save` (virsh managedsave): `ps` says saved, `status` its size; `tend up` restores
+ *     it in seconds: a process started before the save runs on (same PID, same boot, its counter
+ *     goes on) and the guest clock is within 2 s of the host's;
+ *   - saved again, then a memory edit (and a host folder added): `tend up` discards the state with
+ *     the line saying why and cold-boots with the new memory, disk kept; the host folder is shared
+ *     over virtiofs (libvirt starts virtiofsd; shared memfd memory) both ways; a save libvirt
+ *     refuses (virtiofs cannot migrate) leaves the VM running;
  *   - `virsh destroy` behind tend's back: watch begins the restart within a second (libvirt's own
  *     lifecycle event) and the VM is Ready again, disk kept;
- *   - `tend down --destroy` leaves no domain, no VM folder (disk, seed, keys) and no NVRAM file.
+ *   - `tend down --destroy` leaves no domain, no VM folder (disk, seed, keys), no NVRAM file and no
+ *     managed save.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -33,13 +40,20 @@ const virsh = async (...args: string[]): Promise<{ code: number; out: string; er
   return { code: r.exitCode ?? -1, out: String(r.stdout).trim(), err: String(r.stderr).trim() };
 };
 
-async function ok(p: TempProject, args: string[]): Promise<string> {
+async function run(p: TempProject, args: string[]): Promise<{ stdout: string; stderr: string }> {
   const r = await runCli(args, { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 900_000 });
   assert.equal(r.code, 0, `tend ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
+  return r;
 }
 
-const yaml = (image: string, memory: number) =>
+const ok = async (p: TempProject, args: string[]): Promise<string> => (await run(p, args)).stdout;
+/** stdout and stderr (progress and event lines) */
+const both = async (p: TempProject, args: string[]): Promise<string> => {
+  const r = await run(p, args);
+  return r.stdout + r.stderr;
+};
+
+const yaml = (image: string, memory: number, share: boolean) =>
   [
     'name: lvirt',
     'services:',
@@ -48,119 +62,185 @@ const yaml = (image: string, memory: number) =>
     '    backend: libvirt',
     `    connect: ${URI}`,
     `    vm: { vcpu: 1, memory_mb: ${memory} }`,
-    '    volumes: ["./share:/srv/share"]',
+    ...(share ? ['    volumes: ["./share:/srv/share"]'] : []),
     '    cloud_init: { hostname: lvweb }',
     '',
   ].join('\n');
 
-test("a VM on backend libvirt: up, exec, memory edit, destroy behind tend's back, down --destroy", { timeout: 2_400_000 }, async (t) => {
-  const v = await virsh('version');
-  assert.equal(v.code, 0, `libvirtd must answer on ${URI} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
-  const image = await findImage();
-  const p = await tempProject({ 'tend.yaml': yaml(image, 512), 'share/hello.txt': 'from the host\n' });
-  const project = { name: 'lvirt', dir: p.dir };
-  const dom = domainName(project, 'web');
-  t.after(async () => {
-    await virsh('destroy', dom);
-    await virsh('undefine', dom, '--nvram');
-    await p.cleanup();
-  });
+test(
+  "a VM on backend libvirt: up, exec, stop --save and restore, memory edit, destroy behind tend's back, down --destroy",
+  { timeout: 2_400_000 },
+  async (t) => {
+    const v = await virsh('version');
+    assert.equal(v.code, 0, `libvirtd must answer on ${URI} (.ci/run starts it: scripts/libvirt-daemons.sh): ${v.err}`);
+    const image = await findImage();
+    const p = await tempProject({ 'tend.yaml': yaml(image, 512, false), 'share/hello.txt': 'from the host\n' });
+    const project = { name: 'lvirt', dir: p.dir };
+    const dom = domainName(project, 'web');
+    const stateFile = `/var/lib/libvirt/qemu/save/${dom}.save`;
+    t.after(async () => {
+      await virsh('destroy', dom);
+      await virsh('undefine', dom, '--nvram', '--managed-save');
+      await p.cleanup();
+    });
+    const sh = async (script: string): Promise<string> => (await ok(p, ['exec', 'web', '--', 'sh', '-c', script])).trim();
+    const psState = async (): Promise<string | undefined> =>
+      (JSON.parse(await ok(p, ['ps', '--json'])) as { vms: { name: string; state: string }[] }).vms.find((x) => x.name === 'web')?.state;
 
-  // up: Ready, as a libvirt domain
-  await ok(p, ['up']);
-  assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs`);
-  assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
-  // the guest's NIC: the same MAC at every start (a new one made the guest wait minutes for DHCP)
-  const mac = async (): Promise<string> => (await ok(p, ['exec', 'web', '--', 'cat', '/sys/class/net/eth0/address'])).trim();
-  const mac0 = await mac();
-  await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
-  // the host folder, over virtiofs through libvirt: the domain has the filesystem, the guest reads and writes it
-  assert.match((await virsh('dumpxml', dom)).out, /<driver type='virtiofs'\/>/);
-  assert.match((await virsh('dumpxml', dom)).out, /<source type='memfd'\/>/);
-  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', '/srv/share/hello.txt'])).trim(), 'from the host');
-  await ok(p, ['exec', 'web', '--', 'sudo', 'sh', '-c', 'echo from the guest > /srv/share/back.txt']);
-  assert.equal((await readFile(join(p.dir, 'share', 'back.txt'), 'utf8')).trim(), 'from the guest');
-  const ps = JSON.parse(await ok(p, ['ps', '--json'])) as { vms: { name: string; state: string }[] };
-  assert.equal(ps.vms.find((x) => x.name === 'web')?.state, 'running');
-  assert.match((await ok(p, ['plan'])).split('\n').find((l) => l.startsWith('web')) ?? '', /\bnone\b/, 'a converged VM plans nothing');
+    // up: Ready, as a libvirt domain
+    await ok(p, ['up']);
+    assert.equal((await virsh('domstate', dom)).out, 'running', `domain ${dom} runs`);
+    assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
+    // the guest's NIC: the same MAC at every start (a new one made the guest wait minutes for DHCP)
+    const mac = async (): Promise<string> => (await ok(p, ['exec', 'web', '--', 'cat', '/sys/class/net/eth0/address'])).trim();
+    const mac0 = await mac();
+    await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
+    assert.equal(await psState(), 'running');
+    assert.match((await ok(p, ['plan'])).split('\n').find((l) => l.startsWith('web')) ?? '', /\bnone\b/, 'a converged VM plans nothing');
 
-  // watch: a memory edit restarts it; a destroy behind its back is repaired
-  const events: Event[] = [];
-  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
-    cwd: p.dir,
-    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    if (watch.exitCode === null) watch.kill('SIGKILL');
-  });
-  const watchOut = followWatch(watch, events);
-  const count = (reason: string) => events.filter((e) => e.reason === reason && e.vm === 'web').length;
-  const waitFor = async (reason: string, n: number, what: string) => {
-    const deadline = Date.now() + 900_000;
-    while (count(reason) < n) {
-      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
-      if (Date.now() > deadline) assert.fail(`no ${reason} #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
+    // stop --save (virsh managedsave), then up restores it: the guest's processes run on
+    const boot0 = await sh('cat /proc/sys/kernel/random/boot_id');
+    const pid = await sh(
+      "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /dev/shm/counter; sleep 0.2; done' >/dev/null 2>&1 < /dev/null & echo $!",
+    );
+    assert.match(pid, /^\d+$/);
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = Number(await sh('cat /dev/shm/counter'));
+    assert.ok(before > 0);
+    let t0 = Date.now();
+    const stopped = await both(p, ['stop', 'web', '--save']);
+    t.diagnostic(`tend stop --save: ${Date.now() - t0} ms`);
+    assert.equal((await virsh('domstate', '--reason', dom)).out, 'shut off (saved)', 'libvirt holds a managed save');
+    assert.match(stopped, /memory saved/);
+    assert.equal(await psState(), 'saved');
+    const mib = Math.round(statSync(stateFile).size / 1048576);
+    assert.match(await ok(p, ['status', 'web']), new RegExp(`Saved state: +${mib} MiB, saved `), "status shows libvirt's file's size");
+    await new Promise((r) => setTimeout(r, 5000)); // the guest clock stands still meanwhile
+    t0 = Date.now();
+    const restored = await both(p, ['up']);
+    t.diagnostic(`tend up of the saved VM to Ready: ${Date.now() - t0} ms (${mib} MiB state)`);
+    assert.match(restored, /restored from its saved state/);
+    assert.match(restored, /guest clock set to the host time/);
+    assert.equal((await virsh('domstate', '--reason', dom)).out, 'running (restored)');
+    assert.equal(await sh('cat /proc/sys/kernel/random/boot_id'), boot0, 'the same boot');
+    assert.equal(await sh(`kill -0 ${pid} && echo alive`), 'alive', 'the process started before the save still runs');
+    const after = Number(await sh('cat /dev/shm/counter'));
+    assert.ok(after > before, `counter went on (${before} → ${after})`);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(Number(await sh('cat /dev/shm/counter')) > after, 'and still counts');
+    const hostBefore = Date.now() / 1000;
+    const guest = Number(await sh('date +%s.%N'));
+    const hostAfter = Date.now() / 1000;
+    assert.ok(
+      guest - hostAfter < 2 && guest - hostBefore > -2,
+      `guest clock within 2 s of the host's (${(guest - hostAfter).toFixed(2)}..${(guest - hostBefore).toFixed(2)} s)`,
+    );
+    assert.equal(existsSync(stateFile), false, 'used once');
+
+    // saved again, then a memory edit (and a host folder): the state is discarded, the VM cold-boots
+    await ok(p, ['stop', 'web', '--save']);
+    assert.equal(await psState(), 'saved');
+    await writeFile(join(p.dir, 'tend.yaml'), yaml(image, 640, true));
+    const cold = await both(p, ['up']);
+    assert.match(
+      cold,
+      /saved state discarded: the VM's settings changed \(<memory unit="MiB">512<\/memory> → <memory unit="MiB">640<\/memory>\); booting with its disk kept/,
+    );
+    assert.doesNotMatch(cold, /restored from its saved state/);
+    assert.equal((await virsh('domstate', '--reason', dom)).out, 'running (booted)');
+    assert.notEqual(await sh('cat /proc/sys/kernel/random/boot_id'), boot0, 'a new boot');
+    assert.equal(await sh(`kill -0 ${pid} 2>/dev/null && echo alive || echo gone`), 'gone');
+    assert.match((await virsh('dumpxml', dom)).out, /<memory unit='KiB'>655360<\/memory>/, 'the domain has the new memory');
+    const memKb = Number(/MemTotal:\s+(\d+)/.exec(await ok(p, ['exec', 'web', '--', 'cat', '/proc/meminfo']))?.[1]);
+    assert.ok(memKb > 540 * 1024 && memKb <= 640 * 1024, `guest sees ${memKb} kB after the edit`);
+    assert.equal(await sh('cat ~/marker'), 'kept', 'disk kept');
+
+    // the host folder, over virtiofs through libvirt: the domain has the filesystem, the guest reads and writes it
+    assert.match((await virsh('dumpxml', dom)).out, /<driver type='virtiofs'\/>/);
+    assert.match((await virsh('dumpxml', dom)).out, /<source type='memfd'\/>/);
+    assert.equal((await ok(p, ['exec', 'web', '--', 'cat', '/srv/share/hello.txt'])).trim(), 'from the host');
+    await ok(p, ['exec', 'web', '--', 'sudo', 'sh', '-c', 'echo from the guest > /srv/share/back.txt']);
+    assert.equal((await readFile(join(p.dir, 'share', 'back.txt'), 'utf8')).trim(), 'from the guest');
+    // virtiofs cannot migrate: libvirt refuses the save, the VM keeps running
+    const refused = await runCli(['stop', 'web', '--save'], { cwd: p.dir, stateDir: p.stateDir, timeoutMs: 300_000 });
+    assert.notEqual(refused.code, 0, `stop --save of a VM with a host folder: ${refused.stdout}${refused.stderr}`);
+    assert.match(refused.stdout + refused.stderr, /libvirt could not save its state \(.*\); the VM keeps running/);
+    assert.equal((await virsh('domstate', dom)).out, 'running');
+    assert.equal((await ok(p, ['exec', 'web', '--', 'hostname'])).trim(), 'lvweb');
+    await ok(p, ['start', 'web']); // clears the stop intent the refused stop recorded
+
+    // watch: a destroy behind its back is repaired
+    const events: Event[] = [];
+    const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
+      cwd: p.dir,
+      env: { ...process.env, TEND_STATE_DIR: p.stateDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => {
+      if (watch.exitCode === null) watch.kill('SIGKILL');
+    });
+    const watchOut = followWatch(watch, events);
+    const count = (reason: string) => events.filter((e) => e.reason === reason && e.vm === 'web').length;
+    const waitFor = async (reason: string, n: number, what: string) => {
+      const deadline = Date.now() + 900_000;
+      while (count(reason) < n) {
+        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
+        if (Date.now() > deadline) assert.fail(`no ${reason} #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const started = () => events.some((e) => e.reason === 'WatchStarted');
+    for (let i = 0; i < 300 && !started(); i++) await new Promise((r) => setTimeout(r, 100));
+    // `up` left the VM Ready (recorded for this boot), so watch's first pass finds nothing to do:
+    // it says Reconciled and emits no VmReady. Count watch's VmReady events from there.
+    const deadline0 = Date.now() + 900_000;
+    while (!events.some((e) => e.reason === 'Reconciled')) {
+      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) before its first pass: ${watchOut.stderr}`);
+      if (Date.now() > deadline0) assert.fail(`no first pass of watch; events: ${events.map((e) => e.reason).join(', ')}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-  };
-  const started = () => events.some((e) => e.reason === 'WatchStarted');
-  for (let i = 0; i < 300 && !started(); i++) await new Promise((r) => setTimeout(r, 100));
-  // `up` left the VM Ready (recorded for this boot), so watch's first pass finds nothing to do:
-  // it says Reconciled and emits no VmReady. Count watch's VmReady events from there.
-  const deadline0 = Date.now() + 900_000;
-  while (!events.some((e) => e.reason === 'Reconciled')) {
-    if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) before its first pass: ${watchOut.stderr}`);
-    if (Date.now() > deadline0) assert.fail(`no first pass of watch; events: ${events.map((e) => e.reason).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const ready0 = count('VmReady');
+    const ready0 = count('VmReady');
 
-  await writeFile(join(p.dir, 'tend.yaml'), yaml(image, 640));
-  await waitFor('VmReady', ready0 + 1, 'the restart after the memory edit');
-  assert.match((await virsh('dumpxml', dom)).out, /<memory unit='KiB'>655360<\/memory>/, 'the domain has the new memory');
-  const memKb = Number(/MemTotal:\s+(\d+)/.exec(await ok(p, ['exec', 'web', '--', 'cat', '/proc/meminfo']))?.[1]);
-  assert.ok(memKb > 540 * 1024 && memKb <= 640 * 1024, `guest sees ${memKb} kB after the edit`);
-  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
+    const evBefore = events.length;
+    const d = await virsh('destroy', dom);
+    const destroyedAt = Date.now();
+    assert.equal(d.code, 0, d.err);
+    // watch's own events only: its first pass started nothing
+    await waitFor('VmStarting', 1, 'the restart after virsh destroy');
+    // an exit between reconciles is VmExited; one during a readiness check fails that check (VmFailed)
+    const exited = events
+      .slice(evBefore)
+      .find((e) => e.reason === 'VmExited' || (e.reason === 'VmFailed' && /killed or crashed/.test(e.message)));
+    assert.ok(
+      exited,
+      `watch reported the exit: ${events
+        .slice(evBefore)
+        .map((e) => e.reason)
+        .join(', ')}`,
+    );
+    const begun = events.slice(evBefore).find((e) => e.reason === 'VmPreparing' || e.reason === 'VmStarting');
+    assert.ok(begun);
+    const ms = Date.parse(begun.time) - destroyedAt;
+    assert.ok(ms < 1000, `restart begun ${ms} ms after virsh destroy returned`);
+    t.diagnostic(`virsh destroy -> restart begun: ${ms} ms`);
+    await waitFor('VmReady', ready0 + 1, 'Ready after the destroy');
+    assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
+    assert.equal(await mac(), mac0, 'the NIC kept its MAC through a restore and two boots (each start defines the domain again)');
 
-  const before = events.length;
-  const d = await virsh('destroy', dom);
-  const destroyedAt = Date.now();
-  assert.equal(d.code, 0, d.err);
-  // watch's own events only: its first VmStarting was the memory edit's restart
-  await waitFor('VmStarting', 2, 'the restart after virsh destroy');
-  // an exit between reconciles is VmExited; one during a readiness check fails that check (VmFailed)
-  const exited = events
-    .slice(before)
-    .find((e) => e.reason === 'VmExited' || (e.reason === 'VmFailed' && /killed or crashed/.test(e.message)));
-  assert.ok(
-    exited,
-    `watch reported the exit: ${events
-      .slice(before)
-      .map((e) => e.reason)
-      .join(', ')}`,
-  );
-  const begun = events.slice(before).find((e) => e.reason === 'VmPreparing' || e.reason === 'VmStarting');
-  assert.ok(begun);
-  const ms = Date.parse(begun.time) - destroyedAt;
-  assert.ok(ms < 1000, `restart begun ${ms} ms after virsh destroy returned`);
-  t.diagnostic(`virsh destroy -> restart begun: ${ms} ms`);
-  await waitFor('VmReady', ready0 + 2, 'Ready after the destroy');
-  assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
-  assert.equal(await mac(), mac0, 'the NIC kept its MAC through two restarts (each defines the domain again)');
+    const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
+    watch.kill('SIGTERM');
+    assert.equal(await watchExit, 0);
+    assert.equal((await virsh('domstate', dom)).out, 'running', 'watch leaves the VM running');
 
-  const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
-  watch.kill('SIGTERM');
-  assert.equal(await watchExit, 0);
-  assert.equal((await virsh('domstate', dom)).out, 'running', 'watch leaves the VM running');
-
-  // down --destroy: nothing left
-  const pd = projectDir(p.stateDir, 'lvirt', p.dir);
-  await ok(p, ['down', '--destroy']);
-  assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain');
-  // the folder may keep the stop intent `tend down` records (design §3); nothing of the VM is left
-  for (const k of ['disk', 'seed', 'privateKey', 'applied'] as const)
-    assert.equal(existsSync(vmFile(pd, 'web', k)), false, `no ${k} left after down --destroy`);
-  assert.equal(existsSync(vmFile(pd, 'web', 'efiVars')), false, 'no NVRAM file');
-  assert.doesNotMatch((await virsh('list', '--all', '--name')).out, new RegExp(dom));
-});
+    // down --destroy: nothing left
+    const pd = projectDir(p.stateDir, 'lvirt', p.dir);
+    await ok(p, ['down', '--destroy']);
+    assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain');
+    // the folder may keep the stop intent `tend down` records (design §3); nothing of the VM is left
+    for (const k of ['disk', 'seed', 'privateKey', 'applied'] as const)
+      assert.equal(existsSync(vmFile(pd, 'web', k)), false, `no ${k} left after down --destroy`);
+    assert.equal(existsSync(vmFile(pd, 'web', 'efiVars')), false, 'no NVRAM file');
+    assert.doesNotMatch((await virsh('list', '--all', '--name')).out, new RegExp(dom));
+    assert.equal(existsSync(stateFile), false, 'no managed save');
+  },
+);

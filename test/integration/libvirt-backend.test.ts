@@ -10,12 +10,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync, utimesSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { pino } from 'pino';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
 import type { VmExit } from '../../schemas/ports.js';
@@ -221,3 +222,111 @@ test('passt: the test define asks the real libvirt; 9.0 (Debian 12) rejects it, 
   }
   assert.doesNotMatch((await virsh('list', '--all', '--name')).out, /tend-passt-probe/);
 });
+
+test(
+  'stop --save on real libvirt: virsh managedsave, the next start restores it; a memory edit, a written disk or a save tend did not make is discarded with why',
+  { timeout: 300_000 },
+  async () => {
+    const stateRoot = join(root, 'state-save');
+    const vm = applyDefaults({
+      name: 'sv',
+      image: { kind: 'path', ref: base },
+      accel: 'tcg',
+      memory: 128,
+      stopGracePeriod: 1,
+      cloudInit: null,
+    } as VmDraft);
+    const project: Project = { name: 'lvsave', dir: join(root, 'project-save'), files: [], vms: [vm], volumes: {} };
+    const dom = domainName(project, 'sv');
+    domains.push(dom);
+    const pd = projectDir(stateRoot, project.name, project.dir);
+    const stateFile = `/var/lib/libvirt/qemu/save/${dom}.save`;
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) });
+    const backend = createLibvirtBackend({ stateRoot, uri: URI, termGraceMs: 3000, log });
+    const reason = async (): Promise<string> => (await virsh('domstate', '--reason', dom)).out;
+    const discarded = (): string[] => lines.filter((l) => l.startsWith('saved state discarded'));
+    try {
+      await backend.prepare(project, vm, { recreateDisk: false });
+      const first = await backend.start(project, vm);
+      assert.equal(first.restored, undefined, 'a first start boots');
+
+      // not observed Ready in this boot: powered off, not saved
+      assert.deepEqual(await backend.stop(project, 'sv', { timeout: 1, save: true }), { saved: false });
+      assert.match(await reason(), /^shut off/);
+      assert.doesNotMatch(await reason(), /saved/);
+      assert.ok(
+        lines.some((l) => /^not saved: it was not observed Ready/.test(l)),
+        lines.join('\n'),
+      );
+
+      // Ready: saved by libvirt, QEMU gone, observed as saved with libvirt's file's size
+      const booted = await backend.start(project, vm);
+      await backend.markReady?.(project, 'sv', true);
+      const t0 = Date.now();
+      assert.deepEqual(await backend.stop(project, 'sv', { timeout: 1, save: true }), { saved: true });
+      assert.equal(await reason(), 'shut off (saved)');
+      assert.equal(pidAlive(booted.pid), false, 'QEMU exited');
+      const o = (await backend.observe(project)).vms.sv;
+      assert.equal(o.power, 'stopped');
+      assert.ok(o.saved, 'observed as saved');
+      assert.equal(o.saved.bytes, statSync(stateFile).size, "the size of libvirt's state file");
+      assert.ok((o.saved.bytes ?? 0) > 100_000, `a real migration stream (${o.saved.bytes} bytes)`);
+      assert.ok(o.saved.savedAt !== null && o.saved.savedAt >= t0 && o.saved.savedAt <= Date.now());
+
+      // start (the domain is defined again first): restored, used once
+      const restored = await backend.start(project, vm);
+      assert.equal(restored.restored, true);
+      assert.equal(await reason(), 'running (restored)');
+      assert.equal((await backend.observe(project)).vms.sv.saved, null);
+      assert.equal(existsSync(stateFile), false, 'libvirt deleted its file after the restore');
+      assert.deepEqual(discarded(), []);
+
+      // saved, then the memory edited: discarded with the difference, booted with the new memory
+      await backend.markReady?.(project, 'sv', true);
+      assert.deepEqual(await backend.stop(project, 'sv', { timeout: 1, save: true }), { saved: true });
+      const bigger = { ...vm, memory: 160 };
+      await backend.prepare(project, bigger, { recreateDisk: false });
+      assert.equal(await reason(), 'shut off (saved)', 'a define keeps the managed save');
+      const edited = await backend.start(project, bigger);
+      assert.equal(edited.restored, undefined);
+      assert.equal(await reason(), 'running (booted)');
+      assert.match((await virsh('dumpxml', dom)).out, /<memory unit='KiB'>163840<\/memory>/, 'runs with the new memory');
+      assert.deepEqual(discarded(), [
+        'saved state discarded: the VM\'s settings changed (<memory unit="MiB">128</memory> → <memory unit="MiB">160</memory>); booting with its disk kept',
+      ]);
+      assert.equal(existsSync(stateFile), false);
+
+      // saved, then its disk written: discarded
+      await backend.markReady?.(project, 'sv', true);
+      assert.deepEqual(await backend.stop(project, 'sv', { timeout: 1, save: true }), { saved: true });
+      const disk = vmFile(pd, 'sv', 'disk');
+      const later = new Date(Date.now() + 5000);
+      utimesSync(disk, later, later);
+      assert.equal((await backend.start(project, bigger)).restored, undefined);
+      assert.equal(await reason(), 'running (booted)');
+      assert.match(
+        discarded()[1] ?? '',
+        /^saved state discarded: its disk .*disk\.qcow2 was written since the save; booting with its disk kept$/,
+      );
+
+      // a managed save tend did not make (no record of its disks): never restored
+      assert.equal((await virsh('managedsave', dom)).code, 0);
+      assert.equal((await backend.observe(project)).vms.sv.saved?.bytes, statSync(stateFile).size, 'observed all the same');
+      assert.equal((await backend.start(project, bigger)).restored, undefined);
+      assert.equal(await reason(), 'running (booted)');
+      assert.match(discarded()[2] ?? '', /^saved state discarded: tend has no record of the disks it belongs to/);
+
+      // down --destroy of a saved VM leaves no state file
+      await backend.markReady?.(project, 'sv', true);
+      assert.deepEqual(await backend.stop(project, 'sv', { timeout: 1, save: true }), { saved: true });
+      assert.ok(existsSync(stateFile));
+      await backend.destroy(project, 'sv');
+      assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain left');
+      assert.equal(existsSync(stateFile), false, 'no managed save left');
+      assert.equal(existsSync(vmDir(pd, 'sv')), false);
+    } finally {
+      backend.close();
+    }
+  },
+);

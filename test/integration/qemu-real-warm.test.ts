@@ -61,7 +61,7 @@ test('real QEMU: stop --save and restore; snapshots while running and while stop
   for (let i = 0; i < 200 && pidAlive(first.pid); i++) await new Promise((r) => setTimeout(r, 10)); // a zombie child until reaped
   assert.equal(pidAlive(first.pid), false);
   const saved = (await backend.observe(project)).vms.warm!.saved;
-  assert.ok(saved && saved.bytes > 1_000_000, `a real migration stream (${saved?.bytes} bytes)`);
+  assert.ok(saved && (saved.bytes ?? 0) > 1_000_000, `a real migration stream (${saved?.bytes} bytes)`);
 
   await backend.prepare(project, vm, { recreateDisk: false });
   const second = await backend.start(project, vm);

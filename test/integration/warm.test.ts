@@ -103,7 +103,7 @@ test('stop --save of a Ready VM saves its state; the next start restores it once
   await saved(s);
   const obs = (await s.backend.observe(s.project)).vms.web!;
   assert.equal(obs.power, 'stopped');
-  assert.ok(obs.saved && obs.saved.bytes > 4096, 'observed as saved, with its size');
+  assert.ok(obs.saved && (obs.saved.bytes ?? 0) > 4096, 'observed as saved, with its size');
   assert.ok(await exists(vmFile(s.projDir, 'web', 'savedState')));
   const rec = JSON.parse(await readFile(vmFile(s.projDir, 'web', 'savedRecord'), 'utf8')) as { qemuVersion: string; argv: string[] };
   assert.match(rec.qemuVersion, /7\.2\.0 \(fake\)/);

@@ -5,6 +5,7 @@ import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import { buildDomainXml, QEMU_NS, type DomainInput } from '../../src/libvirt/domain-xml.js';
 import { readMetadata, specDigest, TEND_NS } from '../../src/libvirt/metadata.js';
 import { BackendError } from '../../schemas/errors.js';
+import { hardwareXml } from '../../src/libvirt/managed-save.js';
 
 function input(draft: Partial<VmDraft> = {}, extra: Partial<DomainInput> = {}): DomainInput {
   const vm = applyDefaults({ name: 'web', image: { kind: 'path', ref: '/img.qcow2' }, ...draft } as VmDraft);
@@ -307,4 +308,19 @@ test('video: vga by default, the model as chosen, none is none; graphics only on
     assert.equal(one(g, 'listen').getAttribute('address'), '127.0.0.1');
   }
   assert.equal(kids(one(parse(buildDomainXml(input({ graphics: 'none' } as Partial<VmDraft>))), 'devices'), 'graphics').length, 0);
+});
+
+test('saved-state validity compares the XML without tend metadata and passt host ports: a memory edit differs, new ports do not', () => {
+  const passt = (hostPort: number, memory = 1024, provision = false) =>
+    buildDomainXml(
+      input({ memory, ...(provision ? { provision: [{ kind: 'shell', inline: ['true'] }] } : {}) } as Partial<VmDraft>, {
+        userNet: { backend: 'passt', forwards: [{ protocol: 'tcp', hostAddress: '127.0.0.1', hostPort, guestPort: 22 }] },
+      }),
+    );
+  const a = hardwareXml(passt(40022));
+  assert.doesNotMatch(a, /metadata|portForward|tend:vm/);
+  assert.match(a, /<memory unit="MiB">1024<\/memory>/);
+  assert.equal(hardwareXml(passt(40999)), a, 'another host port: same hardware');
+  assert.equal(hardwareXml(passt(40022, 1024, true)), a, 'a live field of the spec (provision steps): same hardware');
+  assert.notEqual(hardwareXml(passt(40022, 2048)), a, 'a memory edit');
 });

@@ -90,7 +90,7 @@ export function renderStatus(r: StatusResult, now: number = Date.now()): string 
     [
       'Saved state',
       o?.saved
-        ? `${(o.saved.bytes / 1048576).toFixed(0)} MiB, saved ${formatDuration(now - o.saved.savedAt)} ago (the next start restores it)`
+        ? `${o.saved.bytes !== null ? `${(o.saved.bytes / 1048576).toFixed(0)} MiB` : 'size unknown'}, saved ${o.saved.savedAt !== null ? `${formatDuration(now - o.saved.savedAt)} ago` : 'at an unknown time'} (the next start restores it)`
         : '-',
     ],
     ['Intent', o?.intent ?? '-'],
