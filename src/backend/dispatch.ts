@@ -50,10 +50,10 @@ export interface DispatchOptions {
   libvirt: (uri: string) => LibvirtBackend;
 }
 
-/** The snapshot role of the backend holding a VM (QEMU's); libvirt has none yet. */
+/** The snapshot role of the backend holding a VM (QEMU and libvirt both have it). */
 function snapshotsOf(b: Backend, name: string): Snapshots {
   if (!b.listSnapshots || !b.saveSnapshot || !b.restoreSnapshot || !b.removeSnapshot)
-    throw new UsageError(`${name}: its backend (libvirt) has no snapshots yet: run it with backend: qemu`, 'SnapshotsUnsupported');
+    throw new UsageError(`${name}: its backend has no snapshots: run it with backend: qemu`, 'SnapshotsUnsupported');
   return b as Snapshots;
 }
 

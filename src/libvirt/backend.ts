@@ -22,7 +22,7 @@
  * exit-watch.ts; what they share in context.ts.
  */
 import { rm } from 'node:fs/promises';
-import type { FullBackend, Clock } from '../../schemas/ports.js';
+import type { FullBackend, Clock, Snapshots } from '../../schemas/ports.js';
 import type { Project } from '../../schemas/model.js';
 import { systemClock } from '../state/clock.js';
 import type { Logger } from '../log.js';
@@ -42,6 +42,7 @@ import { prepare } from './define.js';
 import { start } from './start.js';
 import { domainCommand, stop, undefine } from './lifecycle.js';
 import { discardManagedSave, saveOrStop } from './managed-save.js';
+import { libvirtSnapshots } from './snapshots.js';
 import { createLibvirtExitWatch } from './exit-watch.js';
 import { POOL_DIR, ensurePool } from './pool.js';
 import { listRemoteVolumes, removeRemoteFiles, removeRemoteVolumes } from './remote-files.js';
@@ -64,7 +65,7 @@ export interface LibvirtBackendOptions {
   exitPollMs?: number;
 }
 
-export interface LibvirtBackend extends FullBackend {
+export interface LibvirtBackend extends FullBackend, Partial<Snapshots> {
   readonly uri: string;
   /** Undefine the domain but keep every file (the VM moves to another backend). */
   release(project: Project, name: string, signal?: AbortSignal): Promise<void>;
@@ -168,5 +169,7 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
     removeVolumes: (p, names, s) => (local ? files.removeVolumes(p, names, s) : removeRemoteVolumes(virsh, p, names, s)),
     watchExit: exitWatch.watchExit,
     close: exitWatch.close,
+    // qcow2 internal snapshots, as on QEMU, with QMP through libvirt's monitor (snapshots.ts)
+    ...libvirtSnapshots(ctx),
   };
 }

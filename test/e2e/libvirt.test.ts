@@ -6,6 +6,8 @@
  *   - `tend stop --save` (virsh managedsave): `ps` says saved, `status` its size; `tend up` restores
  *     it in seconds: a process started before the save runs on (same PID, same boot, its counter
  *     goes on) and the guest clock is within 2 s of the host's;
+ *   - `tend snapshot save/ls/restore/rm` on the running VM: a file changed after the snapshot is
+ *     back as it was, a new one gone, the clock within 2 s;
  *   - saved again, then a memory edit (and a host folder added): `tend up` discards the state with
  *     the line saying why and cold-boots with the new memory, disk kept; the host folder is shared
  *     over virtiofs (libvirt starts virtiofsd; shared memfd memory) both ways; a save libvirt
@@ -136,6 +138,33 @@ test(
       `guest clock within 2 s of the host's (${(guest - hostAfter).toFixed(2)}..${(guest - hostBefore).toFixed(2)} s)`,
     );
     assert.equal(existsSync(stateFile), false, 'used once');
+
+    // snapshots: save → change files → restore → the change is gone and the guest is back where it was
+    await sh('echo before > ~/snapfile && sync');
+    t0 = Date.now();
+    await ok(p, ['snapshot', 'save', 'web', 'clean']);
+    t.diagnostic(`tend snapshot save (running): ${Date.now() - t0} ms`);
+    const ls = JSON.parse(await ok(p, ['snapshot', 'ls', 'web', '--json'])) as { snapshots: { name: string; vmState: boolean }[] };
+    assert.deepEqual(
+      ls.snapshots.map((x) => [x.name, x.vmState]),
+      [['clean', true]],
+    );
+    await sh('echo after > ~/snapfile && touch ~/new-after-snapshot && sync');
+    t0 = Date.now();
+    await ok(p, ['snapshot', 'restore', 'web', 'clean']);
+    t.diagnostic(`tend snapshot restore (running): ${Date.now() - t0} ms`);
+    assert.equal(await sh('cat ~/snapfile'), 'before');
+    assert.equal(await sh('test -e ~/new-after-snapshot && echo there || echo gone'), 'gone');
+    assert.equal(await sh(`kill -0 ${pid} && echo alive`), 'alive', 'the process of the snapshot runs');
+    const h0 = Date.now() / 1000;
+    const g = Number(await sh('date +%s.%N'));
+    const h1 = Date.now() / 1000;
+    assert.ok(
+      g - h1 < 2 && g - h0 > -2,
+      `guest clock within 2 s after the snapshot restore (${(g - h1).toFixed(2)}..${(g - h0).toFixed(2)} s)`,
+    );
+    await ok(p, ['snapshot', 'rm', 'web', 'clean']);
+    assert.deepEqual((JSON.parse(await ok(p, ['snapshot', 'ls', 'web', '--json'])) as { snapshots: unknown[] }).snapshots, []);
 
     // saved again, then a memory edit (and a host folder): the state is discarded, the VM cold-boots
     await ok(p, ['stop', 'web', '--save']);

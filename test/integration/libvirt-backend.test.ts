@@ -330,3 +330,75 @@ test(
     }
   },
 );
+
+test(
+  "snapshots on real libvirt: qcow2 internal snapshots with memory through libvirt's monitor while running, qemu-img while stopped; they survive a restart (redefine)",
+  { timeout: 300_000 },
+  async () => {
+    const stateRoot = join(root, 'state-snap');
+    const vm = applyDefaults({
+      name: 'sn',
+      image: { kind: 'path', ref: base },
+      accel: 'tcg',
+      memory: 128,
+      stopGracePeriod: 1,
+      cloudInit: null,
+    } as VmDraft);
+    const project: Project = { name: 'lvsnap', dir: join(root, 'project-snap'), files: [], vms: [vm], volumes: {} };
+    const dom = domainName(project, 'sn');
+    domains.push(dom);
+    const pd = projectDir(stateRoot, project.name, project.dir);
+    const disk = vmFile(pd, 'sn', 'disk');
+    const inDisk = (): string[] =>
+      (
+        (
+          JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk], { encoding: 'utf8' })) as {
+            snapshots?: { name: string }[];
+          }
+        ).snapshots ?? []
+      ).map((s) => s.name);
+    const backend = createLibvirtBackend({ stateRoot, uri: URI, termGraceMs: 3000 });
+    try {
+      await backend.prepare(project, vm, { recreateDisk: false });
+      const r = await backend.start(project, vm);
+      // running: disks and memory, through QEMU's jobs over libvirt's monitor; the domain runs on
+      const s1 = await backend.saveSnapshot!(project, 'sn', 'one');
+      assert.equal(s1.name, 'one');
+      assert.equal(s1.vmState, true, 'with its memory');
+      assert.ok(s1.vmStateBytes > 100_000, `memory state ${s1.vmStateBytes} bytes`);
+      assert.deepEqual(inDisk(), ['one'], 'an internal snapshot in the overlay');
+      assert.equal((await virsh('domstate', dom)).out, 'running');
+      assert.deepEqual((await backend.observe(project)).vms.sn.snapshots, ['one']);
+      await assert.rejects(backend.saveSnapshot!(project, 'sn', 'one'), /already has a snapshot "one"/);
+      assert.deepEqual(await backend.restoreSnapshot!(project, 'sn', 'one'), { running: true, memory: true });
+      assert.equal((await virsh('domstate', dom)).out, 'running', 'running after the load');
+      assert.equal((await backend.observe(project)).vms.sn.pid, r.pid, 'the same QEMU');
+
+      // a restart defines the domain again: the snapshot is in the disk, not in libvirt's metadata
+      await backend.stop(project, 'sn', { timeout: 1 });
+      assert.equal((await virsh('snapshot-list', dom, '--name')).out, '', 'libvirt knows of no snapshot');
+      // stopped: disks only, through qemu-img
+      const s2 = await backend.saveSnapshot!(project, 'sn', 'cold');
+      assert.equal(s2.vmState, false);
+      assert.deepEqual(
+        (await backend.listSnapshots!(project, 'sn')).map((s) => [s.name, s.vmState]),
+        [
+          ['one', true],
+          ['cold', false],
+        ],
+      );
+      assert.deepEqual(await backend.restoreSnapshot!(project, 'sn', 'cold'), { running: false, memory: false });
+      await backend.start(project, vm);
+      await assert.rejects(backend.restoreSnapshot!(project, 'sn', 'cold'), /has no memory state/);
+      assert.deepEqual(await backend.restoreSnapshot!(project, 'sn', 'one'), { running: true, memory: true });
+      await backend.removeSnapshot!(project, 'sn', 'one');
+      await backend.removeSnapshot!(project, 'sn', 'cold');
+      assert.deepEqual(inDisk(), []);
+      await assert.rejects(backend.removeSnapshot!(project, 'sn', 'one'), /has no snapshot "one"/);
+      await backend.destroy(project, 'sn');
+      assert.notEqual((await virsh('dominfo', dom)).code, 0, 'no domain left');
+    } finally {
+      backend.close();
+    }
+  },
+);
