@@ -8,6 +8,7 @@ import type { ProjectNetMember } from '../net/project-net.js';
 import { displayArgs } from './display.js';
 import { projectNetArgs } from './project-net.js';
 import { hostFolderArgs, volumeDeviceArg, type HostFolderShare } from './volumes.js';
+import { hotplugPortArgs } from './hotplug.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -64,6 +65,11 @@ export interface ArgvInput {
   firmware?: Firmware | null;
   /** host port of the VNC/SPICE server on 127.0.0.1; required when vm.graphics is not none */
   graphicsPort?: number;
+  /**
+   * a warm clone's restore: no volume or host folder device (they are hot-plugged after it,
+   * src/qemu/hotplug.ts), but the shared memory host folders need
+   */
+  mountsLater?: boolean;
 }
 
 /** Build the argv (without the binary) for `qemu-system-x86_64`. Never goes through a shell. */
@@ -89,7 +95,7 @@ export function buildArgv(input: ArgvInput): string[] {
   a.push('-drive', `if=virtio,file=${opt(paths.disk)},format=qcow2,cache=writeback,discard=unmap`);
   if (paths.seed) a.push('-drive', `if=virtio,file=${opt(paths.seed)},format=raw,media=cdrom,readonly=on`);
   for (const v of vm.volumes) {
-    if (v.kind !== 'named') continue;
+    if (v.kind !== 'named' || input.mountsLater) continue;
     const p = paths.volumes[v.name];
     if (!p) throw new Error(`${vm.name}: no path for volume ${v.name}`);
     a.push('-drive', `if=none,id=vol-${v.name},file=${opt(p)},format=qcow2${v.readOnly ? ',readonly=on' : ''}`);
@@ -99,7 +105,8 @@ export function buildArgv(input: ArgvInput): string[] {
 
   a.push(...networkArgs(input));
   if (input.projectNet) a.push(...projectNetArgs(input.projectNet));
-  a.push(...hostFolderArgs(vm, input.hostFolders ?? []));
+  a.push(...hostFolderArgs(vm, input.hostFolders ?? [], !input.mountsLater));
+  a.push(...hotplugPortArgs(vm));
   a.push('-device', 'virtio-rng-pci');
   a.push(...displayArgs(vm, input.graphicsPort));
   a.push('-chardev', `socket,id=ser0,path=${opt(paths.serial)},server=on,wait=off,logfile=${opt(paths.consoleLog)},logappend=on`);

@@ -33,6 +33,7 @@ import { portableArgv, projectNicMac, templateKey, cloneIneligible } from './tem
 import { readTemplate, withTemplateLock, type TemplateRecord } from './templates.js';
 import { wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
 import { HOSTS_BEGIN, HOSTS_END, hostsLines } from '../seed/network-config.js';
+import { withoutSharedMemory } from './volumes.js';
 import type { QemuContext } from './context.js';
 
 export interface CloneRecord {
@@ -125,7 +126,8 @@ export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, a
       return 'its disk was written since it was made';
     const version = await qemuVersion(ctx.binary, ctx.env);
     if (version !== t.qemuVersion) return `QEMU changed (template made with "${t.qemuVersion}", now "${version}")`;
-    const diff = argvDifference(portableArgv(t.argv), portableArgv(argv));
+    // a clone with host folders has its RAM as a shared memfd: the same RAM to the guest
+    const diff = argvDifference(portableArgv(t.argv), portableArgv(withoutSharedMemory(argv)));
     if (diff) return `its settings differ from the template's (${diff})`;
     return null;
   })();

@@ -26,6 +26,7 @@ import { abandonClone, cloneToRestore, makeIdentityOwn } from './clone.js';
 import { stop } from './stop.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
+import { plugMounts } from './plug-mounts.js';
 import { abortIf, corruptNote, file, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 
 async function runningResult(ctx: QemuContext, project: Project, vm: string, pid: number, argv: string[]): Promise<StartResult> {
@@ -78,15 +79,17 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
   for (const v of vm.volumes) if (v.kind === 'named') volumes[v.name] = volumePath(pd, v.name);
   const projectNet = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
   const hostFolders = hostFolderShares(vm, vmDir(pd, vm.name), env);
-  const virtiofsd = await startVirtiofsd(vm.name, hostFolders, {
-    logPath: f('virtiofsdLog'),
-    env: helperEnv(env, vmDir(pd, vm.name)),
-    onSpawn: (pid, socket) => recordHelper(f('helpers'), { kind: 'virtiofsd', pid, socket }),
-  }).catch(async (err: unknown) => {
-    await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
-    throw err;
-  });
-  const argv = buildArgv({
+  const startHelpers = (): Promise<number[]> =>
+    startVirtiofsd(vm.name, hostFolders, {
+      logPath: f('virtiofsdLog'),
+      env: helperEnv(env, vmDir(pd, vm.name)),
+      onSpawn: (pid, socket) => recordHelper(f('helpers'), { kind: 'virtiofsd', pid, socket }),
+    }).catch(async (err: unknown) => {
+      await reapHelpers(vmDir(pd, vm.name), f('helpers'), clock);
+      throw err;
+    });
+  let virtiofsd = await startHelpers();
+  const argvInput: Parameters<typeof buildArgv>[0] = {
     vm,
     accel,
     paths: {
@@ -107,7 +110,8 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     projectNet,
     hostFolders,
     ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
-  });
+  };
+  const argv = buildArgv(argvInput);
   const spawn = (a: string[], incoming = false): Promise<number> =>
     spawnQemu({
       binary,
@@ -125,11 +129,13 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
   let restored = false;
   try {
     // a warm clone not started yet restores its template's memory, then makes its identity its own
-    const template = await cloneToRestore(ctx, pd, vm, argv);
+    // (on an argv without its volumes and host folders: they are plugged in after the restore)
+    const cloneArgv = vm.volumes.length > 0 ? buildArgv({ ...argvInput, mountsLater: true }) : argv;
+    const template = await cloneToRestore(ctx, pd, vm, cloneArgv);
     if (template) {
       const statePath = join(templateDir(ctx.stateRoot, template.key), TEMPLATE_FILES.state);
       try {
-        pid = await spawn([...argv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true);
+        pid = await spawn([...cloneArgv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true);
       } catch (err) {
         if (signal?.aborted) throw err;
         await abandonClone(ctx, pd, vm, `QEMU could not restore its template (${(err as Error).message.split('\n')[0]})`);
@@ -144,6 +150,17 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
           await stop(ctx, project, vm.name, { timeout: 0 }).catch(() => undefined);
           await abandonClone(ctx, pd, vm, (err as Error).message);
           throw err;
+        }
+        try {
+          await plugMounts(ctx, project, pd, vm, { volumes, shares: hostFolders, sshPort: alloc.sshPort, ...(signal ? { signal } : {}) });
+        } catch (err) {
+          if (signal?.aborted) throw err;
+          // the disk is the VM's own now: a cold boot gets the volumes from its argv, as any VM's
+          log?.warn({ vm: vm.name }, `${(err as Error).message}; restarting it cold with them`);
+          await stop(ctx, project, vm.name, { timeout: vm.stopGracePeriod });
+          virtiofsd = await startHelpers();
+          pid = null;
+          restored = false;
         }
       }
     }

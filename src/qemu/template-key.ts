@@ -8,9 +8,11 @@
  *    them its own, src/qemu/clone.ts). No provision step: a template is the state right after the
  *    first boot of a fresh disk reached Ready, before any step ran, so a clone runs all of its own.
  *  - `cloneIneligible`: why a VM cannot be (or make) a template: state that lives outside its
- *    disk overlay (named volumes, host folders, PCI devices) or a NIC whose address is per VM
- *    outside tend's reach (TAP: a host-side MAC and DHCP lease). A UEFI guest's variable store is
- *    copied into the template and each clone gets its own copy (src/qemu/templates.ts, clone.ts).
+ *    disk overlay (PCI devices) or a NIC whose address is per VM outside tend's reach (TAP: a
+ *    host-side MAC and DHCP lease). Named volumes and host folders are left out of the key: a clone gets them
+ *    hot-plugged after its restore (src/qemu/hotplug.ts), and a VM with them never makes a
+ *    template (src/qemu/templates.ts). A UEFI guest's variable store is copied into the
+ *    template and each clone gets its own copy (src/qemu/templates.ts, clone.ts).
  *  - `portableArgv`: a QEMU argv with what legitimately differs per clone masked (the VM's name,
  *    its files and sockets, host forwards, the project NIC's MAC and segment); everything else
  *    (machine, CPU, memory, devices, the user NIC's MAC) must be equal for a template's memory to
@@ -20,6 +22,7 @@ import { createHash } from 'node:crypto';
 import type { VmSpec } from '../../schemas/model.js';
 import { withoutHostForwards } from './saved-state.js';
 import { PROJECT_NETDEV } from './project-net.js';
+import { hotplugIneligible } from './hotplug.js';
 
 /** Bump when the template's content or key changes meaning: old templates are then never used. */
 const KEY_VERSION = 1;
@@ -57,7 +60,8 @@ export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean): s
 export function cloneIneligible(vm: VmSpec): string | null {
   if (vm.backend === 'libvirt') return 'the libvirt backend has no warm clones yet';
   if (vm.network.mode !== 'user') return `its ${vm.network.mode} network gives each VM its own MAC and address`;
-  if (vm.volumes.length > 0) return 'it has volumes, whose content is not in the template';
+  const hotplug = hotplugIneligible(vm);
+  if (hotplug) return hotplug;
   if (vm.devices.length > 0) return 'it has passed-through PCI devices, which cannot be migrated';
   return null;
 }

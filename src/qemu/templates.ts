@@ -86,7 +86,11 @@ export async function maybeKeepTemplate(ctx: QemuContext, project: Project, name
   const applied = await readApplied(ctx, project, name);
   const vm = applied?.spec;
   if (!vm?.warm) return null;
-  const why = cloneIneligible(vm);
+  // a template's memory must never know a volume (its mounts, its page cache): a clone gets its
+  // own plugged in after the restore (src/qemu/hotplug.ts); a VM with volumes makes none
+  const why =
+    cloneIneligible(vm) ??
+    (vm.volumes.length > 0 ? 'it has volumes or host folders, which a template never holds (a VM without them makes it)' : null);
   if (why) {
     ctx.log?.info({ vm: name }, `no warm template kept: ${why}`);
     return null;

@@ -2,7 +2,9 @@
  * Host folders (`./site:/srv/site[:ro]`) shared into the guest with virtiofs: one virtiofsd
  * per folder, started detached before QEMU (it serves one QEMU and exits when that QEMU goes
  * away), and the QEMU arguments that connect to it (vhost-user-fs needs the guest RAM in a
- * shared memory backend). The guest mounts each folder by its tag (src/seed/volumes.ts).
+ * shared memory backend: the machine's RAM itself, under QEMU's default RAM id `pc.ram`, so a
+ * warm template's memory, saved from a plain `-m`, restores into it). The guest mounts each
+ * folder by its tag (src/seed/volumes.ts).
  *
  * `:ro` is enforced by the guest's read-only mount; the Rust virtiofsd also gets --readonly.
  * The C virtiofsd shipped with QEMU 7.2 (Debian 12: /usr/lib/qemu/virtiofsd) needs root for its
@@ -21,7 +23,8 @@ import { qemuImgInfo } from '../images/qemu-img.js';
 import { ensureDir } from '../state/atomic.js';
 
 export const VIRTIOFSD_CANDIDATES = ['/usr/libexec/virtiofsd', '/usr/lib/qemu/virtiofsd'];
-export const MEMORY_BACKEND_ID = 'tend-mem';
+/** QEMU's default RAM id on pc and q35 (query-machines' default-ram-id): the migration stream names the RAM by it. */
+export const MEMORY_BACKEND_ID = 'pc.ram';
 
 export interface HostFolderShare {
   tag: string;
@@ -41,20 +44,42 @@ export function hostFolderShares(vm: VmSpec, vmDirPath: string, env: NodeJS.Proc
   }));
 }
 
-/** QEMU arguments for the shares: a shared memfd RAM backend (NUMA node 0) and one vhost-user-fs per share. */
-export function hostFolderArgs(vm: VmSpec, shares: readonly HostFolderShare[]): string[] {
+/**
+ * QEMU arguments for the shares: the machine's RAM as a shared memfd and one vhost-user-fs per
+ * share; `devices: false` gives the memory only (a warm clone's restore: the devices are
+ * hot-plugged after it, src/qemu/hotplug.ts).
+ */
+export function hostFolderArgs(vm: VmSpec, shares: readonly HostFolderShare[], devices = true): string[] {
   if (shares.length === 0) return [];
-  const a = [
+  const a = sharedMemoryArgs(vm);
+  if (devices) {
+    shares.forEach((s, i) => {
+      a.push('-chardev', `socket,id=vfs${i},path=${s.socket.replaceAll(',', ',,')}`);
+      a.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
+    });
+  }
+  return a;
+}
+
+export function sharedMemoryArgs(vm: VmSpec): string[] {
+  return [
     '-object',
     `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${vm.memory}M,share=on`,
-    '-numa',
-    `node,memdev=${MEMORY_BACKEND_ID}`,
+    '-machine',
+    `memory-backend=${MEMORY_BACKEND_ID}`,
   ];
-  shares.forEach((s, i) => {
-    a.push('-chardev', `socket,id=vfs${i},path=${s.socket.replaceAll(',', ',,')}`);
-    a.push('-device', `vhost-user-fs-pci,chardev=vfs${i},tag=${s.tag}`);
-  });
-  return a;
+}
+
+/** `argv` without the shared memory of host folders: the guest sees the same RAM either way. */
+export function withoutSharedMemory(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i + 1] ?? '';
+    const memfd = argv[i] === '-object' && v.startsWith(`memory-backend-memfd,id=${MEMORY_BACKEND_ID},`);
+    if (memfd || (argv[i] === '-machine' && v === `memory-backend=${MEMORY_BACKEND_ID}`)) i++;
+    else out.push(argv[i] as string);
+  }
+  return out;
 }
 
 /** The virtiofsd binary: $TEND_VIRTIOFSD, the usual install paths, then PATH. Null when none. */

@@ -1,5 +1,5 @@
 /**
- * End to end, on the real Debian 12 guest (issue 15 §4), with three boots in all:
+ * End to end, on the real Debian 12 guest (issue 15 §4), with five boots in all:
  *  - boot 1: `tend stop --save` → `tend up` restores it: a process started before the save still
  *    runs with the same PID, its counter goes on, the guest clock is within 2 s of the host's;
  *    `ps` shows `saved` and `status` the state's size meanwhile.
@@ -9,7 +9,9 @@
  *    own hostname, machine-id and SSH host key (pinned), their own disk (an overlay on the
  *    template's read-only disk), and a file written in one is not seen in the other.
  *    `image templates` lists the template with its users; `image prune` keeps it while a disk is
- *    backed by it and removes it after.
+ *    backed by it and removes it after. c2 has a named volume and a host folder, plugged in after
+ *    its restore: it sees the folder's file, writes to both; a restart (one boot more, cold,
+ *    with them in its argv: boot 4) still has the volume's file and the folder.
  *  - warm clones on the project network (issue 15 §2 "MAC where the project network needs it"):
  *    boot 2 is `a`, the first VM of a three-VM warm project, which keeps a template with a
  *    project NIC; `b` and `c` are its clones, each with its own MAC and address on the project
@@ -18,9 +20,11 @@
  *    edit of b's memory then discards the state (one line saying why) and cold-boots it on the
  *    same disk: a file written before the save is there, and b keeps its own address and MAC
  *    (not the template's: cloud-init's network files of the template's first boot were made its own).
+ *  - boot 5, UEFI: `tend run --uefi` boots under OVMF and keeps a template with its variable store;
+ *    the next `tend run --uefi` is a UEFI clone with its own identity and its own NVRAM file.
  */
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -131,15 +135,21 @@ test(
     const frozen = join(tpl.path, 'disk.qcow2');
     assert.equal((await stat(frozen)).mode & 0o777, 0o400, "the template's disk is read-only");
     const clones = ['c1', 'c2'];
+    // c2 has a named volume and a host folder: a clone all the same, they are plugged in after the restore
+    await mkdir(join(p.dir, 'share'));
+    await writeFile(join(p.dir, 'share', 'from-host'), 'host-file\n');
+    const mounts: Record<string, string[]> = { c1: [], c2: ['-v', 'data:/data', '-v', './share:/share'] };
     for (const c of clones) {
       const t0 = Date.now();
-      const r = await cli(p, ['run', image, '--warm', '--name', c, '--', 'hostname']);
+      const r = await cli(p, ['run', image, '--warm', '--name', c, ...mounts[c]!, '--', 'hostname']);
       const out = r.stdout + r.stderr;
       assert.equal(r.code, 0, out);
       assert.equal(r.stdout.trim(), c, 'the command ran in the clone, which has its own hostname');
       assert.match(out, new RegExp(`creating disk over warm template ${tpl.key}`));
       assert.match(out, /hostname, machine-id, SSH host key and instance-id made its own/);
+      if (c === 'c2') assert.match(out, /volumes and host folders plugged into the warm clone and mounted \(\/data, \/share;/);
       console.error(`clone ${c}: tend run --warm -- hostname took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (c === 'c2') console.error(/volumes and host folders plugged[^\n]*/.exec(out)?.[0]);
     }
     const ex = async (vm: string, script: string) => (await ok(p, ['exec', vm, '--', 'sh', '-c', script])).trim();
     const ids: Record<string, string[]> = {};
@@ -175,6 +185,25 @@ test(
     await ex('c1', 'echo only-c1 > ~/mine && sync');
     assert.equal(await ex('c2', 'cat ~/mine 2>/dev/null || echo absent'), 'absent', 'a write in c1 is not seen in c2');
     assert.equal(await ex('c1', 'cat ~/mine'), 'only-c1');
+
+    // c2's volume and host folder (hot-plugged, mounted as the seed's bootcmd does); a write to the
+    // volume survives a restart, a cold boot with them in its argv as any VM's
+    assert.equal(await ex('c2', 'cat /share/from-host'), 'host-file', "the host folder's file");
+    await ex('c2', "sudo sh -c 'echo on-the-volume > /data/mine && echo from-guest > /share/from-guest && sync'");
+    assert.equal(await readFile(join(p.dir, 'share', 'from-guest'), 'utf8'), 'from-guest\n', 'a write to the folder is on the host');
+    assert.equal(await ex('c1', 'mountpoint -q /data && echo mounted || echo none'), 'none', 'c1 has no volume');
+    const vol = join(p.stateDir, 'projects', await projectOf(p, 'c2'), 'volumes', 'data.qcow2');
+    assert.ok((await stat(vol)).isFile(), "c2's volume is a file of its own project");
+    assert.deepEqual(
+      (await readdir(tpl.path)).filter((f) => !/^(disk\.qcow2|state\.bin|template\.json|id_ed25519(\.pub)?)$/.test(f)),
+      [],
+      'the template holds no volume',
+    );
+    const restarted = await ok(p, ['restart', 'c2']);
+    assert.doesNotMatch(restarted, /restored|warm clone/, 'a cold boot');
+    assert.equal(await ex('c2', 'cat /data/mine'), 'on-the-volume', 'the write to the volume survived the restart');
+    assert.equal(await ex('c2', 'cat /share/from-host'), 'host-file', 'the host folder after a cold boot');
+    assert.equal(await ex('c2', 'hostname'), 'c2');
 
     assert.deepEqual((await templates())[0]?.usedBy.length, 2, 'the template is used by both clones');
     assert.match(await ok(p, ['image', 'prune']), /kept template .*2 VM disk/);
@@ -239,7 +268,6 @@ test(
 
 /** The project folder (under <state>/projects) of a `tend run` VM. */
 async function projectOf(p: TempProject, vm: string): Promise<string> {
-  const { readdir } = await import('node:fs/promises');
   const dirs = await readdir(join(p.stateDir, 'projects'));
   const hit = dirs.find((d) => d.startsWith(`${vm}-`));
   assert.ok(hit, `a project folder for ${vm} (${dirs.join(', ')})`);
