@@ -31,6 +31,19 @@ export function exitKindOf(e: LifecycleEvent): VmExit['kind'] | null {
   return e.detail === 'Shutdown' || e.detail === 'Saved' || e.detail === 'Migrated' ? 'clean' : 'failure';
 }
 
+/**
+ * The same for a domain's state as `virsh domstate --reason` prints it ("shut off (saved)",
+ * "crashed (panicked)", "running (booted)"): how its process ended, or null while it runs. A
+ * domain that is gone (null) ended too: a failure, as nothing says otherwise.
+ */
+export function exitKindOfState(state: string | null): VmExit['kind'] | null {
+  if (state === null) return 'failure';
+  const m = /^(shut off|crashed)(?: \((\S+)\))?/.exec(state.trim());
+  if (!m) return null;
+  const detail = (m[2] ?? '').replace(/^./, (c) => c.toUpperCase());
+  return exitKindOf({ domain: '', event: m[1] === 'crashed' ? 'Crashed' : 'Stopped', detail });
+}
+
 export interface EventStream {
   /** listen for one domain's events; returns an unsubscribe function */
   on(domain: string, cb: (e: LifecycleEvent) => void): () => void;

@@ -4,13 +4,13 @@
  *
  * pid 0 (a domain libvirt lists as running while its QEMU is already gone, in the middle of a
  * `virsh destroy`): watched by name, by its events and, since its end may have come before the
- * event stream connected, by its state (`virsh domstate`) every STATE_POLL_MS.
+ * event stream connected, by its state (`virsh domstate --reason`) every STATE_POLL_MS.
  */
 import type { Project } from '../../schemas/model.js';
 import type { VmExit } from '../../schemas/ports.js';
 import { createPidWatcher } from '../watch/crashes.js';
 import { domainName } from './names.js';
-import { createEventStream, exitKindOf, type EventStream } from './events.js';
+import { createEventStream, exitKindOf, exitKindOfState, type EventStream } from './events.js';
 import type { LibvirtContext } from './context.js';
 
 export interface LibvirtExitWatch {
@@ -61,11 +61,12 @@ export function createLibvirtExitWatch(ctx: LibvirtContext, o: { virshBinary?: s
         : () => undefined;
     if (pid <= 0) {
       const look = (): void => {
-        void virsh.tryRun(['domstate', dom], { timeoutMs: 10_000 }).then(
+        void virsh.tryRun(['domstate', dom, '--reason'], { timeoutMs: 10_000 }).then(
           (state) => {
             if (finished) return;
-            // no domain (undefined meanwhile) or shut off: its process has ended
-            if (state === null || state.startsWith('shut off') || state.startsWith('crashed')) fire('failure');
+            // shut off, crashed, or no domain (undefined meanwhile): its process has ended
+            const kind = exitKindOfState(state);
+            if (kind) fire(kind);
             else poll = setTimeout(look, STATE_POLL_MS).unref();
           },
           () => {
