@@ -43,6 +43,15 @@ export function hotplugIneligible(vm: VmSpec): string | null {
   return null;
 }
 
+/**
+ * True when `argv` (what a QEMU of `vm` runs with) lacks the devices of its volumes and host
+ * folders: a warm clone's, which got them plugged in after its restore.
+ */
+export function mountsPluggedIn(vm: VmSpec, argv: readonly string[]): boolean {
+  if (vm.volumes.length === 0) return false;
+  return !argv.some((a) => a.startsWith('if=none,id=vol-') || a.startsWith('vhost-user-fs-pci,'));
+}
+
 export interface QmpCommand {
   execute: string;
   arguments: Record<string, unknown>;

@@ -19,6 +19,7 @@ import { identify, qemuVersion, savedPaths, seedDigest, shellQuote, writeSaved, 
 import { abortIf, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 import { cleanupRuntime, stop } from './stop.js';
 import { readyRecorded } from './readiness.js';
+import { mountsPluggedIn } from './hotplug.js';
 
 /** The files QEMU writes for a VM: the overlay, named volumes, the UEFI variable store. */
 export function writableDisks(pd: string, vm: VmSpec): string[] {
@@ -145,6 +146,18 @@ export async function saveOrStop(
     ctx.log?.warn(
       { vm: name },
       'not saved: it was not observed Ready in this boot (a guest saved mid-boot may not come back); powering off instead',
+    );
+    await stop(ctx, project, name, o, signal);
+    return { saved: false };
+  }
+  // a saved state restores only onto the argv it ran with: a warm clone's volumes and host folders,
+  // plugged in after its restore, are not in it (the next start's argv has them: that state would
+  // be discarded, and the guest would have gone down without unmounting them)
+  const applied = await readApplied(ctx, project, name);
+  if (applied && mountsPluggedIn(applied.spec, live.argv)) {
+    ctx.log?.warn(
+      { vm: name },
+      'not saved: its volumes and host folders were plugged in after a warm-clone restore, which a saved state cannot hold; powering off instead',
     );
     await stop(ctx, project, name, o, signal);
     return { saved: false };

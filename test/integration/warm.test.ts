@@ -138,6 +138,23 @@ test('a VM not observed Ready is powered off, not saved (a guest saved mid-boot 
   );
 });
 
+test("a warm clone's volumes plugged in after its restore: stop --save powers it off instead (a state could not hold them)", async () => {
+  const s = setup();
+  await start(s);
+  await s.backend.markReady!(s.project, 'web', true);
+  // what a clone with a volume runs as: its spec has the volume, its QEMU's argv does not
+  const applied = JSON.parse(await readFile(vmFile(s.projDir, 'web', 'applied'), 'utf8')) as { spec: VmSpec };
+  applied.spec.volumes = [{ kind: 'named', name: 'data', target: '/data', readOnly: false }];
+  await writeFile(vmFile(s.projDir, 'web', 'applied'), JSON.stringify(applied));
+  const r = await s.backend.stop(s.project, 'web', { timeout: 5, save: true });
+  assert.deepEqual(r, { saved: false });
+  assert.equal(await exists(vmFile(s.projDir, 'web', 'savedState')), false);
+  assert.ok(
+    s.lines.some((l) => /not saved: its volumes and host folders were plugged in after a warm-clone restore/.test(l)),
+    s.lines.join('\n'),
+  );
+});
+
 test('a memory change discards the state with the reason and cold-boots on the same disk', async () => {
   const s = setup();
   await saved(s);

@@ -13,7 +13,7 @@ import type { VmSpec } from '../../schemas/model.js';
 import { buildArgv } from '../../src/qemu/argv.js';
 import { argvDifference } from '../../src/qemu/saved-state.js';
 import { cloneIneligible, portableArgv, templateKey } from '../../src/qemu/template-key.js';
-import { HOTPLUG_PORTS, guestMountScript, hotplugCommands, hotplugPortArgs } from '../../src/qemu/hotplug.js';
+import { HOTPLUG_PORTS, guestMountScript, hotplugCommands, hotplugPortArgs, mountsPluggedIn } from '../../src/qemu/hotplug.js';
 import { hostFolderShares, withoutSharedMemory } from '../../src/qemu/volumes.js';
 import { volumeBootcmd } from '../../src/seed/volumes.js';
 
@@ -86,6 +86,11 @@ test("a clone's restore argv has no volume or folder device, keeps shared RAM, a
   assert.ok(restore.includes('memory-backend=pc.ram'), 'the RAM is shared for the folder to come');
   assert.equal(argvDifference(portableArgv(tpl), portableArgv(withoutSharedMemory(restore))), null);
   assert.ok(argvDifference(portableArgv(tpl), portableArgv(withoutSharedMemory(cold))), 'the cold argv would not fit');
+  // what `stop --save` tells apart: a clone running with its mounts plugged in, not in its argv
+  assert.equal(mountsPluggedIn(vm, restore), true);
+  assert.equal(mountsPluggedIn(vm, cold), false);
+  assert.equal(mountsPluggedIn(vmOf({ volumes: [mounts[1]!] }), argvOf(vmOf({ volumes: [mounts[1]!] }), '/s/vms/x', 1)), false);
+  assert.equal(mountsPluggedIn(vmOf({}), tpl), false);
   // only tend's own shared-RAM pair is dropped
   assert.deepEqual(withoutSharedMemory(['-machine', 'memory-backend=other', '-m', '1']), ['-machine', 'memory-backend=other', '-m', '1']);
 });
