@@ -32,7 +32,7 @@ import { argvDifference, identify, qemuVersion, type FileId } from './saved-stat
 import { portableArgv, projectNicMac, templateKey, cloneIneligible } from './template-key.js';
 import { readTemplate, withTemplateLock, type TemplateRecord } from './templates.js';
 import { wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
-import { HOSTS_BEGIN, HOSTS_END, hostsLines } from '../seed/network-config.js';
+import { hostsBlockScript } from '../seed/network-config.js';
 import { withoutSharedMemory } from './volumes.js';
 import type { QemuContext } from './context.js';
 
@@ -236,7 +236,6 @@ const GUEST_NET_FILES = [
  */
 function projectNicScript(templateMac: string, net: ProjectNetMember): string[] {
   const q = shellQuote;
-  const block = [HOSTS_BEGIN, ...hostsLines(net), HOSTS_END].join('\n');
   return [
     `tmac=${q(templateMac)}; pmac=${q(net.mac)}; paddr=${q(`${net.address}/${net.prefix}`)}; pdev=`,
     'for i in /sys/class/net/*; do a=$(cat "$i/address" 2>/dev/null || true); if [ "$a" = "$tmac" ] || [ "$a" = "$pmac" ]; then pdev=$(basename "$i"); fi; done',
@@ -256,11 +255,7 @@ function projectNicScript(templateMac: string, net: ProjectNetMember): string[] 
     '  if [ -n "$taddr" ] && [ "$taddr" != "$paddr" ]; then re=$(printf \'%s\' "$taddr" | sed \'s/[.]/\\\\./g\'); sed -i -e "s#\\(^\\|[^0-9.]\\)$re\\([^0-9]\\|\\$\\)#\\1$paddr\\2#g" "$f"; fi',
     '  sync "$f"',
     'done',
-    'for f in /etc/hosts /etc/cloud/templates/hosts.*.tmpl; do',
-    '  [ -f "$f" ] || continue',
-    `  sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' "$f"`,
-    `  printf '%s\\n' ${q(block)} >> "$f"`,
-    'done',
+    ...hostsBlockScript(net),
   ];
 }
 

@@ -39,20 +39,29 @@ export function hostsLines(net: ProjectNetMember): string[] {
   return net.hosts.map((h) => `${h.address} ${h.names.join(' ')}`);
 }
 
-export function projectNetBootcmd(net: ProjectNetMember): string {
+/**
+ * Shell lines that put `net`'s project block in /etc/hosts and in cloud-init's hosts templates
+ * (with manage_etc_hosts it re-renders /etc/hosts from them after bootcmd, and the block must
+ * survive that), in place of an older block; each line prefixed with `indent`.
+ */
+export function hostsBlockScript(net: ProjectNetMember, indent = ''): string[] {
   const block = [HOSTS_BEGIN, ...hostsLines(net), HOSTS_END].join('\n');
+  return [
+    'for f in /etc/hosts /etc/cloud/templates/hosts.*.tmpl; do',
+    '  [ -f "$f" ] || continue',
+    `  sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' "$f"`,
+    `  printf '%s\\n' ${shq(block)} >> "$f"`,
+    'done',
+  ].map((l) => indent + l);
+}
+
+export function projectNetBootcmd(net: ProjectNetMember): string {
   return [
     '(',
     `  mac=${shq(net.mac)}; addr=${shq(`${net.address}/${net.prefix}`)}; dev=`,
     '  for i in /sys/class/net/*; do [ "$(cat "$i/address" 2>/dev/null)" = "$mac" ] && dev=$(basename "$i"); done',
     '  if [ -n "$dev" ]; then ip link set "$dev" up; ip addr replace "$addr" dev "$dev"; else echo "tend-net: no NIC with MAC $mac" >&2; fi',
-    // /etc/hosts, and cloud-init's hosts templates: with manage_etc_hosts it re-renders /etc/hosts
-    // from them after bootcmd, and the block must survive that
-    '  for f in /etc/hosts /etc/cloud/templates/hosts.*.tmpl; do',
-    '    [ -f "$f" ] || continue',
-    `    sed -i '/^${HOSTS_BEGIN}$/,/^${HOSTS_END}$/d' "$f"`,
-    `    printf '%s\\n' ${shq(block)} >> "$f"`,
-    '  done',
+    ...hostsBlockScript(net, '  '),
     ')',
   ].join('\n');
 }
