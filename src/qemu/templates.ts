@@ -127,7 +127,29 @@ async function captureTemplate(
   const version = await qemuVersion(ctx.binary, ctx.env);
   const root = templatesDir(ctx.stateRoot);
   await mkdir(root, { recursive: true, mode: 0o700 });
-  const tmp = join(root, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
+  // the capture folder exists only under the template's lock: a folder `image prune` finds while
+  // holding that lock is one a killed capture left (pruneTemplates)
+  const t0 = await withTemplateLock(ctx.stateRoot, key, () => capture(ctx, project, vm, key, image, live.argv, pin.keys, bootId, version));
+  ctx.log?.info(
+    { vm: vm.name },
+    `warm template ${key} kept (guest paused ${((ctx.clock.now() - t0) / 1000).toFixed(1)} s): a new VM with the same image, cloud-init and hardware starts from it`,
+  );
+}
+
+/** The capture itself (captureTemplate, under the template's lock); returns when the guest was paused. */
+async function capture(
+  ctx: QemuContext,
+  project: Project,
+  vm: VmSpec,
+  key: string,
+  image: BaseImage & { id: string },
+  argv: string[],
+  hostKeys: string[],
+  bootId: string | null,
+  version: string,
+): Promise<number> {
+  const pd = pdir(ctx, project);
+  const tmp = join(templatesDir(ctx.stateRoot), `${CAPTURE_PREFIX}${key}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
   const t0 = ctx.clock.now();
   try {
@@ -168,12 +190,12 @@ async function captureTemplate(
       from: { project: project.name, vm: vm.name },
       image,
       qemuVersion: version,
-      argv: builtArgv(live.argv),
+      argv: builtArgv(argv),
       stateBytes: (await stat(join(tmp, TEMPLATE_FILES.state))).size,
       instanceId: await readInstanceId(pd, vm.name),
       hostname: hostnameOf(vm),
       user: sshUser(vm),
-      hostKeys: pin.keys,
+      hostKeys,
       bootId,
       loginKey,
     };
@@ -186,11 +208,11 @@ async function captureTemplate(
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  ctx.log?.info(
-    { vm: vm.name },
-    `warm template ${key} kept (guest paused ${((ctx.clock.now() - t0) / 1000).toFixed(1)} s): a new VM with the same image, cloud-init and hardware starts from it`,
-  );
+  return t0;
 }
+
+/** Capture folders are `.tmp-KEY-RANDOM` in the templates folder (dot names: never listed as templates). */
+const CAPTURE_PREFIX = '.tmp-';
 
 /** A template as `tend image templates` shows it. */
 export interface TemplateInfo {
@@ -242,6 +264,36 @@ export async function listTemplates(root: string): Promise<TemplateInfo[]> {
  */
 export function withTemplateLock<T>(root: string, key: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   return withStoreLock(join(templatesDir(root), `.${key}`), fn, signal);
+}
+
+/** What a capture that was killed left: its folder and the bytes it holds. */
+export interface CaptureLeftover {
+  path: string;
+  bytes: number;
+}
+
+/**
+ * Remove the folders of captures that did not finish (tend killed mid-capture leaves a frozen
+ * disk and memory state, hundreds of MiB): each under its template's lock, which a running capture
+ * holds from before it makes its folder until it removed it, so a capture under way is waited for,
+ * never cut short.
+ */
+export async function pruneCaptureLeftovers(root: string): Promise<CaptureLeftover[]> {
+  const removed: CaptureLeftover[] = [];
+  for (const name of (await readdir(templatesDir(root)).catch(() => [] as string[])).sort()) {
+    const m = /^\.tmp-([0-9a-f]+)-[0-9a-f]+$/.exec(name);
+    if (!m) continue;
+    const path = join(templatesDir(root), name);
+    const gone = await withTemplateLock(root, m[1]!, async () => {
+      const s = await stat(path).catch(() => null);
+      if (!s?.isDirectory()) return null; // its capture finished (or failed) while we waited
+      const bytes = await sizeOf(path);
+      await rm(path, { recursive: true, force: true });
+      return { path, bytes };
+    });
+    if (gone) removed.push(gone);
+  }
+  return removed;
 }
 
 /** Remove templates no VM disk is backed by; returns what was removed. */

@@ -8,17 +8,20 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
 import type { Project } from '../../schemas/model.js';
 import { createQemuBackend } from '../../src/qemu/backend.js';
 import { projectDir, TEMPLATE_FILES, templateDir, templatesDir, vmFile } from '../../src/state/paths.js';
 import { templateKey } from '../../src/qemu/template-key.js';
-import type { TemplateRecord } from '../../src/qemu/templates.js';
+import { listTemplates, withTemplateLock, type TemplateRecord } from '../../src/qemu/templates.js';
+import { hostAlias, writePin } from '../../src/ssh/known-hosts.js';
+import { readInstanceId } from '../../src/state/instance-id.js';
+import { pidAlive } from '../../src/pid.js';
 import { CLI, ensureBuilt } from './cli-harness.js';
 
 const fakeDir = fileURLToPath(new URL('../fake-qemu/', import.meta.url));
@@ -139,4 +142,91 @@ test('a prune while a clone is being made keeps the template; the clone is backe
     [key],
   );
   assert.equal(existsSync(tdir), false);
+});
+
+test('prune removes what a killed template capture left, and waits for a capture under way', { timeout: 120_000 }, async () => {
+  ensureBuilt();
+  const base = join(root, 'base2.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '64M']);
+  const stateRoot = join(root, 'state2');
+  const env = { ...process.env, PATH: `${fakeDir}:${process.env.PATH ?? ''}` };
+  const backend = createQemuBackend({ stateRoot, env });
+  const src = applyDefaults({ name: 'src', image: { kind: 'path', ref: base }, accel: 'tcg', warm: true } as VmDraft);
+  const project: Project = { name: 'cap', dir: join(root, 'cap'), files: [], vms: [src], volumes: {} };
+  const pd = projectDir(stateRoot, project.name, project.dir);
+  await backend.prepare(project, src, { recreateDisk: false });
+  const pending = JSON.parse(readFileSync(vmFile(pd, 'src', 'templatePending'), 'utf8')) as TemplateRecord['image'];
+  const key = templateKey(src, pending.id, false);
+  const { pid } = await backend.start(project, src);
+  try {
+    await writePin(vmFile(pd, 'src', 'knownHosts'), {
+      instanceId: await readInstanceId(pd, 'src'),
+      alias: hostAlias(project.name, 'src'),
+      keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTheTest'],
+    });
+    // what a capture SIGKILLed mid-way leaves: its folder with a frozen disk and memory state
+    const left = join(templatesDir(stateRoot), `.tmp-${key}-0badc0de`);
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, TEMPLATE_FILES.disk), Buffer.alloc(1 << 20, 1));
+    writeFileSync(join(left, TEMPLATE_FILES.state), Buffer.alloc(1 << 20, 2));
+    const tmps = () => readdirSync(templatesDir(stateRoot)).filter((f) => f.startsWith('.tmp-'));
+
+    let prune: Promise<{ code: number | null; stdout: string; stderr: string }> | undefined;
+    let capture: Promise<void> | undefined;
+    // hold the template's lock a while (as a capture under way does): the source's first Ready
+    // (its capture) and a prune from another process both wait for it
+    await withTemplateLock(stateRoot, key, async () => {
+      capture = backend.markReady!(project, 'src', true);
+      const child = spawn(process.execPath, [CLI, '--json', 'image', 'prune'], {
+        env: { ...process.env, TEND_STATE_DIR: stateRoot, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      prune = new Promise((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(child.exitCode, null, 'prune waits while the lock is held');
+      assert.deepEqual(tmps(), [basename(left)], 'the capture makes no folder before it holds the lock; the left one is there');
+      assert.deepEqual(await listTemplates(stateRoot), [], 'no template yet');
+    });
+    await capture;
+    const r = await prune!;
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { unfinished: { path: string; bytes: number }[]; removed: { key: string }[] };
+    assert.deepEqual(
+      out.unfinished.map((u) => u.path),
+      [left],
+      'prune removed the folder the killed capture left',
+    );
+    assert.ok(out.unfinished[0]!.bytes >= 2 << 20, `and says how much it held (${out.unfinished[0]!.bytes} bytes)`);
+    assert.equal(existsSync(left), false);
+    assert.deepEqual(tmps(), [], 'no capture folder left');
+    // the capture under way finished: its template was made (no disk is backed by it, so a prune
+    // that took the lock after the capture removed it as unused)
+    assert.deepEqual(
+      [...(await listTemplates(stateRoot)).map((t) => t.key), ...out.removed.map((t) => t.key)],
+      [key],
+      'the capture made its template',
+    );
+    // the human line
+    const again = spawnSync(process.execPath, [CLI, 'image', 'prune'], {
+      env: { ...process.env, TEND_STATE_DIR: stateRoot, NODE_OPTIONS: '' },
+      encoding: 'utf8',
+    });
+    assert.doesNotMatch(again.stdout, /did not finish/, 'nothing left to remove the second time');
+    mkdirSync(left);
+    writeFileSync(join(left, TEMPLATE_FILES.state), Buffer.alloc(4096, 2));
+    const human = spawnSync(process.execPath, [CLI, 'image', 'prune'], {
+      env: { ...process.env, TEND_STATE_DIR: stateRoot, NODE_OPTIONS: '' },
+      encoding: 'utf8',
+    });
+    assert.match(
+      human.stdout,
+      new RegExp(`^removed \\.tmp-${key}-0badc0de, left by a template capture that did not finish \\(4\\.0 KiB\\)$`, 'm'),
+    );
+  } finally {
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
 });

@@ -1,11 +1,12 @@
 /** `tend image pull|list|inspect|verify|rm|build`: thin wrappers over the image store. */
+import { basename } from 'node:path';
 import { EXIT, UsageError, NotFoundError } from '../../../schemas/errors.js';
 import type { CliCommand, CliIo, Invocation } from '../command.js';
 import { resolveStateRoot, type GlobalOptions } from '../context.js';
 import { table } from '../output.js';
 import type { StoredImage } from '../../images/store.js';
 import type { BootcSource } from '../../images/bootc.js';
-import type { TemplateInfo } from '../../qemu/templates.js';
+import type { CaptureLeftover, TemplateInfo } from '../../qemu/templates.js';
 
 export type ImageVerb = 'pull' | 'list' | 'inspect' | 'verify' | 'rm' | 'build' | 'templates' | 'prune';
 
@@ -25,7 +26,7 @@ export type ImageResult =
   | { verb: 'verify'; ref: string; ok: boolean; expected: string; actual: string }
   | { verb: 'rm'; ref: string; removed: boolean }
   | { verb: 'templates'; templates: TemplateInfo[] }
-  | { verb: 'prune'; removed: TemplateInfo[]; kept: TemplateInfo[] };
+  | { verb: 'prune'; removed: TemplateInfo[]; kept: TemplateInfo[]; unfinished: CaptureLeftover[] };
 
 /** What the CLI shows of a stored image (src/images/store.ts). */
 export type StoredImageView = Omit<StoredImage, 'verifiedAgainst'>;
@@ -124,9 +125,10 @@ export async function imageCommand(o: ImageCommandOptions): Promise<ImageResult>
       return { verb: 'templates', templates: await listTemplates(root) };
     }
     case 'prune': {
-      const { listTemplates, pruneTemplates } = await import('../../qemu/templates.js');
+      const { listTemplates, pruneCaptureLeftovers, pruneTemplates } = await import('../../qemu/templates.js');
+      const unfinished = await pruneCaptureLeftovers(root);
       const removed = await pruneTemplates(root);
-      return { verb: 'prune', removed, kept: await listTemplates(root) };
+      return { verb: 'prune', removed, kept: await listTemplates(root), unfinished };
     }
     default:
       throw new UsageError(`unknown image command "${o.verb}": use pull, list, inspect, verify, rm, build, templates or prune`);
@@ -172,9 +174,10 @@ export function renderImage(r: ImageResult): string {
           );
     case 'prune':
       return [
+        ...r.unfinished.map((u) => `removed ${basename(u.path)}, left by a template capture that did not finish (${human(u.bytes)})`),
         ...r.removed.map((t) => `removed template ${t.key} (${human(t.bytes)})`),
         ...r.kept.map((t) => `kept template ${t.key}: ${t.usedBy.length} VM disk(s) are backed by it`),
-        ...(r.removed.length + r.kept.length === 0 ? ['no warm templates'] : []),
+        ...(r.removed.length + r.kept.length + r.unfinished.length === 0 ? ['no warm templates'] : []),
       ].join('\n');
     default:
       return Object.entries(r.image)
