@@ -167,16 +167,25 @@ function requireDeclared(project: Project, spec: VmSpec | null, name: string): V
  * `tend start web`: clear a stop intent and bring the VM (and what it depends on) to Ready, even
  * when the file says `state: stopped` (an imperative escape hatch; the next converge follows the file).
  */
-export async function startVm(project: Project, deps: ControllerDeps, name: string, opts: VmCommandOptions = {}): Promise<ConvergeResult> {
+export async function startVm(
+  project: Project,
+  deps: ControllerDeps,
+  name: string | readonly string[],
+  opts: VmCommandOptions = {},
+): Promise<ConvergeResult> {
+  const names = typeof name === 'string' ? [name] : [...name];
   const observed = await observe(project, deps, opts.signal);
-  checkNames(project, observed, [name]);
-  requireDeclared(project, project.vms.find((v) => v.name === name) ?? null, name);
-  await clearStopIntents(project, deps, observed, [name]);
-  const forced: Project = { ...project, vms: project.vms.map((v) => (v.name === name ? { ...v, runState: 'running' as const } : v)) };
+  checkNames(project, observed, names);
+  for (const n of names) requireDeclared(project, project.vms.find((v) => v.name === n) ?? null, n);
+  await clearStopIntents(project, deps, observed, names);
+  const forced: Project = {
+    ...project,
+    vms: project.vms.map((v) => (names.includes(v.name) ? { ...v, runState: 'running' as const } : v)),
+  };
   return converge(forced, deps, {
     recreate: false,
     prune: false,
-    names: [name],
+    names,
     provision: opts.provision ?? true,
     observed,
     ...pick(opts),

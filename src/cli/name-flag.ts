@@ -20,6 +20,18 @@ export function vmName(verb: string, positional: string | undefined, flag: strin
   return name;
 }
 
+/**
+ * The VMs of a verb that takes several (`tend stop web db`): the NAME arguments, or vmctl's
+ * `--name NAME` (one VM; with arguments only when they are that same one). At least one.
+ */
+export function vmNames(verb: string, positional: readonly string[], flag: string | undefined): string[] {
+  if (positional.length > 1 && flag !== undefined) {
+    throw new UsageError(`tend ${verb}: the VMs are "${positional.join(' ')}" or --name "${flag}", not both`, 'ConflictingOptions');
+  }
+  if (positional.length > 1) return [...new Set(positional)];
+  return [vmName(verb, positional[0], flag, true)];
+}
+
 /** ov's `-i NAME` (named instance): the VM `<vm>-NAME` made by `tend up -i NAME` (src/load/instances.ts). */
 export const INSTANCE_FLAG = '-i, --instance <name>';
 export const INSTANCE_FLAG_HELP = 'the named instance NAME of the VM: acts on <vm>-NAME (ov -i)';

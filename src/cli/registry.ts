@@ -46,15 +46,19 @@ export const REGISTRY: readonly { term: string; description: string; load: Loade
     description: 'stop every VM of the project, dependents first (`tend up` starts them again)',
     load: () => import('./commands/down.js'),
   },
-  { term: 'start [options] [name]', description: 'clear a `tend stop` and converge this VM', load: () => import('./commands/start.js') },
   {
-    term: 'stop [options] [name]',
-    description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
+    term: 'start [options] [names...]',
+    description: 'clear a `tend stop` and converge these VMs',
+    load: () => import('./commands/start.js'),
+  },
+  {
+    term: 'stop [options] [names...]',
+    description: 'stop VMs and keep them stopped (also under `tend watch`) until `tend start` or `tend up`',
     load: () => import('./commands/stop.js'),
   },
   {
-    term: 'restart [options] [name]',
-    description: 'stop the VM, then converge it (start, provision)',
+    term: 'restart [options] [names...]',
+    description: 'stop VMs, then converge them (start, provision)',
     load: () => import('./commands/restart.js'),
   },
   {

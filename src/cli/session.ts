@@ -28,6 +28,24 @@ export interface VmCommandResult {
   conditions: string[];
 }
 
+/** What a one-VM command reports when given several (`tend stop web db`): each VM's result. */
+export interface VmsCommandResult {
+  ok: boolean;
+  project: string;
+  vms: Record<string, { state: string; error?: string; conditions: string[] }>;
+}
+
+/** Several one-VM results as one: ok when each is (vmResultOk). */
+export function vmsResult(project: string, results: readonly VmCommandResult[]): VmsCommandResult {
+  return {
+    ok: results.every(vmResultOk),
+    project,
+    vms: Object.fromEntries(
+      results.map(({ vm, state, error, conditions }) => [vm, { state, conditions, ...(error !== undefined ? { error } : {}) }]),
+    ),
+  };
+}
+
 /**
  * Run `fn` under the project lock with the controller's deps; events go to the project's
  * events.jsonl and to `onEvent`. Name checks (declared or orphan) are the reconciler's.

@@ -10,7 +10,7 @@ import { BackendError } from '../../schemas/errors.js';
 import { readJson, writeFileAtomic } from '../state/atomic.js';
 import { validateAppliedRecord } from '../state/validators.generated.js';
 import { CACHE_FILES, FILES, cacheRoot, socketPath, vmDir, vmFile, volumePath } from '../state/paths.js';
-import { chooseAccel } from '../qemu/accel.js';
+import { decideAccel } from '../qemu/accel.js';
 import { findOvmf } from '../qemu/firmware.js';
 import type { PortRecord } from '../qemu/ports.js';
 import { ensureProjectNet } from '../qemu/project-net.js';
@@ -33,12 +33,16 @@ export async function chooseType(ctx: LibvirtContext, vm: VmSpec): Promise<{ typ
       vm.accel === 'auto' ? ((await ctx.virsh.tryRun(['domcapabilities', '--virttype', 'kvm'])) !== null ? 'kvm' : 'tcg') : vm.accel;
     return { type: accel === 'kvm' ? 'kvm' : 'qemu', accel };
   }
-  const { accel, reason } = await chooseAccel(vm.accel, {
+  const {
+    choice: { accel, reason },
+    probed,
+  } = await decideAccel(vm.accel, {
     binary: 'qemu-system-x86_64',
     env: ctx.env,
     cacheFile: join(cacheRoot(ctx.env), CACHE_FILES.accel),
   });
-  if (reason) ctx.log?.info({ vm: vm.name, accel }, reason);
+  // said once, when found out (the verdict is cached for a day): not at every start
+  if (reason) ctx.log?.[probed ? 'info' : 'debug']({ vm: vm.name, accel }, reason);
   return { type: accel === 'kvm' ? 'kvm' : 'qemu', accel };
 }
 

@@ -229,13 +229,40 @@ async function runProbe(accel: Accel, binary: string, opts: ProbeOptions): Promi
  * reason). kvm: KVM or a BackendError saying why not. tcg: TCG, no probe.
  */
 export async function chooseAccel(want: 'auto' | Accel, opts: ProbeOptions = {}): Promise<AccelChoice> {
-  if (want === 'tcg') return { accel: 'tcg', reason: null };
+  return (await decideAccel(want, opts)).choice;
+}
+
+/** `auto` verdicts this process already has (per cache key): the VMs of one command share one. */
+const decided = new Map<string, { at: number; p: Promise<{ choice: AccelChoice; probed: boolean }> }>();
+
+/**
+ * chooseAccel, and whether this call probed for it (`probed`: false when the verdict came from
+ * the on-disk cache or from an earlier call of this process), so that its reason is said once,
+ * when found out, and not at every start (src/qemu/start.ts logs a cached one at debug level).
+ */
+export async function decideAccel(want: 'auto' | Accel, opts: ProbeOptions = {}): Promise<{ choice: AccelChoice; probed: boolean }> {
+  if (want === 'tcg') return { choice: { accel: 'tcg', reason: null }, probed: false };
   const key = `${whichBinary(opts.binary ?? 'qemu-system-x86_64', opts.env)}\0${release()}\0${opts.kvmDevice ?? '/dev/kvm'}`;
+  if (want === 'kvm' || opts.fresh) return { choice: await decide(want, key, opts), probed: true };
+  const memo = `${key}\0${opts.cacheFile ?? ''}`;
   const now = opts.now ?? Date.now;
-  if (want === 'auto' && opts.cacheFile && !opts.fresh) {
-    const v = await readJson<Verdict>(opts.cacheFile, validateAccelVerdict);
-    if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS) return v.choice;
-  }
+  // a long-running watch asks again once a day, as a new process would
+  const earlier = decided.get(memo);
+  if (earlier && now() - earlier.at < ACCEL_VERDICT_TTL_MS) return { choice: (await earlier.p).choice, probed: false };
+  const p = (async () => {
+    if (opts.cacheFile) {
+      const v = await readJson<Verdict>(opts.cacheFile, validateAccelVerdict);
+      if (v && v.key === key && now() - v.at < ACCEL_VERDICT_TTL_MS) return { choice: v.choice, probed: false };
+    }
+    return { choice: await decide(want, key, opts), probed: true };
+  })();
+  decided.set(memo, { at: now(), p });
+  p.catch(() => decided.delete(memo));
+  return p;
+}
+
+async function decide(want: 'auto' | 'kvm', key: string, opts: ProbeOptions): Promise<AccelChoice> {
+  const now = opts.now ?? Date.now;
   const kvm = await judgeKvm(opts);
   if (want === 'kvm' && !kvm.ok)
     throw new BackendError('KvmUnavailable', `accel kvm was requested but ${kvm.reason ?? 'KVM does not work'}; use accel: auto or tcg`);
@@ -275,4 +302,5 @@ function whichBinary(binary: string, env: NodeJS.ProcessEnv = process.env): stri
 /** Forget cached probes (tests). */
 export function clearAccelCache(): void {
   cache.clear();
+  decided.clear();
 }

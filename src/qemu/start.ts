@@ -12,7 +12,7 @@ import { validatePortRecord } from '../state/validators.generated.js';
 import { CACHE_FILES, FILES, TEMPLATE_FILES, cacheRoot, socketPath, templateDir, vmDir, vmFile, volumePath } from '../state/paths.js';
 import { tapMac } from '../net/mac.js';
 import { stageTimeoutMs } from '../timeouts.js';
-import { chooseAccel } from './accel.js';
+import { decideAccel } from './accel.js';
 import { accelOf, buildArgv, type Firmware } from './argv.js';
 import { checkDisplaySupport } from './display.js';
 import { findOvmf } from './firmware.js';
@@ -53,8 +53,12 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     log?.warn({ vm: vm.name }, `stopped ${reaped.length} helper process(es) left by an earlier start (pid ${reaped.join(', ')})`);
   if (!(await exists(f('disk')))) throw new BackendError('VmNotPrepared', `${vm.name}: has no disk yet (prepare it first)`);
 
-  const { accel, reason } = await chooseAccel(vm.accel, { binary, env, cacheFile: join(cacheRoot(env), CACHE_FILES.accel) });
-  if (reason) log?.info({ vm: vm.name, accel }, reason);
+  const {
+    choice: { accel, reason },
+    probed,
+  } = await decideAccel(vm.accel, { binary, env, cacheFile: join(cacheRoot(env), CACHE_FILES.accel) });
+  // said once, when found out (the verdict is cached for a day): not at every start
+  if (reason) log?.[probed ? 'info' : 'debug']({ vm: vm.name, accel }, reason);
   abortIf(signal);
 
   const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, corruptNote(ctx));

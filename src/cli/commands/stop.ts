@@ -1,8 +1,18 @@
-/** `tend stop NAME`: record the stop intent (so watch does not undo it), then stop the VM. */
+/** `tend stop NAME...`: record the stop intent (so watch does not undo it), then stop the VMs (side by side). */
 import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, seconds, type CliCommand } from '../command.js';
-import { recordStatus, renderVmResult, vmResultOk, withDeps, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
-import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmName, withInstance } from '../name-flag.js';
+import {
+  recordStatus,
+  renderConverge,
+  renderVmResult,
+  vmResultOk,
+  vmsResult,
+  withDeps,
+  withGrace,
+  type VmCommandOptions,
+  type VmCommandResult,
+} from '../session.js';
+import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmNames, withInstance } from '../name-flag.js';
 
 export interface StopCommandOptions extends VmCommandOptions {
   /** seconds between ACPI powerdown and SIGTERM; default the VM's stop_grace_period */
@@ -12,42 +22,66 @@ export interface StopCommandOptions extends VmCommandOptions {
 }
 
 export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResult> {
-  return withDeps({ ...o, fromState: true }, `stop ${o.name}`, async (ctx, deps, run) => {
-    const { stopVm } = await import('../../../controllers/imperative.js');
-    const graced = withGrace(ctx.project, o.name, o.timeout);
-    const project = o.save
-      ? { ...graced, vms: graced.vms.map((v) => (v.name === o.name ? { ...v, stopMode: 'save' as const } : v)) }
-      : graced;
-    const r = await stopVm(project, deps, o.name, run);
-    await recordStatus(ctx, { [o.name]: r });
-    return { project: ctx.project.name, vm: o.name, ...r };
-  });
+  const [r] = await stopVmsCommand({ ...o, names: [o.name] });
+  return r!;
+}
+
+/** `tend stop web db`: each VM as `tend stop NAME` would, under one lock, side by side. */
+export async function stopVmsCommand(o: Omit<StopCommandOptions, 'name'> & { names: readonly string[] }): Promise<VmCommandResult[]> {
+  return withDeps(
+    o,
+    `stop ${o.names.join(' ')}`,
+    async (ctx, deps, run) => {
+      const { stopVm } = await import('../../../controllers/imperative.js');
+      const results = await Promise.all(
+        o.names.map(async (name) => {
+          const graced = withGrace(ctx.project, name, o.timeout);
+          const project = o.save
+            ? { ...graced, vms: graced.vms.map((v) => (v.name === name ? { ...v, stopMode: 'save' as const } : v)) }
+            : graced;
+          return { project: ctx.project.name, vm: name, ...(await stopVm(project, deps, name, run)) };
+        }),
+      );
+      await recordStatus(ctx, Object.fromEntries(results.map((r) => [r.vm, r])));
+      return results;
+    },
+    o.names,
+  );
 }
 
 export const command: CliCommand = {
   name: 'stop',
-  description: 'stop a VM and keep it stopped (also under `tend watch`) until `tend start` or `tend up`',
-  examples: ['tend stop web', 'tend stop web --timeout 5', 'tend stop web --save'],
+  description: 'stop VMs and keep them stopped (also under `tend watch`) until `tend start` or `tend up`',
+  examples: ['tend stop web', 'tend stop web db', 'tend stop web --timeout 5', 'tend stop web --save'],
   log: true,
   live: true,
   configure: (c) =>
     c
-      .argument('[name]', 'VM name')
+      .argument('[names...]', 'VM names (several: stopped side by side)')
       .option(NAME_FLAG, NAME_FLAG_HELP)
       .option(INSTANCE_FLAG, INSTANCE_FLAG_HELP)
       .option('--timeout <seconds>', 'wait this long after ACPI powerdown before SIGTERM (default: its stop_grace_period)', seconds)
       .option('--save', 'save its memory and device state: the next start restores it in seconds instead of booting (as `stop: save`)'),
   async run({ g, args, opts, io }) {
     const o = opts as { timeout?: number; name?: string; instance?: string; save?: boolean };
-    const r = await stopCommand({
+    const names = vmNames('stop', args[0] as string[], o.name).map((n) => withInstance(n, o.instance));
+    const rs = await stopVmsCommand({
       ...g,
-      name: withInstance(vmName('stop', args[0] as string | undefined, o.name, true), o.instance),
+      names,
       onEvent: logEvent(g),
       ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
       ...(o.save ? { save: true } : {}),
     });
-    if (g.json) io.json(r);
-    else io.out(renderVmResult(r));
-    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+    // one VM: its result as before; several: each VM's, as `tend down` shows them
+    if (rs.length === 1) {
+      const r = rs[0]!;
+      if (g.json) io.json(r);
+      else io.out(renderVmResult(r));
+      return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+    }
+    const all = vmsResult(rs[0]!.project, rs);
+    if (g.json) io.json(all);
+    else io.out(renderConverge(all));
+    return all.ok ? EXIT.ok : EXIT.failure;
   },
 };
