@@ -9,6 +9,7 @@ import { displayArgs } from './display.js';
 import { projectNetArgs } from './project-net.js';
 import { hostFolderArgs, volumeDeviceArg, type HostFolderShare } from './volumes.js';
 import { hotplugPortArgs } from './hotplug.js';
+import { tapMgmtArgs } from '../net/tap-mgmt.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -61,6 +62,8 @@ export interface ArgvInput {
   hostFolders?: HostFolderShare[];
   /** stable MAC of the TAP NIC (src/net/mac.ts), so the guest's IP can be found by it */
   tapMac?: string;
+  /** a warm VM on TAP: the management NIC next to it (src/net/tap-mgmt.ts), SSH forwarded from `sshPort` */
+  tapMgmt?: boolean;
   /** required when vm.firmware is uefi / uefi-secure */
   firmware?: Firmware | null;
   /** host port of the VNC/SPICE server on 127.0.0.1; required when vm.graphics is not none */
@@ -128,7 +131,8 @@ function networkArgs(input: ArgvInput): string[] {
       return ['-nic', 'none'];
     case 'tap': {
       const netdev = vm.network.bridge ? `bridge,id=n0,br=${opt(vm.network.bridge)}` : 'tap,id=n0,script=no,downscript=no';
-      return ['-netdev', netdev, '-device', `virtio-net-pci,netdev=n0${input.tapMac ? `,mac=${input.tapMac}` : ''}`];
+      const nic = ['-netdev', netdev, '-device', `virtio-net-pci,netdev=n0${input.tapMac ? `,mac=${input.tapMac}` : ''}`];
+      return input.tapMgmt ? [...nic, ...tapMgmtArgs(input.sshPort, vm.ssh.port, input.sshAddress)] : nic;
     }
     case 'user': {
       const fwd = [`hostfwd=tcp:${input.sshAddress ?? '127.0.0.1'}:${input.sshPort}-:${vm.ssh.port}`];

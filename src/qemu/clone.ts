@@ -11,6 +11,9 @@
  *   - cloud-init's instance-id moved to the VM's own (its per-instance work is marked done for
  *     it, so cloud-init does not run again at the next boot), and the login key swapped for the
  *     VM's own.
+ *   - on the project network, the project NIC's MAC and address; on TAP, the TAP NIC's MAC and a
+ *     DHCP lease of its own, its link down on the QEMU side until then (the identity step goes
+ *     through the management NIC, src/net/tap-mgmt.ts).
  * Then readiness goes on as after any restore (clock stepped, no cloud-init wait) and the VM's
  * provision steps run. A clone that cannot be restored gets a plain overlay over the base image
  * and boots cold: a guest with the template's identity is never left running.
@@ -29,7 +32,7 @@ import { shellQuote } from '../ssh/shell-quote.js';
 import { hostnameOf } from '../seed/cloud-config.js';
 import { sshUser } from '../ssh/user.js';
 import { argvDifference, identify, qemuVersion, type FileId } from './saved-state.js';
-import { portableArgv, projectNicMac, templateKey, cloneIneligible } from './template-key.js';
+import { nicMac, portableArgv, projectNicMac, templateKey, cloneIneligible } from './template-key.js';
 import { readTemplate, withTemplateLock, type TemplateRecord } from './templates.js';
 import { wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
 import { hostsBlockScript } from '../seed/network-config.js';
@@ -158,6 +161,8 @@ export function identityScript(o: {
   loginSwap: { drop: string; add: string } | null;
   /** on the project network: the template's project MAC (the restored NIC has it) and the VM's own member */
   net?: { templateMac: string; member: ProjectNetMember } | null;
+  /** on TAP: the template's TAP MAC (the restored NIC has it) and the VM's own */
+  tap?: { templateMac: string; mac: string } | null;
 }): string {
   const q = shellQuote;
   return [
@@ -188,6 +193,7 @@ export function identityScript(o: {
     '  echo "$iid" > /var/lib/cloud/data/previous-instance-id',
     'fi',
     ...(o.net ? projectNicScript(o.net.templateMac, o.net.member) : []),
+    ...(o.tap ? tapNicScript(o.tap.templateMac, o.tap.mac) : []),
     ...(o.loginSwap
       ? [
           `ak="$(getent passwd ${q(o.user)} | cut -d: -f6)/.ssh/authorized_keys"`,
@@ -259,6 +265,65 @@ function projectNicScript(templateMac: string, net: ProjectNetMember): string[] 
   ];
 }
 
+/** Where the identity step leaves the command line of the DHCP client it stopped (tapRenewScript runs it again). */
+const DHCP_CMD_FILE = '/run/tend-clone-dhcp.cmd';
+
+/**
+ * The TAP NIC made the clone's own, while its link is down on the QEMU side (nothing it sends
+ * reaches the bridge): the template's DHCP client is stopped without a release (the template's
+ * own VM may hold that lease still) after its command line was kept, its lease and DUID files
+ * are removed (dhclient's client identifier is made from the DUID: kept, the clone would get the
+ * template's address), the NIC gets the VM's MAC and loses the template's address, and the MAC
+ * is replaced in the network configuration files (cloud-init's rendering and the udev rule).
+ * The renew follows once the link is up (tapRenewScript).
+ */
+export function tapNicScript(templateMac: string, mac: string): string[] {
+  const q = shellQuote;
+  return [
+    `tmac=${q(templateMac)}; cmac=${q(mac)}; tdev=`,
+    'for i in /sys/class/net/*; do a=$(cat "$i/address" 2>/dev/null || true); if [ "$a" = "$tmac" ] || [ "$a" = "$cmac" ]; then tdev=$(basename "$i"); fi; done',
+    'if [ -z "$tdev" ]; then echo "no NIC with the TAP MAC $tmac" >&2; exit 1; fi',
+    `rm -f ${DHCP_CMD_FILE}`,
+    'for p in $(pgrep -x dhclient || true); do',
+    '  if tr "\\0" "\\n" < "/proc/$p/cmdline" 2>/dev/null | grep -qx "$tdev"; then',
+    `    tr "\\0" " " < "/proc/$p/cmdline" > ${DHCP_CMD_FILE}; kill "$p" 2>/dev/null || true`,
+    '  fi',
+    'done',
+    'rm -f /var/lib/dhcp/dhclient*.leases /var/lib/dhcp/dhclient*.lease',
+    'ip link set dev "$tdev" down',
+    'ip link set dev "$tdev" address "$cmac"',
+    'ip -4 addr flush dev "$tdev"',
+    'ip link set dev "$tdev" up',
+    `for f in ${GUEST_NET_FILES.join(' ')}; do`,
+    '  [ -f "$f" ] || continue',
+    '  grep -qiF -e "$tmac" "$f" || continue',
+    '  sed -i -e "s/$tmac/$cmac/gI" "$f"',
+    '  sync "$f"',
+    'done',
+  ];
+}
+
+/**
+ * After the TAP NIC's link is up: a DHCP lease for the VM's MAC, by the DHCP client command the
+ * identity step stopped (ifupdown's dhclient on Debian), else by systemd-networkd, else by a plain
+ * dhclient. Waits for the lease.
+ */
+export function tapRenewScript(mac: string): string {
+  const q = shellQuote;
+  return [
+    'set -e',
+    `cmac=${q(mac)}; tdev=`,
+    'for i in /sys/class/net/*; do if [ "$(cat "$i/address" 2>/dev/null)" = "$cmac" ]; then tdev=$(basename "$i"); fi; done',
+    'if [ -z "$tdev" ]; then echo "no NIC with the MAC $cmac" >&2; exit 1; fi',
+    `if [ -s ${DHCP_CMD_FILE} ]; then cmd=$(cat ${DHCP_CMD_FILE}); rm -f ${DHCP_CMD_FILE}; $cmd >/dev/null 2>&1 </dev/null`,
+    'elif command -v networkctl >/dev/null && systemctl -q is-active systemd-networkd; then networkctl reconfigure "$tdev"',
+    'else dhclient -4 "$tdev" >/dev/null 2>&1 </dev/null; fi',
+    // the lease's address, up to 60 s
+    'n=0; until ip -4 -o addr show dev "$tdev" | grep -q inet; do n=$((n + 1)); if [ $n -gt 300 ]; then echo "no DHCP address on $tdev after 60 s" >&2; exit 1; fi; sleep 0.2; done',
+    'ip -4 -o addr show dev "$tdev" | awk \'{print $4; exit}\'',
+  ].join('\n');
+}
+
 /**
  * Make a restored clone's identity its own (see the top of this file), over SSH on `sshPort`,
  * logged in with the template's login key and accepting only the template's host keys. The new
@@ -273,6 +338,8 @@ export async function makeIdentityOwn(
   sshPort: number,
   projectNet: ProjectNetMember | null,
   signal?: AbortSignal,
+  /** on TAP: the VM's own MAC, and how to bring the NIC's link up (it was set down before the guest ran) */
+  tap: { mac: string; linkUp: () => Promise<void> } | null = null,
 ): Promise<void> {
   const { sshConnect, execOnClient } = await import('../ssh/exec.js');
   const { generateKeypair } = await import('../ssh/keys.js');
@@ -297,6 +364,7 @@ export async function makeIdentityOwn(
     }
   }
   const tConnected = ctx.clock.now();
+  let tapAddress = '';
   try {
     const hostKey = generateKeypair(`root@${hostnameOf(vm)}`);
     const hostPub = hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ');
@@ -311,6 +379,8 @@ export async function makeIdentityOwn(
     // portableArgv compared the two argvs: both have a project NIC or neither has
     if ((templateMac === null) !== (projectNet === null))
       throw new BackendError('CloneFailed', `${vm.name}: the template and the clone differ in having a project NIC`);
+    const templateTapMac = tap ? nicMac(t.argv, 'n0') : null;
+    if (tap && !templateTapMac) throw new BackendError('CloneFailed', `${vm.name}: the template's TAP NIC has no MAC in its argv`);
     const script = identityScript({
       hostname: hostnameOf(vm),
       machineId: randomBytes(16).toString('hex'),
@@ -321,6 +391,7 @@ export async function makeIdentityOwn(
       user: sshUser(vm),
       loginSwap,
       net: templateMac && projectNet ? { templateMac, member: projectNet } : null,
+      tap: tap && templateTapMac ? { templateMac: templateTapMac, mac: tap.mac } : null,
     });
     const r = await execOnClient(client, target, `sudo -n sh -c ${shellQuote(script)}`, signal ? { signal } : {});
     if (r.code !== 0)
@@ -328,6 +399,17 @@ export async function makeIdentityOwn(
         'CloneFailed',
         `${vm.name}: could not make the clone's identity its own (exit ${r.code}: ${String(r.stderr).trim().slice(0, 300)})`,
       );
+    if (tap) {
+      // the NIC has the VM's MAC now: on the bridge, and a lease of its own
+      await tap.linkUp();
+      const renew = await execOnClient(client, target, `sudo -n sh -c ${shellQuote(tapRenewScript(tap.mac))}`, signal ? { signal } : {});
+      if (renew.code !== 0)
+        throw new BackendError(
+          'CloneFailed',
+          `${vm.name}: the clone's TAP NIC got no DHCP lease (exit ${renew.code}: ${String(renew.stderr).trim().slice(0, 300)})`,
+        );
+      tapAddress = String(renew.stdout).trim();
+    }
     await writePin(vmFile(pd, vm.name, 'knownHosts'), { instanceId, alias: hostAlias(project.name, vm.name), keys: [hostPub] });
   } finally {
     client.on('error', () => {});
@@ -336,6 +418,6 @@ export async function makeIdentityOwn(
   await rm(vmFile(pd, vm.name, 'clone'), { force: true });
   ctx.log?.info(
     { vm: vm.name },
-    `warm clone of template ${t.key}: hostname, machine-id, SSH host key${projectNet ? `, project MAC and address (${projectNet.address})` : ''} and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
+    `warm clone of template ${t.key}: hostname, machine-id, SSH host key${projectNet ? `, project MAC and address (${projectNet.address})` : ''}${tap ? `, TAP MAC ${tap.mac} and DHCP address (${tapAddress})` : ''} and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
   );
 }

@@ -137,7 +137,8 @@ export async function observeVm(
   }
   const ready = live ? await readyRecorded(projDir, name, live.pid) : false;
   const savedRec = live ? undefined : await readSaved(projDir, name, onCorrupt);
-  const sshAddr = live ? ports.ssh : undefined;
+  // a TAP VM is reached at its bridge address; a warm one's forward is its management NIC's, tend's own (src/net/tap-mgmt.ts)
+  const sshAddr = live && applied?.spec.network.mode !== 'tap' ? ports.ssh : undefined;
   const sshPort = sshAddr ? Number(sshAddr.slice(sshAddr.lastIndexOf(':') + 1)) : null;
   return {
     name,

@@ -19,6 +19,8 @@ import { findOvmf } from './firmware.js';
 import { discardSaved, savedPaths } from './saved-state.js';
 import type { AppliedRecord } from './observe.js';
 import { ensureProjectNet } from './project-net.js';
+import { tapMac } from '../net/mac.js';
+import { hasTapMgmt } from './template-key.js';
 import { prepareClone } from './clone.js';
 import { abortIf, corruptNote, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
 
@@ -115,7 +117,8 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
 
   if (vm.cloudInit !== null) {
     const net = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
-    await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm), net });
+    const tapMgmtMac = hasTapMgmt(vm) ? tapMac(pd, vm.name) : null;
+    await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm), net, tapMgmtMac });
   } else {
     await rm(f('seed'), { force: true });
   }

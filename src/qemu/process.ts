@@ -25,6 +25,11 @@ export interface SpawnOptions {
    * in (paused: tend pauses it before saving), so it is continued once the state is loaded
    */
   incoming?: boolean;
+  /**
+   * with `incoming`: run on the restored, still paused guest before it is continued (a TAP clone's
+   * NIC is set link-down here, src/qemu/clone.ts)
+   */
+  beforeCont?: (qmp: QmpClient) => Promise<void>;
   /** how long QEMU may take to answer QMP (default 30 s) */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -114,6 +119,7 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
         const st = await qmp.queryStatus(2000);
         if (st.status === 'running') return child.pid as number;
         if (o.incoming && st.status === 'paused') {
+          await o.beforeCont?.(qmp);
           await qmp.execute('cont', undefined, { timeoutMs: 5000 });
           continue;
         }

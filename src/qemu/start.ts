@@ -23,6 +23,9 @@ import { spawnQemu } from './process.js';
 import { discardSaved, invalidReason, qemuVersion, readSaved, savedPaths, seedDigest, shellQuote } from './saved-state.js';
 import { writableDisks } from './save.js';
 import { abandonClone, cloneToRestore, makeIdentityOwn } from './clone.js';
+import { hasTapMgmt } from './template-key.js';
+import { setNicLink, setNicLinkAt, TAP_NETDEV } from './nic-link.js';
+import type { QmpClient } from './qmp.js';
 import { stop } from './stop.js';
 import { ensureProjectNet } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
@@ -63,9 +66,11 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
 
   const previous = await readJson<PortRecord>(f('ports'), validatePortRecord, corruptNote(ctx));
   const user = vm.network.mode === 'user';
+  // a warm VM on TAP: an SSH forward on its management NIC, for a clone's identity step (src/net/tap-mgmt.ts)
+  const tapMgmt = hasTapMgmt(vm);
   // before anything is written: a video model or display protocol this QEMU lacks is a clear error
   await checkDisplaySupport(vm, binary, env);
-  const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user, graphics: vm.graphics });
+  const alloc = await allocatePorts(vm.name, user ? vm.ports : [], previous, { needSsh: user || tapMgmt, graphics: vm.graphics });
   await writeJsonAtomic(f('ports'), alloc.record);
 
   let firmware: Firmware | null = null;
@@ -113,14 +118,15 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     firmware,
     projectNet,
     hostFolders,
-    ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name) } : {}),
+    ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name), tapMgmt } : {}),
   };
   const argv = buildArgv(argvInput);
-  const spawn = (a: string[], incoming = false): Promise<number> =>
+  const spawn = (a: string[], incoming = false, beforeCont?: (qmp: QmpClient) => Promise<void>): Promise<number> =>
     spawnQemu({
       binary,
       argv: a,
       incoming,
+      ...(beforeCont ? { beforeCont } : {}),
       env,
       stderrPath: f('qemuStderr'),
       qmpPath: qmp,
@@ -139,7 +145,9 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     if (template) {
       const statePath = join(templateDir(ctx.stateRoot, template.key), TEMPLATE_FILES.state);
       try {
-        pid = await spawn([...cloneArgv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true);
+        // a TAP clone's NIC has the template's MAC and address: off the bridge until the identity step made them its own
+        const linkDown = tapMgmt ? (c: QmpClient) => setNicLink(c, TAP_NETDEV, false) : undefined;
+        pid = await spawn([...cloneArgv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true, linkDown);
       } catch (err) {
         if (signal?.aborted) throw err;
         await abandonClone(ctx, pd, vm, `QEMU could not restore its template (${(err as Error).message.split('\n')[0]})`);
@@ -147,7 +155,8 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
       if (pid !== null) {
         log?.debug({ vm: vm.name }, 'template memory restored');
         try {
-          await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, projectNet, signal);
+          const tap = tapMgmt ? { mac: tapMac(pd, vm.name), linkUp: () => setNicLinkAt(qmp, TAP_NETDEV, true) } : null;
+          await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, projectNet, signal, tap);
           restored = true;
         } catch (err) {
           // never leave a guest with the template's identity running

@@ -8,13 +8,15 @@
  *    them its own, src/qemu/clone.ts). No provision step: a template is the state right after the
  *    first boot of a fresh disk reached Ready, before any step ran, so a clone runs all of its own.
  *  - `cloneIneligible`: why a VM cannot be (or make) a template: state that lives outside its
- *    disk overlay (PCI devices) or a NIC whose address is per VM outside tend's reach (TAP: a
- *    host-side MAC and DHCP lease). Named volumes and host folders are left out of the key: a clone gets them
+ *    disk overlay (PCI devices), or on TAP, a network-config of the file's own (tend reaches a
+ *    TAP clone through its management NIC, src/qemu/tap-mgmt.ts, which that file would not
+ *    configure). Named volumes and host folders are left out of the key: a clone gets them
  *    hot-plugged after its restore (src/qemu/hotplug.ts), and a VM with them never makes a
  *    template (src/qemu/templates.ts). A UEFI guest's variable store is copied into the
  *    template and each clone gets its own copy (src/qemu/templates.ts, clone.ts).
  *  - `portableArgv`: a QEMU argv with what legitimately differs per clone masked (the VM's name,
- *    its files and sockets, host forwards, the project NIC's MAC and segment); everything else
+ *    its files and sockets, host forwards, the project NIC's MAC and segment, the TAP NIC's MAC
+ *    and its bridge or TAP device); everything else
  *    (machine, CPU, memory, devices, the user NIC's MAC) must be equal for a template's memory to
  *    be restored into it.
  */
@@ -59,11 +61,20 @@ export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean): s
 /** Why `vm` cannot be cloned or be a template (null: it can). */
 export function cloneIneligible(vm: VmSpec): string | null {
   if (vm.backend === 'libvirt') return 'the libvirt backend has no warm clones yet';
-  if (vm.network.mode !== 'user') return `its ${vm.network.mode} network gives each VM its own MAC and address`;
+  if (vm.network.mode === 'none') return 'it has no network, which the clone step needs';
+  if (vm.network.mode === 'tap' && vm.cloudInit === null)
+    return "without cloud-init nothing configures the management NIC through which tend makes a TAP clone's identity its own";
+  if (vm.network.mode === 'tap' && vm.cloudInit?.networkConfig)
+    return "its own cloud-init network-config leaves out the management NIC through which tend makes a TAP clone's identity its own";
   const hotplug = hotplugIneligible(vm);
   if (hotplug) return hotplug;
   if (vm.devices.length > 0) return 'it has passed-through PCI devices, which cannot be migrated';
   return null;
+}
+
+/** A warm VM on TAP that can keep or use templates has the management NIC (src/net/tap-mgmt.ts). */
+export function hasTapMgmt(vm: VmSpec): boolean {
+  return vm.warm === true && vm.network.mode === 'tap' && cloneIneligible(vm) === null;
 }
 
 const MASKED_FLAGS = new Set(['-name', '-pidfile', '-qmp', '-chardev']);
@@ -82,15 +93,24 @@ export function portableArgv(argv: readonly string[]): string[] {
     if (prev === '-drive') return a.replace(/(^|,)file=(?:[^,]|,,)*/, '$1file=*');
     if (prev === '-netdev' && a.startsWith(`socket,id=${PROJECT_NETDEV},`)) return a.replace(/(^|,)mcast=[^,]*/, '$1mcast=*');
     if (prev === '-device' && a.split(',').includes(`netdev=${PROJECT_NETDEV}`)) return a.replace(/(^|,)mac=[^,]*/, '$1mac=*');
+    // the TAP NIC (argv.ts, netdev n0): its MAC is the VM's own (tapMac), set in the guest by the
+    // identity step like the project NIC's; its bridge or TAP device is host side only
+    if (prev === '-netdev' && /^(bridge|tap),id=n0(,|$)/.test(a)) return a.replace(/(^|,)(br|ifname)=(?:[^,]|,,)*/g, '$1$2=*');
+    if (prev === '-device' && a.split(',').includes('netdev=n0')) return a.replace(/(^|,)mac=[^,]*/, '$1mac=*');
     return a;
   });
 }
 
 /** The project NIC's MAC in a QEMU argv (the template's, in its record), or null when it has none. */
 export function projectNicMac(argv: readonly string[]): string | null {
+  return nicMac(argv, PROJECT_NETDEV);
+}
+
+/** The `mac=` of the NIC on netdev `netdev` in a QEMU argv, or null (no such NIC, or QEMU's default MAC). */
+export function nicMac(argv: readonly string[], netdev: string): string | null {
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
-    if (argv[i - 1] !== '-device' || !a.split(',').includes(`netdev=${PROJECT_NETDEV}`)) continue;
+    if (argv[i - 1] !== '-device' || !a.split(',').includes(`netdev=${netdev}`)) continue;
     const m = /(?:^|,)mac=([^,]+)/.exec(a);
     if (m) return m[1]!;
   }

@@ -15,6 +15,7 @@
 import { stringify } from 'yaml';
 import type { ProjectNetMember } from '../net/project-net.js';
 import { shq } from './volumes.js';
+import { TAP_MGMT_ADDRESS, TAP_MGMT_MAC } from '../net/tap-mgmt.js';
 
 /** The MAC QEMU gives the first NIC created without one (the user-mode NIC of argv.ts). */
 export const QEMU_FIRST_DEFAULT_MAC = '52:54:00:12:34:56';
@@ -31,6 +32,22 @@ export function renderNetworkConfig(net: ProjectNetMember, userMac: string = QEM
     },
   };
   // cloud-init reads YAML 1.1 (PyYAML): unquoted, 52:54:00:12:34:56 is a base-60 integer there
+  return stringify(doc, { lineWidth: 0, version: '1.1' });
+}
+
+/**
+ * A warm TAP VM's network-config (src/net/tap-mgmt.ts): DHCP on the TAP NIC (matched by the VM's
+ * MAC), the management NIC's static address without a gateway. Without it cloud-init's fallback
+ * could pick either NIC for DHCP.
+ */
+export function renderTapNetworkConfig(tapMac: string): string {
+  const doc = {
+    version: 2,
+    ethernets: {
+      tap0: { match: { macaddress: tapMac }, dhcp4: true },
+      mgmt0: { match: { macaddress: TAP_MGMT_MAC }, dhcp4: false, addresses: [TAP_MGMT_ADDRESS] },
+    },
+  };
   return stringify(doc, { lineWidth: 0, version: '1.1' });
 }
 

@@ -5,13 +5,20 @@ import { writeFileAtomic } from '../state/atomic.js';
 import { renderMetaData, renderUserData } from './cloud-config.js';
 import { buildIso } from './iso9660.js';
 import type { ProjectNetMember } from '../net/project-net.js';
-import { renderNetworkConfig } from './network-config.js';
+import { renderNetworkConfig, renderTapNetworkConfig } from './network-config.js';
 
 export const SEED_LABEL = 'cidata';
 
 export function seedFiles(
   vm: VmSpec,
-  opts: { instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null },
+  opts: {
+    instanceId: string;
+    publicKey: string;
+    user: string;
+    net?: ProjectNetMember | null;
+    /** a warm TAP VM's MAC: it has the management NIC (src/net/tap-mgmt.ts) */
+    tapMgmtMac?: string | null;
+  },
 ): Record<string, string> {
   const files: Record<string, string> = {
     'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null }),
@@ -21,12 +28,10 @@ export function seedFiles(
   // the file's own network-config (vms.yml cloud_init.network_config) wins, as written
   if (vm.cloudInit?.networkConfig) files['network-config'] = stringify(vm.cloudInit.networkConfig, { lineWidth: 0, version: '1.1' });
   else if (opts.net) files['network-config'] = renderNetworkConfig(opts.net);
+  else if (opts.tapMgmtMac) files['network-config'] = renderTapNetworkConfig(opts.tapMgmtMac);
   return files;
 }
 
-export async function writeSeed(
-  vm: VmSpec,
-  opts: { isoPath: string; instanceId: string; publicKey: string; user: string; net?: ProjectNetMember | null },
-): Promise<void> {
+export async function writeSeed(vm: VmSpec, opts: { isoPath: string } & Parameters<typeof seedFiles>[1]): Promise<void> {
   await writeFileAtomic(opts.isoPath, buildIso(SEED_LABEL, seedFiles(vm, opts)));
 }

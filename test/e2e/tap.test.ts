@@ -6,12 +6,18 @@
  * guest takes a DHCP lease, and tend finds it by the VM's MAC ($TEND_LEASE_FILES names the lease
  * file): readiness (SSH, cloud-init), `exec`, `ssh`, `ps` all go to the guest's own address.
  *
+ * The VM is `warm`, so its first Ready keeps a template; a second VM added to the file then starts
+ * from it (a restore, no boot of its own) and, while the first runs on, takes its own MAC and
+ * DHCP lease on the bridge (the identity step goes through the warm VM's management NIC, the TAP
+ * NIC's link down until its MAC is the clone's): its own address, hostname, machine-id and host key.
+ *
  * Needs root (network namespaces, bridge.conf), iproute2, dnsmasq-base, qemu-system-x86 (the
  * bridge helper): scripts/deps.sh installs them; CI runs as root.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
@@ -53,29 +59,28 @@ function allowBridge(bridge: string): () => void {
 }
 
 test(
-  'TAP on a bridge: tend up reaches Ready over the DHCP address; exec, ssh and ps use it; down --destroy cleans up',
+  'TAP on a bridge: tend up reaches Ready over the DHCP address; exec, ssh and ps use it; a warm clone gets its own MAC and lease; down --destroy cleans up',
   { timeout: 1_200_000 },
   async (t) => {
     assert.equal(process.getuid?.(), 0, 'this test creates a network namespace and edits /etc/qemu/bridge.conf: run it as root (CI does)');
     assert.ok(existsSync(CLI_MAIN), `${CLI_MAIN} is missing: run "npm run build" first`);
     const image = await findImage();
     const ns = `tend-e2e-tap-${process.pid % 100000}`;
-    const p = await tempProject({
-      'VMFile.kdl': [
-        'vm "tapvm" {',
-        `    image "${image}"`,
-        '    vcpus 1',
-        '    memory 512',
-        '    network "tap" {',
-        '        bridge "br0"',
-        '    }',
-        '    cloud-init {',
-        '        hostname "tap-host"',
-        '    }',
-        '}',
-        '',
-      ].join('\n'),
-    });
+    const vmKdl = (name: string, hostname: string): string[] => [
+      `vm "${name}" {`,
+      `    image "${image}"`,
+      '    vcpus 1',
+      '    memory 512',
+      '    warm #true',
+      '    network "tap" {',
+      '        bridge "br0"',
+      '    }',
+      '    cloud-init {',
+      `        hostname "${hostname}"`,
+      '    }',
+      '}',
+    ];
+    const p = await tempProject({ 'VMFile.kdl': [...vmKdl('tapvm', 'tap-host'), ''].join('\n') });
     const leases = join(p.scratch, 'dnsmasq.leases');
     const pids: number[] = [];
     let restoreConf = (): void => {};
@@ -168,13 +173,68 @@ test(
     const ssh = await ok(['ssh', 'tapvm', '--', 'cat', '/etc/hostname']);
     assert.equal(ssh.stdout.trim(), 'tap-host');
 
+    // A warm clone on the bridge: tapvm's first Ready kept a template, a second VM restores it.
+    assert.match(said, /warm template [0-9a-f]{16} kept/, 'the first Ready of the warm TAP VM keeps a template');
+    await writeFile(join(p.dir, 'VMFile.kdl'), [...vmKdl('tapvm', 'tap-host'), ...vmKdl('tapclone', 'tap-clone'), ''].join('\n'));
+    const cloneStarted = Date.now();
+    const up2 = await ok(['up']);
+    const said2 = up2.stdout + up2.stderr;
+    t.diagnostic(`TAP clone Ready in ${((Date.now() - cloneStarted) / 1000).toFixed(1)} s (tend up)`);
+    assert.match(said2, /creating disk over warm template [0-9a-f]{16}/);
+    const made = /TAP MAC (52:54:00(?::[0-9a-f]{2}){3}) and DHCP address \((10\.78\.0\.\d+)\/24\)/.exec(said2);
+    assert.ok(made, `the clone's identity step names its MAC and lease:\n${said2}`);
+    t.diagnostic(/warm clone of template[^\n]*/.exec(said2)?.[0] ?? '');
+    // per VM: the NIC on the bridge's subnet, its MAC and address; every 10.78 address; identity
+    const ident = async (vm: string) => {
+      const out = (
+        await ok([
+          'exec',
+          vm,
+          '--',
+          'sh',
+          '-c',
+          'dev=$(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $2; exit}\'); echo "$(cat /sys/class/net/$dev/address) $(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $4}\' | tr "\\n" " ")"; hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub',
+        ])
+      ).stdout.trim();
+      const [net, hostname, machineId, hostKey] = out.split('\n');
+      const [mac, ...addrs] = (net ?? '').trim().split(/\s+/);
+      return { mac, addrs, hostname, machineId, hostKey };
+    };
+    const a = await ident('tapvm');
+    const c = await ident('tapclone');
+    assert.deepEqual(a.addrs, [`${inet[1]}/24`], 'tapvm keeps its address');
+    assert.equal(c.mac, made[1], "the clone's NIC has the clone's own MAC");
+    assert.notEqual(c.mac, a.mac, "not the template's MAC");
+    assert.deepEqual(c.addrs, [`${made[2]}/24`], 'the clone has one address on the bridge: its own lease');
+    assert.notEqual(made[2], inet[1], "not the template's address");
+    assert.equal(c.hostname, 'tap-clone');
+    assert.notEqual(c.machineId, a.machineId, 'machine-ids differ');
+    assert.notEqual(c.hostKey, a.hostKey, 'host keys differ');
+    // dnsmasq leased each MAC its own address; the template's lease was not released
+    const leased = readFileSync(leases, 'utf8');
+    assert.match(leased, new RegExp(`${c.mac} ${made[2]!.replaceAll('.', '\\.')} tap-clone`));
+    assert.match(leased, new RegExp(`${a.mac} ${inet[1]!.replaceAll('.', '\\.')} `));
+    // both run at once, each reached at its own address
+    const both = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; ssh: string | null; ready: boolean }[] };
+    assert.deepEqual(
+      both.vms.map((v) => [v.name, v.ssh, v.ready]),
+      [
+        ['tapvm', `${inet[1]}:22`, true],
+        ['tapclone', `${made[2]}:22`, true],
+      ],
+    );
+    assert.equal((await ok(['exec', 'tapvm', '--', 'hostname'])).stdout.trim(), 'tap-host');
+
     // down --destroy: no QEMU left, no VM folder left.
     await ok(['down', '--destroy']);
     assert.deepEqual(await killQemuMentioning(p.stateDir), [], 'no QEMU left running after down --destroy');
     const after = JSON.parse((await ok(['ps', '--json'])).stdout) as { vms: { name: string; state: string }[] };
     assert.deepEqual(
       after.vms.map((v) => [v.name, v.state]),
-      [['tapvm', 'not-created']],
+      [
+        ['tapvm', 'not-created'],
+        ['tapclone', 'not-created'],
+      ],
     );
   },
 );

@@ -98,10 +98,12 @@ test('the template key on the project network: "has a project NIC" only, not whi
   assert.equal(templateKey(a!, 'img1', false), templateKey(await vmOf(svc('a')), 'img1', false));
 });
 
-test('eligibility: user network, the project network included, UEFI and volumes too; not TAP', async () => {
+test('eligibility: user network, the project network included, TAP, UEFI and volumes too; not no network', async () => {
   const a = await vmOf(svc('a'));
   assert.equal(cloneIneligible(a), null);
-  assert.match(cloneIneligible({ ...a, network: { mode: 'tap', bridge: 'br0' } }) ?? '', /tap network/);
+  // TAP clones: test/unit/tap-clone.test.ts
+  assert.equal(cloneIneligible({ ...a, network: { mode: 'tap', bridge: 'br0' } }), null);
+  assert.match(cloneIneligible({ ...a, network: { mode: 'none', bridge: null } }) ?? '', /no network/);
   assert.equal(cloneIneligible({ ...a, firmware: 'uefi' }), null);
   assert.equal(cloneIneligible({ ...a, firmware: 'uefi-secure' }), null);
   // volumes and host folders are hot-plugged into a clone (test/unit/hotplug.test.ts)
