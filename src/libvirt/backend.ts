@@ -39,6 +39,7 @@ import { metadataOf, pdir as pdirOf, qemuPid, type LibvirtContext } from './cont
 import { attachRemoteConsole } from './remote-console.js';
 import { observe, remoteBootId } from './observe.js';
 import { prepare } from './define.js';
+import { maybeKeepLibvirtTemplate } from './templates.js';
 import { start } from './start.js';
 import { domainCommand, stop, undefine } from './lifecycle.js';
 import { discardManagedSave, saveOrStop } from './managed-save.js';
@@ -82,7 +83,14 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
   const virsh: Virsh = createVirsh({ uri, env, ...(opts.virsh ? { binary: opts.virsh } : {}) });
   // disks, seed and keys are prepared exactly as for QEMU (same files, same folder)
   // a remote host keeps the VM's named volumes (remote-files.ts) and UEFI variables (domain-xml.ts)
-  const files = createQemuBackend({ stateRoot: opts.stateRoot, env, clock, runsElsewhere: !local, ...(log ? { log } : {}) });
+  const files = createQemuBackend({
+    stateRoot: opts.stateRoot,
+    env,
+    clock,
+    runsElsewhere: !local,
+    libvirtUri: uri,
+    ...(log ? { log } : {}),
+  });
   let caps: Promise<LibvirtCapabilities> | null = null;
   const capabilities = (signal?: AbortSignal): Promise<LibvirtCapabilities> =>
     (caps ??= probeCapabilities(virsh, { signal }).catch((err: unknown) => {
@@ -157,6 +165,8 @@ export function createLibvirtBackend(opts: LibvirtBackendOptions): LibvirtBacken
       }
       if (id === null) await rm(path, { force: true });
       else await writeFileAtomic(path, `${id}\n`);
+      // the first Ready of a fresh disk of a `warm` VM becomes a warm template (templates.ts)
+      if (ready) await maybeKeepLibvirtTemplate(ctx, project, name);
     },
     locate: (p, n) => ({ ...files.locate(p, n), libvirtUri: uri, libvirtDomain: domainName(p, n) }),
     // a local domain's serial console is a unix socket at the QEMU backend's path (domain-xml.ts);

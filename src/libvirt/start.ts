@@ -20,6 +20,8 @@ import { domainName } from './names.js';
 import { abortIf, ACTIVE, metadataOf, pdir, qemuPid, row, type LibvirtContext } from './context.js';
 import { chooseType, define, setMetadata } from './define.js';
 import { consumeManagedSave, discardManagedSave, managedSaveToRestore } from './managed-save.js';
+import { abandonClone, makeIdentityOwn } from '../qemu/clone.js';
+import { libvirtCloneToRestore, restoreClone } from './clone.js';
 
 async function startResultOf(ctx: LibvirtContext, project: Project, name: string, signal?: AbortSignal): Promise<StartResult> {
   const dom = domainName(project, name);
@@ -70,17 +72,34 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
   // a saved state (stop --save: virsh managedsave) is restored by virsh start, when still valid
   let restoring = await managedSaveToRestore(ctx, pd, vm, dom, xml, signal);
   const timeoutMs = stageTimeoutMs('start', vm, ctx.timeouts, env);
-  try {
-    await virsh.run(['start', dom], { signal, timeoutMs });
-  } catch (err) {
-    if (!restoring || signal?.aborted) throw err;
-    ctx.log?.warn(
-      { vm: vm.name },
-      `saved state discarded: libvirt could not restore it (${(err as Error).message.split('\n')[0]}); booting`,
-    );
-    await discardManagedSave(ctx, pd, vm.name, dom, signal);
-    restoring = false;
-    await virsh.run(['start', dom], { signal, timeoutMs });
+  // a warm clone not started yet restores its template's memory (clone.ts), then makes its identity its own
+  const template = restoring ? null : await libvirtCloneToRestore(ctx, pd, vm, xml, signal);
+  let cloned = false;
+  if (template) {
+    const t0 = ctx.clock.now();
+    try {
+      await restoreClone(ctx, pd, vm, dom, xml, template, timeoutMs, signal);
+      cloned = true;
+      ctx.log?.debug({ vm: vm.name }, `template memory restored (${((ctx.clock.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      await virsh.tryRun(['destroy', dom]);
+      await abandonClone(ctx, pd, vm, `libvirt could not restore its template (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  if (!cloned) {
+    try {
+      await virsh.run(['start', dom], { signal, timeoutMs });
+    } catch (err) {
+      if (!restoring || signal?.aborted) throw err;
+      ctx.log?.warn(
+        { vm: vm.name },
+        `saved state discarded: libvirt could not restore it (${(err as Error).message.split('\n')[0]}); booting`,
+      );
+      await discardManagedSave(ctx, pd, vm.name, dom, signal);
+      restoring = false;
+      await virsh.run(['start', dom], { signal, timeoutMs });
+    }
   }
   let restored = false;
   if (restoring) {
@@ -106,6 +125,16 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
       throw err;
     }
   }
+  if (template && cloned) {
+    try {
+      await makeIdentityOwn(ctx, project, pd, vm, template, alloc.sshPort, null, signal);
+    } catch (err) {
+      // never leave a guest with the template's identity running
+      await virsh.tryRun(['destroy', dom]);
+      await abandonClone(ctx, pd, vm, (err as Error).message);
+      throw err;
+    }
+  }
   const ports = { ...alloc.record };
   if (vm.graphics === 'vnc' || vm.graphics === 'spice') {
     // libvirt picked the display's port (autoport): record it where observation finds ports
@@ -119,7 +148,13 @@ export async function start(ctx: LibvirtContext, project: Project, vm: VmSpec, s
   }
   const { pid } = await qemuPid(ctx, dom, null);
   ctx.log?.debug({ vm: vm.name, pid, accel, uri: ctx.uri, restored }, 'libvirt domain started');
-  return { pid: pid ?? 0, accel, sshPort: user ? alloc.sshPort : vm.ssh.port, ports, ...(restored ? { restored } : {}) };
+  return {
+    pid: pid ?? 0,
+    accel,
+    sshPort: user ? alloc.sshPort : vm.ssh.port,
+    ports,
+    ...(restored || cloned ? { restored: true } : {}),
+  };
 }
 
 /** The port of the running domain's <graphics> (VNC/SPICE), null when it has none. */

@@ -26,7 +26,7 @@ import { observeProject, type IntentRecord } from './observe.js';
 import { attachConsole } from './console.js';
 import { qemuExitWatch } from './watch.js';
 import { markReady } from './readiness.js';
-import { maybeKeepTemplate } from './templates.js';
+import { libvirtTemplateScope, maybeKeepTemplate } from './templates.js';
 import { listVolumes } from './volumes.js';
 import type { StageTimeouts } from '../timeouts.js';
 import { abortIf, file, pdir as pdirOf, readApplied, type QemuContext } from './context.js';
@@ -53,6 +53,8 @@ export interface QemuBackendOptions {
   acpiPatienceMs?: number;
   /** prepare makes no named volume files and no UEFI variable store: they live with the host that runs the VM (remote libvirt) */
   runsElsewhere?: boolean;
+  /** the VMs run as libvirt domains of this connection (src/libvirt/backend.ts): their warm templates are libvirt's (template-key.ts) */
+  libvirtUri?: string;
 }
 
 export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snapshots {
@@ -67,6 +69,7 @@ export function createQemuBackend(opts: QemuBackendOptions): FullBackend & Snaps
     termGraceMs: opts.termGraceMs,
     acpiPatienceMs: opts.acpiPatienceMs,
     runsElsewhere: opts.runsElsewhere === true,
+    templateScope: opts.libvirtUri !== undefined ? libvirtTemplateScope(opts.libvirtUri) : null,
   };
   const pdir = (p: Project): string => pdirOf(ctx, p);
 

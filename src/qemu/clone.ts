@@ -38,6 +38,15 @@ import { wantsProjectNet, type ProjectNetMember } from '../net/project-net.js';
 import { hostsBlockScript } from '../seed/network-config.js';
 import { withoutSharedMemory } from './volumes.js';
 import type { QemuContext } from './context.js';
+import type { Clock } from '../../schemas/ports.js';
+import type { Logger } from '../log.js';
+
+/** What the clone steps shared by both backends need of theirs (QemuContext, LibvirtContext). */
+export interface CloneHost {
+  stateRoot: string;
+  clock: Clock;
+  log: Logger | undefined;
+}
 
 export interface CloneRecord {
   key: string;
@@ -63,8 +72,11 @@ export async function prepareClone(
   imageId: string,
   say?: (m: string) => void,
 ): Promise<boolean> {
-  if (!vm.warm || cloneIneligible(vm)) return false;
-  const key = templateKey(vm, imageId, wantsProjectNet(project));
+  // a remote libvirt host's disks are that host's files: no template there
+  if (!vm.warm || ctx.runsElsewhere) return false;
+  const projectNic = wantsProjectNet(project);
+  if (cloneIneligible(vm, { libvirt: ctx.templateScope !== null, projectNic })) return false;
+  const key = templateKey(vm, imageId, projectNic, ctx.templateScope);
   const dir = templateDir(ctx.stateRoot, key);
   const disk = vmFile(pd, vm.name, 'disk');
   // under the template's lock (shared with `image prune`): once it is released, the overlay
@@ -115,10 +127,16 @@ async function uncloned(pd: string, vm: VmSpec, t: TemplateRecord | undefined): 
 
 /**
  * At start: the template to restore when the VM's disk is a clone not started yet and the
- * template fits what is about to run (same QEMU, same argv but for per-clone values); null when
- * the VM is no pending clone. A clone that does not fit is turned into a plain disk (one line why).
+ * template fits what is about to run (`fits`: null, or why not; the disk must be the clone's
+ * untouched overlay); null when the VM is no pending clone. A clone that does not fit is turned
+ * into a plain disk (one line why).
  */
-export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, argv: readonly string[]): Promise<TemplateRecord | null> {
+export async function pendingClone(
+  ctx: CloneHost,
+  pd: string,
+  vm: VmSpec,
+  fits: (t: TemplateRecord) => Promise<string | null>,
+): Promise<TemplateRecord | null> {
   const rec = await readClone(pd, vm.name);
   if (!rec) return null;
   const t = await readTemplate(ctx.stateRoot, rec.key).catch(() => undefined);
@@ -127,12 +145,7 @@ export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, a
     const now = await identify(vmFile(pd, vm.name, 'disk'));
     if (!now || now.ino !== rec.disk.ino || now.size !== rec.disk.size || now.mtimeMs !== rec.disk.mtimeMs)
       return 'its disk was written since it was made';
-    const version = await qemuVersion(ctx.binary, ctx.env);
-    if (version !== t.qemuVersion) return `QEMU changed (template made with "${t.qemuVersion}", now "${version}")`;
-    // a clone with host folders has its RAM as a shared memfd: the same RAM to the guest
-    const diff = argvDifference(portableArgv(t.argv), portableArgv(withoutSharedMemory(argv)));
-    if (diff) return `its settings differ from the template's (${diff})`;
-    return null;
+    return fits(t);
   })();
   if (why === null) return t!;
   ctx.log?.warn({ vm: vm.name }, `warm template not used: ${why}; booting with a fresh disk`);
@@ -140,8 +153,21 @@ export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, a
   return null;
 }
 
+/** pendingClone for the QEMU backend: same QEMU, same argv but for per-clone values. */
+export async function cloneToRestore(ctx: QemuContext, pd: string, vm: VmSpec, argv: readonly string[]): Promise<TemplateRecord | null> {
+  return pendingClone(ctx, pd, vm, async (t) => {
+    if (t.libvirt) return "its template is a libvirt domain's";
+    const version = await qemuVersion(ctx.binary, ctx.env);
+    if (version !== t.qemuVersion) return `QEMU changed (template made with "${t.qemuVersion}", now "${version}")`;
+    // a clone with host folders has its RAM as a shared memfd: the same RAM to the guest
+    const diff = argvDifference(portableArgv(t.argv), portableArgv(withoutSharedMemory(argv)));
+    if (diff) return `its settings differ from the template's (${diff})`;
+    return null;
+  });
+}
+
 /** After a failed restore or identity change: the guest is gone; the VM boots cold next time. */
-export async function abandonClone(ctx: QemuContext, pd: string, vm: VmSpec, why: string): Promise<void> {
+export async function abandonClone(ctx: CloneHost, pd: string, vm: VmSpec, why: string): Promise<void> {
   ctx.log?.warn({ vm: vm.name }, `warm clone abandoned: ${why}; the next start boots a fresh disk`);
   const rec = await readClone(pd, vm.name);
   await uncloned(pd, vm, rec ? await readTemplate(ctx.stateRoot, rec.key).catch(() => undefined) : undefined);
@@ -330,7 +356,7 @@ export function tapRenewScript(mac: string): string {
  * host key is pinned for the VM.
  */
 export async function makeIdentityOwn(
-  ctx: QemuContext,
+  ctx: CloneHost,
   project: Project,
   pd: string,
   vm: VmSpec,

@@ -22,6 +22,8 @@ export interface QemuContext {
   acpiPatienceMs: number | undefined;
   /** the VM runs on another host (remote libvirt): its named volumes and UEFI variables are made there, not here */
   runsElsewhere: boolean;
+  /** what runs the VMs when not this backend (`libvirt URI`): part of a warm template's key (template-key.ts) */
+  templateScope: string | null;
 }
 
 export function abortIf(signal: AbortSignal | undefined): void {

@@ -29,8 +29,12 @@ import { hotplugIneligible } from './hotplug.js';
 /** Bump when the template's content or key changes meaning: old templates are then never used. */
 const KEY_VERSION = 1;
 
-/** `projectNic`: the VM has the project network's second NIC (src/net/project-net.ts). */
-export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean): string {
+/**
+ * `projectNic`: the VM has the project network's second NIC (src/net/project-net.ts). `scope`:
+ * what runs it when not the QEMU backend (`libvirt qemu:///system`: a libvirt domain's state
+ * restores only into a libvirt domain of that connection, src/libvirt/templates.ts).
+ */
+export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean, scope: string | null = null): string {
   const ci = vm.cloudInit === null ? null : { ...vm.cloudInit, hostname: null };
   const parts = {
     v: KEY_VERSION,
@@ -54,14 +58,26 @@ export function templateKey(vm: VmSpec, imageId: string, projectNic: boolean): s
       // only when true: the key of a VM without one is what it was before clones had it
       ...(projectNic ? { projectNic: true } : {}),
     },
+    // only when not the QEMU backend: QEMU templates keep their keys
+    ...(scope !== null ? { scope } : {}),
   };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
-/** Why `vm` cannot be cloned or be a template (null: it can). */
-export function cloneIneligible(vm: VmSpec): string | null {
-  if (vm.backend === 'libvirt') return 'the libvirt backend has no warm clones yet';
+/**
+ * Why `vm` cannot be cloned or be a template (null: it can). `o.libvirt`: it runs as a local
+ * libvirt domain (src/libvirt/clone.ts), where TAP, volumes, host folders and the project network
+ * are not made a clone's own yet (the QEMU backend's NIC and hot-plug steps speak to its own QEMU).
+ * Without it, a VM pinned to the libvirt backend is asked as one of the QEMU backend: not eligible.
+ */
+export function cloneIneligible(vm: VmSpec, o: { libvirt?: boolean; projectNic?: boolean } = {}): string | null {
+  if (vm.backend === 'libvirt' && !o.libvirt) return 'it runs on the libvirt backend';
   if (vm.network.mode === 'none') return 'it has no network, which the clone step needs';
+  if (o.libvirt) {
+    if (vm.network.mode !== 'user') return `on the libvirt backend a warm clone has user networking only yet (not ${vm.network.mode})`;
+    if (vm.volumes.length > 0) return 'on the libvirt backend a warm clone cannot have volumes or host folders yet';
+    if (o.projectNic) return 'on the libvirt backend a warm clone cannot be on the project network yet';
+  }
   if (vm.network.mode === 'tap' && vm.cloudInit === null)
     return "without cloud-init nothing configures the management NIC through which tend makes a TAP clone's identity its own";
   if (vm.network.mode === 'tap' && vm.cloudInit?.networkConfig)

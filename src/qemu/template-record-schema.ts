@@ -41,6 +41,11 @@ export const templateRecordSchema = {
     hostKeys: strings,
     bootId: { type: ['string', 'null'] },
     loginKey: { type: 'boolean' },
+    libvirt: {
+      type: 'object',
+      required: ['uri', 'xml', 'portable'],
+      properties: { uri: { type: 'string' }, xml: { type: 'string' }, portable: { type: 'string' } },
+    },
   },
 } as const;
 

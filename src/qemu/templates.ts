@@ -31,7 +31,10 @@ import { QmpClient } from './qmp.js';
 import { builtArgv } from './save.js';
 import { qemuVersion, shellQuote } from './saved-state.js';
 import { cloneIneligible, templateKey } from './template-key.js';
-import { liveQemu, pdir, readApplied, type QemuContext } from './context.js';
+import { liveQemu, pdir, type QemuContext } from './context.js';
+import { validateApplied, type AppliedRecord } from './observe.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../../schemas/ports.js';
 import { wantsProjectNet } from '../net/project-net.js';
 
 export interface TemplateRecord {
@@ -56,6 +59,12 @@ export interface TemplateRecord {
   bootId: string | null;
   /** the template folder holds the login key its guest authorizes */
   loginKey: boolean;
+  /**
+   * A libvirt domain's template (src/libvirt/templates.ts; `argv` is then empty): the connection,
+   * the domain's live migratable XML (the basis of a clone's save image, src/libvirt/clone-xml.ts)
+   * and its defined XML with per-clone values masked (portableDomainXml)
+   */
+  libvirt?: { uri: string; xml: string; portable: string };
 }
 
 export async function readTemplate(root: string, key: string): Promise<TemplateRecord | undefined> {
@@ -67,9 +76,57 @@ export async function readTemplatePending(pd: string, vm: string): Promise<(Base
   return readJson<BaseImage & { id: string }>(vmFile(pd, vm, 'templatePending'), validateTemplatePending);
 }
 
-interface MigrateInfo {
+export interface MigrateInfo {
   status?: string;
   'error-desc'?: string;
+}
+
+/** A libvirt connection's part of its templates' keys (template-key.ts). */
+export function libvirtTemplateScope(uri: string): string {
+  return `libvirt ${uri}`;
+}
+
+/** A template about to be kept: the VM as applied, its key and the base image of its disk. */
+export interface TemplateToKeep {
+  vm: VmSpec;
+  key: string;
+  image: BaseImage & { id: string };
+}
+
+/**
+ * Whether the VM just observed Ready keeps a template (both backends): the first Ready of a fresh
+ * disk of a `warm` VM, eligible, with no provision step run and no template of its key yet.
+ * Consumes the disk's one chance (`template-pending`).
+ */
+export async function templateToKeep(
+  host: { stateRoot: string; log: Logger | undefined },
+  pd: string,
+  project: Project,
+  name: string,
+  scope: string | null,
+): Promise<TemplateToKeep | null> {
+  const pending = await readTemplatePending(pd, name).catch(() => undefined);
+  if (!pending) return null;
+  // one chance: the first Ready of this disk (later, steps or users may have changed it)
+  await rm(vmFile(pd, name, 'templatePending'), { force: true });
+  const applied = await readJson<AppliedRecord>(vmFile(pd, name, 'applied'), validateApplied).catch(() => undefined);
+  const vm = applied?.spec;
+  if (!vm?.warm) return null;
+  const projectNic = wantsProjectNet(project);
+  // a template's memory must never know a volume (its mounts, its page cache): a clone gets its
+  // own plugged in after the restore (src/qemu/hotplug.ts); a VM with volumes makes none
+  const why =
+    cloneIneligible(vm, { libvirt: scope !== null, projectNic }) ??
+    (vm.volumes.length > 0 ? 'it has volumes or host folders, which a template never holds (a VM without them makes it)' : null);
+  if (why) {
+    host.log?.info({ vm: name }, `no warm template kept: ${why}`);
+    return null;
+  }
+  const key = templateKey(vm, pending.id, projectNic, scope);
+  if (await readTemplate(host.stateRoot, key)) return null;
+  const steps = await readRecord(recordPath(pd, name));
+  if (steps && steps.steps.length > 0) return null;
+  return { vm, key, image: pending };
 }
 
 /**
@@ -78,81 +135,116 @@ interface MigrateInfo {
  * made is a warning (the VM runs on as before). Returns the key when a template was made.
  */
 export async function maybeKeepTemplate(ctx: QemuContext, project: Project, name: string): Promise<string | null> {
-  const pd = pdir(ctx, project);
-  const pending = await readTemplatePending(pd, name).catch(() => undefined);
-  if (!pending) return null;
-  // one chance: the first Ready of this disk (later, steps or users may have changed it)
-  await rm(vmFile(pd, name, 'templatePending'), { force: true });
-  const applied = await readApplied(ctx, project, name);
-  const vm = applied?.spec;
-  if (!vm?.warm) return null;
-  // a template's memory must never know a volume (its mounts, its page cache): a clone gets its
-  // own plugged in after the restore (src/qemu/hotplug.ts); a VM with volumes makes none
-  const why =
-    cloneIneligible(vm) ??
-    (vm.volumes.length > 0 ? 'it has volumes or host folders, which a template never holds (a VM without them makes it)' : null);
-  if (why) {
-    ctx.log?.info({ vm: name }, `no warm template kept: ${why}`);
-    return null;
-  }
-  const key = templateKey(vm, pending.id, wantsProjectNet(project));
-  if (await readTemplate(ctx.stateRoot, key)) return null;
-  const steps = await readRecord(recordPath(pd, name));
-  if (steps && steps.steps.length > 0) return null;
+  const want = await templateToKeep(ctx, pdir(ctx, project), project, name, null);
+  if (!want) return null;
   try {
-    await captureTemplate(ctx, project, vm, key, pending);
-    return key;
+    await captureTemplate(ctx, project, want);
+    return want.key;
   } catch (err) {
     ctx.log?.warn({ vm: name }, `no warm template kept: ${(err as Error).message}`);
     return null;
   }
 }
 
-async function captureTemplate(
-  ctx: QemuContext,
+/** What a backend's capture (`freeze`) hands back for the record. */
+export interface FrozenState {
+  qemuVersion: string;
+  argv: string[];
+  libvirt?: TemplateRecord['libvirt'];
+}
+
+/**
+ * Keep a template of the running `vm` under `key` (both backends): `freeze(tmp)` pauses the guest,
+ * writes its memory and device state to `tmp/state.bin`, copies its disk overlay (and a UEFI
+ * guest's variable store) into `tmp` while the disks are released, and lets the guest run on; the
+ * rest (read-only files, login key, record, the folder appearing whole) is the same for both.
+ */
+export async function keepTemplate(
+  host: { stateRoot: string; clock: Clock; log: Logger | undefined },
+  pd: string,
   project: Project,
-  vm: VmSpec,
-  key: string,
-  image: BaseImage & { id: string },
+  want: TemplateToKeep,
+  freeze: (tmp: string) => Promise<FrozenState>,
 ): Promise<void> {
-  const pd = pdir(ctx, project);
-  const live = await liveQemu(ctx, vmFile(pd, vm.name, 'pid'), vm.name);
-  if (!live) throw new Error('its QEMU is not running');
+  const { vm, key } = want;
   const pin = await readPin(vmFile(pd, vm.name, 'knownHosts'));
   if (!pin) throw new Error('its SSH host key is not pinned yet');
   const bootId = await readFile(vmFile(pd, vm.name, 'cloudInitDone'), 'utf8').then(
     (t) => t.trim() || null,
     () => null,
   );
-  const version = await qemuVersion(ctx.binary, ctx.env);
-  const root = templatesDir(ctx.stateRoot);
+  const root = templatesDir(host.stateRoot);
   await mkdir(root, { recursive: true, mode: 0o700 });
   // the capture folder exists only under the template's lock: a folder `image prune` finds while
-  // holding that lock is one a killed capture left (pruneTemplates)
-  const t0 = await withTemplateLock(ctx.stateRoot, key, () => capture(ctx, project, vm, key, image, live.argv, pin.keys, bootId, version));
-  ctx.log?.info(
+  // holding that lock is one a killed capture left (pruneCaptureLeftovers)
+  const paused = await withTemplateLock(host.stateRoot, key, () => capture(host, pd, project, want, pin.keys, bootId, freeze));
+  host.log?.info(
     { vm: vm.name },
-    `warm template ${key} kept (guest paused ${((ctx.clock.now() - t0) / 1000).toFixed(1)} s): a new VM with the same image, cloud-init and hardware starts from it`,
+    `warm template ${key} kept (guest paused ${(paused / 1000).toFixed(1)} s): a new VM with the same image, cloud-init and hardware starts from it`,
   );
 }
 
-/** The capture itself (captureTemplate, under the template's lock); returns when the guest was paused. */
+/** The capture itself (keepTemplate, under the template's lock); returns how long the guest was paused. */
 async function capture(
-  ctx: QemuContext,
+  host: { stateRoot: string; clock: Clock },
+  pd: string,
   project: Project,
-  vm: VmSpec,
-  key: string,
-  image: BaseImage & { id: string },
-  argv: string[],
+  want: TemplateToKeep,
   hostKeys: string[],
   bootId: string | null,
-  version: string,
+  freeze: (tmp: string) => Promise<FrozenState>,
 ): Promise<number> {
-  const pd = pdir(ctx, project);
-  const tmp = join(templatesDir(ctx.stateRoot), `${CAPTURE_PREFIX}${key}-${randomBytes(4).toString('hex')}`);
+  const { vm, key, image } = want;
+  const tmp = join(templatesDir(host.stateRoot), `${CAPTURE_PREFIX}${key}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { mode: 0o700 });
-  const t0 = ctx.clock.now();
+  const t0 = host.clock.now();
+  let paused = 0;
   try {
+    const frozen = await freeze(tmp);
+    paused = host.clock.now() - t0;
+    await chmod(join(tmp, TEMPLATE_FILES.disk), 0o400);
+    if (vm.firmware !== 'bios') await chmod(join(tmp, TEMPLATE_FILES.efiVars), 0o400);
+    const loginKey = vm.ssh.privateKey === null;
+    if (loginKey) {
+      await copyFile(vmFile(pd, vm.name, 'privateKey'), join(tmp, TEMPLATE_FILES.privateKey));
+      await copyFile(vmFile(pd, vm.name, 'publicKey'), join(tmp, `${TEMPLATE_FILES.privateKey}.pub`));
+      await chmod(join(tmp, TEMPLATE_FILES.privateKey), FILE_MODE);
+    }
+    const rec: TemplateRecord = {
+      key,
+      createdAt: host.clock.now(),
+      from: { project: project.name, vm: vm.name },
+      image,
+      qemuVersion: frozen.qemuVersion,
+      argv: frozen.argv,
+      stateBytes: (await stat(join(tmp, TEMPLATE_FILES.state))).size,
+      instanceId: await readInstanceId(pd, vm.name),
+      hostname: hostnameOf(vm),
+      user: sshUser(vm),
+      hostKeys,
+      bootId,
+      loginKey,
+      ...(frozen.libvirt ? { libvirt: frozen.libvirt } : {}),
+    };
+    await writeJsonAtomic(join(tmp, TEMPLATE_FILES.record), rec);
+    // whole or not at all: a template folder appears only complete
+    await rename(tmp, templateDir(host.stateRoot, key)).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') return; // another VM kept the same template meanwhile
+      throw err;
+    });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return paused;
+}
+
+async function captureTemplate(ctx: QemuContext, project: Project, want: TemplateToKeep): Promise<void> {
+  const { vm } = want;
+  const pd = pdir(ctx, project);
+  const live = await liveQemu(ctx, vmFile(pd, vm.name, 'pid'), vm.name);
+  if (!live) throw new Error('its QEMU is not running');
+  const version = await qemuVersion(ctx.binary, ctx.env);
+  await keepTemplate(ctx, pd, project, want, async (tmp) => {
     const qmp = await QmpClient.connect(socketPath(pd, vm.name, 'qmp', ctx.env), { timeoutMs: 2000 });
     try {
       await qmp.execute('stop', undefined, { timeoutMs: 5000 });
@@ -176,39 +268,8 @@ async function capture(
     } finally {
       qmp.close();
     }
-    await chmod(join(tmp, TEMPLATE_FILES.disk), 0o400);
-    if (vm.firmware !== 'bios') await chmod(join(tmp, TEMPLATE_FILES.efiVars), 0o400);
-    const loginKey = vm.ssh.privateKey === null;
-    if (loginKey) {
-      await copyFile(vmFile(pd, vm.name, 'privateKey'), join(tmp, TEMPLATE_FILES.privateKey));
-      await copyFile(vmFile(pd, vm.name, 'publicKey'), join(tmp, `${TEMPLATE_FILES.privateKey}.pub`));
-      await chmod(join(tmp, TEMPLATE_FILES.privateKey), FILE_MODE);
-    }
-    const rec: TemplateRecord = {
-      key,
-      createdAt: ctx.clock.now(),
-      from: { project: project.name, vm: vm.name },
-      image,
-      qemuVersion: version,
-      argv: builtArgv(argv),
-      stateBytes: (await stat(join(tmp, TEMPLATE_FILES.state))).size,
-      instanceId: await readInstanceId(pd, vm.name),
-      hostname: hostnameOf(vm),
-      user: sshUser(vm),
-      hostKeys,
-      bootId,
-      loginKey,
-    };
-    await writeJsonAtomic(join(tmp, TEMPLATE_FILES.record), rec);
-    // whole or not at all: a template folder appears only complete
-    await rename(tmp, templateDir(ctx.stateRoot, key)).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') return; // another VM kept the same template meanwhile
-      throw err;
-    });
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
-  return t0;
+    return { qemuVersion: version, argv: builtArgv(live.argv) };
+  });
 }
 
 /** Capture folders are `.tmp-KEY-RANDOM` in the templates folder (dot names: never listed as templates). */

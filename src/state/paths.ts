@@ -58,6 +58,8 @@ export const FILES = {
   templatePending: 'template-pending',
   /** the disk is a warm clone not started yet: which template it restores (src/qemu/clone.ts) */
   clone: 'clone.json',
+  /** a libvirt warm clone's save image while `virsh restore` reads it (src/libvirt/clone.ts) */
+  cloneImage: 'clone-restore.save',
 } as const;
 
 /** Files of one warm template, in `templateDir()` (src/qemu/templates.ts). */
