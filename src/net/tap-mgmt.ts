@@ -5,7 +5,8 @@
  * template's own VM may still have on the bridge, so its link stays down until the identity step
  * gave it the clone's MAC; that step needs a way in that is not the TAP NIC: this one. Isolated
  * (`restrict=on`: nothing leaves through it), a static address and no gateway in the guest (the
- * TAP NIC keeps the default route), the same MAC in every VM (each is alone on its own slirp).
+ * TAP NIC keeps the default route), no IPv6 (`ipv6=off`: else its router advertisements gave the
+ * guest an IPv6 default route into it), the same MAC in every VM (each is alone on its own slirp).
  *
  * Pure: which VMs have it is src/qemu/template-key.ts (hasTapMgmt), the guest side
  * src/seed/network-config.ts, the QEMU side src/qemu/argv.ts.
@@ -21,7 +22,7 @@ export const TAP_MGMT_ADDRESS = '10.0.2.15/24';
 export function tapMgmtArgs(sshPort: number, guestSshPort: number, sshAddress = '127.0.0.1'): string[] {
   return [
     '-netdev',
-    `user,id=${TAP_MGMT_NETDEV},restrict=on,hostfwd=tcp:${sshAddress}:${sshPort}-:${guestSshPort}`,
+    `user,id=${TAP_MGMT_NETDEV},restrict=on,ipv6=off,hostfwd=tcp:${sshAddress}:${sshPort}-:${guestSshPort}`,
     '-device',
     `virtio-net-pci,netdev=${TAP_MGMT_NETDEV},mac=${TAP_MGMT_MAC}`,
   ];

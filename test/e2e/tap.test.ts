@@ -193,16 +193,18 @@ test(
           '--',
           'sh',
           '-c',
-          'dev=$(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $2; exit}\'); echo "$(cat /sys/class/net/$dev/address) $(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $4}\' | tr "\\n" " ")"; hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub',
+          'dev=$(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $2; exit}\'); echo "$(cat /sys/class/net/$dev/address) $(ip -4 -o addr show | awk \'$4 ~ /^10[.]78[.]0[.]/ {print $4}\' | tr "\\n" " ")"; hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub; ip route show default; ip -6 route show default',
         ])
       ).stdout.trim();
-      const [net, hostname, machineId, hostKey] = out.split('\n');
+      const [net, hostname, machineId, hostKey, ...routes] = out.split('\n');
       const [mac, ...addrs] = (net ?? '').trim().split(/\s+/);
-      return { mac, addrs, hostname, machineId, hostKey };
+      return { mac, addrs, hostname, machineId, hostKey, routes };
     };
     const a = await ident('tapvm');
     const c = await ident('tapclone');
     assert.deepEqual(a.addrs, [`${inet[1]}/24`], 'tapvm keeps its address');
+    // the management NIC carries tend's SSH only: the default routes (IPv4, none for IPv6) are the bridge's
+    for (const v of [a, c]) assert.deepEqual(v.routes, ['default via 10.78.0.1 dev eth0'], JSON.stringify(v.routes));
     assert.equal(c.mac, made[1], "the clone's NIC has the clone's own MAC");
     assert.notEqual(c.mac, a.mac, "not the template's MAC");
     assert.deepEqual(c.addrs, [`${made[2]}/24`], 'the clone has one address on the bridge: its own lease');

@@ -79,7 +79,7 @@ test("a warm TAP VM's argv: its TAP NIC with its own MAC, then the isolated mana
     '-device',
     `virtio-net-pci,netdev=n0,mac=${mac}`,
     '-netdev',
-    'user,id=tm0,restrict=on,hostfwd=tcp:127.0.0.1:40011-:22',
+    'user,id=tm0,restrict=on,ipv6=off,hostfwd=tcp:127.0.0.1:40011-:22',
     '-device',
     `virtio-net-pci,netdev=tm0,mac=${TAP_MGMT_MAC}`,
   ]);
