@@ -10,13 +10,12 @@
  *    that ends crash-loop backoff
  * Needs a libvirt daemon on qemu:///system (.ci/run starts one: scripts/libvirt-daemons.sh).
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { domainName } from '../src/libvirt/names.js';
-import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from '../test/e2e/helpers.js';
+import { findImage, runCli, spawnWatch, tempProject, type TempProject } from '../test/e2e/helpers.js';
 import { DEFAULT_BACKOFF } from '../controllers/restart-policy.js';
 import { median, nowMs, timeRuns, type Bench, type BenchRow } from './lib.js';
 
@@ -59,26 +58,14 @@ const DESTROYS = 3;
  * reconciled, `virsh destroy` it, ms until watch's restart begins.
  */
 async function destroyToRestart(p: TempProject, dom: string): Promise<number[]> {
-  const events: Event[] = [];
-  const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json', '--verbose'], {
-    cwd: p.dir,
-    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const watchOut = followWatch(watch, events);
-  const until = async (cond: () => boolean, what: string, ms: number): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (watch.exitCode !== null) throw new Error(`watch exited (${watch.exitCode}) waiting for ${what}: ${watchOut.stderr.slice(-1000)}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${events.map((e) => e.reason).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const watch = spawnWatch<Event>(p, undefined, ['--verbose']);
+  const { events } = watch;
+  const until = (cond: () => boolean, what: string, ms: number): Promise<void> => watch.until(cond, what, { ms, pollMs: 20 });
   const times: number[] = [];
   /** watch's events and its debug log, kept for whoever looks next */
   const keep = async (why: string): Promise<void> => {
     const file = join(tmpdir(), `tend-bench-libvirt-restart-${Date.now()}.log`);
-    await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watchOut.stderr}`);
+    await writeFile(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n--- watch stderr ---\n${watch.stderr}`);
     process.stderr.write(`  ${why}: watch's events and log in ${file}\n`);
   };
   try {
@@ -110,10 +97,7 @@ async function destroyToRestart(p: TempProject, dom: string): Promise<number[]> 
     await keep(`failed (${err instanceof Error ? err.message.slice(0, 200) : String(err)})`);
     throw err;
   } finally {
-    const exit = new Promise((r) => watch.on('exit', r));
-    watch.kill('SIGTERM');
-    await Promise.race([exit, new Promise((r) => setTimeout(r, 60_000))]);
-    if (watch.exitCode === null) watch.kill('SIGKILL');
+    await watch.stop(60_000);
   }
 }
 

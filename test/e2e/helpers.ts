@@ -265,3 +265,66 @@ export function followWatch<T>(watch: ChildProcess, events: T[]): { readonly std
   watch.stderr?.on('data', (b: Buffer) => (out.stderr += b.toString()));
   return out;
 }
+
+/** A running `tend watch --json` (spawnWatch): its events as they arrive, a wait, a stop. */
+export interface WatchRun<T> {
+  proc: ChildProcess;
+  /** its JSON-line events so far, in order */
+  events: T[];
+  /** its stderr so far (log lines) */
+  readonly stderr: string;
+  /**
+   * Resolves once `cond()` holds (checked every `pollMs`, default 200); rejects naming `what` when
+   * watch exits first (with its stderr) or after `ms` (default 900 s, with the events so far).
+   */
+  until(cond: () => boolean, what: string, o?: { ms?: number; pollMs?: number }): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs` (default 60 s); resolves with its exit code (null: killed). */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/**
+ * Spawns the built `tend watch --json` (and `args`) in `p` and follows it (followWatch); with a
+ * test context `t`, a watch still running when the test ends is SIGKILLed.
+ */
+export function spawnWatch<T extends { reason: string }>(
+  p: TempProject,
+  t?: { after(fn: () => void): void },
+  args: string[] = [],
+): WatchRun<T> {
+  const proc = spawn(process.execPath, [CLI_MAIN, 'watch', '--json', ...args], {
+    cwd: p.dir,
+    env: { ...process.env, TEND_STATE_DIR: p.stateDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t?.after(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const events: T[] = [];
+  const out = followWatch(proc, events);
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return {
+    proc,
+    events,
+    get stderr() {
+      return out.stderr;
+    },
+    async until(cond, what, o = {}) {
+      const deadline = Date.now() + (o.ms ?? 900_000);
+      while (!cond()) {
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          throw new Error(`watch exited (${proc.exitCode ?? proc.signalCode}) while waiting for ${what}: ${out.stderr.slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${events.map((e) => e.reason).join(', ')}`);
+        await new Promise((r) => setTimeout(r, o.pollMs ?? 200));
+      }
+    },
+    async stop(graceMs = 60_000) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -18,13 +18,12 @@
  *     managed save.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
-import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from './helpers.js';
+import { findImage, runCli, spawnWatch, tempProject, type TempProject } from './helpers.js';
 import { domainName } from '../../src/libvirt/names.js';
 import { projectDir, vmFile } from '../../src/state/paths.js';
 
@@ -199,35 +198,13 @@ test(
     await ok(p, ['start', 'web']); // clears the stop intent the refused stop recorded
 
     // watch: a destroy behind its back is repaired
-    const events: Event[] = [];
-    const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
-      cwd: p.dir,
-      env: { ...process.env, TEND_STATE_DIR: p.stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.after(() => {
-      if (watch.exitCode === null) watch.kill('SIGKILL');
-    });
-    const watchOut = followWatch(watch, events);
+    const watch = spawnWatch<Event>(p, t);
+    const events = watch.events;
     const count = (reason: string) => events.filter((e) => e.reason === reason && e.vm === 'web').length;
-    const waitFor = async (reason: string, n: number, what: string) => {
-      const deadline = Date.now() + 900_000;
-      while (count(reason) < n) {
-        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
-        if (Date.now() > deadline) assert.fail(`no ${reason} #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
-    const started = () => events.some((e) => e.reason === 'WatchStarted');
-    for (let i = 0; i < 300 && !started(); i++) await new Promise((r) => setTimeout(r, 100));
+    const waitFor = (reason: string, n: number, what: string) => watch.until(() => count(reason) >= n, `${reason} #${n} (${what})`);
     // `up` left the VM Ready (recorded for this boot), so watch's first pass finds nothing to do:
     // it says Reconciled and emits no VmReady. Count watch's VmReady events from there.
-    const deadline0 = Date.now() + 900_000;
-    while (!events.some((e) => e.reason === 'Reconciled')) {
-      if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) before its first pass: ${watchOut.stderr}`);
-      if (Date.now() > deadline0) assert.fail(`no first pass of watch; events: ${events.map((e) => e.reason).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await watch.until(() => events.some((e) => e.reason === 'Reconciled'), "watch's first pass");
     const ready0 = count('VmReady');
 
     const evBefore = events.length;
@@ -256,9 +233,7 @@ test(
     assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept');
     assert.equal(await mac(), mac0, 'the NIC kept its MAC through a restore and two boots (each start defines the domain again)');
 
-    const watchExit = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
-    watch.kill('SIGTERM');
-    assert.equal(await watchExit, 0);
+    assert.equal(await watch.stop(), 0);
     assert.equal((await virsh('domstate', dom)).out, 'running', 'watch leaves the VM running');
 
     // down --destroy: nothing left

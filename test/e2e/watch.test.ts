@@ -4,11 +4,10 @@
  * brings it back to Ready without any command.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CLI_MAIN, findImage, followWatch, runCli, tempProject, type TempProject } from './helpers.js';
+import { findImage, runCli, spawnWatch, tempProject, type TempProject } from './helpers.js';
 
 interface Event {
   reason: string;
@@ -43,27 +42,12 @@ test(
     const p = await tempProject({ 'tend.yaml': yaml(image, 512) });
     t.after(() => p.cleanup());
 
-    const events: Event[] = [];
-    const watch = spawn(process.execPath, [CLI_MAIN, 'watch', '--json'], {
-      cwd: p.dir,
-      env: { ...process.env, TEND_STATE_DIR: p.stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.after(() => {
-      if (watch.exitCode === null) watch.kill('SIGKILL');
-    });
-    const watchOut = followWatch(watch, events);
+    const watch = spawnWatch<Event>(p, t);
 
     /** Wait for the n-th VmReady of the VM (counting from 1). */
-    const readyCount = () => events.filter((e) => e.reason === 'VmReady' && e.vm === 'w').length;
-    const waitReady = async (n: number, what: string) => {
-      const deadline = Date.now() + 600_000;
-      while (readyCount() < n) {
-        if (watch.exitCode !== null) assert.fail(`watch exited (${watch.exitCode}) while waiting for ${what}: ${watchOut.stderr}`);
-        if (Date.now() > deadline) assert.fail(`no VmReady #${n} (${what}); events: ${events.map((e) => e.reason).join(', ')}`);
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    };
+    const readyCount = () => watch.events.filter((e) => e.reason === 'VmReady' && e.vm === 'w').length;
+    const waitReady = (n: number, what: string) =>
+      watch.until(() => readyCount() >= n, `VmReady #${n} (${what})`, { ms: 600_000, pollMs: 500 });
 
     await waitReady(1, 'the first converge');
     assert.equal((await ok(p, ['exec', 'w', '--', 'hostname'])).trim(), 'watched');
@@ -87,9 +71,7 @@ test(
     assert.equal((await ok(p, ['exec', 'w', '--', 'cat', 'marker'])).trim(), 'kept');
 
     // SIGTERM ends watch promptly and leaves the VM running.
-    const exited = new Promise<number | null>((r) => watch.on('exit', (code) => r(code)));
-    watch.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await watch.stop(), 0);
     assert.deepEqual(await qemuPids(p.stateDir), [thirdPid]);
     await ok(p, ['down', '--destroy']);
     assert.deepEqual(await qemuPids(p.stateDir), []);
