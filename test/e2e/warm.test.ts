@@ -1,5 +1,5 @@
 /**
- * End to end, on the real Debian 12 guest (issue 15 §4), with five boots in all:
+ * End to end, on the real Debian 12 guest (issue 15 §4), with four boots in all:
  *  - boot 1: `tend stop --save` → `tend up` restores it: a process started before the save still
  *    runs with the same PID, its counter goes on, the guest clock is within 2 s of the host's;
  *    `ps` shows `saved` and `status` the state's size meanwhile.
@@ -10,17 +10,20 @@
  *    template's read-only disk), and a file written in one is not seen in the other.
  *    `image templates` lists the template with its users; `image prune` keeps it while a disk is
  *    backed by it and removes it after. c2 has a named volume and a host folder, plugged in after
- *    its restore: it sees the folder's file, writes to both; a restart (one boot more, cold,
- *    with them in its argv: boot 4) still has the volume's file and the folder.
+ *    its restore: it sees the folder's file, writes to both (their cold boot: c's, in boot 3).
  *  - warm clones on the project network (issue 15 §2 "MAC where the project network needs it"):
  *    boot 2 is `a`, the first VM of a three-VM warm project, which keeps a template with a
  *    project NIC; `b` and `c` are its clones, each with its own MAC and address on the project
  *    network (the ones tend gave it), reached by name from the others and reaching them.
- *  - boot 3, a clone's cold boot: `stop: save` (the file's policy) is what `tend down b` does; an
- *    edit of b's memory then discards the state (one line saying why) and cold-boots it on the
- *    same disk: a file written before the save is there, and b keeps its own address and MAC
- *    (not the template's: cloud-init's network files of the template's first boot were made its own).
- *  - boot 5, UEFI: `tend run --uefi` boots under OVMF and keeps a template with its variable store;
+ *    c also has a named volume and a host folder, plugged in after its restore as c2's.
+ *  - boot 3, two clones' cold boots side by side in one `tend up`:
+ *    `stop: save` (the file's policy) is what `tend down b c` does for b; an edit of b's memory
+ *    then discards the state (one line saying why) and cold-boots it on the same disk: a file
+ *    written before the save is there, and b keeps its own address and MAC (not the template's:
+ *    cloud-init's network files of the template's first boot were made its own). c, powered off
+ *    (a clone with plugged volumes is never saved), boots cold with its volume and folder in its
+ *    argv: the file written to the volume while plugged is there, and the folder.
+ *  - boot 4, UEFI: `tend run --uefi` boots under OVMF and keeps a template with its variable store;
  *    the next `tend run --uefi` is a UEFI clone with its own identity and its own NVRAM file.
  */
 import assert from 'node:assert/strict';
@@ -186,8 +189,8 @@ test(
     assert.equal(await ex('c2', 'cat ~/mine 2>/dev/null || echo absent'), 'absent', 'a write in c1 is not seen in c2');
     assert.equal(await ex('c1', 'cat ~/mine'), 'only-c1');
 
-    // c2's volume and host folder (hot-plugged, mounted as the seed's bootcmd does); a write to the
-    // volume survives a restart, a cold boot with them in its argv as any VM's
+    // c2's volume and host folder (hot-plugged, mounted as the seed's bootcmd does); a cold boot
+    // with them in its argv is c's, in the project-network test (boot 3)
     assert.equal(await ex('c2', 'cat /share/from-host'), 'host-file', "the host folder's file");
     await ex('c2', "sudo sh -c 'echo on-the-volume > /data/mine && echo from-guest > /share/from-guest && sync'");
     assert.equal(await readFile(join(p.dir, 'share', 'from-guest'), 'utf8'), 'from-guest\n', 'a write to the folder is on the host');
@@ -199,11 +202,6 @@ test(
       [],
       'the template holds no volume',
     );
-    const restarted = await ok(p, ['restart', 'c2']);
-    assert.doesNotMatch(restarted, /restored|warm clone/, 'a cold boot');
-    assert.equal(await ex('c2', 'cat /data/mine'), 'on-the-volume', 'the write to the volume survived the restart');
-    assert.equal(await ex('c2', 'cat /share/from-host'), 'host-file', 'the host folder after a cold boot');
-    assert.equal(await ex('c2', 'hostname'), 'c2');
 
     assert.deepEqual((await templates())[0]?.usedBy.length, 2, 'the template is used by both clones');
     assert.match(await ok(p, ['image', 'prune']), /kept template .*2 VM disk/);
@@ -284,16 +282,20 @@ const pnYaml = (image: string, bMemory: number) =>
       `    image: ${image}`,
       `    vm: { vcpu: 1, memory_mb: ${n === 'b' ? bMemory : 1024} }`,
       ...(n === 'b' ? ['    stop: save'] : []),
+      // c: a clone with a named volume and a host folder, plugged in after its restore
+      ...(n === 'c' ? ['    volumes: ["data:/data", "./share:/share"]'] : []),
     ]),
+    'volumes:',
+    '  data: { size: 1 }',
     '',
   ].join('\n');
 
 test(
-  'warm clones on the project network: own MAC and address, reached by name, kept over a cold boot',
+  'warm clones on the project network: own MAC and address, reached by name, kept over a cold boot; a volume and folder over one',
   { timeout: 1_500_000 },
   async (t) => {
     const image = await findImage();
-    const p = await tempProject({ 'tend.yaml': pnYaml(image, 1024) });
+    const p = await tempProject({ 'tend.yaml': pnYaml(image, 1024), 'share/from-host': 'host-file\n' });
     t.after(() => p.cleanup());
     const ex = async (vm: string, script: string) => (await ok(p, ['exec', vm, '--', 'bash', '-c', script])).trim();
 
@@ -310,6 +312,11 @@ test(
       assert.match(up, new RegExp(`${c}: warm clone of template ${key}: hostname, machine-id, SSH host key, project MAC and address`));
     }
     assert.doesNotMatch(up, /warm template not used|warm clone abandoned/);
+    assert.match(up, /c: volumes and host folders plugged into the warm clone and mounted \(\/data, \/share;/);
+    // c's volume and folder, plugged in: the folder's file, a write to each
+    assert.equal(await ex('c', 'cat /share/from-host'), 'host-file', "the host folder's file");
+    await ex('c', "sudo sh -c 'echo on-the-volume > /data/mine && echo from-guest > /share/from-guest && sync'");
+    assert.equal(await readFile(join(p.dir, 'share', 'from-guest'), 'utf8'), 'from-guest\n', 'a write to the folder is on the host');
 
     // what tend gave each VM: its address (network.json) and its MAC
     const pd = join(p.stateDir, 'projects', await projectOf(p, 'pn'));
@@ -357,22 +364,31 @@ test(
     assert.equal(new Set(vms.map((v) => ids[v]!.split('\n')[1])).size, 3, 'three machine-ids');
     assert.equal(new Set(vms.map((v) => ids[v]!.split('\n')[2]!.split(' ')[1])).size, 3, 'three host keys');
 
-    // boot 3: b's cold boot. `stop: save` is what `down b` does; a memory edit then discards the state
+    // boot 3: b's and c's cold boots, side by side. `stop: save` is what `down` does for b; a memory
+    // edit then discards the state. c (plugged volumes: never saved) is powered off and boots cold
+    // with its volume and folder in its argv
     await ex('b', 'echo kept > ~/marker && sync');
     const pid = await ex('b', "setsid sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 < /dev/null & echo $!");
-    assert.match(await ok(p, ['down', 'b']), /memory saved/);
+    const down = await ok(p, ['down', 'b', 'c']);
+    assert.match(down, /b: [^\n]*memory saved/);
+    assert.doesNotMatch(down, /c: [^\n]*memory saved/);
     assert.equal(await psState(p, 'b'), 'saved');
+    assert.equal(await psState(p, 'c'), 'stopped');
     await writeFile(join(p.dir, 'tend.yaml'), pnYaml(image, 1280));
     const t1 = Date.now();
     const cold = await ok(p, ['up']);
-    console.error(`b: cold boot of the clone took ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    console.error(`b and c: cold boots of the two clones took ${((Date.now() - t1) / 1000).toFixed(1)} s`);
     assert.match(cold, /saved state discarded: the VM's settings changed \(-m 1024 → -m 1280\); booting with its disk kept/);
     assert.doesNotMatch(cold, /restored from its saved state/);
+    assert.doesNotMatch(cold, /c: [^\n]*(restored|warm clone|plugged)/, 'c: a cold boot');
+    assert.equal(await ex('c', 'cat /data/mine'), 'on-the-volume', 'the write to the volume survived the cold boot');
+    assert.equal(await ex('c', 'cat /share/from-host'), 'host-file', 'the host folder after a cold boot');
+    assert.equal(await ex('c', 'hostname'), 'c');
     assert.equal(await ex('b', 'cat ~/marker'), 'kept', 'same disk');
     assert.equal(await ex('b', `kill -0 ${pid} 2>/dev/null && echo alive || echo gone`), 'gone', 'a new boot');
     assert.equal(await ex('b', 'free -m | awk "/^Mem:/ {print (\\$2 > 1100)}"'), '1', 'with the new memory');
     assert.equal(await ex('b', 'hostname; cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub'), ids.b, 'the same identity');
-    await checkNet('after b cold-booted');
+    await checkNet('after b and c cold-booted');
     await ok(p, ['down', '--destroy']);
   },
 );
