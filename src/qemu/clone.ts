@@ -391,6 +391,7 @@ export async function makeIdentityOwn(
   }
   const tConnected = ctx.clock.now();
   let tapAddress = '';
+  let dhcpMs = 0;
   try {
     const hostKey = generateKeypair(`root@${hostnameOf(vm)}`);
     const hostPub = hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ');
@@ -427,6 +428,7 @@ export async function makeIdentityOwn(
       );
     if (tap) {
       // the NIC has the VM's MAC now: on the bridge, and a lease of its own
+      const tLink = ctx.clock.now();
       await tap.linkUp();
       const renew = await execOnClient(client, target, `sudo -n sh -c ${shellQuote(tapRenewScript(tap.mac))}`, signal ? { signal } : {});
       if (renew.code !== 0)
@@ -435,6 +437,7 @@ export async function makeIdentityOwn(
           `${vm.name}: the clone's TAP NIC got no DHCP lease (exit ${renew.code}: ${String(renew.stderr).trim().slice(0, 300)})`,
         );
       tapAddress = String(renew.stdout).trim();
+      dhcpMs = ctx.clock.now() - tLink;
     }
     await writePin(vmFile(pd, vm.name, 'knownHosts'), { instanceId, alias: hostAlias(project.name, vm.name), keys: [hostPub] });
   } finally {
@@ -444,6 +447,6 @@ export async function makeIdentityOwn(
   await rm(vmFile(pd, vm.name, 'clone'), { force: true });
   ctx.log?.info(
     { vm: vm.name },
-    `warm clone of template ${t.key}: hostname, machine-id, SSH host key${projectNet ? `, project MAC and address (${projectNet.address})` : ''}${tap ? `, TAP MAC ${tap.mac} and DHCP address (${tapAddress})` : ''} and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s)`,
+    `warm clone of template ${t.key}: hostname, machine-id, SSH host key${projectNet ? `, project MAC and address (${projectNet.address})` : ''}${tap ? `, TAP MAC ${tap.mac} and DHCP address (${tapAddress})` : ''} and instance-id made its own (SSH ${((tConnected - t0) / 1000).toFixed(1)} s, changes ${((ctx.clock.now() - tConnected) / 1000).toFixed(1)} s${tap ? ` of which link up and DHCP ${(dhcpMs / 1000).toFixed(1)} s` : ''})`,
   );
 }
