@@ -39,16 +39,34 @@ export async function plugMounts(
     pinNew: false,
     where: `${vm.name} (127.0.0.1:${o.sshPort})`,
   });
-  const r = await sshExec({
-    host: '127.0.0.1',
-    port: o.sshPort,
-    user: sshUser(vm),
-    privateKey: vm.ssh.privateKey ?? vmFile(pd, vm.name, 'privateKey'),
-    command: `sudo -n sh -c ${shellQuote(guestMountScript(vm))}`,
-    timeoutMs: 90_000,
-    hostVerifier: check.verifier,
-    ...(o.signal ? { signal: o.signal } : {}),
-  });
+  const exec = () =>
+    sshExec({
+      host: '127.0.0.1',
+      port: o.sshPort,
+      user: sshUser(vm),
+      privateKey: vm.ssh.privateKey ?? vmFile(pd, vm.name, 'privateKey'),
+      command: `sudo -n sh -c ${shellQuote(guestMountScript(vm))}`,
+      timeoutMs: 90_000,
+      hostVerifier: check.verifier,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+  // the identity step has just sent sshd a SIGHUP (its new host key): while it re-executes itself
+  // a connection may be refused or dropped, so connecting is tried again for a while
+  const deadline = ctx.clock.now() + 20_000;
+  let r;
+  for (;;) {
+    try {
+      r = await exec();
+      break;
+    } catch (err) {
+      const retry = err instanceof BackendError && err.reason === 'SshConnectFailed' && !/verification failed/.test(err.message);
+      if (o.signal?.aborted || !retry || ctx.clock.now() > deadline)
+        throw new BackendError('HotplugFailed', `${vm.name}: could not reach the guest to mount its volumes (${(err as Error).message})`, {
+          cause: err,
+        });
+      await ctx.clock.sleep(300, o.signal);
+    }
+  }
   if (r.code !== 0)
     throw new BackendError(
       'HotplugFailed',

@@ -30,6 +30,11 @@ export interface SpawnOptions {
    * NIC is set link-down here, src/qemu/clone.ts)
    */
   beforeCont?: (qmp: QmpClient) => Promise<void>;
+  /**
+   * with `incoming` and an argv ending in `-incoming defer`: the state's URI, loaded with QMP
+   * `migrate-incoming` once `beforeLoad` ran (a warm clone's NIC goes down before the load too)
+   */
+  deferred?: { uri: string; beforeLoad?: (qmp: QmpClient) => Promise<void> };
   /** how long QEMU may take to answer QMP (default 30 s) */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -94,6 +99,7 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
   };
 
   const deadline = o.clock.now() + (o.timeoutMs ?? 30000);
+  let loading = false;
   try {
     for (;;) {
       if (o.signal?.aborted) throw abortError(o.signal);
@@ -121,6 +127,12 @@ export async function spawnQemu(o: SpawnOptions): Promise<number> {
         if (o.incoming && st.status === 'paused') {
           await o.beforeCont?.(qmp);
           await qmp.execute('cont', undefined, { timeoutMs: 5000 });
+          continue;
+        }
+        if (o.incoming && o.deferred && !loading && st.status === 'inmigrate') {
+          await o.deferred.beforeLoad?.(qmp);
+          await qmp.execute('migrate-incoming', { uri: o.deferred.uri }, { timeoutMs: 5000 });
+          loading = true;
           continue;
         }
         if (st.status === 'prelaunch' || st.status === 'inmigrate') {

@@ -19,7 +19,7 @@ import { findOvmf } from './firmware.js';
 import { reapHelpers, recordHelper, helperEnv } from './helpers.js';
 import type { AppliedRecord } from './observe.js';
 import { allocatePorts, forwardsOf, type PortRecord } from './ports.js';
-import { spawnQemu } from './process.js';
+import { spawnQemu, type SpawnOptions } from './process.js';
 import { discardSaved, invalidReason, qemuVersion, readSaved, savedPaths, seedDigest, shellQuote } from './saved-state.js';
 import { writableDisks } from './save.js';
 import { abandonClone, cloneToRestore, makeIdentityOwn } from './clone.js';
@@ -27,7 +27,7 @@ import { hasTapMgmt } from './template-key.js';
 import { setNicLink, setNicLinkAt, TAP_NETDEV } from './nic-link.js';
 import type { QmpClient } from './qmp.js';
 import { stop } from './stop.js';
-import { ensureProjectNet } from './project-net.js';
+import { ensureProjectNet, PROJECT_NETDEV } from './project-net.js';
 import { hostFolderShares, startVirtiofsd } from './volumes.js';
 import { plugMounts } from './plug-mounts.js';
 import { abortIf, corruptNote, file, liveQemu, pdir, readApplied, type QemuContext } from './context.js';
@@ -121,12 +121,12 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     ...(vm.network.mode === 'tap' ? { tapMac: tapMac(pd, vm.name), tapMgmt } : {}),
   };
   const argv = buildArgv(argvInput);
-  const spawn = (a: string[], incoming = false, beforeCont?: (qmp: QmpClient) => Promise<void>): Promise<number> =>
+  const spawn = (a: string[], incoming = false, hooks: Pick<SpawnOptions, 'beforeCont' | 'deferred'> = {}): Promise<number> =>
     spawnQemu({
       binary,
       argv: a,
       incoming,
-      ...(beforeCont ? { beforeCont } : {}),
+      ...hooks,
       env,
       stderrPath: f('qemuStderr'),
       qmpPath: qmp,
@@ -145,9 +145,16 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
     if (template) {
       const statePath = join(templateDir(ctx.stateRoot, template.key), TEMPLATE_FILES.state);
       try {
-        // a TAP clone's NIC has the template's MAC and address: off the bridge until the identity step made them its own
-        const linkDown = tapMgmt ? (c: QmpClient) => setNicLink(c, TAP_NETDEV, false) : undefined;
-        pid = await spawn([...cloneArgv, '-incoming', `exec:cat ${shellQuote(statePath)}`], true, linkDown);
+        // the NIC that has the template's MAC and address on a shared segment is down from before
+        // the load until the identity step made them its own: a TAP clone's (off the bridge) and a
+        // project-network clone's (the template's own VM may run on either)
+        const netdev = tapMgmt ? TAP_NETDEV : projectNet ? PROJECT_NETDEV : null;
+        const linkDown = netdev ? (c: QmpClient) => setNicLink(c, netdev, false) : undefined;
+        pid = await spawn([...cloneArgv, '-incoming', 'defer'], true, {
+          deferred: { uri: `exec:cat ${shellQuote(statePath)}`, ...(linkDown ? { beforeLoad: linkDown } : {}) },
+          // again once loaded: virtio-net's post-load sets the NIC's link from the migrated state
+          ...(linkDown ? { beforeCont: linkDown } : {}),
+        });
       } catch (err) {
         if (signal?.aborted) throw err;
         await abandonClone(ctx, pd, vm, `QEMU could not restore its template (${(err as Error).message.split('\n')[0]})`);
@@ -165,11 +172,13 @@ export async function start(ctx: QemuContext, project: Project, vm: VmSpec, sign
           throw err;
         }
         try {
+          if (projectNet) await projectLinkUp(ctx, qmp, vm.name);
           await plugMounts(ctx, project, pd, vm, { volumes, shares: hostFolders, sshPort: alloc.sshPort, ...(signal ? { signal } : {}) });
         } catch (err) {
           if (signal?.aborted) throw err;
-          // the disk is the VM's own now: a cold boot gets the volumes from its argv, as any VM's
-          log?.warn({ vm: vm.name }, `${(err as Error).message}; restarting it cold with them`);
+          // the disk is the VM's own now: a cold boot gets its project link and its volumes from
+          // its argv, as any VM's
+          log?.warn({ vm: vm.name }, `${(err as Error).message}; restarting it cold${vm.volumes.length > 0 ? ' with them' : ''}`);
           await stop(ctx, project, vm.name, { timeout: vm.stopGracePeriod });
           virtiofsd = await startHelpers();
           pid = null;
@@ -223,4 +232,12 @@ async function usableSavedState(ctx: QemuContext, pd: string, vm: VmSpec, argv: 
   ctx.log?.warn({ vm: vm.name }, `saved state discarded: ${why}; booting with its disk kept`);
   await discardSaved(pd, vm.name);
   return null;
+}
+
+/** A project-network clone's link up again, its MAC and address its own (see the restore in start). */
+async function projectLinkUp(ctx: QemuContext, qmp: string, vm: string): Promise<void> {
+  await setNicLinkAt(qmp, PROJECT_NETDEV, true).catch((err: unknown) => {
+    throw new BackendError('CloneFailed', `${vm}: QEMU refused to bring the project link up (${(err as Error).message})`, { cause: err });
+  });
+  ctx.log?.debug({ vm }, 'project link up: the clone answers on its own MAC and address');
 }

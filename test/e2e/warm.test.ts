@@ -14,7 +14,8 @@
  *  - warm clones on the project network (issue 15 §2 "MAC where the project network needs it"):
  *    boot 2 is `a`, the first VM of a three-VM warm project, which keeps a template with a
  *    project NIC; `b` and `c` are its clones, each with its own MAC and address on the project
- *    network (the ones tend gave it), reached by name from the others and reaching them.
+ *    network (the ones tend gave it), reached by name from the others and reaching them; a listener
+ *    on the project segment sees no clone announce a's MAC or address (their link is down until then).
  *    c also has a named volume and a host folder, plugged in after its restore as c2's.
  *  - boot 3, two clones' cold boots side by side in one `tend up`:
  *    `stop: save` (the file's policy) is what `tend down b c` does for b; an edit of b's memory
@@ -29,6 +30,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
@@ -272,6 +274,41 @@ async function projectOf(p: TempProject, vm: string): Promise<string> {
   return hit;
 }
 
+/**
+ * A listener on a project's segment (the UDP multicast group its VMs' project NICs share):
+ * `announces(x)` lists the frames that announce x's MAC or address, RARP (what QEMU sends after
+ * loading a migration stream) or gratuitous ARP (what a guest sends when told its NIC moved).
+ */
+async function watchSegment(pd: string) {
+  const { projectSegment } = await import('../../src/net/project-net.js');
+  const seg = projectSegment(pd);
+  const sock = createSocket({ type: 'udp4', reuseAddr: true });
+  const frames: Buffer[] = [];
+  sock.on('message', (m) => frames.push(m));
+  await new Promise<void>((resolve) => sock.bind(seg.port, resolve));
+  sock.addMembership(seg.group, '127.0.0.1');
+  const mac = (f: Buffer, at: number) => [...f.subarray(at, at + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const ip = (f: Buffer, at: number) => [...f.subarray(at, at + 4)].join('.');
+  return {
+    close() {
+      sock.close();
+      return {
+        frames: frames.length,
+        from: (m: string) => frames.filter((f) => f.length >= 14 && mac(f, 6) === m).length,
+        announces: (x: { mac: string; address: string }) =>
+          frames
+            .filter((f) => f.length >= 42)
+            .filter((f) => {
+              const type = f.readUInt16BE(12);
+              if (type === 0x8035) return mac(f, 6) === x.mac || mac(f, 22) === x.mac;
+              return type === 0x0806 && ip(f, 28) === x.address && ip(f, 38) === x.address;
+            })
+            .map((f) => `${f.readUInt16BE(12) === 0x8035 ? 'RARP' : 'ARP'} from ${mac(f, 6)}`),
+      };
+    },
+  };
+}
+
 const pnYaml = (image: string, bMemory: number) =>
   [
     'name: pn',
@@ -303,7 +340,9 @@ test(
     const first = await ok(p, ['up', '--name', 'a']);
     const key = /warm template ([0-9a-f]{16}) kept/.exec(first)?.[1];
     assert.ok(key, `a's first Ready keeps a template\n${first}`);
-    // b and c start from it
+    // b and c start from it, watched from the project segment: they never announce a's MAC or address
+    const pd = join(p.stateDir, 'projects', await projectOf(p, 'pn'));
+    const segment = await watchSegment(pd);
     const t0 = Date.now();
     const up = await ok(p, ['up']);
     console.error(`b and c: tend up from the template took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -319,7 +358,6 @@ test(
     assert.equal(await readFile(join(p.dir, 'share', 'from-guest'), 'utf8'), 'from-guest\n', 'a write to the folder is on the host');
 
     // what tend gave each VM: its address (network.json) and its MAC
-    const pd = join(p.stateDir, 'projects', await projectOf(p, 'pn'));
     const { addresses } = JSON.parse(await readFile(join(pd, 'network.json'), 'utf8')) as { addresses: Record<string, number> };
     const { projectMac } = await import('../../src/net/project-net.js');
     const member = (vm: string) => ({ mac: projectMac(pd, vm), address: `10.213.0.${addresses[vm]}` });
@@ -356,6 +394,12 @@ test(
       for (const from of vms) for (const to of vms) if (from !== to) await reaches(from, to);
     };
     await checkNet('clones');
+    // the clones' restores announced nothing as a (QEMU's RARP after a load, the guest's gratuitous
+    // ARP): their project link was down until their identity step made MAC and address their own
+    const seen = segment.close();
+    console.error(`project segment during the clones' start: ${seen.frames} frames, ${seen.announces(member('a')).length} announcing a`);
+    assert.ok(seen.from(member('b').mac) > 0, "the listener saw b's frames (it reached a and c)");
+    assert.deepEqual(seen.announces(member('a')), [], "no clone announced a's MAC or address on the segment");
 
     // their own identity, as for any clone
     const ids: Record<string, string> = {};
