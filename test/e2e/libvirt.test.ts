@@ -3,6 +3,13 @@
  * guest image, one project with one VM pinned to `backend: libvirt`, as few boots as possible
  * (three: the first `up`, the cold boot after a memory edit, the restart after a `virsh destroy`):
  *   - `tend up` reaches Ready with the VM as a libvirt domain; `exec` works;
+ *   - warm clones (no boot): the VM is `warm`, so its first Ready keeps a libvirt template; a VM
+ *     of a second project with the same settings starts from it (`virsh restore` of a save image
+ *     tend writes) in seconds, with its own hostname, machine-id, SSH host key and instance-id,
+ *     `exec` works, its writes are its own (the first VM's later files are not on it and the other
+ *     way round), the template's disk stays read-only and unwritten; `image templates` lists it;
+ *     `stop --save` and `up` of the clone restore it (managed save); `down --destroy` of the clone
+ *     leaves no domain or disk; `image prune` then removes the template;
  *   - `tend stop --save` (virsh managedsave): `ps` says saved, `status` its size; `tend up` restores
  *     it in seconds: a process started before the save runs on (same PID, same boot, its counter
  *     goes on) and the guest clock is within 2 s of the host's;
@@ -19,7 +26,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
@@ -54,22 +61,24 @@ const both = async (p: TempProject, args: string[]): Promise<string> => {
   return r.stdout + r.stderr;
 };
 
-const yaml = (image: string, memory: number, share: boolean) =>
+const yaml = (image: string, memory: number, share: boolean, vm = { project: 'lvirt', name: 'web', hostname: 'lvweb' }) =>
   [
-    'name: lvirt',
+    `name: ${vm.project}`,
     'services:',
-    '  web:',
+    `  ${vm.name}:`,
     `    image: ${image}`,
     '    backend: libvirt',
     `    connect: ${URI}`,
+    // warm: the first Ready of its fresh disk keeps a template (and a clone starts from one)
+    '    warm: true',
     `    vm: { vcpu: 1, memory_mb: ${memory} }`,
     ...(share ? ['    volumes: ["./share:/srv/share"]'] : []),
-    '    cloud_init: { hostname: lvweb }',
+    `    cloud_init: { hostname: ${vm.hostname} }`,
     '',
   ].join('\n');
 
 test(
-  "a VM on backend libvirt: up, exec, stop --save and restore, memory edit, destroy behind tend's back, down --destroy",
+  "a VM on backend libvirt: up, exec, a warm clone of it, stop --save and restore, memory edit, destroy behind tend's back, down --destroy",
   { timeout: 2_400_000 },
   async (t) => {
     const v = await virsh('version');
@@ -97,6 +106,88 @@ test(
     const mac0 = await mac();
     await ok(p, ['exec', 'web', '--', 'sh', '-c', 'echo kept > ~/marker && sync']);
     assert.equal(await psState(), 'running');
+
+    // warm clones: web's first Ready kept a libvirt template; twin (another project, the same
+    // settings) restores it instead of booting, and makes the guest its own
+    {
+      const templates = async () =>
+        (
+          JSON.parse(await ok(p, ['image', 'templates', '--json'])) as {
+            templates: { key: string; path: string; from: { project: string; vm: string }; usedBy: string[] }[];
+          }
+        ).templates;
+      const [tpl, ...more] = await templates();
+      assert.ok(tpl && more.length === 0, 'one template, kept at the first Ready');
+      assert.deepEqual(tpl.from, { project: 'lvirt', vm: 'web' });
+      const frozen = join(tpl.path, 'disk.qcow2');
+      assert.equal(statSync(frozen).mode & 0o777, 0o400, "the template's disk is read-only");
+      const frozenBefore = statSync(frozen);
+      const qdir = join(p.scratch, 'twin');
+      await mkdir(qdir);
+      await writeFile(join(qdir, 'tend.yaml'), yaml(image, 512, false, { project: 'lvtwin', name: 'twin', hostname: 'lvtwin' }));
+      const q = { dir: qdir, stateDir: p.stateDir } as TempProject;
+      const twinDom = domainName({ name: 'lvtwin', dir: qdir }, 'twin');
+      t.after(async () => {
+        await virsh('destroy', twinDom);
+        await virsh('undefine', twinDom, '--nvram', '--managed-save');
+      });
+      const tsh = async (vm: TempProject, name: string, script: string): Promise<string> =>
+        (await ok(vm, ['exec', name, '--', 'sh', '-c', script])).trim();
+      let c0 = Date.now();
+      const cloned = await both(q, ['up']);
+      t.diagnostic(`tend up of a libvirt warm clone to Ready: ${Date.now() - c0} ms`);
+      assert.match(cloned, new RegExp(`creating disk over warm template ${tpl.key}`));
+      assert.match(
+        cloned,
+        new RegExp(`warm clone of template ${tpl.key}: hostname, machine-id, SSH host key and instance-id made its own`),
+      );
+      assert.doesNotMatch(cloned, /warm template not used|warm clone abandoned/);
+      assert.equal((await virsh('domstate', '--reason', twinDom)).out, 'running (restored)', 'restored, not booted');
+      const who =
+        'hostname; cat /etc/machine-id; cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub; ls /etc/ssh | grep -c "^ssh_host_.*_key$"; cat /var/lib/cloud/data/instance-id';
+      const [wHost, wId, wKey, , wIid] = (await tsh(p, 'web', who)).split('\n');
+      const [cHost, cId, cKey, cKeys, cIid] = (await tsh(q, 'twin', who)).split('\n');
+      assert.equal(wHost, 'lvweb');
+      assert.equal(cHost, 'lvtwin', "the clone's own hostname");
+      assert.notEqual(cId, wId, 'its own machine-id');
+      assert.notEqual(cKey, wKey, 'its own SSH host key');
+      assert.equal(cKeys, '1', "the template's host keys are gone");
+      assert.notEqual(cIid, wIid, 'its own instance-id');
+      assert.equal(
+        await tsh(q, 'twin', 'test -e ~/marker && echo there || echo absent'),
+        'absent',
+        "web's write after the capture is not on the clone",
+      );
+      await tsh(q, 'twin', 'echo twin > ~/twin-only && sync');
+      assert.equal(await tsh(p, 'web', 'test -e ~/twin-only && echo there || echo absent'), 'absent', "the clone's write is not on web");
+      // no writable file shared: the clone's disks are its own files, the template's disk is unwritten
+      const blk = (await virsh('domblklist', twinDom)).out;
+      const twinDir = vmFile(projectDir(p.stateDir, 'lvtwin', qdir), 'twin', 'disk').replace(/\/disk\.qcow2$/, '');
+      for (const l of blk.split('\n').filter((x) => /^\s*vd/.test(x))) assert.ok(l.includes(twinDir), `the clone's disk is its own: ${l}`);
+      const frozenAfter = statSync(frozen);
+      assert.deepEqual(
+        [frozenAfter.size, frozenAfter.mtimeMs],
+        [frozenBefore.size, frozenBefore.mtimeMs],
+        "the template's disk is not written",
+      );
+      const info = await execa('qemu-img', ['info', '-U', '--output=json', vmFile(projectDir(p.stateDir, 'lvtwin', qdir), 'twin', 'disk')]);
+      assert.equal((JSON.parse(info.stdout) as { 'backing-filename'?: string })['backing-filename'], frozen);
+      assert.deepEqual((await templates())[0]?.usedBy.length, 1, 'image templates: used by the clone');
+      // a saved state of a clone: managed save, restored by up
+      await ok(q, ['stop', 'twin', '--save']);
+      assert.equal((await virsh('domstate', '--reason', twinDom)).out, 'shut off (saved)');
+      c0 = Date.now();
+      assert.match(await both(q, ['up']), /restored from its saved state/);
+      t.diagnostic(`tend up of the saved clone: ${Date.now() - c0} ms`);
+      assert.equal(await tsh(q, 'twin', 'hostname; cat ~/twin-only'), 'lvtwin\ntwin');
+      // down --destroy of the clone: nothing of it left; then the template is unused and prune removes it
+      await ok(q, ['down', '--destroy']);
+      assert.notEqual((await virsh('dominfo', twinDom)).code, 0, 'no clone domain');
+      assert.equal(existsSync(vmFile(projectDir(p.stateDir, 'lvtwin', qdir), 'twin', 'disk')), false, 'no clone disk');
+      assert.match(await ok(p, ['image', 'prune']), new RegExp(`removed template ${tpl.key}`));
+      assert.deepEqual(await templates(), []);
+      assert.equal((await ok(p, ['exec', 'web', '--', 'cat', 'marker'])).trim(), 'kept', 'web runs on after all that');
+    }
     assert.match((await ok(p, ['plan'])).split('\n').find((l) => l.startsWith('web')) ?? '', /\bnone\b/, 'a converged VM plans nothing');
 
     // stop --save (virsh managedsave), then up restores it: the guest's processes run on
