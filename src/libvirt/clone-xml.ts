@@ -25,7 +25,7 @@ function rootOf(xml: string): { doc: ReturnType<typeof create>; root: Element } 
 /** Per-clone values of a domain XML: the elements and attributes portableDomainXml masks and cloneSaveXml transplants. */
 function perClone(root: Element): { el: Element; attr: string | null }[] {
   const out: { el: Element; attr: string | null }[] = [];
-  for (const n of ['name', 'uuid', 'title']) for (const e of kids(root, n)) out.push({ el: e, attr: null });
+  for (const n of ['name', 'title']) for (const e of kids(root, n)) out.push({ el: e, attr: null });
   for (const e of kids(kid(root, 'os'), 'nvram')) out.push({ el: e, attr: null });
   const devices = kid(root, 'devices');
   for (const d of kids(devices, 'disk')) for (const s of kids(d, 'source')) out.push({ el: s, attr: 'file' });
@@ -39,6 +39,8 @@ function perClone(root: Element): { el: Element; attr: string | null }[] {
 /** tend's domain XML (as defined) with the per-clone values masked, one element per line. */
 export function portableDomainXml(xml: string): string {
   const { doc, root } = rootOf(hardwareXml(xml));
+  // the UUID: a domain defined for the first time has none in tend's XML, later ones libvirt's
+  for (const e of kids(root, 'uuid')) root.removeChild(e);
   for (const { el, attr } of perClone(root)) {
     if (attr === null) el.textContent = '*';
     else if (el.hasAttribute(attr)) el.setAttribute(attr, '*');

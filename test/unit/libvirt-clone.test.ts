@@ -64,6 +64,12 @@ test('portableDomainXml: two VMs differing only in name, files and host ports ar
   const b = domain('twin', '/s/b/vms/twin', { firmware: 'uefi' }, 41022);
   assert.notEqual(a, b);
   assert.equal(portableDomainXml(a), portableDomainXml(b));
+  const withUuid = a.replace(
+    '<name>tend-demo-0123abcd-web</name>',
+    '<name>tend-demo-0123abcd-web</name>\n  <uuid>7fdf7912-609f-479a-8e86-d0042c092fe6</uuid>',
+  );
+  assert.notEqual(withUuid, a);
+  assert.equal(portableDomainXml(withUuid), portableDomainXml(b), 'a UUID (libvirt gives one at the first define) is per domain');
   assert.doesNotMatch(portableDomainXml(a), /\/s\/a|web|40022/, 'no per-VM value left');
   const bigger = domain('twin', '/s/b/vms/twin', { firmware: 'uefi', memory: 2048 });
   assert.equal(
