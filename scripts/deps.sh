@@ -24,6 +24,7 @@ TEND_APT_TEST_PACKAGES=(
   iproute2 dnsmasq-base isc-dhcp-client  # test/integration/tap-netns.test.ts: netns, bridge, DHCP
   # test/e2e/tap.test.ts needs iproute2 and dnsmasq-base (above) and qemu-bridge-helper, which
   # comes with qemu-system-x86 (its dependency qemu-system-common)
+  python3-minimal     # test/e2e/tap.test.ts: an AF_PACKET sniffer on the bridge's ports (no tcpdump needed)
 )
 # ---- end of test tools ----
 

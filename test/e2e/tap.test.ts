@@ -10,9 +10,11 @@
  * from it (a restore, no boot of its own) and, while the first runs on, takes its own MAC and
  * DHCP lease on the bridge (the identity step goes through the warm VM's management NIC, the TAP
  * NIC's link down until its MAC is the clone's): its own address, hostname, machine-id and host key.
+ * A sniffer on the namespace's interfaces checks that no frame with the template's MAC entered the
+ * bridge by the clone's port (without the link down, the restored guest's announcements did).
  *
  * Needs root (network namespaces, bridge.conf), iproute2, dnsmasq-base, qemu-system-x86 (the
- * bridge helper): scripts/deps.sh installs them; CI runs as root.
+ * bridge helper), python3 (the sniffer): scripts/deps.sh installs them; CI runs as root.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,6 +26,21 @@ import { execa } from 'execa';
 import { CLI_MAIN, findImage, killQemuMentioning, tempProject, type CliResult } from './helpers.js';
 
 const BRIDGE_CONF = '/etc/qemu/bridge.conf';
+
+/**
+ * Python (AF_PACKET, all interfaces): appends the interface name of every frame that comes in
+ * with source MAC argv[1] to the file argv[2] (frames the host forwards out are left out).
+ */
+const SNIFFER = [
+  'import socket, sys',
+  'mac = bytes.fromhex(sys.argv[1].replace(":", ""))',
+  'out = open(sys.argv[2], "a", buffering=1)',
+  's = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))',
+  'while True:',
+  '    data, addr = s.recvfrom(65535)',
+  '    if data[6:12] == mac and addr[2] != socket.PACKET_OUTGOING and addr[0] != "br0":',
+  '        out.write(addr[0] + "\\n")',
+].join('\n');
 
 function sh(cmd: string[]): string {
   const r = spawnSync(cmd[0] as string, cmd.slice(1), { encoding: 'utf8' });
@@ -176,6 +193,17 @@ test(
     // A warm clone on the bridge: tapvm's first Ready kept a template, a second VM restores it.
     assert.match(said, /warm template [0-9a-f]{16} kept/, 'the first Ready of the warm TAP VM keeps a template');
     await writeFile(join(p.dir, 'VMFile.kdl'), [...vmKdl('tapvm', 'tap-host'), ...vmKdl('tapclone', 'tap-clone'), ''].join('\n'));
+    // Every frame with the template's MAC as its source, and the port it entered by: until its
+    // identity step, the clone's guest has that MAC, and none of its frames may reach the bridge.
+    const templateMac = /on br0 \(MAC (52:54:00(?::[0-9a-f]{2}){3})\)/.exec(said)?.[1];
+    assert.ok(templateMac, said);
+    const tapvmPort = /^\d+: ([^:@]+)/.exec(inNs('ip', '-o', 'link', 'show', 'master', 'br0'))?.[1];
+    assert.ok(tapvmPort, "tapvm's TAP device on br0");
+    const seenFile = join(p.scratch, 'template-mac-frames');
+    writeFileSync(seenFile, '');
+    const sniffer = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SNIFFER, templateMac, seenFile], { stdio: 'ignore' });
+    if (sniffer.pid) pids.push(sniffer.pid);
+    await new Promise((r) => setTimeout(r, 1000));
     const cloneStarted = Date.now();
     const up2 = await ok(['up']);
     const said2 = up2.stdout + up2.stderr;
@@ -203,6 +231,11 @@ test(
     const a = await ident('tapvm');
     const c = await ident('tapclone');
     assert.deepEqual(a.addrs, [`${inet[1]}/24`], 'tapvm keeps its address');
+    // the template's MAC came in by tapvm's port only (its replies to the exec above), never by the clone's
+    sniffer.kill('SIGKILL');
+    const ports = readFileSync(seenFile, 'utf8').split('\n').filter(Boolean);
+    assert.ok(ports.includes(tapvmPort), `the sniffer saw tapvm's frames on ${tapvmPort}: ${ports.join(' ')}`);
+    assert.deepEqual([...new Set(ports)], [tapvmPort], "no frame with the template's MAC entered the bridge by another port");
     // the management NIC carries tend's SSH only: the default routes (IPv4, none for IPv6) are the bridge's
     for (const v of [a, c]) assert.deepEqual(v.routes, ['default via 10.78.0.1 dev eth0'], JSON.stringify(v.routes));
     assert.equal(c.mac, made[1], "the clone's NIC has the clone's own MAC");
