@@ -108,7 +108,11 @@ before(async () => {
   await a.prepare(project, spec, { recreateDisk: false });
   started.push((await a.start(project, spec)).pid);
   const hostKey = (await readFile(join(sshd.dir, 'host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
-  await writePin(vmFile(pd, 'a', 'knownHosts'), { instanceId: await readInstanceId(pd, 'a'), alias: hostAlias('pn', 'a'), keys: [hostKey] });
+  await writePin(vmFile(pd, 'a', 'knownHosts'), {
+    instanceId: await readInstanceId(pd, 'a'),
+    alias: hostAlias('pn', 'a'),
+    keys: [hostKey],
+  });
   await a.markReady!(project, 'a', true);
   assert.equal((await listTemplates(stateRoot)).length, 1, lines.join('\n'));
 });
@@ -132,7 +136,10 @@ function backendWith(mode: string): FullBackend {
 }
 
 /** Prepare and start one VM; the log lines of QMP commands and guest steps of that start, in order. */
-async function startClone(name: string, mode = ''): Promise<{ entries: Entry[]; result?: { pid: number; restored: boolean }; error?: Error }> {
+async function startClone(
+  name: string,
+  mode = '',
+): Promise<{ entries: Entry[]; result?: { pid: number; restored: boolean }; error?: Error }> {
   const b = backendWith(mode);
   const spec = project.vms.find((v) => v.name === name)!;
   await b.prepare(project, spec, { recreateDisk: false });
@@ -179,46 +186,62 @@ test('a failed identity step never brings the project link up: the clone is gone
   try {
     const { entries: es, error } = await startClone('c');
     assert.match(String(error?.message), /could not make the clone's identity its own .*fake identity failure/);
-    assert.deepEqual(
-      es.filter((e) => e.execute === 'set_link').map(label),
-      ['set_link:down', 'set_link:down'],
-      'the link never came up',
-    );
+    assert.deepEqual(es.filter((e) => e.execute === 'set_link').map(label), ['set_link:down', 'set_link:down'], 'the link never came up');
     const pid = es.find((e) => e.execute === 'cont')?.pid;
     assert.ok(pid !== undefined && !pidAlive(pid), "the clone's QEMU is gone");
     assert.ok(!existsSync(vmFile(pd, 'c', 'clone')), 'abandoned: the next start boots a fresh disk');
-    assert.ok(lines.some((l) => /^warm clone abandoned: c: could not make the clone's identity its own/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /^warm clone abandoned: c: could not make the clone's identity its own/.test(l)),
+      lines.join('\n'),
+    );
   } finally {
     await rm(join(failDir, 'identity'));
   }
 });
 
 for (const [vm, how, mode, why] of [
-  ['d', 'QEMU refuses device_add', 'hotplug-fail', /^d: QEMU refused device_add \(.*fake failure requested\)\); restarting it cold with them$/],
-  ['e', "the guest's mount fails", '', /^e: the guest did not mount its volumes \(exit 1: fake mount failure\); restarting it cold with them$/],
+  [
+    'd',
+    'QEMU refuses device_add',
+    'hotplug-fail',
+    /^d: QEMU refused device_add \(.*fake failure requested\)\); restarting it cold with them$/,
+  ],
+  [
+    'e',
+    "the guest's mount fails",
+    '',
+    /^e: the guest did not mount its volumes \(exit 1: fake mount failure\); restarting it cold with them$/,
+  ],
 ] as const) {
-  test(`a clone whose volumes cannot be plugged in (${how}) is powered off cleanly and boots cold with them`, { timeout: 60_000 }, async () => {
-    if (!mode) await writeFile(join(failDir, 'mount'), '');
-    try {
-      const before = lines.length;
-      const { entries: es, result, error } = await startClone(vm, mode);
-      assert.ifError(error);
-      assert.equal(result?.restored, false, 'a cold boot, not a restore');
-      const warned = lines.slice(before).filter((l) => /restarting it cold/.test(l));
-      assert.equal(warned.length, 1, lines.slice(before).join('\n'));
-      assert.match(warned[0]!, why);
-      const restoredPid = es.find((e) => e.execute === 'cont')?.pid;
-      assert.ok(restoredPid !== undefined && restoredPid !== result?.pid, 'the restored QEMU is not the one that runs');
-      assert.ok(!pidAlive(restoredPid), 'the restored QEMU is gone');
-      const seq = es.filter((e) => e.pid === restoredPid || e.guest).map(label);
-      assert.ok(seq.includes('system_powerdown'), `the restored guest was powered off cleanly (ACPI), not killed: ${seq.join(' ')}`);
-      assert.ok(seq.indexOf('set_link:up') < seq.indexOf('blockdev-add'), 'its link came up after its identity, before the plug');
-      // the QEMU that runs now has the volume in its argv: the guest mounts it at boot, as any VM's
-      const argv = execFileSync('cat', [`/proc/${result!.pid}/cmdline`], { encoding: 'utf8' }).split('\0');
-      assert.ok(argv.some((a) => a.startsWith(`if=none,id=vol-${vm}v`)), argv.join(' '));
-      assert.ok(!argv.includes('-incoming'), 'booted, not restored');
-    } finally {
-      await rm(join(failDir, 'mount'), { force: true });
-    }
-  });
+  test(
+    `a clone whose volumes cannot be plugged in (${how}) is powered off cleanly and boots cold with them`,
+    { timeout: 60_000 },
+    async () => {
+      if (!mode) await writeFile(join(failDir, 'mount'), '');
+      try {
+        const before = lines.length;
+        const { entries: es, result, error } = await startClone(vm, mode);
+        assert.ifError(error);
+        assert.equal(result?.restored, false, 'a cold boot, not a restore');
+        const warned = lines.slice(before).filter((l) => /restarting it cold/.test(l));
+        assert.equal(warned.length, 1, lines.slice(before).join('\n'));
+        assert.match(warned[0]!, why);
+        const restoredPid = es.find((e) => e.execute === 'cont')?.pid;
+        assert.ok(restoredPid !== undefined && restoredPid !== result?.pid, 'the restored QEMU is not the one that runs');
+        assert.ok(!pidAlive(restoredPid), 'the restored QEMU is gone');
+        const seq = es.filter((e) => e.pid === restoredPid || e.guest).map(label);
+        assert.ok(seq.includes('system_powerdown'), `the restored guest was powered off cleanly (ACPI), not killed: ${seq.join(' ')}`);
+        assert.ok(seq.indexOf('set_link:up') < seq.indexOf('blockdev-add'), 'its link came up after its identity, before the plug');
+        // the QEMU that runs now has the volume in its argv: the guest mounts it at boot, as any VM's
+        const argv = execFileSync('cat', [`/proc/${result!.pid}/cmdline`], { encoding: 'utf8' }).split('\0');
+        assert.ok(
+          argv.some((a) => a.startsWith(`if=none,id=vol-${vm}v`)),
+          argv.join(' '),
+        );
+        assert.ok(!argv.includes('-incoming'), 'booted, not restored');
+      } finally {
+        await rm(join(failDir, 'mount'), { force: true });
+      }
+    },
+  );
 }
