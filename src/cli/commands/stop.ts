@@ -28,8 +28,9 @@ export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResul
 
 /** `tend stop web db`: each VM as `tend stop NAME` would, under one lock, side by side. */
 export async function stopVmsCommand(o: Omit<StopCommandOptions, 'name'> & { names: readonly string[] }): Promise<VmCommandResult[]> {
+  // from the state when the files are broken: a stop must work whatever the files say (as down)
   return withDeps(
-    o,
+    { ...o, fromState: true },
     `stop ${o.names.join(' ')}`,
     async (ctx, deps, run) => {
       const { stopVm } = await import('../../../controllers/imperative.js');
