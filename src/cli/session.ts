@@ -12,6 +12,8 @@ import { appendEvent } from '../state/events.js';
 import { withProjectLock } from '../state/lock.js';
 import { recordProject } from '../state/project-record.js';
 import { recordStatus as writeStatus } from '../state/status.js';
+import { EXIT } from '../../schemas/errors.js';
+import type { CliIo } from './command.js';
 import { depsFor, loadContext, lockOptions, type Context, type GlobalOptions } from './context.js';
 
 export interface VmCommandOptions extends GlobalOptions {
@@ -26,6 +28,44 @@ export interface VmCommandResult {
   state: string;
   error?: string;
   conditions: string[];
+}
+
+/**
+ * A one-VM verb given several names (`tend stop web db`): `act` on each VM side by side, under
+ * one lock, and each VM's result recorded as the one-name command records it.
+ */
+export async function withEachVm(
+  o: GlobalOptions & { onEvent?: (e: TendEvent) => void; fromState?: boolean },
+  verb: string,
+  names: readonly string[],
+  act: (ctx: Context, deps: ControllerDeps, run: RunOptions, name: string) => Promise<Omit<VmCommandResult, 'project' | 'vm'>>,
+): Promise<VmCommandResult[]> {
+  return withDeps(
+    o,
+    `${verb} ${names.join(' ')}`,
+    async (ctx, deps, run) => {
+      const results = await Promise.all(
+        names.map(async (name) => ({ project: ctx.project.name, vm: name, ...(await act(ctx, deps, run, name)) })),
+      );
+      await recordStatus(ctx, Object.fromEntries(results.map((r) => [r.vm, r])));
+      return results;
+    },
+    names,
+  );
+}
+
+/** One VM: its result as the one-name command always printed it; several: each VM's, as `tend up` shows them. */
+export function printVmResults(json: boolean | undefined, io: Pick<CliIo, 'json' | 'out'>, rs: readonly VmCommandResult[]): number {
+  if (rs.length === 1) {
+    const r = rs[0]!;
+    if (json) io.json(r);
+    else io.out(renderVmResult(r));
+    return vmResultOk(r) ? EXIT.ok : EXIT.failure;
+  }
+  const all = vmsResult(rs[0]!.project, rs);
+  if (json) io.json(all);
+  else io.out(renderConverge(all));
+  return all.ok ? EXIT.ok : EXIT.failure;
 }
 
 /** What a one-VM command reports when given several (`tend stop web db`): each VM's result. */

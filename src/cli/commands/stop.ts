@@ -1,17 +1,6 @@
 /** `tend stop NAME...`: record the stop intent (so watch does not undo it), then stop the VMs (side by side). */
-import { EXIT } from '../../../schemas/errors.js';
 import { logEvent, seconds, type CliCommand } from '../command.js';
-import {
-  recordStatus,
-  renderConverge,
-  renderVmResult,
-  vmResultOk,
-  vmsResult,
-  withDeps,
-  withGrace,
-  type VmCommandOptions,
-  type VmCommandResult,
-} from '../session.js';
+import { printVmResults, withEachVm, withGrace, type VmCommandOptions, type VmCommandResult } from '../session.js';
 import { INSTANCE_FLAG, INSTANCE_FLAG_HELP, NAME_FLAG, NAME_FLAG_HELP, vmNames, withInstance } from '../name-flag.js';
 
 export interface StopCommandOptions extends VmCommandOptions {
@@ -28,26 +17,15 @@ export async function stopCommand(o: StopCommandOptions): Promise<VmCommandResul
 
 /** `tend stop web db`: each VM as `tend stop NAME` would, under one lock, side by side. */
 export async function stopVmsCommand(o: Omit<StopCommandOptions, 'name'> & { names: readonly string[] }): Promise<VmCommandResult[]> {
+  const { stopVm } = await import('../../../controllers/imperative.js');
   // from the state when the files are broken: a stop must work whatever the files say (as down)
-  return withDeps(
-    { ...o, fromState: true },
-    `stop ${o.names.join(' ')}`,
-    async (ctx, deps, run) => {
-      const { stopVm } = await import('../../../controllers/imperative.js');
-      const results = await Promise.all(
-        o.names.map(async (name) => {
-          const graced = withGrace(ctx.project, name, o.timeout);
-          const project = o.save
-            ? { ...graced, vms: graced.vms.map((v) => (v.name === name ? { ...v, stopMode: 'save' as const } : v)) }
-            : graced;
-          return { project: ctx.project.name, vm: name, ...(await stopVm(project, deps, name, run)) };
-        }),
-      );
-      await recordStatus(ctx, Object.fromEntries(results.map((r) => [r.vm, r])));
-      return results;
-    },
-    o.names,
-  );
+  return withEachVm({ ...o, fromState: true }, 'stop', o.names, (ctx, deps, run, name) => {
+    const graced = withGrace(ctx.project, name, o.timeout);
+    const project = o.save
+      ? { ...graced, vms: graced.vms.map((v) => (v.name === name ? { ...v, stopMode: 'save' as const } : v)) }
+      : graced;
+    return stopVm(project, deps, name, run);
+  });
 }
 
 export const command: CliCommand = {
@@ -73,16 +51,6 @@ export const command: CliCommand = {
       ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
       ...(o.save ? { save: true } : {}),
     });
-    // one VM: its result as before; several: each VM's, as `tend down` shows them
-    if (rs.length === 1) {
-      const r = rs[0]!;
-      if (g.json) io.json(r);
-      else io.out(renderVmResult(r));
-      return vmResultOk(r) ? EXIT.ok : EXIT.failure;
-    }
-    const all = vmsResult(rs[0]!.project, rs);
-    if (g.json) io.json(all);
-    else io.out(renderConverge(all));
-    return all.ok ? EXIT.ok : EXIT.failure;
+    return printVmResults(g.json, io, rs);
   },
 };
