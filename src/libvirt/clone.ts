@@ -15,16 +15,10 @@ import type { VmSpec } from '../../schemas/model.js';
 import { TEMPLATE_FILES, templateDir, vmFile } from '../state/paths.js';
 import { pendingClone } from '../qemu/clone.js';
 import type { TemplateRecord } from '../qemu/templates.js';
-import { argvDifference } from '../qemu/saved-state.js';
+import { xmlDifference } from './managed-save.js';
 import { cloneSaveXml, portableDomainXml } from './clone-xml.js';
 import { writeSaveImage } from './save-image.js';
 import type { LibvirtContext } from './context.js';
-
-const lines = (xml: string): string[] =>
-  xml
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
 
 /**
  * At start: the template to restore when the VM's disk is a libvirt clone not started yet and its
@@ -44,7 +38,7 @@ export async function libvirtCloneToRestore(
     if (t.libvirt.uri !== ctx.uri) return `its template is a domain of ${t.libvirt.uri}`;
     const hv = (await ctx.capabilities(signal)).hypervisor;
     if (hv !== t.qemuVersion) return `QEMU changed (template made with "${t.qemuVersion}", now "${hv ?? '?'}")`;
-    const diff = argvDifference(lines(t.libvirt.portable), lines(portableDomainXml(xml)));
+    const diff = xmlDifference(t.libvirt.portable, portableDomainXml(xml));
     if (diff) return `its settings differ from the template's (${diff})`;
     return null;
   });

@@ -81,6 +81,10 @@ const lines = (xml: string): string[] =>
     .map((l) => l.trim())
     .filter(Boolean);
 
+/** What differs between two domain XMLs, line by line (as argvDifference words it), or null. */
+export const xmlDifference = (before: string, after: string): ReturnType<typeof argvDifference> =>
+  argvDifference(lines(before), lines(after));
+
 /**
  * `stop` with `save`: a VM observed Ready in this boot is saved with `virsh managedsave`; any other
  * is powered off as usual, with a line saying so (a guest saved mid-boot may come back without
@@ -189,7 +193,7 @@ async function invalidReason(
     if (id.ino !== rec.stateFile.ino || id.size !== rec.stateFile.size || id.mtimeMs !== rec.stateFile.mtimeMs)
       return "libvirt's state file is not the one tend saved";
   }
-  const change = argvDifference(lines(rec.xml), lines(hardwareXml(xml)));
+  const change = xmlDifference(rec.xml, hardwareXml(xml));
   if (change) return `the VM's settings changed (${change})`;
   return disksChanged(
     rec.disks,
