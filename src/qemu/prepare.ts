@@ -10,6 +10,8 @@ import { BackendError } from '../../schemas/errors.js';
 import { resolveImage } from '../images/resolve.js';
 import { DEFAULT_VOLUME_GIB, createOverlay, createVolume, resizeImage } from '../images/qemu-img.js';
 import { writeSeed } from '../seed/seed.js';
+import { hostnameOf } from '../seed/cloud-config.js';
+import { readHostKey, writeHostKey } from '../ssh/host-key.js';
 import { sshUser } from '../ssh/user.js';
 import { ensureDir, exists, FILE_MODE, writeFileAtomic, writeJsonAtomic } from '../state/atomic.js';
 import { FILES, vmDir, vmFile, vmsDir, volumePath, volumesDir } from '../state/paths.js';
@@ -80,10 +82,13 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   if (!(await exists(f('disk')))) {
     await rm(f('templatePending'), { force: true });
     await rm(f('clone'), { force: true });
+    await rm(f('hostKey'), { force: true });
     // a warm VM whose key has a template starts from it (src/qemu/clone.ts)
     if (!(await prepareClone(ctx, project, pd, vm, image.id, o.onProgress))) {
       o.onProgress?.(`creating disk over ${image.path}`);
       await createOverlay(image, f('disk'), vm.disk);
+      // only with a fresh disk: a disk that booted keeps the host keys its guest has (and its seed its bytes)
+      if (vm.cloudInit !== null && !vm.cloudInit.userData) await writeHostKey(f('hostKey'), hostnameOf(vm));
       // its first Ready may become a warm template (src/qemu/templates.ts)
       if (vm.warm)
         await writeJsonAtomic(f('templatePending'), {
@@ -118,7 +123,8 @@ export async function prepare(ctx: QemuContext, project: Project, vm: VmSpec, o:
   if (vm.cloudInit !== null) {
     const net = vm.network.mode === 'user' ? await ensureProjectNet(project, pd, vm.name) : null;
     const tapMgmtMac = hasTapMgmt(vm) ? tapMac(pd, vm.name) : null;
-    await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm), net, tapMgmtMac });
+    const hostKey = await readHostKey(f('hostKey'));
+    await writeSeed(vm, { isoPath: f('seed'), instanceId, publicKey, user: sshUser(vm), net, tapMgmtMac, hostKey });
   } else {
     await rm(f('seed'), { force: true });
   }

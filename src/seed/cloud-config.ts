@@ -41,7 +41,10 @@ function loginShell(vm: VmSpec): string {
   return imageOs(vm) === 'alpine' ? '/bin/sh' : '/bin/bash';
 }
 
-export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: string; net?: ProjectNetMember | null }): string {
+export function renderUserData(
+  vm: VmSpec,
+  opts: { user: string; publicKey: string; net?: ProjectNetMember | null; hostKey?: string | null },
+): string {
   const ci = vm.cloudInit ?? defaultCloudInit();
   // mounts (src/seed/volumes.ts) and the project network (src/seed/network-config.ts) first, every boot
   const tendBootcmd = [...volumeBootcmd(vm), ...(opts.net ? [projectNetBootcmd(opts.net)] : [])];
@@ -74,6 +77,11 @@ export function renderUserData(vm: VmSpec, opts: { user: string; publicKey: stri
           },
         ],
   };
+  // the host key tend made (src/ssh/host-key.ts): cloud-init writes it and generates none, which
+  // under TCG is 2-10 s of RSA prime search at every first boot (docs/decisions.md). The public
+  // half is left to cloud-init (`ssh-keygen -y`): cloud-init 22.4 writes a given one 0600, where
+  // every reader of /etc/ssh/*.pub expects 0644
+  if (opts.hostKey) doc.ssh_keys = { ed25519_private: opts.hostKey };
   if (ci.timezone) doc.timezone = ci.timezone;
   if (ci.packages.length > 0) {
     doc.package_update = true;

@@ -18,10 +18,12 @@ export function seedFiles(
     net?: ProjectNetMember | null;
     /** a warm TAP VM's MAC: it has the management NIC (src/net/tap-mgmt.ts) */
     tapMgmtMac?: string | null;
+    /** the guest's SSH host key, private (src/ssh/host-key.ts); null: the guest makes its own */
+    hostKey?: string | null;
   },
 ): Record<string, string> {
   const files: Record<string, string> = {
-    'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null }),
+    'user-data': renderUserData(vm, { user: opts.user, publicKey: opts.publicKey, net: opts.net ?? null, hostKey: opts.hostKey ?? null }),
     'meta-data': renderMetaData(vm, opts.instanceId),
   };
   // a second NIC (the project network): pin DHCP to the user-mode NIC, a static address on the other;

@@ -60,6 +60,11 @@ export const FILES = {
   clone: 'clone.json',
   /** a libvirt warm clone's save image while `virsh restore` reads it (src/libvirt/clone.ts) */
   cloneImage: 'clone-restore.save',
+  /**
+   * the guest's SSH host key (ed25519, OpenSSH format), made with its fresh disk and given to
+   * cloud-init in the seed (`ssh_keys`), so the first boot generates none (src/ssh/host-key.ts)
+   */
+  hostKey: 'ssh_host_ed25519_key',
 } as const;
 
 /** Files of one warm template, in `templateDir()` (src/qemu/templates.ts). */

@@ -4,14 +4,16 @@
  * editing the third of four steps re-runs only the third and fourth; a failing step fails the
  * converge with a clear report, and the converge after the fix finishes; `tend provision` re-runs
  * every step over one SSH connection (counted by the guest's sshd). Then, on the same boot:
- * `exec` exit codes and -t, `cp` both ways, `ssh-config` with the system ssh client.
+ * `exec` exit codes and -t, `cp` both ways, `ssh-config` with the system ssh client. The guest's
+ * SSH host key is the one tend put in its seed (src/ssh/host-key.ts).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { findImage, runCli, tempProject, type TempProject } from './helpers.js';
+import { publicKeyOf } from '../../src/ssh/keys.js';
 
 const tendYaml = (image: string, step4: string) =>
   [
@@ -51,6 +53,21 @@ test('provisioning on a real guest: runs, caches, re-runs from the changed step,
 
   await ok(p, ['up']);
   assert.deepEqual(await runs(p), ['one', 'two', 'four']);
+  // its SSH host key is the one tend made with the disk and put in the seed (src/ssh/host-key.ts):
+  // cloud-init generated none, its public half is readable as on any Debian, tend pinned that key
+  const [projDir] = await readdir(join(p.stateDir, 'projects'));
+  const vmState = join(p.stateDir, 'projects', projDir!, 'vms', 'p');
+  const seeded = publicKeyOf(await readFile(join(vmState, 'ssh_host_ed25519_key'), 'utf8'), 'x').split(' ')[1]!;
+  const guestKeys = (
+    await ok(p, ['exec', 'p', '--', 'sh', '-c', 'cat /etc/ssh/ssh_host_*_key.pub; stat -c %a /etc/ssh/ssh_host_ed25519_key.pub'])
+  )
+    .trim()
+    .split('\n');
+  assert.deepEqual(
+    guestKeys.map((k) => k.split(' ').slice(0, 2).join(' ')),
+    [`ssh-ed25519 ${seeded}`, '644'],
+  );
+  assert.ok((await readFile(join(vmState, 'known_hosts'), 'utf8')).includes(seeded), 'the pinned key is the seeded one');
   assert.equal((await ok(p, ['exec', 'p', '--', 'cat', '/etc/tend-conf.txt'])).trim(), 'version=1');
 
   // Nothing changed: no step runs.
