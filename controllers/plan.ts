@@ -25,6 +25,8 @@ export interface PlanEntry {
   changed: string[];
   /** anything else the user should know (live changes, intents, cloud-init rules) */
   notes: string[];
+  /** why the action is taken when no changed field says it (said again when it is carried out) */
+  reason?: string;
 }
 
 export interface PlanOptions {
@@ -74,6 +76,15 @@ const FIELD_CLASS: Record<keyof VmSpec, FieldClass> = {
   libvirt: 'restart', // domain XML snippets
 };
 
+/**
+ * A VM observed running while its disk is still a warm clone whose identity step did not finish
+ * (ObservedVm.clonePending): the tend that started it was stopped during that step, and the guest
+ * has its template's hostname, machine-id, host key and instance-id. It is never adopted (its
+ * readiness would pin the template's host key): it is restarted, and the start either restores the
+ * template again and runs the identity step, or boots a fresh disk when the guest wrote its disk.
+ */
+export const UNFINISHED_CLONE = "its warm clone's identity step did not finish (tend was stopped during it)";
+
 const SEED_NOTE =
   'new cloud-init seed: cloud-init applies it by its own rules (per-boot modules at the next boot; per-instance ones only on a new disk)';
 
@@ -120,6 +131,11 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
   const notes: string[] = [];
   if (obs.corrupt.length > 0) notes.push(`state rebuilt from observation (corrupt: ${obs.corrupt.join(', ')})`);
   const alive = obs.power === 'running' || obs.power === 'paused' || obs.power === 'unknown';
+  const unfinishedClone = alive && obs.clonePending === true;
+  const cloneRestart = (changed: string[], more: string[] = []): PlanEntry => ({
+    ...entry('restart', changed, [...notes, `${UNFINISHED_CLONE}: restarted`, ...more]),
+    reason: UNFINISHED_CLONE,
+  });
 
   if (wantStopped) {
     return alive ? entry('stop', [], [stopWhy, ...notes]) : entry('none', [], [stopWhy, ...notes]);
@@ -129,6 +145,7 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
     // The record of what the VM was started with is gone: nothing to diff, so rewrite it
     // (prepare is idempotent and keeps the disk) rather than restart a VM on a guess.
     notes.push('settings record missing: it is written again');
+    if (unfinishedClone) return cloneRestart([]);
     return alive ? entry('reseed', [], notes) : entry('start', [], notes);
   }
 
@@ -151,6 +168,12 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
         [...notes, `disk replaced (${opts.recreate ? '--recreate' : 'disposable'}); named volumes kept`, ...drops],
       );
     }
+    // never left running with its template's identity: restarted on its disk, the new disk still to come
+    if (unfinishedClone)
+      return cloneRestart(
+        [...restart, ...seed],
+        [`still needs a new disk (${recreate.join('; ')}): run \`tend up --recreate\` or set disposable: true`],
+      );
     return entry('recreate-required', recreate, [
       ...notes,
       snaps.length > 0
@@ -160,6 +183,7 @@ export function planVm(vm: VmSpec, obs: ObservedVm | undefined, opts: Pick<PlanO
     ]);
   }
   if (!alive) return entry('start', [...restart, ...seed], seed.length > 0 ? [...notes, SEED_NOTE] : notes);
+  if (unfinishedClone) return cloneRestart([...restart, ...seed], seed.length > 0 ? [SEED_NOTE] : []);
   if (obs.power === 'unknown') return entry('restart', [...restart, ...seed], [...notes, 'QEMU does not answer on its QMP socket']);
   if (restart.length > 0) return entry('restart', [...restart, ...seed], seed.length > 0 ? [...notes, SEED_NOTE] : notes);
   if (seed.length > 0) return entry('reseed', seed, [...notes, SEED_NOTE]);

@@ -223,7 +223,9 @@ export const vmMachine = setup({
           'VmStopping',
           context.vm?.stopMode === 'save' && context.afterStop === 'stopped'
             ? 'saving its memory and stopping'
-            : `stopping (grace period ${context.vm?.stopGracePeriod ?? 30} s)`,
+            : context.entry.reason && context.afterStop === 'prepare'
+              ? `${context.entry.reason}: restarting (grace period ${context.vm?.stopGracePeriod ?? 30} s)`
+              : `stopping (grace period ${context.vm?.stopGracePeriod ?? 30} s)`,
         ),
       ),
       invoke: {
@@ -233,7 +235,9 @@ export const vmMachine = setup({
           {
             guard: 'afterStopPrepare',
             target: 'Preparing',
-            actions: emit(({ context }) => ev(context, 'Normal', 'VmStopped', 'stopped to apply changes')),
+            actions: emit(({ context }) =>
+              ev(context, 'Normal', 'VmStopped', context.entry.reason ? 'stopped, to start it again' : 'stopped to apply changes'),
+            ),
           },
           {
             target: 'Stopped',

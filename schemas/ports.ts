@@ -51,6 +51,12 @@ export interface ObservedVm {
    * start restores it when it is still valid (docs/warm.md). Absent or null: nothing saved.
    */
   saved?: SavedState | null;
+  /**
+   * The VM's disk is a warm clone whose identity step has not finished (its `clone.json` is still
+   * there: src/qemu/clone.ts): not started yet, or started by a tend that was stopped before the
+   * step's end. Running so, the guest has its template's identity. Absent: not observed.
+   */
+  clonePending?: boolean;
   /** names of the VM's snapshots (issue 15 §3): a recreate drops them. Absent: not observed */
   snapshots?: string[];
   /** state files that were corrupt and will be rebuilt */

@@ -103,13 +103,15 @@ export async function observeVm(
     corrupt.push(c.path);
   };
   const f = (k: Parameters<typeof vmFile>[2]): string => vmFile(projDir, name, k);
-  const [diskExists, live, appliedRec, portsRec, intentRec, instanceId] = await Promise.all([
+  const [diskExists, live, appliedRec, portsRec, intentRec, instanceId, clonePending] = await Promise.all([
     exists(f('disk')),
     findQemu(f('pid'), scan),
     readJson<AppliedRecord>(f('applied'), validateApplied, onCorrupt),
     readJson<PortRecord>(f('ports'), validatePortRecord, onCorrupt),
     readJson<IntentRecord>(f('intent'), validateIntentRecord, onCorrupt),
     readInstanceId(projDir, name, onCorrupt),
+    // a warm clone's identity step deletes clone.json at its very end (clone.ts)
+    exists(f('clone')),
     // the CLI's last verdict (status.json) is not observation, but a damaged one is reported here too
     readStatus(projDir, name, onCorrupt),
   ]);
@@ -155,6 +157,7 @@ export async function observeVm(
     startedAt,
     ready,
     saved: savedRec ? { bytes: savedRec.bytes, savedAt: savedRec.savedAt } : null,
+    clonePending,
     snapshots: diskExists ? (await diskSnapshots(f('disk')).catch(() => [])).map((x) => x.name) : [],
     corrupt: [...new Set(corrupt)],
   };

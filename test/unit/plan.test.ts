@@ -244,3 +244,37 @@ test('plan: the stop mode is applied live (read by the next stop)', () => {
   assert.equal(entry.action, 'none');
   assert.match(entry.notes.join('\n'), /applied live: stopMode/);
 });
+
+test('plan: a clone running before its identity step finished is restarted with why, never adopted', () => {
+  const why = /its warm clone's identity step did not finish \(tend was stopped during it\): restarted/;
+  // running, paused (killed during the restore) or hung: restarted; the reason is carried to the stop's line
+  for (const power of ['running', 'paused', 'unknown'] as const) {
+    const [e] = plan(project(base), observed(obs(base, { power, clonePending: true })), noFlags);
+    assert.equal(e.action, 'restart', `${power}: ${JSON.stringify(e)}`);
+    assert.match(e.notes.join('\n'), why);
+    assert.match(String(e.reason), /identity step did not finish/);
+  }
+  // also with its settings record lost (it would be reseeded and kept running otherwise)
+  const [lost] = plan(project(base), observed(obs(base, { applied: null, clonePending: true })), noFlags);
+  assert.deepEqual([lost.action, why.test(lost.notes.join('\n'))], ['restart', true]);
+  // pending changes ride along
+  const [mem] = plan(project({ ...base, memory: 4096 }), observed(obs(base, { clonePending: true })), noFlags);
+  assert.equal(mem.action, 'restart');
+  assert.match(mem.changed.join('; '), /memory/);
+  // a new image it may not get: restarted on its disk all the same (not left running as the template), the recreate still pending
+  const image = { ...base, image: { ...base.image, ref: 'ubuntu:noble' } };
+  const [img] = plan(project(image), observed(obs(base, { clonePending: true })), noFlags);
+  assert.equal(img.action, 'restart');
+  assert.match(img.notes.join('\n'), /still needs a new disk \(image: .*--recreate/);
+  // a recreate replaces the disk anyway
+  const [rec] = plan(project(image), observed(obs(base, { clonePending: true })), { recreate: true, prune: false });
+  assert.equal(rec.action, 'recreate');
+  // a stopped clone not started yet is an ordinary start (its start restores the template); a stop stays a stop
+  const [stopped] = plan(project(base), observed(obs(base, { power: 'stopped', pid: null, clonePending: true })), noFlags);
+  assert.deepEqual([stopped.action, stopped.reason], ['start', undefined]);
+  const [stop] = plan(project({ ...base, runState: 'stopped' }), observed(obs(base, { clonePending: true })), noFlags);
+  assert.equal(stop.action, 'stop');
+  // no clone.json: nothing to do
+  const [done] = plan(project(base), observed(obs(base, { clonePending: false })), noFlags);
+  assert.equal(done.action, 'none');
+});
