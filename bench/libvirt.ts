@@ -2,7 +2,7 @@
  * Issue-10 bars for the libvirt backend, on real guests (the Debian 12 image, TCG), one boot per
  * backend plus the restart `watch` begins:
  *  - libvirt `tend up` to SSH-ready ÷ QEMU backend `tend up` on the same image and file, same
- *    run, medians of 5 rounds of one boot each, alternating which goes first: ≤ 1.10
+ *    run, medians of 7 rounds of one boot each, alternating which goes first: ≤ 1.10
  *  - `tend up` on a converged libvirt project: < 400 ms wall
  *  - domain destroyed behind tend's back (`virsh destroy`) → restart begun under `tend watch`
  *    (its VmPreparing/VmStarting event): < 1 s, the slowest of DESTROYS rounds; each destroy
@@ -21,8 +21,11 @@ import { median, nowMs, timeRuns, type Bench, type BenchRow } from './lib.js';
 
 const URI = 'qemu:///system';
 const MEMORY = 1024;
-/** rounds of one boot per backend; the bar compares medians (3 were at the mercy of one slow boot: 1.000, 1.001, 1.136) */
-const ROUNDS = 5;
+/**
+ * rounds of one boot per backend; the bar compares medians (3 were at the mercy of one slow boot:
+ * 1.000, 1.001, 1.136; 5 still at two: 1.040, 1.105, 1.153, 0.833, 1.209 gave 1.101)
+ */
+const ROUNDS = 7;
 
 async function tend(p: TempProject, args: string[]): Promise<number> {
   const t0 = nowMs();
