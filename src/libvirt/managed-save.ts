@@ -81,9 +81,17 @@ const lines = (xml: string): string[] =>
     .map((l) => l.trim())
     .filter(Boolean);
 
-/** What differs between two domain XMLs, line by line (as argvDifference words it), or null. */
+/**
+ * What differs between two domain XMLs, line by line (as argvDifference words it), or null.
+ * Where tend places a device on the PCI bus (domain-xml.ts SLOT) is no setting of the VM: a saved
+ * state or a template restores with the addresses saved in it (libvirt's own copy of the XML),
+ * so a state saved before tend placed devices stays valid. A passed-through device's host address
+ * (<source><address domain=...>, no type) is a setting and is compared.
+ */
 export const xmlDifference = (before: string, after: string): ReturnType<typeof argvDifference> =>
-  argvDifference(lines(before), lines(after));
+  argvDifference(lines(before).filter(notPlacement), lines(after).filter(notPlacement));
+
+const notPlacement = (line: string): boolean => !/^<address type="pci" /.test(line);
 
 /**
  * `stop` with `save`: a VM observed Ready in this boot is saved with `virsh managedsave`; any other

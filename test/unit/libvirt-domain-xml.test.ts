@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from 'xmlbuilder2';
 import { applyDefaults, type VmDraft } from '../../schemas/defaults.js';
-import { buildDomainXml, QEMU_NS, type DomainInput } from '../../src/libvirt/domain-xml.js';
+import { buildDomainXml, QEMU_NS, SLOT, type DomainInput } from '../../src/libvirt/domain-xml.js';
 import { readMetadata, specDigest, TEND_NS } from '../../src/libvirt/metadata.js';
 import { BackendError } from '../../schemas/errors.js';
-import { hardwareXml } from '../../src/libvirt/managed-save.js';
+import { hardwareXml, xmlDifference } from '../../src/libvirt/managed-save.js';
 
 function input(draft: Partial<VmDraft> = {}, extra: Partial<DomainInput> = {}): DomainInput {
   const vm = applyDefaults({ name: 'web', image: { kind: 'path', ref: '/img.qcow2' }, ...draft } as VmDraft);
@@ -323,4 +323,42 @@ test('saved-state validity compares the XML without tend metadata and passt host
   assert.equal(hardwareXml(passt(40999)), a, 'another host port: same hardware');
   assert.equal(hardwareXml(passt(40022, 1024, true)), a, 'a live field of the spec (provision steps): same hardware');
   assert.notEqual(hardwareXml(passt(40022, 2048)), a, 'a memory edit');
+});
+
+test("the NIC, RNG, display and the two disks sit on the root bus at the QEMU backend's slots (no pcie-root-port)", () => {
+  const xml = buildDomainXml(input({ devices: [{ pci: '01:00.0', romFile: null }] }));
+  const d = parse(xml);
+  const devices = one(d, 'devices');
+  const at = (el: Element): string[] => {
+    const a = one(el, 'address');
+    return ['type', 'domain', 'bus', 'slot', 'function'].map((k) => a.getAttribute(k) ?? '');
+  };
+  const slot = (n: number): string[] => ['pci', '0x0000', '0x00', `0x0${n}`, '0x0'];
+  assert.deepEqual(kids(devices, 'disk').map(at), [slot(SLOT.disk), slot(SLOT.seed)]);
+  assert.deepEqual(at(one(devices, 'interface')), slot(SLOT.nic));
+  assert.deepEqual(at(one(devices, 'rng')), slot(SLOT.rng));
+  assert.deepEqual(at(one(devices, 'video')), slot(SLOT.video));
+  assert.equal(new Set(Object.values(SLOT)).size, 5, 'five different slots');
+  // libvirt places the rest; a passed-through device's <source><address> is the host's, not a placement
+  assert.doesNotMatch(/<hostdev[\s\S]*<\/hostdev>/.exec(xml)![0], /<address type="pci"/);
+  assert.equal(kids(devices, 'controller').filter((c) => c.getAttribute('model') === 'pcie-root-port').length, 0);
+  // a bridge NIC too; no display: no address for <video> (libvirt refuses one on model none)
+  const tap = parse(buildDomainXml(input({ network: { mode: 'tap', bridge: 'br0' }, video: 'none' } as Partial<VmDraft>)));
+  assert.deepEqual(at(one(tap, 'devices/interface')), slot(SLOT.nic));
+  assert.equal(kids(one(tap, 'devices/video'), 'address').length, 0);
+});
+
+test('a saved state or template of a domain defined before tend placed devices still fits; a real change does not', () => {
+  const now = hardwareXml(buildDomainXml(input({ memory: 512 })));
+  const before = now
+    .split('\n')
+    .filter((l) => !l.includes('<address type="pci"'))
+    .join('\n');
+  assert.notEqual(before, now);
+  assert.equal(xmlDifference(before, now), null);
+  assert.match(String(xmlDifference(before, hardwareXml(buildDomainXml(input({ memory: 640 }))))), /512.*→.*640/);
+  // the host address of a passed-through device is compared
+  const a = hardwareXml(buildDomainXml(input({ devices: [{ pci: '01:00.0', romFile: null }] })));
+  const b = hardwareXml(buildDomainXml(input({ devices: [{ pci: '02:00.0', romFile: null }] })));
+  assert.notEqual(xmlDifference(a, b), null);
 });
