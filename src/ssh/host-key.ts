@@ -7,20 +7,17 @@
  * identity step gives it the same kind of key (src/qemu/clone.ts). tend still pins what the guest
  * presents (a guest whose cloud-init ignores `ssh_keys` keeps its own keys, as before).
  */
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../state/atomic.js';
 
 /** A new host key for a guest named `hostname`, written to `path` (0600). */
 export async function writeHostKey(path: string, hostname: string): Promise<void> {
-  // ssh2 is loaded only when a disk is made: a converged `tend up` never pays for it
+  // keys.ts (ssh2) is loaded only when a VM is prepared, as for its login key: a converged `tend up` never pays for it
   const { generateKeypair } = await import('./keys.js');
   await writeFileAtomic(path, generateKeypair(`root@${hostname}`).private);
 }
 
 /** The private host key at `path`, null when there is none (a disk made before tend made host keys). */
 export async function readHostKey(path: string): Promise<string | null> {
-  return readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
+  const { readIfExists } = await import('./keys.js');
+  return readIfExists(path);
 }

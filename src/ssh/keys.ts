@@ -15,7 +15,8 @@ export interface Keypair {
   publicKey: string;
 }
 
-async function readIfExists(path: string): Promise<string | null> {
+/** A text file's content, null when it does not exist. */
+export async function readIfExists(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
